@@ -1,0 +1,35 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+GO ?= go
+PKGS := ./...
+
+.PHONY: demo test fmt vet lint test-race bench benchmark build
+
+# Start Surge on its embedded default (Pebble in ./surge-data) with the demo catalog.
+demo:
+	$(GO) run ./cmd/surge serve --demo
+
+build:
+	$(GO) build -o bin/surge ./cmd/surge
+
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint: fmt vet
+
+# The whole suite, race detector on (laws are checked under -race).
+test: lint
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+test-race: test
+
+# Go benchmarks of every package, each next to its floor where it has one.
+benchmark:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+
+# The standard scenarios against a real server; writes BENCHMARKS.md's tables.
+bench:
+	$(GO) run ./cmd/surge bench

@@ -1,0 +1,439 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrInvalid marks every validation or parse error of this package.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is everything `surge serve` can be told. Field comments give the
+// defaults (see Default).
+type Config struct {
+	// Addr is the listen address. Default ":8080".
+	Addr string `key:"addr"`
+	// Data is the directory of the Pebble stores and the admin token file.
+	// Default "./surge-data".
+	Data string `key:"data"`
+	// Backend is the inventory backend: "pebble" (default), "memory" or
+	// "redis".
+	Backend string `key:"backend"`
+	// Redis is the Redis address for --backend redis. Default
+	// "127.0.0.1:6379".
+	Redis string `key:"redis"`
+	// Demo loads the demo catalog, a flash sale and a group deal at start.
+	Demo bool `key:"demo"`
+	// AdminToken is the admin bearer token; "" generates one into
+	// Data/admin.token.
+	AdminToken string `key:"admin_token"`
+	// FeedSecret signs the POS/ERP inventory feed; "" generates one into
+	// Data/feed.secret.
+	FeedSecret string `key:"feed_secret"`
+	// SessionSecret signs session tokens; "" generates one into
+	// Data/session.secret (so tokens survive a restart).
+	SessionSecret string `key:"session_secret"`
+	// SessionTTL is how long a session token lives. Default 24h.
+	SessionTTL time.Duration `key:"session_ttl"`
+	// BodyMaxBytes bounds request bodies. Default 65536 (64 KiB).
+	BodyMaxBytes int `key:"body_max_bytes"`
+	// TrustedProxies lists CIDRs whose X-Forwarded-For is believed.
+	// Default loopback: 127.0.0.0/8 and ::1/128.
+	TrustedProxies []string `key:"trusted_proxies"`
+	// SweepInterval is how often expired holds are released. Default 1s.
+	SweepInterval time.Duration `key:"sweep_interval"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `key:"log_level"`
+
+	Login     Login     `key:"login"`
+	Risk      Risk      `key:"risk"`
+	Admission Admission `key:"admission"`
+}
+
+// Login configures how POST /api/v1/session turns a wx.login code into a
+// user.
+type Login struct {
+	// Provider is "dev" (default: the code is the openid) or "wechat".
+	Provider string `key:"provider"`
+	// WeChatBaseURL is code2session's base URL. Default
+	// "https://api.weixin.qq.com".
+	WeChatBaseURL string `key:"wechat_base_url"`
+	// AppID and AppSecret are the mini-program's credentials (wechat only).
+	AppID     string `key:"app_id"`
+	AppSecret string `key:"app_secret"`
+	// Timeout bounds one code2session call. Default 3s.
+	Timeout time.Duration `key:"timeout"`
+}
+
+// Risk configures the built-in risk hook chain.
+type Risk struct {
+	// UserRate is reserving attempts per second per user (0 = no limit).
+	// Default 5, with UserBurst 10.
+	UserRate  float64 `key:"user_rate"`
+	UserBurst int     `key:"user_burst"`
+	// IPRate is reserving attempts per second per client IP (0 = no
+	// limit). Default 50, with IPBurst 100.
+	IPRate  float64 `key:"ip_rate"`
+	IPBurst int     `key:"ip_burst"`
+	// Blocklist holds user ids, IPs or device ids that are always denied.
+	Blocklist []string `key:"blocklist"`
+	// RequireDevice denies reserving attempts without X-Device-Id.
+	// Default false.
+	RequireDevice bool `key:"require_device"`
+	// WebhookURL, when set, asks an outside risk service per attempt.
+	WebhookURL string `key:"webhook_url"`
+	// WebhookTimeout bounds one webhook call. Default 50ms.
+	WebhookTimeout time.Duration `key:"webhook_timeout"`
+	// WebhookFailOpen allows the attempt when the webhook cannot answer.
+	// Default false (fail closed).
+	WebhookFailOpen bool `key:"webhook_fail_open"`
+}
+
+// Admission bounds in-flight work per route class (law 9).
+type Admission struct {
+	// ReadsMax bounds in-flight reads (pages, GETs). Default 4096.
+	ReadsMax int `key:"reads_max"`
+	// WritesMax bounds in-flight writes (reserve, pay, ...). Default 1024.
+	WritesMax int `key:"writes_max"`
+	// AdminMax bounds in-flight admin and feed calls. Default 64.
+	AdminMax int `key:"admin_max"`
+	// SaleAdmitFactor admits at most this many times a sale's remaining
+	// units into its reserve path at once. Default 4.
+	SaleAdmitFactor int `key:"sale_admit_factor"`
+}
+
+// Default returns the defaults documented on each field.
+func Default() Config {
+	return Config{
+		Addr:           ":8080",
+		Data:           "./surge-data",
+		Backend:        "pebble",
+		Redis:          "127.0.0.1:6379",
+		SessionTTL:     24 * time.Hour,
+		BodyMaxBytes:   64 << 10,
+		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
+		SweepInterval:  time.Second,
+		LogLevel:       "info",
+		Login: Login{
+			Provider:      "dev",
+			WeChatBaseURL: "https://api.weixin.qq.com",
+			Timeout:       3 * time.Second,
+		},
+		Risk: Risk{
+			UserRate:       5,
+			UserBurst:      10,
+			IPRate:         50,
+			IPBurst:        100,
+			WebhookTimeout: 50 * time.Millisecond,
+		},
+		Admission: Admission{
+			ReadsMax:        4096,
+			WritesMax:       1024,
+			AdminMax:        64,
+			SaleAdmitFactor: 4,
+		},
+	}
+}
+
+// Sources are the layers Load reads, lowest precedence first after the
+// defaults.
+type Sources struct {
+	// File is a JSON config file path; "" for none.
+	File string
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
+	// Flags holds settings given on the command line, by key
+	// ("addr", "login.provider"); values as typed by the user.
+	Flags map[string]string
+}
+
+// Load builds a Config: defaults, then the file, then the environment, then
+// flags; then Validate.
+func Load(src Sources) (Config, error) {
+	c := Default()
+	fields := fieldsOf(&c)
+	if src.File != "" {
+		data, err := os.ReadFile(src.File)
+		if err != nil {
+			return Config{}, fmt.Errorf("cannot read config file: %w", err)
+		}
+		flat, err := flattenJSON(data)
+		if err != nil {
+			return Config{}, fmt.Errorf("%w: config file %s: %v", ErrInvalid, src.File, err)
+		}
+		for _, k := range sortedKeys(flat) {
+			f, ok := fields[k]
+			if !ok {
+				return Config{}, fmt.Errorf("%w: config file %s: unknown setting %q", ErrInvalid, src.File, k)
+			}
+			if err := f.set(flat[k]); err != nil {
+				return Config{}, fmt.Errorf("%w: config file %s: %s: %v", ErrInvalid, src.File, k, err)
+			}
+		}
+	}
+	getenv := src.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, k := range sortedKeys(fields) {
+		name := EnvName(k)
+		if v := getenv(name); v != "" {
+			if err := fields[k].set(v); err != nil {
+				return Config{}, fmt.Errorf("%w: environment %s: %v", ErrInvalid, name, err)
+			}
+		}
+	}
+	for _, k := range sortedKeys(src.Flags) {
+		f, ok := fields[k]
+		if !ok {
+			return Config{}, fmt.Errorf("%w: unknown flag setting %q", ErrInvalid, k)
+		}
+		if err := f.set(src.Flags[k]); err != nil {
+			return Config{}, fmt.Errorf("%w: flag --%s: %v", ErrInvalid, k, err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// EnvName is the environment variable of a setting key.
+func EnvName(key string) string {
+	return "SURGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Keys lists every setting key, sorted.
+func Keys() []string {
+	c := Default()
+	return sortedKeys(fieldsOf(&c))
+}
+
+// Validate checks every setting and names the first bad one.
+func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return bad("addr", "want host:port, got %q", c.Addr)
+	}
+	switch c.Backend {
+	case "pebble", "memory", "redis":
+	default:
+		return bad("backend", "want pebble, memory or redis, got %q", c.Backend)
+	}
+	if c.Backend == "pebble" && c.Data == "" {
+		return bad("data", "the pebble backend needs a data directory")
+	}
+	if c.Backend == "redis" {
+		if _, _, err := net.SplitHostPort(c.Redis); err != nil {
+			return bad("redis", "want host:port, got %q", c.Redis)
+		}
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
+		return bad("session_ttl", "want between 1m and 720h, got %s", c.SessionTTL)
+	}
+	if c.BodyMaxBytes < 1<<10 || c.BodyMaxBytes > 16<<20 {
+		return bad("body_max_bytes", "want between 1024 and 16777216, got %d", c.BodyMaxBytes)
+	}
+	for _, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return bad("trusted_proxies", "%q is not a CIDR", cidr)
+		}
+	}
+	if c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute {
+		return bad("sweep_interval", "want between 10ms and 1m, got %s", c.SweepInterval)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.Login.Provider {
+	case "dev":
+	case "wechat":
+		if c.Login.AppID == "" || c.Login.AppSecret == "" {
+			return bad("login.app_id", "the wechat provider needs app_id and app_secret")
+		}
+		if u, err := url.Parse(c.Login.WeChatBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("login.wechat_base_url", "want an http(s) URL, got %q", c.Login.WeChatBaseURL)
+		}
+	default:
+		return bad("login.provider", "want dev or wechat, got %q", c.Login.Provider)
+	}
+	if c.Login.Timeout <= 0 || c.Login.Timeout > time.Minute {
+		return bad("login.timeout", "want between 0 and 1m, got %s", c.Login.Timeout)
+	}
+	if c.Risk.UserRate < 0 || c.Risk.IPRate < 0 {
+		return bad("risk.user_rate", "rates may not be negative")
+	}
+	if (c.Risk.UserRate > 0 && c.Risk.UserBurst < 1) || (c.Risk.IPRate > 0 && c.Risk.IPBurst < 1) {
+		return bad("risk.user_burst", "a burst must be at least 1 when its rate is set")
+	}
+	if c.Risk.WebhookURL != "" {
+		if u, err := url.Parse(c.Risk.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("risk.webhook_url", "want an http(s) URL, got %q", c.Risk.WebhookURL)
+		}
+	}
+	if c.Risk.WebhookTimeout <= 0 || c.Risk.WebhookTimeout > 5*time.Second {
+		return bad("risk.webhook_timeout", "want between 0 and 5s, got %s", c.Risk.WebhookTimeout)
+	}
+	a := c.Admission
+	if a.ReadsMax < 1 || a.WritesMax < 1 || a.AdminMax < 1 || a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 {
+		return bad("admission", "in-flight limits must be between 1 and 1048576")
+	}
+	if a.SaleAdmitFactor < 1 || a.SaleAdmitFactor > 1000 {
+		return bad("admission.sale_admit_factor", "want between 1 and 1000, got %d", a.SaleAdmitFactor)
+	}
+	return nil
+}
+
+// field is one settable leaf of Config.
+type field struct {
+	v reflect.Value
+}
+
+func (f field) set(s string) error {
+	switch f.v.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration like 500ms or 2s, got %q", s)
+		}
+		f.v.SetInt(int64(d))
+		return nil
+	case []string:
+		var out []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		f.v.Set(reflect.ValueOf(out))
+		return nil
+	}
+	switch f.v.Kind() {
+	case reflect.String:
+		f.v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		f.v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", s)
+		}
+		f.v.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", s)
+		}
+		f.v.SetFloat(x)
+	default:
+		panic(fmt.Sprintf("BUG: config: unsupported field kind %s", f.v.Kind()))
+	}
+	return nil
+}
+
+func fieldsOf(c *Config) map[string]field {
+	out := make(map[string]field)
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			key := t.Field(i).Tag.Get("key")
+			if key == "" {
+				continue
+			}
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct {
+				walk(key, fv)
+				continue
+			}
+			out[key] = field{v: fv}
+		}
+	}
+	walk("", reflect.ValueOf(c).Elem())
+	return out
+}
+
+// flattenJSON turns {"login": {"provider": "dev"}} into
+// {"login.provider": "dev"}; arrays become comma-separated lists.
+func flattenJSON(data []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var root map[string]any
+	if err := dec.Decode(&root); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string)
+	var walk func(prefix string, m map[string]any) error
+	walk = func(prefix string, m map[string]any) error {
+		for k, v := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			switch x := v.(type) {
+			case map[string]any:
+				if err := walk(key, x); err != nil {
+					return err
+				}
+			case []any:
+				parts := make([]string, 0, len(x))
+				for _, e := range x {
+					s, ok := e.(string)
+					if !ok {
+						return fmt.Errorf("%s: want a list of strings", key)
+					}
+					if strings.Contains(s, ",") {
+						return fmt.Errorf("%s: list entries may not contain ','", key)
+					}
+					parts = append(parts, s)
+				}
+				out[key] = strings.Join(parts, ",")
+			case string:
+				out[key] = x
+			case json.Number:
+				out[key] = x.String()
+			case bool:
+				out[key] = strconv.FormatBool(x)
+			case nil:
+				return fmt.Errorf("%s: null is not a value", key)
+			default:
+				return fmt.Errorf("%s: unsupported value %v", key, x)
+			}
+		}
+		return nil
+	}
+	if err := walk("", root); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

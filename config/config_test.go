@@ -1,0 +1,109 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "surge.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	c, err := Load(Sources{Getenv: env(nil)})
+	if err != nil {
+		t.Fatalf("Load(defaults) = %v; want nil", err)
+	}
+	if c.Addr != ":8080" || c.Backend != "pebble" || c.Data != "./surge-data" || c.BodyMaxBytes != 65536 {
+		t.Fatalf("defaults = %+v", c)
+	}
+	if c.Login.Provider != "dev" || c.Admission.SaleAdmitFactor != 4 {
+		t.Fatalf("nested defaults = %+v", c)
+	}
+}
+
+func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
+	file := writeFile(t, `{"addr": "127.0.0.1:7000", "backend": "memory", "log_level": "warn",
+		"login": {"timeout": "2s"}, "risk": {"user_rate": 9, "blocklist": ["u1", "10.0.0.9"]},
+		"admission": {"writes_max": 10}}`)
+	c, err := Load(Sources{
+		File:   file,
+		Getenv: env(map[string]string{"SURGE_ADDR": "127.0.0.1:7001", "SURGE_BACKEND": "redis", "SURGE_ADMIN_TOKEN": "tok"}),
+		Flags:  map[string]string{"addr": "127.0.0.1:7002"},
+	})
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	f := func(name string, got, want any) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %v; want %v", name, got, want)
+		}
+	}
+	f("addr (flag wins)", c.Addr, "127.0.0.1:7002")
+	f("backend (env over file)", c.Backend, "redis")
+	f("log_level (file)", c.LogLevel, "warn")
+	f("admin_token (env)", c.AdminToken, "tok")
+	f("login.timeout", c.Login.Timeout, 2*time.Second)
+	f("risk.user_rate", c.Risk.UserRate, 9.0)
+	f("risk.blocklist", strings.Join(c.Risk.Blocklist, "|"), "u1|10.0.0.9")
+	f("admission.writes_max", c.Admission.WritesMax, 10)
+	f("admission.reads_max (default kept)", c.Admission.ReadsMax, 4096)
+}
+
+func TestBadSettingsAreNamed(t *testing.T) {
+	f := func(src Sources, wantInMsg string) {
+		t.Helper()
+		if src.Getenv == nil {
+			src.Getenv = env(nil)
+		}
+		_, err := Load(src)
+		if err == nil {
+			t.Fatalf("Load(%+v) = nil; want an error mentioning %q", src, wantInMsg)
+		}
+		if !errors.Is(err, ErrInvalid) && !strings.Contains(err.Error(), "cannot read") {
+			t.Errorf("Load error %v is not ErrInvalid", err)
+		}
+		if !strings.Contains(err.Error(), wantInMsg) {
+			t.Errorf("Load error = %q; want it to mention %q", err, wantInMsg)
+		}
+	}
+	f(Sources{Flags: map[string]string{"backend": "mysql"}}, "backend")
+	f(Sources{Flags: map[string]string{"addr": "nonsense"}}, "addr")
+	f(Sources{Flags: map[string]string{"nope": "1"}}, `unknown flag setting "nope"`)
+	f(Sources{Getenv: env(map[string]string{"SURGE_BODY_MAX_BYTES": "lots"})}, "SURGE_BODY_MAX_BYTES")
+	f(Sources{Getenv: env(map[string]string{"SURGE_BODY_MAX_BYTES": "1"})}, "body_max_bytes")
+	f(Sources{Getenv: env(map[string]string{"SURGE_SWEEP_INTERVAL": "soon"})}, "duration")
+	f(Sources{Flags: map[string]string{"login.provider": "wechat"}}, "app_id")
+	f(Sources{Flags: map[string]string{"trusted_proxies": "127.0.0.1"}}, "CIDR")
+	f(Sources{Flags: map[string]string{"risk.webhook_url": "ftp://x"}}, "webhook_url")
+	f(Sources{File: writeFile(t, `{"adr": ":1"}`)}, `unknown setting "adr"`)
+	f(Sources{File: writeFile(t, `{"addr": `)}, "config file")
+	f(Sources{File: writeFile(t, `{"risk": {"blocklist": [1]}}`)}, "list of strings")
+	f(Sources{File: filepath.Join(t.TempDir(), "missing.json")}, "cannot read config file")
+}
+
+func TestEnvNamesAndKeys(t *testing.T) {
+	if got := EnvName("login.wechat_base_url"); got != "SURGE_LOGIN_WECHAT_BASE_URL" {
+		t.Fatalf("EnvName = %q", got)
+	}
+	keys := strings.Join(Keys(), " ")
+	for _, k := range []string{"addr", "data", "backend", "redis", "demo", "admin_token", "feed_secret", "risk.require_device", "admission.sale_admit_factor"} {
+		if !strings.Contains(" "+keys+" ", " "+k+" ") {
+			t.Errorf("Keys() lacks %q", k)
+		}
+	}
+}
