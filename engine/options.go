@@ -23,6 +23,70 @@ type Options struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// SweepInterval is how often held reservations past their deadline are
-	// released and team deadlines decided. Default 1s.
+	// released, team deadlines decided, other nodes' records picked up and
+	// store pages refreshed. Default 1s; negative disables the background
+	// sweeper (tests call Engine.Sweep).
 	SweepInterval time.Duration
+
+	// Records, when set, is used instead of opening records from Dir or
+	// RedisAddr; the caller closes it. Default: Pebble records in Dir,
+	// Redis records at RedisAddr, else in memory.
+	Records Records
+	// Orders, when set, is the order store. Default NewRecordsOrderStore
+	// over the records.
+	Orders OrderStore
+	// OrderWriter configures the asynchronous order writer.
+	OrderWriter OrderWriterOptions
+	// Idempotency configures the idempotency records (its Now defaults to
+	// Options.Now).
+	Idempotency IdempotencyOptions
+	// CheckoutHold is how long a checkout reservation is held. Default 15m.
+	CheckoutHold time.Duration
+	// GroupHold is how long a group-buy member's unit is held unpaid
+	// (never past the team's deadline). Default 15m.
+	GroupHold time.Duration
+	// FlashHoldDefault is the hold of a sale whose hold_seconds is 0.
+	// Default 5m.
+	FlashHoldDefault time.Duration
+	// PageGuidesMax bounds the guide pages cached per store page version.
+	// Default 4096.
+	PageGuidesMax int
+	// StopTimeout bounds how long Close waits for the order writer to
+	// flush. Default 10s.
+	StopTimeout time.Duration
+	// StockLowMax is the available count at or under which a listing shows
+	// "low". Default 5.
+	StockLowMax int64
+}
+
+// withDefaults returns o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	if o.Risk == nil {
+		o.Risk = AllowAll()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = time.Second
+	}
+	if o.CheckoutHold <= 0 {
+		o.CheckoutHold = 15 * time.Minute
+	}
+	if o.GroupHold <= 0 {
+		o.GroupHold = 15 * time.Minute
+	}
+	if o.FlashHoldDefault <= 0 {
+		o.FlashHoldDefault = 5 * time.Minute
+	}
+	if o.PageGuidesMax <= 0 {
+		o.PageGuidesMax = 4096
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 10 * time.Second
+	}
+	if o.StockLowMax <= 0 {
+		o.StockLowMax = 5
+	}
+	return o
 }

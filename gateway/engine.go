@@ -42,7 +42,10 @@ type Engine interface {
 
 	// Idempotency (law 5): fn runs at most once per (userID, key) with the
 	// same digest; later calls get the stored status and body. A different
-	// digest gives ErrIdempotencyConflict.
+	// digest gives ErrIdempotencyConflict. The gateway sheds overload
+	// (429/503) before calling Idempotent; an answer fn returns with status
+	// 429 or >= 500 is transient and should not be kept, so that a retry
+	// with the same key runs fn again.
 	Idempotent(ctx context.Context, userID, key string, digest [32]byte, fn func() (status int, body []byte)) (status int, body []byte, err error)
 
 	// Store feed (law 7), one result per update, in order.

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/surge-retail/surge/loadtest"
+)
+
+func init() { rootCmd.AddCommand(loadtestCmd) }
+
+var loadtestCmd = newLoadtestCmd()
+
+// exitError carries the process exit status of `surge loadtest`: 1 when an
+// invariant failed, 2 for usage or connection errors.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string  { return e.err.Error() }
+func (e *exitError) Unwrap() error  { return e.err }
+func (e *exitError) ExitCode() int  { return e.code }
+func usageErr(err error) *exitError { return &exitError{code: 2, err: err} }
+
+func newLoadtestCmd() *cobra.Command {
+	var (
+		cfg                loadtest.Config
+		reportPath, html   string
+		quiet              bool
+		stores, skus, gdes []string
+	)
+	cmd := &cobra.Command{
+		Use:   "loadtest",
+		Short: "Rehearse a sale day against a Surge server over HTTP and check its invariants",
+		Long: `surge loadtest drives an open-model load (arrivals at intended times, latency
+measured from the intended send time) against a server that speaks Surge's
+HTTP API, then checks the invariants against GET /admin/v1/stats and its own
+record of answers: no oversell, no stuck stock, per-user limits, an order for
+every paid reservation.
+
+Exit status: 0 when the run completed and every invariant held, 1 when an
+invariant failed, 2 for usage or connection errors.
+
+Examples:
+  surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN \
+      --scenario flash --setup --users 5000 --rate 2000 --duration 30s --bots 0.1 \
+      --report out.json --html plot.html
+  surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN --scenario mix \
+      --rate 500 --ramp 10s --spike-at 20s --spike-for 5s --spike-factor 10`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.AdminToken == "" {
+				cfg.AdminToken = os.Getenv("SURGE_ADMIN_TOKEN")
+			}
+			cfg.Stores, cfg.SKUs, cfg.Guides = stores, skus, gdes
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErr(err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := loadtest.Run(ctx, cfg)
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					err = fmt.Errorf("interrupted: %w", err)
+				}
+				return usageErr(err)
+			}
+			if err := writeReports(rep, cmd.OutOrStdout(), reportPath, html); err != nil {
+				return usageErr(err)
+			}
+			if code := rep.ExitCode(); code != 0 {
+				return &exitError{code: code, err: fmt.Errorf("%d invariant violation(s)", rep.Invariants.ViolationsTotal)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Target, "target", "", "base URL of the server, e.g. http://127.0.0.1:8080 (required)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "admin bearer token (default $SURGE_ADMIN_TOKEN)")
+	f.StringVar(&cfg.Scenario, "scenario", "", "flash, browse, group, checkout or mix (required)")
+	f.IntVar(&cfg.Users, "users", 1000, "distinct users (accounts)")
+	f.Float64Var(&cfg.Rate, "rate", 100, "arrivals (user flows) per second")
+	f.Float64Var(&cfg.RampFrom, "ramp-from", 0, "rate at the start of the ramp")
+	f.DurationVar(&cfg.Ramp, "ramp", 0, "ramp from --ramp-from to --rate over this long (0: no ramp)")
+	f.DurationVar(&cfg.SpikeAt, "spike-at", 0, "start of a spike, from the start of the main phase")
+	f.DurationVar(&cfg.SpikeFor, "spike-for", 0, "length of the spike (0: no spike)")
+	f.Float64Var(&cfg.SpikeFactor, "spike-factor", 10, "rate multiplier during the spike")
+	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long arrivals are generated")
+	f.Float64Var(&cfg.Bots, "bots", 0, "share of users that are bots, 0..1")
+	f.Float64Var(&cfg.BotWeight, "bot-weight", 3, "a bot arrives this many times as often as a human")
+	f.IntVar(&cfg.BotRetries, "bot-retries", 5, "retries a bot makes, ignoring Retry-After")
+	f.IntVar(&cfg.HumanRetries, "human-retries", 2, "retries a human makes, after Retry-After")
+	f.BoolVar(&cfg.Setup, "setup", false, "create a fresh catalog, flash sale and group deal through the admin API")
+	f.StringVar(&cfg.SaleID, "sale", "", "existing flash sale to use (default: discovered from the admin stats)")
+	f.StringVar(&cfg.DealID, "deal", "", "existing group deal to use (default: discovered from the admin stats)")
+	f.StringSliceVar(&stores, "stores", nil, "stores to browse and check out from (default: discovered)")
+	f.StringSliceVar(&skus, "skus", nil, "SKUs to put in carts (default: discovered)")
+	f.StringSliceVar(&gdes, "guides", nil, "guides as store:guide pairs")
+	f.IntVar(&cfg.SetupStores, "setup-stores", 20, "--setup: stores to create")
+	f.IntVar(&cfg.SaleQuantity, "sale-quantity", 0, "--setup: units in the flash sale (default users/4)")
+	f.IntVar(&cfg.PerUserLimit, "per-user-limit", 0, "the sale's per-user limit (default: the sale's own; 1 with --setup)")
+	f.IntVar(&cfg.HoldSeconds, "hold", 5, "--setup: seconds a reservation is held")
+	f.DurationVar(&cfg.StartIn, "start-in", time.Second, "--setup: the sale starts this long after the logins")
+	f.IntVar(&cfg.DealQuantity, "deal-quantity", 0, "--setup: units in the group deal (default users/4)")
+	f.IntVar(&cfg.TeamSize, "team-size", 3, "--setup: members a team needs")
+	f.DurationVar(&cfg.TeamWindow, "team-window", 5*time.Second, "--setup: time a team has to form")
+	f.Float64Var(&cfg.PayShare, "pay", 0.6, "share of buyers who pay")
+	f.Float64Var(&cfg.CancelShare, "cancel", 0.2, "share of buyers who cancel (the rest let the hold expire)")
+	f.DurationVar(&cfg.ThinkMax, "think", 300*time.Millisecond, "longest human think time")
+	f.IntVar(&cfg.Browsers, "browsers", 1024, "distinct browser caches revalidating store pages")
+	f.Int64Var(&cfg.Seed, "seed", 1, "seed for the users' choices")
+	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on arrivals in the main phase")
+	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")
+	f.IntVar(&cfg.InFlightMax, "inflight", 4096, "cap on concurrent user flows; arrivals above it count as client_drop")
+	f.IntVar(&cfg.Conns, "conns", 256, "cap on connections to the target")
+	f.Float64Var(&cfg.LoginRate, "login-rate", 0, "logins per second before the main phase (default max(rate, 500))")
+	f.DurationVar(&cfg.DrainMax, "drain", 15*time.Second, "longest wait for running flows after the last arrival")
+	f.DurationVar(&cfg.StartWaitMax, "start-wait", 2*time.Minute, "longest wait for the sale to start")
+	f.DurationVar(&cfg.SettleMax, "settle", time.Minute, "longest wait for holds to expire before the stuck-stock check")
+	f.DurationVar(&cfg.OrderWaitMax, "order-wait", 20*time.Second, "longest wait for the order writer")
+	f.StringVar(&reportPath, "report", "", "write the JSON report here")
+	f.StringVar(&html, "html", "", "write a self-contained HTML latency plot here")
+	f.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
+	return cmd
+}
+
+// writeReports prints the summary and writes the files asked for.
+func writeReports(rep *loadtest.Report, stdout io.Writer, reportPath, htmlPath string) error {
+	if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	write := func(path string, fn func(io.Writer) error) error {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("cannot write the report: %w", err)
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cannot write %s: %w", path, err)
+		}
+		return nil
+	}
+	if err := write(reportPath, rep.WriteJSON); err != nil {
+		return err
+	}
+	return write(htmlPath, rep.WriteHTML)
+}

@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+// Bounds of one catalog document.
+const (
+	catStoresMax   = 10_000
+	catGuidesMax   = 200_000
+	catProductsMax = 100_000
+	catListingsMax = 1_000_000
+	catPicksMax    = 50
+	catBannersMax  = 20
+	catTextLenMax  = 512
+	catImagesMax   = 20
+	// catPriceMax bounds prices, in fen (10 million yuan).
+	catPriceMax = 1_000_000_000
+	// catOnHandMax bounds a listing's seeded stock.
+	catOnHandMax = 1_000_000_000
+)
+
+// catSnap is an immutable snapshot of the catalog; replaced whole on load.
+type catSnap struct {
+	ver        int64
+	doc        Catalog
+	stores     map[string]*Store
+	storeOrder []string
+	guides     map[string]*Guide
+	products   map[string]*Product
+	// listings per store, in document order.
+	listings map[string][]Listing
+	// listing by store then sku.
+	listing map[string]map[string]Listing
+}
+
+func emptyCatSnap() *catSnap {
+	return &catSnap{
+		stores:   map[string]*Store{},
+		guides:   map[string]*Guide{},
+		products: map[string]*Product{},
+		listings: map[string][]Listing{},
+		listing:  map[string]map[string]Listing{},
+	}
+}
+
+// listingPrice is the store's price of sku, and whether the store lists it.
+func (c *catSnap) listingPrice(storeID, skuID string) (int64, bool) {
+	l, ok := c.listing[storeID][skuID]
+	if !ok {
+		return 0, false
+	}
+	if l.Price > 0 {
+		return l.Price, true
+	}
+	if p, ok := c.products[skuID]; ok {
+		return p.Price, true
+	}
+	return 0, false
+}
+
+func catText(s string) bool { return len(s) <= catTextLenMax }
+
+// validateCatalog checks c and builds its snapshot (ver not set).
+func validateCatalog(c Catalog) (*catSnap, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: catalog: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	if len(c.Stores) > catStoresMax || len(c.Guides) > catGuidesMax || len(c.Products) > catProductsMax || len(c.Listings) > catListingsMax {
+		return nil, bad("too many entries")
+	}
+	s := emptyCatSnap()
+	s.doc = c
+	for i := range c.Stores {
+		st := &c.Stores[i]
+		if !engKeyPart(st.StoreID) {
+			return nil, bad("invalid store_id %q", st.StoreID)
+		}
+		if _, dup := s.stores[st.StoreID]; dup {
+			return nil, bad("duplicate store_id %q", st.StoreID)
+		}
+		if !catText(st.Name) || !catText(st.City) || !catText(st.Address) || !catText(st.Hours) || len(st.Banners) > catBannersMax {
+			return nil, bad("store %q: field too long", st.StoreID)
+		}
+		for _, b := range st.Banners {
+			if !catText(b) {
+				return nil, bad("store %q: banner too long", st.StoreID)
+			}
+		}
+		s.stores[st.StoreID] = st
+		s.storeOrder = append(s.storeOrder, st.StoreID)
+		s.listing[st.StoreID] = map[string]Listing{}
+	}
+	for i := range c.Products {
+		p := &c.Products[i]
+		if !engKeyPart(p.SKUID) {
+			return nil, bad("invalid sku_id %q", p.SKUID)
+		}
+		if _, dup := s.products[p.SKUID]; dup {
+			return nil, bad("duplicate sku_id %q", p.SKUID)
+		}
+		if p.Price < 0 || p.Price > catPriceMax {
+			return nil, bad("product %q: price %d out of range", p.SKUID, p.Price)
+		}
+		if !catText(p.Title) || !catText(p.Category) || len(p.Images) > catImagesMax {
+			return nil, bad("product %q: field too long", p.SKUID)
+		}
+		for _, im := range p.Images {
+			if !catText(im) {
+				return nil, bad("product %q: image too long", p.SKUID)
+			}
+		}
+		s.products[p.SKUID] = p
+	}
+	for i := range c.Guides {
+		g := &c.Guides[i]
+		if !engKeyPart(g.GuideID) {
+			return nil, bad("invalid guide_id %q", g.GuideID)
+		}
+		if _, dup := s.guides[g.GuideID]; dup {
+			return nil, bad("duplicate guide_id %q", g.GuideID)
+		}
+		if _, ok := s.stores[g.StoreID]; !ok {
+			return nil, bad("guide %q: unknown store %q", g.GuideID, g.StoreID)
+		}
+		if !catText(g.Name) || !catText(g.Avatar) || !catText(g.Title) || len(g.Picks) > catPicksMax {
+			return nil, bad("guide %q: field too long", g.GuideID)
+		}
+		for _, k := range g.Picks {
+			if _, ok := s.products[k]; !ok {
+				return nil, bad("guide %q: unknown pick %q", g.GuideID, k)
+			}
+		}
+		s.guides[g.GuideID] = g
+	}
+	for _, l := range c.Listings {
+		m, ok := s.listing[l.StoreID]
+		if !ok {
+			return nil, bad("listing: unknown store %q", l.StoreID)
+		}
+		if _, ok := s.products[l.SKUID]; !ok {
+			return nil, bad("listing: unknown sku %q", l.SKUID)
+		}
+		if _, dup := m[l.SKUID]; dup {
+			return nil, bad("duplicate listing %s/%s", l.StoreID, l.SKUID)
+		}
+		if l.Price < 0 || l.Price > catPriceMax {
+			return nil, bad("listing %s/%s: price %d out of range", l.StoreID, l.SKUID, l.Price)
+		}
+		if l.OnHand < 0 || l.OnHand > catOnHandMax {
+			return nil, bad("listing %s/%s: on_hand %d out of range", l.StoreID, l.SKUID, l.OnHand)
+		}
+		m[l.SKUID] = l
+		s.listings[l.StoreID] = append(s.listings[l.StoreID], l)
+	}
+	return s, nil
+}
+
+// LoadCatalog validates and installs c: new listings get a stock pool
+// seeded with on_hand; names, prices and assortment are replaced; stock of
+// existing pools is never touched (listings missing from c leave the
+// assortment but keep their pool). Invalid input changes nothing.
+func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, error) {
+	snap, err := validateCatalog(c)
+	if err != nil {
+		return CatalogResult{}, err
+	}
+	e.catMu.Lock()
+	defer e.catMu.Unlock()
+	res := CatalogResult{Stores: len(c.Stores), Guides: len(c.Guides), Products: len(c.Products), Listings: len(c.Listings)}
+	for _, l := range c.Listings {
+		seeded, err := e.seedListing(ctx, l)
+		if err != nil {
+			return res, err
+		}
+		if seeded {
+			res.NewListings++
+		}
+	}
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return res, fmt.Errorf("cannot encode catalog: %w", err)
+	}
+	ver, err := e.recordedCatalogVer(ctx)
+	if err != nil {
+		return res, err
+	}
+	if cur := e.catalog.Load().ver; cur > ver {
+		ver = cur
+	}
+	ver++
+	if err := e.rec.PutBatch(ctx, []KV{
+		{Key: engKeyCatalogDoc, Val: doc},
+		{Key: engKeyCatalogVer, Val: strconv.AppendInt(nil, ver, 10)},
+	}); err != nil {
+		return res, fmt.Errorf("%w: cannot record catalog: %w", ErrUnavailable, err)
+	}
+	snap.ver = ver
+	e.installCatalog(ctx, snap)
+	return res, nil
+}
+
+func (e *Engine) recordedCatalogVer(ctx context.Context) (int64, error) {
+	b, ok, err := e.rec.Get(ctx, engKeyCatalogVer)
+	if err != nil {
+		return 0, fmt.Errorf("%w: cannot read catalog version: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse catalog version %q: %w", b, err)
+	}
+	return v, nil
+}
+
+// syncCatalog installs the recorded catalog when it is newer than ours
+// (another node loaded one, or we are starting).
+func (e *Engine) syncCatalog(ctx context.Context) error {
+	ver, err := e.recordedCatalogVer(ctx)
+	if err != nil || ver <= e.catalog.Load().ver {
+		return err
+	}
+	e.catMu.Lock()
+	defer e.catMu.Unlock()
+	if ver <= e.catalog.Load().ver {
+		return nil
+	}
+	b, ok, err := e.rec.Get(ctx, engKeyCatalogDoc)
+	if err != nil {
+		return fmt.Errorf("%w: cannot read catalog: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return nil
+	}
+	var c Catalog
+	if err := json.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("cannot decode recorded catalog: %w", err)
+	}
+	snap, err := validateCatalog(c)
+	if err != nil {
+		return fmt.Errorf("cannot install recorded catalog: %w", err)
+	}
+	// Re-read the version: a load may have raced between the two reads;
+	// the next sync then picks it up.
+	snap.ver = ver
+	e.installCatalog(ctx, snap)
+	return nil
+}
+
+func (e *Engine) installCatalog(ctx context.Context, snap *catSnap) {
+	e.catalog.Store(snap)
+	e.refreshAllPages(ctx)
+}
+
+// catSeedSeq is the inventory feed sequence of a listing's seed level. The
+// feed's own sequences are shifted by one (feedSeq) so that a POS starting
+// at seq 1 is newer than the seed.
+const catSeedSeq = 1
+
+// seedListing creates a listing's pool and sets its on-hand level to the
+// seed through the feed path, so that the pool's on-hand baseline is the
+// seed and the first POS level moves availability by the difference
+// (law 7). A pool left unseeded by a crash is seeded on the next load.
+func (e *Engine) seedListing(ctx context.Context, l Listing) (bool, error) {
+	pool := listingPool(l.StoreID, l.SKUID)
+	err := e.store.CreatePool(ctx, pool, 0)
+	if err != nil && !errors.Is(err, inventory.ErrPoolExists) {
+		return false, fmt.Errorf("cannot create listing pool %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+	}
+	if err != nil {
+		p, err := e.store.Pool(ctx, pool)
+		if err != nil {
+			return false, fmt.Errorf("cannot read listing pool %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+		}
+		if p.Seq >= catSeedSeq {
+			return false, nil
+		}
+	}
+	res, err := e.store.SetOnHand(ctx, pool, l.OnHand, catSeedSeq)
+	if err != nil {
+		return false, fmt.Errorf("cannot seed listing %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+	}
+	return res.Applied, nil
+}

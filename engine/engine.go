@@ -1,0 +1,367 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+// Bounds of the engine's in-memory state.
+const (
+	// engSalesMax bounds the flash sales and group deals kept in memory.
+	engSalesMax = 10_000
+	// engExpireBatchMax is the most reservations one Expire call releases.
+	engExpireBatchMax = 1024
+	// engExpireRoundsMax bounds the Expire calls of one sweep.
+	engExpireRoundsMax = 64
+	// engIDLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
+	engIDLenMax = 64
+)
+
+// Keys of the engine's records. Other components (idempotency, orders) use
+// their own prefixes; every key of this file starts with "e/".
+const (
+	engKeyCatalogDoc = "e/cat/doc"
+	engKeyCatalogVer = "e/cat/ver"
+	engKeySalePrefix = "e/sale/"
+	engKeyDealPrefix = "e/deal/"
+	engKeyTeamPrefix = "e/team/"
+	engKeyDuePrefix  = "e/tdue/"
+	engKeyPayPrefix  = "e/pay/"
+)
+
+// Engine is Surge's business layer over an inventory.Store. Every method is
+// safe for concurrent use.
+type Engine struct {
+	opts    Options
+	store   inventory.Store
+	rec     Records
+	recOwn  bool
+	orders  OrderStore
+	writer  *OrderWriter
+	idem    *Idempotency
+	risk    RiskHook
+	now     func() time.Time
+	catalog atomic.Pointer[catSnap]
+	catMu   sync.Mutex // serialises catalog loads
+
+	dealsMu sync.RWMutex
+	sales   map[string]*flashState
+	deals   map[string]*groupState
+
+	pages pageSet
+
+	riskMu      sync.Mutex
+	riskDenials map[string]int64
+
+	sweepMu  sync.Mutex // one sweep at a time in this process
+	stop     chan struct{}
+	stopped  sync.WaitGroup
+	closeErr error
+	closed   atomic.Bool
+}
+
+// Open opens an engine over opts.Store: it opens (or takes) the records,
+// loads the catalog, sales and deals recorded there, replays the orders of
+// paid reservations that the order store lacks (law 4) and starts the
+// sweeper.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	opts = opts.withDefaults()
+	if opts.Store == nil {
+		return nil, fmt.Errorf("cannot open engine: %w: Options.Store is required", ErrInvalid)
+	}
+	e := &Engine{
+		opts:        opts,
+		store:       opts.Store,
+		rec:         opts.Records,
+		risk:        opts.Risk,
+		now:         opts.Now,
+		sales:       make(map[string]*flashState),
+		deals:       make(map[string]*groupState),
+		riskDenials: make(map[string]int64),
+		stop:        make(chan struct{}),
+	}
+	e.pages.init(opts.PageGuidesMax)
+	if e.rec == nil {
+		var err error
+		switch {
+		case opts.RedisAddr != "":
+			e.rec, err = OpenRedisRecords(ctx, opts.RedisAddr)
+		case opts.Dir != "":
+			e.rec, err = OpenPebbleRecords(opts.Dir)
+		default:
+			e.rec = NewMemRecords()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot open engine records: %w", err)
+		}
+		if e.rec == nil {
+			return nil, fmt.Errorf("cannot open engine records: %w", ErrUnavailable)
+		}
+		e.recOwn = true
+	}
+	e.orders = opts.Orders
+	if e.orders == nil {
+		e.orders = NewRecordsOrderStore(e.rec)
+	}
+	w, err := NewOrderWriter(e.orders, opts.OrderWriter)
+	if err != nil {
+		e.closeRecords()
+		return nil, fmt.Errorf("cannot start order writer: %w", err)
+	}
+	e.writer = w
+	idemOpts := opts.Idempotency
+	if idemOpts.Now == nil {
+		idemOpts.Now = opts.Now
+	}
+	e.idem = NewIdempotency(e.rec, idemOpts)
+	e.catalog.Store(emptyCatSnap())
+
+	if err := e.syncRecords(ctx); err != nil {
+		e.abortOpen()
+		return nil, fmt.Errorf("cannot load engine records: %w", err)
+	}
+	if err := e.replayOrders(ctx); err != nil {
+		e.abortOpen()
+		return nil, fmt.Errorf("cannot replay orders: %w", err)
+	}
+	e.refreshAllPages(ctx)
+	if opts.SweepInterval > 0 {
+		e.stopped.Add(1)
+		go e.sweepLoop()
+	}
+	return e, nil
+}
+
+func (e *Engine) abortOpen() {
+	cctx, cancel := context.WithTimeout(context.Background(), e.opts.StopTimeout)
+	defer cancel()
+	_ = e.writer.Close(cctx)
+	e.closeRecords()
+}
+
+func (e *Engine) closeRecords() {
+	if e.recOwn && e.rec != nil {
+		_ = e.rec.Close()
+	}
+}
+
+// Close stops the sweeper, flushes the order writer and closes the records
+// the engine opened. It does not close Options.Store (the caller owns it).
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return e.closeErr
+	}
+	close(e.stop)
+	e.stopped.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.StopTimeout)
+	defer cancel()
+	var errs []error
+	if err := e.writer.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("cannot close order writer: %w", err))
+	}
+	if e.recOwn {
+		if err := e.rec.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot close records: %w", err))
+		}
+	}
+	e.closeErr = errors.Join(errs...)
+	return e.closeErr
+}
+
+// Ready reports whether the inventory backend answers.
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrUnavailable
+	}
+	_, err := e.store.Pool(ctx, "surge-ready:probe")
+	if err == nil || errors.Is(err, inventory.ErrPoolNotFound) {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Idempotent runs fn at most once per (userID, key) with the same digest
+// (law 5); see Idempotency.Do.
+func (e *Engine) Idempotent(ctx context.Context, userID, key string, digest [32]byte, fn func() (int, []byte)) (int, []byte, error) {
+	return e.idem.Do(ctx, userID, key, digest, fn)
+}
+
+// ---- ids ----
+
+const engIDAlphabet = "0123456789abcdefghijklmnopqrstuv" // base32hex, lowercase
+
+// engValidID reports whether s can be a store, guide, sku, sale, deal or
+// team id: 1..engIDLenMax bytes of [A-Za-z0-9_.-].
+func engValidID(s string) bool {
+	if len(s) == 0 || len(s) > engIDLenMax {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// engNewToken returns a sortable, URL-safe random token: 10 chars of
+// milliseconds then 13 random chars.
+func engNewToken(now time.Time) string {
+	var b [23]byte
+	ms := uint64(now.UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b[i] = engIDAlphabet[ms&31]
+		ms >>= 5
+	}
+	r := rand.Uint64()
+	for i := 22; i >= 10; i-- {
+		b[i] = engIDAlphabet[r&31]
+		r >>= 5
+	}
+	return string(b[:])
+}
+
+// newReservationID returns "<store>:<token>".
+func (e *Engine) newReservationID(storeID string) string {
+	return storeID + ":" + engNewToken(e.now())
+}
+
+// listingPool, salePool and dealPool name the stock pools; the store id is
+// the tag so that every pool of a store lives together.
+func listingPool(storeID, skuID string) string { return storeID + ":l:" + skuID }
+func salePool(storeID, saleID string) string   { return storeID + ":fs:" + saleID }
+func dealPool(storeID, dealID string) string   { return storeID + ":gb:" + dealID }
+
+// ---- errors ----
+
+// engMapErr maps an inventory error onto the engine's sentinels, keeping the
+// original in the chain.
+func engMapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var target error
+	switch {
+	case errors.Is(err, inventory.ErrSoldOut):
+		target = ErrSoldOut
+	case errors.Is(err, inventory.ErrLimitExceeded):
+		target = ErrLimitExceeded
+	case errors.Is(err, inventory.ErrPoolNotFound), errors.Is(err, inventory.ErrReservationNotFound):
+		target = ErrNotFound
+	case errors.Is(err, inventory.ErrInvalid):
+		target = ErrInvalid
+	case errors.Is(err, inventory.ErrBadState), errors.Is(err, inventory.ErrIDConflict):
+		target = ErrBadState
+	case errors.Is(err, inventory.ErrClosed), errors.Is(err, inventory.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		target = ErrUnavailable
+	default:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %w", target, err)
+}
+
+// ---- reservation meta ----
+
+// resMeta is what the engine keeps in inventory.Reservation.Meta to rebuild
+// the Reservation view and the order without another lookup.
+type resMeta struct {
+	Kind   string   `json:"k"`
+	Sale   string   `json:"s,omitempty"`
+	Deal   string   `json:"d,omitempty"`
+	Team   string   `json:"t,omitempty"`
+	Store  string   `json:"st"`
+	Guide  string   `json:"g,omitempty"`
+	SKUs   []string `json:"sk"`
+	Prices []int64  `json:"p"`
+}
+
+const (
+	kindFlash    = "flash"
+	kindGroup    = "group"
+	kindCheckout = "checkout"
+)
+
+func (m *resMeta) encode() []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic("BUG: cannot encode reservation meta: " + err.Error())
+	}
+	return b
+}
+
+func decodeMeta(b []byte) (resMeta, error) {
+	var m resMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("cannot decode reservation meta: %w", err)
+	}
+	return m, nil
+}
+
+// view builds the API view of an inventory reservation.
+func (e *Engine) view(r inventory.Reservation) (Reservation, resMeta, error) {
+	m, err := decodeMeta(r.Meta)
+	if err != nil {
+		return Reservation{}, m, err
+	}
+	if m.SKUs == nil && m.Kind == kindCheckout {
+		m.SKUs = make([]string, len(r.Lines))
+		for i, l := range r.Lines {
+			m.SKUs[i] = l.Pool[strings.LastIndex(l.Pool, ":l:")+len(":l:"):]
+		}
+	}
+	if len(m.SKUs) != len(r.Lines) || len(m.Prices) != len(r.Lines) {
+		return Reservation{}, m, errors.New("cannot build reservation view: meta does not match lines")
+	}
+	return e.viewMeta(r, m), m, nil
+}
+
+// viewMeta builds the API view from a reservation and its decoded meta
+// (len(m.SKUs) == len(r.Lines)).
+func (e *Engine) viewMeta(r inventory.Reservation, m resMeta) Reservation {
+	cat := e.catalog.Load()
+	v := Reservation{
+		ReservationID: r.ID,
+		Kind:          m.Kind,
+		SaleID:        m.Sale,
+		DealID:        m.Deal,
+		TeamID:        m.Team,
+		UserID:        r.User,
+		StoreID:       m.Store,
+		GuideID:       m.Guide,
+		State:         r.State.String(),
+		CreatedAt:     r.CreatedAt.UTC(),
+		ExpiresAt:     r.ExpiresAt.UTC(),
+		ExpiresAtMs:   r.ExpiresAt.UnixMilli(),
+		Items:         make([]Item, len(r.Lines)),
+	}
+	for i, l := range r.Lines {
+		it := Item{SKUID: m.SKUs[i], Quantity: l.Quantity, UnitPrice: m.Prices[i]}
+		if p, ok := cat.products[it.SKUID]; ok {
+			it.Title = p.Title
+		}
+		v.Items[i] = it
+		v.Quantity += l.Quantity
+		v.Amount += l.Quantity * m.Prices[i]
+	}
+	if len(v.Items) == 1 {
+		v.SKUID = v.Items[0].SKUID
+		v.UnitPrice = v.Items[0].UnitPrice
+	}
+	return v
+}
+
+// engKeyPart rejects ids that would break a record key.
+func engKeyPart(s string) bool { return engValidID(s) && !strings.Contains(s, "/") }

@@ -1,0 +1,346 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+const (
+	// flashHoldSecondsMax bounds a sale's hold_seconds.
+	flashHoldSecondsMax = 24 * 3600
+	// flashPendingStale is how old a half-created sale or deal record must
+	// be before a sync treats its creator as dead and finishes or undoes it.
+	flashPendingStale = 30 * time.Second
+)
+
+// Status of a sale or deal.
+const (
+	statusUpcoming = "upcoming"
+	statusActive   = "active"
+	statusEnded    = "ended"
+)
+
+func windowStatus(now, start, end time.Time) string {
+	switch {
+	case now.Before(start):
+		return statusUpcoming
+	case now.Before(end):
+		return statusActive
+	}
+	return statusEnded
+}
+
+// saleRec is a sale or deal as recorded.
+type saleRec struct {
+	Flash *FlashSaleSpec `json:"flash,omitempty"`
+	Group *GroupDealSpec `json:"group,omitempty"`
+	// State is "pending" (created, stock not yet moved) or "ready".
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// flashState is a flash sale in memory.
+type flashState struct {
+	spec FlashSaleSpec
+	pool string
+	// remaining is the sale pool's available units as last known: lowered
+	// on each reservation, raised on releases, reset from the pool by the
+	// sweeper. Sold out is answered from it without a backend call.
+	remaining atomic.Int64
+	// finished is set once the sale ended and its pool is empty (nothing
+	// held, nothing available); a release clears it.
+	finished atomic.Bool
+}
+
+func (s *flashState) hold(def time.Duration) time.Duration {
+	if s.spec.HoldSeconds > 0 {
+		return time.Duration(s.spec.HoldSeconds) * time.Second
+	}
+	return def
+}
+
+func (e *Engine) validateWindow(start, end time.Time) error {
+	if start.IsZero() || end.IsZero() || !start.Before(end) {
+		return fmt.Errorf("%w: starts_at must be before ends_at", ErrInvalid)
+	}
+	if !e.now().Before(end) {
+		return fmt.Errorf("%w: ends_at is in the past", ErrInvalid)
+	}
+	return nil
+}
+
+// CreateFlashSale validates spec, records the sale and moves its quantity
+// out of the store listing's available stock into the sale's pool
+// (ErrSoldOut when the store has fewer).
+func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (FlashSale, error) {
+	if !engKeyPart(spec.SaleID) {
+		return FlashSale{}, fmt.Errorf("%w: invalid sale_id %q", ErrInvalid, spec.SaleID)
+	}
+	cat := e.catalog.Load()
+	if _, ok := cat.stores[spec.StoreID]; !ok {
+		return FlashSale{}, fmt.Errorf("%w: unknown store %q", ErrNotFound, spec.StoreID)
+	}
+	if _, ok := cat.listingPrice(spec.StoreID, spec.SKUID); !ok {
+		return FlashSale{}, fmt.Errorf("%w: store %q does not list sku %q", ErrNotFound, spec.StoreID, spec.SKUID)
+	}
+	switch {
+	case spec.Price < 0 || spec.Price > catPriceMax:
+		return FlashSale{}, fmt.Errorf("%w: price out of range", ErrInvalid)
+	case spec.Quantity <= 0 || spec.Quantity > catOnHandMax:
+		return FlashSale{}, fmt.Errorf("%w: quantity out of range", ErrInvalid)
+	case spec.PerUserLimit < 0 || spec.PerUserLimit > inventory.QuantityMaxDefault:
+		return FlashSale{}, fmt.Errorf("%w: per_user_limit out of range", ErrInvalid)
+	case spec.HoldSeconds < 0 || spec.HoldSeconds > flashHoldSecondsMax:
+		return FlashSale{}, fmt.Errorf("%w: hold_seconds out of range", ErrInvalid)
+	}
+	if err := e.validateWindow(spec.StartsAt, spec.EndsAt); err != nil {
+		return FlashSale{}, err
+	}
+	spec.StartsAt = spec.StartsAt.UTC().Truncate(time.Millisecond)
+	spec.EndsAt = spec.EndsAt.UTC().Truncate(time.Millisecond)
+	if s := e.flash(ctx, spec.SaleID); s != nil {
+		if s.spec == spec {
+			return e.flashView(s), nil
+		}
+		return FlashSale{}, fmt.Errorf("%w: sale %q exists", ErrBadState, spec.SaleID)
+	}
+	rec := saleRec{Flash: &spec}
+	if err := e.carve(ctx, engKeySalePrefix+spec.SaleID, &rec, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID), spec.Quantity); err != nil {
+		return FlashSale{}, err
+	}
+	s := e.installFlash(spec)
+	if s == nil {
+		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
+	}
+	s.remaining.Store(spec.Quantity)
+	e.pages.markDirty(spec.StoreID)
+	e.refreshStore(ctx, spec.StoreID)
+	return e.flashView(s), nil
+}
+
+// carve records a sale or deal as pending, creates its pool, moves qty
+// into it from the listing pool and marks the record ready. On ErrSoldOut
+// the record is removed again.
+func (e *Engine) carve(ctx context.Context, key string, rec *saleRec, from, to string, qty int64) error {
+	rec.State = "pending"
+	rec.CreatedAt = e.now().UTC()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("cannot encode sale record: %w", err)
+	}
+	ok, err := e.rec.PutIfAbsent(ctx, key, b)
+	if err != nil {
+		return fmt.Errorf("%w: cannot record sale: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s exists", ErrBadState, key)
+	}
+	undo := func() { _ = e.rec.Delete(context.WithoutCancel(ctx), key) }
+	if err := e.store.CreatePool(ctx, to, 0); err != nil && !errors.Is(err, inventory.ErrPoolExists) {
+		undo()
+		return fmt.Errorf("cannot create pool %s: %w", to, engMapErr(err))
+	}
+	if err := e.store.Move(ctx, from, to, qty); err != nil {
+		undo()
+		return fmt.Errorf("cannot move %d units into %s: %w", qty, to, engMapErr(err))
+	}
+	rec.State = "ready"
+	nb, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("cannot encode sale record: %w", err)
+	}
+	if err := e.rec.Put(ctx, key, nb); err != nil {
+		// The stock moved; a later sync finds the pending record and the
+		// full pool and marks it ready.
+		return fmt.Errorf("%w: cannot record sale: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// installFlash adds a sale to memory (nil when over engSalesMax).
+func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
+	e.dealsMu.Lock()
+	defer e.dealsMu.Unlock()
+	if s, ok := e.sales[spec.SaleID]; ok {
+		return s
+	}
+	if len(e.sales)+len(e.deals) >= engSalesMax {
+		return nil
+	}
+	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID)}
+	s.remaining.Store(spec.Quantity)
+	e.sales[spec.SaleID] = s
+	return s
+}
+
+// flash finds a sale in memory, falling back to the records (a sale made
+// on another node moments ago).
+func (e *Engine) flash(ctx context.Context, saleID string) *flashState {
+	e.dealsMu.RLock()
+	s := e.sales[saleID]
+	e.dealsMu.RUnlock()
+	if s != nil || !engKeyPart(saleID) {
+		return s
+	}
+	b, ok, err := e.rec.Get(ctx, engKeySalePrefix+saleID)
+	if err != nil || !ok {
+		return nil
+	}
+	var rec saleRec
+	if json.Unmarshal(b, &rec) != nil || rec.Flash == nil || rec.State != "ready" {
+		return nil
+	}
+	s = e.installFlash(*rec.Flash)
+	if s != nil {
+		e.syncFlashRemaining(ctx, s)
+	}
+	return s
+}
+
+func (e *Engine) syncFlashRemaining(ctx context.Context, s *flashState) (inventory.Pool, bool) {
+	p, err := e.store.Pool(ctx, s.pool)
+	if err != nil {
+		return p, false
+	}
+	s.remaining.Store(p.Available)
+	return p, true
+}
+
+func (e *Engine) flashView(s *flashState) FlashSale {
+	now := e.now()
+	cat := e.catalog.Load()
+	v := FlashSale{
+		SaleID:       s.spec.SaleID,
+		StoreID:      s.spec.StoreID,
+		SKUID:        s.spec.SKUID,
+		Price:        s.spec.Price,
+		Quantity:     s.spec.Quantity,
+		PerUserLimit: s.spec.PerUserLimit,
+		HoldSeconds:  int64(s.hold(e.opts.FlashHoldDefault) / time.Second),
+		Remaining:    max(s.remaining.Load(), 0),
+		Status:       windowStatus(now, s.spec.StartsAt, s.spec.EndsAt),
+		StartsAt:     s.spec.StartsAt,
+		StartsAtMs:   s.spec.StartsAt.UnixMilli(),
+		EndsAt:       s.spec.EndsAt,
+		EndsAtMs:     s.spec.EndsAt.UnixMilli(),
+		ServerTimeMs: now.UnixMilli(),
+	}
+	if p, ok := cat.products[s.spec.SKUID]; ok {
+		v.Title = p.Title
+		v.ListPrice = p.Price
+	}
+	if lp, ok := cat.listingPrice(s.spec.StoreID, s.spec.SKUID); ok {
+		v.ListPrice = lp
+	}
+	if v.Status == statusEnded {
+		v.Remaining = 0
+	}
+	return v
+}
+
+// FlashSale returns a sale with its (approximate) remaining units.
+func (e *Engine) FlashSale(ctx context.Context, saleID string) (FlashSale, error) {
+	s := e.flash(ctx, saleID)
+	if s == nil {
+		return FlashSale{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
+	}
+	return e.flashView(s), nil
+}
+
+// SaleRemaining is a cheap in-memory read for the admission gate.
+func (e *Engine) SaleRemaining(saleID string) (int64, bool) {
+	e.dealsMu.RLock()
+	s := e.sales[saleID]
+	e.dealsMu.RUnlock()
+	if s == nil {
+		return 0, false
+	}
+	return max(s.remaining.Load(), 0), true
+}
+
+// checkRisk asks the risk hook and counts denials by reason.
+func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
+	v := e.risk.Check(ctx, in)
+	if v.Allow {
+		return nil
+	}
+	reason := v.Reason
+	if reason == "" {
+		reason = "denied"
+	}
+	e.riskMu.Lock()
+	if _, ok := e.riskDenials[reason]; !ok && len(e.riskDenials) >= riskReasonsMax {
+		reason = "other"
+	}
+	e.riskDenials[reason]++
+	e.riskMu.Unlock()
+	return &RiskError{Reason: reason}
+}
+
+// riskReasonsMax bounds the distinct denial reasons counted.
+const riskReasonsMax = 64
+
+func (e *Engine) checkUserGuide(userID, guideID string) error {
+	if userID == "" || len(userID) > inventory.IDLenMax {
+		return fmt.Errorf("%w: missing or oversized user id", ErrInvalid)
+	}
+	if guideID != "" {
+		if _, ok := e.catalog.Load().guides[guideID]; !ok {
+			return fmt.Errorf("%w: unknown guide %q", ErrInvalid, guideID)
+		}
+	}
+	return nil
+}
+
+// ReserveFlash holds quantity units of a running sale for the caller.
+func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
+	s := e.flash(ctx, saleID)
+	if s == nil {
+		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
+	}
+	if quantity <= 0 || quantity > inventory.QuantityMaxDefault {
+		return Reservation{}, fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
+	}
+	if err := e.checkUserGuide(a.UserID, guideID); err != nil {
+		return Reservation{}, err
+	}
+	a.Route = "flash_reserve"
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: saleID, StoreID: s.spec.StoreID}); err != nil {
+		return Reservation{}, err
+	}
+	now := e.now()
+	if st := windowStatus(now, s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
+		return Reservation{}, fmt.Errorf("%w: sale %q is %s", ErrNotActive, saleID, st)
+	}
+	if s.remaining.Load() <= 0 {
+		return Reservation{}, fmt.Errorf("%w: sale %q", ErrSoldOut, saleID)
+	}
+	m := resMeta{Kind: kindFlash, Sale: saleID, Store: s.spec.StoreID, Guide: guideID,
+		SKUs: []string{s.spec.SKUID}, Prices: []int64{s.spec.Price}}
+	hold := s.hold(e.opts.FlashHoldDefault)
+	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
+		ID:    e.newReservationID(s.spec.StoreID),
+		User:  a.UserID,
+		Lines: []inventory.Line{{Pool: s.pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
+		TTL:   hold,
+		Meta:  m.encode(),
+	})
+	if err != nil {
+		if errors.Is(err, inventory.ErrSoldOut) && quantity == 1 {
+			if s.remaining.Swap(0) > 0 {
+				e.pages.markDirty(s.spec.StoreID)
+			}
+		}
+		return Reservation{}, engMapErr(err)
+	}
+	if left := s.remaining.Add(-quantity); left <= e.opts.StockLowMax {
+		e.pages.markDirty(s.spec.StoreID)
+	}
+	return e.viewMeta(r, m), nil
+}

@@ -1,0 +1,619 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+const (
+	// groupTeamSizeMax bounds a deal's team size.
+	groupTeamSizeMax = 100
+	// groupWindowSecondsMax bounds a deal's team window.
+	groupWindowSecondsMax = 7 * 24 * 3600
+	// groupCASRetriesMax bounds the compare-and-swap retries of one team
+	// update; each retry follows a change by someone else.
+	groupCASRetriesMax = 64
+)
+
+// Team states.
+const (
+	teamForming = "forming"
+	teamFormed  = "formed"
+	teamFailed  = "failed"
+)
+
+// groupState is a group deal in memory.
+type groupState struct {
+	spec      GroupDealSpec
+	pool      string
+	remaining atomic.Int64
+	finished  atomic.Bool
+}
+
+// teamRec is a team as recorded; updated only by compare-and-swap.
+type teamRec struct {
+	TeamID    string       `json:"team_id"`
+	DealID    string       `json:"deal_id"`
+	StoreID   string       `json:"store_id"`
+	Size      int64        `json:"size"`
+	Members   []TeamMember `json:"members"`
+	State     string       `json:"state"`
+	Virtual   bool         `json:"virtual,omitempty"`
+	Settled   bool         `json:"settled,omitempty"`
+	ExpiresAt time.Time    `json:"expires_at"`
+}
+
+func (t *teamRec) paid() int64 {
+	var n int64
+	for _, m := range t.Members {
+		if m.Paid {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *teamRec) member(userID string) int {
+	for i, m := range t.Members {
+		if m.UserID == userID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (t *teamRec) view(resID string) Team {
+	return Team{
+		TeamID:        t.TeamID,
+		DealID:        t.DealID,
+		ReservationID: resID,
+		Size:          t.Size,
+		Members:       append([]TeamMember(nil), t.Members...),
+		State:         t.State,
+		Virtual:       t.Virtual,
+		ExpiresAt:     t.ExpiresAt,
+		ExpiresAtMs:   t.ExpiresAt.UnixMilli(),
+	}
+}
+
+func teamKey(dealID, teamID string) string { return engKeyTeamPrefix + dealID + "/" + teamID }
+
+func dueKey(at time.Time, dealID, teamID string) string {
+	ms := strconv.FormatInt(at.UnixMilli(), 10)
+	return engKeyDuePrefix + strings.Repeat("0", max(0, 15-len(ms))) + ms + "/" + dealID + "/" + teamID
+}
+
+// CreateGroupDeal validates spec, records the deal and carves its quantity
+// out of the store listing like a flash sale.
+func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (GroupDeal, error) {
+	if !engKeyPart(spec.DealID) {
+		return GroupDeal{}, fmt.Errorf("%w: invalid deal_id %q", ErrInvalid, spec.DealID)
+	}
+	cat := e.catalog.Load()
+	if _, ok := cat.stores[spec.StoreID]; !ok {
+		return GroupDeal{}, fmt.Errorf("%w: unknown store %q", ErrNotFound, spec.StoreID)
+	}
+	if _, ok := cat.listingPrice(spec.StoreID, spec.SKUID); !ok {
+		return GroupDeal{}, fmt.Errorf("%w: store %q does not list sku %q", ErrNotFound, spec.StoreID, spec.SKUID)
+	}
+	switch {
+	case spec.Price < 0 || spec.Price > catPriceMax:
+		return GroupDeal{}, fmt.Errorf("%w: price out of range", ErrInvalid)
+	case spec.Quantity <= 0 || spec.Quantity > catOnHandMax:
+		return GroupDeal{}, fmt.Errorf("%w: quantity out of range", ErrInvalid)
+	case spec.TeamSize < 2 || spec.TeamSize > groupTeamSizeMax:
+		return GroupDeal{}, fmt.Errorf("%w: team_size out of range", ErrInvalid)
+	case spec.TeamWindowSeconds <= 0 || spec.TeamWindowSeconds > groupWindowSecondsMax:
+		return GroupDeal{}, fmt.Errorf("%w: team_window_seconds out of range", ErrInvalid)
+	case spec.VirtualMinPaid < 0 || spec.VirtualMinPaid > spec.TeamSize:
+		return GroupDeal{}, fmt.Errorf("%w: virtual_min_paid out of range", ErrInvalid)
+	}
+	if err := e.validateWindow(spec.StartsAt, spec.EndsAt); err != nil {
+		return GroupDeal{}, err
+	}
+	spec.StartsAt = spec.StartsAt.UTC().Truncate(time.Millisecond)
+	spec.EndsAt = spec.EndsAt.UTC().Truncate(time.Millisecond)
+	if d := e.group(ctx, spec.DealID); d != nil {
+		if d.spec == spec {
+			return e.groupView(d), nil
+		}
+		return GroupDeal{}, fmt.Errorf("%w: deal %q exists", ErrBadState, spec.DealID)
+	}
+	rec := saleRec{Group: &spec}
+	if err := e.carve(ctx, engKeyDealPrefix+spec.DealID, &rec, listingPool(spec.StoreID, spec.SKUID), dealPool(spec.StoreID, spec.DealID), spec.Quantity); err != nil {
+		return GroupDeal{}, err
+	}
+	d := e.installGroup(spec)
+	if d == nil {
+		return GroupDeal{}, fmt.Errorf("%w: too many deals", ErrUnavailable)
+	}
+	d.remaining.Store(spec.Quantity)
+	e.pages.markDirty(spec.StoreID)
+	e.refreshStore(ctx, spec.StoreID)
+	return e.groupView(d), nil
+}
+
+func (e *Engine) installGroup(spec GroupDealSpec) *groupState {
+	e.dealsMu.Lock()
+	defer e.dealsMu.Unlock()
+	if d, ok := e.deals[spec.DealID]; ok {
+		return d
+	}
+	if len(e.sales)+len(e.deals) >= engSalesMax {
+		return nil
+	}
+	d := &groupState{spec: spec, pool: dealPool(spec.StoreID, spec.DealID)}
+	d.remaining.Store(spec.Quantity)
+	e.deals[spec.DealID] = d
+	return d
+}
+
+func (e *Engine) group(ctx context.Context, dealID string) *groupState {
+	e.dealsMu.RLock()
+	d := e.deals[dealID]
+	e.dealsMu.RUnlock()
+	if d != nil || !engKeyPart(dealID) {
+		return d
+	}
+	b, ok, err := e.rec.Get(ctx, engKeyDealPrefix+dealID)
+	if err != nil || !ok {
+		return nil
+	}
+	var rec saleRec
+	if json.Unmarshal(b, &rec) != nil || rec.Group == nil || rec.State != "ready" {
+		return nil
+	}
+	d = e.installGroup(*rec.Group)
+	if d != nil {
+		if p, err := e.store.Pool(ctx, d.pool); err == nil {
+			d.remaining.Store(p.Available)
+		}
+	}
+	return d
+}
+
+func (e *Engine) groupView(d *groupState) GroupDeal {
+	now := e.now()
+	v := GroupDeal{
+		DealID:            d.spec.DealID,
+		StoreID:           d.spec.StoreID,
+		SKUID:             d.spec.SKUID,
+		Price:             d.spec.Price,
+		TeamSize:          d.spec.TeamSize,
+		Quantity:          d.spec.Quantity,
+		TeamWindowSeconds: d.spec.TeamWindowSeconds,
+		VirtualMinPaid:    d.spec.VirtualMinPaid,
+		Remaining:         max(d.remaining.Load(), 0),
+		Status:            windowStatus(now, d.spec.StartsAt, d.spec.EndsAt),
+		StartsAt:          d.spec.StartsAt,
+		StartsAtMs:        d.spec.StartsAt.UnixMilli(),
+		EndsAt:            d.spec.EndsAt,
+		EndsAtMs:          d.spec.EndsAt.UnixMilli(),
+	}
+	if p, ok := e.catalog.Load().products[d.spec.SKUID]; ok {
+		v.Title = p.Title
+	}
+	return v
+}
+
+// GroupDeal returns a deal.
+func (e *Engine) GroupDeal(ctx context.Context, dealID string) (GroupDeal, error) {
+	d := e.group(ctx, dealID)
+	if d == nil {
+		return GroupDeal{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
+	}
+	return e.groupView(d), nil
+}
+
+// readTeam returns the team record and its raw bytes (for CAS).
+func (e *Engine) readTeam(ctx context.Context, dealID, teamID string) (teamRec, []byte, error) {
+	var t teamRec
+	if !engKeyPart(dealID) || !engKeyPart(teamID) {
+		return t, nil, fmt.Errorf("%w: team %q", ErrNotFound, teamID)
+	}
+	b, ok, err := e.rec.Get(ctx, teamKey(dealID, teamID))
+	if err != nil {
+		return t, nil, fmt.Errorf("%w: cannot read team: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return t, nil, fmt.Errorf("%w: team %q", ErrNotFound, teamID)
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, nil, fmt.Errorf("cannot decode team %q: %w", teamID, err)
+	}
+	return t, b, nil
+}
+
+// updateTeam applies fn to the team until a compare-and-swap succeeds; fn
+// returns false to leave the team as it is (its error is returned).
+func (e *Engine) updateTeam(ctx context.Context, dealID, teamID string, fn func(t *teamRec) (bool, error)) (teamRec, error) {
+	for range groupCASRetriesMax {
+		t, old, err := e.readTeam(ctx, dealID, teamID)
+		if err != nil {
+			return t, err
+		}
+		change, err := fn(&t)
+		if err != nil || !change {
+			return t, err
+		}
+		nb, err := json.Marshal(&t)
+		if err != nil {
+			return t, fmt.Errorf("cannot encode team: %w", err)
+		}
+		ok, err := e.rec.CompareAndSwap(ctx, teamKey(dealID, teamID), old, nb)
+		if err != nil {
+			return t, fmt.Errorf("%w: cannot update team: %w", ErrUnavailable, err)
+		}
+		if ok {
+			return t, nil
+		}
+	}
+	return teamRec{}, fmt.Errorf("%w: team %q too contended", ErrUnavailable, teamID)
+}
+
+// reserveGroupUnit reserves one unit of the deal for a member.
+func (e *Engine) reserveGroupUnit(ctx context.Context, d *groupState, resID, userID, teamID, guideID string, deadline time.Time) (inventory.Reservation, error) {
+	now := e.now()
+	hold := min(e.opts.GroupHold, deadline.Sub(now))
+	if hold <= 0 {
+		return inventory.Reservation{}, fmt.Errorf("%w: team deadline passed", ErrBadState)
+	}
+	if d.remaining.Load() <= 0 {
+		return inventory.Reservation{}, fmt.Errorf("%w: deal %q", ErrSoldOut, d.spec.DealID)
+	}
+	m := resMeta{Kind: kindGroup, Deal: d.spec.DealID, Team: teamID, Store: d.spec.StoreID, Guide: guideID,
+		SKUs: []string{d.spec.SKUID}, Prices: []int64{d.spec.Price}}
+	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
+		ID:    resID,
+		User:  userID,
+		Lines: []inventory.Line{{Pool: d.pool, Quantity: 1}},
+		TTL:   hold,
+		Meta:  m.encode(),
+	})
+	if err != nil {
+		if errors.Is(err, inventory.ErrSoldOut) {
+			if d.remaining.Swap(0) > 0 {
+				e.pages.markDirty(d.spec.StoreID)
+			}
+		}
+		return r, engMapErr(err)
+	}
+	if d.remaining.Add(-1) <= e.opts.StockLowMax {
+		e.pages.markDirty(d.spec.StoreID)
+	}
+	return r, nil
+}
+
+func (e *Engine) releaseQuiet(ctx context.Context, resID string) {
+	r, err := e.store.Release(context.WithoutCancel(ctx), resID)
+	if err == nil {
+		e.afterRelease(ctx, r, false)
+	}
+}
+
+// groupActive checks a deal exists and runs now.
+func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, error) {
+	d := e.group(ctx, dealID)
+	if d == nil {
+		return nil, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
+	}
+	if st := windowStatus(e.now(), d.spec.StartsAt, d.spec.EndsAt); st != statusActive {
+		return nil, fmt.Errorf("%w: deal %q is %s", ErrNotActive, dealID, st)
+	}
+	return d, nil
+}
+
+// OpenTeam opens a team with the caller as leader and reserves the
+// leader's unit.
+func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
+	d := e.group(ctx, dealID)
+	if d == nil {
+		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
+	}
+	if err := e.checkUserGuide(a.UserID, guideID); err != nil {
+		return Team{}, err
+	}
+	a.Route = "group_open"
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
+		return Team{}, err
+	}
+	if _, err := e.groupActive(ctx, dealID); err != nil {
+		return Team{}, err
+	}
+	now := e.now()
+	teamID := "t" + engNewToken(now)
+	deadline := now.Add(time.Duration(d.spec.TeamWindowSeconds) * time.Second).UTC().Truncate(time.Millisecond)
+	r, err := e.reserveGroupUnit(ctx, d, e.newReservationID(d.spec.StoreID), a.UserID, teamID, guideID, deadline)
+	if err != nil {
+		return Team{}, err
+	}
+	t := teamRec{
+		TeamID: teamID, DealID: dealID, StoreID: d.spec.StoreID, Size: d.spec.TeamSize,
+		Members:   []TeamMember{{UserID: a.UserID, ReservationID: r.ID, Leader: true}},
+		State:     teamForming,
+		ExpiresAt: deadline,
+	}
+	b, err := json.Marshal(&t)
+	if err != nil {
+		e.releaseQuiet(ctx, r.ID)
+		return Team{}, fmt.Errorf("cannot encode team: %w", err)
+	}
+	// The due key first: if the team record is written, its deadline is
+	// always seen by the sweeper.
+	if err := e.rec.PutBatch(ctx, []KV{{Key: dueKey(deadline, dealID, teamID), Val: []byte("1")}, {Key: teamKey(dealID, teamID), Val: b}}); err != nil {
+		e.releaseQuiet(ctx, r.ID)
+		return Team{}, fmt.Errorf("%w: cannot record team: %w", ErrUnavailable, err)
+	}
+	return t.view(r.ID), nil
+}
+
+// JoinTeam adds the caller to a forming team and reserves their unit. Of
+// racing joiners for the last seat exactly one wins; the others get
+// ErrBadState and their unit back.
+func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
+	d := e.group(ctx, dealID)
+	if d == nil {
+		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
+	}
+	if err := e.checkUserGuide(a.UserID, ""); err != nil {
+		return Team{}, err
+	}
+	a.Route = "group_join"
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
+		return Team{}, err
+	}
+	if _, err := e.groupActive(ctx, dealID); err != nil {
+		return Team{}, err
+	}
+	t, _, err := e.readTeam(ctx, dealID, teamID)
+	if err != nil {
+		return Team{}, err
+	}
+	joinable := func(t *teamRec) error {
+		switch {
+		case t.State != teamForming:
+			return fmt.Errorf("%w: team %q is %s", ErrBadState, teamID, t.State)
+		case !e.now().Before(t.ExpiresAt):
+			return fmt.Errorf("%w: team %q is past its deadline", ErrBadState, teamID)
+		case int64(len(t.Members)) >= t.Size:
+			return fmt.Errorf("%w: team %q is full", ErrBadState, teamID)
+		case t.member(a.UserID) >= 0:
+			return fmt.Errorf("%w: already a member of team %q", ErrBadState, teamID)
+		}
+		return nil
+	}
+	if err := joinable(&t); err != nil {
+		return Team{}, err
+	}
+	guide := ""
+	if len(t.Members) > 0 {
+		// The leader's guide shared the team card: attribute to them.
+		if lr, err := e.store.Reservation(ctx, t.Members[0].ReservationID); err == nil {
+			if m, err := decodeMeta(lr.Meta); err == nil {
+				guide = m.Guide
+			}
+		}
+	}
+	// Claim the seat first, then reserve the unit: racing joiners for the
+	// last seat never take a unit they would have to give back, so they
+	// cannot make a joiner of another team see a spurious sold-out.
+	resID := e.newReservationID(d.spec.StoreID)
+	if _, err := e.updateTeam(ctx, dealID, teamID, func(t *teamRec) (bool, error) {
+		if err := joinable(t); err != nil {
+			return false, err
+		}
+		t.Members = append(t.Members, TeamMember{UserID: a.UserID, ReservationID: resID})
+		return true, nil
+	}); err != nil {
+		return Team{}, err
+	}
+	if _, err := e.reserveGroupUnit(ctx, d, resID, a.UserID, teamID, guide, t.ExpiresAt); err != nil {
+		// Give the seat back. Should this fail, the seat stays taken by a
+		// reservation that does not exist until the team's deadline.
+		e.teamMemberGone(ctx, dealID, teamID, resID)
+		return Team{}, err
+	}
+	nt, _, err := e.readTeam(ctx, dealID, teamID)
+	if err != nil {
+		return Team{}, err
+	}
+	if nt.State == teamFailed {
+		// Decided while we reserved; the settler may have missed our unit.
+		e.releaseQuiet(ctx, resID)
+		return Team{}, fmt.Errorf("%w: team %q failed", ErrBadState, teamID)
+	}
+	return nt.view(resID), nil
+}
+
+// Team returns a team's state.
+func (e *Engine) Team(ctx context.Context, dealID, teamID string) (Team, error) {
+	t, _, err := e.readTeam(ctx, dealID, teamID)
+	if err != nil {
+		return Team{}, err
+	}
+	return t.view(""), nil
+}
+
+// teamMemberGone removes a released member from a forming team (cancel or
+// expiry), freeing the seat.
+func (e *Engine) teamMemberGone(ctx context.Context, dealID, teamID, resID string) {
+	_, _ = e.updateTeam(context.WithoutCancel(ctx), dealID, teamID, func(t *teamRec) (bool, error) {
+		if t.State != teamForming {
+			return false, nil
+		}
+		for i, m := range t.Members {
+			if m.ReservationID == resID && !m.Paid {
+				t.Members = append(t.Members[:i], t.Members[i+1:]...)
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+// teamMemberPaid marks a member paid after their reservation was
+// confirmed and their order written; the team forms when Size members
+// paid. It returns the team as updated.
+func (e *Engine) teamMemberPaid(ctx context.Context, dealID, teamID, resID string) (teamRec, error) {
+	return e.updateTeam(ctx, dealID, teamID, func(t *teamRec) (bool, error) {
+		for i := range t.Members {
+			if t.Members[i].ReservationID != resID {
+				continue
+			}
+			if t.State == teamFailed {
+				return false, nil
+			}
+			if t.Members[i].Paid {
+				return false, nil
+			}
+			t.Members[i].Paid = true
+			if t.State == teamForming && t.paid() >= t.Size {
+				t.State = teamFormed
+			}
+			return true, nil
+		}
+		return false, nil
+	})
+}
+
+// decideTeams decides the teams whose deadline passed (made once across
+// nodes by compare-and-swap on the team record) and settles them: failed
+// teams release held units and refund paid members; formed teams release
+// unpaid holds.
+func (e *Engine) decideTeams(ctx context.Context, now time.Time) error {
+	var due []string
+	errStop := errors.New("stop")
+	err := e.rec.Scan(ctx, engKeyDuePrefix, func(key string, _ []byte) error {
+		rest := strings.TrimPrefix(key, engKeyDuePrefix)
+		parts := strings.SplitN(rest, "/", 3)
+		if len(parts) != 3 {
+			return nil
+		}
+		ms, err := strconv.ParseInt(parts[0], 10, 64)
+		if err != nil {
+			return nil
+		}
+		if ms > now.UnixMilli() || len(due) >= engExpireBatchMax {
+			return errStop
+		}
+		due = append(due, key)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("cannot scan team deadlines: %w", err)
+	}
+	var errs []error
+	for _, key := range due {
+		parts := strings.SplitN(strings.TrimPrefix(key, engKeyDuePrefix), "/", 3)
+		dealID, teamID := parts[1], parts[2]
+		if err := e.settleTeam(ctx, dealID, teamID, now); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.rec.Delete(ctx, key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) settleTeam(ctx context.Context, dealID, teamID string, now time.Time) error {
+	t, err := e.updateTeam(ctx, dealID, teamID, func(t *teamRec) (bool, error) {
+		if t.State != teamForming || now.Before(t.ExpiresAt) {
+			return false, nil
+		}
+		paid := t.paid()
+		switch {
+		case paid >= t.Size:
+			t.State = teamFormed
+		case t.Size > 0 && paid > 0 && paid >= e.virtualMin(dealID):
+			t.State, t.Virtual = teamFormed, true
+		default:
+			t.State = teamFailed
+		}
+		return true, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.Settled || t.State == teamForming {
+		return nil
+	}
+	for _, m := range t.Members {
+		r, err := e.store.Release(ctx, m.ReservationID)
+		switch {
+		case err == nil:
+			e.afterRelease(ctx, r, true)
+		case errors.Is(err, inventory.ErrBadState):
+			if t.State == teamFailed {
+				if err := e.refundMember(ctx, m.ReservationID); err != nil {
+					return err
+				}
+			}
+		case errors.Is(err, inventory.ErrReservationNotFound):
+		default:
+			return fmt.Errorf("cannot release team member %s: %w", m.ReservationID, engMapErr(err))
+		}
+	}
+	_, err = e.updateTeam(ctx, dealID, teamID, func(t *teamRec) (bool, error) {
+		if t.Settled {
+			return false, nil
+		}
+		t.Settled = true
+		return true, nil
+	})
+	return err
+}
+
+func (e *Engine) virtualMin(dealID string) int64 {
+	e.dealsMu.RLock()
+	d := e.deals[dealID]
+	e.dealsMu.RUnlock()
+	if d == nil || d.spec.VirtualMinPaid <= 0 {
+		return 1 << 62
+	}
+	return d.spec.VirtualMinPaid
+}
+
+// refundMember refunds a paid member of a failed team and marks the order
+// refunded.
+func (e *Engine) refundMember(ctx context.Context, resID string) error {
+	r, err := e.store.Refund(ctx, resID)
+	if err != nil {
+		return fmt.Errorf("cannot refund %s: %w", resID, engMapErr(err))
+	}
+	o, err := e.orderOf(ctx, r)
+	if err != nil {
+		return err
+	}
+	o.State = "refunded"
+	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
+		return fmt.Errorf("%w: cannot mark order refunded: %w", ErrUnavailable, err)
+	}
+	if d := e.groupByPool(r); d != nil {
+		d.finished.Store(false)
+		d.remaining.Add(1)
+	}
+	return nil
+}
+
+func (e *Engine) groupByPool(r inventory.Reservation) *groupState {
+	m, err := decodeMeta(r.Meta)
+	if err != nil || m.Kind != kindGroup {
+		return nil
+	}
+	e.dealsMu.RLock()
+	defer e.dealsMu.RUnlock()
+	return e.deals[m.Deal]
+}

@@ -1,0 +1,234 @@
+package engine_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surge-retail/surge/engine"
+)
+
+// TestLifecycleHammer: many buyers reserve, then pay, cancel or walk away.
+// Every paid reservation has exactly one order (law 4), every abandoned
+// hold is released by the sweeper (law 2) and units left at the end of the
+// sale go back to the listing.
+func TestLifecycleHammer(t *testing.T) {
+	for _, b := range engBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := engOpen(t, b, nil)
+			const qty, users = 120, 96
+			env.sale("fs1", qty, 3)
+			var paid, cancelled, abandoned atomic.Int64
+			var wg sync.WaitGroup
+			for u := range users {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					user := fmt.Sprint("u", u)
+					for i := range 3 {
+						r, err := env.e.ReserveFlash(env.ctx, attempt(user), "fs1", 1, "g1")
+						if err != nil {
+							if !isErr(err, engine.ErrSoldOut) && !isErr(err, engine.ErrLimitExceeded) {
+								t.Errorf("ReserveFlash: %v", err)
+							}
+							return
+						}
+						switch (u + i) % 3 {
+						case 0:
+							pid := "pay-" + r.ReservationID
+							if _, err := env.e.Pay(env.ctx, user, r.ReservationID, pid); err != nil {
+								t.Errorf("Pay: %v", err)
+								return
+							}
+							// A retried notification is fine.
+							if _, err := env.e.Pay(env.ctx, user, r.ReservationID, pid); err != nil {
+								t.Errorf("Pay again: %v", err)
+								return
+							}
+							paid.Add(1)
+						case 1:
+							if _, err := env.e.Cancel(env.ctx, user, r.ReservationID); err != nil {
+								t.Errorf("Cancel: %v", err)
+								return
+							}
+							cancelled.Add(1)
+						default:
+							abandoned.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			p := env.pool("s1:fs:fs1")
+			if p.Sold != paid.Load() || p.Held != abandoned.Load() {
+				t.Fatalf("sale pool %+v; want sold %d held %d", p, paid.Load(), abandoned.Load())
+			}
+			env.clock.Advance(61 * time.Second)
+			env.sweep()
+			p = env.pool("s1:fs:fs1")
+			if p.Held != 0 || p.Sold != paid.Load() || p.Available != qty-paid.Load() {
+				t.Fatalf("after expiry: %+v; want held 0 sold %d", p, paid.Load())
+			}
+			if rem, _ := env.e.SaleRemaining("fs1"); rem != qty-paid.Load() {
+				t.Fatalf("SaleRemaining = %d; want %d", rem, qty-paid.Load())
+			}
+			if err := env.e.FlushOrders(env.ctx); err != nil {
+				t.Fatal(err)
+			}
+			st, err := env.e.Stats(env.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Orders.Written != paid.Load() {
+				t.Fatalf("orders written %d; want %d", st.Orders.Written, paid.Load())
+			}
+			// The sale ends: unsold units go back to the listing.
+			env.clock.Advance(time.Hour)
+			env.sweep()
+			p = env.pool("s1:fs:fs1")
+			if p.Available != 0 || p.Held != 0 {
+				t.Fatalf("after the sale: %+v; want empty", p)
+			}
+			l := env.pool("s1:l:k1")
+			if l.Available != 1000-paid.Load() {
+				t.Fatalf("listing after the sale: %+v; want %d available", l, 1000-paid.Load())
+			}
+			fs, err := env.e.FlashSale(env.ctx, "fs1")
+			if err != nil || fs.Status != "ended" {
+				t.Fatalf("FlashSale = %+v, %v; want ended", fs, err)
+			}
+		})
+	}
+}
+
+// TestPayStates checks the reservation state machine as the API shows it.
+func TestPayStates(t *testing.T) {
+	env := engOpen(t, engBackends()[0], nil)
+	env.sale("fs1", 10, 0)
+	r, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 2, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Amount != 19800 || r.GuideID != "g1" || r.State != "held" || r.Kind != "flash" {
+		t.Fatalf("reservation = %+v", r)
+	}
+	_, err = env.e.Reservation(env.ctx, "u2", r.ReservationID)
+	wantErr(t, "Reservation by another user", err, engine.ErrForbidden)
+	_, err = env.e.Pay(env.ctx, "u2", r.ReservationID, "p1")
+	wantErr(t, "Pay by another user", err, engine.ErrForbidden)
+	_, err = env.e.Pay(env.ctx, "u1", r.ReservationID, "")
+	wantErr(t, "Pay without payment id", err, engine.ErrInvalid)
+	_, err = env.e.Reservation(env.ctx, "u1", "s1:nope")
+	wantErr(t, "unknown reservation", err, engine.ErrNotFound)
+
+	pr, err := env.e.Pay(env.ctx, "u1", r.ReservationID, "p1")
+	if err != nil || pr.State != "paid" || pr.PaymentID != "p1" || pr.OrderID != engine.OrderID(r.ReservationID) {
+		t.Fatalf("Pay = %+v, %v", pr, err)
+	}
+	if _, err := env.e.Pay(env.ctx, "u1", r.ReservationID, "p1"); err != nil {
+		t.Fatalf("Pay again with the same payment: %v", err)
+	}
+	_, err = env.e.Pay(env.ctx, "u1", r.ReservationID, "p2")
+	wantErr(t, "Pay with another payment", err, engine.ErrBadState)
+	_, err = env.e.Cancel(env.ctx, "u1", r.ReservationID)
+	wantErr(t, "Cancel a paid one", err, engine.ErrBadState)
+	if err := env.e.FlushOrders(env.ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.e.Reservation(env.ctx, "u1", r.ReservationID)
+	if err != nil || got.OrderID != pr.OrderID || got.PaymentID != "p1" {
+		t.Fatalf("Reservation = %+v, %v", got, err)
+	}
+	o, err := env.e.Order(env.ctx, "u1", pr.OrderID)
+	if err != nil || o.Amount != 19800 || o.GuideID != "g1" || o.StoreID != "s1" || o.State != "created" || o.PaymentID != "p1" {
+		t.Fatalf("Order = %+v, %v", o, err)
+	}
+	_, err = env.e.Order(env.ctx, "u2", pr.OrderID)
+	wantErr(t, "Order of another user", err, engine.ErrForbidden)
+	os, err := env.e.UserOrders(env.ctx, "u1", 10)
+	if err != nil || len(os) != 1 {
+		t.Fatalf("UserOrders = %+v, %v", os, err)
+	}
+
+	// Cancel, then pay: bad state.
+	r2, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := env.e.Cancel(env.ctx, "u1", r2.ReservationID)
+	if err != nil || c.State != "released" {
+		t.Fatalf("Cancel = %+v, %v", c, err)
+	}
+	_, err = env.e.Pay(env.ctx, "u1", r2.ReservationID, "p3")
+	wantErr(t, "Pay after cancel", err, engine.ErrBadState)
+
+	// Expire, then pay: bad state, and the unit is back.
+	r3, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.clock.Advance(61 * time.Second)
+	_, err = env.e.Pay(env.ctx, "u1", r3.ReservationID, "p4")
+	wantErr(t, "Pay after expiry", err, engine.ErrBadState)
+	if p := env.pool("s1:fs:fs1"); p.Held != 0 || p.Sold != 2 || p.Available != 8 {
+		t.Fatalf("pool = %+v", p)
+	}
+
+	// Not active, bad input.
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "nope", 1, "")
+	wantErr(t, "unknown sale", err, engine.ErrNotFound)
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 0, "")
+	wantErr(t, "zero quantity", err, engine.ErrInvalid)
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "nobody")
+	wantErr(t, "unknown guide", err, engine.ErrInvalid)
+	env.clock.Advance(time.Hour)
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+	wantErr(t, "ended sale", err, engine.ErrNotActive)
+}
+
+// TestFlashCreateValidation: bad specs change nothing.
+func TestFlashCreateValidation(t *testing.T) {
+	env := engOpen(t, engBackends()[0], nil)
+	now := env.clock.Now()
+	good := engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k2", Price: 100, Quantity: 5,
+		StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}
+	f := func(mut func(*engine.FlashSaleSpec), want error) {
+		t.Helper()
+		s := good
+		mut(&s)
+		_, err := env.e.CreateFlashSale(env.ctx, s)
+		wantErr(t, fmt.Sprintf("CreateFlashSale(%+v)", s), err, want)
+		if p := env.pool("s1:l:k2"); p.Available != 10 {
+			t.Fatalf("listing changed: %+v", p)
+		}
+	}
+	f(func(s *engine.FlashSaleSpec) { s.SaleID = "a:b" }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.StoreID = "zz" }, engine.ErrNotFound)
+	f(func(s *engine.FlashSaleSpec) { s.SKUID = "zz" }, engine.ErrNotFound)
+	f(func(s *engine.FlashSaleSpec) { s.Price = -1 }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.Quantity = 0 }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.Quantity = 11 }, engine.ErrSoldOut)
+	f(func(s *engine.FlashSaleSpec) { s.EndsAt = s.StartsAt }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.PerUserLimit = -1 }, engine.ErrInvalid)
+	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
+		t.Fatalf("same spec again: %v", err)
+	}
+	other := good
+	other.Quantity = 1
+	_, err := env.e.CreateFlashSale(env.ctx, other)
+	wantErr(t, "other spec, same id", err, engine.ErrBadState)
+	if p := env.pool("s1:l:k2"); p.Available != 5 {
+		t.Fatalf("listing = %+v; want 5 available", p)
+	}
+	fs, err := env.e.FlashSale(env.ctx, "fs1")
+	if err != nil || fs.Status != "upcoming" || fs.Remaining != 5 || fs.Title != "真丝衬衫" || fs.ListPrice != 29900 {
+		t.Fatalf("FlashSale = %+v, %v", fs, err)
+	}
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+	wantErr(t, "upcoming sale", err, engine.ErrNotActive)
+}

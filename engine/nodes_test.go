@@ -1,0 +1,175 @@
+package engine_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/inventory"
+)
+
+// engTwoNodes opens two engines over one inventory store and one set of
+// records, as two gateway nodes sharing Redis would be.
+func engTwoNodes(t *testing.T) (a, b *engine.Engine, st inventory.Store, clock *engClock) {
+	t.Helper()
+	clock = newEngClock()
+	st = inventory.NewMemory(inventory.Options{Now: clock.Now})
+	rec := engine.NewMemRecords()
+	open := func() *engine.Engine {
+		e, err := engine.Open(context.Background(), engine.Options{Store: st, Records: rec, Now: clock.Now, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		return e
+	}
+	return open(), open(), st, clock
+}
+
+// TestNodesShareState: what one node creates, the other sees after its
+// next sweep (or at once, for a sale looked up by id).
+func TestNodesShareState(t *testing.T) {
+	a, b, _, clock := engTwoNodes(t)
+	ctx := context.Background()
+	if _, err := a.LoadCatalog(ctx, engTestCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := a.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k1", Price: 1,
+		Quantity: 5, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// A sale looked up by id is found at once.
+	if _, err := b.ReserveFlash(ctx, attempt("u1"), "fs1", 1, ""); err != nil {
+		t.Fatalf("node b ReserveFlash: %v", err)
+	}
+	if err := b.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.StorePage("s1", "g1")
+	if err != nil {
+		t.Fatalf("node b StorePage: %v", err)
+	}
+	pa, _ := a.StorePage("s1", "g1")
+	_ = a.Sweep(ctx)
+	pa, _ = a.StorePage("s1", "g1")
+	if p.ETag != pa.ETag {
+		t.Fatalf("nodes disagree on the page: %s vs %s", p.ETag, pa.ETag)
+	}
+	// A catalog change on b reaches a.
+	c := engTestCatalog()
+	c.Stores[0].Name = "静安旗舰店"
+	if _, err := b.LoadCatalog(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pa2, _ := a.StorePage("s1", "")
+	pg, _ := decodePage(t, pa2)
+	if pg.Store.Name != "静安旗舰店" {
+		t.Fatalf("node a page store name = %q", pg.Store.Name)
+	}
+}
+
+// TestNodesTeamDeadlineOnce: both nodes sweep a failed team's deadline at
+// once; units are released and refunded exactly once.
+func TestNodesTeamDeadlineOnce(t *testing.T) {
+	a, b, st, clock := engTwoNodes(t)
+	ctx := context.Background()
+	if _, err := a.LoadCatalog(ctx, engTestCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := a.CreateGroupDeal(ctx, engine.GroupDealSpec{DealID: "gb1", StoreID: "s1", SKUID: "k1", Price: 100,
+		TeamSize: 3, Quantity: 20, TeamWindowSeconds: 60, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var teams []engine.Team
+	for i := range 4 {
+		tm, err := a.OpenTeam(ctx, attempt(fmt.Sprint("l", i)), "gb1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Pay(ctx, tm.Members[0].UserID, tm.ReservationID, "p"); err != nil {
+			t.Fatal(err)
+		}
+		j, err := b.JoinTeam(ctx, attempt(fmt.Sprint("m", i)), "gb1", tm.TeamID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = j
+		teams = append(teams, tm)
+	}
+	clock.Advance(61 * time.Second)
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for _, e := range []*engine.Engine{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Sweep(ctx); err != nil {
+				errs.Add(1)
+				t.Errorf("Sweep: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	p, _ := st.Pool(ctx, "s1:gb:gb1")
+	if p.Held != 0 || p.Sold != 0 || p.Available != 20 {
+		t.Fatalf("deal pool %+v; want everything back", p)
+	}
+	for _, tm := range teams {
+		got, err := b.Team(ctx, "gb1", tm.TeamID)
+		if err != nil || got.State != "failed" {
+			t.Fatalf("team = %+v, %v", got, err)
+		}
+		o, err := a.Order(ctx, tm.Members[0].UserID, engine.OrderID(tm.ReservationID))
+		if err != nil || o.State != "refunded" {
+			t.Fatalf("leader order = %+v, %v", o, err)
+		}
+	}
+}
+
+// TestIdempotent: the same key and body give the first answer; another
+// body, a conflict (law 5), also under concurrency.
+func TestIdempotent(t *testing.T) {
+	env := engOpen(t, engBackends()[0], nil)
+	d1 := sha256.Sum256([]byte(`{"quantity":1}`))
+	d2 := sha256.Sum256([]byte(`{"quantity":2}`))
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, body, err := env.e.Idempotent(env.ctx, "u1", "k-1", d1, func() (int, []byte) {
+				return 200, []byte(fmt.Sprintf(`{"run":%d}`, runs.Add(1)))
+			})
+			// A duplicate racing the first call may be refused while the
+			// first runs; it never runs fn again nor gets another answer.
+			if err == nil && (status != 200 || string(body) != `{"run":1}`) {
+				t.Errorf("Idempotent = %d %s %v", status, body, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() != 1 {
+		t.Fatalf("fn ran %d times", runs.Load())
+	}
+	status, body, err := env.e.Idempotent(env.ctx, "u1", "k-1", d1, func() (int, []byte) { return 500, nil })
+	if err != nil || status != 200 || string(body) != `{"run":1}` {
+		t.Fatalf("repeat = %d %s %v; want the first answer", status, body, err)
+	}
+	_, _, err = env.e.Idempotent(env.ctx, "u1", "k-1", d2, func() (int, []byte) { return 200, nil })
+	wantErr(t, "other body", err, engine.ErrIdempotencyConflict)
+	status, _, err = env.e.Idempotent(env.ctx, "u2", "k-1", d2, func() (int, []byte) { return 201, nil })
+	if err != nil || status != 201 {
+		t.Fatalf("other user: %d %v", status, err)
+	}
+}

@@ -1,0 +1,490 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/surge-retail/surge/internal/redistest"
+)
+
+// recBackend opens fresh, empty Records of one kind; reopen (when not nil)
+// closes and reopens the same data.
+type recBackend struct {
+	name string
+	open func(t *testing.T) (rec Records, reopen func() Records)
+}
+
+func recBackends() []recBackend {
+	return []recBackend{
+		{"memory", func(t *testing.T) (Records, func() Records) {
+			return NewMemRecords(), nil
+		}},
+		{"pebble", func(t *testing.T) (Records, func() Records) {
+			dir := t.TempDir()
+			rec, err := OpenPebbleRecords(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur := rec
+			t.Cleanup(func() { _ = cur.Close() })
+			return rec, func() Records {
+				if err := cur.Close(); err != nil {
+					t.Fatal(err)
+				}
+				r2, err := OpenPebbleRecords(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cur = r2
+				return r2
+			}
+		}},
+		{"redis", func(t *testing.T) (Records, func() Records) {
+			srv := redistest.Start(t)
+			open := func() Records {
+				rec, err := OpenRedisRecords(context.Background(), srv.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = rec.Close() })
+				return rec
+			}
+			rec := open()
+			return rec, func() Records { _ = rec.Close(); rec = open(); return rec }
+		}},
+	}
+}
+
+// forEachRecords runs f as a subtest on every backend.
+func forEachRecords(t *testing.T, f func(t *testing.T, rec Records, reopen func() Records)) {
+	t.Helper()
+	for _, b := range recBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			rec, reopen := b.open(t)
+			f(t, rec, reopen)
+		})
+	}
+}
+
+func recMustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
+	t.Helper()
+	v, ok, err := rec.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return v, ok
+}
+
+func recWant(t *testing.T, rec Records, key string, want []byte) {
+	t.Helper()
+	v, ok := recMustGet(t, rec, key)
+	if want == nil {
+		if ok {
+			t.Fatalf("Get(%q) = %q, true; want absent", key, v)
+		}
+		return
+	}
+	if !ok || !bytes.Equal(v, want) {
+		t.Fatalf("Get(%q) = %q, %v; want %q, true", key, v, ok, want)
+	}
+}
+
+func recScanKeys(t *testing.T, rec Records, prefix string) []string {
+	t.Helper()
+	var keys []string
+	err := rec.Scan(context.Background(), prefix, func(k string, v []byte) error {
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan(%q): %v", prefix, err)
+	}
+	return keys
+}
+
+func TestRecordsBasic(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		recWant(t, rec, "a", nil)
+		if err := rec.Put(ctx, "a", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "a", []byte("1"))
+		if err := rec.Put(ctx, "a", []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "a", []byte("2"))
+
+		// The empty value is present, not absent; binary values survive.
+		if err := rec.Put(ctx, "empty", nil); err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "empty", []byte{})
+		bin := []byte{0, 1, 0xff, '\n', 0}
+		if err := rec.Put(ctx, "bin", bin); err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "bin", bin)
+
+		// A returned value belongs to the caller.
+		v, _ := recMustGet(t, rec, "a")
+		v[0] = 'x'
+		recWant(t, rec, "a", []byte("2"))
+
+		if err := rec.Delete(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "a", nil)
+		if err := rec.Delete(ctx, "never"); err != nil {
+			t.Fatalf("Delete(absent) = %v; want nil", err)
+		}
+
+		// Batches: all written, the last of a repeated key wins.
+		err := rec.PutBatch(ctx, []KV{{"b/1", []byte("x")}, {"b/2", []byte("y")}, {"b/1", []byte("z")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recWant(t, rec, "b/1", []byte("z"))
+		recWant(t, rec, "b/2", []byte("y"))
+		if err := rec.PutBatch(ctx, nil); err != nil {
+			t.Fatalf("PutBatch(nil) = %v", err)
+		}
+	})
+}
+
+func TestRecordsBadKey(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		long := string(bytes.Repeat([]byte("k"), recKeyMax+1))
+		for _, key := range []string{"", long} {
+			if err := rec.Put(ctx, key, []byte("v")); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Put(len %d) = %v; want ErrInvalid", len(key), err)
+			}
+			if _, _, err := rec.Get(ctx, key); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Get(len %d) = %v; want ErrInvalid", len(key), err)
+			}
+			if _, err := rec.PutIfAbsent(ctx, key, nil); !errors.Is(err, ErrInvalid) {
+				t.Errorf("PutIfAbsent(len %d) = %v; want ErrInvalid", len(key), err)
+			}
+		}
+		// A batch with one bad key writes nothing.
+		err := rec.PutBatch(ctx, []KV{{"good", []byte("v")}, {"", []byte("v")}})
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("PutBatch(bad) = %v; want ErrInvalid", err)
+		}
+		recWant(t, rec, "good", nil)
+		if keys := recScanKeys(t, rec, ""); len(keys) != 0 {
+			t.Fatalf("after bad writes Scan = %q; want nothing", keys)
+		}
+	})
+}
+
+func TestRecordsConditional(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		f := func(ok bool, err error, want bool, what string) {
+			t.Helper()
+			if err != nil || ok != want {
+				t.Fatalf("%s = %v, %v; want %v, nil", what, ok, err, want)
+			}
+		}
+		ok, err := rec.PutIfAbsent(ctx, "k", []byte("v1"))
+		f(ok, err, true, "PutIfAbsent(new)")
+		ok, err = rec.PutIfAbsent(ctx, "k", []byte("v2"))
+		f(ok, err, false, "PutIfAbsent(existing)")
+		recWant(t, rec, "k", []byte("v1"))
+
+		ok, err = rec.CompareAndSwap(ctx, "k", []byte("nope"), []byte("v3"))
+		f(ok, err, false, "CAS(wrong old)")
+		ok, err = rec.CompareAndSwap(ctx, "k", nil, []byte("v3"))
+		f(ok, err, false, "CAS(absent, present key)")
+		ok, err = rec.CompareAndSwap(ctx, "k", []byte{}, []byte("v3"))
+		f(ok, err, false, "CAS(empty, non-empty key)")
+		recWant(t, rec, "k", []byte("v1"))
+		ok, err = rec.CompareAndSwap(ctx, "k", []byte("v1"), []byte("v3"))
+		f(ok, err, true, "CAS(right old)")
+		recWant(t, rec, "k", []byte("v3"))
+
+		ok, err = rec.CompareAndSwap(ctx, "new", []byte("x"), []byte("y"))
+		f(ok, err, false, "CAS(old, absent key)")
+		recWant(t, rec, "new", nil)
+		ok, err = rec.CompareAndSwap(ctx, "new", nil, []byte{})
+		f(ok, err, true, "CAS(absent, absent key)")
+		ok, err = rec.CompareAndSwap(ctx, "new", []byte{}, []byte("z"))
+		f(ok, err, true, "CAS(empty, empty key)")
+		recWant(t, rec, "new", []byte("z"))
+
+		// CAS and PutIfAbsent keep Scan's index up to date.
+		if got := fmt.Sprint(recScanKeys(t, rec, "")); got != "[k new]" {
+			t.Fatalf("Scan = %s; want [k new]", got)
+		}
+	})
+}
+
+func TestRecordsScanOrder(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		keys := []string{"b", "a/2", "a/10", "a", "a/1", "a\xff", "a/\xff\xff", "a0", "c/x"}
+		for _, k := range keys {
+			if err := rec.Put(ctx, k, []byte("v"+k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := func(prefix, want string) {
+			t.Helper()
+			if got := fmt.Sprintf("%q", recScanKeys(t, rec, prefix)); got != want {
+				t.Errorf("Scan(%q) = %s; want %s", prefix, got, want)
+			}
+		}
+		f("a/", `["a/1" "a/10" "a/2" "a/\xff\xff"]`)
+		f("a", `["a" "a/1" "a/10" "a/2" "a/\xff\xff" "a0" "a\xff"]`)
+		f("", `["a" "a/1" "a/10" "a/2" "a/\xff\xff" "a0" "a\xff" "b" "c/x"]`)
+		f("zz", `[]`)
+		f("a/\xff", `["a/\xff\xff"]`)
+
+		// Values come with their keys.
+		err := rec.Scan(ctx, "c/", func(k string, v []byte) error {
+			if string(v) != "v"+k {
+				t.Errorf("Scan value of %q = %q", k, v)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// An error from fn stops the scan and comes back as is.
+		stop := errors.New("stop")
+		n := 0
+		err = rec.Scan(ctx, "", func(string, []byte) error { n++; return stop })
+		if err != stop || n != 1 {
+			t.Fatalf("Scan with failing fn = %v after %d calls; want stop after 1", err, n)
+		}
+	})
+}
+
+func TestRecordsScanPagesAndWrites(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		const n = 700 // more than one page of every backend
+		kvs := make([]KV, 0, n)
+		for i := 0; i < n; i++ {
+			kvs = append(kvs, KV{Key: fmt.Sprintf("p/%05d", i), Val: []byte(strconv.Itoa(i))})
+		}
+		if err := rec.PutBatch(ctx, kvs); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Put(ctx, "q", []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		// fn deletes what it sees: the scan neither deadlocks nor skips.
+		i := 0
+		err := rec.Scan(ctx, "p/", func(k string, v []byte) error {
+			if want := fmt.Sprintf("p/%05d", i); k != want || string(v) != strconv.Itoa(i) {
+				return fmt.Errorf("item %d = %q=%q; want %q", i, k, v, want)
+			}
+			i++
+			return rec.Delete(ctx, k)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != n {
+			t.Fatalf("Scan saw %d keys; want %d", i, n)
+		}
+		if keys := recScanKeys(t, rec, ""); fmt.Sprint(keys) != "[q]" {
+			t.Fatalf("after deleting, Scan = %v; want [q]", keys)
+		}
+	})
+}
+
+// TestRecordsRaces checks that PutIfAbsent and CompareAndSwap decide once:
+// exact winner counts under many goroutines.
+func TestRecordsRaces(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		const goroutines, keys, incs = 16, 20, 25
+		var wins [keys]atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; k < keys; k++ {
+					ok, err := rec.PutIfAbsent(ctx, fmt.Sprintf("once/%d", k), []byte(strconv.Itoa(g)))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						wins[k].Add(1)
+					}
+				}
+				// A counter incremented by CAS loops.
+				for i := 0; i < incs; i++ {
+					for {
+						cur, ok, err := rec.Get(ctx, "counter")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						var old []byte
+						n := 0
+						if ok {
+							old = cur
+							n, _ = strconv.Atoi(string(cur))
+						}
+						swapped, err := rec.CompareAndSwap(ctx, "counter", old, []byte(strconv.Itoa(n+1)))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if swapped {
+							break
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for k := range wins {
+			if w := wins[k].Load(); w != 1 {
+				t.Errorf("PutIfAbsent(once/%d): %d winners; want 1", k, w)
+			}
+		}
+		recWant(t, rec, "counter", []byte(strconv.Itoa(goroutines*incs)))
+	})
+}
+
+// TestRecordsCountedBatch checks the exact counter used by the order store
+// under overlapping concurrent batches.
+func TestRecordsCountedBatch(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		cb := rec.(recCountedBatcher)
+		const goroutines, ids, per = 8, 300, 10
+		var added atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Every goroutine writes every id, in batches of per,
+				// starting at a different place.
+				for b := 0; b < ids/per; b++ {
+					var kvs []KV
+					var counted []string
+					for i := 0; i < per; i++ {
+						id := (g*37 + b*per + i) % ids
+						k := fmt.Sprintf("cnt/%03d", id)
+						kvs = append(kvs, KV{Key: k, Val: []byte{byte(g)}})
+						counted = append(counted, k, k) // duplicates count once
+					}
+					n, err := cb.putBatchCounted(ctx, kvs, counted, "cnt#")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					added.Add(n)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := added.Load(); got != ids {
+			t.Errorf("sum of added = %d; want %d", got, ids)
+		}
+		recWant(t, rec, "cnt#", []byte(strconv.Itoa(ids)))
+		if keys := recScanKeys(t, rec, "cnt/"); len(keys) != ids {
+			t.Errorf("Scan(cnt/) = %d keys; want %d", len(keys), ids)
+		}
+	})
+}
+
+func TestRecordsDurableAndClosed(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, reopen func() Records) {
+		ctx := context.Background()
+		if err := rec.PutBatch(ctx, []KV{{"d/1", []byte("one")}, {"d/2", []byte("two")}}); err != nil {
+			t.Fatal(err)
+		}
+		if reopen != nil {
+			rec = reopen()
+			recWant(t, rec, "d/1", []byte("one"))
+			if got := fmt.Sprint(recScanKeys(t, rec, "d/")); got != "[d/1 d/2]" {
+				t.Fatalf("after reopen Scan = %s", got)
+			}
+		}
+		if err := rec.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Close(); err != nil {
+			t.Fatalf("second Close = %v; want nil", err)
+		}
+		if _, _, err := rec.Get(ctx, "d/1"); !errors.Is(err, ErrRecordsClosed) {
+			t.Errorf("Get after Close = %v; want ErrRecordsClosed", err)
+		}
+		if err := rec.Put(ctx, "d/3", nil); !errors.Is(err, ErrRecordsClosed) {
+			t.Errorf("Put after Close = %v; want ErrRecordsClosed", err)
+		}
+		if err := rec.Scan(ctx, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrRecordsClosed) {
+			t.Errorf("Scan after Close = %v; want ErrRecordsClosed", err)
+		}
+	})
+}
+
+// TestRedisRecordsShared checks that two nodes on one Redis decide once.
+func TestRedisRecordsShared(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	var nodes [2]Records
+	for i := range nodes {
+		r, err := OpenRedisRecords(ctx, srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		nodes[i] = r
+	}
+	const keys, perNode = 50, 4
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for i := range nodes {
+		for g := 0; g < perNode; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; k < keys; k++ {
+					ok, err := nodes[i].PutIfAbsent(ctx, fmt.Sprintf("s/%d", k), []byte{byte(i)})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if ok {
+						wins.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if w := wins.Load(); w != keys {
+		t.Fatalf("winners = %d; want %d", w, keys)
+	}
+	if n := len(recScanKeys(t, nodes[1], "s/")); n != keys {
+		t.Fatalf("node 1 sees %d keys; want %d", n, keys)
+	}
+}
+
+func TestOpenRedisRecordsUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2e9)
+	defer cancel()
+	_, err := OpenRedisRecords(ctx, "127.0.0.1:1")
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("OpenRedisRecords(closed port) = %v; want ErrUnavailable", err)
+	}
+}

@@ -1,0 +1,425 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"strconv"
+	"time"
+
+	"github.com/surge-retail/surge/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// Input bounds.
+const (
+	// quantityMax bounds the quantity of one line (the inventory's default
+	// limit).
+	quantityMax = 10_000
+	// checkoutItemsMax bounds the lines of one checkout (the inventory's
+	// lines limit).
+	checkoutItemsMax = 32
+	// idempotencyKeyLenMax bounds an Idempotency-Key, bytes.
+	idempotencyKeyLenMax = 128
+	// deviceIDLenMax bounds X-Device-Id, bytes.
+	deviceIDLenMax = 128
+	// ordersLimitDefault and ordersLimitMax bound GET /api/v1/me/orders.
+	ordersLimitDefault = 50
+	ordersLimitMax     = 200
+)
+
+// Request bodies. Unknown fields are refused.
+type (
+	sessionReq struct {
+		Code string `json:"code"`
+	}
+	reserveReq struct {
+		Quantity *int64 `json:"quantity"`
+		GuideID  string `json:"guide_id"`
+	}
+	teamOpenReq struct {
+		GuideID string `json:"guide_id"`
+	}
+	emptyReq struct{}
+	payReq   struct {
+		PaymentID string `json:"payment_id"`
+	}
+)
+
+// sessionAnswer is POST /api/v1/session's data.
+type sessionAnswer struct {
+	Token       string    `json:"token"`
+	UserID      string    `json:"user_id"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ExpiresAtMs int64     `json:"expires_at_ms"`
+}
+
+// ordersAnswer is GET /api/v1/me/orders's data.
+type ordersAnswer struct {
+	Orders []engine.Order `json:"orders"`
+}
+
+// validID reports whether an id from a body is 1..idLenMax printable ASCII.
+func validID(id string) bool {
+	return validUserID(id)
+}
+
+// optionalID checks an optional id field.
+func optionalID(id, field string) error {
+	if id != "" && !validID(id) {
+		return errf(CodeBadRequest, field+" must be 1-128 printable ASCII characters")
+	}
+	return nil
+}
+
+func (s *Server) serveSession(ctx *fasthttp.RequestCtx) int {
+	var req sessionReq
+	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
+		return s.writeErr(ctx, rSession, err)
+	}
+	if req.Code == "" {
+		return s.writeError(ctx, rSession, CodeBadRequest, "code is required")
+	}
+	lctx, cancel := s.engineCtx()
+	defer cancel()
+	uid, err := s.login.login(lctx, req.Code)
+	if err != nil {
+		return s.writeErr(ctx, rSession, err)
+	}
+	tok, exp := s.sess.sign(uid)
+	return s.writeOK(ctx, rSession, sessionAnswer{Token: tok, UserID: uid, ExpiresAt: exp.UTC(), ExpiresAtMs: exp.UnixMilli()})
+}
+
+// attempt describes the caller for the risk hook.
+func (s *Server) attempt(ctx *fasthttp.RequestCtx, uid, route string) (engine.Attempt, error) {
+	dev := ctx.Request.Header.Peek("X-Device-Id")
+	if len(dev) > deviceIDLenMax || !printable(dev) {
+		return engine.Attempt{}, errf(CodeBadRequest, "X-Device-Id must be at most 128 printable ASCII characters")
+	}
+	return engine.Attempt{UserID: uid, IP: s.clientIP(ctx), DeviceID: string(dev), Route: route}, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" when absent).
+func idempotencyKey(ctx *fasthttp.RequestCtx) (string, error) {
+	k := ctx.Request.Header.Peek("Idempotency-Key")
+	if len(k) == 0 {
+		return "", nil
+	}
+	if len(k) > idempotencyKeyLenMax || !printable(k) {
+		return "", errf(CodeBadRequest, "Idempotency-Key must be 1-128 printable ASCII characters")
+	}
+	return string(k), nil
+}
+
+// digest identifies a request for idempotency: method, path and body.
+func digest(ctx *fasthttp.RequestCtx) [32]byte {
+	h := sha256.New()
+	h.Write(ctx.Method())
+	h.Write([]byte{'\n'})
+	h.Write(ctx.Path())
+	h.Write([]byte{'\n'})
+	h.Write(ctx.Request.Body())
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// answer turns an engine result into a full envelope (status, body).
+func (s *Server) answer(ctx *fasthttp.RequestCtx, r routeID, v any, err error) (int, []byte) {
+	if err == nil {
+		body, encErr := appendOK(nil, v)
+		if encErr == nil {
+			return fasthttp.StatusOK, body
+		}
+		err = encErr
+	}
+	code, msg := s.classify(ctx, r, err)
+	if code == CodeInternal {
+		msg = codeTable[codeIndex(code)].msg + " (request id " + string(ctx.Response.Header.Peek("X-Request-Id")) + ")"
+	}
+	return statusOf(code), appendErr(nil, code, msg)
+}
+
+// create runs a creating write, through Engine.Idempotent when the request
+// has an Idempotency-Key (law 5): a replay writes the stored bytes.
+func (s *Server) create(ctx *fasthttp.RequestCtx, ectx context.Context, r routeID, uid, key string, run func() (int, []byte)) int {
+	if key == "" {
+		st, body := run()
+		return s.writeRaw(ctx, st, body)
+	}
+	st, body, err := s.eng.Idempotent(ectx, uid, key, digest(ctx), run)
+	if err != nil {
+		return s.writeErr(ctx, r, err)
+	}
+	return s.writeRaw(ctx, st, body)
+}
+
+func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte) int {
+	var req reserveReq
+	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
+		return s.writeErr(ctx, rSaleReserve, err)
+	}
+	qty := int64(1)
+	if req.Quantity != nil {
+		qty = *req.Quantity
+	}
+	if qty <= 0 || qty > quantityMax {
+		return s.writeError(ctx, rSaleReserve, CodeBadRequest, "quantity must be between 1 and "+strconv.Itoa(quantityMax))
+	}
+	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+		return s.writeErr(ctx, rSaleReserve, err)
+	}
+	key, err := idempotencyKey(ctx)
+	if err != nil {
+		return s.writeErr(ctx, rSaleReserve, err)
+	}
+	a, err := s.attempt(ctx, uid, "flash_reserve")
+	if err != nil {
+		return s.writeErr(ctx, rSaleReserve, err)
+	}
+	sale := string(saleB)
+	remaining, ok := s.eng.SaleRemaining(sale)
+	if !ok {
+		return s.writeError(ctx, rSaleReserve, CodeNotFound, "no such flash sale")
+	}
+	if remaining <= 0 && key == "" {
+		// Sold out, answered from memory.
+		s.countShed(shedSoldOut)
+		return s.writeError(ctx, rSaleReserve, CodeSoldOut, "sold out")
+	}
+	var gate = (*gateSlot)(nil)
+	if remaining > 0 {
+		c, ok := s.gates.admit(sale, remaining)
+		if !ok {
+			return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, "too many buyers right now, retry shortly")
+		}
+		gate = (*gateSlot)(c)
+	}
+	defer gate.release()
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
+		if remaining <= 0 {
+			return statusOf(CodeSoldOut), appendErr(nil, CodeSoldOut, "sold out")
+		}
+		t0 := time.Now()
+		res, err := s.eng.ReserveFlash(ectx, a, sale, qty, req.GuideID)
+		s.observeEngine(rSaleReserve, t0)
+		return s.answer(ctx, rSaleReserve, res, err)
+	})
+}
+
+func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byte) int {
+	var req teamOpenReq
+	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
+		return s.writeErr(ctx, rTeamOpen, err)
+	}
+	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+		return s.writeErr(ctx, rTeamOpen, err)
+	}
+	key, err := idempotencyKey(ctx)
+	if err != nil {
+		return s.writeErr(ctx, rTeamOpen, err)
+	}
+	a, err := s.attempt(ctx, uid, "group_open")
+	if err != nil {
+		return s.writeErr(ctx, rTeamOpen, err)
+	}
+	deal := string(dealB)
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	return s.create(ctx, ectx, rTeamOpen, uid, key, func() (int, []byte) {
+		t0 := time.Now()
+		team, err := s.eng.OpenTeam(ectx, a, deal, req.GuideID)
+		s.observeEngine(rTeamOpen, t0)
+		return s.answer(ctx, rTeamOpen, team, err)
+	})
+}
+
+func (s *Server) serveTeamJoin(ctx *fasthttp.RequestCtx, uid string, dealB, teamB []byte) int {
+	var req emptyReq
+	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
+		return s.writeErr(ctx, rTeamJoin, err)
+	}
+	key, err := idempotencyKey(ctx)
+	if err != nil {
+		return s.writeErr(ctx, rTeamJoin, err)
+	}
+	a, err := s.attempt(ctx, uid, "group_join")
+	if err != nil {
+		return s.writeErr(ctx, rTeamJoin, err)
+	}
+	deal, team := string(dealB), string(teamB)
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	return s.create(ctx, ectx, rTeamJoin, uid, key, func() (int, []byte) {
+		t0 := time.Now()
+		t, err := s.eng.JoinTeam(ectx, a, deal, team)
+		s.observeEngine(rTeamJoin, t0)
+		return s.answer(ctx, rTeamJoin, t, err)
+	})
+}
+
+func (s *Server) serveCheckout(ctx *fasthttp.RequestCtx, uid string) int {
+	var req engine.CheckoutRequest
+	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
+		return s.writeErr(ctx, rCheckout, err)
+	}
+	if err := validCheckout(req); err != nil {
+		return s.writeErr(ctx, rCheckout, err)
+	}
+	key, err := idempotencyKey(ctx)
+	if err != nil {
+		return s.writeErr(ctx, rCheckout, err)
+	}
+	a, err := s.attempt(ctx, uid, "checkout")
+	if err != nil {
+		return s.writeErr(ctx, rCheckout, err)
+	}
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	return s.create(ctx, ectx, rCheckout, uid, key, func() (int, []byte) {
+		t0 := time.Now()
+		res, err := s.eng.Checkout(ectx, a, req)
+		s.observeEngine(rCheckout, t0)
+		return s.answer(ctx, rCheckout, res, err)
+	})
+}
+
+func validCheckout(req engine.CheckoutRequest) error {
+	if !validID(req.StoreID) {
+		return errf(CodeBadRequest, "store_id is required (1-128 printable ASCII characters)")
+	}
+	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+		return err
+	}
+	if len(req.Items) == 0 || len(req.Items) > checkoutItemsMax {
+		return errf(CodeBadRequest, "items must have 1 to "+strconv.Itoa(checkoutItemsMax)+" lines")
+	}
+	for i, it := range req.Items {
+		if !validID(it.SKUID) {
+			return errf(CodeBadRequest, "items["+strconv.Itoa(i)+"].sku_id is required")
+		}
+		if it.Quantity <= 0 || it.Quantity > quantityMax {
+			return errf(CodeBadRequest, "items["+strconv.Itoa(i)+"].quantity must be between 1 and "+strconv.Itoa(quantityMax))
+		}
+	}
+	return nil
+}
+
+func (s *Server) serveResGet(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	res, err := s.eng.Reservation(ectx, uid, string(idB))
+	s.observeEngine(rResGet, t0)
+	if err != nil {
+		return s.writeErr(ctx, rResGet, err)
+	}
+	return s.writeOK(ctx, rResGet, res)
+}
+
+func (s *Server) serveResPay(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
+	var req payReq
+	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
+		return s.writeErr(ctx, rResPay, err)
+	}
+	if !validID(req.PaymentID) {
+		return s.writeError(ctx, rResPay, CodeBadRequest, "payment_id is required (1-128 printable ASCII characters)")
+	}
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	res, err := s.eng.Pay(ectx, uid, string(idB), req.PaymentID)
+	s.observeEngine(rResPay, t0)
+	if err != nil {
+		return s.writeErr(ctx, rResPay, err)
+	}
+	return s.writeOK(ctx, rResPay, res)
+}
+
+func (s *Server) serveResCancel(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
+	var req emptyReq
+	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
+		return s.writeErr(ctx, rResCancel, err)
+	}
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	res, err := s.eng.Cancel(ectx, uid, string(idB))
+	s.observeEngine(rResCancel, t0)
+	if err != nil {
+		return s.writeErr(ctx, rResCancel, err)
+	}
+	return s.writeOK(ctx, rResCancel, res)
+}
+
+func (s *Server) serveOrderGet(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	o, err := s.eng.Order(ectx, uid, string(idB))
+	s.observeEngine(rOrderGet, t0)
+	if err != nil {
+		return s.writeErr(ctx, rOrderGet, err)
+	}
+	return s.writeOK(ctx, rOrderGet, o)
+}
+
+func (s *Server) serveMyOrders(ctx *fasthttp.RequestCtx, uid string) int {
+	limit := ordersLimitDefault
+	if l := ctx.QueryArgs().Peek("limit"); len(l) > 0 {
+		n, err := strconv.Atoi(string(l))
+		if err != nil || n <= 0 || n > ordersLimitMax {
+			return s.writeError(ctx, rMyOrders, CodeBadRequest, "limit must be between 1 and "+strconv.Itoa(ordersLimitMax))
+		}
+		limit = n
+	}
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	os, err := s.eng.UserOrders(ectx, uid, limit)
+	s.observeEngine(rMyOrders, t0)
+	if err != nil {
+		return s.writeErr(ctx, rMyOrders, err)
+	}
+	if os == nil {
+		os = []engine.Order{}
+	}
+	return s.writeOK(ctx, rMyOrders, ordersAnswer{Orders: os})
+}
+
+func (s *Server) serveSaleGet(ctx *fasthttp.RequestCtx, idB []byte) int {
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	fs, err := s.eng.FlashSale(ectx, string(idB))
+	s.observeEngine(rSaleGet, t0)
+	if err != nil {
+		return s.writeErr(ctx, rSaleGet, err)
+	}
+	return s.writeOK(ctx, rSaleGet, fs)
+}
+
+func (s *Server) serveDealGet(ctx *fasthttp.RequestCtx, idB []byte) int {
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	d, err := s.eng.GroupDeal(ectx, string(idB))
+	s.observeEngine(rDealGet, t0)
+	if err != nil {
+		return s.writeErr(ctx, rDealGet, err)
+	}
+	return s.writeOK(ctx, rDealGet, d)
+}
+
+func (s *Server) serveTeamGet(ctx *fasthttp.RequestCtx, dealB, teamB []byte) int {
+	ectx, cancel := s.engineCtx()
+	defer cancel()
+	t0 := time.Now()
+	t, err := s.eng.Team(ectx, string(dealB), string(teamB))
+	s.observeEngine(rTeamGet, t0)
+	if err != nil {
+		return s.writeErr(ctx, rTeamGet, err)
+	}
+	return s.writeOK(ctx, rTeamGet, t)
+}

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/surge-retail/surge/engine"
+)
+
+// metrics holds the gateway's Prometheus metrics, resolved per route and
+// code up front so that the served path does no label lookup.
+type metrics struct {
+	requests [routesLen][len(codeTable)]prometheus.Counter
+	latency  [routesLen]prometheus.Observer
+	engine   [routesLen]prometheus.Observer
+	sheds    [shedReasonsLen]prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
+	m := &metrics{}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "surge", Subsystem: "gateway", Name: "requests_total",
+		Help: "Requests answered, by route and API code.",
+	}, []string{"route", "code"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "surge", Subsystem: "gateway", Name: "request_duration_seconds",
+		Help:    "Time from routing to the answer being written, by route.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	engineLat := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "surge", Subsystem: "engine", Name: "call_duration_seconds",
+		Help:    "Time spent in the engine (and inventory below it) per route.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	sheds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "surge", Subsystem: "gateway", Name: "sheds_total",
+		Help: "Requests shed by admission control, by reason.",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, &statsCollector{eng: eng}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for r := range routesLen {
+		name := routes[r].name
+		for i := range codeTable {
+			m.requests[r][i] = requests.WithLabelValues(name, strconv.Itoa(codeTable[i].code))
+		}
+		m.latency[r] = latency.WithLabelValues(name)
+		m.engine[r] = engineLat.WithLabelValues(name)
+	}
+	for i, reason := range shedReasons {
+		m.sheds[i] = sheds.WithLabelValues(reason)
+	}
+	return m, nil
+}
+
+// newRegistry is the default registry: Go and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// statsCollector exports the engine's Stats (order writer lag, risk
+// denials, pool counts) at scrape time, at most once a second.
+type statsCollector struct {
+	eng Engine
+
+	mu   sync.Mutex
+	last time.Time
+	st   []prometheus.Metric
+}
+
+var (
+	descOrdersWritten = prometheus.NewDesc("surge_orders_written", "Orders in the order store, all time.", nil, nil)
+	descOrdersLag     = prometheus.NewDesc("surge_orders_lag", "Paid reservations whose order is not written yet.", nil, nil)
+	descOrdersFail    = prometheus.NewDesc("surge_orders_write_failures", "Failed order-store writes (retried).", nil, nil)
+	descRiskDenials   = prometheus.NewDesc("surge_risk_denials", "Risk-hook denials by reason.", []string{"reason"}, nil)
+	descPool          = prometheus.NewDesc("surge_pool_units", "Units of a sale or deal pool by state.", []string{"kind", "id", "state"}, nil)
+	descStatsUp       = prometheus.NewDesc("surge_engine_stats_up", "1 when the engine answered Stats at the last scrape.", nil, nil)
+)
+
+// statsTimeout bounds the engine Stats call of a scrape.
+const statsTimeout = 2 * time.Second
+
+// poolsExportedMax bounds the pools exported per kind.
+const poolsExportedMax = 1000
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersFail, descRiskDenials, descPool, descStatsUp} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.last) >= time.Second || c.st == nil {
+		c.st = c.collect()
+		c.last = time.Now()
+	}
+	for _, m := range c.st {
+		ch <- m
+	}
+}
+
+func (c *statsCollector) collect() []prometheus.Metric {
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	st, err := c.eng.Stats(ctx)
+	if err != nil {
+		return []prometheus.Metric{prometheus.MustNewConstMetric(descStatsUp, prometheus.GaugeValue, 0)}
+	}
+	out := []prometheus.Metric{
+		prometheus.MustNewConstMetric(descStatsUp, prometheus.GaugeValue, 1),
+		prometheus.MustNewConstMetric(descOrdersWritten, prometheus.GaugeValue, float64(st.Orders.Written)),
+		prometheus.MustNewConstMetric(descOrdersLag, prometheus.GaugeValue, float64(st.Orders.Lag)),
+		prometheus.MustNewConstMetric(descOrdersFail, prometheus.CounterValue, float64(st.Orders.Failures)),
+	}
+	for reason, n := range st.RiskDenials {
+		out = append(out, prometheus.MustNewConstMetric(descRiskDenials, prometheus.CounterValue, float64(n), reason))
+	}
+	for _, kp := range []struct {
+		kind  string
+		pools map[string]engine.PoolStats
+	}{{"sale", st.Sales}, {"deal", st.Deals}} {
+		n := 0
+		for id, p := range kp.pools {
+			if n == poolsExportedMax {
+				break
+			}
+			n++
+			out = append(out,
+				prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(p.Supplied), kp.kind, id, "supplied"),
+				prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(p.Held), kp.kind, id, "held"),
+				prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(p.Sold), kp.kind, id, "sold"),
+				prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(p.Remaining), kp.kind, id, "remaining"),
+			)
+		}
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+package gateway
+
+import "bytes"
+
+// routeID names one endpoint of API.md.
+type routeID uint8
+
+const (
+	rUnknown routeID = iota
+	rSession
+	rStorePage
+	rProductPage
+	rSaleGet
+	rSaleReserve
+	rDealGet
+	rTeamOpen
+	rTeamGet
+	rTeamJoin
+	rCheckout
+	rResGet
+	rResPay
+	rResCancel
+	rOrderGet
+	rMyOrders
+	rFeed
+	rAdminCatalog
+	rAdminSales
+	rAdminDeals
+	rAdminStats
+	rPprof
+	rHealthz
+	rReadyz
+	rMetrics
+	routesLen
+)
+
+// Route classes, each with its own in-flight bound.
+const (
+	classNone   = iota // ops endpoints: not admitted through a semaphore
+	classReads         // public and user reads
+	classWrites        // session and user writes
+	classAdmin         // admin and feed
+)
+
+// routeSpec describes a route.
+type routeSpec struct {
+	name   string // metric label and log field
+	method string // "GET", "POST", "PUT"; "" = any (pprof)
+	class  int
+	hot    bool // logs sampled
+}
+
+var routes = [routesLen]routeSpec{
+	rUnknown:      {"unknown", "", classNone, true},
+	rSession:      {"session", "POST", classWrites, false},
+	rStorePage:    {"store_page", "GET", classReads, true},
+	rProductPage:  {"product_page", "GET", classReads, true},
+	rSaleGet:      {"sale_get", "GET", classReads, true},
+	rSaleReserve:  {"sale_reserve", "POST", classWrites, true},
+	rDealGet:      {"deal_get", "GET", classReads, true},
+	rTeamOpen:     {"team_open", "POST", classWrites, true},
+	rTeamGet:      {"team_get", "GET", classReads, true},
+	rTeamJoin:     {"team_join", "POST", classWrites, true},
+	rCheckout:     {"checkout", "POST", classWrites, true},
+	rResGet:       {"reservation_get", "GET", classReads, false},
+	rResPay:       {"reservation_pay", "POST", classWrites, false},
+	rResCancel:    {"reservation_cancel", "POST", classWrites, false},
+	rOrderGet:     {"order_get", "GET", classReads, false},
+	rMyOrders:     {"my_orders", "GET", classReads, false},
+	rFeed:         {"inventory_feed", "POST", classAdmin, false},
+	rAdminCatalog: {"admin_catalog", "PUT", classAdmin, false},
+	rAdminSales:   {"admin_flash_sales", "POST", classAdmin, false},
+	rAdminDeals:   {"admin_group_buys", "POST", classAdmin, false},
+	rAdminStats:   {"admin_stats", "GET", classAdmin, false},
+	rPprof:        {"pprof", "", classAdmin, false},
+	rHealthz:      {"healthz", "GET", classNone, false},
+	rReadyz:       {"readyz", "GET", classNone, false},
+	rMetrics:      {"metrics", "GET", classNone, false},
+}
+
+// segsMax bounds the path segments looked at; longer paths match nothing.
+const segsMax = 8
+
+// idLenMax bounds an id taken from a path, bytes.
+const idLenMax = 128
+
+// match finds the route of a path. p1 and p2 are the path's ids (they
+// alias path). methodOK is false when the path is known but the method is
+// not its own. It does not allocate.
+func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
+	var segs [segsMax][]byte
+	n := 0
+	if len(path) == 0 || path[0] != '/' {
+		return rUnknown, nil, nil, false
+	}
+	if bytes.HasPrefix(path, []byte("/debug/pprof/")) {
+		return rPprof, nil, nil, true
+	}
+	rest := path[1:]
+	for {
+		if n == segsMax {
+			return rUnknown, nil, nil, false
+		}
+		i := bytes.IndexByte(rest, '/')
+		if i < 0 {
+			segs[n] = rest
+			n++
+			break
+		}
+		segs[n] = rest[:i]
+		n++
+		rest = rest[i+1:]
+	}
+	for i := 0; i < n; i++ {
+		if len(segs[i]) == 0 || len(segs[i]) > idLenMax {
+			return rUnknown, nil, nil, false
+		}
+	}
+	r = rUnknown
+	switch {
+	case n == 1:
+		switch string(segs[0]) {
+		case "healthz":
+			r = rHealthz
+		case "readyz":
+			r = rReadyz
+		case "metrics":
+			r = rMetrics
+		}
+	case n >= 3 && string(segs[0]) == "api" && string(segs[1]) == "v1":
+		r, p1, p2 = matchAPI(segs[2:n])
+	case n == 3 && string(segs[0]) == "admin" && string(segs[1]) == "v1":
+		switch string(segs[2]) {
+		case "catalog":
+			r = rAdminCatalog
+		case "flash-sales":
+			r = rAdminSales
+		case "group-buys":
+			r = rAdminDeals
+		case "stats":
+			r = rAdminStats
+		}
+	case n == 4 && string(segs[0]) == "internal" && string(segs[1]) == "v1" &&
+		string(segs[2]) == "inventory" && string(segs[3]) == "feed":
+		r = rFeed
+	}
+	if r == rUnknown {
+		return rUnknown, nil, nil, false
+	}
+	m := routes[r].method
+	methodOK = string(method) == m || (m == "GET" && string(method) == "HEAD")
+	return r, p1, p2, methodOK
+}
+
+// matchAPI matches the segments after /api/v1/.
+func matchAPI(s [][]byte) (r routeID, p1, p2 []byte) {
+	switch string(s[0]) {
+	case "session":
+		if len(s) == 1 {
+			return rSession, nil, nil
+		}
+	case "checkout":
+		if len(s) == 1 {
+			return rCheckout, nil, nil
+		}
+	case "stores":
+		if len(s) == 3 && string(s[2]) == "page" {
+			return rStorePage, s[1], nil
+		}
+		if len(s) == 4 && string(s[2]) == "products" {
+			return rProductPage, s[1], s[3]
+		}
+	case "flash-sales":
+		if len(s) == 2 {
+			return rSaleGet, s[1], nil
+		}
+		if len(s) == 3 && string(s[2]) == "reservations" {
+			return rSaleReserve, s[1], nil
+		}
+	case "group-buys":
+		switch {
+		case len(s) == 2:
+			return rDealGet, s[1], nil
+		case len(s) == 3 && string(s[2]) == "teams":
+			return rTeamOpen, s[1], nil
+		case len(s) == 4 && string(s[2]) == "teams":
+			return rTeamGet, s[1], s[3]
+		case len(s) == 5 && string(s[2]) == "teams" && string(s[4]) == "members":
+			return rTeamJoin, s[1], s[3]
+		}
+	case "reservations":
+		switch {
+		case len(s) == 2:
+			return rResGet, s[1], nil
+		case len(s) == 3 && string(s[2]) == "pay":
+			return rResPay, s[1], nil
+		case len(s) == 3 && string(s[2]) == "cancel":
+			return rResCancel, s[1], nil
+		}
+	case "orders":
+		if len(s) == 2 {
+			return rOrderGet, s[1], nil
+		}
+	case "me":
+		if len(s) == 2 && string(s[1]) == "orders" {
+			return rMyOrders, nil, nil
+		}
+	}
+	return rUnknown, nil, nil
+}

@@ -1,0 +1,484 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// bodySlackBytes is how far above BodyMaxBytes fasthttp itself still reads
+// a body; between the two the gateway answers 413 with its envelope and
+// keeps the connection, above it fasthttp stops reading and the
+// ErrorHandler answers 413.
+const bodySlackBytes = 4 << 10
+
+// logSampleEvery: on hot routes, one client error in logSampleEvery is
+// logged.
+const logSampleEvery = 256
+
+// Server is Surge's HTTP front end.
+type Server struct {
+	o        Options
+	eng      Engine
+	sess     sessions
+	login    loginer
+	trusted  []netip.Prefix
+	admin    []byte
+	feedKey  []byte
+	sems     [4]*semaphore // by route class; [classNone] is nil
+	gates    *saleGates
+	m        *metrics
+	shedN    [shedReasonsLen]atomic.Int64
+	logN     atomic.Uint64
+	ridN     atomic.Uint64
+	ridPfx   [8]byte
+	intern   interner
+	metricsH fasthttp.RequestHandler
+	srv      *fasthttp.Server
+	retry    []byte // Retry-After value
+
+	mu      sync.Mutex
+	serving bool
+}
+
+// New builds a Server from opts (see Options for defaults).
+func New(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := parsePrefixes(o.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		o:       o,
+		eng:     o.Engine,
+		sess:    sessions{secret: o.SessionSecret, ttl: o.SessionTTL, now: o.Now},
+		trusted: trusted,
+		admin:   []byte(o.AdminToken),
+		feedKey: []byte(o.FeedSecret),
+		gates:   newSaleGates(o.SaleAdmitFactor),
+		retry:   []byte(strconv.Itoa(o.RetryAfterSeconds)),
+	}
+	s.intern.init()
+	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
+	s.sems[classWrites] = newSemaphore(o.WritesInflightMax)
+	s.sems[classAdmin] = newSemaphore(o.AdminInflightMax)
+	if o.Login.Provider == ProviderWeChat {
+		s.login = newWeChatLogin(o.Login)
+	} else {
+		s.login = devLogin{}
+	}
+	if _, err := rand.Read(s.ridPfx[:4]); err != nil {
+		return nil, fmt.Errorf("cannot seed request ids: %w", err)
+	}
+	hex.Encode(s.ridPfx[:], s.ridPfx[:4])
+	reg := o.Registry
+	if reg == nil {
+		reg = newRegistry()
+		s.o.Registry = reg
+	}
+	if s.m, err = newMetrics(reg, o.Engine); err != nil {
+		return nil, fmt.Errorf("cannot register metrics: %w", err)
+	}
+	s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if o.AdminToken == "" {
+		o.Logger.Warn("gateway: no admin token; /admin/v1 and /debug/pprof are disabled")
+	}
+	if o.FeedSecret == "" {
+		o.Logger.Warn("gateway: no feed secret; /internal/v1/inventory/feed is disabled")
+	}
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleParseError,
+		Name:                          "surge",
+		Concurrency:                   o.ConnsMax,
+		MaxRequestBodySize:            o.BodyMaxBytes + bodySlackBytes,
+		ReadTimeout:                   o.ReadTimeout,
+		WriteTimeout:                  o.WriteTimeout,
+		IdleTimeout:                   o.IdleTimeout,
+		DisablePreParseMultipartForm:  true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{o.Logger},
+	}
+	return s, nil
+}
+
+// Handler returns the request handler (for tests and custom servers).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// Serve serves HTTP on ln until Shutdown; it returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.serving = true
+	s.mu.Unlock()
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits for the requests in
+// flight to finish, or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	serving := s.serving
+	s.mu.Unlock()
+	if !serving {
+		return nil
+	}
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// Sheds returns the requests shed so far by reason.
+func (s *Server) Sheds() map[string]int64 {
+	out := make(map[string]int64, shedReasonsLen)
+	for i, r := range shedReasons {
+		out[r] = s.shedN[i].Load()
+	}
+	return out
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// handleParseError answers requests fasthttp could not read.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	code := CodeBadRequest
+	msg := "cannot read request"
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		code, msg = CodeTooLarge, "request body over "+strconv.Itoa(s.o.BodyMaxBytes)+" bytes"
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		// A connection that sent nothing (or too slowly) within the read
+		// timeout: close it rather than write an answer nobody asked for.
+		if c := ctx.Conn(); c != nil {
+			c.Close()
+		}
+		return
+	}
+	s.setRequestID(ctx)
+	s.writeError(ctx, rUnknown, code, msg)
+	s.m.requests[rUnknown][codeIndex(code)].Inc()
+}
+
+// handle is the request handler.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	s.setRequestID(ctx)
+	r, p1, p2, methodOK := match(ctx.Method(), ctx.Path())
+	code := s.serveRoute(ctx, r, p1, p2, methodOK)
+	s.m.requests[r][codeIndex(code)].Inc()
+	s.m.latency[r].Observe(time.Since(start).Seconds())
+}
+
+// serveRoute admits and dispatches one request and returns its API code.
+func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, methodOK bool) (code int) {
+	if r == rUnknown {
+		return s.writeError(ctx, r, CodeNotFound, "no such endpoint")
+	}
+	if !methodOK {
+		// 400 (not 405): the HTTP status always follows the code's row of
+		// API.md's table.
+		ctx.Response.Header.Set("Allow", routes[r].method)
+		return s.writeError(ctx, r, CodeBadRequest, "method not allowed; use "+routes[r].method)
+	}
+	if cl := routes[r].class; cl != classNone {
+		sem := s.sems[cl]
+		if !sem.tryAcquire() {
+			return s.shed(ctx, r, classShed[cl], CodeUnavailable, "server busy, retry later")
+		}
+		defer sem.release()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.o.Logger.Error("gateway: panic", "route", routes[r].name, "request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "panic", fmt.Sprint(p))
+			ctx.Response.ResetBody()
+			code = s.writeError(ctx, r, CodeInternal, "")
+		}
+	}()
+	if len(ctx.Request.Body()) > s.o.BodyMaxBytes {
+		ctx.SetConnectionClose()
+		return s.writeError(ctx, r, CodeTooLarge, "request body over "+strconv.Itoa(s.o.BodyMaxBytes)+" bytes")
+	}
+	switch r {
+	case rStorePage:
+		return s.serveStorePage(ctx, p1)
+	case rProductPage:
+		return s.serveProductPage(ctx, p1, p2)
+	case rHealthz:
+		return s.writeRaw(ctx, 200, []byte(`{"code":0,"msg":"ok","data":{"status":"alive"}}`))
+	case rReadyz:
+		return s.serveReady(ctx)
+	case rMetrics:
+		s.metricsH(ctx)
+		return CodeOK
+	case rFeed:
+		return s.serveFeed(ctx)
+	case rAdminCatalog, rAdminSales, rAdminDeals, rAdminStats, rPprof:
+		return s.serveAdmin(ctx, r)
+	case rSaleGet:
+		return s.serveSaleGet(ctx, p1)
+	case rDealGet:
+		return s.serveDealGet(ctx, p1)
+	case rTeamGet:
+		return s.serveTeamGet(ctx, p1, p2)
+	case rSession:
+		return s.serveSession(ctx)
+	}
+	// Everything else needs a user session.
+	uid, err := s.auth(ctx)
+	if err != nil {
+		return s.writeErr(ctx, r, err)
+	}
+	switch r {
+	case rSaleReserve:
+		return s.serveReserve(ctx, uid, p1)
+	case rTeamOpen:
+		return s.serveTeamOpen(ctx, uid, p1)
+	case rTeamJoin:
+		return s.serveTeamJoin(ctx, uid, p1, p2)
+	case rCheckout:
+		return s.serveCheckout(ctx, uid)
+	case rResGet:
+		return s.serveResGet(ctx, uid, p1)
+	case rResPay:
+		return s.serveResPay(ctx, uid, p1)
+	case rResCancel:
+		return s.serveResCancel(ctx, uid, p1)
+	case rOrderGet:
+		return s.serveOrderGet(ctx, uid, p1)
+	case rMyOrders:
+		return s.serveMyOrders(ctx, uid)
+	}
+	panic("BUG: route without handler: " + routes[r].name)
+}
+
+// shed answers a request admission control refused.
+func (s *Server) shed(ctx *fasthttp.RequestCtx, r routeID, reason, code int, msg string) int {
+	s.countShed(reason)
+	if n := s.logN.Add(1); n%logSampleEvery == 0 {
+		s.o.Logger.Warn("gateway: shedding", "route", routes[r].name, "reason", shedReasons[reason], "sampled_1_in", logSampleEvery)
+	}
+	return s.writeError(ctx, r, code, msg)
+}
+
+// countShed counts a shed of reason.
+func (s *Server) countShed(reason int) {
+	s.shedN[reason].Add(1)
+	s.m.sheds[reason].Inc()
+}
+
+// auth returns the user of the request's bearer session token.
+func (s *Server) auth(ctx *fasthttp.RequestCtx) (string, error) {
+	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	if tok == nil {
+		return "", errf(CodeUnauthorized, "missing session token (Authorization: Bearer <token>)")
+	}
+	uid, err := s.sess.verify(tok)
+	if err != nil {
+		if errors.Is(err, errTokenExpired) {
+			return "", errf(CodeUnauthorized, "session token expired")
+		}
+		return "", errf(CodeUnauthorized, "bad session token")
+	}
+	return uid, nil
+}
+
+// authAdmin checks the admin bearer token.
+func (s *Server) authAdmin(ctx *fasthttp.RequestCtx) error {
+	tok := bearer(ctx.Request.Header.Peek("Authorization"))
+	if tok == nil {
+		return errf(CodeUnauthorized, "missing admin token")
+	}
+	if len(s.admin) > 0 && subtle.ConstantTimeCompare(tok, s.admin) == 1 {
+		return nil
+	}
+	if _, err := s.sess.verify(tok); err == nil {
+		return errf(CodeForbidden, "admin only")
+	}
+	return errf(CodeUnauthorized, "bad admin token")
+}
+
+// setRequestID echoes a sane X-Request-Id or makes one.
+func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) {
+	const ridLenMax = 64
+	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= ridLenMax && printable(in) {
+		ctx.Response.Header.SetBytesV("X-Request-Id", in)
+		return
+	}
+	var b [8 + 1 + 16]byte
+	copy(b[:], s.ridPfx[:])
+	b[8] = '-'
+	buf := strconv.AppendUint(b[:9], s.ridN.Add(1), 16)
+	ctx.Response.Header.SetBytesV("X-Request-Id", buf)
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// clientIP is the caller's address: the connection's, or from
+// X-Forwarded-For when the connection comes from a trusted proxy (the
+// rightmost address that is not a trusted proxy, as nginx's real_ip with
+// real_ip_recursive on).
+func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
+	remote, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return ""
+	}
+	remote = remote.Unmap()
+	xff := ctx.Request.Header.Peek("X-Forwarded-For")
+	if len(xff) == 0 || !s.isTrusted(remote) {
+		return remote.String()
+	}
+	return s.realIP(remote, xff).String()
+}
+
+// realIP walks X-Forwarded-For from the right.
+func (s *Server) realIP(remote netip.Addr, xff []byte) netip.Addr {
+	const hopsMax = 32
+	addr := remote
+	end := len(xff)
+	for hop := 0; hop < hopsMax && end > 0; hop++ {
+		start := end - 1
+		for start >= 0 && xff[start] != ',' {
+			start--
+		}
+		part := trimSpace(xff[start+1 : end])
+		end = start
+		if len(part) == 0 {
+			continue
+		}
+		a, err := netip.ParseAddr(string(part))
+		if err != nil {
+			return addr
+		}
+		addr = a.Unmap()
+		if !s.isTrusted(addr) {
+			return addr
+		}
+	}
+	return addr
+}
+
+func (s *Server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// --- answers ---
+
+var contentTypeJSON = []byte("application/json; charset=utf-8")
+
+// writeRaw writes a ready envelope and returns its code.
+func (s *Server) writeRaw(ctx *fasthttp.RequestCtx, status int, body []byte) int {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	if status == fasthttp.StatusTooManyRequests || status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.SetBytesV("Retry-After", s.retry)
+	}
+	ctx.SetBody(body)
+	return codeOfBody(body)
+}
+
+// writeOK writes v in a success envelope.
+func (s *Server) writeOK(ctx *fasthttp.RequestCtx, r routeID, v any) int {
+	body, err := appendOK(nil, v)
+	if err != nil {
+		return s.writeErr(ctx, r, fmt.Errorf("cannot encode answer: %w", err))
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.SetBody(body)
+	return CodeOK
+}
+
+// writeErr writes the answer of err (an *apiError or an engine error).
+func (s *Server) writeErr(ctx *fasthttp.RequestCtx, r routeID, err error) int {
+	code, msg := s.classify(ctx, r, err)
+	return s.writeError(ctx, r, code, msg)
+}
+
+// classify maps err onto its code and message, logging what needs it.
+func (s *Server) classify(ctx *fasthttp.RequestCtx, r routeID, err error) (int, string) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.code, ae.msg
+	}
+	code := codeOf(err)
+	if code == CodeInternal {
+		s.o.Logger.Error("gateway: internal error", "route", routes[r].name,
+			"request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "err", err)
+	} else if code >= 50000 {
+		s.o.Logger.Warn("gateway: unavailable", "route", routes[r].name,
+			"request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "err", err)
+	} else if !routes[r].hot || s.logN.Add(1)%logSampleEvery == 0 {
+		s.o.Logger.Debug("gateway: refused", "route", routes[r].name,
+			"request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "code", code, "err", err)
+	}
+	return code, messageOf(code, err)
+}
+
+// writeError writes an error envelope with code's status.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, r routeID, code int, msg string) int {
+	if msg == "" {
+		msg = codeTable[codeIndex(code)].msg
+	}
+	if code == CodeInternal {
+		msg += " (request id " + string(ctx.Response.Header.Peek("X-Request-Id")) + ")"
+	}
+	status := statusOf(code)
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	if status == fasthttp.StatusTooManyRequests || status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.SetBytesV("Retry-After", s.retry)
+	}
+	ctx.SetBody(appendErr(make([]byte, 0, 64+len(msg)), code, msg))
+	return code
+}
+
+// engineCtx is the context of a request's engine calls.
+func (s *Server) engineCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.o.EngineTimeout)
+}
+
+// observeEngine records the time of an engine call that started at t0.
+func (s *Server) observeEngine(r routeID, t0 time.Time) {
+	s.m.engine[r].Observe(time.Since(t0).Seconds())
+}

@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Session tokens are "s1.<base64url(user id)>.<expiry unix seconds>.<base64url(mac)>"
+// where mac = HMAC-SHA256(secret, "s1.<base64url(user id)>.<expiry>"). They
+// are checked without a lookup.
+
+const (
+	tokenPrefix = "s1."
+	// userIDLenMax bounds a user id (an openid is 28 bytes), bytes.
+	userIDLenMax = 128
+	// tokenLenMax bounds a token we try to parse, bytes.
+	tokenLenMax = 512
+)
+
+// Session errors.
+var (
+	errTokenMalformed = errors.New("gateway: malformed session token")
+	errTokenBadMAC    = errors.New("gateway: bad session token signature")
+	errTokenExpired   = errors.New("gateway: session token expired")
+)
+
+// b64Strict refuses non-canonical encodings (unused trailing bits set), so
+// a token has exactly one spelling.
+var b64Strict = base64.RawURLEncoding.Strict()
+
+// sessions signs and checks tokens.
+type sessions struct {
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time
+}
+
+// sign returns a token for userID valid until now+ttl, and that expiry.
+func (s *sessions) sign(userID string) (string, time.Time) {
+	exp := s.now().Add(s.ttl).Truncate(time.Second)
+	return s.signUntil(userID, exp), exp
+}
+
+func (s *sessions) signUntil(userID string, exp time.Time) string {
+	b := make([]byte, 0, 96+len(userID)*2)
+	b = append(b, tokenPrefix...)
+	b = base64.RawURLEncoding.AppendEncode(b, []byte(userID))
+	b = append(b, '.')
+	b = strconv.AppendInt(b, exp.Unix(), 10)
+	m := hmac.New(sha256.New, s.secret)
+	m.Write(b)
+	b = append(b, '.')
+	b = base64.RawURLEncoding.AppendEncode(b, m.Sum(nil))
+	return string(b)
+}
+
+// verify checks a token and returns its user id.
+func (s *sessions) verify(tok []byte) (string, error) {
+	if len(tok) > tokenLenMax || len(tok) < len(tokenPrefix) || string(tok[:len(tokenPrefix)]) != tokenPrefix {
+		return "", errTokenMalformed
+	}
+	last := lastDot(tok)
+	if last <= len(tokenPrefix) {
+		return "", errTokenMalformed
+	}
+	signed, macPart := tok[:last], tok[last+1:]
+	var mac [sha256.Size]byte
+	if base64.RawURLEncoding.DecodedLen(len(macPart)) != len(mac) {
+		return "", errTokenMalformed
+	}
+	if n, err := b64Strict.Decode(mac[:], macPart); err != nil || n != len(mac) {
+		return "", errTokenMalformed
+	}
+	m := hmac.New(sha256.New, s.secret)
+	m.Write(signed)
+	if !hmac.Equal(m.Sum(nil), mac[:]) {
+		return "", errTokenBadMAC
+	}
+	// Signed by us: the layout is ours.
+	rest := string(signed[len(tokenPrefix):])
+	dot := strings.IndexByte(rest, '.')
+	if dot < 0 {
+		return "", errTokenMalformed
+	}
+	exp, err := strconv.ParseInt(rest[dot+1:], 10, 64)
+	if err != nil {
+		return "", errTokenMalformed
+	}
+	if s.now().Unix() >= exp {
+		return "", errTokenExpired
+	}
+	uid, err := b64Strict.DecodeString(rest[:dot])
+	if err != nil || len(uid) == 0 {
+		return "", errTokenMalformed
+	}
+	return string(uid), nil
+}
+
+func lastDot(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header, or
+// nil.
+func bearer(h []byte) []byte {
+	const p = "bearer "
+	if len(h) <= len(p) {
+		return nil
+	}
+	for i := 0; i < len(p); i++ {
+		c := h[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return nil
+		}
+	}
+	t := h[len(p):]
+	for len(t) > 0 && t[0] == ' ' {
+		t = t[1:]
+	}
+	for len(t) > 0 && t[len(t)-1] == ' ' {
+		t = t[:len(t)-1]
+	}
+	return t
+}
+
+// validUserID reports whether id is 1..userIDLenMax printable ASCII without
+// spaces (an openid is [A-Za-z0-9_-]).
+func validUserID(id string) bool {
+	if len(id) == 0 || len(id) > userIDLenMax {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}

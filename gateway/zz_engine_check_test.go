@@ -1,0 +1,5 @@
+package gateway
+
+import "github.com/surge-retail/surge/engine"
+
+var _ Engine = (*engine.Engine)(nil)

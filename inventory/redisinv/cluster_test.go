@@ -1,0 +1,142 @@
+package redisinv_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/surge-retail/surge/internal/redistest"
+	"github.com/surge-retail/surge/inventory"
+)
+
+// clusterNodes is the size of the test cluster: enough that most slots
+// live on another node than any given key's.
+const clusterNodes = 3
+
+// startCluster starts a Redis Cluster of clusterNodes masters splitting
+// the slots, and returns its first node. A script that touches a key of a
+// slot its node does not own fails ("non local key"), so running the
+// backend on it checks that every script keeps to one hash tag, and
+// rueidis talks to it as a cluster client (slot routing, redirections).
+func startCluster(t *testing.T) *redistest.Server {
+	t.Helper()
+	ctx := context.Background()
+	var srvs []*redistest.Server
+	var clients []rueidis.Client
+	for i := 0; i < clusterNodes; i++ {
+		srv := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, ForceSingleClient: true, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		lo, hi := i*16384/clusterNodes, (i+1)*16384/clusterNodes-1
+		if err := c.Do(ctx, c.B().Arbitrary("CLUSTER", "ADDSLOTSRANGE", fmt.Sprint(lo), fmt.Sprint(hi)).Build()).Error(); err != nil {
+			t.Fatalf("CLUSTER ADDSLOTSRANGE = %v", err)
+		}
+		srvs = append(srvs, srv)
+		clients = append(clients, c)
+	}
+	for _, srv := range srvs[1:] {
+		host, port, _ := strings.Cut(srv.Addr, ":")
+		if err := clients[0].Do(ctx, clients[0].B().ClusterMeet().Ip(host).Port(mustAtoi(t, port)).Build()).Error(); err != nil {
+			t.Fatalf("CLUSTER MEET = %v", err)
+		}
+	}
+	// A bounded readiness poll while the nodes gossip, not a timing
+	// assertion.
+	for i := 0; ; i++ {
+		ok := 0
+		for _, c := range clients {
+			info, err := c.Do(ctx, c.B().ClusterInfo().Build()).ToString()
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", clusterNodes)) {
+				ok++
+			}
+		}
+		if ok == clusterNodes {
+			return srvs[0]
+		}
+		if i == 1500 {
+			t.Fatalf("cluster not ok after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestCluster(t *testing.T) {
+	srv := startCluster(t)
+	ck := newClock()
+	s := open(t, srv, "", inventory.Options{Now: ck.Now})
+	ctx := context.Background()
+	tags := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
+	for _, tag := range tags {
+		for _, p := range []string{"a", "b"} {
+			if err := s.CreatePool(ctx, tag+":"+p, 10); err != nil {
+				t.Fatalf("CreatePool on a cluster = %v", err)
+			}
+		}
+		id := func(n int) string { return fmt.Sprintf("%s:r%d", tag, n) }
+		if _, err := s.Reserve(ctx, req(id(1), "u", time.Minute, line(tag+":a", 2, 3), line(tag+":b", 1, 0))); err != nil {
+			t.Fatalf("Reserve on a cluster = %v", err)
+		}
+		if _, err := s.Reserve(ctx, req(id(1), "u", time.Minute, line(tag+":a", 2, 3), line(tag+":b", 1, 0))); err != nil {
+			t.Fatalf("Reserve again on a cluster = %v", err)
+		}
+		if _, err := s.Reserve(ctx, req(id(2), "u", time.Minute, line(tag+":a", 2, 3))); err == nil {
+			t.Fatalf("Reserve over the limit on a cluster succeeded")
+		}
+		for _, n := range []int{3, 4, 5} {
+			if _, err := s.Reserve(ctx, req(id(n), "v", time.Second, line(tag+":b", 1, 0))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Confirm(ctx, id(1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Refund(ctx, id(1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(ctx, id(3)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Release(ctx, id(4)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Move(ctx, tag+":a", tag+":b", 2); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Drain(ctx, tag+":a", tag+":b"); err != nil || n != 8 {
+			t.Fatalf("Drain on a cluster = %d, %v", n, err)
+		}
+		if _, err := s.SetOnHand(ctx, tag+":b", 5, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ck.Advance(time.Second)
+	out, err := s.Expire(ctx, ck.Now(), 100)
+	if err != nil || len(out) != len(tags) {
+		t.Fatalf("Expire on a cluster = %d, %v; want %d", len(out), err, len(tags))
+	}
+	for _, tag := range tags {
+		// b: 10 + 2 moved + 8 drained + 5 from the feed, 1 sold (r3).
+		wantPool(t, s, tag+":b", 24, 0, 1)
+	}
+	rs, next, err := s.Scan(ctx, inventory.StateReleased, "", 2)
+	if err != nil || len(rs) != 2 || next != "s1:r4" {
+		t.Fatalf("Scan on a cluster = %v, %q, %v", rs, next, err)
+	}
+}

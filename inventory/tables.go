@@ -1,0 +1,245 @@
+package inventory
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// pool is one stock pool's counters. free is Available minus Short: the
+// reserve path takes units with one CAS on it and never locks. Supplied is
+// derived (max(free,0)+held+sold), so every snapshot keeps the identity.
+type pool struct {
+	free atomic.Int64
+	held atomic.Int64
+	sold atomic.Int64
+	// onHand and seq are the feed state; written under mu, read lock-free.
+	onHand atomic.Int64
+	seq    atomic.Uint64
+	id     string
+	// mu serializes the slow pool operations (feed, move, drain) so that
+	// their durable record is written in the order they apply.
+	mu sync.Mutex
+	// net is free+held+sold, which only feed, move and drain change
+	// (reserve, confirm, release and refund move units between the three).
+	// Guarded by mu. The pebble backend persists it.
+	net int64
+	_   [64]byte // keep hot pools off each other's cache lines
+}
+
+// take removes q units from free if at least q are available.
+func (p *pool) take(q int64) bool {
+	for {
+		v := p.free.Load()
+		if v < q-1 {
+			return false
+		}
+		if p.free.CompareAndSwap(v, v-q) {
+			return true
+		}
+	}
+}
+
+// snapshot reads the counters. Writers move units free->held->sold (and
+// back) decrementing the source before incrementing the target, and this
+// reads sold, then held, then free, so Held+Sold never counts a unit twice.
+func (p *pool) snapshot() Pool {
+	sold := p.sold.Load()
+	held := p.held.Load()
+	free := p.free.Load()
+	s := Pool{ID: p.id, Held: held, Sold: sold, OnHand: p.onHand.Load(), Seq: p.seq.Load()}
+	if free >= 0 {
+		s.Available = free
+	} else {
+		s.Short = -free
+	}
+	s.Supplied = s.Available + held + sold
+	return s
+}
+
+// poolTable maps pool ids to pools. Reads are lock-free (open addressing
+// over atomic pointers, load factor at most 1/2); writers serialize on mu.
+// Pools are never deleted.
+type poolTable struct {
+	mu   sync.Mutex
+	tab  atomic.Pointer[poolSlots]
+	n    int
+	seed maphash.Seed
+}
+
+type poolSlots struct {
+	slots []atomic.Pointer[pool]
+	mask  uint64
+}
+
+const poolSlotsMin = 64
+
+func (t *poolTable) init() {
+	t.seed = maphash.MakeSeed()
+	t.tab.Store(&poolSlots{slots: make([]atomic.Pointer[pool], poolSlotsMin), mask: poolSlotsMin - 1})
+}
+
+func (t *poolTable) get(id string) *pool {
+	tab := t.tab.Load()
+	for i := maphash.String(t.seed, id) & tab.mask; ; i = (i + 1) & tab.mask {
+		p := tab.slots[i].Load()
+		if p == nil || p.id == id {
+			return p
+		}
+	}
+}
+
+// insertLocked adds p; the caller holds mu and checked p.id is absent.
+func (t *poolTable) insertLocked(p *pool) {
+	tab := t.tab.Load()
+	if (t.n+1)*2 > len(tab.slots) {
+		bigger := &poolSlots{slots: make([]atomic.Pointer[pool], len(tab.slots)*2)}
+		bigger.mask = uint64(len(bigger.slots) - 1)
+		for i := range tab.slots {
+			if q := tab.slots[i].Load(); q != nil {
+				t.place(bigger, q)
+			}
+		}
+		t.tab.Store(bigger)
+		tab = bigger
+	}
+	t.place(tab, p)
+	t.n++
+}
+
+func (t *poolTable) place(tab *poolSlots, p *pool) {
+	for i := maphash.String(t.seed, p.id) & tab.mask; ; i = (i + 1) & tab.mask {
+		if tab.slots[i].Load() == nil {
+			tab.slots[i].Store(p)
+			return
+		}
+	}
+}
+
+func (t *poolTable) all() []*pool {
+	tab := t.tab.Load()
+	var ps []*pool
+	for i := range tab.slots {
+		if p := tab.slots[i].Load(); p != nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// userTable counts each user's live (held or paid) units per pool, for
+// per-user limits. Counts are atomics; a shard lock guards only map
+// membership. An entry is dropped when its count returns to zero, so a user
+// with no live units costs nothing.
+type userTable struct {
+	seed   maphash.Seed
+	shards [userShards]userShard
+}
+
+const userShards = 256
+
+type userKey struct{ pool, user string }
+
+// userCount is one (pool, user) count; -1 marks an entry being dropped.
+type userCount struct{ n atomic.Int64 }
+
+type userShard struct {
+	mu sync.RWMutex
+	m  map[userKey]*userCount
+	_  [40]byte
+}
+
+func (t *userTable) init() {
+	t.seed = maphash.MakeSeed()
+	for i := range t.shards {
+		t.shards[i].m = make(map[userKey]*userCount)
+	}
+}
+
+func (t *userTable) shard(user string) *userShard {
+	return &t.shards[maphash.String(t.seed, user)%userShards]
+}
+
+// acquire adds q to the user's units in pool unless that would pass limit
+// (0 means no limit).
+func (t *userTable) acquire(pool, user string, q, limit int64) bool {
+	sh := t.shard(user)
+	k := userKey{pool, user}
+	for {
+		sh.mu.RLock()
+		c := sh.m[k]
+		sh.mu.RUnlock()
+		if c == nil {
+			if limit > 0 && q > limit {
+				return false
+			}
+			sh.mu.Lock()
+			c = sh.m[k]
+			if c == nil {
+				c = &userCount{}
+				c.n.Store(q)
+				sh.m[k] = c
+				sh.mu.Unlock()
+				return true
+			}
+			sh.mu.Unlock()
+		}
+		for {
+			v := c.n.Load()
+			if v < 0 {
+				break // being dropped: look the entry up again
+			}
+			if limit > 0 && v+q > limit {
+				return false
+			}
+			if c.n.CompareAndSwap(v, v+q) {
+				return true
+			}
+		}
+	}
+}
+
+// release gives back q units acquired before.
+func (t *userTable) release(pool, user string, q int64) {
+	sh := t.shard(user)
+	k := userKey{pool, user}
+	sh.mu.RLock()
+	c := sh.m[k]
+	sh.mu.RUnlock()
+	if c == nil {
+		panic("BUG: inventory: releasing units of an unknown user count")
+	}
+	v := c.n.Add(-q)
+	if v < 0 {
+		panic("BUG: inventory: user count below zero")
+	}
+	if v == 0 {
+		sh.mu.Lock()
+		if sh.m[k] == c && c.n.CompareAndSwap(0, -1) {
+			delete(sh.m, k)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (t *userTable) get(pool, user string) int64 {
+	sh := t.shard(user)
+	sh.mu.RLock()
+	c := sh.m[userKey{pool, user}]
+	sh.mu.RUnlock()
+	if c == nil {
+		return 0
+	}
+	return max(c.n.Load(), 0)
+}
+
+func (t *userTable) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}

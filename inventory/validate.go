@@ -1,0 +1,127 @@
+package inventory
+
+import "time"
+
+// This file holds the input rules every backend shares, so that the memory,
+// pebble and redis backends refuse exactly the same requests.
+//
+// Reserve checks, in this order, and returns the first failure:
+//
+//  1. ErrInvalid: the request is malformed (see ReserveRequest.Validate).
+//  2. The reservation id exists: same user and lines -> the stored
+//     reservation and no error (whatever its state); otherwise ErrIDConflict.
+//  3. ErrPoolNotFound: a line names an unknown pool.
+//  4. ErrSoldOut: a line's pool has fewer available units than asked.
+//  5. ErrLimitExceeded: a line would pass the user's per-user limit.
+//
+// Under concurrency 4 and 5 are decided at the moment the units are taken.
+
+// More limits on inputs, shared by every backend.
+const (
+	// UnitsMax bounds a pool's supplied units, an on-hand level and a Move,
+	// so that sums of counters never overflow int64.
+	UnitsMax = 1 << 40
+	// ScanLimitMax bounds Store.Scan's limit.
+	ScanLimitMax = 1000
+	// ExpireMax bounds Store.Expire's max.
+	ExpireMax = 10_000
+)
+
+// ValidID reports whether s is a well-formed pool, reservation or user id:
+// 1 to IDLenMax bytes of printable ASCII without spaces and without '{' or
+// '}' (which would break Redis hash tags).
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > IDLenMax {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c > '~' || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidReservationID reports whether s is a valid id of the form
+// "<tag>:<rest>" with a non-empty tag and rest.
+func ValidReservationID(s string) bool {
+	if !ValidID(s) {
+		return false
+	}
+	tag := Tag(s)
+	return len(tag) > 0 && len(tag) < len(s)-1
+}
+
+// Validate checks r against the shared input rules and returns ErrInvalid
+// (wrapped with the reason) or nil. maxQuantity is Options.MaxQuantity.
+func (r *ReserveRequest) Validate(maxQuantity int64) error {
+	if !ValidReservationID(r.ID) {
+		return invalidf("bad reservation id")
+	}
+	if !ValidID(r.User) {
+		return invalidf("bad user id")
+	}
+	if len(r.Lines) == 0 || len(r.Lines) > LinesMax {
+		return invalidf("need 1 to LinesMax lines")
+	}
+	if r.TTL <= 0 {
+		return invalidf("ttl must be positive")
+	}
+	if len(r.Meta) > MetaLenMax {
+		return invalidf("meta too long")
+	}
+	tag := Tag(r.ID)
+	for i := range r.Lines {
+		l := &r.Lines[i]
+		if !ValidID(l.Pool) {
+			return invalidf("bad pool id")
+		}
+		if Tag(l.Pool) != tag {
+			return invalidf("pool tag differs from reservation tag")
+		}
+		if l.Quantity <= 0 || l.Quantity > maxQuantity {
+			return invalidf("quantity out of range")
+		}
+		if l.Limit < 0 {
+			return invalidf("negative limit")
+		}
+		for j := 0; j < i; j++ {
+			if r.Lines[j].Pool == l.Pool {
+				return invalidf("duplicate pool")
+			}
+		}
+	}
+	return nil
+}
+
+// SameRequest reports whether req asks for what res holds: the same user
+// and the same lines in the same order. TTL and Meta are not compared.
+func SameRequest(res *Reservation, req *ReserveRequest) bool {
+	if res.User != req.User || len(res.Lines) != len(req.Lines) {
+		return false
+	}
+	for i := range res.Lines {
+		if res.Lines[i] != req.Lines[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ExpiryMs returns the creation and expiry times, in Unix milliseconds, of
+// a reservation made at now with ttl: expiry is rounded up to a whole
+// millisecond after creation, so a positive ttl always holds for at least
+// one millisecond.
+func ExpiryMs(now time.Time, ttl time.Duration) (createdMs, expiresMs int64) {
+	createdMs = now.UnixMilli()
+	ttlMs := int64((ttl + time.Millisecond - 1) / time.Millisecond)
+	return createdMs, createdMs + ttlMs
+}
+
+type invalidError string
+
+func (e invalidError) Error() string { return "inventory: invalid request: " + string(e) }
+func (e invalidError) Unwrap() error { return ErrInvalid }
+
+func invalidf(reason string) error { return invalidError(reason) }

@@ -1,0 +1,35 @@
+// Package loadtest rehearses a sale day against any server that speaks
+// Surge's HTTP API (API.md). It knows the server only through HTTP: it never
+// imports the engine, inventory or gateway packages, so it can be pointed at
+// a build of Surge, at another implementation of the contract, or at a
+// deliberately broken server in a test.
+//
+// A run is open-model: arrivals are scheduled at intended times from a fixed,
+// ramping or spiking rate (Arrival), independent of how fast the server
+// answers. Every request's latency is measured from the time it was meant to
+// be sent, so a server that stalls is charged for the requests queued behind
+// the stall (no coordinated omission). Latencies go into HdrHistograms, one
+// per route, plus a coarse timeline for the plot.
+//
+// Concurrency is bounded: at most Config.InFlightMax user flows run at once
+// (each flow has at most one request in flight); an arrival that finds the
+// cap reached is counted as a client-side drop ("client_drop"), never hidden
+// or delayed. Connections are bounded by Config.Conns; waiting for one counts
+// in the latency. Every run is bounded in arrivals (MaxRequests) and time
+// (Duration plus bounded drain, settle and order-check phases) and stops by
+// itself.
+//
+// Scenarios: "flash" (N users log in, wait for the sale to start and rush
+// it), "browse" (store and guide pages across many stores with If-None-Match
+// revalidation, and product pages), "group" (teams open, fill, pay, and fail
+// when members do not pay in time), "checkout" (multi-item carts) and "mix"
+// (all of them, weighted). A configurable share of users are bots: no think
+// time, retries that ignore Retry-After, a shared or missing X-Device-Id and
+// many accounts behind one X-Forwarded-For address. Buyers behave like buyers:
+// some pay, some cancel and some let the hold expire.
+//
+// At the end Run checks invariants against GET /admin/v1/stats and its own
+// record of answers (no oversell, no stuck stock, per-user limits, an order
+// for every paid reservation, team sizes) and returns a Report, which can be
+// written as JSON, as a text summary and as a self-contained HTML plot.
+package loadtest

@@ -1,0 +1,474 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+)
+
+const (
+	pollInterval     = 250 * time.Millisecond
+	verifyWorkersMax = 16
+	teamChecksMax    = 200
+	// sweepSlack: a server releases an expired hold within its sweep
+	// interval (1s by default); allow twice that.
+	sweepSlack = 2 * time.Second
+)
+
+// verify resolves what the run does not know yet (lost pay answers, order
+// ids), waits for holds to expire where the stuck-stock law applies, and
+// checks every invariant. An error means the check could not be made.
+func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
+	inv := Invariants{}
+	check := func(name string) { inv.Checked = append(inv.Checked, name) }
+	r.phase.Store("verify")
+
+	// 1. Every paid reservation has an order (bounded wait for the async
+	// writer); lost answers are resolved on the way.
+	orderV, resolved, skipped := r.checkOrders(ctx)
+	if err := ctx.Err(); err != nil {
+		return inv, err
+	}
+	check(fmt.Sprintf("order for every paid reservation (%d checked)", resolved))
+	if skipped != "" {
+		inv.Skipped = append(inv.Skipped, skipped)
+	}
+
+	// 2. Wait for holds to end where demand exceeded supply.
+	st, settled, err := r.settle(ctx)
+	if err != nil {
+		return inv, err
+	}
+
+	teamV, teams := r.checkTeams(ctx)
+
+	r.led.mu.Lock()
+	defer r.led.mu.Unlock()
+	var vs []Violation
+	vs = append(vs, r.led.violations...)
+	total := r.led.violationN
+	vs = append(vs, orderV...)
+	total += len(orderV)
+	add := func(v Violation) {
+		total++
+		if len(vs) < violationsRecordMax {
+			vs = append(vs, v)
+		}
+	}
+
+	// 3. Conservation and no oversell for every sale and deal on the server.
+	pools := func(kind string, m map[string]PoolStats) {
+		for _, id := range sortedKeys(m) {
+			p := m[id]
+			check("conservation " + kind + " " + id)
+			if p.Held+p.Sold+p.Remaining != p.Supplied {
+				add(Violation{Law: "conservation", Subject: kind + " " + id,
+					Detail: fmt.Sprintf("held %d + sold %d + remaining %d != supplied %d", p.Held, p.Sold, p.Remaining, p.Supplied)})
+			}
+			if p.Sold > p.Supplied || p.Held+p.Sold > p.Supplied {
+				add(Violation{Law: "oversell", Subject: kind + " " + id,
+					Detail: fmt.Sprintf("sold %d + held %d of %d supplied", p.Sold, p.Held, p.Supplied)})
+			}
+			if p.Held < 0 || p.Sold < 0 || p.Remaining < 0 || p.Supplied < 0 {
+				add(Violation{Law: "conservation", Subject: kind + " " + id,
+					Detail: fmt.Sprintf("negative count: %+v", p)})
+			}
+		}
+	}
+	pools("sale", st.Sales)
+	pools("deal", st.Deals)
+	rep.OrdersLag = st.Orders.Lag
+
+	// 4. The run's own record against the server's: paid units of a flash
+	// sale never exceed its supply, and the server counts each of them.
+	paid := map[string]int64{}
+	paidUser := map[string]int64{}
+	unknown := map[string]int{}
+	states := map[string]int64{}
+	for _, rec := range r.led.res {
+		states[rec.kind+"_"+stateName(rec.state)]++
+		if rec.kind != "flash" {
+			continue
+		}
+		switch rec.state {
+		case resPaid:
+			paid[rec.pool] += rec.qty
+			paidUser[rec.pool+"\x00"+rec.u.code] += rec.qty
+		case resUnknown, resPaying, resCancelling:
+			unknown[rec.pool]++
+		}
+	}
+	rep.Reservations = states
+	if r.sale != nil {
+		id := r.sale.id
+		p, ok := st.Sales[id]
+		rep.Sales = map[string]PoolStats{}
+		if !ok {
+			add(Violation{Law: "conservation", Subject: "sale " + id, Detail: "the sale is missing from GET /admin/v1/stats"})
+		} else {
+			rep.Sales[id] = p
+			check("own record: paid units <= supplied, sale " + id)
+			if paid[id] > p.Supplied {
+				add(Violation{Law: "oversell", Subject: "sale " + id,
+					Detail: fmt.Sprintf("the run was told paid for %d units of %d supplied", paid[id], p.Supplied)})
+			}
+			check("own record: server counts every paid unit, sale " + id)
+			if p.Sold < paid[id] {
+				add(Violation{Law: "paid_lost", Subject: "sale " + id,
+					Detail: fmt.Sprintf("server shows %d sold, the run was told paid for %d", p.Sold, paid[id])})
+			}
+			if r.sale.owned {
+				if unknown[id] == 0 {
+					check("own record: sold == units the run paid for, sale " + id)
+					if p.Sold != paid[id] {
+						add(Violation{Law: "oversell", Subject: "sale " + id,
+							Detail: fmt.Sprintf("server shows %d sold, only the run bought and it paid for %d", p.Sold, paid[id])})
+					}
+				} else {
+					inv.Skipped = append(inv.Skipped, fmt.Sprintf("sold == paid for sale %s: %d reservations in an unknown state", id, unknown[id]))
+				}
+			}
+			if limit := r.led.limitMax[id]; limit > 0 {
+				check(fmt.Sprintf("per-user limit %d, sale %s", limit, id))
+				for _, k := range sortedKeys(paidUser) {
+					pool, code := splitKey(k)
+					if pool == id && paidUser[k] > limit {
+						add(Violation{Law: "per_user_limit", Subject: "sale " + id,
+							Detail: fmt.Sprintf("user %s paid for %d units, limit %d", code, paidUser[k], limit)})
+					}
+				}
+			} else {
+				inv.Skipped = append(inv.Skipped, "per-user limit of sale "+id+": unknown (the sale does not show it; pass --per-user-limit)")
+			}
+		}
+	}
+	if r.deal != nil {
+		if p, ok := st.Deals[r.deal.id]; ok {
+			rep.Deals = map[string]PoolStats{r.deal.id: p}
+		} else {
+			add(Violation{Law: "conservation", Subject: "deal " + r.deal.id, Detail: "the deal is missing from GET /admin/v1/stats"})
+		}
+	}
+
+	// 5. No stuck stock: where demand exceeded supply, nothing is held at
+	// the end.
+	for _, pool := range r.stuckPools() {
+		kind, id := pool[0], pool[1]
+		m := st.Sales
+		if kind == "deal" {
+			m = st.Deals
+		}
+		p, ok := m[id]
+		if !ok {
+			continue
+		}
+		check("no stuck stock after sold out, " + kind + " " + id)
+		if p.Held != 0 {
+			add(Violation{Law: "stuck_stock", Subject: kind + " " + id,
+				Detail: fmt.Sprintf("demand exceeded supply, yet %d units still held %v after the last hold's expiry (settled=%v)", p.Held, sweepSlack, settled)})
+		}
+	}
+	if teams != nil {
+		check(fmt.Sprintf("team states (%d teams read)", teams["read"]))
+		delete(teams, "read")
+		rep.Teams = teams
+	}
+	for _, v := range teamV {
+		add(v)
+	}
+	inv.Violations = vs
+	if inv.Violations == nil {
+		inv.Violations = []Violation{}
+	}
+	inv.ViolationsTotal = total
+	inv.OK = total == 0
+	return inv, nil
+}
+
+func splitKey(k string) (string, string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == 0 {
+			return k[:i], k[i+1:]
+		}
+	}
+	return k, ""
+}
+
+func stateName(s resState) string {
+	switch s {
+	case resHeld:
+		return "held"
+	case resPaying:
+		return "paying"
+	case resPaid:
+		return "paid"
+	case resCancelling:
+		return "cancelling"
+	case resReleased:
+		return "released"
+	}
+	return "unknown"
+}
+
+// stuckPools are the pools the run saw sold out: {"sale"|"deal", id}.
+// Called with r.led.mu held.
+func (r *runner) stuckPools() [][2]string {
+	var out [][2]string
+	if r.sale != nil && r.led.soldOut[r.sale.id] {
+		out = append(out, [2]string{"sale", r.sale.id})
+	}
+	if r.deal != nil && r.led.soldOut[r.deal.id] {
+		out = append(out, [2]string{"deal", r.deal.id})
+	}
+	return out
+}
+
+// settle waits, bounded by SettleMax, until every pool that sold out holds
+// nothing, giving the run's holds their time to expire plus sweepSlack.
+func (r *runner) settle(ctx context.Context) (statsDoc, bool, error) {
+	r.led.mu.Lock()
+	pools := r.stuckPools()
+	var lastMs int64
+	for _, rec := range r.led.res {
+		if rec.state == resHeld || rec.state == resPaying || rec.state == resUnknown || rec.state == resCancelling {
+			lastMs = max(lastMs, rec.expiresMs)
+		}
+	}
+	for _, t := range r.led.teams {
+		lastMs = max(lastMs, t.expiresMs)
+	}
+	r.led.mu.Unlock()
+	deadline := time.Now().Add(r.cfg.SettleMax)
+	if len(pools) > 0 {
+		expected := time.UnixMilli(lastMs).Add(sweepSlack)
+		if r.sale != nil {
+			expected = time.UnixMilli(lastMs - r.sale.offsetMs).Add(sweepSlack)
+		}
+		if expected.Before(deadline) {
+			deadline = expected
+		}
+		if lastMs > 0 {
+			fmt.Fprintf(r.cfg.Progress, "waiting up to %v for holds to expire\n", time.Until(deadline).Round(time.Millisecond))
+		}
+	}
+	for {
+		st, err := r.stats(ctx)
+		if err != nil {
+			return st, false, fmt.Errorf("cannot read the stats to check the invariants: %w", err)
+		}
+		done := true
+		for _, p := range pools {
+			m := st.Sales
+			if p[0] == "deal" {
+				m = st.Deals
+			}
+			if m[p[1]].Held != 0 {
+				done = false
+			}
+		}
+		if done {
+			return st, true, nil
+		}
+		if time.Now().After(deadline) {
+			return st, false, nil
+		}
+		if !sleepUntil(ctx, time.Now().Add(pollInterval)) {
+			return st, false, ctx.Err()
+		}
+	}
+}
+
+// checkOrders reads back every reservation whose final state matters
+// (paid, or the answer was lost) until each paid one shows its order id,
+// bounded by OrderWaitMax; then looks for the rest in GET /api/v1/me/orders.
+func (r *runner) checkOrders(ctx context.Context) (vs []Violation, checked int, skipped string) {
+	r.led.mu.Lock()
+	var todo []*resRec
+	for _, rec := range r.led.res {
+		switch rec.state {
+		case resPaid, resPaying, resUnknown, resCancelling:
+			todo = append(todo, rec)
+		}
+	}
+	r.led.mu.Unlock()
+	sort.Slice(todo, func(i, j int) bool { return todo[i].id < todo[j].id })
+	if len(todo) > orderChecksMax {
+		skipped = fmt.Sprintf("orders of %d paid reservations beyond the first %d (by id)", len(todo)-orderChecksMax, orderChecksMax)
+		todo = todo[:orderChecksMax]
+	}
+	checked = len(todo)
+	deadline := time.Now().Add(r.cfg.OrderWaitMax)
+	var mu sync.Mutex
+	noOrder := map[*resRec]bool{}
+	for len(todo) > 0 {
+		var next []*resRec
+		work := make(chan *resRec)
+		var wg sync.WaitGroup
+		for w := 0; w < min(verifyWorkersMax, len(todo)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for rec := range work {
+					keep, v := r.readBack(ctx, rec)
+					mu.Lock()
+					if v != nil {
+						vs = append(vs, *v)
+					}
+					if keep {
+						next = append(next, rec)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, rec := range todo {
+			work <- rec
+		}
+		close(work)
+		wg.Wait()
+		todo = next
+		if len(todo) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		sleepUntil(ctx, time.Now().Add(pollInterval))
+	}
+	// Last chance: the user's order list.
+	byUser := map[*user][]*resRec{}
+	for _, rec := range todo {
+		byUser[rec.u] = append(byUser[rec.u], rec)
+		noOrder[rec] = true
+	}
+	for u, recs := range byUser {
+		ids := r.userOrderReservations(ctx, u)
+		for _, rec := range recs {
+			if ids[rec.id] {
+				delete(noOrder, rec)
+			}
+		}
+	}
+	missing := make([]*resRec, 0, len(noOrder))
+	for rec := range noOrder {
+		missing = append(missing, rec)
+	}
+	sort.Slice(missing, func(i, j int) bool { return missing[i].id < missing[j].id })
+	for _, rec := range missing {
+		vs = append(vs, Violation{Law: "order_missing", Subject: "reservation " + rec.id,
+			Detail: fmt.Sprintf("paid, but no order after %v (neither order_id nor GET /api/v1/me/orders)", r.cfg.OrderWaitMax)})
+	}
+	return vs, checked, skipped
+}
+
+// readBack reads one reservation: keep is true while it is paid without an
+// order id (or unreadable); v reports a broken promise.
+func (r *runner) readBack(ctx context.Context, rec *resRec) (keep bool, v *Violation) {
+	a := r.c.do(ctx, call{method: "GET", path: "/api/v1/reservations/" + url.PathEscape(rec.id), token: rec.u.session()})
+	var d resDoc
+	if !a.ok() || a.decode(&d) != nil {
+		return true, nil
+	}
+	r.led.mu.Lock()
+	defer r.led.mu.Unlock()
+	switch d.State {
+	case "paid":
+		rec.state = resPaid
+		return d.OrderID == "", nil
+	case "released", "held":
+		if rec.paidOK && rec.kind == "group" && d.State == "released" {
+			// A failed team releases its paid members' units and
+			// refunds their orders: the order must still exist.
+			return d.OrderID == "", nil
+		}
+		if rec.paidOK {
+			return false, &Violation{Law: "paid_lost", Subject: "reservation " + rec.id,
+				Detail: fmt.Sprintf("the server answered 0 to pay, now the reservation is %q", d.State)}
+		}
+		if d.State == "released" {
+			rec.state = resReleased
+		} else {
+			rec.state = resHeld
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// userOrderReservations returns the reservation ids of the user's orders.
+func (r *runner) userOrderReservations(ctx context.Context, u *user) map[string]bool {
+	out := map[string]bool{}
+	a := r.c.do(ctx, call{method: "GET", path: "/api/v1/me/orders", token: u.session()})
+	if !a.ok() {
+		return out
+	}
+	var list []struct {
+		ReservationID string `json:"reservation_id"`
+	}
+	var wrapped struct {
+		Orders []struct {
+			ReservationID string `json:"reservation_id"`
+		} `json:"orders"`
+	}
+	if a.decode(&list) != nil {
+		if a.decode(&wrapped) != nil {
+			return out
+		}
+		list = wrapped.Orders
+	}
+	for _, o := range list {
+		out[o.ReservationID] = true
+	}
+	return out
+}
+
+// checkTeams reads back teams whose deadline has passed: a team never has
+// more members than its size, a formed team has all of them paid, and a
+// team past its deadline is decided.
+func (r *runner) checkTeams(ctx context.Context) ([]Violation, map[string]int64) {
+	if r.deal == nil {
+		return nil, nil
+	}
+	r.led.mu.Lock()
+	var teams []*teamRec
+	for _, t := range r.led.teams {
+		teams = append(teams, &teamRec{id: t.id, deal: t.deal, size: t.size, joined: t.joined, expiresMs: t.expiresMs})
+	}
+	r.led.mu.Unlock()
+	sort.Slice(teams, func(i, j int) bool { return teams[i].id < teams[j].id })
+	if len(teams) > teamChecksMax {
+		teams = teams[:teamChecksMax]
+	}
+	counts := map[string]int64{"read": 0}
+	var vs []Violation
+	for _, t := range teams {
+		a := r.c.do(ctx, call{method: "GET", path: "/api/v1/group-buys/" + url.PathEscape(t.deal) + "/teams/" + url.PathEscape(t.id)})
+		var d teamDoc
+		if !a.ok() || a.decode(&d) != nil {
+			continue
+		}
+		counts["read"]++
+		counts[d.State]++
+		ms, n := d.members()
+		size := max(d.Size, t.size)
+		if size > 0 && n > size {
+			vs = append(vs, Violation{Law: "team_size", Subject: "team " + t.id, Detail: fmt.Sprintf("%d members in a team of %d", n, size)})
+		}
+		if d.State == "formed" && ms != nil && !d.Virtual {
+			paid := int64(0)
+			for _, m := range ms {
+				if m.Paid != nil && *m.Paid {
+					paid++
+				}
+			}
+			if paid < size && ms[0].Paid != nil {
+				vs = append(vs, Violation{Law: "team_state", Subject: "team " + t.id, Detail: fmt.Sprintf("formed with %d of %d members paid", paid, size)})
+			}
+		}
+		exp := msOf(d.ExpiresAtMs, d.ExpiresAt)
+		if d.State == "forming" && exp > 0 && time.Now().UnixMilli() > exp+(sweepSlack+time.Second).Milliseconds() {
+			vs = append(vs, Violation{Law: "team_state", Subject: "team " + t.id, Detail: "still forming past its deadline"})
+		}
+	}
+	return vs, counts
+}

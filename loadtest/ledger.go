@@ -1,0 +1,228 @@
+package loadtest
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// user is one account of the run.
+type user struct {
+	n      int
+	code   string // the dev login code (the openid)
+	bot    bool
+	device string // X-Device-Id; "" for bots that send none
+	ip     string // X-Forwarded-For
+
+	mu     sync.Mutex
+	token  string
+	userID string
+}
+
+func (u *user) session() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.token
+}
+
+func (u *user) setSession(token, id string) {
+	u.mu.Lock()
+	u.token, u.userID = token, id
+	u.mu.Unlock()
+}
+
+// botSharedDevice is the one device fingerprint half of the bots share;
+// the other half send none. botIP is the address every bot comes from.
+const (
+	botSharedDevice = "lt-bot-farm-device"
+	botIP           = "203.0.113.7"
+)
+
+// newUsers makes n users, the first round(n*bots) of them bots (the
+// dispatcher picks users at random, so position does not matter).
+func newUsers(tag string, n int, bots float64) []*user {
+	nb := int(float64(n)*bots + 0.5)
+	us := make([]*user, n)
+	for i := range us {
+		u := &user{n: i, code: fmt.Sprintf("%s-u%07d", tag, i)}
+		if i < nb {
+			u.bot = true
+			u.ip = botIP
+			if i%2 == 0 {
+				u.device = botSharedDevice
+			}
+		} else {
+			u.device = fmt.Sprintf("%s-dev%07d", tag, i)
+			// 100.64.0.0/10 (shared address space): one address per human.
+			u.ip = fmt.Sprintf("100.%d.%d.%d", 64+(i>>16)&63, (i>>8)&255, i&255)
+		}
+		us[i] = u
+	}
+	return us
+}
+
+// Reservation states in the ledger.
+type resState int
+
+const (
+	resHeld       resState = iota
+	resPaying              // pay sent, no final answer yet
+	resPaid                // the server said paid
+	resCancelling          // cancel sent, no final answer yet
+	resReleased            // cancelled, or pay refused because released
+	resUnknown             // the answer to pay or cancel was lost
+)
+
+// resRec is the run's own record of one successful reservation.
+type resRec struct {
+	id        string
+	kind      string // "flash", "group", "checkout"
+	pool      string // sale or deal id; store id for checkout
+	teamID    string
+	u         *user
+	qty       int64
+	expiresMs int64 // server's expires_at_ms; 0 when unknown
+	state     resState
+	paidOK    bool // the server answered 0 to pay
+	payID     string
+}
+
+// teamRec is the run's own record of a team.
+type teamRec struct {
+	id, deal  string
+	size      int64
+	joined    int64 // successful opens + joins the run saw
+	expiresMs int64
+}
+
+// ledger is the run's own record of answers, the second witness next to
+// the server's stats.
+type ledger struct {
+	mu       sync.Mutex
+	res      map[string]*resRec
+	byUser   map[string][]*resRec // key pool+"\x00"+user code
+	soldOut  map[string]bool      // pools that answered sold_out
+	teams    map[string]*teamRec
+	limitMax map[string]int64 // per-user limit by sale id (0: unknown)
+
+	violations []Violation
+	violationN int
+
+	botAttempts, humanAttempts int64
+	botRes, humanRes           int64
+}
+
+func newLedger() *ledger {
+	return &ledger{
+		res:      make(map[string]*resRec),
+		byUser:   make(map[string][]*resRec),
+		soldOut:  make(map[string]bool),
+		teams:    make(map[string]*teamRec),
+		limitMax: make(map[string]int64),
+	}
+}
+
+// clockSlackMs: a hold is only counted as surely live while it has at
+// least this long left, to allow for clock differences with the server.
+const clockSlackMs = 500
+
+func (l *ledger) violate(v Violation) {
+	l.violationN++
+	if len(l.violations) < violationsRecordMax {
+		l.violations = append(l.violations, v)
+	}
+}
+
+func (l *ledger) attempt(bot bool) {
+	l.mu.Lock()
+	if bot {
+		l.botAttempts++
+	} else {
+		l.humanAttempts++
+	}
+	l.mu.Unlock()
+}
+
+// reserved records a successful reservation answered at done and checks
+// the per-user limit: units the user surely holds or has paid in this sale,
+// plus this one, must not exceed the limit.
+func (l *ledger) reserved(r *resRec, done time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old := l.res[r.id]; old != nil {
+		// The same reservation twice (an idempotent replay): nothing new.
+		return
+	}
+	if r.u.bot {
+		l.botRes++
+	} else {
+		l.humanRes++
+	}
+	key := r.pool + "\x00" + r.u.code
+	if limit := l.limitMax[r.pool]; r.kind == "flash" && limit > 0 {
+		live := r.qty
+		nowMs := done.UnixMilli()
+		for _, o := range l.byUser[key] {
+			if surelyLive(o, nowMs) {
+				live += o.qty
+			}
+		}
+		if live > limit {
+			l.violate(Violation{Law: "per_user_limit", Subject: "sale " + r.pool,
+				Detail: fmt.Sprintf("user %s holds or bought %d units at once, limit %d (reservation %s)", r.u.code, live, limit, r.id)})
+		}
+	}
+	l.res[r.id] = r
+	l.byUser[key] = append(l.byUser[key], r)
+}
+
+// surelyLive reports whether the server must still count o for its user.
+func surelyLive(o *resRec, nowMs int64) bool {
+	switch o.state {
+	case resPaid:
+		return true
+	case resHeld, resPaying:
+		return o.expiresMs > nowMs+clockSlackMs
+	}
+	return false
+}
+
+func (l *ledger) setState(r *resRec, s resState) {
+	l.mu.Lock()
+	r.state = s
+	if s == resPaid {
+		r.paidOK = true
+	}
+	l.mu.Unlock()
+}
+
+func (l *ledger) markSoldOut(pool string) {
+	l.mu.Lock()
+	l.soldOut[pool] = true
+	l.mu.Unlock()
+}
+
+// teamJoined counts a successful open or join and checks the team size.
+func (l *ledger) teamJoined(deal, team string, size, expiresMs int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.teams[team]
+	if t == nil {
+		if len(l.teams) >= teamsTrackedMax*16 {
+			return // bounded: enough teams to judge
+		}
+		t = &teamRec{id: team, deal: deal}
+		l.teams[team] = t
+	}
+	if size > 0 {
+		t.size = size
+	}
+	if expiresMs > 0 {
+		t.expiresMs = expiresMs
+	}
+	t.joined++
+	if t.size > 0 && t.joined > t.size {
+		l.violate(Violation{Law: "team_size", Subject: "team " + team,
+			Detail: fmt.Sprintf("%d members admitted to a team of %d", t.joined, t.size)})
+	}
+}

@@ -1,0 +1,335 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runner holds one run's state.
+type runner struct {
+	cfg   Config
+	tag   string // prefixes every id the run creates
+	start time.Time
+	rec   *recorder
+	c     *client
+	led   *ledger
+
+	users         []*user
+	bots, humans  []*user
+	sale          *saleInfo
+	deal          *dealInfo
+	dealStarts    time.Time
+	stores        []string
+	skusByStore   map[string][]string // read-only once the main phase runs
+	guidesByStore map[string][]string
+	saleSKU       string
+	dealSKU       string
+
+	pageSKUs  boundedSet
+	etags     etagCache
+	openTeams teamRing
+
+	inflight atomic.Int64
+	arrivals atomic.Int64
+	flows    sync.WaitGroup
+	phase    atomic.Value // string, for the progress line
+
+	notes []string // written by the main goroutine only
+}
+
+func (r *runner) notef(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// Run performs one load test and checks the invariants. It returns an error
+// wrapping ErrUsage or ErrConnect when the run could not be made or judged
+// (exit code 2); otherwise the Report, whose ExitCode is 0 when every
+// invariant held and 1 when one failed. Run stops by itself: every phase is
+// bounded in time and count. Cancelling ctx ends it early (with ctx's error).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	start := time.Now()
+	r := &runner{
+		cfg:   cfg,
+		tag:   "lt" + strconv.FormatInt(start.UnixMilli(), 36),
+		start: start,
+		led:   newLedger(),
+	}
+	r.phase.Store("setup")
+	span := cfg.Duration + time.Duration(float64(cfg.Users)/cfg.LoginRate*float64(time.Second))
+	r.rec = newRecorder(start, span)
+	r.c = newClient(cfg.Target, cfg.Conns, cfg.Timeout, r.rec)
+	defer r.c.close()
+	r.pageSKUs.init(storesSetupMax * 4)
+	r.etags.init(etagCacheMax)
+	r.openTeams.init(teamsTrackedMax)
+
+	if err := r.probe(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Setup {
+		if err := r.setupCatalog(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := r.discover(ctx); err != nil {
+		return nil, err
+	}
+
+	stopProgress := r.progress()
+	defer stopProgress()
+
+	if cfg.needsUsers() {
+		r.users = newUsers(r.tag, cfg.Users, cfg.Bots)
+		for _, u := range r.users {
+			if u.bot {
+				r.bots = append(r.bots, u)
+			} else {
+				r.humans = append(r.humans, u)
+			}
+		}
+		if err := r.login(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Setup {
+		if err := r.setupPools(ctx); err != nil {
+			return nil, err
+		}
+		r.dealStarts = time.Now().Add(cfg.StartIn)
+	}
+	if r.sale != nil {
+		if err := r.resolveSale(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if r.deal != nil && r.deal.owned {
+		sleepUntil(ctx, r.dealStarts)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	mainStart, mainEnd, drops := r.mainPhase(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stopProgress()
+
+	rep := &Report{
+		Scenario:  cfg.Scenario,
+		Target:    cfg.Target,
+		StartedAt: start.UTC(),
+		ElapsedS:  mainEnd.Sub(mainStart).Seconds(),
+		Arrivals:  r.arrivals.Load(),
+		Drops:     drops,
+	}
+	arr := r.arrival()
+	rep.IntendedRate = arr.Expected() / cfg.Duration.Seconds()
+
+	fmt.Fprintf(cfg.Progress, "checking invariants (orders, holds, stats)\n")
+	inv, err := r.verify(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.Invariants = inv
+
+	routes, outcomes, timeline, all := r.rec.snapshot()
+	rep.Routes, rep.Outcomes, rep.Timeline, rep.All = routes, outcomes, timeline, all
+	rep.Requests = r.rec.requests.Load()
+	var mainRequests int64
+	for _, p := range timeline {
+		if p.AtS >= mainStart.Sub(start).Seconds()-r.rec.bucketWidth.Seconds() {
+			mainRequests += p.Count
+		}
+	}
+	if el := rep.ElapsedS; el > 0 {
+		rep.Throughput = float64(mainRequests) / el
+	}
+	r.led.mu.Lock()
+	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes)
+	r.led.mu.Unlock()
+	rep.Notes = r.notes
+	return rep, nil
+}
+
+// arrival is the main phase's profile.
+func (r *runner) arrival() Arrival {
+	c := r.cfg
+	return Arrival{Rate: c.Rate, RampFrom: c.RampFrom, Ramp: c.Ramp, SpikeAt: c.SpikeAt,
+		SpikeFor: c.SpikeFor, SpikeFactor: c.SpikeFactor, Duration: c.Duration}
+}
+
+// sleepUntil waits until t or ctx's end; false when ctx ended.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}
+
+// flowFunc is one user flow; intended is when its first request is due.
+type flowFunc func(ctx context.Context, intended time.Time)
+
+// drive runs an open-model phase: each arrival is started at its intended
+// time whatever the server does; when InFlightMax flows are running the
+// arrival is dropped and counted. next is called on the dispatching
+// goroutine only. It returns the number of drops.
+func (r *runner) drive(ctx, flowCtx context.Context, phaseStart time.Time, s *Schedule, next func(k int) flowFunc) (drops int64) {
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
+	for k := 0; ; k++ {
+		off, ok := s.Next()
+		if !ok {
+			return drops
+		}
+		at := phaseStart.Add(off)
+		if d := time.Until(at); d > 50*time.Microsecond {
+			tm.Reset(d)
+			select {
+			case <-ctx.Done():
+				return drops
+			case <-tm.C:
+			}
+		} else if ctx.Err() != nil {
+			return drops
+		}
+		f := next(k)
+		if f == nil {
+			continue
+		}
+		if r.inflight.Load() >= int64(r.cfg.InFlightMax) {
+			drops++
+			r.rec.drop()
+			continue
+		}
+		r.inflight.Add(1)
+		r.flows.Add(1)
+		go func() {
+			defer r.flows.Done()
+			defer r.inflight.Add(-1)
+			f(flowCtx, at)
+		}()
+	}
+}
+
+// waitFlows waits for running flows up to d, then cancels them and waits
+// for them to notice (each request is bounded by Config.Timeout).
+func (r *runner) waitFlows(cancel context.CancelFunc, d time.Duration) {
+	done := make(chan struct{})
+	go func() { r.flows.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.notef("%d flows were still running %v after the last arrival; cut short", r.inflight.Load(), d)
+		cancel()
+		<-done
+	}
+	cancel()
+}
+
+// login logs every user in, open-model at LoginRate.
+func (r *runner) login(ctx context.Context) error {
+	r.phase.Store("login")
+	flowCtx, cancel := context.WithCancel(ctx)
+	arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(r.users))/r.cfg.LoginRate*float64(time.Second)) + time.Second}
+	drops := r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(r.users)), func(k int) flowFunc {
+		u := r.users[k]
+		return func(ctx context.Context, at time.Time) { r.loginUser(ctx, u, at) }
+	})
+	r.waitFlows(cancel, r.cfg.Timeout+r.cfg.DrainMax)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Users dropped at login (InFlightMax) log in on first use.
+	n := 0
+	for _, u := range r.users {
+		if u.session() != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		_, outcomes, _, _ := r.rec.snapshot()
+		return fmt.Errorf("%w: no user could log in via POST /api/v1/session (outcomes %v)", ErrConnect, outcomes)
+	}
+	r.notef("%d of %d users logged in (%d login arrivals dropped)", n, len(r.users), drops)
+	return nil
+}
+
+type sessionDoc struct {
+	Token  string `json:"token"`
+	UserID string `json:"user_id"`
+}
+
+func (r *runner) loginUser(ctx context.Context, u *user, at time.Time) bool {
+	a := r.c.do(ctx, call{route: "session", method: "POST", path: "/api/v1/session",
+		body: map[string]string{"code": u.code}, device: u.device, xff: u.ip, intended: at})
+	var d sessionDoc
+	if !a.ok() || a.decode(&d) != nil || d.Token == "" {
+		return false
+	}
+	u.setSession(d.Token, d.UserID)
+	return true
+}
+
+// mainPhase runs the scenario's arrivals, then drains.
+func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int64) {
+	r.phase.Store("main")
+	flowCtx, cancel := context.WithCancel(ctx)
+	seed := uint64(r.cfg.Seed)
+	rng := rand.New(rand.NewPCG(seed, 0x6c6f6164))
+	start = time.Now()
+	drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
+		r.arrivals.Add(1)
+		return r.pickFlow(rng, uint64(k))
+	})
+	r.phase.Store("drain")
+	r.waitFlows(cancel, r.cfg.DrainMax)
+	return start, time.Now(), drops
+}
+
+// progress prints a line a second until the returned func is called (it
+// may be called more than once).
+func (r *runner) progress() func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(progressIntervalTick)
+		defer t.Stop()
+		var last int64
+		lastAt := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				n := r.rec.requests.Load()
+				rate := float64(n-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = n, now
+				fmt.Fprintf(r.cfg.Progress, "[%6.1fs %-5s] %7.0f req/s  total %d  ok %d  rejected %d  shed %d  failed %d  drops %d  flows %d  p99 %v\n",
+					now.Sub(r.start).Seconds(), r.phase.Load(), rate, n, r.rec.ok.Load(), r.rec.rejected.Load(),
+					r.rec.shed.Load(), r.rec.failed.Load(), r.rec.drops.Load(), r.inflight.Load(), r.rec.windowP99().Round(10*time.Microsecond))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop); <-done }) }
+}
