@@ -14,6 +14,7 @@ import (
 
 	"github.com/RaduBerinde/btreemap"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Records is a small durable key/value store for the engine's own records
@@ -318,7 +319,13 @@ var _ recCountedBatcher = (*pebbleRecords)(nil)
 // database in dir. Every write is a synced batch; concurrent writers share
 // fsyncs through Pebble's group commit. One process at a time may open dir.
 func OpenPebbleRecords(dir string) (Records, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: recQuietLogger{}})
+	opts := &pebble.Options{Logger: recQuietLogger{}}
+	// Bloom filters: the order store and PutIfAbsent look up keys that
+	// mostly do not exist yet.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open records in %s: %w", dir, err)
 	}

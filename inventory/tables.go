@@ -31,7 +31,7 @@ type pool struct {
 func (p *pool) take(q int64) bool {
 	for {
 		v := p.free.Load()
-		if v < q-1 {
+		if v < q {
 			return false
 		}
 		if p.free.CompareAndSwap(v, v-q) {

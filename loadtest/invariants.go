@@ -432,7 +432,7 @@ func (r *runner) checkTeams(ctx context.Context) ([]Violation, map[string]int64)
 	r.led.mu.Lock()
 	var teams []*teamRec
 	for _, t := range r.led.teams {
-		teams = append(teams, &teamRec{id: t.id, deal: t.deal, size: t.size, joined: t.joined, expiresMs: t.expiresMs})
+		teams = append(teams, &teamRec{id: t.id, deal: t.deal, size: t.size, expiresMs: t.expiresMs})
 	}
 	r.led.mu.Unlock()
 	sort.Slice(teams, func(i, j int) bool { return teams[i].id < teams[j].id })

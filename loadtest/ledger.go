@@ -91,7 +91,7 @@ type resRec struct {
 type teamRec struct {
 	id, deal  string
 	size      int64
-	joined    int64 // successful opens + joins the run saw
+	members   []*resRec // successful opens and joins
 	expiresMs int64
 }
 
@@ -172,6 +172,22 @@ func (l *ledger) reserved(r *resRec, done time.Time) {
 				Detail: fmt.Sprintf("user %s holds or bought %d units at once, limit %d (reservation %s)", r.u.code, live, limit, r.id)})
 		}
 	}
+	if t := l.teams[r.teamID]; r.kind == "group" && t != nil {
+		// Members who cancelled leave the team; the others surely still
+		// hold their place.
+		live := int64(1)
+		nowMs := done.UnixMilli()
+		for _, o := range t.members {
+			if surelyLive(o, nowMs) {
+				live++
+			}
+		}
+		if t.size > 0 && live > t.size {
+			l.violate(Violation{Law: "team_size", Subject: "team " + t.id,
+				Detail: fmt.Sprintf("%d members at once in a team of %d (reservation %s)", live, t.size, r.id)})
+		}
+		t.members = append(t.members, r)
+	}
 	l.res[r.id] = r
 	l.byUser[key] = append(l.byUser[key], r)
 }
@@ -202,7 +218,7 @@ func (l *ledger) markSoldOut(pool string) {
 	l.mu.Unlock()
 }
 
-// teamJoined counts a successful open or join and checks the team size.
+// teamJoined records a team's size and deadline from an open or join.
 func (l *ledger) teamJoined(deal, team string, size, expiresMs int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -219,10 +235,5 @@ func (l *ledger) teamJoined(deal, team string, size, expiresMs int64) {
 	}
 	if expiresMs > 0 {
 		t.expiresMs = expiresMs
-	}
-	t.joined++
-	if t.size > 0 && t.joined > t.size {
-		l.violate(Violation{Law: "team_size", Subject: "team " + team,
-			Detail: fmt.Sprintf("%d members admitted to a team of %d", t.joined, t.size)})
 	}
 }

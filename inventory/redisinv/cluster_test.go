@@ -12,6 +12,7 @@ import (
 
 	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
+	"github.com/surge-retail/surge/inventory/invtest"
 )
 
 // clusterNodes is the size of the test cluster: enough that most slots
@@ -77,8 +78,20 @@ func mustAtoi(t *testing.T, s string) int64 {
 	return n
 }
 
+// TestCluster runs the backend on a Redis Cluster of clusterNodes nodes:
+// its own flows across many tags, then the conformance suite (the same
+// answers as a single server).
 func TestCluster(t *testing.T) {
 	srv := startCluster(t)
+	t.Run("Flows", func(t *testing.T) { clusterFlows(t, srv) })
+	t.Run("Conformance", func(t *testing.T) {
+		invtest.Run(t, func(tb testing.TB, o inventory.Options) inventory.Store {
+			return open(tb, srv, "", o)
+		})
+	})
+}
+
+func clusterFlows(t *testing.T, srv *redistest.Server) {
 	ck := newClock()
 	s := open(t, srv, "", inventory.Options{Now: ck.Now})
 	ctx := context.Background()

@@ -1,0 +1,366 @@
+package inventory_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+type fakeClock struct{ ms atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.ms.Store(time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC).UnixMilli())
+	return c
+}
+func (c *fakeClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+// state is everything a store shows: every pool and every reservation.
+func state(t *testing.T, s inventory.Store, pools ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, id := range pools {
+		p, err := s.Pool(ctx, id)
+		if err != nil {
+			t.Fatalf("Pool(%q) = %v", id, err)
+		}
+		fmt.Fprintf(&b, "%+v\n", p)
+	}
+	for _, st := range []inventory.State{inventory.StateHeld, inventory.StatePaid, inventory.StateReleased} {
+		cursor := ""
+		for {
+			rs, next, err := s.Scan(ctx, st, cursor, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				fmt.Fprintf(&b, "%s %s %v %s refunded=%v %d..%d %q\n", r.ID, r.User, r.Lines, r.State, r.Refunded,
+					r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli(), r.Meta)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	return b.String()
+}
+
+func mustOpen(t *testing.T, dir string, o inventory.PebbleOptions) *inventory.Pebble {
+	t.Helper()
+	s, err := inventory.OpenPebble(dir, o)
+	if err != nil {
+		t.Fatalf("OpenPebble = %v", err)
+	}
+	return s
+}
+
+func TestPebbleReopenRebuildsState(t *testing.T) {
+	dir := t.TempDir()
+	clk := newFakeClock()
+	o := inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}}
+	s := mustOpen(t, dir, o)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	reserve := func(id, user string, ttl time.Duration, lines ...inventory.Line) {
+		t.Helper()
+		_, err := s.Reserve(ctx, inventory.ReserveRequest{ID: id, User: user, Lines: lines, TTL: ttl, Meta: []byte("m-" + id)})
+		must(err)
+	}
+	must(s.CreatePool(ctx, "s1:a", 20))
+	must(s.CreatePool(ctx, "s1:b", 0))
+	must(s.CreatePool(ctx, "s1:c", 5))
+	_, err := s.SetOnHand(ctx, "s1:b", 9, 4)
+	must(err)
+	must(s.Move(ctx, "s1:a", "s1:c", 3))
+	reserve("s1:held", "u1", time.Minute, inventory.Line{Pool: "s1:a", Quantity: 2, Limit: 3}, inventory.Line{Pool: "s1:b", Quantity: 1})
+	reserve("s1:short", "u2", time.Hour, inventory.Line{Pool: "s1:b", Quantity: 4})
+	reserve("s1:paid", "u1", time.Minute, inventory.Line{Pool: "s1:a", Quantity: 1, Limit: 3})
+	reserve("s1:rel", "u3", time.Minute, inventory.Line{Pool: "s1:c", Quantity: 2})
+	reserve("s1:refund", "u3", time.Minute, inventory.Line{Pool: "s1:c", Quantity: 1})
+	_, err = s.Confirm(ctx, "s1:paid")
+	must(err)
+	_, err = s.Release(ctx, "s1:rel")
+	must(err)
+	_, err = s.Confirm(ctx, "s1:refund")
+	must(err)
+	_, err = s.Refund(ctx, "s1:refund")
+	must(err)
+	_, err = s.SetOnHand(ctx, "s1:b", 2, 5) // b becomes short
+	must(err)
+	n, err := s.Drain(ctx, "s1:c", "s1:a")
+	must(err)
+	if n != 8 {
+		t.Fatalf("Drain = %d; want 8", n)
+	}
+	pools := []string{"s1:a", "s1:b", "s1:c"}
+	before := state(t, s, pools...)
+	must(s.Close())
+
+	s = mustOpen(t, dir, o)
+	defer s.Close()
+	if after := state(t, s, pools...); after != before {
+		t.Fatalf("state after reopen:\n%s\nwant:\n%s", after, before)
+	}
+	// Per-user counts came back: u1 has 3 live units of a (limit 3).
+	_, err = s.Reserve(ctx, inventory.ReserveRequest{ID: "s1:more", User: "u1", TTL: time.Minute,
+		Lines: []inventory.Line{{Pool: "s1:a", Quantity: 1, Limit: 3}}})
+	if !errors.Is(err, inventory.ErrLimitExceeded) {
+		t.Fatalf("Reserve over the limit after reopen = %v; want ErrLimitExceeded", err)
+	}
+	// Idempotency came back.
+	r, err := s.Reserve(ctx, inventory.ReserveRequest{ID: "s1:paid", User: "u1", TTL: time.Minute,
+		Lines: []inventory.Line{{Pool: "s1:a", Quantity: 1, Limit: 3}}})
+	if err != nil || r.State != inventory.StatePaid {
+		t.Fatalf("Reserve(existing) after reopen = %+v, %v; want the paid reservation", r, err)
+	}
+	// Feed seqs came back.
+	fr, err := s.SetOnHand(ctx, "s1:b", 50, 5)
+	if err != nil || fr.Applied {
+		t.Fatalf("SetOnHand(repeated seq) after reopen = %+v, %v; want not applied", fr, err)
+	}
+	// The expiry index came back: the minute-long hold expires, not the hour.
+	clk.Advance(2 * time.Minute)
+	rs, err := s.Expire(ctx, clk.Now(), 100)
+	if err != nil || len(rs) != 1 || rs[0].ID != "s1:held" {
+		t.Fatalf("Expire after reopen = %v, %v; want s1:held", rs, err)
+	}
+	// And that expiry is durable too.
+	before = state(t, s, pools...)
+	must(s.Close())
+	s2 := mustOpen(t, dir, o)
+	defer s2.Close()
+	if after := state(t, s2, pools...); after != before {
+		t.Fatalf("state after second reopen:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+// TestPebbleCrash reserves from many goroutines, takes a crash image of the
+// file system at a random moment (unsynced data partly lost), and reopens
+// from it: every reserve acknowledged before the image is there, and the
+// totals match the reservations.
+func TestPebbleCrash(t *testing.T) {
+	for round := range 4 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) { crashRound(t, uint64(round)) })
+	}
+}
+
+func crashRound(t *testing.T, seed uint64) {
+	const (
+		supply     = 400
+		goroutines = 16
+		perG       = 40
+	)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	fs := vfs.NewCrashableMem()
+	s := mustOpen(t, "db", inventory.PebbleOptions{FS: fs})
+	ctx := context.Background()
+	if err := s.CreatePool(ctx, "c:p", supply); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu        sync.Mutex
+		acked     = map[string]inventory.State{}
+		attempted = map[string]bool{}
+		ackCount  atomic.Int64
+	)
+	cloneAt := int64(50 + rng.IntN(goroutines*perG/2))
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perG {
+				id := fmt.Sprintf("c:g%02d-%03d", g, i)
+				mu.Lock()
+				attempted[id] = true
+				mu.Unlock()
+				_, err := s.Reserve(ctx, inventory.ReserveRequest{ID: id, User: "u" + id, TTL: time.Hour,
+					Lines: []inventory.Line{{Pool: "c:p", Quantity: 1}}})
+				if errors.Is(err, inventory.ErrSoldOut) {
+					continue
+				}
+				if err != nil {
+					t.Errorf("Reserve = %v", err)
+					return
+				}
+				st := inventory.StateHeld
+				if i%3 == 0 {
+					if _, err := s.Confirm(ctx, id); err != nil {
+						t.Errorf("Confirm = %v", err)
+						return
+					}
+					st = inventory.StatePaid
+				}
+				mu.Lock()
+				acked[id] = st
+				mu.Unlock()
+				ackCount.Add(1)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+wait:
+	for ackCount.Load() < cloneAt {
+		select {
+		case <-done:
+			break wait
+		case <-time.After(100 * time.Microsecond):
+		}
+	}
+	// Everything acknowledged before the clone must survive it.
+	mu.Lock()
+	before := make(map[string]inventory.State, len(acked))
+	for id, st := range acked {
+		before[id] = st
+	}
+	mu.Unlock()
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(100), RNG: rand.New(rand.NewPCG(seed, 2))})
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := mustOpen(t, "db", inventory.PebbleOptions{FS: crashed})
+	defer r.Close()
+	held, sold := int64(0), int64(0)
+	found := 0
+	for _, st := range []inventory.State{inventory.StateHeld, inventory.StatePaid, inventory.StateReleased} {
+		cursor := ""
+		for {
+			rs, next, err := r.Scan(ctx, st, cursor, inventory.ScanLimitMax)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, res := range rs {
+				if !attempted[res.ID] {
+					t.Fatalf("recovered %q, which was never reserved", res.ID)
+				}
+				found++
+				switch st {
+				case inventory.StateHeld:
+					held++
+				case inventory.StatePaid:
+					sold++
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	for id, st := range before {
+		res, err := r.Reservation(ctx, id)
+		if err != nil {
+			t.Fatalf("acknowledged %q lost in the crash: %v", id, err)
+		}
+		if st == inventory.StatePaid && res.State != inventory.StatePaid {
+			t.Fatalf("acknowledged payment of %q lost in the crash: %v", id, res.State)
+		}
+	}
+	p, err := r.Pool(ctx, "c:p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Held != held || p.Sold != sold || p.Available != supply-held-sold || p.Supplied != supply {
+		t.Fatalf("Pool after crash = %+v; reservations hold %d and sold %d of %d", p, held, sold, supply)
+	}
+	t.Logf("acked before clone %d, recovered %d (held %d, paid %d)", len(before), found, held, sold)
+}
+
+// walFaults fails syncs and writes of the WAL while on.
+type walFaults struct{ on atomic.Bool }
+
+func (w *walFaults) String() string { return "wal-faults" }
+func (w *walFaults) MaybeError(op errorfs.Op) error {
+	if !w.on.Load() || !strings.HasSuffix(op.Path, ".log") {
+		return nil
+	}
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFileWrite, errorfs.OpFileFlush:
+		return errorfs.ErrInjected
+	}
+	return nil
+}
+
+// TestPebbleSyncErrorIsNotAcknowledged injects a WAL sync error: the reserve
+// is refused with ErrUnavailable, nothing changes in memory, later writes
+// are refused too, and after a crash the refused reserve is absent while
+// everything acknowledged before is intact.
+func TestPebbleSyncErrorIsNotAcknowledged(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	faults := &walFaults{}
+	s := mustOpen(t, "db", inventory.PebbleOptions{FS: errorfs.Wrap(mem, faults)})
+	ctx := context.Background()
+	if err := s.CreatePool(ctx, "e:p", 10); err != nil {
+		t.Fatal(err)
+	}
+	req := func(id string) inventory.ReserveRequest {
+		return inventory.ReserveRequest{ID: id, User: "u1", TTL: time.Hour, Lines: []inventory.Line{{Pool: "e:p", Quantity: 2, Limit: 4}}}
+	}
+	if _, err := s.Reserve(ctx, req("e:ok")); err != nil {
+		t.Fatal(err)
+	}
+	before := state(t, s, "e:p")
+
+	faults.on.Store(true)
+	_, err := s.Reserve(ctx, req("e:fail"))
+	if !errors.Is(err, inventory.ErrUnavailable) {
+		t.Fatalf("Reserve with a failing WAL = %v; want ErrUnavailable", err)
+	}
+	faults.on.Store(false)
+	if after := state(t, s, "e:p"); after != before {
+		t.Fatalf("state after the refused reserve:\n%s\nwant:\n%s", after, before)
+	}
+	if _, err := s.Reservation(ctx, "e:fail"); !errors.Is(err, inventory.ErrReservationNotFound) {
+		t.Fatalf("Reservation(refused) = %v; want ErrReservationNotFound", err)
+	}
+	// The store is failed: writes are refused, memory stays as it was.
+	if _, err := s.Reserve(ctx, req("e:later")); !errors.Is(err, inventory.ErrUnavailable) {
+		t.Fatalf("Reserve after a WAL failure = %v; want ErrUnavailable", err)
+	}
+	if _, err := s.Release(ctx, "e:ok"); !errors.Is(err, inventory.ErrUnavailable) {
+		t.Fatalf("Release after a WAL failure = %v; want ErrUnavailable", err)
+	}
+	if _, err := s.SetOnHand(ctx, "e:p", 3, 1); !errors.Is(err, inventory.ErrUnavailable) {
+		t.Fatalf("SetOnHand after a WAL failure = %v; want ErrUnavailable", err)
+	}
+	if _, err := s.Expire(ctx, time.Now().Add(2*time.Hour), 10); !errors.Is(err, inventory.ErrUnavailable) {
+		t.Fatalf("Expire after a WAL failure = %v; want ErrUnavailable", err)
+	}
+	if after := state(t, s, "e:p"); after != before {
+		t.Fatalf("state after refused writes:\n%s\nwant:\n%s", after, before)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close after a WAL failure = nil; want the failure reported")
+	}
+	// What was synced survives; the refused reserve does not.
+	r := mustOpen(t, "db", inventory.PebbleOptions{FS: mem.CrashClone(vfs.CrashCloneCfg{})})
+	defer r.Close()
+	if after := state(t, r, "e:p"); after != before {
+		t.Fatalf("state after crash and reopen:\n%s\nwant:\n%s", after, before)
+	}
+}
