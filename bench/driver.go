@@ -72,8 +72,8 @@ func ClosedLoop(ctx context.Context, addr string, workers int, d time.Duration, 
 			for seq := 0; ctx.Err() == nil; seq++ {
 				req.Reset()
 				resp.Reset()
-				req.SetHost(addr)
 				build(w, seq, req)
+				req.SetHost(addr)
 				err := client.DoDeadline(req, resp, deadline.Add(5*time.Second))
 				reqs.Add(1)
 				switch {

@@ -1,12 +1,16 @@
 package engine_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/inventory"
 )
 
 // TestFlashNoOversellLimits hammers one sale from many goroutines: units
@@ -68,5 +72,92 @@ func TestFlashNoOversellLimits(t *testing.T) {
 				t.Fatalf("SaleRemaining = %d, %v; want 0, true", rem, ok)
 			}
 		})
+	}
+}
+
+// engCountingStore counts Reserve calls reaching a real store.
+type engCountingStore struct {
+	inventory.Store
+	reserves atomic.Int64
+}
+
+func (s *engCountingStore) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, error) {
+	s.reserves.Add(1)
+	return s.Store.Reserve(ctx, req)
+}
+
+// TestFlashSoldOutFromMemory: once a sale is sold out, attempts are
+// answered without reaching the store; a release makes units available
+// again; the page shows the sale's state after a sweep.
+func TestFlashSoldOutFromMemory(t *testing.T) {
+	var cs *engCountingStore
+	mem := engBackend{"memory", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
+		cs = &engCountingStore{Store: inventory.NewMemory(inventory.Options{Now: clock.Now})}
+		return cs, "", nil
+	}}
+	env := engOpen(t, mem, nil)
+	now := env.clock.Now()
+	if _, err := env.e.CreateFlashSale(env.ctx, engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k1", Price: 1,
+		Quantity: 2, StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour), HoldSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	flashState := func() string {
+		var pg struct {
+			Sections []struct {
+				Type  string            `json:"type"`
+				Items []json.RawMessage `json:"items"`
+			} `json:"sections"`
+		}
+		p, _ := env.e.StorePage("s1", "")
+		if err := json.Unmarshal(p.Body, &pg); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range pg.Sections {
+			if s.Type == "flash_sales" && len(s.Items) == 1 {
+				var it struct {
+					Status     string `json:"status"`
+					StockState string `json:"stock_state"`
+				}
+				if err := json.Unmarshal(s.Items[0], &it); err != nil {
+					t.Fatal(err)
+				}
+				return it.Status + "/" + it.StockState
+			}
+		}
+		return "none"
+	}
+	if got := flashState(); got != "upcoming/low" {
+		t.Fatalf("page shows %s; want upcoming/low", got)
+	}
+	env.clock.Advance(time.Minute)
+	env.sweep()
+	if got := flashState(); got != "active/low" {
+		t.Fatalf("page shows %s; want active/low", got)
+	}
+	var held []string
+	for _, u := range []string{"a", "b"} {
+		r, err := env.e.ReserveFlash(env.ctx, attempt(u), "fs1", 1, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r.ReservationID)
+	}
+	before := cs.reserves.Load()
+	for i := range 100 {
+		_, err := env.e.ReserveFlash(env.ctx, attempt(fmt.Sprint("x", i)), "fs1", 1, "")
+		wantErr(t, "ReserveFlash on a sold-out sale", err, engine.ErrSoldOut)
+	}
+	if n := cs.reserves.Load() - before; n != 0 {
+		t.Fatalf("%d reserves reached the store after sold out", n)
+	}
+	env.sweep()
+	if got := flashState(); got != "active/sold_out" {
+		t.Fatalf("page shows %s; want active/sold_out", got)
+	}
+	if _, err := env.e.Cancel(env.ctx, "a", held[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.ReserveFlash(env.ctx, attempt("c"), "fs1", 1, ""); err != nil {
+		t.Fatalf("after a cancel: %v", err)
 	}
 }

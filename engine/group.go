@@ -601,19 +601,11 @@ func (e *Engine) refundMember(ctx context.Context, resID string) error {
 	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
 		return fmt.Errorf("%w: cannot mark order refunded: %w", ErrUnavailable, err)
 	}
-	if d := e.groupByPool(r); d != nil {
-		d.finished.Store(false)
-		d.remaining.Add(1)
+	if m, err := decodeMeta(r.Meta); err == nil {
+		if d := e.group(ctx, m.Deal); d != nil {
+			d.finished.Store(false)
+			d.remaining.Add(1)
+		}
 	}
 	return nil
-}
-
-func (e *Engine) groupByPool(r inventory.Reservation) *groupState {
-	m, err := decodeMeta(r.Meta)
-	if err != nil || m.Kind != kindGroup {
-		return nil
-	}
-	e.dealsMu.RLock()
-	defer e.dealsMu.RUnlock()
-	return e.deals[m.Deal]
 }

@@ -195,11 +195,15 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 		i.inflight[rkey] = c
 		i.mu.Unlock()
 
-		status, body, retry, err := i.lead(ctx, rkey, digest, c, fn)
-		i.mu.Lock()
-		delete(i.inflight, rkey)
-		i.mu.Unlock()
-		close(c.done)
+		status, body, retry, err := func() (int, []byte, bool, error) {
+			defer func() { // also when fn panics
+				i.mu.Lock()
+				delete(i.inflight, rkey)
+				i.mu.Unlock()
+				close(c.done)
+			}()
+			return i.lead(ctx, rkey, digest, c, fn)
+		}()
 		if !retry {
 			return status, body, err
 		}
@@ -414,10 +418,10 @@ type idemLRUEntry[V any] struct {
 	val V
 }
 
-// newIdemLRU returns an LRU holding at most about max entries (max rounded
+// newIdemLRU returns an LRU holding at most entriesMax entries (rounded
 // up to a multiple of idemShards).
-func newIdemLRU[V any](max int) *idemLRU[V] {
-	l := &idemLRU[V]{seed: maphash.MakeSeed(), shardMax: max(1, (max+idemShards-1)/idemShards)}
+func newIdemLRU[V any](entriesMax int) *idemLRU[V] {
+	l := &idemLRU[V]{seed: maphash.MakeSeed(), shardMax: max(1, (entriesMax+idemShards-1)/idemShards)}
 	for s := range l.shards {
 		l.shards[s].items = make(map[string]*list.Element)
 	}

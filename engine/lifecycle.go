@@ -19,6 +19,9 @@ const (
 	lifePaymentIDLenMax = 128
 	// lifeUserOrdersMax bounds UserOrders' answer.
 	lifeUserOrdersMax = 100
+	// saleKeepAfterEnd is how long a finished sale or deal stays in memory
+	// after it ended; later it is read from the records when needed.
+	saleKeepAfterEnd = time.Hour
 	// lifeUserOrdersDefault is UserOrders' limit when none is given.
 	lifeUserOrdersDefault = 20
 )
@@ -190,20 +193,16 @@ func (e *Engine) afterRelease(ctx context.Context, r inventory.Reservation, sett
 	for _, l := range r.Lines {
 		qty += l.Quantity
 	}
+	// Look the sale up through the records too: a sale dropped from memory
+	// after it ended must still drain what comes back (law 2).
 	switch m.Kind {
 	case kindFlash:
-		e.dealsMu.RLock()
-		s := e.sales[m.Sale]
-		e.dealsMu.RUnlock()
-		if s != nil {
+		if s := e.flash(ctx, m.Sale); s != nil {
 			s.remaining.Add(qty)
 			s.finished.Store(false)
 		}
 	case kindGroup:
-		e.dealsMu.RLock()
-		d := e.deals[m.Deal]
-		e.dealsMu.RUnlock()
-		if d != nil {
+		if d := e.group(ctx, m.Deal); d != nil {
 			d.remaining.Add(qty)
 			d.finished.Store(false)
 		}
@@ -341,6 +340,10 @@ func (e *Engine) syncRecords(ctx context.Context) error {
 				log.Printf("engine: cannot decode %s: %v", key, err)
 				return nil
 			}
+			if rec.Flash != nil && e.now().Sub(rec.Flash.EndsAt) > saleKeepAfterEnd ||
+				rec.Group != nil && e.now().Sub(rec.Group.EndsAt) > saleKeepAfterEnd {
+				return nil // long over; looked up from the records on demand
+			}
 			if rec.State != "ready" {
 				if e.now().Sub(rec.CreatedAt) > flashPendingStale {
 					pending = append(pending, key)
@@ -471,26 +474,36 @@ func (e *Engine) Sweep(ctx context.Context) error {
 // and deals back into their listing pools (law 2).
 func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 	type item struct {
-		store, sku, pool string
-		start, end       time.Time
-		remaining        interface{ Store(int64) }
-		finished         interface {
+		id, store, sku, pool string
+		start, end           time.Time
+		remaining            interface{ Store(int64) }
+		finished             interface {
 			Load() bool
 			Store(bool)
 		}
 		status string
+		deal   bool
 	}
 	var items []item
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
-		items = append(items, item{s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, ""})
+		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false})
 	}
 	for _, d := range e.deals {
-		items = append(items, item{d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, ""})
+		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true})
 	}
 	e.dealsMu.RUnlock()
 	for _, it := range items {
 		if it.finished.Load() {
+			if now.Sub(it.end) > saleKeepAfterEnd {
+				e.dealsMu.Lock()
+				if it.deal {
+					delete(e.deals, it.id)
+				} else {
+					delete(e.sales, it.id)
+				}
+				e.dealsMu.Unlock()
+			}
 			continue
 		}
 		st := windowStatus(now, it.start, it.end)

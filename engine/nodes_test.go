@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -172,4 +173,37 @@ func TestIdempotent(t *testing.T) {
 	if err != nil || status != 201 {
 		t.Fatalf("other user: %d %v", status, err)
 	}
+}
+
+// TestRiskAndReady: a denied attempt takes nothing and is counted by
+// reason; Ready follows the inventory backend.
+func TestRiskAndReady(t *testing.T) {
+	hook, err := engine.NewRiskHook(engine.RiskConfig{Blocklist: []string{"bot"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := engOpen(t, engBackends()[0], func(o *engine.Options) { o.Risk = hook })
+	env.sale("fs1", 5, 0)
+	env.deal("gb1", 2, 5, 0)
+	_, err = env.e.ReserveFlash(env.ctx, attempt("bot"), "fs1", 1, "")
+	var re *engine.RiskError
+	if !errors.As(err, &re) || !isErr(err, engine.ErrRiskDenied) || re.Reason != engine.RiskReasonBlocklist {
+		t.Fatalf("ReserveFlash by a bot: %v", err)
+	}
+	_, err = env.e.OpenTeam(env.ctx, attempt("bot"), "gb1", "")
+	wantErr(t, "OpenTeam by a bot", err, engine.ErrRiskDenied)
+	_, err = env.e.Checkout(env.ctx, attempt("bot"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k1", Quantity: 1}}})
+	wantErr(t, "Checkout by a bot", err, engine.ErrRiskDenied)
+	st, err := env.e.Stats(env.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RiskDenials[engine.RiskReasonBlocklist] != 3 || st.Sales["fs1"].Held != 0 || st.Deals["gb1"].Held != 0 || st.Listings["s1/k1"].Held != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if err := env.e.Ready(env.ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	_ = env.store.Close()
+	wantErr(t, "Ready on a closed store", env.e.Ready(env.ctx), engine.ErrUnavailable)
 }

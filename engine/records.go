@@ -78,6 +78,25 @@ type recCountedBatcher interface {
 	putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (added int64, err error)
 }
 
+// recCompareDeleter is implemented by this package's Records: delete key
+// only when it holds old.
+type recCompareDeleter interface {
+	deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error)
+}
+
+// recDeleteIfEqual deletes key when it holds old. With Records of another
+// package it checks, then deletes (not atomic).
+func recDeleteIfEqual(ctx context.Context, rec Records, key string, old []byte) (bool, error) {
+	if cd, ok := rec.(recCompareDeleter); ok {
+		return cd.deleteIfEqual(ctx, key, old)
+	}
+	cur, ok, err := rec.Get(ctx, key)
+	if err != nil || !ok || !bytes.Equal(cur, old) {
+		return false, err
+	}
+	return true, rec.Delete(ctx, key)
+}
+
 func recCheckKey(key string) error {
 	if key == "" || len(key) > recKeyMax {
 		return errRecKey
@@ -140,6 +159,7 @@ type memRecords struct {
 
 var _ Records = (*memRecords)(nil)
 var _ recCountedBatcher = (*memRecords)(nil)
+var _ recCompareDeleter = (*memRecords)(nil)
 
 // NewMemRecords returns Records kept in memory, in key order (tests, the
 // memory backend). They are lost with the process.
@@ -247,6 +267,22 @@ func (m *memRecords) CompareAndSwap(ctx context.Context, key string, old, new []
 	return true, nil
 }
 
+func (m *memRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := recCheckKey(key); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false, ErrRecordsClosed
+	}
+	if _, cur, ok := m.tree.Get(key); !ok || !bytes.Equal(cur, old) {
+		return false, nil
+	}
+	m.tree.Delete(key)
+	return true, nil
+}
+
 func (m *memRecords) Delete(ctx context.Context, key string) error {
 	if err := recCheckKey(key); err != nil {
 		return err
@@ -314,6 +350,7 @@ type pebbleRecords struct {
 
 var _ Records = (*pebbleRecords)(nil)
 var _ recCountedBatcher = (*pebbleRecords)(nil)
+var _ recCompareDeleter = (*pebbleRecords)(nil)
 
 // OpenPebbleRecords opens (creating when needed) Records in their own Pebble
 // database in dir. Every write is a synced batch; concurrent writers share
@@ -560,6 +597,31 @@ func (p *pebbleRecords) CompareAndSwap(ctx context.Context, key string, old, new
 	}
 	if err := p.commit(b, unlock); err != nil {
 		return false, fmt.Errorf("cannot put record %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func (p *pebbleRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := recCheckKey(key); err != nil {
+		return false, err
+	}
+	if err := p.enter(); err != nil {
+		return false, err
+	}
+	defer p.closeMu.RUnlock()
+	b := p.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete([]byte(key), nil); err != nil {
+		return false, fmt.Errorf("cannot batch delete %q: %w", key, err)
+	}
+	unlock := p.lockKeys(key)
+	cur, ok, err := p.get(key)
+	if err != nil || !ok || !bytes.Equal(cur, old) {
+		unlock()
+		return false, err
+	}
+	if err := p.commit(b, unlock); err != nil {
+		return false, fmt.Errorf("cannot delete record %q: %w", key, err)
 	}
 	return true, nil
 }

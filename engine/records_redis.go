@@ -52,6 +52,14 @@ redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1`)
 
+	// KEYS: idx, key; ARGV: record key, old
+	redisRecDelIfScript = rueidis.NewLuaScript(`
+local cur = redis.call('GET', KEYS[2])
+if (not cur) or cur ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`)
+
 	// KEYS: idx, counter, n written keys, m counted keys
 	// ARGV: n, m, counter record key, n record keys, n values
 	redisRecCountedScript = rueidis.NewLuaScript(`
@@ -82,6 +90,7 @@ type redisRecords struct {
 
 var _ Records = (*redisRecords)(nil)
 var _ recCountedBatcher = (*redisRecords)(nil)
+var _ recCompareDeleter = (*redisRecords)(nil)
 
 // OpenRedisRecords returns Records kept in the Redis server at addr
 // (host:port), shared by every node that opens the same server. Writes are
@@ -227,6 +236,20 @@ func (r *redisRecords) Delete(ctx context.Context, key string) error {
 		return r.fail("delete record "+strconv.Quote(key), err)
 	}
 	return nil
+}
+
+func (r *redisRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := recCheckKey(key); err != nil {
+		return false, err
+	}
+	if r.closed.Load() {
+		return false, ErrRecordsClosed
+	}
+	n, err := redisRecDelIfScript.Exec(ctx, r.c, []string{redisRecIndex, redisRecPrefix + key}, []string{key, string(old)}).AsInt64()
+	if err != nil {
+		return false, r.fail("delete record "+strconv.Quote(key), err)
+	}
+	return n == 1, nil
 }
 
 func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {

@@ -488,3 +488,24 @@ func TestOpenRedisRecordsUnreachable(t *testing.T) {
 		t.Fatalf("OpenRedisRecords(closed port) = %v; want ErrUnavailable", err)
 	}
 }
+
+func TestRecordsDeleteIfEqual(t *testing.T) {
+	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+		ctx := context.Background()
+		if err := rec.Put(ctx, "x/1", []byte("v1")); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			key, old string
+			want     bool
+		}{{"x/1", "other", false}, {"x/none", "v1", false}, {"x/1", "v1", true}, {"x/1", "v1", false}} {
+			ok, err := recDeleteIfEqual(ctx, rec, tc.key, []byte(tc.old))
+			if err != nil || ok != tc.want {
+				t.Fatalf("deleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
+			}
+		}
+		if keys := recScanKeys(t, rec, "x/"); len(keys) != 0 {
+			t.Fatalf("Scan after delete = %q", keys)
+		}
+	})
+}

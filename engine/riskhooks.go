@@ -1,39 +1,82 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// RiskConfig configures the built-in risk hook (NewRiskHook).
+// RiskConfig configures the built-in risk hook (NewRiskHook). The zero
+// value of each field means its default; the zero RiskConfig allows all.
 type RiskConfig struct {
 	// UserRate is reserving attempts per second per user; 0 means no limit.
 	UserRate float64
 	// UserBurst is the per-user bucket size. Default max(1, ceil(UserRate)).
 	UserBurst int
-	// IPRate is reserving attempts per second per client IP; 0 means no limit.
+	// IPRate is reserving attempts per second per client IP; 0 means no
+	// limit.
 	IPRate float64
 	// IPBurst is the per-IP bucket size. Default max(1, ceil(IPRate)).
 	IPBurst int
 	// Blocklist holds user ids, IPs or device ids that are always denied.
 	Blocklist []string
-	// RequireDevice denies attempts without a device id.
+	// RequireDevice denies attempts without a device id (X-Device-Id).
 	RequireDevice bool
-	// WebhookURL, when set, is POSTed the RiskInput as JSON and answers
-	// {"allow": bool, "reason": string}.
+	// WebhookURL, when set, is POSTed every attempt that passed the other
+	// checks, as JSON {"user_id", "ip", "device_id", "route", "sale_id",
+	// "store_id", "user_held"}, and answers {"allow": bool, "reason":
+	// string}.
 	WebhookURL string
 	// WebhookTimeout bounds one webhook call. Default 50ms.
 	WebhookTimeout time.Duration
-	// WebhookFailOpen allows the attempt when the webhook cannot answer;
+	// WebhookFailOpen allows the attempt when the webhook cannot answer
+	// (timeout, error, non-2xx, bad JSON, too many calls in flight);
 	// otherwise it is denied with reason "webhook_unavailable".
 	WebhookFailOpen bool
-	// KeysMax bounds the number of tracked users and IPs. Default 200_000.
+	// KeysMax bounds the users and the IPs tracked by the token buckets
+	// (each); the least recently seen are forgotten. Default 200_000.
 	KeysMax int
+	// Now is the clock of the token buckets. Default time.Now.
+	Now func() time.Time
 }
 
-// NewRiskHook returns the built-in chain: blocklist, device, per-user and
-// per-IP token buckets, then the webhook.
-func NewRiskHook(cfg RiskConfig) (RiskHook, error) { return AllowAll(), nil }
+// Risk verdict reasons of the built-in hook.
+const (
+	RiskReasonBlocklist          = "blocklist"
+	RiskReasonNoDevice           = "no_device"
+	RiskReasonRateUser           = "rate_user"
+	RiskReasonRateIP             = "rate_ip"
+	RiskReasonWebhookUnavailable = "webhook_unavailable"
+	// RiskReasonWebhookDeny replaces a webhook's reason that is empty or
+	// not a short token ([a-z0-9_.:-], at most riskReasonMax bytes), so
+	// that the reasons counted in stats stay a small set.
+	RiskReasonWebhookDeny = "webhook_deny"
+)
+
+const (
+	riskKeysMaxDefault        = 200_000
+	riskWebhookTimeoutDefault = 50 * time.Millisecond
+	// riskWebhookTimeoutMax bounds the configured timeout.
+	riskWebhookTimeoutMax = 10 * time.Second
+	// riskWebhookInflightMax bounds concurrent webhook calls; beyond it an
+	// attempt is treated as "webhook unavailable" instead of queueing.
+	riskWebhookInflightMax = 256
+	// riskWebhookRespMax bounds the webhook's answer body (bytes).
+	riskWebhookRespMax = 4096
+	// riskReasonMax bounds a webhook's reason (bytes).
+	riskReasonMax = 32
+	// riskBlocklistMax bounds the blocklist.
+	riskBlocklistMax = 1_000_000
+)
 
 // AllowAll returns a RiskHook that allows every attempt.
 func AllowAll() RiskHook { return riskAllowAll{} }
@@ -41,3 +84,217 @@ func AllowAll() RiskHook { return riskAllowAll{} }
 type riskAllowAll struct{}
 
 func (riskAllowAll) Check(context.Context, RiskInput) Verdict { return Verdict{Allow: true} }
+
+// riskChain is the built-in hook: blocklist, device, per-user and per-IP
+// token buckets, webhook, in that order; the first "no" wins.
+type riskChain struct {
+	block         map[string]struct{}
+	requireDevice bool
+
+	userLimit rate.Limit
+	userBurst int
+	users     *idemLRU[*rate.Limiter]
+	ipLimit   rate.Limit
+	ipBurst   int
+	ips       *idemLRU[*rate.Limiter]
+	now       func() time.Time
+
+	webhook *riskWebhook
+}
+
+var _ RiskHook = (*riskChain)(nil)
+
+// NewRiskHook returns the built-in chain: blocklist -> device -> per-user
+// and per-IP token buckets -> webhook. Bad configuration is ErrInvalid.
+func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
+	bad := func(what string) (RiskHook, error) {
+		return nil, fmt.Errorf("cannot create risk hook: %w: %s", ErrInvalid, what)
+	}
+	for _, r := range []float64{cfg.UserRate, cfg.IPRate} {
+		if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+			return bad("rates must be finite and >= 0")
+		}
+	}
+	if cfg.UserBurst < 0 || cfg.IPBurst < 0 || cfg.KeysMax < 0 || cfg.WebhookTimeout < 0 ||
+		cfg.WebhookTimeout > riskWebhookTimeoutMax || len(cfg.Blocklist) > riskBlocklistMax {
+		return bad("bursts, KeysMax, WebhookTimeout or Blocklist out of range")
+	}
+	c := &riskChain{
+		block:         make(map[string]struct{}, len(cfg.Blocklist)),
+		requireDevice: cfg.RequireDevice,
+		now:           cfg.Now,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	for _, b := range cfg.Blocklist {
+		if b = strings.TrimSpace(b); b != "" {
+			c.block[b] = struct{}{}
+		}
+	}
+	keysMax := cfg.KeysMax
+	if keysMax == 0 {
+		keysMax = riskKeysMaxDefault
+	}
+	burst := func(r float64, b int) int {
+		if b > 0 {
+			return b
+		}
+		return max(1, int(math.Ceil(r)))
+	}
+	if cfg.UserRate > 0 {
+		c.userLimit, c.userBurst = rate.Limit(cfg.UserRate), burst(cfg.UserRate, cfg.UserBurst)
+		c.users = newIdemLRU[*rate.Limiter](keysMax)
+	}
+	if cfg.IPRate > 0 {
+		c.ipLimit, c.ipBurst = rate.Limit(cfg.IPRate), burst(cfg.IPRate, cfg.IPBurst)
+		c.ips = newIdemLRU[*rate.Limiter](keysMax)
+	}
+	if cfg.WebhookURL != "" {
+		u, err := url.Parse(cfg.WebhookURL)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return bad(fmt.Sprintf("webhook URL %q is not an http(s) URL", cfg.WebhookURL))
+		}
+		timeout := cfg.WebhookTimeout
+		if timeout == 0 {
+			timeout = riskWebhookTimeoutDefault
+		}
+		c.webhook = &riskWebhook{
+			url:      u.String(),
+			timeout:  timeout,
+			failOpen: cfg.WebhookFailOpen,
+			sem:      make(chan struct{}, riskWebhookInflightMax),
+			client: &http.Client{Transport: &http.Transport{
+				Proxy:               nil, // the risk service is called directly
+				MaxIdleConnsPerHost: riskWebhookInflightMax,
+				MaxConnsPerHost:     riskWebhookInflightMax,
+				IdleConnTimeout:     90 * time.Second,
+			}},
+		}
+	}
+	return c, nil
+}
+
+func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
+	if len(c.block) > 0 && (c.blocked(in.UserID) || c.blocked(in.IP) || c.blocked(in.DeviceID)) {
+		return Verdict{Reason: RiskReasonBlocklist}
+	}
+	if c.requireDevice && in.DeviceID == "" {
+		return Verdict{Reason: RiskReasonNoDevice}
+	}
+	if c.users != nil || c.ips != nil {
+		now := c.now()
+		if c.users != nil && in.UserID != "" && !riskTake(c.users, in.UserID, c.userLimit, c.userBurst, now) {
+			return Verdict{Reason: RiskReasonRateUser}
+		}
+		if c.ips != nil && in.IP != "" && !riskTake(c.ips, in.IP, c.ipLimit, c.ipBurst, now) {
+			return Verdict{Reason: RiskReasonRateIP}
+		}
+	}
+	if c.webhook != nil {
+		return c.webhook.check(ctx, in)
+	}
+	return Verdict{Allow: true}
+}
+
+func (c *riskChain) blocked(id string) bool {
+	if id == "" {
+		return false
+	}
+	_, ok := c.block[id]
+	return ok
+}
+
+// riskTake takes a token from key's bucket (a new key starts full).
+func riskTake(m *idemLRU[*rate.Limiter], key string, limit rate.Limit, burst int, now time.Time) bool {
+	lim := m.GetOrAdd(key, func() *rate.Limiter { return rate.NewLimiter(limit, burst) })
+	return lim.AllowN(now, 1)
+}
+
+type riskWebhook struct {
+	url      string
+	timeout  time.Duration
+	failOpen bool
+	sem      chan struct{}
+	client   *http.Client
+}
+
+type riskWebhookRequest struct {
+	UserID   string `json:"user_id"`
+	IP       string `json:"ip"`
+	DeviceID string `json:"device_id"`
+	Route    string `json:"route"`
+	SaleID   string `json:"sale_id"`
+	StoreID  string `json:"store_id"`
+	UserHeld int64  `json:"user_held"`
+}
+
+type riskWebhookAnswer struct {
+	Allow  *bool  `json:"allow"`
+	Reason string `json:"reason"`
+}
+
+func (w *riskWebhook) unavailable() Verdict {
+	return Verdict{Allow: w.failOpen, Reason: RiskReasonWebhookUnavailable}
+}
+
+func (w *riskWebhook) check(ctx context.Context, in RiskInput) Verdict {
+	select {
+	case w.sem <- struct{}{}:
+		defer func() { <-w.sem }()
+	default:
+		return w.unavailable()
+	}
+	body, err := json.Marshal(riskWebhookRequest{
+		UserID: in.UserID, IP: in.IP, DeviceID: in.DeviceID, Route: in.Route,
+		SaleID: in.SaleID, StoreID: in.StoreID, UserHeld: in.UserHeld,
+	})
+	if err != nil {
+		return w.unavailable()
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return w.unavailable()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return w.unavailable()
+	}
+	defer func() {
+		// Drain a little so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, riskWebhookRespMax))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return w.unavailable()
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, riskWebhookRespMax+1))
+	if err != nil || len(raw) > riskWebhookRespMax {
+		return w.unavailable()
+	}
+	var a riskWebhookAnswer
+	if err := json.Unmarshal(raw, &a); err != nil || a.Allow == nil {
+		return w.unavailable()
+	}
+	if *a.Allow {
+		return Verdict{Allow: true}
+	}
+	return Verdict{Reason: riskReason(a.Reason)}
+}
+
+// riskReason keeps a webhook's reason when it is a short token.
+func riskReason(r string) string {
+	if r == "" || len(r) > riskReasonMax {
+		return RiskReasonWebhookDeny
+	}
+	for i := 0; i < len(r); i++ {
+		c := r[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return RiskReasonWebhookDeny
+		}
+	}
+	return r
+}

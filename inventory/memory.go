@@ -149,6 +149,14 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		}
 		poolsBuf[i] = p
 	}
+	// Sold out is the common answer in a flash sale: give it without
+	// creating a record (and without allocating).
+	for i := range req.Lines {
+		if poolsBuf[i].free.Load() < req.Lines[i].Quantity {
+			sh.mu.Unlock()
+			return Reservation{}, ErrSoldOut
+		}
+	}
 	rec := sh.alloc()
 	rec.id = req.ID
 	rec.user = req.User
@@ -194,12 +202,14 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 }
 
 // take takes rec's units from its pools and the user's allowances, all or
-// nothing: ErrSoldOut before ErrLimitExceeded.
+// nothing: ErrSoldOut before ErrLimitExceeded. These two are the everyday
+// refusals of a flash sale, returned unwrapped so that refusing allocates
+// nothing.
 func (m *Memory) take(rec *record) error {
 	lines, pools := rec.lines, rec.pools
 	for i := range lines {
 		if pools[i].free.Load() < lines[i].Quantity {
-			return fmt.Errorf("cannot reserve from %q: %w", lines[i].Pool, ErrSoldOut)
+			return ErrSoldOut
 		}
 	}
 	for i := range lines {
@@ -208,7 +218,7 @@ func (m *Memory) take(rec *record) error {
 			for j := 0; j < i; j++ {
 				m.users.release(lines[j].Pool, rec.user, lines[j].Quantity)
 			}
-			return fmt.Errorf("cannot reserve from %q: %w", l.Pool, ErrLimitExceeded)
+			return ErrLimitExceeded
 		}
 	}
 	// Take stock in pool-id order so competing multi-line reserves meet on
@@ -232,7 +242,7 @@ func (m *Memory) take(rec *record) error {
 			for j := range lines {
 				m.users.release(lines[j].Pool, rec.user, lines[j].Quantity)
 			}
-			return fmt.Errorf("cannot reserve from %q: %w", lines[i].Pool, ErrSoldOut)
+			return ErrSoldOut
 		}
 		pools[i].held.Add(q)
 	}
@@ -650,6 +660,30 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 		rs = append(rs, res)
 	}
 	return rs, "", nil
+}
+
+// Forget drops a released reservation from memory, so that a long-running
+// process does not keep every reservation it ever made; its id may then be
+// reused. It returns ErrBadState for a held or paid reservation.
+func (m *Memory) Forget(id string) error {
+	rec, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	defer rec.mu.Unlock()
+	if rec.state != StateReleased {
+		return fmt.Errorf("cannot forget %q: %s: %w", id, rec.state, ErrBadState)
+	}
+	sh := m.recShard(id)
+	sh.mu.Lock()
+	if sh.m[id] == rec {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+	// Waiters that looked the record up before the delete see it failed
+	// and look again.
+	rec.state = stateFailed
+	return nil
 }
 
 // Close implements Store.

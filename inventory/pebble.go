@@ -167,7 +167,7 @@ func (s *Pebble) commit(b *pebble.Batch) (err error) {
 			err = fmt.Errorf("cannot commit: %w: %w", ErrUnavailable, err)
 		}
 	}()
-	err = b.Commit(pebble.NoSync)
+	err = b.Commit(pebble.Sync)
 	if err == nil {
 		_ = b.Close()
 	}

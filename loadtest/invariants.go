@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,7 +39,7 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 	}
 
 	// 2. Wait for holds to end where demand exceeded supply.
-	st, settled, err := r.settle(ctx)
+	st, _, err := r.settle(ctx)
 	if err != nil {
 		return inv, err
 	}
@@ -168,7 +169,7 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 		check("no stuck stock after sold out, " + kind + " " + id)
 		if p.Held != 0 {
 			add(Violation{Law: "stuck_stock", Subject: kind + " " + id,
-				Detail: fmt.Sprintf("demand exceeded supply, yet %d units still held %v after the last hold's expiry (settled=%v)", p.Held, sweepSlack, settled)})
+				Detail: fmt.Sprintf("demand exceeded supply, yet %d units still held %v after the run's last hold ended", p.Held, sweepSlack)})
 		}
 	}
 	if teams != nil {
@@ -242,17 +243,22 @@ func (r *runner) settle(ctx context.Context) (statsDoc, bool, error) {
 	}
 	r.led.mu.Unlock()
 	deadline := time.Now().Add(r.cfg.SettleMax)
-	if len(pools) > 0 {
-		expected := time.UnixMilli(lastMs).Add(sweepSlack)
+	if len(pools) > 0 && lastMs > 0 {
+		offset := int64(0)
 		if r.sale != nil {
-			expected = time.UnixMilli(lastMs - r.sale.offsetMs).Add(sweepSlack)
+			offset = r.sale.offsetMs
 		}
-		if expected.Before(deadline) {
-			deadline = expected
+		expected := time.UnixMilli(lastMs - offset).Add(sweepSlack)
+		if expected.After(deadline) {
+			// The holds outlive --settle: walk away politely instead, so
+			// that held == 0 can be checked now.
+			n := r.cancelHeld(ctx, pools)
+			r.notef("holds expire at %s, beyond --settle %v: cancelled the run's %d remaining holds before checking for stuck stock",
+				expected.UTC().Format(time.RFC3339), r.cfg.SettleMax, n)
+			expected = time.Now().Add(sweepSlack)
 		}
-		if lastMs > 0 {
-			fmt.Fprintf(r.cfg.Progress, "waiting up to %v for holds to expire\n", time.Until(deadline).Round(time.Millisecond))
-		}
+		deadline = expected
+		fmt.Fprintf(r.cfg.Progress, "waiting up to %v for holds to end\n", time.Until(deadline).Round(time.Millisecond))
 	}
 	for {
 		st, err := r.stats(ctx)
@@ -279,6 +285,50 @@ func (r *runner) settle(ctx context.Context) (statsDoc, bool, error) {
 			return st, false, ctx.Err()
 		}
 	}
+}
+
+// cancelHeld cancels the run's holds in the given pools that it left to
+// expire; it returns how many it cancelled.
+func (r *runner) cancelHeld(ctx context.Context, pools [][2]string) int {
+	in := map[string]bool{}
+	for _, p := range pools {
+		in[p[1]] = true
+	}
+	r.led.mu.Lock()
+	var todo []*resRec
+	for _, rec := range r.led.res {
+		if rec.state == resHeld && in[rec.pool] {
+			todo = append(todo, rec)
+		}
+	}
+	r.led.mu.Unlock()
+	var n atomic.Int64
+	work := make(chan *resRec)
+	var wg sync.WaitGroup
+	for w := 0; w < min(verifyWorkersMax, len(todo)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				r.led.setState(rec, resCancelling)
+				a := r.c.do(ctx, call{method: "POST", path: "/api/v1/reservations/" + url.PathEscape(rec.id) + "/cancel", token: rec.u.session()})
+				if a.ok() {
+					r.led.setState(rec, resReleased)
+					n.Add(1)
+				} else if a.outcome == "40903" {
+					r.led.setState(rec, resReleased) // expired meanwhile
+				} else {
+					r.led.setState(rec, resUnknown)
+				}
+			}
+		}()
+	}
+	for _, rec := range todo {
+		work <- rec
+	}
+	close(work)
+	wg.Wait()
+	return int(n.Load())
 }
 
 // checkOrders reads back every reservation whose final state matters

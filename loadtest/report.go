@@ -90,12 +90,13 @@ type Report struct {
 	StartedAt time.Time `json:"started_at"`
 	// ElapsedS is the main phase's length in seconds (arrivals and drain).
 	ElapsedS float64 `json:"elapsed_s"`
-	// Arrivals: user flows started in the main phase; Drops: arrivals
-	// refused because InFlightMax flows were running (client-side drops).
+	// Arrivals: user flows scheduled in the main phase, dropped ones
+	// included; Drops: arrivals refused because InFlightMax flows were
+	// running (client-side drops, also in Outcomes as "client_drop").
 	Arrivals int64 `json:"arrivals"`
 	Drops    int64 `json:"drops"`
-	// Requests answered (or failed) over the whole run; Throughput is the
-	// main phase's requests per second.
+	// Requests answered (or failed) over the whole run, logins included;
+	// Throughput is the main phase's requests per second.
 	Requests   int64   `json:"requests"`
 	Throughput float64 `json:"throughput_rps"`
 	// IntendedRate is the profile's mean arrival rate.

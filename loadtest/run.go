@@ -34,8 +34,9 @@ type runner struct {
 	etags     etagCache
 	openTeams teamRing
 
-	inflight atomic.Int64
-	arrivals atomic.Int64
+	inflight     atomic.Int64
+	arrivals     atomic.Int64
+	mainRequests int64 // requests answered during the main phase
 	flows    sync.WaitGroup
 	phase    atomic.Value // string, for the progress line
 
@@ -105,6 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		r.dealStarts = time.Now().Add(cfg.StartIn)
 	}
+	r.phase.Store("wait")
 	if r.sale != nil {
 		if err := r.resolveSale(ctx); err != nil {
 			return nil, err
@@ -144,14 +146,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	routes, outcomes, timeline, all := r.rec.snapshot()
 	rep.Routes, rep.Outcomes, rep.Timeline, rep.All = routes, outcomes, timeline, all
 	rep.Requests = r.rec.requests.Load()
-	var mainRequests int64
-	for _, p := range timeline {
-		if p.AtS >= mainStart.Sub(start).Seconds()-r.rec.bucketWidth.Seconds() {
-			mainRequests += p.Count
-		}
-	}
 	if el := rep.ElapsedS; el > 0 {
-		rep.Throughput = float64(mainRequests) / el
+		rep.Throughput = float64(r.mainRequests) / el
 	}
 	r.led.mu.Lock()
 	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes)
@@ -295,6 +291,7 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	flowCtx, cancel := context.WithCancel(ctx)
 	seed := uint64(r.cfg.Seed)
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f6164))
+	before := r.rec.requests.Load()
 	start = time.Now()
 	drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
 		r.arrivals.Add(1)
@@ -302,6 +299,7 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	})
 	r.phase.Store("drain")
 	r.waitFlows(cancel, r.cfg.DrainMax)
+	r.mainRequests = r.rec.requests.Load() - before
 	return start, time.Now(), drops
 }
 

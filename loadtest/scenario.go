@@ -297,7 +297,7 @@ func (r *runner) afterHold(ctx context.Context, rng *rand.Rand, u *user, rec *re
 		r.led.setState(rec, resCancelling)
 		a := r.c.do(ctx, call{route: "cancel", method: "POST", path: path + "/cancel", token: tok,
 			device: u.device, xff: u.ip, intended: at})
-		if a.ok() {
+		if a.ok() || a.outcome == "40903" { // 40903: it expired first
 			r.led.setState(rec, resReleased)
 		} else {
 			r.led.setState(rec, resUnknown)

@@ -127,3 +127,25 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Launch starts redis-server from PATH on a free loopback port with its data
+// in dir, for callers that are not tests (surge bench). The caller stops it.
+func Launch(dir string, extra ...string) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found on PATH: %w", err)
+	}
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s, err := start(bin, dir, port, extra)
+		if err == nil {
+			return s, nil
+		}
+		last = err
+	}
+	return nil, last
+}

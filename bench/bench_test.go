@@ -1,0 +1,49 @@
+package bench
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunSmall runs every scenario group briefly: it proves that the
+// harness measures real work (non-zero figures on both sides) and renders
+// the tables; it asserts nothing about speed.
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH")
+	}
+	res, err := Run(context.Background(), Options{Duration: 300 * time.Millisecond, Conns: 4, Callers: []int{1, 4}})
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(res.Tables) != 3 {
+		t.Fatalf("tables = %d; want http, pebble, redis", len(res.Tables))
+	}
+	for _, tb := range res.Tables {
+		for _, r := range tb.Rows {
+			if r.Surge <= 0 || r.Floor <= 0 {
+				t.Errorf("%s / %s: surge %.0f floor %.0f; want both > 0", tb.Title, r.Scenario, r.Surge, r.Floor)
+			}
+		}
+	}
+	if len(res.Latency) != 4 {
+		t.Errorf("latency rows = %d; want 4", len(res.Latency))
+	}
+	for _, l := range res.Latency {
+		if l.Successes == 0 || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+			t.Errorf("latency %s at %d%%: %+v", l.Scenario, l.LoadPct, l.Latency)
+		}
+	}
+	md := res.Markdown()
+	for _, want := range []string{"store page", "flash reserve, pebble backend", "reserve, 4 callers", "p99.9", "| ratio |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+}

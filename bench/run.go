@@ -1,0 +1,515 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/redis/rueidis"
+	"github.com/valyala/fasthttp"
+
+	"github.com/surge-retail/surge/internal/redistest"
+	"github.com/surge-retail/surge/inventory"
+	"github.com/surge-retail/surge/inventory/redisinv"
+)
+
+// Options configures Run. The zero value means the defaults.
+type Options struct {
+	// Duration of each measurement. Default 5s.
+	Duration time.Duration
+	// Conns is the closed-loop HTTP connections. Default 64.
+	Conns int
+	// Callers are the concurrencies of the backend scenarios. Default
+	// 1, 16, 256.
+	Callers []int
+	// Only limits the run to some groups: "http", "pebble", "redis",
+	// "latency". Default all.
+	Only []string
+	// Log receives progress lines. Default io.Discard.
+	Log io.Writer
+}
+
+func (o Options) withDefaults() Options {
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Conns <= 0 {
+		o.Conns = 64
+	}
+	if len(o.Callers) == 0 {
+		o.Callers = []int{1, 16, 256}
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o
+}
+
+func (o Options) want(group string) bool {
+	if len(o.Only) == 0 {
+		return true
+	}
+	for _, g := range o.Only {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// Row is one scenario: Surge's figure next to its floor, both in Unit.
+type Row struct {
+	Scenario string
+	Surge    float64
+	Floor    float64
+	Unit     string
+	// Target is the ratio the issue asks for (0: none).
+	Target float64
+}
+
+// Ratio is Surge / Floor.
+func (r Row) Ratio() float64 {
+	if r.Floor <= 0 {
+		return 0
+	}
+	return r.Surge / r.Floor
+}
+
+// Table is a group of rows that share a kind of floor.
+type Table struct {
+	Title string
+	Floor string
+	Rows  []Row
+}
+
+// LatencyRow is an open-model run at a share of a measured maximum.
+type LatencyRow struct {
+	Scenario string
+	LoadPct  int
+	MaxRate  float64
+	Latency
+}
+
+// Results is one `surge bench` run.
+type Results struct {
+	Started time.Time
+	Machine string
+	Tables  []Table
+	Latency []LatencyRow
+}
+
+// Run measures every scenario group and its floors in one run.
+func Run(ctx context.Context, opts Options) (*Results, error) {
+	opts = opts.withDefaults()
+	res := &Results{Started: time.Now().UTC(), Machine: Machine()}
+	dir, err := os.MkdirTemp("", "surge-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	logf := func(format string, args ...any) { fmt.Fprintf(opts.Log, "bench: "+format+"\n", args...) }
+
+	var pageRate, pebbleReserveRate float64
+	if opts.want("http") || opts.want("latency") {
+		t, pr, rr, err := runHTTP(ctx, dir, opts, logf)
+		if err != nil {
+			return nil, err
+		}
+		pageRate, pebbleReserveRate = pr, rr
+		if opts.want("http") {
+			res.Tables = append(res.Tables, t)
+		}
+	}
+	if opts.want("pebble") {
+		t, err := runPebble(ctx, dir, opts, logf)
+		if err != nil {
+			return nil, err
+		}
+		res.Tables = append(res.Tables, t)
+	}
+	if opts.want("redis") {
+		t, err := runRedis(ctx, dir, opts, logf)
+		if err != nil {
+			return nil, err
+		}
+		res.Tables = append(res.Tables, t)
+	}
+	if opts.want("latency") {
+		rows, err := runLatency(ctx, dir, opts, pageRate, pebbleReserveRate, logf)
+		if err != nil {
+			return nil, err
+		}
+		res.Latency = rows
+	}
+	return res, nil
+}
+
+func getOK(resp *fasthttp.Response) bool  { return resp.StatusCode() == 200 }
+func postOK(resp *fasthttp.Response) bool { return resp.StatusCode() == 200 }
+
+// runHTTP measures the store page and the flash reserve through the whole
+// gateway next to a bare fasthttp handler returning a body of the same size.
+// It returns the table and the measured maxima used by the latency runs.
+func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ...any)) (Table, float64, float64, error) {
+	t := Table{Title: "HTTP through the whole gateway (closed loop, " + strconv.Itoa(opts.Conns) + " connections, " + opts.Duration.String() + " each)", Floor: "bare fasthttp handler returning a fixed JSON body of the same size"}
+	measure := func(name string, target float64, s *Surge, build Request, ok Check) (float64, error) {
+		body, err := sample(s.Addr, build)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		floor, err := StartFloorServer(body)
+		if err != nil {
+			return 0, err
+		}
+		defer floor.Close()
+		ft, err := ClosedLoop(ctx, floor.Addr, opts.Conns, opts.Duration, build, getOK)
+		if err != nil {
+			return 0, fmt.Errorf("%s floor: %w", name, err)
+		}
+		st, err := ClosedLoop(ctx, s.Addr, opts.Conns, opts.Duration, build, ok)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		row := Row{Scenario: name + fmt.Sprintf(" (%d B body)", len(body)), Surge: st.PerSecond(), Floor: ft.PerSecond(), Unit: "req/s", Target: target}
+		logf("%-40s %10.0f req/s   floor %10.0f req/s   ratio %.2f", name, row.Surge, row.Floor, row.Ratio())
+		t.Rows = append(t.Rows, row)
+		return row.Surge, nil
+	}
+
+	// Memory backend: pages and reserves.
+	mem, err := StartSurge(ctx, inventory.NewMemory(inventory.Options{}), "")
+	if err != nil {
+		return t, 0, 0, err
+	}
+	defer mem.Close()
+	if err := setupBenchSale(ctx, mem.Engine, "bench-fs"); err != nil {
+		return t, 0, 0, err
+	}
+	pageRate, err := measure("store page", 0.8, mem, pageRequest(""), getOK)
+	if err != nil {
+		return t, 0, 0, err
+	}
+	if _, err := measure("guide page", 0.8, mem, pageRequest("bg1"), getOK); err != nil {
+		return t, 0, 0, err
+	}
+	memTokens, err := tokens(mem.Addr, opts.Conns, "mb")
+	if err != nil {
+		return t, 0, 0, err
+	}
+	if _, err := measure("flash reserve, memory backend", 0.6, mem, reserveRequest(memTokens), postOK); err != nil {
+		return t, 0, 0, err
+	}
+
+	// Pebble backend: durable reserves.
+	ps, err := inventory.OpenPebble(filepath.Join(dir, "http-inventory"), inventory.PebbleOptions{})
+	if err != nil {
+		return t, 0, 0, err
+	}
+	defer ps.Close()
+	peb, err := StartSurge(ctx, ps, filepath.Join(dir, "http-engine"))
+	if err != nil {
+		return t, 0, 0, err
+	}
+	defer peb.Close()
+	if err := setupBenchSale(ctx, peb.Engine, "bench-fs"); err != nil {
+		return t, 0, 0, err
+	}
+	pebTokens, err := tokens(peb.Addr, opts.Conns, "pb")
+	if err != nil {
+		return t, 0, 0, err
+	}
+	reserveRate, err := measure("flash reserve, pebble backend (synced)", 0.4, peb, reserveRequest(pebTokens), postOK)
+	if err != nil {
+		return t, 0, 0, err
+	}
+	return t, pageRate, reserveRate, nil
+}
+
+func pageRequest(guide string) Request {
+	uri := "/api/v1/stores/b1/page"
+	if guide != "" {
+		uri += "?guide=" + guide
+	}
+	return func(_, _ int, req *fasthttp.Request) {
+		req.Header.SetMethod("GET")
+		req.SetRequestURI(uri)
+	}
+}
+
+func reserveRequest(tokens []string) Request {
+	body := []byte(`{"quantity":1}`)
+	return func(w, _ int, req *fasthttp.Request) {
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("/api/v1/flash-sales/bench-fs/reservations")
+		req.Header.Set("Authorization", "Bearer "+tokens[w%len(tokens)])
+		req.Header.SetContentType("application/json")
+		req.SetBody(body)
+	}
+}
+
+// sample makes one request and returns its body, to size the floor.
+func sample(addr string, build Request) ([]byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	build(0, 0, req)
+	req.SetRequestURI("http://" + addr + string(req.RequestURI()))
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode() != 200 {
+		return nil, fmt.Errorf("sample request: HTTP %d: %s", resp.StatusCode(), resp.Body())
+	}
+	return append([]byte(nil), resp.Body()...), nil
+}
+
+func tokens(addr string, n int, prefix string) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		body, _ := json.Marshal(map[string]string{"code": fmt.Sprintf("%s%04d", prefix, i)})
+		resp, err := http.Post("http://"+addr+"/api/v1/session", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		var env struct {
+			Code int `json:"code"`
+			Data struct {
+				Token string `json:"token"`
+			} `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if err != nil || env.Code != 0 {
+			return nil, fmt.Errorf("bench: login failed: %v (code %d)", err, env.Code)
+		}
+		out[i] = env.Data.Token
+	}
+	return out, nil
+}
+
+// reserveBytesFloor is the size of the raw synced batch of the Pebble floor:
+// about what one durable single-line reservation writes (record + counters).
+const reserveBytesFloor = 256
+
+func runPebble(ctx context.Context, dir string, opts Options, logf func(string, ...any)) (Table, error) {
+	t := Table{Title: "Pebble: durable reservations (synced WAL, group commit), " + opts.Duration.String() + " each", Floor: fmt.Sprintf("raw Pebble batch commits with Sync of %d bytes, same disk, same concurrency", reserveBytesFloor)}
+	for _, callers := range opts.Callers {
+		floorDB, err := pebble.Open(filepath.Join(dir, fmt.Sprintf("floor-%d", callers)), &pebble.Options{Logger: quietLogger{}})
+		if err != nil {
+			return t, err
+		}
+		ft, err := Parallel(ctx, callers, opts.Duration, PebbleFloor(floorDB, reserveBytesFloor))
+		floorDB.Close()
+		if err != nil {
+			return t, fmt.Errorf("pebble floor: %w", err)
+		}
+		st, err := inventory.OpenPebble(filepath.Join(dir, fmt.Sprintf("pebble-%d", callers)), inventory.PebbleOptions{})
+		if err != nil {
+			return t, err
+		}
+		if err := st.CreatePool(ctx, "b1:fs:bench", 1<<40); err != nil {
+			st.Close()
+			return t, err
+		}
+		surge, err := Parallel(ctx, callers, opts.Duration, reserveOp(st))
+		st.Close()
+		if err != nil {
+			return t, fmt.Errorf("pebble reserve: %w", err)
+		}
+		row := Row{Scenario: fmt.Sprintf("reserve, %d callers", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
+		if callers == 256 {
+			row.Target = 0.5
+		}
+		logf("pebble %-30s %10.0f ops/s   floor %10.0f ops/s   ratio %.2f", row.Scenario, row.Surge, row.Floor, row.Ratio())
+		t.Rows = append(t.Rows, row)
+	}
+	return t, nil
+}
+
+func reserveOp(st inventory.Store) func(caller, seq int) error {
+	return func(caller, seq int) error {
+		_, err := st.Reserve(context.Background(), inventory.ReserveRequest{
+			ID:    "b1:" + strconv.Itoa(caller) + "-" + strconv.Itoa(seq),
+			User:  "u" + strconv.Itoa(caller),
+			Lines: []inventory.Line{{Pool: "b1:fs:bench", Quantity: 1}},
+			TTL:   time.Hour,
+		})
+		return err
+	}
+}
+
+func runRedis(ctx context.Context, dir string, opts Options, logf func(string, ...any)) (Table, error) {
+	t := Table{Title: "Redis: reservations through the Lua scripts (appendfsync always), " + opts.Duration.String() + " each", Floor: "raw EVALSHA of `return 1` through rueidis, same server, same concurrency"}
+	redisDir := filepath.Join(dir, "redis")
+	if err := os.MkdirAll(redisDir, 0o700); err != nil {
+		return t, err
+	}
+	srv, err := redistest.Launch(redisDir)
+	if err != nil {
+		return t, fmt.Errorf("bench: cannot start redis-server: %w", err)
+	}
+	defer srv.Stop()
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
+	if err != nil {
+		return t, err
+	}
+	defer client.Close()
+	for _, callers := range opts.Callers {
+		ft, err := Parallel(ctx, callers, opts.Duration, RedisFloor(client))
+		if err != nil {
+			return t, fmt.Errorf("redis floor: %w", err)
+		}
+		st, err := redisinv.Open(ctx, redisinv.Options{Addr: srv.Addr, Prefix: fmt.Sprintf("bench%d", callers)})
+		if err != nil {
+			return t, err
+		}
+		if err := st.CreatePool(ctx, "b1:fs:bench", 1<<40); err != nil {
+			st.Close()
+			return t, err
+		}
+		surge, err := Parallel(ctx, callers, opts.Duration, reserveOp(st))
+		st.Close()
+		if err != nil {
+			return t, fmt.Errorf("redis reserve: %w", err)
+		}
+		row := Row{Scenario: fmt.Sprintf("reserve, %d callers", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
+		if callers == 256 {
+			row.Target = 0.5
+		}
+		logf("redis %-31s %10.0f ops/s   floor %10.0f ops/s   ratio %.2f", row.Scenario, row.Surge, row.Floor, row.Ratio())
+		t.Rows = append(t.Rows, row)
+	}
+	return t, nil
+}
+
+// runLatency runs open-model loads at 50% and 90% of the maxima measured
+// by runHTTP in this same run.
+func runLatency(ctx context.Context, dir string, opts Options, pageRate, reserveRate float64, logf func(string, ...any)) ([]LatencyRow, error) {
+	var rows []LatencyRow
+	mem, err := StartSurge(ctx, inventory.NewMemory(inventory.Options{}), "")
+	if err != nil {
+		return nil, err
+	}
+	defer mem.Close()
+	if err := setupBenchSale(ctx, mem.Engine, "bench-fs"); err != nil {
+		return nil, err
+	}
+	ps, err := inventory.OpenPebble(filepath.Join(dir, "lat-inventory"), inventory.PebbleOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer ps.Close()
+	peb, err := StartSurge(ctx, ps, filepath.Join(dir, "lat-engine"))
+	if err != nil {
+		return nil, err
+	}
+	defer peb.Close()
+	if err := setupBenchSale(ctx, peb.Engine, "bench-fs"); err != nil {
+		return nil, err
+	}
+	pebTokens, err := tokens(peb.Addr, openLoopWorkersMax, "lb")
+	if err != nil {
+		return nil, err
+	}
+	type scenario struct {
+		name    string
+		addr    string
+		maxRate float64
+		build   Request
+	}
+	scenarios := []scenario{
+		{"store page (memory)", mem.Addr, pageRate, pageRequest("")},
+		{"flash reserve (pebble, synced)", peb.Addr, reserveRate, reserveRequest(pebTokens)},
+	}
+	for _, s := range scenarios {
+		if s.maxRate <= 0 {
+			continue
+		}
+		for _, pct := range []int{50, 90} {
+			lat, err := OpenLoop(ctx, s.addr, s.maxRate*float64(pct)/100, opts.Duration, s.build, postOK)
+			if err != nil {
+				return nil, err
+			}
+			logf("latency %-30s at %d%% (%.0f/s): p50 %v p99 %v p99.9 %v max %v drops %d", s.name, pct, lat.Rate, lat.P50, lat.P99, lat.P999, lat.Max, lat.Drops)
+			rows = append(rows, LatencyRow{Scenario: s.name, LoadPct: pct, MaxRate: s.maxRate, Latency: lat})
+		}
+	}
+	return rows, nil
+}
+
+// Machine describes where the run happened.
+func Machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if i := strings.IndexByte(line, ':'); i >= 0 {
+					model = strings.TrimSpace(line[i+1:])
+				}
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%d cores (%s)%s, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// Markdown renders the results as the tables of BENCHMARKS.md.
+func (r *Results) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run at %s on %s.\n\n", r.Started.Format(time.RFC3339), r.Machine)
+	for _, t := range r.Tables {
+		fmt.Fprintf(&b, "### %s\n\nFloor: %s.\n\n", t.Title, t.Floor)
+		b.WriteString("| scenario | Surge | floor | ratio | target |\n|---|---:|---:|---:|---:|\n")
+		for _, row := range t.Rows {
+			target := "—"
+			if row.Target > 0 {
+				verdict := "met"
+				if row.Ratio() < row.Target {
+					verdict = "NOT met"
+				}
+				target = fmt.Sprintf("≥ %.2f (%s)", row.Target, verdict)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f %s | %.0f %s | %.2f | %s |\n", row.Scenario, row.Surge, row.Unit, row.Floor, row.Unit, row.Ratio(), target)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Latency) > 0 {
+		b.WriteString("### Latency under open-model load (fixed arrival rate, measured from the intended send time)\n\n")
+		b.WriteString("| scenario | load | rate | p50 | p90 | p99 | p99.9 | max | errors | client drops |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, l := range r.Latency {
+			fmt.Fprintf(&b, "| %s | %d%% of %.0f/s | %.0f/s | %s | %s | %s | %s | %s | %d | %d |\n", l.Scenario, l.LoadPct, l.MaxRate, l.Rate,
+				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), l.Errors, l.Drops)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// quietLogger keeps Pebble's informational lines out of the bench output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

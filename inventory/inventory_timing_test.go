@@ -1,0 +1,219 @@
+package inventory_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/surge-retail/surge/inventory"
+)
+
+var sinkRes inventory.Reservation
+
+// benchChunk bounds how many reservations one memory store accumulates in a
+// benchmark; the store is replaced (timer stopped) after each chunk.
+const benchChunk = 1 << 16
+
+func benchIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = prefix + strconv.Itoa(i)
+	}
+	return ids
+}
+
+func newBenchMemory(b *testing.B, supply int64) *inventory.Memory {
+	m := inventory.NewMemory(inventory.Options{})
+	if err := m.CreatePool(context.Background(), "b:p", supply); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkMemoryReserve measures single-line reserves on the memory
+// backend: one goroutine, and all goroutines on one pool.
+func BenchmarkMemoryReserve(b *testing.B) {
+	ctx := context.Background()
+	b.Run("uncontended", func(b *testing.B) {
+		b.ReportAllocs()
+		ids := benchIDs("b:r", benchChunk)
+		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+		var m *inventory.Memory
+		for i := 0; i < b.N; i++ {
+			if i%benchChunk == 0 {
+				b.StopTimer()
+				m = newBenchMemory(b, inventory.UnitsMax)
+				b.StartTimer()
+			}
+			req.ID = ids[i%benchChunk]
+			r, err := m.Reserve(ctx, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sinkRes = r
+		}
+	})
+	b.Run("uncontended-soldout", func(b *testing.B) {
+		b.ReportAllocs()
+		m := newBenchMemory(b, 0)
+		req := inventory.ReserveRequest{ID: "b:x", User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Reserve(ctx, req); err != inventory.ErrSoldOut {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Contended: every goroutine reserves, releases and forgets on the one
+	// pool, so ids can be reused and memory stays bounded; ns/op is one
+	// whole cycle (three store calls).
+	b.Run("contended-cycle", func(b *testing.B) {
+		b.ReportAllocs()
+		m := newBenchMemory(b, 1_000_000)
+		var gid atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			g := gid.Add(1)
+			ids := benchIDs(fmt.Sprintf("b:g%d-", g), 1024)
+			user := fmt.Sprintf("u%d", g)
+			req := inventory.ReserveRequest{User: user, TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1, Limit: 4}}}
+			for i := 0; pb.Next(); i++ {
+				req.ID = ids[i%len(ids)]
+				if _, err := m.Reserve(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := m.Release(ctx, req.ID); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Forget(req.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("uncontended-cycle", func(b *testing.B) {
+		b.ReportAllocs()
+		m := newBenchMemory(b, 1_000_000)
+		ids := benchIDs("b:r", 1024)
+		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1, Limit: 4}}}
+		for i := 0; i < b.N; i++ {
+			req.ID = ids[i%len(ids)]
+			if _, err := m.Reserve(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.Release(ctx, req.ID); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Forget(req.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Contended sold-out: the flash sale after the last unit went.
+	b.Run("contended-soldout", func(b *testing.B) {
+		b.ReportAllocs()
+		m := newBenchMemory(b, 0)
+		b.RunParallel(func(pb *testing.PB) {
+			req := inventory.ReserveRequest{ID: "b:x", User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+			for pb.Next() {
+				if _, err := m.Reserve(ctx, req); err != inventory.ErrSoldOut {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
+
+// runConcurrent calls fn(i) for i in [0, n) from conc goroutines and
+// returns the elapsed time.
+func runConcurrent(n, conc int, fn func(i int) error) (time.Duration, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, *e
+	}
+	return time.Since(start), nil
+}
+
+// BenchmarkPebbleReserve measures durable reserves (synced before the
+// answer) at 1, 16 and 256 concurrent callers, next to the floor measured
+// in the same run on the same disk: raw pebble batch commits with Sync of
+// the same key and value size. x-floor is reserve time over floor time.
+func BenchmarkPebbleReserve(b *testing.B) {
+	for _, conc := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
+			b.ReportAllocs()
+			ctx := context.Background()
+			s, err := inventory.OpenPebble(b.TempDir(), inventory.PebbleOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.CreatePool(ctx, "b:p", inventory.UnitsMax); err != nil {
+				b.Fatal(err)
+			}
+			floorDB, err := pebble.Open(b.TempDir(), &pebble.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer floorDB.Close()
+			ids := benchIDs("b:r", b.N)
+			req := func(i int) inventory.ReserveRequest {
+				return inventory.ReserveRequest{ID: ids[i], User: "u" + ids[i][3:], TTL: time.Minute,
+					Lines: []inventory.Line{{Pool: "b:p", Quantity: 1, Limit: 2}}}
+			}
+			// The stored record is key "r"+id and about this value size.
+			value := make([]byte, 3+2*6+1+len("u")+len(ids[b.N-1])+1+1+len("b:p")+2+1)
+
+			b.StopTimer()
+			floor, err := runConcurrent(b.N, conc, func(i int) error {
+				batch := floorDB.NewBatch()
+				key := append([]byte{'r'}, ids[i]...)
+				if err := batch.Set(key, value, nil); err != nil {
+					return err
+				}
+				return batch.Commit(pebble.Sync)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			elapsed, err := runConcurrent(b.N, conc, func(i int) error {
+				_, err := s.Reserve(ctx, req(i))
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			floorNs := float64(floor.Nanoseconds()) / float64(b.N)
+			ns := float64(elapsed.Nanoseconds()) / float64(b.N)
+			b.ReportMetric(floorNs, "floor-ns/op")
+			b.ReportMetric(ns/floorNs, "x-floor")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reserves/s")
+		})
+	}
+}
