@@ -75,9 +75,21 @@ type Idempotency struct {
 	opts IdempotencyOptions
 
 	cache *idemLRU[idemAnswer]
+	// claims: write a claim to the records before running fn, so that
+	// other nodes wait for it. Off for records only this process uses,
+	// where the in-process single flight is enough (a claim would cost a
+	// synced write and protect against nothing more: after a crash a
+	// claim without an answer is taken over, just like no record).
+	claims bool
 
-	mu       sync.Mutex
-	inflight map[string]*idemCall
+	flight *idemFlight
+}
+
+// idemFlight tracks the answers being computed in this process, per
+// records key.
+type idemFlight struct {
+	mu    sync.Mutex
+	calls map[string]*idemCall // created on first use
 }
 
 // idemAnswer is a remembered answer.
@@ -110,12 +122,18 @@ func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Idempotency{
-		rec:      rec,
-		opts:     opts,
-		cache:    newIdemLRU[idemAnswer](opts.EntriesMax),
-		inflight: make(map[string]*idemCall),
+	i := &Idempotency{
+		rec:   rec,
+		opts:  opts,
+		cache: newIdemLRU[idemAnswer](opts.EntriesMax),
 	}
+	if l, ok := rec.(recLocal); ok {
+		i.flight = l.recFlight()
+	} else {
+		i.claims = true
+		i.flight = &idemFlight{}
+	}
+	return i
 }
 
 // IdempotencyKeyValid reports whether key is a valid Idempotency-Key: 1 to
@@ -171,9 +189,10 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 
 		// One caller per key in this process talks to the records; the
 		// others wait for its answer.
-		i.mu.Lock()
-		if c, ok := i.inflight[rkey]; ok {
-			i.mu.Unlock()
+		f := i.flight
+		f.mu.Lock()
+		if c, ok := f.calls[rkey]; ok {
+			f.mu.Unlock()
 			if c.digest != digest {
 				return 0, nil, ErrIdempotencyConflict
 			}
@@ -187,19 +206,22 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 			}
 			continue
 		}
-		if len(i.inflight) >= idemInflightMax {
-			i.mu.Unlock()
+		if len(f.calls) >= idemInflightMax {
+			f.mu.Unlock()
 			return 0, nil, fmt.Errorf("%w: too many idempotent calls in flight", ErrUnavailable)
 		}
+		if f.calls == nil {
+			f.calls = make(map[string]*idemCall)
+		}
 		c := &idemCall{digest: digest, done: make(chan struct{})}
-		i.inflight[rkey] = c
-		i.mu.Unlock()
+		f.calls[rkey] = c
+		f.mu.Unlock()
 
 		status, body, retry, err := func() (int, []byte, bool, error) {
 			defer func() { // also when fn panics
-				i.mu.Lock()
-				delete(i.inflight, rkey)
-				i.mu.Unlock()
+				f.mu.Lock()
+				delete(f.calls, rkey)
+				f.mu.Unlock()
 				close(c.done)
 			}()
 			return i.lead(ctx, rkey, digest, c, fn)
@@ -226,7 +248,7 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 // for it. retry asks Do to wait and start over (another node's claim). c
 // gets the answer for the waiters of this process.
 func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c *idemCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
-	var claim []byte
+	var claim []byte // our claim, or (without claims) the record we replace
 	for attempt := 0; claim == nil; attempt++ {
 		if attempt >= 8 {
 			// Lost every race for the key: let Do wait and start over.
@@ -238,6 +260,10 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		}
 		now := i.opts.Now()
 		mine := idemEncodeClaim(digest, now.Add(idemLease))
+		if !ok && !i.claims {
+			claim = idemNone
+			break
+		}
 		if !ok {
 			won, err := i.rec.PutIfAbsent(ctx, rkey, mine)
 			if err != nil {
@@ -262,6 +288,8 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 				return 0, nil, false, ErrIdempotencyConflict
 			}
 			return 0, nil, true, nil
+		case !i.claims: // expired, released or unreadable: replace it later
+			claim = cur
 		default: // expired, released or unreadable: take it over
 			won, err := i.rec.CompareAndSwap(ctx, rkey, cur, mine)
 			if err != nil {
@@ -287,7 +315,11 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 	// The answer is given even when it cannot be stored: fn's effects have
 	// happened. The claim then expires after idemLease and a retry runs fn
 	// again, as after a crash.
-	_, _ = i.rec.CompareAndSwap(context.WithoutCancel(ctx), rkey, claim, idemEncodeAnswer(digest, expires, status, body))
+	old := claim
+	if len(claim) == 0 { // no claim, no record
+		old = nil
+	}
+	_, _ = i.rec.CompareAndSwap(context.WithoutCancel(ctx), rkey, old, idemEncodeAnswer(digest, expires, status, body))
 	i.remember(rkey, idemAnswer{digest: digest, status: status, body: body, expires: expires})
 	return status, body, false, nil
 }
@@ -306,6 +338,9 @@ func idemRun(fn func() (int, []byte)) (status int, body []byte, panicked any) {
 // release gives up a claim: it is replaced by an expired one, which the
 // next call takes over (and Sweep removes).
 func (i *Idempotency) release(rkey string, claim []byte) {
+	if !i.claims {
+		return // nothing was written
+	}
 	_, digest, _, _, _ := idemDecode(claim)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -387,6 +422,9 @@ func idemEncodeAnswer(digest [32]byte, expires time.Time, status int, body []byt
 }
 
 var errIdemRecord = errors.New("engine: bad idempotency record")
+
+// idemNone marks "no record" (a non-nil empty claim).
+var idemNone = []byte{}
 
 func idemDecode(b []byte) (state byte, digest [32]byte, deadline time.Time, rest []byte, err error) {
 	if len(b) < idemHeaderLen || b[0] != idemStateClaim && b[0] != idemStateAnswer ||

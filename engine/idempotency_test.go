@@ -197,8 +197,8 @@ func TestIdempotencyPanic(t *testing.T) {
 	}()
 	var runs atomic.Int64
 	idemWant(t, i, "u", "k", "A", idemFn(&runs, 200, "ok"), 200, "ok", nil)
-	if runs.Load() != 1 || len(i.inflight) != 0 {
-		t.Fatalf("after a panic: runs %d, inflight %d; want 1, 0", runs.Load(), len(i.inflight))
+	if runs.Load() != 1 || len(i.flight.calls) != 0 {
+		t.Fatalf("after a panic: runs %d, inflight %d; want 1, 0", runs.Load(), len(i.flight.calls))
 	}
 }
 

@@ -78,6 +78,18 @@ type recCountedBatcher interface {
 	putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (added int64, err error)
 }
 
+// recLocal is implemented by Records that only this process uses (memory,
+// a Pebble directory that one process holds open): per-key decisions can
+// then be made in process, without claims in the records. recFlight
+// returns the in-process single flight of idempotent calls shared by every
+// Idempotency over these Records.
+type recLocal interface {
+	recFlight() *idemFlight
+}
+
+func (m *memRecords) recFlight() *idemFlight    { return &m.flight }
+func (p *pebbleRecords) recFlight() *idemFlight { return &p.flight }
+
 // recCompareDeleter is implemented by this package's Records: delete key
 // only when it holds old.
 type recCompareDeleter interface {
@@ -152,6 +164,7 @@ func recClone(b []byte) []byte {
 // Memory records.
 
 type memRecords struct {
+	flight idemFlight
 	mu     sync.RWMutex
 	tree   *btreemap.BTreeMap[string, []byte]
 	closed bool
@@ -338,7 +351,8 @@ func (m *memRecords) Close() error {
 const recStripes = 256
 
 type pebbleRecords struct {
-	db *pebble.DB
+	db     *pebble.DB
+	flight idemFlight
 
 	// closeMu: operations hold it shared, Close exclusively, so that no
 	// operation touches a closed DB.

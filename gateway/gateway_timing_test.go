@@ -127,8 +127,8 @@ func drive(b *testing.B, addr string, n int, mk func(req *fasthttp.Request, i in
 					return
 				}
 				req.Reset()
-				req.SetHost(addr)
 				mk(req, i)
+				req.Header.SetHost(addr)
 				if err := c.Do(req, res); err != nil || res.StatusCode() != want {
 					if failed.Load() == 0 {
 						b.Logf("request %d: %v HTTP %d %.200s", i, err, res.StatusCode(), res.Body())

@@ -114,7 +114,6 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if err := req.Validate(m.opts.MaxQuantity); err != nil {
 		return Reservation{}, err
 	}
-	createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
 	sh := m.recShard(req.ID)
 	for attempt := 0; ; attempt++ {
 		sh.mu.Lock()
@@ -157,6 +156,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 			return Reservation{}, ErrSoldOut
 		}
 	}
+	createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
 	rec := sh.alloc()
 	rec.id = req.ID
 	rec.user = req.User

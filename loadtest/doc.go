@@ -32,4 +32,20 @@
 // record of answers (no oversell, no stuck stock, per-user limits, an order
 // for every paid reservation, team sizes) and returns a Report, which can be
 // written as JSON, as a text summary and as a self-contained HTML plot.
+//
+// The JSON report (Report) carries at least
+//
+//	{"invariants": {"ok": bool, "violations": [{"law", "subject", "detail"}], "checked": [...]},
+//	 "routes":     {"<route>": {"count", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "outcomes"}},
+//	 "outcomes":   {"<code>": n}}
+//
+// where a route is session, flash_reserve, group_open, group_join,
+// checkout, pay, cancel, store_page or product_page, and an outcome is an
+// API.md code ("0", "40900", ...), "304", "timeout", "conn_error",
+// "canceled", "client_drop" or "http_<status>" for an answer without an
+// envelope. Latencies are milliseconds from the intended send time.
+//
+// Exit codes of `surge loadtest` (cmd/surge): 0 when the run completed and
+// every invariant held (Report.ExitCode), 1 when an invariant failed, 2
+// when Run returned an error (ErrUsage, ErrConnect, interrupted).
 package loadtest

@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,14 +97,13 @@ func TestFlashAgainstBehavingServerPasses(t *testing.T) {
 
 // syncWriter makes a bytes.Buffer safe for the progress goroutine.
 type syncWriter struct {
-	mu atomic.Int32
+	mu sync.Mutex
 	w  *bytes.Buffer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
-	for !s.mu.CompareAndSwap(0, 1) {
-	}
-	defer s.mu.Store(0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
 
@@ -301,7 +304,6 @@ func TestLatencyCountsFromIntendedTime(t *testing.T) {
 	r.rec.mu.Lock()
 	h := r.rec.routes["stall"].hist
 	total := h.TotalCount()
-	slow := total - int64(float64(total)*h.CumulativeDistribution()[0].Quantile/100)
 	var atLeast100ms int64
 	for _, b := range h.Distribution() {
 		if b.From >= (100 * time.Millisecond).Microseconds() {
@@ -309,7 +311,6 @@ func TestLatencyCountsFromIntendedTime(t *testing.T) {
 		}
 	}
 	r.rec.mu.Unlock()
-	_ = slow
 	if total != 10 {
 		t.Fatalf("recorded %d requests; want 10", total)
 	}
@@ -432,5 +433,26 @@ func TestNoSaleToRushIsUsageError(t *testing.T) {
 	_, err = Run(context.Background(), Config{Target: srv.URL, AdminToken: "wrong", Scenario: ScenarioFlash, Setup: true, Timeout: time.Second})
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("wrong admin token: err = %v; want ErrUsage", err)
+	}
+}
+
+// TestImportsOnlyTheHTTPAPI: the load tester knows Surge only through HTTP
+// (DESIGN.md's layout): no package of this module may be imported.
+func TestImportsOnlyTheHTTPAPI(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sources: %v", err)
+	}
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); strings.HasPrefix(p, "github.com/surge-retail/surge") {
+				t.Errorf("%s imports %s; loadtest must talk to Surge over HTTP only", name, p)
+			}
+		}
 	}
 }

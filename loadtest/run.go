@@ -37,8 +37,8 @@ type runner struct {
 	inflight     atomic.Int64
 	arrivals     atomic.Int64
 	mainRequests int64 // requests answered during the main phase
-	flows    sync.WaitGroup
-	phase    atomic.Value // string, for the progress line
+	flows        sync.WaitGroup
+	phase        atomic.Value // string, for the progress line
 
 	notes []string // written by the main goroutine only
 }

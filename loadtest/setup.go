@@ -373,6 +373,9 @@ func (r *runner) resolveSale(ctx context.Context) error {
 	info.owned = r.sale.owned
 	if info.limit == 0 {
 		info.limit = int64(r.cfg.PerUserLimit)
+		if r.sale.owned {
+			info.limit = int64(max(r.cfg.PerUserLimit, 1)) // what setupPools asked for
+		}
 	}
 	if info.holdS == 0 && r.sale.owned {
 		info.holdS = int64(r.cfg.HoldSeconds)

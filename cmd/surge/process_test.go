@@ -466,3 +466,5 @@ func startRedis(t *testing.T) string {
 	t.Helper()
 	return strings.TrimSpace(redisAddr(t))
 }
+
+var execCommand = exec.Command
