@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/surge-retail/surge/inventory"
 )
@@ -28,7 +30,11 @@ const (
 
 // catSnap is an immutable snapshot of the catalog; replaced whole on load.
 type catSnap struct {
-	ver        int64
+	ver int64
+	// tag is the recorded version "<ver>.<hash of the document>": two
+	// nodes loading at once may pick the same ver, never the same tag
+	// for different documents.
+	tag        string
 	doc        Catalog
 	stores     map[string]*Store
 	storeOrder []string
@@ -187,7 +193,7 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 	if err != nil {
 		return res, fmt.Errorf("cannot encode catalog: %w", err)
 	}
-	ver, err := e.recordedCatalogVer(ctx)
+	ver, _, err := e.recordedCatalogVer(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -195,49 +201,65 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 		ver = cur
 	}
 	ver++
+	tag := catTag(ver, doc)
 	if err := e.rec.PutBatch(ctx, []KV{
 		{Key: engKeyCatalogDoc, Val: doc},
-		{Key: engKeyCatalogVer, Val: strconv.AppendInt(nil, ver, 10)},
+		{Key: engKeyCatalogVer, Val: []byte(tag)},
 	}); err != nil {
 		return res, fmt.Errorf("%w: cannot record catalog: %w", ErrUnavailable, err)
 	}
-	snap.ver = ver
+	snap.ver, snap.tag = ver, tag
 	e.installCatalog(ctx, snap)
 	return res, nil
 }
 
-func (e *Engine) recordedCatalogVer(ctx context.Context) (int64, error) {
-	b, ok, err := e.rec.Get(ctx, engKeyCatalogVer)
-	if err != nil {
-		return 0, fmt.Errorf("%w: cannot read catalog version: %w", ErrUnavailable, err)
-	}
-	if !ok {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse catalog version %q: %w", b, err)
-	}
-	return v, nil
+func catTag(ver int64, doc []byte) string {
+	h := fnv.New64a()
+	h.Write(doc)
+	return strconv.FormatInt(ver, 10) + "." + strconv.FormatUint(h.Sum64(), 36)
 }
 
-// syncCatalog installs the recorded catalog when it is newer than ours
-// (another node loaded one, or we are starting).
+// recordedCatalogVer reads the recorded catalog version and tag.
+func (e *Engine) recordedCatalogVer(ctx context.Context) (int64, string, error) {
+	b, ok, err := e.rec.Get(ctx, engKeyCatalogVer)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: cannot read catalog version: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return 0, "", nil
+	}
+	num, _, _ := strings.Cut(string(b), ".")
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("cannot parse catalog version %q: %w", b, err)
+	}
+	return v, string(b), nil
+}
+
+// syncCatalog installs the recorded catalog when it differs from ours and
+// is not older (another node loaded one, or we are starting).
 func (e *Engine) syncCatalog(ctx context.Context) error {
-	ver, err := e.recordedCatalogVer(ctx)
-	if err != nil || ver <= e.catalog.Load().ver {
+	stale := func(ver int64, tag string) bool {
+		cur := e.catalog.Load()
+		return tag != "" && tag != cur.tag && ver >= cur.ver
+	}
+	ver, tag, err := e.recordedCatalogVer(ctx)
+	if err != nil || !stale(ver, tag) {
 		return err
 	}
 	e.catMu.Lock()
 	defer e.catMu.Unlock()
-	if ver <= e.catalog.Load().ver {
-		return nil
-	}
 	b, ok, err := e.rec.Get(ctx, engKeyCatalogDoc)
 	if err != nil {
 		return fmt.Errorf("%w: cannot read catalog: %w", ErrUnavailable, err)
 	}
 	if !ok {
+		return nil
+	}
+	// The document and the tag are written in one batch, but read in two
+	// calls: take the tag of the document we read.
+	tag = catTag(ver, b)
+	if !stale(ver, tag) {
 		return nil
 	}
 	var c Catalog
@@ -248,9 +270,7 @@ func (e *Engine) syncCatalog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot install recorded catalog: %w", err)
 	}
-	// Re-read the version: a load may have raced between the two reads;
-	// the next sync then picks it up.
-	snap.ver = ver
+	snap.ver, snap.tag = ver, tag
 	e.installCatalog(ctx, snap)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,27 +295,95 @@ const (
 	kindCheckout = "checkout"
 )
 
+// Meta is encoded compactly, not as JSON, because it is written with every
+// reservation and read with every payment: "m1|kind|sale|deal|team|store|
+// guide|sku,sku|price,price". Ids never hold '|' or ',' (engValidID;
+// reservation and team ids are ours).
+const metaVersion = "m1"
+
 func (m *resMeta) encode() []byte {
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic("BUG: cannot encode reservation meta: " + err.Error())
+	n := len(metaVersion) + len(m.Kind) + len(m.Sale) + len(m.Deal) + len(m.Team) + len(m.Store) + len(m.Guide) + 8
+	for _, k := range m.SKUs {
+		n += len(k) + 1
+	}
+	n += 12 * len(m.Prices)
+	b := make([]byte, 0, n)
+	b = append(b, metaVersion...)
+	for _, f := range [...]string{m.Kind, m.Sale, m.Deal, m.Team, m.Store, m.Guide} {
+		b = append(b, '|')
+		b = append(b, f...)
+	}
+	b = append(b, '|')
+	for i, k := range m.SKUs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k...)
+	}
+	b = append(b, '|')
+	for i, p := range m.Prices {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, p, 10)
 	}
 	return b
 }
 
+var errMeta = errors.New("cannot decode reservation meta")
+
 func decodeMeta(b []byte) (resMeta, error) {
 	var m resMeta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("cannot decode reservation meta: %w", err)
+	if len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return m, fmt.Errorf("%w: %w", errMeta, err)
+		}
+		return m, nil
+	}
+	s := string(b)
+	var f [9]string
+	for i := range f {
+		j := strings.IndexByte(s, '|')
+		if i == len(f)-1 {
+			if j >= 0 {
+				return m, errMeta
+			}
+			f[i] = s
+			break
+		}
+		if j < 0 {
+			return m, errMeta
+		}
+		f[i], s = s[:j], s[j+1:]
+	}
+	if f[0] != metaVersion {
+		return m, fmt.Errorf("%w: version %q", errMeta, f[0])
+	}
+	m.Kind, m.Sale, m.Deal, m.Team, m.Store, m.Guide = f[1], f[2], f[3], f[4], f[5], f[6]
+	if f[7] != "" {
+		m.SKUs = strings.Split(f[7], ",")
+	}
+	if f[8] != "" {
+		ps := f[8]
+		m.Prices = make([]int64, 0, strings.Count(ps, ",")+1)
+		for ps != "" {
+			var p string
+			p, ps, _ = strings.Cut(ps, ",")
+			v, err := strconv.ParseInt(p, 10, 64)
+			if err != nil {
+				return m, fmt.Errorf("%w: price %q", errMeta, p)
+			}
+			m.Prices = append(m.Prices, v)
+		}
 	}
 	return m, nil
 }
 
-// view builds the API view of an inventory reservation.
-func (e *Engine) view(r inventory.Reservation) (Reservation, resMeta, error) {
+// metaOf decodes a reservation's meta and checks it against its lines.
+func metaOf(r inventory.Reservation) (resMeta, error) {
 	m, err := decodeMeta(r.Meta)
 	if err != nil {
-		return Reservation{}, m, err
+		return m, err
 	}
 	if m.SKUs == nil && m.Kind == kindCheckout {
 		m.SKUs = make([]string, len(r.Lines))
@@ -323,7 +392,16 @@ func (e *Engine) view(r inventory.Reservation) (Reservation, resMeta, error) {
 		}
 	}
 	if len(m.SKUs) != len(r.Lines) || len(m.Prices) != len(r.Lines) {
-		return Reservation{}, m, errors.New("cannot build reservation view: meta does not match lines")
+		return m, fmt.Errorf("%w: meta does not match the lines of %s", errMeta, r.ID)
+	}
+	return m, nil
+}
+
+// view builds the API view of an inventory reservation.
+func (e *Engine) view(r inventory.Reservation) (Reservation, resMeta, error) {
+	m, err := metaOf(r)
+	if err != nil {
+		return Reservation{}, m, err
 	}
 	return e.viewMeta(r, m), m, nil
 }

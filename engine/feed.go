@@ -22,6 +22,14 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 	}
 	cat := e.catalog.Load()
 	out := make([]FeedResult, len(updates))
+	// Stores whose page shows a stock state that changed: rebuilt once
+	// each, after every line is applied.
+	refresh := map[string]struct{}{}
+	defer func() {
+		for id := range refresh {
+			e.refreshStore(ctx, id)
+		}
+	}()
 	for i, u := range updates {
 		r := FeedResult{StoreID: u.StoreID, SKUID: u.SKUID, Seq: u.Seq, OnHand: u.OnHand}
 		fail := func(code int, msg string) {
@@ -56,8 +64,8 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 				if !res.Applied {
 					r.OnHand = res.Pool.OnHand
 				}
-				if res.Applied {
-					e.refreshIfStateChanged(ctx, u.StoreID, u.SKUID, res.Pool.Available)
+				if res.Applied && e.stateChanged(u.StoreID, u.SKUID, res.Pool.Available) {
+					refresh[u.StoreID] = struct{}{}
 				}
 			}
 		}

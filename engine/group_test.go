@@ -180,3 +180,58 @@ func TestGroupRaceLastSeat(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupValidation: bad specs and calls are refused and change nothing.
+func TestGroupValidation(t *testing.T) {
+	env := engOpen(t, engBackends()[0], nil)
+	now := env.clock.Now()
+	good := engine.GroupDealSpec{DealID: "gb1", StoreID: "s1", SKUID: "k2", Price: 100, TeamSize: 2, Quantity: 4,
+		TeamWindowSeconds: 60, StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}
+	f := func(mut func(*engine.GroupDealSpec), want error) {
+		t.Helper()
+		s := good
+		mut(&s)
+		_, err := env.e.CreateGroupDeal(env.ctx, s)
+		wantErr(t, fmt.Sprintf("CreateGroupDeal(%+v)", s), err, want)
+		if p := env.pool("s1:l:k2"); p.Available != 10 {
+			t.Fatalf("listing changed: %+v", p)
+		}
+	}
+	f(func(s *engine.GroupDealSpec) { s.DealID = "" }, engine.ErrInvalid)
+	f(func(s *engine.GroupDealSpec) { s.StoreID = "s9" }, engine.ErrNotFound)
+	f(func(s *engine.GroupDealSpec) { s.TeamSize = 1 }, engine.ErrInvalid)
+	f(func(s *engine.GroupDealSpec) { s.TeamWindowSeconds = 0 }, engine.ErrInvalid)
+	f(func(s *engine.GroupDealSpec) { s.VirtualMinPaid = 3 }, engine.ErrInvalid)
+	f(func(s *engine.GroupDealSpec) { s.Quantity = 11 }, engine.ErrSoldOut)
+	f(func(s *engine.GroupDealSpec) { s.EndsAt = now.Add(-time.Second); s.StartsAt = now.Add(-time.Hour) }, engine.ErrInvalid)
+	if _, err := env.e.CreateGroupDeal(env.ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.e.OpenTeam(env.ctx, attempt("u1"), "gb1", "")
+	wantErr(t, "OpenTeam before the start", err, engine.ErrNotActive)
+	env.clock.Advance(time.Minute)
+	_, err = env.e.OpenTeam(env.ctx, attempt("u1"), "nope", "")
+	wantErr(t, "OpenTeam of an unknown deal", err, engine.ErrNotFound)
+	_, err = env.e.JoinTeam(env.ctx, attempt("u1"), "gb1", "tnope")
+	wantErr(t, "JoinTeam of an unknown team", err, engine.ErrNotFound)
+	tm, err := env.e.OpenTeam(env.ctx, attempt("u1"), "gb1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.e.JoinTeam(env.ctx, attempt("u1"), "gb1", tm.TeamID)
+	wantErr(t, "joining one's own team", err, engine.ErrBadState)
+	// A member who cancels frees the seat.
+	j, err := env.e.JoinTeam(env.ctx, attempt("u2"), "gb1", tm.TeamID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Cancel(env.ctx, "u2", j.ReservationID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.JoinTeam(env.ctx, attempt("u3"), "gb1", tm.TeamID); err != nil {
+		t.Fatalf("join after a cancel: %v", err)
+	}
+	if p := env.pool("s1:gb:gb1"); p.Held != 2 || p.Available != 2 {
+		t.Fatalf("deal pool = %+v", p)
+	}
+}

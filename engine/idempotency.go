@@ -249,6 +249,7 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 // gets the answer for the waiters of this process.
 func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c *idemCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
 	var claim []byte // our claim, or (without claims) the record we replace
+	absent := false  // without claims: there is no record
 	for attempt := 0; claim == nil; attempt++ {
 		if attempt >= 8 {
 			// Lost every race for the key: let Do wait and start over.
@@ -261,7 +262,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		now := i.opts.Now()
 		mine := idemEncodeClaim(digest, now.Add(idemLease))
 		if !ok && !i.claims {
-			claim = idemNone
+			claim, absent = idemNone, true
 			break
 		}
 		if !ok {
@@ -316,7 +317,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 	// happened. The claim then expires after idemLease and a retry runs fn
 	// again, as after a crash.
 	old := claim
-	if len(claim) == 0 { // no claim, no record
+	if absent {
 		old = nil
 	}
 	_, _ = i.rec.CompareAndSwap(context.WithoutCancel(ctx), rkey, old, idemEncodeAnswer(digest, expires, status, body))

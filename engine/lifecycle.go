@@ -96,7 +96,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 	if r.State == inventory.StateReleased {
 		return Reservation{}, fmt.Errorf("%w: reservation %q is released", ErrBadState, resID)
 	}
-	m, err := decodeMeta(r.Meta)
+	m, err := metaOf(r)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -127,10 +127,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 		}
 		return Reservation{}, engMapErr(err)
 	}
-	v, m, err := e.view(cr)
-	if err != nil {
-		return Reservation{}, err
-	}
+	v := e.viewMeta(cr, m)
 	o := e.orderFromView(v, paymentID)
 	if m.Kind == kindGroup {
 		if err := e.payGroup(ctx, cr, m, o); err != nil {

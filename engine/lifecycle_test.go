@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/inventory"
 )
 
 // TestLifecycleHammer: many buyers reserve, then pay, cancel or walk away.
@@ -231,4 +232,87 @@ func TestFlashCreateValidation(t *testing.T) {
 	}
 	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
 	wantErr(t, "upcoming sale", err, engine.ErrNotActive)
+}
+
+// TestBackgroundSweeper: with the real clock and the background sweeper,
+// an abandoned checkout hold is released without anyone calling Sweep.
+func TestBackgroundSweeper(t *testing.T) {
+	realClock := engBackend{"memory", func(t testing.TB, _ *engClock) (inventory.Store, string, func() inventory.Store) {
+		return inventory.NewMemory(inventory.Options{}), "", nil
+	}}
+	env := engOpen(t, realClock, func(o *engine.Options) {
+		o.Now = nil
+		o.SweepInterval = 10 * time.Millisecond
+		o.CheckoutHold = 50 * time.Millisecond
+	})
+	r, err := env.e.Checkout(env.ctx, attempt("u1"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the sweeper; the bound only keeps a broken sweeper from
+	// hanging the test.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, err := env.e.Reservation(env.ctx, "u1", r.ReservationID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == "released" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hold not released by the sweeper: %+v", got)
+		}
+	}
+	if p := env.pool("s1:l:k2"); p.Held != 0 || p.Available != 10 {
+		t.Fatalf("k2 = %+v", p)
+	}
+}
+
+// TestPayRace: concurrent payments of one reservation: with one payment id
+// all succeed, with different ids exactly one does; one order either way.
+func TestPayRace(t *testing.T) {
+	for _, b := range engBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := engOpen(t, b, nil)
+			env.sale("fs1", 10, 0)
+			for round, samePayment := range []bool{true, false} {
+				r, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ok, bad atomic.Int64
+				var wg sync.WaitGroup
+				for i := range 16 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						pid := "p"
+						if !samePayment {
+							pid = fmt.Sprint("p", i)
+						}
+						_, err := env.e.Pay(env.ctx, "u1", r.ReservationID, pid)
+						switch {
+						case err == nil:
+							ok.Add(1)
+						case isErr(err, engine.ErrBadState):
+							bad.Add(1)
+						default:
+							t.Errorf("Pay: %v", err)
+						}
+					}()
+				}
+				wg.Wait()
+				if samePayment && ok.Load() != 16 || !samePayment && ok.Load() != 1 {
+					t.Fatalf("same payment %v: %d paid, %d refused", samePayment, ok.Load(), bad.Load())
+				}
+				if err := env.e.FlushOrders(env.ctx); err != nil {
+					t.Fatal(err)
+				}
+				st, _ := env.e.Stats(env.ctx)
+				if st.Orders.Written != int64(round+1) || st.Sales["fs1"].Sold != int64(round+1) {
+					t.Fatalf("written %d, sale %+v; want %d", st.Orders.Written, st.Sales["fs1"], round+1)
+				}
+			}
+		})
+	}
 }

@@ -48,8 +48,8 @@ type Options struct {
 	// FlashHoldDefault is the hold of a sale whose hold_seconds is 0.
 	// Default 5m.
 	FlashHoldDefault time.Duration
-	// PageGuidesMax bounds the guide pages cached per store page version.
-	// Default 4096.
+	// PageGuidesMax bounds the guide pages cached per store page version
+	// (only the store's own guides get one). Default 256.
 	PageGuidesMax int
 	// StopTimeout bounds how long Close waits for the order writer to
 	// flush. Default 10s.
@@ -80,7 +80,7 @@ func (o Options) withDefaults() Options {
 		o.FlashHoldDefault = 5 * time.Minute
 	}
 	if o.PageGuidesMax <= 0 {
-		o.PageGuidesMax = 4096
+		o.PageGuidesMax = 256
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 10 * time.Second

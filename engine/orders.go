@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -34,7 +35,7 @@ type OrderStore interface {
 // Order records layout:
 //
 //	order/<order id>                     -> order JSON
-//	orderu/<escaped user id>/<order id>  -> order JSON (the per-user index)
+//	orderu/<escaped user id>/<order id>  -> CreatedAt, Unix ns, decimal (the per-user index)
 //	order#                               -> decimal count of order ids
 //
 // The user id is path-escaped so that no user's prefix is another's.
@@ -123,7 +124,7 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 		key := orderKeyPrefix + o.OrderID
 		kvs = append(kvs,
 			KV{Key: key, Val: body},
-			KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: body})
+			KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: strconv.AppendInt(nil, o.CreatedAt.UnixNano(), 10)})
 		counted = append(counted, key)
 	}
 	if s.cb != nil {
@@ -186,29 +187,44 @@ func (s *recordsOrderStore) ByUser(ctx context.Context, userID string, limit int
 	if limit <= 0 || limit > ordersByUserMax {
 		limit = ordersByUserMax
 	}
-	var out []Order
-	err := s.rec.Scan(ctx, orderUserPrefix(userID), func(key string, val []byte) error {
-		if len(out) >= orderUserScanMax {
+	type entry struct {
+		id      string
+		created int64
+	}
+	var index []entry
+	prefix := orderUserPrefix(userID)
+	err := s.rec.Scan(ctx, prefix, func(key string, val []byte) error {
+		if len(index) >= orderUserScanMax {
 			return errOrderStop
 		}
-		var o Order
-		if err := json.Unmarshal(val, &o); err != nil {
+		created, err := strconv.ParseInt(string(val), 10, 64)
+		if err != nil {
 			return fmt.Errorf("cannot decode order index %q: %w", key, err)
 		}
-		out = append(out, o)
+		index = append(index, entry{id: key[len(prefix):], created: created})
 		return nil
 	})
 	if err != nil && err != errOrderStop {
 		return nil, fmt.Errorf("cannot list orders of %q: %w", userID, err)
 	}
-	slices.SortFunc(out, func(a, b Order) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+	slices.SortFunc(index, func(a, b entry) int {
+		if c := cmp.Compare(b.created, a.created); c != 0 {
 			return c
 		}
-		return cmp.Compare(b.OrderID, a.OrderID)
+		return cmp.Compare(b.id, a.id)
 	})
-	if len(out) > limit {
-		out = out[:limit]
+	out := make([]Order, 0, min(limit, len(index)))
+	for _, e := range index {
+		if len(out) == limit {
+			break
+		}
+		o, ok, err := s.Get(ctx, e.id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, o)
+		}
 	}
 	return out, nil
 }

@@ -345,6 +345,10 @@ func (m *memRecords) Close() error {
 // ---------------------------------------------------------------------------
 // Pebble records.
 
+// recCacheBytes is the Pebble block cache of the records: the order store
+// checks every new order id for existence, which must not go to disk.
+const recCacheBytes = 32 << 20
+
 // recStripes is the number of key-striped locks that make read-modify-write
 // operations (PutIfAbsent, CompareAndSwap) atomic against other writers of
 // the same key in one process.
@@ -370,7 +374,7 @@ var _ recCompareDeleter = (*pebbleRecords)(nil)
 // database in dir. Every write is a synced batch; concurrent writers share
 // fsyncs through Pebble's group commit. One process at a time may open dir.
 func OpenPebbleRecords(dir string) (Records, error) {
-	opts := &pebble.Options{Logger: recQuietLogger{}}
+	opts := &pebble.Options{Logger: recQuietLogger{}, CacheSize: recCacheBytes}
 	// Bloom filters: the order store and PutIfAbsent look up keys that
 	// mostly do not exist yet.
 	for i := range opts.Levels {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/surge-retail/surge/internal/redistest"
 )
@@ -508,4 +509,25 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 			t.Fatalf("Scan after delete = %q", keys)
 		}
 	})
+}
+
+// TestRedisRecordsServerDown: with the server gone, calls fail (marked
+// ErrUnavailable unless the caller's deadline came first) instead of
+// hanging.
+func TestRedisRecordsServerDown(t *testing.T) {
+	srv := redistest.Start(t)
+	rec, err := OpenRedisRecords(context.Background(), srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	if err := rec.Put(context.Background(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := rec.PutIfAbsent(ctx, "k2", []byte("v")); !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PutIfAbsent with the server down = %v; want ErrUnavailable", err)
+	}
 }

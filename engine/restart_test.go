@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/inventory"
 )
@@ -20,7 +22,22 @@ import (
 // reservation has exactly one order (law 4), every held one expires
 // (law 2) and the sale's totals hold (law 1).
 func TestRestartCrash(t *testing.T) {
-	for _, b := range engDurableBackends() {
+	type crashBackend struct {
+		engBackend
+		// image, when set, takes a crash image of the store now (what was
+		// not synced is lost) and returns how to open it.
+		image func() func() inventory.Store
+	}
+	var crashFS *engCrashFS
+	backends := []crashBackend{{engBackend: engDurableBackends()[0]}, {engBackend: engDurableBackends()[1]}}
+	backends = append(backends, crashBackend{
+		engBackend: engBackend{"pebble-crashfs", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
+			crashFS = newEngCrashFS(t, clock)
+			return crashFS.open(crashFS.fs), t.TempDir(), nil
+		}},
+		image: func() func() inventory.Store { return crashFS.image() },
+	})
+	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			clock := newEngClock()
 			st, dir, reopen := b.open(t, clock)
@@ -91,8 +108,13 @@ func TestRestartCrash(t *testing.T) {
 					}()
 				}
 				<-crash
-				// Die: the store and the records go away under the engine.
+				// Die: the records go away under the engine (no order is
+				// written after this), then the store, while buyers are
+				// still paying.
 				_ = rec.Close()
+				if b.image != nil {
+					reopen = b.image()
+				}
 				_ = st.Close()
 				wg.Wait()
 				_ = e.Close()
@@ -170,5 +192,37 @@ func engCheckRecovered(t *testing.T, e *engine.Engine, st inventory.Store, paid 
 	}
 	if ok && (ps.Held != 0 || ps.Sold != paid || ps.Supplied != 150 || ps.Supplied != ps.Held+ps.Sold+ps.Remaining) {
 		t.Fatalf("sale after recovery = %+v; want held 0, sold %d", ps, paid)
+	}
+}
+
+// engCrashFS keeps an inventory Pebble store on vfs.NewCrashableMem so that
+// a crash image drops whatever was not synced.
+type engCrashFS struct {
+	t     testing.TB
+	clock *engClock
+	fs    *vfs.MemFS
+	seed  uint64
+}
+
+func newEngCrashFS(t testing.TB, clock *engClock) *engCrashFS {
+	return &engCrashFS{t: t, clock: clock, fs: vfs.NewCrashableMem(), seed: uint64(time.Now().UnixNano())}
+}
+
+func (c *engCrashFS) open(fs *vfs.MemFS) inventory.Store {
+	st, err := inventory.OpenPebble("inv", inventory.PebbleOptions{Options: inventory.Options{Now: c.clock.Now}, FS: fs})
+	if err != nil {
+		c.t.Fatalf("OpenPebble on the crash image: %v", err)
+	}
+	return st
+}
+
+// image takes the crash image now and returns its opener.
+func (c *engCrashFS) image() func() inventory.Store {
+	c.seed++
+	c.t.Logf("crash image seed %d", c.seed)
+	img := c.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(c.seed, 7))})
+	return func() inventory.Store {
+		c.fs = img
+		return c.open(img)
 	}
 }

@@ -301,6 +301,25 @@ func (e *Engine) refreshStore(ctx context.Context, storeID string) {
 		guides:   map[string]*Page{},
 		products: map[string]map[string]*Page{},
 	}
+	// Counts shown on the strip change with the stock state only (a page
+	// is rebuilt per state, not per unit); the sale's own endpoint has the
+	// live count.
+	prevRemaining := map[string]int64{}
+	prevState := map[string]string{}
+	if old := sl.cur.Load(); old != nil {
+		for _, f := range old.flash {
+			prevRemaining["f/"+f.SaleID], prevState["f/"+f.SaleID] = f.Remaining, f.Status+"/"+f.StockState
+		}
+		for _, g := range old.group {
+			prevRemaining["g/"+g.DealID], prevState["g/"+g.DealID] = g.Remaining, g.Status+"/"+g.StockState
+		}
+	}
+	shown := func(key, status, state string, rem int64) int64 {
+		if prevState[key] == status+"/"+state {
+			return prevRemaining[key]
+		}
+		return rem
+	}
 	dealsBySKU := map[string][]pageDeal{}
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
@@ -312,8 +331,9 @@ func (e *Engine) refreshStore(ctx context.Context, storeID string) {
 			continue
 		}
 		rem := max(s.remaining.Load(), 0)
+		state := stockState(rem, e.opts.StockLowMax)
 		pf := pageFlash{SaleID: s.spec.SaleID, SKUID: s.spec.SKUID, Price: s.spec.Price, Quantity: s.spec.Quantity,
-			Remaining: rem, StockState: stockState(rem, e.opts.StockLowMax), PerUserLimit: s.spec.PerUserLimit, Status: status,
+			Remaining: shown("f/"+s.spec.SaleID, status, state, rem), StockState: state, PerUserLimit: s.spec.PerUserLimit, Status: status,
 			StartsAt: s.spec.StartsAt, StartsAtMs: s.spec.StartsAt.UnixMilli(), EndsAt: s.spec.EndsAt, EndsAtMs: s.spec.EndsAt.UnixMilli()}
 		if p, ok := cat.products[s.spec.SKUID]; ok {
 			pf.Title, pf.ListPrice = p.Title, p.Price
@@ -336,8 +356,9 @@ func (e *Engine) refreshStore(ctx context.Context, storeID string) {
 			continue
 		}
 		rem := max(d.remaining.Load(), 0)
+		state := stockState(rem, e.opts.StockLowMax)
 		pg := pageGroup{DealID: d.spec.DealID, SKUID: d.spec.SKUID, Price: d.spec.Price, TeamSize: d.spec.TeamSize,
-			Remaining: rem, StockState: stockState(rem, e.opts.StockLowMax), Status: status,
+			Remaining: shown("g/"+d.spec.DealID, status, state, rem), StockState: state, Status: status,
 			StartsAt: d.spec.StartsAt, StartsAtMs: d.spec.StartsAt.UnixMilli(), EndsAt: d.spec.EndsAt, EndsAtMs: d.spec.EndsAt.UnixMilli()}
 		if p, ok := cat.products[d.spec.SKUID]; ok {
 			pg.Title, pg.ListPrice = p.Title, p.Price
@@ -431,7 +452,7 @@ func (e *Engine) currentPage(storeID string) (*storePage, error) {
 
 // StorePage returns the store's precomputed page; with a guide, the page
 // plus the guide's overlay (card, picks, share parameters). Unknown guides
-// get the plain store page.
+// and guides of other stores get the plain store page.
 func (e *Engine) StorePage(storeID, guideID string) (Page, error) {
 	sp, err := e.currentPage(storeID)
 	if err != nil {
@@ -447,7 +468,9 @@ func (e *Engine) StorePage(storeID, guideID string) (Page, error) {
 		return *p, nil
 	}
 	g, ok := e.catalog.Load().guides[guideID]
-	if !ok {
+	if !ok || g.StoreID != storeID {
+		// Unknown guides, and guides of other stores, get the plain
+		// page: this bounds the cached overlays by the store's guides.
 		return sp.page, nil
 	}
 	ov := e.overlay(sp, g, pageSharePath, "")
@@ -504,7 +527,7 @@ func (e *Engine) ProductPage(storeID, skuID, guideID string) (Page, error) {
 	}
 	var g *Guide
 	if guideID != "" {
-		if gg, ok := e.catalog.Load().guides[guideID]; ok {
+		if gg, ok := e.catalog.Load().guides[guideID]; ok && gg.StoreID == storeID {
 			g = gg
 		} else {
 			guideID = ""
@@ -557,14 +580,12 @@ func (e *Engine) ProductPage(storeID, skuID, guideID string) (Page, error) {
 	return *np, nil
 }
 
-// refreshIfStateChanged rebuilds the store's page when a listing's stock
-// state differs from the one the page shows.
-func (e *Engine) refreshIfStateChanged(ctx context.Context, storeID, skuID string, available int64) {
+// stateChanged reports whether a listing's stock state differs from the
+// one its store's page shows.
+func (e *Engine) stateChanged(storeID, skuID string, available int64) bool {
 	sp, err := e.currentPage(storeID)
 	if err != nil {
-		return
+		return false
 	}
-	if sp.states[skuID] != stockState(available, e.opts.StockLowMax) {
-		e.refreshStore(ctx, storeID)
-	}
+	return sp.states[skuID] != stockState(available, e.opts.StockLowMax)
 }

@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -37,4 +38,14 @@ func TestStorePageNoAlloc(t *testing.T) {
 	var ctx fasthttp.RequestCtx
 	etag := string(p.call(&ctx, "GET", "/api/v1/stores/s1/page", nil).Header.Peek("ETag"))
 	f("/api/v1/stores/s1/page", "If-None-Match", etag)
+}
+
+func TestSessionVerifyAllocs(t *testing.T) {
+	s := &sessions{secret: []byte("0123456789abcdef0123"), ttl: time.Hour, now: time.Now}
+	tok, _ := s.sign("user-1")
+	b := []byte(tok)
+	// One allocation: the user id string.
+	if n := testing.AllocsPerRun(100, func() { s.verify(b) }); n > 2 {
+		t.Errorf("verify allocates %v times; want <= 2", n)
+	}
 }

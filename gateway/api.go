@@ -181,10 +181,18 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	if !ok {
 		return s.writeError(ctx, rSaleReserve, CodeNotFound, "no such flash sale")
 	}
-	if remaining <= 0 && key == "" {
-		// Sold out, answered from memory.
-		s.countShed(shedSoldOut)
-		return s.writeError(ctx, rSaleReserve, CodeSoldOut, "sold out")
+	// Nothing left: answered from memory, without the backend. The sale is
+	// in the engine's memory (SaleRemaining said so), so FlashSale is cheap;
+	// it tells an ended (or not yet started) sale from a sold-out one.
+	emptyCode, emptyMsg := CodeSoldOut, "sold out"
+	if remaining <= 0 {
+		if fs, err := s.eng.FlashSale(context.Background(), sale); err == nil && fs.Status != "active" {
+			emptyCode, emptyMsg = CodeNotActive, "not active: sale is "+fs.Status
+		}
+		if key == "" {
+			s.countShed(shedSoldOut)
+			return s.writeError(ctx, rSaleReserve, emptyCode, emptyMsg)
+		}
 	}
 	var gate = (*gateSlot)(nil)
 	if remaining > 0 {
@@ -199,7 +207,7 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	defer cancel()
 	return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
 		if remaining <= 0 {
-			return statusOf(CodeSoldOut), appendErr(nil, CodeSoldOut, "sold out")
+			return statusOf(emptyCode), appendErr(nil, emptyCode, emptyMsg)
 		}
 		t0 := time.Now()
 		res, err := s.eng.ReserveFlash(ectx, a, sale, qty, req.GuideID)

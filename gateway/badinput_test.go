@@ -27,7 +27,7 @@ func TestBadInput(t *testing.T) {
 	rp := "/api/v1/reservations/" + held.ReservationID
 
 	expired := "Authorization: Bearer " + h.srv.sess.signUntil("alice", now.Add(-time.Second))
-	otherKey := sessions{secret: []byte("not-the-server-secret"), ttl: time.Hour, now: time.Now}
+	otherKey := &sessions{secret: []byte("not-the-server-secret"), ttl: time.Hour, now: time.Now}
 	forged, _ := otherKey.sign("alice")
 	forgedAuth := "Authorization: Bearer " + forged
 

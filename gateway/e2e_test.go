@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -27,6 +28,7 @@ func TestE2EOps(t *testing.T) {
 	}
 	h.wantCode(CodeOK, "GET", "/readyz", nil)
 	h.wantCode(CodeNotFound, "GET", "/nope", nil)
+	h.wantCode(CodeNotFound, "GET", "/api/v1/stores/s1/page", nil) // an engine call
 	r = h.wantCode(CodeBadRequest, "DELETE", "/api/v1/checkout", nil)
 	if r.Header.Get("Allow") != "POST" {
 		t.Errorf("wrong method: Allow %q; want POST", r.Header.Get("Allow"))
@@ -41,7 +43,7 @@ func TestE2EOps(t *testing.T) {
 		`surge_gateway_requests_total{code="0",route="healthz"} 2`,
 		`surge_gateway_requests_total{code="40400",route="unknown"} 1`,
 		`surge_gateway_request_duration_seconds_bucket`,
-		`surge_engine_call_duration_seconds_bucket`,
+		`surge_engine_call_duration_seconds_bucket{route="store_page"`,
 		`surge_gateway_sheds_total{reason="sale_gate"} 0`,
 		`surge_orders_lag`,
 		`surge_engine_stats_up 1`,
@@ -395,8 +397,8 @@ func TestE2EFeed(t *testing.T) {
 	}
 	before := h.stockState()
 	newer := `{"updates":[{"store_id":"s1","sku_id":"k2","on_hand":1,"seq":2}]}`
-	h.want(h.feed(newer, now-301), CodeUnauthorized) // old
-	h.want(h.feed(newer, now+301), CodeUnauthorized) // future
+	h.want(h.feed(newer, now-360), CodeUnauthorized) // old (boundaries: TestFeedSignature)
+	h.want(h.feed(newer, now+360), CodeUnauthorized) // future
 	h.wantCode(CodeUnauthorized, "POST", "/internal/v1/inventory/feed", newer)
 	h.wantCode(CodeUnauthorized, "POST", "/internal/v1/inventory/feed", newer,
 		fmt.Sprintf("X-Surge-Timestamp: %d", now), "X-Surge-Signature: "+SignFeed([]byte("wrong"), now, []byte(newer)))
@@ -449,6 +451,21 @@ func TestE2EBodyLimits(t *testing.T) {
 			t.Errorf("10 MB body: HTTP %d %q; want 413/41300", res.StatusCode, raw)
 		}
 	} // else: the server closed the connection while the client was still sending: also refused.
+	// Deterministically: announce 10 MB and send nothing; the answer comes
+	// from the headers alone.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/checkout HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 10<<20)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	raw, _ := io.ReadAll(conn)
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	var env resp
+	if !strings.HasPrefix(head, "HTTP/1.1 413") || json.Unmarshal([]byte(body), &env) != nil || env.Code != CodeTooLarge {
+		t.Errorf("10 MB announced: %q; want 413 with a 41300 envelope", raw)
+	}
 	// Exactly at the limit is read (and then refused as bad JSON, not 413).
 	at := `{"pad":"` + strings.Repeat("x", BodyMaxBytesDefault-10) + `"}`
 	h.wantCode(CodeBadRequest, "POST", "/api/v1/checkout", at, a)
@@ -459,8 +476,27 @@ func TestE2EBodyLimits(t *testing.T) {
 	h.wantCode(CodeOK, "GET", "/healthz", nil)
 }
 
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestE2ERiskAndClientIP(t *testing.T) {
-	h := newHarness(t, "memory")
+	var logs syncBuffer
+	h := newHarness(t, "memory", func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	h.loadCatalog()
 	h.createSale("f1", 10, 5)
 	a := h.login("alice")
@@ -475,6 +511,18 @@ func TestE2ERiskAndClientIP(t *testing.T) {
 	}
 	if st := h.stats(); st.RiskDenials["blocklist"] != 2 {
 		t.Errorf("risk denials = %v; want blocklist 2", st.RiskDenials)
+	}
+	mres, err := h.client.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	for _, want := range []string{`surge_risk_denials{reason="blocklist"} 2`, `surge_gateway_requests_total{code="40300",route="sale_reserve"} 1`,
+		`surge_pool_units{id="f1",kind="sale",state="supplied"} 10`} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	h.wantCode(CodeBadRequest, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a, "X-Device-Id: "+strings.Repeat("d", 129))
 	// Loopback is a trusted proxy: X-Forwarded-For is believed.
@@ -491,6 +539,9 @@ func TestE2ERiskAndClientIP(t *testing.T) {
 	r = h.wantCode(CodeInternal, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a, "X-Device-Id: panic", "X-Request-Id: req-panic")
 	if !strings.Contains(r.Msg, "req-panic") {
 		t.Errorf("50000 msg = %q; want the request id", r.Msg)
+	}
+	if l := logs.String(); !strings.Contains(l, `"request_id":"req-panic"`) || !strings.Contains(l, `"level":"ERROR"`) {
+		t.Errorf("the 50000 is not logged with its request id:\n%s", l)
 	}
 	h.wantCode(CodeOK, "GET", "/healthz", nil)
 }
@@ -572,5 +623,84 @@ func TestE2EShutdownDrains(t *testing.T) {
 	// New connections are refused.
 	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(h.base, "http://"), time.Second); err == nil {
 		t.Error("dial after Shutdown succeeded")
+	}
+}
+
+// TestE2EExpiryAndTeamFailure: a held reservation past its hold is
+// released by the sweeper (paying it is 40903), and a team past its
+// deadline fails: its units go back and the paid member's order is
+// refunded (law 2, API.md group buying).
+func TestE2EExpiryAndTeamFailure(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	h.createSale("f1", 5, 5) // hold 300s
+	now := h.clock.now()
+	h.wantCode(CodeOK, "POST", "/admin/v1/group-buys", engine.GroupDealSpec{
+		DealID: "d1", StoreID: "s1", SKUID: "k2", Price: 5000, TeamSize: 3, Quantity: 6,
+		TeamWindowSeconds: 600, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(24 * time.Hour),
+	}, adminAuth)
+	a, b := h.login("alice"), h.login("bob")
+	res := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(2), a))
+	team := into[engine.Team](t, h.wantCode(CodeOK, "POST", "/api/v1/group-buys/d1/teams", nil, a))
+	joined := into[engine.Team](t, h.wantCode(CodeOK, "POST", "/api/v1/group-buys/d1/teams/"+team.TeamID+"/members", nil, b))
+	h.wantCode(CodeOK, "POST", "/api/v1/reservations/"+team.ReservationID+"/pay", `{"payment_id":"pa"}`, a)
+	if d := h.stats().Deals["d1"]; d.Sold != 1 || d.Held != 1 {
+		t.Fatalf("deal before the deadline = %+v", d)
+	}
+
+	h.clock.advance(11 * time.Minute) // past the sale hold and the team window
+	if err := h.eng.Sweep(t.Context()); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if r := into[engine.Reservation](t, h.wantCode(CodeOK, "GET", "/api/v1/reservations/"+res.ReservationID, nil, a)); r.State != "released" {
+		t.Errorf("expired reservation = %q; want released", r.State)
+	}
+	h.wantCode(CodeBadState, "POST", "/api/v1/reservations/"+res.ReservationID+"/pay", `{"payment_id":"late"}`, a)
+	if f := h.stats().Sales["f1"]; f.Held != 0 || f.Remaining != 5 {
+		t.Errorf("sale after expiry = %+v; want all 5 back", f)
+	}
+	if got := into[engine.Team](t, h.wantCode(CodeOK, "GET", "/api/v1/group-buys/d1/teams/"+team.TeamID, nil)); got.State != "failed" {
+		t.Errorf("team after its deadline = %q; want failed", got.State)
+	}
+	h.wantCode(CodeBadState, "POST", "/api/v1/reservations/"+joined.ReservationID+"/pay", `{"payment_id":"pb"}`, b)
+	if d := h.stats().Deals["d1"]; d.Held != 0 || d.Sold != 0 || d.Remaining != 6 {
+		t.Errorf("deal after the team failed = %+v; want all 6 back", d)
+	}
+	// The paid member's order is refunded (the writer is asynchronous:
+	// bounded wait).
+	var state string
+	for i := 0; i < 500 && state != "refunded"; i++ {
+		if os := into[ordersAnswer](t, h.wantCode(CodeOK, "GET", "/api/v1/me/orders", nil, a)).Orders; len(os) == 1 {
+			state = os[0].State
+		}
+		if state != "refunded" {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if state != "refunded" {
+		t.Errorf("paid member's order = %q; want refunded", state)
+	}
+}
+
+// TestE2EEndedSale: once a sale has ended, a reservation is 40902 (not
+// 40900) also when nothing is left in its pool.
+func TestE2EEndedSale(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	h.createSale("f1", 1, 1) // ends in an hour
+	a, b := h.login("alice"), h.login("bob")
+	h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a)
+	h.wantCode(CodeSoldOut, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), b)
+	h.clock.advance(2 * time.Hour)
+	if err := h.eng.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rem, ok := h.eng.SaleRemaining("f1"); !ok || rem != 0 {
+		t.Fatalf("SaleRemaining after the end = %d, %v; want 0 (the gateway's memory path)", rem, ok)
+	}
+	h.wantCode(CodeNotActive, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), b)
+	h.wantCode(CodeNotActive, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), b, "Idempotency-Key: after-end")
+	if s := into[engine.FlashSale](t, h.wantCode(CodeOK, "GET", "/api/v1/flash-sales/f1", nil)); s.Status != "ended" {
+		t.Errorf("sale status = %q; want ended", s.Status)
 	}
 }

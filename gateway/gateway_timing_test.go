@@ -219,3 +219,28 @@ func benchReserve(b *testing.B, backend string) {
 
 func BenchmarkFlashReserveMemory(b *testing.B) { benchReserve(b, "memory") }
 func BenchmarkFlashReservePebble(b *testing.B) { benchReserve(b, "pebble") }
+
+// BenchmarkReserveInProcess is the gateway's own cost of a flash
+// reservation (memory backend) without sockets.
+func BenchmarkReserveInProcess(b *testing.B) {
+	b.ReportAllocs()
+	t := startBenchServer(b, "memory")
+	defer t.stop()
+	tok, _ := t.srv.sess.sign("bench-user")
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/api/v1/flash-sales/f1/reservations")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.SetBody([]byte(`{"quantity":1}`))
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, loopbackAddr, nil)
+	h := t.srv.Handler()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Response.Reset()
+		h(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("reserve: %s", ctx.Response.Body())
+		}
+	}
+}

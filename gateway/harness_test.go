@@ -95,8 +95,28 @@ func (r *testRisk) lastIP() string {
 	return r.ips[len(r.ips)-1]
 }
 
+// testClock is real time plus an offset tests can advance; the store, the
+// engine and the gateway share it.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
 type harness struct {
 	t      *testing.T
+	clock  *testClock
 	srv    *Server
 	eng    *engine.Engine
 	store  inventory.Store
@@ -112,12 +132,13 @@ type harnessOpt func(*Options)
 // "pebble".
 func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 	t.Helper()
+	clock := &testClock{}
 	var store inventory.Store
 	switch backend {
 	case "memory":
-		store = inventory.NewMemory(inventory.Options{})
+		store = inventory.NewMemory(inventory.Options{Now: clock.now})
 	case "pebble":
-		p, err := inventory.OpenPebble(t.TempDir(), inventory.PebbleOptions{})
+		p, err := inventory.OpenPebble(t.TempDir(), inventory.PebbleOptions{Options: inventory.Options{Now: clock.now}})
 		if err != nil {
 			t.Fatalf("OpenPebble: %v", err)
 		}
@@ -127,7 +148,7 @@ func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 	}
 	risk := newTestRisk()
 	ctx := context.Background()
-	eo := engine.Options{Store: store, Risk: risk}
+	eo := engine.Options{Store: store, Risk: risk, Now: clock.now}
 	if backend == "pebble" {
 		eo.Dir = t.TempDir()
 	}
@@ -142,6 +163,7 @@ func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 		FeedSecret:    testFeedSecret,
 		SessionSecret: []byte("session-secret-for-tests"),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:           clock.now,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -157,7 +179,7 @@ func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	h := &harness{
-		t: t, srv: srv, eng: eng, store: store, risk: risk,
+		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk,
 		base: "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512,

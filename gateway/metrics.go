@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,10 +15,43 @@ import (
 // metrics holds the gateway's Prometheus metrics, resolved per route and
 // code up front so that the served path does no label lookup.
 type metrics struct {
-	requests [routesLen][len(codeTable)]prometheus.Counter
-	latency  [routesLen]prometheus.Observer
-	engine   [routesLen]prometheus.Observer
-	sheds    [shedReasonsLen]prometheus.Counter
+	requestsVec *prometheus.CounterVec
+	// requests is created on first use so that /metrics lists only the
+	// (route, code) pairs seen.
+	requests              [routesLen][len(codeTable)]atomic.Pointer[prometheus.Counter]
+	latencyVec, engineVec *prometheus.HistogramVec
+	latency, engine       [routesLen]atomic.Pointer[prometheus.Observer]
+	sheds                 [shedReasonsLen]prometheus.Counter
+}
+
+// observer returns the histogram of route r in vec, created on first use.
+func observer(p *atomic.Pointer[prometheus.Observer], vec *prometheus.HistogramVec, r routeID) prometheus.Observer {
+	if o := p.Load(); o != nil {
+		return *o
+	}
+	o := vec.WithLabelValues(routes[r].name)
+	p.Store(&o)
+	return o
+}
+
+// observeLatency records a request's time on route r.
+func (m *metrics) observeLatency(r routeID, d time.Duration) {
+	observer(&m.latency[r], m.latencyVec, r).Observe(d.Seconds())
+}
+
+// observeEngine records an engine call's time on route r.
+func (m *metrics) observeEngine(r routeID, d time.Duration) {
+	observer(&m.engine[r], m.engineVec, r).Observe(d.Seconds())
+}
+
+// request returns the counter of route r and code index ci.
+func (m *metrics) request(r routeID, ci int) prometheus.Counter {
+	if c := m.requests[r][ci].Load(); c != nil {
+		return *c
+	}
+	c := m.requestsVec.WithLabelValues(routes[r].name, strconv.Itoa(codeTable[ci].code))
+	m.requests[r][ci].Store(&c)
+	return c
 }
 
 func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
@@ -45,14 +79,7 @@ func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
 			return nil, err
 		}
 	}
-	for r := range routesLen {
-		name := routes[r].name
-		for i := range codeTable {
-			m.requests[r][i] = requests.WithLabelValues(name, strconv.Itoa(codeTable[i].code))
-		}
-		m.latency[r] = latency.WithLabelValues(name)
-		m.engine[r] = engineLat.WithLabelValues(name)
-	}
+	m.requestsVec, m.latencyVec, m.engineVec = requests, latency, engineLat
 	for i, reason := range shedReasons {
 		m.sheds[i] = sheds.WithLabelValues(reason)
 	}

@@ -141,7 +141,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Engine == nil {
 		return o, errors.New("gateway: Options.Engine is required")
 	}
-	if o.SessionSecret == nil {
+	if len(o.SessionSecret) == 0 {
 		o.SessionSecret = make([]byte, 32)
 		if _, err := rand.Read(o.SessionSecret); err != nil {
 			return o, fmt.Errorf("cannot generate session secret: %w", err)

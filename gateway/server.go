@@ -52,7 +52,8 @@ type Server struct {
 	retry    []byte // Retry-After value
 
 	mu      sync.Mutex
-	serving bool
+	serving bool // Serve was called
+	shut    bool // Shutdown was called
 }
 
 // New builds a Server from opts (see Options for defaults).
@@ -127,6 +128,11 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve serves HTTP on ln until Shutdown; it returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.shut {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.serving = true
 	s.mu.Unlock()
 	return s.srv.Serve(ln)
@@ -136,6 +142,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // flight to finish, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.shut = true
 	serving := s.serving
 	s.mu.Unlock()
 	if !serving {
@@ -175,7 +182,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.setRequestID(ctx)
 	s.writeError(ctx, rUnknown, code, msg)
-	s.m.requests[rUnknown][codeIndex(code)].Inc()
+	s.m.request(rUnknown, codeIndex(code)).Inc()
 }
 
 // handle is the request handler.
@@ -184,8 +191,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.setRequestID(ctx)
 	r, p1, p2, methodOK := match(ctx.Method(), ctx.Path())
 	code := s.serveRoute(ctx, r, p1, p2, methodOK)
-	s.m.requests[r][codeIndex(code)].Inc()
-	s.m.latency[r].Observe(time.Since(start).Seconds())
+	dur := time.Since(start)
+	s.m.request(r, codeIndex(code)).Inc()
+	s.m.observeLatency(r, dur)
+	if s.o.Logger.Enabled(context.Background(), slog.LevelDebug) && (!routes[r].hot || s.logN.Add(1)%logSampleEvery == 0) {
+		s.o.Logger.Debug("gateway: request", "route", routes[r].name, "method", string(ctx.Method()),
+			"path", string(ctx.Path()), "code", code, "status", ctx.Response.StatusCode(), "dur", dur,
+			"request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "sampled", routes[r].hot)
+	}
 }
 
 // serveRoute admits and dispatches one request and returns its API code.
@@ -480,5 +493,5 @@ func (s *Server) engineCtx() (context.Context, context.CancelFunc) {
 
 // observeEngine records the time of an engine call that started at t0.
 func (s *Server) observeEngine(r routeID, t0 time.Time) {
-	s.m.engine[r].Observe(time.Since(t0).Seconds())
+	s.m.observeEngine(r, time.Since(t0))
 }

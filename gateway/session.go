@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,6 +40,26 @@ type sessions struct {
 	secret []byte
 	ttl    time.Duration
 	now    func() time.Time
+	macs   sync.Pool // of *macState keyed with secret
+}
+
+// macState is a reusable HMAC-SHA256 with room for its sum.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// mac returns HMAC-SHA256(secret, b) in out.
+func (s *sessions) mac(b []byte, out *[sha256.Size]byte) {
+	m, _ := s.macs.Get().(*macState)
+	if m == nil {
+		m = &macState{h: hmac.New(sha256.New, s.secret)}
+	}
+	m.h.Reset()
+	m.h.Write(b)
+	m.h.Sum(m.sum[:0])
+	*out = m.sum
+	s.macs.Put(m)
 }
 
 // sign returns a token for userID valid until now+ttl, and that expiry.
@@ -52,10 +74,10 @@ func (s *sessions) signUntil(userID string, exp time.Time) string {
 	b = base64.RawURLEncoding.AppendEncode(b, []byte(userID))
 	b = append(b, '.')
 	b = strconv.AppendInt(b, exp.Unix(), 10)
-	m := hmac.New(sha256.New, s.secret)
-	m.Write(b)
+	var sum [sha256.Size]byte
+	s.mac(b, &sum)
 	b = append(b, '.')
-	b = base64.RawURLEncoding.AppendEncode(b, m.Sum(nil))
+	b = base64.RawURLEncoding.AppendEncode(b, sum[:])
 	return string(b)
 }
 
@@ -76,9 +98,9 @@ func (s *sessions) verify(tok []byte) (string, error) {
 	if n, err := b64Strict.Decode(mac[:], macPart); err != nil || n != len(mac) {
 		return "", errTokenMalformed
 	}
-	m := hmac.New(sha256.New, s.secret)
-	m.Write(signed)
-	if !hmac.Equal(m.Sum(nil), mac[:]) {
+	var want [sha256.Size]byte
+	s.mac(signed, &want)
+	if !hmac.Equal(want[:], mac[:]) {
 		return "", errTokenBadMAC
 	}
 	// Signed by us: the layout is ours.
@@ -94,11 +116,16 @@ func (s *sessions) verify(tok []byte) (string, error) {
 	if s.now().Unix() >= exp {
 		return "", errTokenExpired
 	}
-	uid, err := b64Strict.DecodeString(rest[:dot])
-	if err != nil || len(uid) == 0 {
+	enc := rest[:dot]
+	var buf [userIDLenMax]byte
+	if b64Strict.DecodedLen(len(enc)) > len(buf) {
 		return "", errTokenMalformed
 	}
-	return string(uid), nil
+	n, err := b64Strict.Decode(buf[:], s2b(enc))
+	if err != nil || n == 0 {
+		return "", errTokenMalformed
+	}
+	return string(buf[:n]), nil
 }
 
 func lastDot(b []byte) int {

@@ -48,4 +48,13 @@ func TestReserveDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("sold-out Reserve allocates %.2f times per call; want 0", allocs)
 	}
+	limited := ReserveRequest{ID: "s:l1", User: "u1", TTL: time.Minute, Lines: []Line{{Pool: "s:big", Quantity: 1, Limit: 1}}}
+	allocs = testing.AllocsPerRun(runs, func() {
+		if _, err := m.Reserve(ctx, limited); err != ErrLimitExceeded {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("over-limit Reserve allocates %.2f times per call; want 0", allocs)
+	}
 }

@@ -5,4 +5,38 @@
 // yes means durable, limits hold, the feed is ordered and idempotent.
 //
 // The conformance suite that every backend passes lives in invtest.
+//
+// # Semantics shared by every backend
+//
+// Inputs are checked by ReserveRequest.Validate, ValidID and
+// ValidReservationID; Reserve's errors come in the order documented in
+// validate.go (invalid, id reuse, unknown pool, sold out, limit). Times are
+// Unix milliseconds (ExpiryMs); a reservation is expired when its ExpiresAt
+// is at or before now, for Confirm as for Expire.
+//
+// A pool keeps one signed "free" count: Available when positive, Short when
+// negative. The feed moves it by the difference of on-hand levels, so a drop
+// below what is held or sold shows as Short and is paid back first by later
+// increases, releases, refunds and moves in. Supplied is derived:
+// Available+Held+Sold. Reserving needs free >= quantity, so held+sold never
+// exceed what the pool was given (law 1).
+//
+// # Backends here
+//
+// Memory: a CAS on the pool's free counter is the whole reserve decision
+// (no lock per pool); multi-line reserves take pools in id order and roll
+// back; per-user counts are atomics dropped at zero (about 64 bytes a
+// user); reservations sit in sharded maps with per-shard expiry heaps.
+//
+// Pebble: Memory in front, every change committed to Pebble with Sync
+// before it is acknowledged; Pebble's group commit shares fsyncs between
+// concurrent callers. Units leaving a pool are taken in memory first and
+// rolled back if the commit fails; units coming back are committed first.
+// Open rebuilds everything from the stored pools and reservations. After a
+// failed commit the store refuses writes (ErrUnavailable) until reopened.
+//
+// Both keep every reservation in memory (Scan and Reservation read released
+// ones); Forget (on Memory and Pebble) drops released ones, durably on
+// Pebble. Context arguments are accepted
+// for the interface; these backends do not block on anything but disk.
 package inventory

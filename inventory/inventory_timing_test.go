@@ -16,6 +16,13 @@ import (
 
 var sinkRes inventory.Reservation
 
+// quietLogger keeps pebble's info lines out of benchmark output.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)              {}
+func (quietLogger) Errorf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+func (quietLogger) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
 // benchChunk bounds how many reservations one memory store accumulates in a
 // benchmark; the store is replaced (timer stopped) after each chunk.
 const benchChunk = 1 << 16
@@ -36,6 +43,13 @@ func newBenchMemory(b *testing.B, supply int64) *inventory.Memory {
 	return m
 }
 
+// reportCPU reports CPU time per op since start (all threads, GC included).
+func reportCPU(b *testing.B, start time.Duration) {
+	if c := cpuTime(); c > 0 {
+		b.ReportMetric(float64(c-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 // BenchmarkMemoryReserve measures single-line reserves on the memory
 // backend: one goroutine, and all goroutines on one pool.
 func BenchmarkMemoryReserve(b *testing.B) {
@@ -45,6 +59,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		ids := benchIDs("b:r", benchChunk)
 		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
 		var m *inventory.Memory
+		defer reportCPU(b, cpuTime())
 		for i := 0; i < b.N; i++ {
 			if i%benchChunk == 0 {
 				b.StopTimer()
@@ -63,6 +78,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		b.ReportAllocs()
 		m := newBenchMemory(b, 0)
 		req := inventory.ReserveRequest{ID: "b:x", User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+		defer reportCPU(b, cpuTime())
 		for i := 0; i < b.N; i++ {
 			if _, err := m.Reserve(ctx, req); err != inventory.ErrSoldOut {
 				b.Fatal(err)
@@ -76,6 +92,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		b.ReportAllocs()
 		m := newBenchMemory(b, 1_000_000)
 		var gid atomic.Int64
+		defer reportCPU(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			g := gid.Add(1)
 			ids := benchIDs(fmt.Sprintf("b:g%d-", g), 1024)
@@ -100,6 +117,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		m := newBenchMemory(b, 1_000_000)
 		ids := benchIDs("b:r", 1024)
 		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1, Limit: 4}}}
+		defer reportCPU(b, cpuTime())
 		for i := 0; i < b.N; i++ {
 			req.ID = ids[i%len(ids)]
 			if _, err := m.Reserve(ctx, req); err != nil {
@@ -117,6 +135,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 	b.Run("contended-soldout", func(b *testing.B) {
 		b.ReportAllocs()
 		m := newBenchMemory(b, 0)
+		defer reportCPU(b, cpuTime())
 		b.RunParallel(func(pb *testing.PB) {
 			req := inventory.ReserveRequest{ID: "b:x", User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
 			for pb.Next() {
@@ -175,7 +194,7 @@ func BenchmarkPebbleReserve(b *testing.B) {
 			if err := s.CreatePool(ctx, "b:p", inventory.UnitsMax); err != nil {
 				b.Fatal(err)
 			}
-			floorDB, err := pebble.Open(b.TempDir(), &pebble.Options{})
+			floorDB, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -188,27 +207,41 @@ func BenchmarkPebbleReserve(b *testing.B) {
 			// The stored record is key "r"+id and about this value size.
 			value := make([]byte, 3+2*6+1+len("u")+len(ids[b.N-1])+1+1+len("b:p")+2+1)
 
+			// Floor and reserves alternate in segments so that drift on a
+			// shared machine (other load, disk state) hits both alike.
+			const segments = 4
+			var floor, elapsed, cpu time.Duration
 			b.StopTimer()
-			floor, err := runConcurrent(b.N, conc, func(i int) error {
-				batch := floorDB.NewBatch()
-				key := append([]byte{'r'}, ids[i]...)
-				if err := batch.Set(key, value, nil); err != nil {
-					return err
+			for k := range segments {
+				lo, hi := b.N*k/segments, b.N*(k+1)/segments
+				d, err := runConcurrent(hi-lo, conc, func(i int) error {
+					batch := floorDB.NewBatch()
+					key := append([]byte{'r'}, ids[lo+i]...)
+					if err := batch.Set(key, value, nil); err != nil {
+						return err
+					}
+					return batch.Commit(pebble.Sync)
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				return batch.Commit(pebble.Sync)
-			})
-			if err != nil {
-				b.Fatal(err)
+				floor += d
+				b.StartTimer()
+				cpu0 := cpuTime()
+				d, err = runConcurrent(hi-lo, conc, func(i int) error {
+					_, err := s.Reserve(ctx, req(lo+i))
+					return err
+				})
+				cpu += cpuTime() - cpu0
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				elapsed += d
 			}
-			b.StartTimer()
-			elapsed, err := runConcurrent(b.N, conc, func(i int) error {
-				_, err := s.Reserve(ctx, req(i))
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
-			b.StopTimer()
 			floorNs := float64(floor.Nanoseconds()) / float64(b.N)
 			ns := float64(elapsed.Nanoseconds()) / float64(b.N)
 			b.ReportMetric(floorNs, "floor-ns/op")

@@ -42,6 +42,7 @@ var _ Store = (*Memory)(nil)
 type durable interface {
 	putRecords(ws []recWrite) error
 	putPools(ws []poolWrite) error
+	deleteRecord(id string) error
 }
 
 // recWrite is a record with the state it is moving to.
@@ -69,13 +70,15 @@ func NewMemory(opts Options) *Memory {
 	m.pools.init()
 	m.users.init()
 	for i := range m.recs {
-		m.recs[i].m = make(map[string]*record)
+		m.recs[i].m = make(map[uint64]*record)
 	}
 	return m
 }
 
-func (m *Memory) recShard(id string) *recShard {
-	return &m.recs[maphash.String(m.recSeed, id)%recShards]
+// recShard returns the shard of id and id's hash.
+func (m *Memory) recShard(id string) (*recShard, uint64) {
+	h := maphash.String(m.recSeed, id)
+	return &m.recs[h%recShards], h
 }
 
 // CreatePool implements Store.
@@ -114,12 +117,15 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if err := req.Validate(m.opts.MaxQuantity); err != nil {
 		return Reservation{}, err
 	}
-	sh := m.recShard(req.ID)
+	sh, h := m.recShard(req.ID)
+	var head *record
 	for attempt := 0; ; attempt++ {
 		sh.mu.Lock()
-		rec := sh.m[req.ID]
+		head = sh.m[h]
+		rec := chainFind(head, req.ID)
 		if rec == nil {
-			break // sh.mu stays locked: create below
+			// sh.mu stays locked: create below, chained before head.
+			break
 		}
 		sh.mu.Unlock()
 		rec.mu.Lock() // waits for a concurrent creator
@@ -148,17 +154,26 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		}
 		poolsBuf[i] = p
 	}
-	// Sold out is the common answer in a flash sale: give it without
-	// creating a record (and without allocating).
+	// Sold out and over the limit are the common answers in a flash sale:
+	// give them without creating a record (and without allocating). take
+	// decides again, atomically, for the requests that pass.
 	for i := range req.Lines {
 		if poolsBuf[i].free.Load() < req.Lines[i].Quantity {
 			sh.mu.Unlock()
 			return Reservation{}, ErrSoldOut
 		}
 	}
+	for i := range req.Lines {
+		l := &req.Lines[i]
+		if l.Limit > 0 && m.users.get(l.Pool, req.User)+l.Quantity > l.Limit {
+			sh.mu.Unlock()
+			return Reservation{}, ErrLimitExceeded
+		}
+	}
 	createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
 	rec := sh.alloc()
 	rec.id = req.ID
+	rec.hash = h
 	rec.user = req.User
 	rec.createdMs = createdMs
 	rec.expiresMs = expiresMs
@@ -175,7 +190,8 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		rec.meta = slices.Clone(req.Meta)
 	}
 	rec.mu.Lock()
-	sh.m[req.ID] = rec
+	rec.next = head // sh.mu was held since head was read
+	sh.m[h] = rec
 	sh.exp.push(expEntry{ms: expiresMs, rec: rec})
 	sh.mu.Unlock()
 
@@ -188,9 +204,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if err != nil {
 		rec.state = stateFailed
 		sh.mu.Lock()
-		if sh.m[req.ID] == rec {
-			delete(sh.m, req.ID)
-		}
+		sh.del(rec)
 		sh.mu.Unlock()
 		rec.mu.Unlock()
 		return Reservation{}, err
@@ -267,9 +281,9 @@ func (m *Memory) lookup(id string) (*record, error) {
 	if !ValidReservationID(id) {
 		return nil, invalidf("bad reservation id")
 	}
-	sh := m.recShard(id)
+	sh, h := m.recShard(id)
 	sh.mu.Lock()
-	rec := sh.m[id]
+	rec := sh.get(h, id)
 	sh.mu.Unlock()
 	if rec != nil {
 		rec.mu.Lock()
@@ -383,7 +397,9 @@ func (m *Memory) Refund(ctx context.Context, id string) (Reservation, error) {
 	return rec.view(), nil
 }
 
-// Expire implements Store.
+// Expire implements Store. It pops due entries from the shards' expiry
+// heaps (each entry is popped by one caller only, so each reservation is
+// released once) and releases the held ones in one durable batch.
 func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservation, error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
@@ -395,31 +411,33 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservat
 	var out []Reservation
 	var due []*record
 	start := int(m.expireNext.Add(1))
-	for i := 0; i < recShards && len(out) < max; i++ {
-		sh := &m.recs[(start+i)%recShards]
-		for len(out) < max {
-			due = due[:0]
+	// Each round pops up to max-len(out) entries; entries of records that
+	// are no longer held are dropped, so rounds repeat until enough were
+	// released or nothing is due. Every round pops at least one entry.
+	for len(out) < max {
+		due = due[:0]
+		for i := 0; i < recShards && len(due) < max-len(out); i++ {
+			sh := &m.recs[(start+i)%recShards]
 			sh.mu.Lock()
 			for len(due) < max-len(out) && len(sh.exp) > 0 && sh.exp[0].ms <= nowMs {
 				due = append(due, sh.exp.pop().rec)
 			}
 			sh.mu.Unlock()
-			if len(due) == 0 {
-				break
-			}
-			var err error
-			out, err = m.expireDue(sh, due, out)
-			if err != nil {
-				return out, err
-			}
+		}
+		if len(due) == 0 {
+			break
+		}
+		var err error
+		if out, err = m.expireDue(due, out); err != nil {
+			return out, err
 		}
 	}
 	return out, nil
 }
 
-// expireDue releases the held records of due (popped from sh's heap) and
-// appends them to out. If persisting fails they go back on the heap.
-func (m *Memory) expireDue(sh *recShard, due []*record, out []Reservation) ([]Reservation, error) {
+// expireDue releases the held records of due (popped from the heaps) and
+// appends them to out. If persisting fails they go back on their heaps.
+func (m *Memory) expireDue(due []*record, out []Reservation) ([]Reservation, error) {
 	held := due[:0]
 	for _, rec := range due {
 		rec.mu.Lock()
@@ -438,12 +456,11 @@ func (m *Memory) expireDue(sh *recShard, due []*record, out []Reservation) ([]Re
 			ws[i] = recWrite{rec: rec, state: StateReleased}
 		}
 		if err := m.dur.putRecords(ws); err != nil {
-			sh.mu.Lock()
 			for _, rec := range held {
+				sh := &m.recs[rec.hash%recShards]
+				sh.mu.Lock()
 				sh.exp.push(expEntry{ms: rec.expiresMs, rec: rec})
-			}
-			sh.mu.Unlock()
-			for _, rec := range held {
+				sh.mu.Unlock()
 				rec.mu.Unlock()
 			}
 			return out, err
@@ -629,9 +646,11 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 	for i := range m.recs {
 		sh := &m.recs[i]
 		sh.mu.Lock()
-		for id, rec := range sh.m {
-			if id > cursor {
-				cand = append(cand, rec)
+		for _, head := range sh.m {
+			for rec := head; rec != nil; rec = rec.next {
+				if rec.id > cursor {
+					cand = append(cand, rec)
+				}
 			}
 		}
 		sh.mu.Unlock()
@@ -666,6 +685,9 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 // process does not keep every reservation it ever made; its id may then be
 // reused. It returns ErrBadState for a held or paid reservation.
 func (m *Memory) Forget(id string) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
 	rec, err := m.lookup(id)
 	if err != nil {
 		return err
@@ -674,11 +696,14 @@ func (m *Memory) Forget(id string) error {
 	if rec.state != StateReleased {
 		return fmt.Errorf("cannot forget %q: %s: %w", id, rec.state, ErrBadState)
 	}
-	sh := m.recShard(id)
-	sh.mu.Lock()
-	if sh.m[id] == rec {
-		delete(sh.m, id)
+	if m.dur != nil {
+		if err := m.dur.deleteRecord(id); err != nil {
+			return err
+		}
 	}
+	sh := &m.recs[rec.hash%recShards]
+	sh.mu.Lock()
+	sh.del(rec)
 	sh.mu.Unlock()
 	// Waiters that looked the record up before the delete see it failed
 	// and look again.

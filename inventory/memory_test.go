@@ -133,3 +133,33 @@ func TestMemoryUserBytes(t *testing.T) {
 		t.Fatalf("entries after release = %d", tab.len())
 	}
 }
+
+// TestRecShardHashChains forces records onto one hash: get, put and del
+// must still tell them apart by id (64-bit collisions are rare, not
+// impossible).
+func TestRecShardHashChains(t *testing.T) {
+	sh := &recShard{m: map[uint64]*record{}}
+	recs := make([]*record, 4)
+	for i := range recs {
+		recs[i] = &record{id: fmt.Sprintf("s:r%d", i), hash: 7}
+		sh.put(recs[i])
+	}
+	for _, r := range recs {
+		if got := sh.get(7, r.id); got != r {
+			t.Fatalf("get(%q) = %p; want %p", r.id, got, r)
+		}
+	}
+	sh.del(recs[2]) // middle of the chain
+	sh.del(recs[3]) // head of the chain
+	if sh.get(7, "s:r2") != nil || sh.get(7, "s:r3") != nil {
+		t.Fatal("deleted records still found")
+	}
+	if sh.get(7, "s:r0") != recs[0] || sh.get(7, "s:r1") != recs[1] {
+		t.Fatal("remaining records lost")
+	}
+	sh.del(recs[1])
+	sh.del(recs[0])
+	if len(sh.m) != 0 {
+		t.Fatalf("map holds %d heads after deleting all", len(sh.m))
+	}
+}

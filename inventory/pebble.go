@@ -121,12 +121,13 @@ func (s *Pebble) load() error {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		id := string(it.Key()[1:])
-		sh := m.recShard(id)
+		sh, h := m.recShard(id)
 		rec := sh.alloc()
 		if err := decodeRecord(rec, id, it.Value(), m.pools.get); err != nil {
 			return err
 		}
-		sh.m[id] = rec
+		rec.hash = h
+		sh.put(rec)
 		if rec.state == StateReleased {
 			continue
 		}
@@ -183,6 +184,14 @@ func (s *Pebble) putRecords(ws []recWrite) error {
 		if err := b.Set(key, val, nil); err != nil {
 			return fmt.Errorf("cannot write reservation: %w", err)
 		}
+	}
+	return s.commit(b)
+}
+
+func (s *Pebble) deleteRecord(id string) error {
+	b := s.db.NewBatch()
+	if err := b.Delete(append([]byte{keyRecord}, id...), nil); err != nil {
+		return fmt.Errorf("cannot delete reservation: %w", err)
 	}
 	return s.commit(b)
 }
@@ -444,6 +453,15 @@ func (s *Pebble) Scan(ctx context.Context, state State, cursor string, limit int
 	}
 	defer s.leave()
 	return s.mem.Scan(ctx, state, cursor, limit)
+}
+
+// Forget deletes a released reservation (see Memory.Forget), durably.
+func (s *Pebble) Forget(id string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.mem.Forget(id)
 }
 
 // Close implements Store. It waits for operations in flight. After a

@@ -143,6 +143,13 @@ func TestPebbleReopenRebuildsState(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].ID != "s1:held" {
 		t.Fatalf("Expire after reopen = %v, %v; want s1:held", rs, err)
 	}
+	// Forget is durable: the released reservation is gone after reopen.
+	if err := s.Forget("s1:rel"); err != nil {
+		t.Fatalf("Forget(released) = %v", err)
+	}
+	if err := s.Forget("s1:paid"); !errors.Is(err, inventory.ErrBadState) {
+		t.Fatalf("Forget(paid) = %v; want ErrBadState", err)
+	}
 	// And that expiry is durable too.
 	before = state(t, s, pools...)
 	must(s.Close())
@@ -150,6 +157,9 @@ func TestPebbleReopenRebuildsState(t *testing.T) {
 	defer s2.Close()
 	if after := state(t, s2, pools...); after != before {
 		t.Fatalf("state after second reopen:\n%s\nwant:\n%s", after, before)
+	}
+	if _, err := s2.Reservation(ctx, "s1:rel"); !errors.Is(err, inventory.ErrReservationNotFound) {
+		t.Fatalf("Reservation(forgotten) after reopen = %v; want ErrReservationNotFound", err)
 	}
 }
 
@@ -362,5 +372,168 @@ func TestPebbleSyncErrorIsNotAcknowledged(t *testing.T) {
 	defer r.Close()
 	if after := state(t, r, "e:p"); after != before {
 		t.Fatalf("state after crash and reopen:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+// TestPebbleReopenMatchesMemory runs random operations on a pebble store
+// and a memory store side by side, reopening pebble every few steps: the
+// answers and the whole state must stay equal, so everything memory knows
+// survives a restart.
+func TestPebbleReopenMatchesMemory(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { reopenMatches(t, seed) })
+	}
+}
+
+func reopenMatches(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 5))
+	clk := newFakeClock()
+	o := inventory.Options{Now: clk.Now}
+	dir := t.TempDir()
+	p := mustOpen(t, dir, inventory.PebbleOptions{Options: o})
+	defer func() { p.Close() }()
+	m := inventory.NewMemory(o)
+	ctx := context.Background()
+	pools := []string{"r:a", "r:b", "r:c"}
+	for _, id := range pools {
+		n := rng.Int64N(20)
+		if err := p.CreatePool(ctx, id, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.CreatePool(ctx, id, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	class := func(err error) string {
+		for _, s := range []error{inventory.ErrSoldOut, inventory.ErrLimitExceeded, inventory.ErrBadState,
+			inventory.ErrIDConflict, inventory.ErrReservationNotFound, inventory.ErrInvalid} {
+			if errors.Is(err, s) {
+				return s.Error()
+			}
+		}
+		if err != nil {
+			return "other: " + err.Error()
+		}
+		return "ok"
+	}
+	nres := 0
+	for step := range 300 {
+		var op string
+		var ep, em error
+		id := fmt.Sprintf("r:x%d", rng.IntN(nres+1))
+		switch k := rng.IntN(10); k {
+		case 0, 1, 2:
+			var lines []inventory.Line
+			for _, j := range rng.Perm(3)[:1+rng.IntN(2)] {
+				lines = append(lines, inventory.Line{Pool: pools[j], Quantity: 1 + rng.Int64N(3), Limit: rng.Int64N(4)})
+			}
+			req := inventory.ReserveRequest{ID: fmt.Sprintf("r:x%d", nres), User: fmt.Sprintf("u%d", rng.IntN(3)), Lines: lines,
+				TTL: time.Duration(1+rng.IntN(3000)) * time.Millisecond, Meta: []byte{byte(step)}}
+			op = fmt.Sprintf("Reserve(%v)", req)
+			_, ep = p.Reserve(ctx, req)
+			_, em = m.Reserve(ctx, req)
+			if em == nil {
+				nres++
+			}
+		case 3:
+			op = "Confirm " + id
+			_, ep = p.Confirm(ctx, id)
+			_, em = m.Confirm(ctx, id)
+		case 4:
+			op = "Release " + id
+			_, ep = p.Release(ctx, id)
+			_, em = m.Release(ctx, id)
+		case 5:
+			op = "Refund " + id
+			_, ep = p.Refund(ctx, id)
+			_, em = m.Refund(ctx, id)
+		case 6:
+			clk.Advance(time.Duration(rng.IntN(1000)) * time.Millisecond)
+			op = "Expire"
+			var rp, rm []inventory.Reservation
+			rp, ep = p.Expire(ctx, clk.Now(), inventory.ExpireMax)
+			rm, em = m.Expire(ctx, clk.Now(), inventory.ExpireMax)
+			if len(rp) != len(rm) {
+				t.Fatalf("step %d: Expire released %d on pebble, %d on memory", step, len(rp), len(rm))
+			}
+		case 7:
+			from, to, q := pools[rng.IntN(3)], pools[rng.IntN(3)], 1+rng.Int64N(4)
+			op = fmt.Sprintf("Move(%s,%s,%d)", from, to, q)
+			ep = p.Move(ctx, from, to, q)
+			em = m.Move(ctx, from, to, q)
+		case 8:
+			pool, onHand, seq := pools[rng.IntN(3)], rng.Int64N(25), uint64(rng.IntN(step+2))
+			op = fmt.Sprintf("SetOnHand(%s,%d,%d)", pool, onHand, seq)
+			_, ep = p.SetOnHand(ctx, pool, onHand, seq)
+			_, em = m.SetOnHand(ctx, pool, onHand, seq)
+		case 9:
+			op = "reopen"
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p = mustOpen(t, dir, inventory.PebbleOptions{Options: o})
+		}
+		if class(ep) != class(em) {
+			t.Fatalf("step %d %s: pebble %v; memory %v", step, op, ep, em)
+		}
+		if sp, sm := state(t, p, pools...), state(t, m, pools...); sp != sm {
+			t.Fatalf("step %d %s: pebble state\n%s\nmemory state\n%s", step, op, sp, sm)
+		}
+	}
+}
+
+// TestPebbleCloseWhileBusy closes the store under concurrent reserves: each
+// reserve either succeeds (and survives reopen) or returns ErrClosed (or
+// ErrSoldOut, which bounds the run if Close comes late).
+func TestPebbleCloseWhileBusy(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, inventory.PebbleOptions{})
+	ctx := context.Background()
+	if err := s.CreatePool(ctx, "w:p", 1000); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	var started atomic.Int64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("w:g%d-%d", g, i)
+				started.Add(1)
+				_, err := s.Reserve(ctx, inventory.ReserveRequest{ID: id, User: "u1", TTL: time.Hour,
+					Lines: []inventory.Line{{Pool: "w:p", Quantity: 1}}})
+				switch {
+				case err == nil:
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				case errors.Is(err, inventory.ErrClosed), errors.Is(err, inventory.ErrSoldOut):
+					return
+				default:
+					t.Errorf("Reserve = %v; want nil or ErrClosed", err)
+					return
+				}
+			}
+		}()
+	}
+	for started.Load() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	r := mustOpen(t, dir, inventory.PebbleOptions{})
+	defer r.Close()
+	for _, id := range acked {
+		if _, err := r.Reservation(ctx, id); err != nil {
+			t.Fatalf("acknowledged %q lost: %v", id, err)
+		}
+	}
+	if p, _ := r.Pool(ctx, "w:p"); p.Held != int64(len(acked)) {
+		t.Fatalf("Pool = %+v; %d acknowledged", p, len(acked))
 	}
 }

@@ -15,6 +15,8 @@ const (
 // published; state and refunded change only under mu.
 type record struct {
 	mu        sync.Mutex
+	hash      uint64  // of id, under Memory.recSeed
+	next      *record // next record of the same hash in its shard
 	state     State
 	refunded  bool
 	id        string
@@ -51,13 +53,53 @@ const (
 )
 
 // recShard holds the records whose id hashes to it, and the expiry heap of
-// those records.
+// those records. The map is keyed by the id's 64-bit hash (computed once per
+// call, also to pick the shard), with records of equal hashes chained.
 type recShard struct {
 	mu   sync.Mutex
-	m    map[string]*record
+	m    map[uint64]*record
 	exp  expHeap
 	slab []record
 	_    [64]byte
+}
+
+// get returns the record of id (with hash h), or nil. Requires mu.
+func (s *recShard) get(h uint64, id string) *record {
+	return chainFind(s.m[h], id)
+}
+
+func chainFind(r *record, id string) *record {
+	for ; r != nil; r = r.next {
+		if r.id == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// put adds rec, whose id is absent. Requires mu.
+func (s *recShard) put(rec *record) {
+	rec.next = s.m[rec.hash]
+	s.m[rec.hash] = rec
+}
+
+// del removes rec if present. Requires mu.
+func (s *recShard) del(rec *record) {
+	head := s.m[rec.hash]
+	if head == rec {
+		if rec.next == nil {
+			delete(s.m, rec.hash)
+		} else {
+			s.m[rec.hash] = rec.next
+		}
+		return
+	}
+	for r := head; r != nil; r = r.next {
+		if r.next == rec {
+			r.next = rec.next
+			return
+		}
+	}
 }
 
 // alloc returns a zeroed record from the slab. Requires mu.

@@ -118,10 +118,11 @@ type Config struct {
 
 	// PayShare and CancelShare: of the buyers who got a reservation, the
 	// share that pays and the share that cancels; the rest let the hold
-	// expire. When both are zero the defaults 0.6 and 0.2 apply; PayShare 1
-	// makes everybody pay.
+	// expire. When both are zero the defaults 0.6 and 0.2 apply, unless
+	// AllExpire is set: then every buyer lets the hold expire.
 	PayShare    float64
 	CancelShare float64
+	AllExpire   bool
 	// ThinkMax: humans wait a random time up to ThinkMax before paying,
 	// cancelling or their next page. Default 300ms. Bots never wait.
 	ThinkMax time.Duration
@@ -202,7 +203,7 @@ func (c Config) withDefaults() Config {
 	if c.TeamWindow == 0 {
 		c.TeamWindow = 5 * time.Second
 	}
-	if c.PayShare == 0 && c.CancelShare == 0 {
+	if c.PayShare == 0 && c.CancelShare == 0 && !c.AllExpire {
 		c.PayShare, c.CancelShare = 0.6, 0.2
 	}
 	if c.ThinkMax == 0 {

@@ -87,14 +87,23 @@ func latencySVG(b *strings.Builder, pts []Point) {
 		{"p99", "#d62728", func(p Point) float64 { return p.P99Ms }},
 		{"p50", "#1f77b4", func(p Point) float64 { return p.P50Ms }},
 	} {
+		// One polyline per run of non-empty slices: no line across a
+		// pause (login, waiting for the start).
 		var pl strings.Builder
+		flush := func() {
+			if pl.Len() > 0 {
+				fmt.Fprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"><title>%s</title></polyline>\n", s.color, pl.String(), s.name)
+				pl.Reset()
+			}
+		}
 		for i, p := range pts {
 			if p.Count == 0 {
+				flush()
 				continue
 			}
 			fmt.Fprintf(&pl, "%.1f,%.1f ", plotX(i, len(pts)), y(s.get(p)))
 		}
-		fmt.Fprintf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"%s\"><title>%s</title></polyline>\n", s.color, pl.String(), s.name)
+		flush()
 	}
 	fmt.Fprintf(b, "<text x=\"%g\" y=\"20\" font-size=\"12\" fill=\"#1f77b4\">p50</text><text x=\"%g\" y=\"20\" font-size=\"12\" fill=\"#d62728\">p99</text><text x=\"%g\" y=\"20\" font-size=\"12\" fill=\"#999\">max</text>\n",
 		plotW-150, plotW-110, plotW-70)

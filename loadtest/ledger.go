@@ -104,9 +104,14 @@ type ledger struct {
 	soldOut  map[string]bool      // pools that answered sold_out
 	teams    map[string]*teamRec
 	limitMax map[string]int64 // per-user limit by sale id (0: unknown)
+	offsetMs int64            // server clock - local clock, when known
 
 	violations []Violation
 	violationN int
+
+	// lostReserves counts reserving calls whose answer never came: the
+	// server may hold units the run does not know about.
+	lostReserves int64
 
 	botAttempts, humanAttempts int64
 	botRes, humanRes           int64
@@ -161,7 +166,7 @@ func (l *ledger) reserved(r *resRec, done time.Time) {
 	key := r.pool + "\x00" + r.u.code
 	if limit := l.limitMax[r.pool]; r.kind == "flash" && limit > 0 {
 		live := r.qty
-		nowMs := done.UnixMilli()
+		nowMs := done.UnixMilli() + l.offsetMs
 		for _, o := range l.byUser[key] {
 			if surelyLive(o, nowMs) {
 				live += o.qty
@@ -176,7 +181,7 @@ func (l *ledger) reserved(r *resRec, done time.Time) {
 		// Members who cancelled leave the team; the others surely still
 		// hold their place.
 		live := int64(1)
-		nowMs := done.UnixMilli()
+		nowMs := done.UnixMilli() + l.offsetMs
 		for _, o := range t.members {
 			if surelyLive(o, nowMs) {
 				live++
@@ -209,6 +214,12 @@ func (l *ledger) setState(r *resRec, s resState) {
 	if s == resPaid {
 		r.paidOK = true
 	}
+	l.mu.Unlock()
+}
+
+func (l *ledger) lostReserve() {
+	l.mu.Lock()
+	l.lostReserves++
 	l.mu.Unlock()
 }
 

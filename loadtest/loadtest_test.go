@@ -76,7 +76,7 @@ func TestFlashAgainstBehavingServerPasses(t *testing.T) {
 		t.Errorf("%d successful reservations; want at least the 10 units", got)
 	}
 	checked := strings.Join(rep.Invariants.Checked, "\n")
-	for _, want := range []string{"conservation sale", "per-user limit 1", "order for every paid", "sold == units the run paid for"} {
+	for _, want := range []string{"conservation and no oversell, 1 sale(s)", "per-user limit 1", "order for every paid", "sold == units the run paid for"} {
 		if !strings.Contains(checked, want) {
 			t.Errorf("check %q did not run; ran:\n%s", want, checked)
 		}
@@ -454,5 +454,32 @@ func TestImportsOnlyTheHTTPAPI(t *testing.T) {
 				t.Errorf("%s imports %s; loadtest must talk to Surge over HTTP only", name, p)
 			}
 		}
+	}
+}
+
+// TestHoldsOutlivingSettleAreCancelled: when the holds would outlive
+// --settle, the run cancels its own and then insists on held == 0.
+func TestHoldsOutlivingSettleAreCancelled(t *testing.T) {
+	f := newFake()
+	f.holdMs = 60_000
+	srv := f.start(t)
+	cfg := flashConfig(srv.URL)
+	cfg.PayShare, cfg.CancelShare = 0.3, 0 // most walk away
+	cfg.SettleMax = 300 * time.Millisecond
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !rep.Invariants.OK {
+		t.Fatalf("violations: %+v", rep.Invariants.Violations)
+	}
+	if s := rep.Sales[f.saleID()]; s.Held != 0 {
+		t.Errorf("held %d after cancelling the run's holds", s.Held)
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "cancelled the run's") {
+		t.Errorf("notes do not say the holds were cancelled: %q", rep.Notes)
+	}
+	if !strings.Contains(strings.Join(rep.Invariants.Checked, "\n"), "no stuck stock") {
+		t.Errorf("the stuck-stock check did not run: %q", rep.Invariants.Checked)
 	}
 }

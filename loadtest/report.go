@@ -118,6 +118,30 @@ type Report struct {
 	Timeline     []Point          `json:"timeline"`
 	// Notes: what the run decided (ids used, waits) in plain words.
 	Notes []string `json:"notes,omitempty"`
+	// Config echoes the settings that shape the load, to reproduce it.
+	Config RunConfig `json:"config"`
+}
+
+// RunConfig is the part of Config a report repeats.
+type RunConfig struct {
+	Users       int     `json:"users"`
+	Rate        float64 `json:"rate"`
+	RampFrom    float64 `json:"ramp_from,omitempty"`
+	RampS       float64 `json:"ramp_s,omitempty"`
+	SpikeAtS    float64 `json:"spike_at_s,omitempty"`
+	SpikeForS   float64 `json:"spike_for_s,omitempty"`
+	SpikeFactor float64 `json:"spike_factor,omitempty"`
+	DurationS   float64 `json:"duration_s"`
+	Bots        float64 `json:"bots"`
+	Setup       bool    `json:"setup"`
+	SaleID      string  `json:"sale_id,omitempty"`
+	DealID      string  `json:"deal_id,omitempty"`
+	Seed        int64   `json:"seed"`
+	InFlightMax int     `json:"inflight_max"`
+	Conns       int     `json:"conns"`
+	TimeoutS    float64 `json:"timeout_s"`
+	PayShare    float64 `json:"pay_share"`
+	CancelShare float64 `json:"cancel_share"`
 }
 
 // ExitCode is 0 when every invariant held, 1 otherwise.

@@ -36,7 +36,8 @@ type runner struct {
 
 	inflight     atomic.Int64
 	arrivals     atomic.Int64
-	mainRequests int64 // requests answered during the main phase
+	mainRequests int64     // requests answered during the main phase
+	mainEnd      time.Time // when the main phase (and its drain) ended
 	flows        sync.WaitGroup
 	phase        atomic.Value // string, for the progress line
 
@@ -153,6 +154,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes)
 	r.led.mu.Unlock()
 	rep.Notes = r.notes
+	rep.Config = RunConfig{
+		Users: cfg.Users, Rate: cfg.Rate, RampFrom: cfg.RampFrom, RampS: cfg.Ramp.Seconds(),
+		DurationS: cfg.Duration.Seconds(), Bots: cfg.Bots, Setup: cfg.Setup, Seed: cfg.Seed,
+		InFlightMax: cfg.InFlightMax, Conns: cfg.Conns, TimeoutS: cfg.Timeout.Seconds(),
+		PayShare: cfg.PayShare, CancelShare: cfg.CancelShare,
+	}
+	if cfg.SpikeFor > 0 && cfg.SpikeFactor > 0 {
+		rep.Config.SpikeAtS, rep.Config.SpikeForS, rep.Config.SpikeFactor = cfg.SpikeAt.Seconds(), cfg.SpikeFor.Seconds(), cfg.SpikeFactor
+	}
+	if r.sale != nil {
+		rep.Config.SaleID = r.sale.id
+	}
+	if r.deal != nil {
+		rep.Config.DealID = r.deal.id
+	}
 	return rep, nil
 }
 
@@ -300,7 +316,8 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	r.phase.Store("drain")
 	r.waitFlows(cancel, r.cfg.DrainMax)
 	r.mainRequests = r.rec.requests.Load() - before
-	return start, time.Now(), drops
+	r.mainEnd = time.Now()
+	return start, r.mainEnd, drops
 }
 
 // progress prints a line a second until the returned func is called (it

@@ -207,6 +207,9 @@ func (r *runner) reserve(ctx context.Context, rng *rand.Rand, u *user, at time.T
 		r.led.attempt(u.bot)
 		a := r.c.do(ctx, q)
 		if !retryable(a.outcome) || attempt >= tries || ctx.Err() != nil {
+			if lostAnswer(a.outcome) || a.outcome == outcomeCanceled {
+				r.led.lostReserve()
+			}
 			return a
 		}
 		if u.bot {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 )
@@ -383,6 +382,7 @@ func (r *runner) resolveSale(ctx context.Context) error {
 	*r.sale = info
 	r.led.mu.Lock()
 	r.led.limitMax[info.id] = info.limit
+	r.led.offsetMs = info.offsetMs
 	r.led.mu.Unlock()
 	nowSrv := time.Now().UnixMilli() + info.offsetMs
 	if info.endsMs > 0 && info.endsMs <= nowSrv {
@@ -399,16 +399,4 @@ func (r *runner) resolveSale(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// sortStrings sorts and dedups.
-func sortStrings(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }

@@ -62,6 +62,9 @@ Examples:
 				cfg.AdminToken = os.Getenv("SURGE_ADMIN_TOKEN")
 			}
 			cfg.Stores, cfg.SKUs, cfg.Guides = stores, skus, gdes
+			if cfg.PayShare == 0 && cfg.CancelShare == 0 {
+				cfg.AllExpire = true // --pay 0 --cancel 0: everybody walks away
+			}
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
