@@ -20,9 +20,12 @@ vet:
 
 lint: fmt vet
 
-# The whole suite, race detector on (laws are checked under -race).
+# The whole suite, race detector on (laws are checked under -race), then
+# the zero-allocation tests, which only mean something without -race (the
+# race detector allocates).
 test: lint
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -run 'Alloc|NoAlloc|DoesNotAllocate' ./inventory/ ./engine/ ./gateway/
 
 test-race: test
 

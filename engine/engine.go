@@ -23,6 +23,9 @@ const (
 	engExpireBatchMax = 1024
 	// engExpireRoundsMax bounds the Expire calls of one sweep.
 	engExpireRoundsMax = 64
+	// engIdemSweepEvery is how often the sweeper removes expired idempotency
+	// records.
+	engIdemSweepEvery = time.Minute
 	// engIDLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
 	engIDLenMax = 64
 )
@@ -64,6 +67,9 @@ type Engine struct {
 	riskDenials map[string]int64
 
 	sweepMu  sync.Mutex // one sweep at a time in this process
+	// idemSweptAt is when expired idempotency records were last removed
+	// (guarded by sweepMu).
+	idemSweptAt time.Time
 	stop     chan struct{}
 	stopped  sync.WaitGroup
 	closeErr error

@@ -165,8 +165,8 @@ func idemRecordKey(userID, key string) string {
 // remembers its answer for TTL; a later call with the same digest (of the
 // request body and route) gets that answer again without running fn; a
 // call with another digest gets ErrIdempotencyConflict. Answers with a 5xx
-// status are not remembered: the next call runs fn again (calls waiting on
-// that one get the same 5xx). An invalid key or user id is ErrInvalid. A
+// or 429 status are not remembered: the next call runs fn again (calls
+// waiting on that one get the same answer). An invalid key or user id is ErrInvalid. A
 // call waits for a concurrent identical call at most until ctx ends (then
 // ctx's error) or idemWaitMax (then ErrUnavailable).
 func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byte, fn func() (status int, body []byte)) (status int, body []byte, err error) {
@@ -308,7 +308,9 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		panic(panicked)
 	}
 	c.status, c.body, c.ok = status, body, true
-	if status >= 500 || status <= 0 {
+	// 5xx and 429 answers say "not now", not "done": a retry with the same
+	// key must run fn again rather than replay the refusal.
+	if status >= 500 || status <= 0 || status == 429 {
 		i.release(rkey, claim)
 		return status, body, false, nil
 	}

@@ -81,6 +81,13 @@ func TestIdempotencyReplay(t *testing.T) {
 		if runs.Load() != 5 {
 			t.Fatalf("fn ran %d times; want 5", runs.Load())
 		}
+		// Neither is 429 (throttled): the retry must run, not replay it.
+		idemWant(t, i, "u1", "k4", "body", idemFn(&runs, 429, "throttled"), 429, "throttled", nil)
+		idemWant(t, i, "u1", "k4", "body", idemFn(&runs, 200, "reserved"), 200, "reserved", nil)
+		idemWant(t, i, "u1", "k4", "body", idemFn(&runs, 200, "twice"), 200, "reserved", nil)
+		if runs.Load() != 7 {
+			t.Fatalf("fn ran %d times; want 7", runs.Load())
+		}
 
 		// A new process (and node) gets the stored answer.
 		if reopen != nil {
@@ -89,8 +96,8 @@ func TestIdempotencyReplay(t *testing.T) {
 		i = NewIdempotency(rec, opts)
 		idemWant(t, i, "u1", "k1", "body", idemFn(&runs, 201, "after restart"), 201, "first", nil)
 		idemWant(t, i, "u1", "k1", "other", idemFn(&runs, 201, "x"), 0, "", ErrIdempotencyConflict)
-		if runs.Load() != 5 {
-			t.Fatalf("fn ran %d times after restart; want 5", runs.Load())
+		if runs.Load() != 7 {
+			t.Fatalf("fn ran %d times after restart; want 7", runs.Load())
 		}
 
 		// After TTL the key is free again.
@@ -100,8 +107,8 @@ func TestIdempotencyReplay(t *testing.T) {
 		// Sweep removes what expired (once past TTL plus a lease).
 		clock.Advance(time.Hour + 2*idemLease)
 		n, err := i.Sweep(context.Background())
-		if err != nil || n != 4 {
-			t.Fatalf("Sweep() = %d, %v; want 4 (k1, k1 of u2, k2, k3)", n, err)
+		if err != nil || n != 5 {
+			t.Fatalf("Sweep() = %d, %v; want 5 (k1, k1 of u2, k2, k3, k4)", n, err)
 		}
 		if keys := recScanKeys(t, rec, idemRecordPrefix); len(keys) != 0 {
 			t.Fatalf("after Sweep %d records are left", len(keys))

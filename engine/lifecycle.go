@@ -464,6 +464,14 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	}
 	e.sweepSales(ctx, now)
 	e.refreshDirtyPages(ctx)
+	// Expired idempotency records are removed once a minute: they are only
+	// a bound on storage, and the scan is not free.
+	if now.Sub(e.idemSweptAt) >= engIdemSweepEvery {
+		e.idemSweptAt = now
+		if _, err := e.idem.Sweep(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot sweep idempotency records: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

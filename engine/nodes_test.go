@@ -241,3 +241,41 @@ func TestRiskAndReady(t *testing.T) {
 	_ = env.store.Close()
 	wantErr(t, "Ready on a closed store", env.e.Ready(env.ctx), engine.ErrUnavailable)
 }
+
+// TestSweepDropsExpiredIdempotencyRecords: the sweeper bounds the
+// idempotency records in storage, not just in the cache.
+func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
+	rec := engine.NewMemRecords()
+	t.Cleanup(func() { _ = rec.Close() })
+	env := engOpen(t, engBackends()[0], func(o *engine.Options) {
+		o.Records = rec
+		o.Idempotency.TTL = time.Minute
+	})
+	count := func() int {
+		n := 0
+		if err := rec.Scan(env.ctx, "", func(string, []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	env.sweep() // the first sweep also removes (nothing yet)
+	before := count()
+	var d [32]byte
+	d[0] = 1
+	if status, _, err := env.e.Idempotent(env.ctx, "u1", "key-1", d, func() (int, []byte) { return 200, []byte(`{}`) }); err != nil || status != 200 {
+		t.Fatalf("Idempotent = %d, %v", status, err)
+	}
+	if got := count(); got != before+1 {
+		t.Fatalf("records after one Idempotent = %d; want %d", got, before+1)
+	}
+	env.clock.Advance(time.Minute) // not yet past TTL + a minute of sweeping
+	env.sweep()
+	if got := count(); got != before+1 {
+		t.Fatalf("records after an early sweep = %d; want %d (kept)", got, before+1)
+	}
+	env.clock.Advance(time.Hour)
+	env.sweep()
+	if got := count(); got != before {
+		t.Fatalf("records after TTL and a sweep = %d; want %d (expired record removed)", got, before)
+	}
+}
