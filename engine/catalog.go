@@ -173,6 +173,9 @@ func validateCatalog(c Catalog) (*catSnap, error) {
 // existing pools is never touched (listings missing from c leave the
 // assortment but keep their pool). Invalid input changes nothing.
 func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, error) {
+	if e.closed.Load() {
+		return CatalogResult{}, errEngineClosed
+	}
 	snap, err := validateCatalog(c)
 	if err != nil {
 		return CatalogResult{}, err

@@ -10,6 +10,9 @@ import (
 // Checkout reserves every item of one store's cart at the store's prices,
 // all or nothing, in one inventory reservation.
 func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
+	if e.closed.Load() {
+		return Reservation{}, errEngineClosed
+	}
 	cat := e.catalog.Load()
 	if _, ok := cat.stores[req.StoreID]; !ok {
 		return Reservation{}, fmt.Errorf("%w: unknown store %q", ErrNotFound, req.StoreID)

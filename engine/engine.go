@@ -163,6 +163,9 @@ func (e *Engine) closeRecords() {
 
 // Close stops the sweeper, flushes the order writer and closes the records
 // the engine opened. It does not close Options.Store (the caller owns it).
+// errEngineClosed answers calls that would change state after Close.
+var errEngineClosed = fmt.Errorf("%w: engine closed", ErrUnavailable)
+
 func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return e.closeErr

@@ -17,6 +17,9 @@ const feedLinesMax = 10_000
 // (unknown store or sku: 40400; negative on_hand: 40000). A page is rebuilt
 // when a listing's stock state changes.
 func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedResult, error) {
+	if e.closed.Load() {
+		return nil, errEngineClosed
+	}
 	if len(updates) > feedLinesMax {
 		return nil, fmt.Errorf("%w: more than %d feed lines", ErrInvalid, feedLinesMax)
 	}

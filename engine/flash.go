@@ -79,6 +79,9 @@ func (e *Engine) validateWindow(start, end time.Time) error {
 // out of the store listing's available stock into the sale's pool
 // (ErrSoldOut when the store has fewer).
 func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (FlashSale, error) {
+	if e.closed.Load() {
+		return FlashSale{}, errEngineClosed
+	}
 	if !engKeyPart(spec.SaleID) {
 		return FlashSale{}, fmt.Errorf("%w: invalid sale_id %q", ErrInvalid, spec.SaleID)
 	}
@@ -300,6 +303,9 @@ func (e *Engine) checkUserGuide(userID, guideID string) error {
 
 // ReserveFlash holds quantity units of a running sale for the caller.
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
+	if e.closed.Load() {
+		return Reservation{}, errEngineClosed
+	}
 	s := e.flash(ctx, saleID)
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)

@@ -94,6 +94,9 @@ func dueKey(at time.Time, dealID, teamID string) string {
 // CreateGroupDeal validates spec, records the deal and carves its quantity
 // out of the store listing like a flash sale.
 func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (GroupDeal, error) {
+	if e.closed.Load() {
+		return GroupDeal{}, errEngineClosed
+	}
 	if !engKeyPart(spec.DealID) {
 		return GroupDeal{}, fmt.Errorf("%w: invalid deal_id %q", ErrInvalid, spec.DealID)
 	}
@@ -314,6 +317,9 @@ func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, e
 // OpenTeam opens a team with the caller as leader and reserves the
 // leader's unit.
 func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
+	if e.closed.Load() {
+		return Team{}, errEngineClosed
+	}
 	d := e.group(ctx, dealID)
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
@@ -359,6 +365,9 @@ func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string
 // racing joiners for the last seat exactly one wins; the others get
 // ErrBadState and their unit back.
 func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
+	if e.closed.Load() {
+		return Team{}, errEngineClosed
+	}
 	d := e.group(ctx, dealID)
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)

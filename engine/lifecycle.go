@@ -86,6 +86,9 @@ func (e *Engine) Reservation(ctx context.Context, userID, resID string) (Reserva
 // its order. Paying again with the same payment id returns the paid
 // reservation; with another one, or after release or expiry, ErrBadState.
 func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Reservation, error) {
+	if e.closed.Load() {
+		return Reservation{}, errEngineClosed
+	}
 	if !lifeValidPaymentID(paymentID) {
 		return Reservation{}, fmt.Errorf("%w: payment_id must be 1 to %d printable characters", ErrInvalid, lifePaymentIDLenMax)
 	}
@@ -167,6 +170,9 @@ func (e *Engine) payGroup(ctx context.Context, r inventory.Reservation, m resMet
 
 // Cancel releases the caller's held reservation.
 func (e *Engine) Cancel(ctx context.Context, userID, resID string) (Reservation, error) {
+	if e.closed.Load() {
+		return Reservation{}, errEngineClosed
+	}
 	if _, err := e.ownReservation(ctx, userID, resID); err != nil {
 		return Reservation{}, err
 	}

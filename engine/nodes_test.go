@@ -279,3 +279,23 @@ func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 		t.Fatalf("records after TTL and a sweep = %d; want %d (expired record removed)", got, before)
 	}
 }
+
+// TestClosedEngineRefusesWrites: after Close nothing changes state; the
+// caller gets ErrUnavailable (503), never a yes that no writer will keep.
+func TestClosedEngineRefusesWrites(t *testing.T) {
+	env := engOpen(t, engBackends()[0], nil)
+	fs := env.sale("closed-sale", 10, 0)
+	before := env.pool("s1:fs:" + fs.SaleID)
+	if err := env.e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	_, err := env.e.ReserveFlash(env.ctx, attempt("u1"), fs.SaleID, 1, "")
+	wantErr(t, "ReserveFlash after Close", err, engine.ErrUnavailable)
+	_, err = env.e.Checkout(env.ctx, attempt("u1"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 1}}})
+	wantErr(t, "Checkout after Close", err, engine.ErrUnavailable)
+	_, err = env.e.LoadCatalog(env.ctx, engTestCatalog())
+	wantErr(t, "LoadCatalog after Close", err, engine.ErrUnavailable)
+	if after := env.pool("s1:fs:" + fs.SaleID); after != before {
+		t.Fatalf("pool changed after Close: %+v -> %+v", before, after)
+	}
+}
