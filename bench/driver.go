@@ -140,3 +140,29 @@ func Parallel(ctx context.Context, callers int, d time.Duration, op func(caller,
 	}
 	return t, nil
 }
+
+// alternateSegments is how many slices each side of a comparison gets.
+const alternateSegments = 4
+
+// Alternate measures a floor and Surge in alternating slices of d (floor,
+// Surge, floor, Surge, ...) and adds each side's slices up, so that a
+// change in the machine's state during the run (another process, the disk,
+// the page cache) lands on both sides of the ratio rather than on one.
+func Alternate(d time.Duration, floor, surge func(d time.Duration) (Throughput, error)) (f, s Throughput, err error) {
+	slice := d / alternateSegments
+	add := func(a, b Throughput) Throughput {
+		return Throughput{Requests: a.Requests + b.Requests, Successes: a.Successes + b.Successes, Errors: a.Errors + b.Errors, Elapsed: a.Elapsed + b.Elapsed}
+	}
+	for i := 0; i < alternateSegments; i++ {
+		ft, err := floor(slice)
+		if err != nil {
+			return f, s, fmt.Errorf("floor: %w", err)
+		}
+		st, err := surge(slice)
+		if err != nil {
+			return f, s, err
+		}
+		f, s = add(f, ft), add(s, st)
+	}
+	return f, s, nil
+}

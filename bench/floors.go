@@ -70,3 +70,14 @@ func RedisFloor(client rueidis.Client) func(caller, seq int) error {
 		return script.Exec(context.Background(), client, []string{"{bench}:floor"}, nil).Error()
 	}
 }
+
+// RedisWriteFloor runs a one-key INCR script through rueidis: like
+// RedisFloor, but it writes, so with appendfsync always it pays the same
+// AOF fsync as a reservation does. It shows how much of a reservation's
+// cost is the durability every Redis write pays.
+func RedisWriteFloor(client rueidis.Client) func(caller, seq int) error {
+	script := rueidis.NewLuaScript("return redis.call('INCR', KEYS[1])")
+	return func(caller, seq int) error {
+		return script.Exec(context.Background(), client, []string{"{bench}:floor-write"}, nil).Error()
+	}
+}
