@@ -66,14 +66,14 @@ type Engine struct {
 	riskMu      sync.Mutex
 	riskDenials map[string]int64
 
-	sweepMu  sync.Mutex // one sweep at a time in this process
+	sweepMu sync.Mutex // one sweep at a time in this process
 	// idemSweptAt is when expired idempotency records were last removed
 	// (guarded by sweepMu).
 	idemSweptAt time.Time
-	stop     chan struct{}
-	stopped  sync.WaitGroup
-	closeErr error
-	closed   atomic.Bool
+	stop        chan struct{}
+	stopped     sync.WaitGroup
+	closeErr    error
+	closed      atomic.Bool
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,
