@@ -239,7 +239,7 @@ func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byt
 		t0 := time.Now()
 		team, err := s.eng.OpenTeam(ectx, a, deal, req.GuideID)
 		s.observeEngine(rTeamOpen, t0)
-		return s.answer(ctx, rTeamOpen, team, err)
+		return s.answer(ctx, rTeamOpen, teamFor(team, uid), err)
 	})
 }
 
@@ -263,7 +263,7 @@ func (s *Server) serveTeamJoin(ctx *fasthttp.RequestCtx, uid string, dealB, team
 		t0 := time.Now()
 		t, err := s.eng.JoinTeam(ectx, a, deal, team)
 		s.observeEngine(rTeamJoin, t0)
-		return s.answer(ctx, rTeamJoin, t, err)
+		return s.answer(ctx, rTeamJoin, teamFor(t, uid), err)
 	})
 }
 
@@ -429,5 +429,37 @@ func (s *Server) serveTeamGet(ctx *fasthttp.RequestCtx, dealB, teamB []byte) int
 	if err != nil {
 		return s.writeErr(ctx, rTeamGet, err)
 	}
-	return s.writeOK(ctx, rTeamGet, t)
+	// The team view is public (it is shared to recruit members); a session,
+	// when present, only decides which member is "you".
+	viewer, _ := s.auth(ctx)
+	return s.writeOK(ctx, rTeamGet, teamFor(t, viewer))
+}
+
+// teamFor is the team as viewer may see it. A team page is shared to
+// strangers, and a member's user id is their WeChat openid: everybody but
+// the member sees it masked, and only the member sees their own
+// reservation id. The caller's own reservation id is set on the team.
+func teamFor(t engine.Team, viewer string) engine.Team {
+	members := make([]engine.TeamMember, len(t.Members))
+	for i, m := range t.Members {
+		if viewer != "" && m.UserID == viewer {
+			t.ReservationID = m.ReservationID
+		} else {
+			m.UserID = maskUserID(m.UserID)
+			m.ReservationID = ""
+		}
+		members[i] = m
+	}
+	t.Members = members
+	return t
+}
+
+// maskUserID keeps the first two characters of an id: enough for a member
+// list to tell people apart, too little to identify anyone.
+func maskUserID(id string) string {
+	r := []rune(id)
+	if len(r) <= 2 {
+		return "***"
+	}
+	return string(r[:2]) + "***"
 }

@@ -289,6 +289,29 @@ func TestE2EGroupBuy(t *testing.T) {
 	if got.State != "forming" || len(got.Members) != 2 {
 		t.Errorf("team state = %+v", got)
 	}
+	// The team page is public: strangers see masked user ids (openids) and
+	// no reservation ids; a member sees their own reservation and nobody
+	// else's.
+	for _, m := range got.Members {
+		if m.UserID == "alice" || m.UserID == "bob" || m.ReservationID != "" {
+			t.Errorf("anonymous team view leaks member %+v", m)
+		}
+	}
+	mine := into[engine.Team](t, h.wantCode(CodeOK, "GET", path, nil, b))
+	if mine.ReservationID != joined.ReservationID {
+		t.Errorf("bob's team view reservation = %q; want his %q", mine.ReservationID, joined.ReservationID)
+	}
+	for _, m := range mine.Members {
+		switch {
+		case m.UserID == "bob" && m.ReservationID != joined.ReservationID:
+			t.Errorf("bob's own member entry = %+v", m)
+		case m.UserID != "bob" && (m.UserID == "alice" || m.ReservationID != ""):
+			t.Errorf("bob sees alice unmasked: %+v", m)
+		}
+	}
+	if joined.Members[0].UserID != "al***" || joined.Members[0].ReservationID != "" {
+		t.Errorf("join answer shows the leader as %+v; want masked", joined.Members[0])
+	}
 	// Both pay: formed.
 	h.wantCode(CodeOK, "POST", "/api/v1/reservations/"+team.ReservationID+"/pay", `{"payment_id":"p-a"}`, a)
 	h.wantCode(CodeOK, "POST", "/api/v1/reservations/"+joined.ReservationID+"/pay", `{"payment_id":"p-b"}`, b)
