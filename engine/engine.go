@@ -132,7 +132,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e.idem = NewIdempotency(e.rec, idemOpts)
 	e.catalog.Store(emptyCatSnap())
 
-	if err := e.syncRecords(ctx); err != nil {
+	if err := e.syncRecords(ctx, true); err != nil {
 		e.abortOpen()
 		return nil, fmt.Errorf("cannot load engine records: %w", err)
 	}

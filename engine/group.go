@@ -543,7 +543,7 @@ func (e *Engine) settleTeam(ctx context.Context, dealID, teamID string, now time
 		switch {
 		case paid >= t.Size:
 			t.State = teamFormed
-		case t.Size > 0 && paid > 0 && paid >= e.virtualMin(dealID):
+		case t.Size > 0 && paid > 0 && paid >= e.virtualMin(ctx, dealID):
 			t.State, t.Virtual = teamFormed, true
 		default:
 			t.State = teamFailed
@@ -585,10 +585,10 @@ func (e *Engine) settleTeam(ctx context.Context, dealID, teamID string, now time
 	return err
 }
 
-func (e *Engine) virtualMin(dealID string) int64 {
-	e.dealsMu.RLock()
-	d := e.deals[dealID]
-	e.dealsMu.RUnlock()
+func (e *Engine) virtualMin(ctx context.Context, dealID string) int64 {
+	// Through the records too: a team may be decided after its deal ended
+	// and left memory.
+	d := e.group(ctx, dealID)
 	if d == nil || d.spec.VirtualMinPaid <= 0 {
 		return 1 << 62
 	}

@@ -320,8 +320,10 @@ func (e *Engine) replayOrders(ctx context.Context) error {
 
 // syncRecords loads what other nodes (or an earlier life of this process)
 // recorded: the catalog, sales and deals. It also finishes or undoes sales
-// and deals whose creator died half way.
-func (e *Engine) syncRecords(ctx context.Context) error {
+// and deals whose creator died half way. At open, a sale or deal that is
+// long over is installed too while its pool still has units, so that the
+// sweeper drains what a dead process left there (law 2).
+func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 	if err := e.syncCatalog(ctx); err != nil {
 		return err
 	}
@@ -345,7 +347,9 @@ func (e *Engine) syncRecords(ctx context.Context) error {
 			}
 			if rec.Flash != nil && e.now().Sub(rec.Flash.EndsAt) > saleKeepAfterEnd ||
 				rec.Group != nil && e.now().Sub(rec.Group.EndsAt) > saleKeepAfterEnd {
-				return nil // long over; looked up from the records on demand
+				if !atOpen || rec.State != "ready" || !e.recPoolBusy(ctx, rec) {
+					return nil // long over; looked up from the records on demand
+				}
 			}
 			if rec.State != "ready" {
 				if e.now().Sub(rec.CreatedAt) > flashPendingStale {
@@ -364,6 +368,22 @@ func (e *Engine) syncRecords(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// recPoolBusy reports whether the pool of a recorded sale or deal has
+// units available or held (or cannot be read).
+func (e *Engine) recPoolBusy(ctx context.Context, rec saleRec) bool {
+	var pool string
+	switch {
+	case rec.Flash != nil:
+		pool = salePool(rec.Flash.StoreID, rec.Flash.SaleID)
+	case rec.Group != nil:
+		pool = dealPool(rec.Group.StoreID, rec.Group.DealID)
+	default:
+		return false
+	}
+	p, err := e.store.Pool(ctx, pool)
+	return err != nil || p.Available > 0 || p.Held > 0
 }
 
 func (e *Engine) installRec(ctx context.Context, rec saleRec) {
@@ -462,7 +482,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			break
 		}
 	}
-	if err := e.syncRecords(ctx); err != nil {
+	if err := e.syncRecords(ctx, false); err != nil {
 		errs = append(errs, err)
 	}
 	if err := e.decideTeams(ctx, now); err != nil {
@@ -531,6 +551,11 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 		it.remaining.Store(p.Available)
 		if st == statusEnded && p.Available == 0 && p.Held == 0 {
 			it.finished.Store(true)
+			// A release racing with the read above clears finished before
+			// we set it; look again so that its units are still drained.
+			if p2, err := e.store.Pool(ctx, it.pool); err != nil || p2.Available > 0 || p2.Held > 0 {
+				it.finished.Store(false)
+			}
 			e.pages.markDirty(it.store)
 		}
 		if e.pages.saleChanged(it.pool, st, stockState(p.Available, e.opts.StockLowMax)) {

@@ -179,7 +179,17 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	sale := string(saleB)
 	remaining, ok := s.eng.SaleRemaining(sale)
 	if !ok {
-		return s.writeError(ctx, rSaleReserve, CodeNotFound, "no such flash sale")
+		// Not in memory: made on another node moments ago, or ended long
+		// ago. FlashSale looks it up in the records (and keeps it).
+		fctx, fcancel := s.engineCtx()
+		_, err := s.eng.FlashSale(fctx, sale)
+		fcancel()
+		if err != nil {
+			return s.writeErr(ctx, rSaleReserve, err)
+		}
+		if remaining, ok = s.eng.SaleRemaining(sale); !ok {
+			return s.writeError(ctx, rSaleReserve, CodeNotFound, "no such flash sale")
+		}
 	}
 	// Nothing left: answered from memory, without the backend. The sale is
 	// in the engine's memory (SaleRemaining said so), so FlashSale is cheap;

@@ -108,7 +108,7 @@ func New(opts Options) (*Server, error) {
 		Handler:                       s.handle,
 		ErrorHandler:                  s.handleParseError,
 		Name:                          "surge",
-		Concurrency:                   o.ConnsMax,
+		Concurrency:                   o.ConnsMax + connsSlack,
 		MaxRequestBodySize:            o.BodyMaxBytes + bodySlackBytes,
 		ReadTimeout:                   o.ReadTimeout,
 		WriteTimeout:                  o.WriteTimeout,
@@ -135,7 +135,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.serving = true
 	s.mu.Unlock()
-	return s.srv.Serve(ln)
+	return s.srv.Serve(s.limitListener(ln))
 }
 
 // Shutdown stops accepting connections and waits for the requests in
