@@ -20,7 +20,7 @@ func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (
 	if len(req.Items) == 0 || len(req.Items) > inventory.LinesMax {
 		return Reservation{}, fmt.Errorf("%w: a cart holds 1 to %d items", ErrInvalid, inventory.LinesMax)
 	}
-	if err := e.checkUserGuide(a.UserID, req.GuideID); err != nil {
+	if err := e.checkUserGuide(a.UserID, req.GuideID, req.StoreID); err != nil {
 		return Reservation{}, err
 	}
 	m := resMeta{Kind: kindCheckout, Store: req.StoreID, Guide: req.GuideID,

@@ -283,19 +283,32 @@ func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
 	}
 	e.riskDenials[reason]++
 	e.riskMu.Unlock()
+	// A token bucket that ran dry is a rate limit, not a verdict on the
+	// buyer: API.md answers it 429/42900 with Retry-After, so a real buyer
+	// who clicked too fast knows to try again.
+	if reason == RiskReasonRateUser || reason == RiskReasonRateIP {
+		return fmt.Errorf("%w: %s", ErrThrottled, reason)
+	}
 	return &RiskError{Reason: reason}
 }
 
 // riskReasonsMax bounds the distinct denial reasons counted.
 const riskReasonsMax = 64
 
-func (e *Engine) checkUserGuide(userID, guideID string) error {
+// checkUserGuide checks the caller and the guide a sale is credited to: a
+// guide works in one store, so a guide of another store would credit the
+// sale to someone who did not make it (a stale or forged share card).
+func (e *Engine) checkUserGuide(userID, guideID, storeID string) error {
 	if userID == "" || len(userID) > inventory.IDLenMax {
 		return fmt.Errorf("%w: missing or oversized user id", ErrInvalid)
 	}
 	if guideID != "" {
-		if _, ok := e.catalog.Load().guides[guideID]; !ok {
+		g, ok := e.catalog.Load().guides[guideID]
+		if !ok {
 			return fmt.Errorf("%w: unknown guide %q", ErrInvalid, guideID)
+		}
+		if storeID != "" && g.StoreID != storeID {
+			return fmt.Errorf("%w: guide %q works in store %q, not %q", ErrInvalid, guideID, g.StoreID, storeID)
 		}
 	}
 	return nil
@@ -313,7 +326,7 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if quantity <= 0 || quantity > inventory.QuantityMaxDefault {
 		return Reservation{}, fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
 	}
-	if err := e.checkUserGuide(a.UserID, guideID); err != nil {
+	if err := e.checkUserGuide(a.UserID, guideID, s.spec.StoreID); err != nil {
 		return Reservation{}, err
 	}
 	a.Route = "flash_reserve"

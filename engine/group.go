@@ -324,7 +324,7 @@ func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
-	if err := e.checkUserGuide(a.UserID, guideID); err != nil {
+	if err := e.checkUserGuide(a.UserID, guideID, d.spec.StoreID); err != nil {
 		return Team{}, err
 	}
 	a.Route = "group_open"
@@ -372,7 +372,7 @@ func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string)
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
-	if err := e.checkUserGuide(a.UserID, ""); err != nil {
+	if err := e.checkUserGuide(a.UserID, "", ""); err != nil {
 		return Team{}, err
 	}
 	a.Route = "group_join"

@@ -535,6 +535,19 @@ func TestE2ERiskAndClientIP(t *testing.T) {
 	if st := h.stats(); st.RiskDenials["blocklist"] != 2 {
 		t.Errorf("risk denials = %v; want blocklist 2", st.RiskDenials)
 	}
+	// A rate limit is "throttled", not "denied" (API.md): 429/42900 with
+	// Retry-After (the harness checks the header on every 429), nothing
+	// reserved, counted by reason.
+	r = h.wantCode(CodeThrottled, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a, "X-Device-Id: hasty")
+	if r.Status != 429 || !strings.Contains(r.Msg, "rate_user") {
+		t.Errorf("rate-limited reserve = HTTP %d %q; want 429 mentioning rate_user", r.Status, r.Msg)
+	}
+	if after := h.stockState(); after != before {
+		t.Errorf("a throttled reserve changed stock")
+	}
+	if st := h.stats(); st.RiskDenials["rate_user"] != 1 {
+		t.Errorf("risk denials = %v; want rate_user 1", st.RiskDenials)
+	}
 	mres, err := h.client.Get(h.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)

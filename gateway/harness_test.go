@@ -42,8 +42,8 @@ const testCatalog = `{
               {"store_id": "s2", "sku_id": "k1", "price": 52900, "on_hand": 50}]}`
 
 // testRisk is a real risk hook with test-controlled behaviour, keyed by
-// the X-Device-Id the gateway passes through: "bot" is denied, "panic"
-// panics (a bug below the gateway), "block" waits until released.
+// the X-Device-Id the gateway passes through: "bot" is denied, "hasty"
+// is over its rate limit, "panic" panics (a bug below the gateway), "block" waits until released.
 type testRisk struct {
 	mu      sync.Mutex
 	entered chan string   // receives the route of each blocked attempt
@@ -63,6 +63,8 @@ func (r *testRisk) Check(ctx context.Context, in engine.RiskInput) engine.Verdic
 	switch in.DeviceID {
 	case "bot":
 		return engine.Verdict{Allow: false, Reason: "blocklist"}
+	case "hasty":
+		return engine.Verdict{Allow: false, Reason: engine.RiskReasonRateUser}
 	case "panic":
 		panic("test risk hook panics")
 	case "block":
