@@ -452,7 +452,41 @@ func (s *Pebble) Scan(ctx context.Context, state State, cursor string, limit int
 		return nil, "", err
 	}
 	defer s.leave()
-	return s.mem.Scan(ctx, state, cursor, limit)
+	if state != StateHeld && state != StatePaid && state != StateReleased {
+		return nil, "", invalidf("bad state")
+	}
+	if limit <= 0 || limit > ScanLimitMax || len(cursor) > IDLenMax {
+		return nil, "", invalidf("bad limit or cursor")
+	}
+	// Pebble keeps the records in id order, so a page is a seek past the
+	// cursor and a walk to the next limit matches: replaying every paid
+	// reservation at start-up costs one pass over the records, not one
+	// pass (and a sort) per page. The state is read from memory, which
+	// holds what was acknowledged.
+	lower := append(append([]byte{keyRecord}, cursor...), 0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{keyRecord + 1}})
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot scan reservations: %w: %w", ErrUnavailable, err)
+	}
+	defer it.Close()
+	var rs []Reservation
+	for valid := it.First(); valid; valid = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		res, err := s.mem.Reservation(ctx, string(it.Key()[1:]))
+		if err != nil || res.State != state {
+			continue // forgotten meanwhile, or in another state
+		}
+		if len(rs) == limit {
+			return rs, rs[len(rs)-1].ID, nil
+		}
+		rs = append(rs, res)
+	}
+	if err := it.Error(); err != nil {
+		return nil, "", fmt.Errorf("cannot scan reservations: %w: %w", ErrUnavailable, err)
+	}
+	return rs, "", nil
 }
 
 // Forget deletes a released reservation (see Memory.Forget), durably.
