@@ -36,7 +36,7 @@ type devLogin struct{}
 
 func (devLogin) login(_ context.Context, code string) (string, error) {
 	if !validUserID(code) {
-		return "", errf(CodeBadRequest, "code must be 1-128 printable ASCII characters")
+		return "", errf(CodeBadRequest, "code must be 1-128 printable ASCII characters, without spaces or braces")
 	}
 	return code, nil
 }

@@ -123,6 +123,11 @@ func TestDevLogin(t *testing.T) {
 	if err != nil || uid != "openid-1" {
 		t.Errorf("dev login = %q, %v", uid, err)
 	}
+	for _, code := range []string{"has{brace", "has}brace"} {
+		if _, err := (devLogin{}).login(context.Background(), code); err == nil {
+			t.Errorf("dev login accepted %q, which could log in but never reserve", code)
+		}
+	}
 	if _, err := (devLogin{}).login(context.Background(), "has space"); err == nil {
 		t.Error("dev login accepted a code with a space")
 	}

@@ -164,13 +164,15 @@ func bearer(h []byte) []byte {
 }
 
 // validUserID reports whether id is 1..userIDLenMax printable ASCII without
-// spaces (an openid is [A-Za-z0-9_-]).
+// spaces, '{' or '}' (an openid is [A-Za-z0-9_-]; the inventory refuses
+// braces, which would break Redis hash tags, so a user who can log in can
+// also reserve).
 func validUserID(id string) bool {
 	if len(id) == 0 || len(id) > userIDLenMax {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c > '~' {
+		if c := id[i]; c <= ' ' || c > '~' || c == '{' || c == '}' {
 			return false
 		}
 	}
