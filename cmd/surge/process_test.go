@@ -10,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/internal/redistest"
 )
 
 // These tests run the built `surge` binary as a user would: real processes,
@@ -389,7 +390,7 @@ func TestTwoNodesOnOneRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	rs := startRedis(t)
+	rs := redistest.Start(t).Addr
 	a := startSurge(t, "--backend", "redis", "--redis", rs, "--data", t.TempDir())
 	b := startSurge(t, "--backend", "redis", "--redis", rs, "--data", t.TempDir())
 	const saleID, quantity, users = "two-node-sale", 150, 400
@@ -461,10 +462,3 @@ func TestTwoNodesOnOneRedis(t *testing.T) {
 	}
 	t.Logf("codes %v", codes)
 }
-
-func startRedis(t *testing.T) string {
-	t.Helper()
-	return strings.TrimSpace(redisAddr(t))
-}
-
-var execCommand = exec.Command

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -70,7 +71,7 @@ func TestServeConfigPrecedence(t *testing.T) {
 
 func runSurge(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := execCommand(surgeBinary(t), args...)
+	cmd := exec.Command(surgeBinary(t), args...)
 	cmd.Env = append(os.Environ(), "SURGE_ADMIN_TOKEN="+testAdminToken)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

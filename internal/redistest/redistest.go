@@ -38,22 +38,30 @@ func Start(tb testing.TB, extra ...string) *Server {
 		fmt.Fprintln(os.Stderr, "WARNING:", msg)
 		tb.Skip(msg)
 	}
-	dir := tb.TempDir()
+	s, err := launch(bin, tb.TempDir(), extra)
+	if err != nil {
+		tb.Fatalf("redistest: could not start redis-server: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// launch starts bin on a free loopback port, trying a few ports in case
+// another process takes the one just found free.
+func launch(bin, dir string, extra []string) (*Server, error) {
+	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			tb.Fatalf("redistest: cannot find a free port: %v", err)
+			return nil, fmt.Errorf("cannot find a free port: %w", err)
 		}
 		s, err := start(bin, dir, port, extra)
-		if err != nil {
-			tb.Logf("redistest: attempt %d on port %d: %v", attempt, port, err)
-			continue
+		if err == nil {
+			return s, nil
 		}
-		tb.Cleanup(s.Stop)
-		return s
+		last = err
 	}
-	tb.Fatal("redistest: could not start redis-server")
-	return nil
+	return nil, last
 }
 
 func start(bin, dir string, port int, extra []string) (*Server, error) {
@@ -135,17 +143,5 @@ func Launch(dir string, extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: %w", err)
 	}
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s, err := start(bin, dir, port, extra)
-		if err == nil {
-			return s, nil
-		}
-		last = err
-	}
-	return nil, last
+	return launch(bin, dir, extra)
 }
