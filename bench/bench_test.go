@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestRunSmall runs every scenario group briefly: it proves that the
@@ -44,6 +46,21 @@ func TestRunSmall(t *testing.T) {
 	for _, want := range []string{"store page", "flash reserve, pebble backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
+		}
+	}
+}
+
+// TestOpenLoopBounds: a run whose arrivals would not fit the bound is
+// refused before anything is allocated or sent.
+func TestOpenLoopBounds(t *testing.T) {
+	noop := func(int, int, *fasthttp.Request) {}
+	ok := func(*fasthttp.Response) bool { return true }
+	for _, c := range []struct {
+		rate float64
+		d    time.Duration
+	}{{1e6, time.Hour}, {0, time.Second}, {100, 0}, {2e6, time.Second}} {
+		if _, err := OpenLoop(context.Background(), "127.0.0.1:1", c.rate, c.d, noop, ok); err == nil {
+			t.Errorf("OpenLoop(rate %.0f, %v) = nil error; want it refused", c.rate, c.d)
 		}
 	}
 }

@@ -30,9 +30,14 @@ type Latency struct {
 	Max       time.Duration
 }
 
-// openLoopWorkersMax bounds the requests in flight (and connections) of an
-// open-model run.
-const openLoopWorkersMax = 256
+const (
+	// openLoopWorkersMax bounds the requests in flight (and connections) of
+	// an open-model run.
+	openLoopWorkersMax = 256
+	// openLoopArrivalsMax bounds the arrivals of one run (their intended
+	// times are computed up front: 8 bytes each).
+	openLoopArrivalsMax = 10_000_000
+)
 
 // OpenLoop sends requests at a fixed rate for d, whatever the server does,
 // and measures latency from each request's intended send time. Each worker
@@ -43,7 +48,11 @@ func OpenLoop(ctx context.Context, addr string, rate float64, d time.Duration, b
 	if rate <= 0 || rate > 1e6 {
 		return Latency{}, fmt.Errorf("bench: rate %.0f out of range", rate)
 	}
-	offsets := loadtest.Arrival{Rate: rate, Duration: d}.Offsets(int(rate*d.Seconds()) + 1)
+	n := rate*d.Seconds() + 1
+	if d <= 0 || n > openLoopArrivalsMax {
+		return Latency{}, fmt.Errorf("bench: %.0f/s for %v is out of range (at most %d arrivals)", rate, d, openLoopArrivalsMax)
+	}
+	offsets := loadtest.Arrival{Rate: rate, Duration: d}.Offsets(int(n))
 	client := &fasthttp.HostClient{Addr: addr, MaxConns: openLoopWorkersMax, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	var (
