@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Memory is the in-process backend: atomic counters, no persistence. It is
@@ -15,11 +17,16 @@ import (
 // Reserving from one pool is one CAS on the pool's counter (no mutex per
 // pool); a multi-line reserve takes its pools in pool-id order and rolls
 // back on failure. Per-user counts are atomics in a sharded table, dropped
-// when they return to zero. Reservations live in a sharded map, each shard
-// with an expiry heap that Expire pops, so each expiry is released once.
+// when they return to zero. Reservations live in shards: pointer-free
+// records (so the garbage collector does not scan them) found through an
+// open-addressing index, with an expiry heap that Expire pops, so each
+// expiry is released once, and a purge heap of released records that Purge
+// pops, so each is forgotten once.
 //
-// Memory keeps every reservation it ever made (Scan and Reservation read
-// released ones too): a process holds about 200 bytes per reservation.
+// Memory keeps every reservation until it is forgotten (Forget, Purge):
+// Scan and Reservation read released ones too. A reservation costs about
+// 130 bytes (record, index entry, heap entries) plus its id, user and meta;
+// slots and arena space of forgotten ones are reused.
 type Memory struct {
 	opts       Options
 	pools      poolTable
@@ -27,6 +34,7 @@ type Memory struct {
 	recSeed    maphash.Seed
 	recs       [recShards]recShard
 	expireNext atomic.Uint32
+	purgeNext  atomic.Uint32
 	closed     atomic.Bool
 	// dur persists changes before they are acknowledged; nil for the pure
 	// memory backend.
@@ -39,10 +47,12 @@ var _ Store = (*Memory)(nil)
 // Units that leave a pool's free counter are taken in memory first and
 // rolled back if persisting fails; units that return to free are persisted
 // first. So memory never promises a unit the disk does not have.
+//
+// The records passed are locked (their mu) and current.
 type durable interface {
 	putRecords(ws []recWrite) error
 	putPools(ws []poolWrite) error
-	deleteRecord(id string) error
+	deleteRecords(recs []*record) error
 }
 
 // recWrite is a record with the state it is moving to.
@@ -70,16 +80,13 @@ func NewMemory(opts Options) *Memory {
 	m.pools.init()
 	m.users.init()
 	for i := range m.recs {
-		m.recs[i].m = make(map[uint64]*record)
+		m.recs[i].init()
 	}
 	return m
 }
 
-// recShard returns the shard of id and id's hash.
-func (m *Memory) recShard(id string) (*recShard, uint64) {
-	h := maphash.String(m.recSeed, id)
-	return &m.recs[h%recShards], h
-}
+// shardOf returns the shard of a record.
+func (m *Memory) shardOf(rec *record) *recShard { return &m.recs[rec.hash%recShards] }
 
 // CreatePool implements Store.
 func (m *Memory) CreatePool(ctx context.Context, id string, supplied int64) error {
@@ -108,8 +115,8 @@ func (m *Memory) CreatePool(ctx context.Context, id string, supplied int64) erro
 	return nil
 }
 
-// Reserve implements Store. The returned Lines and Meta are shared with the
-// store: do not modify them.
+// Reserve implements Store. A new reservation's Lines and Meta are the
+// request's own slices; a replayed one's are fresh copies.
 func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
 	if m.closed.Load() {
 		return Reservation{}, ErrClosed
@@ -117,28 +124,35 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if err := req.Validate(m.opts.MaxQuantity); err != nil {
 		return Reservation{}, err
 	}
-	sh, h := m.recShard(req.ID)
-	var head *record
+	h := maphash.String(m.recSeed, req.ID)
+	sh := &m.recs[h%recShards]
+	var pos int
 	for attempt := 0; ; attempt++ {
 		sh.mu.Lock()
-		head = sh.m[h]
-		rec := chainFind(head, req.ID)
+		var rec *record
+		var gen uint32
+		rec, gen, pos = sh.find(h, req.ID)
 		if rec == nil {
-			// sh.mu stays locked: create below, chained before head.
+			// sh.mu stays locked: create below.
 			break
 		}
 		sh.mu.Unlock()
 		rec.mu.Lock() // waits for a concurrent creator
-		if rec.state == stateFailed {
+		if rec.gen != gen {
+			// Its creation failed, or it was forgotten: look again.
 			rec.mu.Unlock()
 			if attempt >= reserveRetryMax {
 				return Reservation{}, fmt.Errorf("cannot reserve %q: concurrent attempts keep failing: %w", req.ID, ErrUnavailable)
 			}
 			continue
 		}
-		res := rec.view()
+		same := m.sameRequest(sh, rec, &req)
+		var res Reservation
+		if same {
+			res = m.view(sh, rec, req.ID)
+		}
 		rec.mu.Unlock()
-		if !SameRequest(&res, &req) {
+		if !same {
 			return Reservation{}, fmt.Errorf("cannot reserve %q: %w", req.ID, ErrIDConflict)
 		}
 		return res, nil
@@ -146,19 +160,21 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 
 	// sh.mu is held. Resolve the pools before creating anything.
 	var poolsBuf [LinesMax]*pool
+	var idxBuf [LinesMax]uint32
 	for i := range req.Lines {
 		p := m.pools.get(req.Lines[i].Pool)
 		if p == nil {
 			sh.mu.Unlock()
 			return Reservation{}, fmt.Errorf("cannot reserve from %q: %w", req.Lines[i].Pool, ErrPoolNotFound)
 		}
-		poolsBuf[i] = p
+		poolsBuf[i], idxBuf[i] = p, p.idx
 	}
+	pools := poolsBuf[:len(req.Lines)]
 	// Sold out and over the limit are the common answers in a flash sale:
 	// give them without creating a record (and without allocating). take
 	// decides again, atomically, for the requests that pass.
-	for i := range req.Lines {
-		if poolsBuf[i].free.Load() < req.Lines[i].Quantity {
+	for i, p := range pools {
+		if p.free.Load() < req.Lines[i].Quantity {
 			sh.mu.Unlock()
 			return Reservation{}, ErrSoldOut
 		}
@@ -171,56 +187,115 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		}
 	}
 	createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
-	rec := sh.alloc()
-	rec.id = req.ID
-	rec.hash = h
-	rec.user = req.User
-	rec.createdMs = createdMs
-	rec.expiresMs = expiresMs
-	if len(req.Lines) == 1 {
-		rec.line0[0] = req.Lines[0]
-		rec.pool0[0] = poolsBuf[0]
-		rec.lines = rec.line0[:]
-		rec.pools = rec.pool0[:]
-	} else {
-		rec.lines = slices.Clone(req.Lines)
-		rec.pools = slices.Clone(poolsBuf[:len(req.Lines)])
+	res := Reservation{
+		ID:        req.ID,
+		User:      req.User,
+		Lines:     req.Lines,
+		State:     StateHeld,
+		CreatedAt: time.UnixMilli(createdMs),
+		ExpiresAt: time.UnixMilli(expiresMs),
 	}
 	if len(req.Meta) > 0 {
-		rec.meta = slices.Clone(req.Meta)
+		res.Meta = req.Meta
 	}
-	rec.mu.Lock()
-	rec.next = head // sh.mu was held since head was read
-	sh.m[h] = rec
-	sh.exp.push(expEntry{ms: expiresMs, rec: rec})
+	if m.dur == nil {
+		// Nothing to wait for: take the units and publish the record
+		// under sh.mu, so nobody ever sees it pending.
+		if err := m.take(req.User, req.Lines, pools); err != nil {
+			sh.mu.Unlock()
+			return Reservation{}, err
+		}
+		rec := sh.newRecord(h, req.ID, req.User, req.Lines, idxBuf[:len(pools)], req.Meta, createdMs, expiresMs)
+		rec.state, rec.refunded = StateHeld, false
+		sh.publish(rec, pos)
+		sh.pushExp(rec)
+		sh.mu.Unlock()
+		return res, nil
+	}
+
+	// Durable: publish the record pending (concurrent reserves of the id
+	// wait on its mu), take the units, persist, then decide.
+	rec := sh.newRecord(h, req.ID, req.User, req.Lines, idxBuf[:len(pools)], req.Meta, createdMs, expiresMs)
+	rec.mu.Lock() // a free slot: whoever holds it only checks gen and leaves
+	rec.state, rec.refunded = statePending, false
+	sh.publish(rec, pos)
+	sh.pushExp(rec)
 	sh.mu.Unlock()
 
-	err := m.take(rec)
-	if err == nil && m.dur != nil {
+	err := m.take(req.User, req.Lines, pools)
+	if err == nil {
 		if err = m.dur.putRecords([]recWrite{{rec: rec, state: StateHeld}}); err != nil {
-			m.untake(rec)
+			m.untake(req.User, req.Lines, pools)
 		}
 	}
 	if err != nil {
-		rec.state = stateFailed
 		sh.mu.Lock()
-		sh.del(rec)
+		sh.forget(rec)
 		sh.mu.Unlock()
 		rec.mu.Unlock()
 		return Reservation{}, err
 	}
-	rec.state = StateHeld
-	res := rec.view()
+	rec.state, rec.refunded = StateHeld, false
 	rec.mu.Unlock()
 	return res, nil
 }
 
-// take takes rec's units from its pools and the user's allowances, all or
-// nothing: ErrSoldOut before ErrLimitExceeded. These two are the everyday
-// refusals of a flash sale, returned unwrapped so that refusing allocates
-// nothing.
-func (m *Memory) take(rec *record) error {
-	lines, pools := rec.lines, rec.pools
+// sameRequest reports whether req asks for what rec holds (see
+// SameRequest), without building the reservation. Requires rec.mu.
+func (m *Memory) sameRequest(sh *recShard, rec *record, req *ReserveRequest) bool {
+	if string(sh.userBytes(rec)) != req.User || int(rec.nLines) != len(req.Lines) {
+		return false
+	}
+	for i := range req.Lines {
+		p, q, l := sh.line(rec, i)
+		if m.pools.at(p).id != req.Lines[i].Pool || q != req.Lines[i].Quantity || l != req.Lines[i].Limit {
+			return false
+		}
+	}
+	return true
+}
+
+// view returns the reservation in rec, whose id is id. Requires rec.mu.
+func (m *Memory) view(sh *recShard, rec *record, id string) Reservation {
+	res := Reservation{
+		ID:        id,
+		User:      string(sh.userBytes(rec)),
+		Lines:     make([]Line, rec.nLines),
+		State:     rec.state,
+		CreatedAt: time.UnixMilli(rec.createdMs),
+		ExpiresAt: time.UnixMilli(rec.expiresMs),
+		Refunded:  rec.refunded,
+	}
+	for i := range res.Lines {
+		p, q, l := sh.line(rec, i)
+		res.Lines[i] = Line{Pool: m.pools.at(p).id, Quantity: q, Limit: l}
+	}
+	if rec.metaLen > 0 {
+		res.Meta = slices.Clone(sh.metaBytes(rec))
+	}
+	return res
+}
+
+// recLines returns rec's lines, their pools and its user, in the buffers.
+// The user aliases the record's blob: use it only under rec.mu, never keep
+// it. Requires rec.mu.
+func (m *Memory) recLines(rec *record, lines *[LinesMax]Line, pools *[LinesMax]*pool) ([]Line, []*pool, string) {
+	sh := m.shardOf(rec)
+	n := int(rec.nLines)
+	for i := range n {
+		p, q, l := sh.line(rec, i)
+		pools[i] = m.pools.at(p)
+		lines[i] = Line{Pool: pools[i].id, Quantity: q, Limit: l}
+	}
+	u := sh.userBytes(rec)
+	return lines[:n], pools[:n], unsafe.String(unsafe.SliceData(u), len(u))
+}
+
+// take takes the lines' units from their pools and the user's allowances,
+// all or nothing: ErrSoldOut before ErrLimitExceeded. These two are the
+// everyday refusals of a flash sale, returned unwrapped so that refusing
+// allocates nothing.
+func (m *Memory) take(user string, lines []Line, pools []*pool) error {
 	for i := range lines {
 		if pools[i].free.Load() < lines[i].Quantity {
 			return ErrSoldOut
@@ -228,12 +303,20 @@ func (m *Memory) take(rec *record) error {
 	}
 	for i := range lines {
 		l := &lines[i]
-		if !m.users.acquire(l.Pool, rec.user, l.Quantity, l.Limit) {
+		if !m.users.acquire(l.Pool, user, l.Quantity, l.Limit) {
 			for j := 0; j < i; j++ {
-				m.users.release(lines[j].Pool, rec.user, lines[j].Quantity)
+				m.users.release(lines[j].Pool, user, lines[j].Quantity)
 			}
 			return ErrLimitExceeded
 		}
+	}
+	if len(lines) == 1 {
+		if !pools[0].take(lines[0].Quantity) {
+			m.users.release(lines[0].Pool, user, lines[0].Quantity)
+			return ErrSoldOut
+		}
+		pools[0].held.Add(lines[0].Quantity)
+		return nil
 	}
 	// Take stock in pool-id order so competing multi-line reserves meet on
 	// the same first pool instead of each taking one and failing the other.
@@ -254,7 +337,7 @@ func (m *Memory) take(rec *record) error {
 				pools[j].free.Add(lines[j].Quantity)
 			}
 			for j := range lines {
-				m.users.release(lines[j].Pool, rec.user, lines[j].Quantity)
+				m.users.release(lines[j].Pool, user, lines[j].Quantity)
 			}
 			return ErrSoldOut
 		}
@@ -264,12 +347,12 @@ func (m *Memory) take(rec *record) error {
 }
 
 // untake undoes a successful take.
-func (m *Memory) untake(rec *record) {
-	for i := range rec.lines {
-		q := rec.lines[i].Quantity
-		rec.pools[i].held.Add(-q)
-		rec.pools[i].free.Add(q)
-		m.users.release(rec.lines[i].Pool, rec.user, q)
+func (m *Memory) untake(user string, lines []Line, pools []*pool) {
+	for i := range lines {
+		q := lines[i].Quantity
+		pools[i].held.Add(-q)
+		pools[i].free.Add(q)
+		m.users.release(lines[i].Pool, user, q)
 	}
 }
 
@@ -281,15 +364,17 @@ func (m *Memory) lookup(id string) (*record, error) {
 	if !ValidReservationID(id) {
 		return nil, invalidf("bad reservation id")
 	}
-	sh, h := m.recShard(id)
+	h := maphash.String(m.recSeed, id)
+	sh := &m.recs[h%recShards]
 	sh.mu.Lock()
-	rec := sh.get(h, id)
+	rec, gen, _ := sh.find(h, id)
 	sh.mu.Unlock()
 	if rec != nil {
 		rec.mu.Lock()
-		if rec.state != stateFailed {
+		if rec.gen == gen {
 			return rec, nil
 		}
+		// Failed or forgotten since: it was absent at that moment.
 		rec.mu.Unlock()
 	}
 	return nil, fmt.Errorf("cannot find reservation %q: %w", id, ErrReservationNotFound)
@@ -302,30 +387,32 @@ func (m *Memory) Confirm(ctx context.Context, id string) (Reservation, error) {
 		return Reservation{}, err
 	}
 	defer rec.mu.Unlock()
+	sh := m.shardOf(rec)
 	switch rec.state {
 	case StatePaid:
-		return rec.view(), nil
+		return m.view(sh, rec, id), nil
 	case StateReleased:
-		return rec.view(), fmt.Errorf("cannot confirm %q: released: %w", id, ErrBadState)
+		return m.view(sh, rec, id), fmt.Errorf("cannot confirm %q: released: %w", id, ErrBadState)
 	}
 	if m.opts.Now().UnixMilli() >= rec.expiresMs {
 		if err := m.releaseLocked(rec); err != nil {
 			return Reservation{}, err
 		}
-		return rec.view(), fmt.Errorf("cannot confirm %q: expired: %w", id, ErrBadState)
+		return m.view(sh, rec, id), fmt.Errorf("cannot confirm %q: expired: %w", id, ErrBadState)
 	}
 	if m.dur != nil {
 		if err := m.dur.putRecords([]recWrite{{rec: rec, state: StatePaid}}); err != nil {
 			return Reservation{}, err
 		}
 	}
-	for i := range rec.lines {
-		q := rec.lines[i].Quantity
-		rec.pools[i].held.Add(-q)
-		rec.pools[i].sold.Add(q)
+	for i := range int(rec.nLines) {
+		p, q, _ := sh.line(rec, i)
+		pl := m.pools.at(p)
+		pl.held.Add(-q)
+		pl.sold.Add(q)
 	}
-	rec.state = StatePaid
-	return rec.view(), nil
+	rec.state, rec.refunded = StatePaid, false
+	return m.view(sh, rec, id), nil
 }
 
 // releaseLocked releases a held or paid record (a paid one as a refund).
@@ -341,22 +428,29 @@ func (m *Memory) releaseLocked(rec *record) error {
 	return nil
 }
 
-// applyRelease returns rec's units. Requires rec.mu; rec is held or paid.
+// applyRelease returns rec's units and makes it a purge candidate. Requires
+// rec.mu; rec is held or paid.
 func (m *Memory) applyRelease(rec *record) {
 	refund := rec.state == StatePaid
-	for i := range rec.lines {
-		q := rec.lines[i].Quantity
-		p := rec.pools[i]
+	var linesBuf [LinesMax]Line
+	var poolsBuf [LinesMax]*pool
+	lines, pools, user := m.recLines(rec, &linesBuf, &poolsBuf)
+	for i := range lines {
+		q := lines[i].Quantity
+		p := pools[i]
 		if refund {
 			p.sold.Add(-q)
 		} else {
 			p.held.Add(-q)
 		}
 		p.free.Add(q)
-		m.users.release(rec.lines[i].Pool, rec.user, q)
+		m.users.release(lines[i].Pool, user, q)
 	}
-	rec.state = StateReleased
-	rec.refunded = refund
+	rec.state, rec.refunded = StateReleased, refund
+	sh := m.shardOf(rec)
+	sh.mu.Lock()
+	sh.pushPurge(rec)
+	sh.mu.Unlock()
 }
 
 // Release implements Store.
@@ -366,16 +460,17 @@ func (m *Memory) Release(ctx context.Context, id string) (Reservation, error) {
 		return Reservation{}, err
 	}
 	defer rec.mu.Unlock()
+	sh := m.shardOf(rec)
 	switch rec.state {
 	case StateReleased:
-		return rec.view(), nil
+		return m.view(sh, rec, id), nil
 	case StatePaid:
-		return rec.view(), fmt.Errorf("cannot release %q: paid: %w", id, ErrBadState)
+		return m.view(sh, rec, id), fmt.Errorf("cannot release %q: paid: %w", id, ErrBadState)
 	}
 	if err := m.releaseLocked(rec); err != nil {
 		return Reservation{}, err
 	}
-	return rec.view(), nil
+	return m.view(sh, rec, id), nil
 }
 
 // Refund implements Store.
@@ -385,16 +480,39 @@ func (m *Memory) Refund(ctx context.Context, id string) (Reservation, error) {
 		return Reservation{}, err
 	}
 	defer rec.mu.Unlock()
-	switch {
-	case rec.state == StateReleased && rec.refunded:
-		return rec.view(), nil
-	case rec.state != StatePaid:
-		return rec.view(), fmt.Errorf("cannot refund %q: %s: %w", id, rec.state, ErrBadState)
+	sh := m.shardOf(rec)
+	switch st := rec.state; {
+	case st == StateReleased && rec.refunded:
+		return m.view(sh, rec, id), nil
+	case st != StatePaid:
+		return m.view(sh, rec, id), fmt.Errorf("cannot refund %q: %s: %w", id, st, ErrBadState)
 	}
 	if err := m.releaseLocked(rec); err != nil {
 		return Reservation{}, err
 	}
-	return rec.view(), nil
+	return m.view(sh, rec, id), nil
+}
+
+// popDue pops up to max records due at or before ms from the shards' expiry
+// heaps (purge: the purge heaps), starting at a rotating shard.
+func (m *Memory) popDue(purge bool, ms int64, max int, due []dueRec) []dueRec {
+	next := &m.expireNext
+	if purge {
+		next = &m.purgeNext
+	}
+	start := int(next.Add(1))
+	for i := 0; i < recShards && len(due) < max; i++ {
+		si := (start + i) % recShards
+		sh := &m.recs[si]
+		sh.mu.Lock()
+		if purge {
+			due = sh.popDue(&sh.purge, &sh.purgeStale, si, ms, max, due)
+		} else {
+			due = sh.popDue(&sh.exp, &sh.expStale, si, ms, max, due)
+		}
+		sh.mu.Unlock()
+	}
+	return due
 }
 
 // Expire implements Store. It pops due entries from the shards' expiry
@@ -409,21 +527,12 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservat
 	}
 	nowMs := now.UnixMilli()
 	var out []Reservation
-	var due []*record
-	start := int(m.expireNext.Add(1))
+	var due []dueRec
 	// Each round pops up to max-len(out) entries; entries of records that
 	// are no longer held are dropped, so rounds repeat until enough were
 	// released or nothing is due. Every round pops at least one entry.
 	for len(out) < max {
-		due = due[:0]
-		for i := 0; i < recShards && len(due) < max-len(out); i++ {
-			sh := &m.recs[(start+i)%recShards]
-			sh.mu.Lock()
-			for len(due) < max-len(out) && len(sh.exp) > 0 && sh.exp[0].ms <= nowMs {
-				due = append(due, sh.exp.pop().rec)
-			}
-			sh.mu.Unlock()
-		}
+		due = m.popDue(false, nowMs, max-len(out), due[:0])
 		if len(due) == 0 {
 			break
 		}
@@ -437,41 +546,88 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservat
 
 // expireDue releases the held records of due (popped from the heaps) and
 // appends them to out. If persisting fails they go back on their heaps.
-func (m *Memory) expireDue(due []*record, out []Reservation) ([]Reservation, error) {
-	held := due[:0]
-	for _, rec := range due {
-		rec.mu.Lock()
-		if rec.state == StateHeld {
-			held = append(held, rec)
-		} else {
-			rec.mu.Unlock()
-		}
-	}
+func (m *Memory) expireDue(due []dueRec, out []Reservation) ([]Reservation, error) {
+	held := lockDue(due, StateHeld)
 	if len(held) == 0 {
 		return out, nil
 	}
 	if m.dur != nil {
 		ws := make([]recWrite, len(held))
-		for i, rec := range held {
-			ws[i] = recWrite{rec: rec, state: StateReleased}
+		for i, d := range held {
+			ws[i] = recWrite{rec: d.rec, state: StateReleased}
 		}
 		if err := m.dur.putRecords(ws); err != nil {
-			for _, rec := range held {
-				sh := &m.recs[rec.hash%recShards]
+			for _, d := range held {
+				sh := &m.recs[d.shard]
 				sh.mu.Lock()
-				sh.exp.push(expEntry{ms: rec.expiresMs, rec: rec})
+				sh.pushExp(d.rec)
 				sh.mu.Unlock()
-				rec.mu.Unlock()
+				d.rec.mu.Unlock()
 			}
 			return out, err
 		}
 	}
-	for _, rec := range held {
-		m.applyRelease(rec)
-		out = append(out, rec.view())
-		rec.mu.Unlock()
+	for _, d := range held {
+		m.applyRelease(d.rec)
+		sh := &m.recs[d.shard]
+		out = append(out, m.view(sh, d.rec, string(sh.idBytes(d.rec))))
+		d.rec.mu.Unlock()
 	}
 	return out, nil
+}
+
+// Purge forgets up to max released reservations whose ExpiresAt is at or
+// before before and returns how many it forgot. Held and paid reservations
+// are never purged. It pops the shards' purge heaps (each entry is popped by
+// one caller only, so each reservation is forgotten once); on a durable
+// store the records are deleted in one synced batch per round before they
+// are forgotten. max out of (0, ExpireMax]: ErrInvalid.
+func (m *Memory) Purge(ctx context.Context, before time.Time, max int) (int, error) {
+	if m.closed.Load() {
+		return 0, ErrClosed
+	}
+	if max <= 0 || max > ExpireMax {
+		return 0, invalidf("max out of range")
+	}
+	beforeMs := before.UnixMilli()
+	n := 0
+	var due []dueRec
+	var recs []*record
+	for n < max {
+		due = m.popDue(true, beforeMs, max-n, due[:0])
+		if len(due) == 0 {
+			break
+		}
+		rel := lockDue(due, StateReleased)
+		if len(rel) == 0 {
+			continue
+		}
+		if m.dur != nil {
+			recs = recs[:0]
+			for _, d := range rel {
+				recs = append(recs, d.rec)
+			}
+			if err := m.dur.deleteRecords(recs); err != nil {
+				for _, d := range rel {
+					sh := &m.recs[d.shard]
+					sh.mu.Lock()
+					sh.pushPurge(d.rec)
+					sh.mu.Unlock()
+					d.rec.mu.Unlock()
+				}
+				return n, err
+			}
+		}
+		for _, d := range rel {
+			sh := &m.recs[d.shard]
+			sh.mu.Lock()
+			sh.forget(d.rec)
+			sh.mu.Unlock()
+			d.rec.mu.Unlock()
+		}
+		n += len(rel)
+	}
+	return n, nil
 }
 
 func (m *Memory) twoPools(from, to string, qty int64, checkQty bool) (*pool, *pool, error) {
@@ -626,7 +782,7 @@ func (m *Memory) Reservation(ctx context.Context, id string) (Reservation, error
 	if err != nil {
 		return Reservation{}, err
 	}
-	res := rec.view()
+	res := m.view(m.shardOf(rec), rec, id)
 	rec.mu.Unlock()
 	return res, nil
 }
@@ -642,35 +798,37 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 	if limit <= 0 || limit > ScanLimitMax || len(cursor) > IDLenMax {
 		return nil, "", invalidf("bad limit or cursor")
 	}
-	var cand []*record
+	type cand struct {
+		id  string
+		rec *record
+		gen uint32
+	}
+	var cands []cand
 	for i := range m.recs {
 		sh := &m.recs[i]
 		sh.mu.Lock()
-		for _, head := range sh.m {
-			for rec := head; rec != nil; rec = rec.next {
-				if rec.id > cursor {
-					cand = append(cand, rec)
-				}
+		for _, e := range sh.index {
+			if e == 0 {
+				continue
+			}
+			rec := sh.rec(uint32(e) - 1)
+			if id := sh.idBytes(rec); string(id) > cursor {
+				cands = append(cands, cand{id: string(id), rec: rec, gen: rec.gen})
 			}
 		}
 		sh.mu.Unlock()
 	}
-	slices.SortFunc(cand, func(a, b *record) int {
-		if a.id < b.id {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(cands, func(a, b cand) int { return strings.Compare(a.id, b.id) })
 	var rs []Reservation
-	for _, rec := range cand {
-		rec.mu.Lock()
-		st := rec.state
+	for _, c := range cands {
+		c.rec.mu.Lock()
+		ok := c.rec.gen == c.gen && c.rec.state == state
 		var res Reservation
-		if st == state {
-			res = rec.view()
+		if ok {
+			res = m.view(m.shardOf(c.rec), c.rec, c.id)
 		}
-		rec.mu.Unlock()
-		if st != state {
+		c.rec.mu.Unlock()
+		if !ok {
 			continue
 		}
 		if len(rs) == limit {
@@ -681,34 +839,63 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 	return rs, "", nil
 }
 
-// Forget drops a released reservation from memory, so that a long-running
-// process does not keep every reservation it ever made; its id may then be
-// reused. It returns ErrBadState for a held or paid reservation.
-func (m *Memory) Forget(id string) error {
-	if m.closed.Load() {
-		return ErrClosed
-	}
+// Forget drops a released reservation, so that a long-running process does
+// not keep every reservation it ever made; its id may then be reused. It
+// returns ErrBadState for a held or paid reservation. Purge forgets in bulk.
+func (m *Memory) Forget(ctx context.Context, id string) error {
 	rec, err := m.lookup(id)
 	if err != nil {
 		return err
 	}
 	defer rec.mu.Unlock()
-	if rec.state != StateReleased {
-		return fmt.Errorf("cannot forget %q: %s: %w", id, rec.state, ErrBadState)
+	if st := rec.state; st != StateReleased {
+		return fmt.Errorf("cannot forget %q: %s: %w", id, st, ErrBadState)
 	}
 	if m.dur != nil {
-		if err := m.dur.deleteRecord(id); err != nil {
+		if err := m.dur.deleteRecords([]*record{rec}); err != nil {
 			return err
 		}
 	}
-	sh := &m.recs[rec.hash%recShards]
+	sh := m.shardOf(rec)
 	sh.mu.Lock()
-	sh.del(rec)
+	sh.forget(rec)
 	sh.mu.Unlock()
-	// Waiters that looked the record up before the delete see it failed
-	// and look again.
-	rec.state = stateFailed
 	return nil
+}
+
+// restore adds a stored reservation (Pebble's load): the record, its units
+// in its pools and the user's counts, and its heap entry. pools[i] is the
+// pool of lines[i]. The id must be absent.
+func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []byte, createdMs, expiresMs int64, st State, refunded bool) {
+	h := maphash.String(m.recSeed, id)
+	sh := &m.recs[h%recShards]
+	var idxBuf [LinesMax]uint32
+	for i, p := range pools {
+		idxBuf[i] = p.idx
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rec := sh.newRecord(h, id, user, lines, idxBuf[:len(pools)], meta, createdMs, expiresMs)
+	rec.state, rec.refunded = st, refunded
+	sh.publish(rec, -1)
+	switch st {
+	case StateReleased:
+		sh.pushPurge(rec)
+		return
+	case StateHeld:
+		sh.pushExp(rec)
+	}
+	for i := range lines {
+		q := lines[i].Quantity
+		p := pools[i]
+		p.free.Add(-q)
+		if st == StateHeld {
+			p.held.Add(q)
+		} else {
+			p.sold.Add(q)
+		}
+		m.users.acquire(lines[i].Pool, user, q, 0)
+	}
 }
 
 // Close implements Store.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,13 +63,13 @@ func TestMemoryForget(t *testing.T) {
 	if _, err := m.Reserve(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Forget("s:r1"); !errors.Is(err, ErrBadState) {
+	if err := m.Forget(ctx, "s:r1"); !errors.Is(err, ErrBadState) {
 		t.Fatalf("Forget(held) = %v; want ErrBadState", err)
 	}
 	if _, err := m.Release(ctx, "s:r1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Forget("s:r1"); err != nil {
+	if err := m.Forget(ctx, "s:r1"); err != nil {
 		t.Fatalf("Forget(released) = %v", err)
 	}
 	if _, err := m.Reservation(ctx, "s:r1"); !errors.Is(err, ErrReservationNotFound) {
@@ -134,32 +136,176 @@ func TestMemoryUserBytes(t *testing.T) {
 	}
 }
 
-// TestRecShardHashChains forces records onto one hash: get, put and del
-// must still tell them apart by id (64-bit collisions are rare, not
-// impossible).
-func TestRecShardHashChains(t *testing.T) {
-	sh := &recShard{m: map[uint64]*record{}}
-	recs := make([]*record, 4)
+// TestRecShardIndexCollisions forces records onto one fingerprint, and so
+// one probe run: find, publish and forget must still tell them apart by id
+// (equal 32-bit fingerprints are rare, not impossible), and forgetting from
+// the middle of a run must keep the rest findable.
+func TestRecShardIndexCollisions(t *testing.T) {
+	var sh recShard
+	sh.init()
+	pools := []uint32{0}
+	lines := []Line{{Pool: "s:p", Quantity: 1}}
+	const n = 200 // grows the index twice
+	recs := make([]*record, n)
+	id := func(i int) string { return fmt.Sprintf("s:r%d", i) }
 	for i := range recs {
-		recs[i] = &record{id: fmt.Sprintf("s:r%d", i), hash: 7}
-		sh.put(recs[i])
+		h := uint64(7)<<32 | uint64(i%3) // fingerprint 7 for all
+		recs[i] = sh.newRecord(h, id(i), "u1", lines, pools, nil, 1, 2)
+		recs[i].state = StateReleased
+		sh.publish(recs[i], -1)
 	}
-	for _, r := range recs {
-		if got := sh.get(7, r.id); got != r {
-			t.Fatalf("get(%q) = %p; want %p", r.id, got, r)
+	check := func(gone map[int]bool) {
+		t.Helper()
+		for i, r := range recs {
+			got, _, _ := sh.find(r.hash, id(i))
+			if gone[i] {
+				if got != nil {
+					t.Fatalf("find(%q) after forget = %p; want nil", id(i), got)
+				}
+			} else if got != r {
+				t.Fatalf("find(%q) = %p; want %p", id(i), got, r)
+			}
 		}
 	}
-	sh.del(recs[2]) // middle of the chain
-	sh.del(recs[3]) // head of the chain
-	if sh.get(7, "s:r2") != nil || sh.get(7, "s:r3") != nil {
-		t.Fatal("deleted records still found")
+	check(nil)
+	gone := map[int]bool{}
+	for _, i := range []int{100, 0, 199, 57, 58, 150} {
+		r := recs[i]
+		h := r.hash
+		r.mu.Lock()
+		sh.forget(r)
+		r.mu.Unlock()
+		r.hash = h // the slot keeps its fields; find must not match it
+		gone[i] = true
+		check(gone)
 	}
-	if sh.get(7, "s:r0") != recs[0] || sh.get(7, "s:r1") != recs[1] {
-		t.Fatal("remaining records lost")
+	if sh.n != n-len(gone) || len(sh.free) != len(gone) {
+		t.Fatalf("index holds %d, free slots %d; want %d, %d", sh.n, len(sh.free), n-len(gone), len(gone))
 	}
-	sh.del(recs[1])
-	sh.del(recs[0])
-	if len(sh.m) != 0 {
-		t.Fatalf("map holds %d heads after deleting all", len(sh.m))
+}
+
+// TestRecShardIndexWraps fills a small index so that probe runs wrap
+// around its end, then forgets records in random order.
+func TestRecShardIndexWraps(t *testing.T) {
+	var sh recShard
+	sh.init()
+	pools := []uint32{0}
+	lines := []Line{{Pool: "s:p", Quantity: 1}}
+	size := uint64(len(sh.index))
+	var recs []*record
+	for i := range int(size/2) - 1 {
+		// Fingerprints at the last two positions: runs wrap to 0.
+		h := (size-1-uint64(i%2))<<32 | uint64(i)
+		r := sh.newRecord(h, fmt.Sprintf("s:w%d", i), "u1", lines, pools, nil, 1, 2)
+		sh.publish(r, -1)
+		recs = append(recs, r)
+	}
+	if uint64(len(sh.index)) != size {
+		t.Fatalf("index grew to %d; the test needs %d", len(sh.index), size)
+	}
+	for k, j := range rand.Perm(len(recs)) {
+		r := recs[j]
+		r.mu.Lock()
+		sh.forget(r)
+		r.mu.Unlock()
+		for i, o := range recs {
+			if o.state == stateFree {
+				continue
+			}
+			if got, _, _ := sh.find(o.hash, fmt.Sprintf("s:w%d", i)); got != o {
+				t.Fatalf("after %d forgets, find(s:w%d) = %p; want %p", k+1, i, got, o)
+			}
+		}
+	}
+	for _, e := range sh.index {
+		if e != 0 {
+			t.Fatalf("index not empty after forgetting all: %x", e)
+		}
+	}
+}
+
+// TestMemoryCycleStaysBounded reserves, releases and forgets ids over and
+// over, as a long sale does with retention: the record slots, the index and
+// the heaps (whose entries of forgotten records go stale) stay bounded by
+// what is live, not by how many reservations were ever made.
+func TestMemoryCycleStaysBounded(t *testing.T) {
+	m := NewMemory(Options{})
+	ctx := context.Background()
+	if err := m.CreatePool(ctx, "s:p", 1000); err != nil {
+		t.Fatal(err)
+	}
+	const live, rounds = 300, 60
+	for round := range rounds {
+		for i := range live {
+			id := fmt.Sprintf("s:r%d-%d", round, i)
+			_, err := m.Reserve(ctx, ReserveRequest{ID: id, User: "u1", TTL: time.Hour, Meta: []byte("meta"),
+				Lines: []Line{{Pool: "s:p", Quantity: 1}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Release(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 0 {
+				if err := m.Forget(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// The other half goes through Purge (all are due an hour on).
+		if _, err := m.Purge(ctx, time.Now().Add(2*time.Hour), ExpireMax); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots, entries, chunks := 0, 0, 0
+	for i := range m.recs {
+		sh := &m.recs[i]
+		if sh.n != 0 {
+			t.Fatalf("shard %d indexes %d records after all were forgotten", i, sh.n)
+		}
+		slots += int(sh.slots)
+		entries += len(sh.exp) + len(sh.purge)
+		for _, c := range *sh.arena.tab.Load() {
+			if c != nil {
+				chunks++
+			}
+		}
+	}
+	// Without reuse there would be live*rounds = 18000 slots and 36000
+	// heap entries; stale entries are compacted past staleMin a shard.
+	if slots > 2*live {
+		t.Errorf("record slots = %d; want at most %d (slots are reused)", slots, 2*live)
+	}
+	if entries > recShards*2*(staleMin*2+2) {
+		t.Errorf("heap entries = %d; want them compacted", entries)
+	}
+	if chunks > recShards*(arenaSpareMax+1) {
+		t.Errorf("arena chunks = %d; want at most %d", chunks, recShards*(arenaSpareMax+1))
+	}
+	if p, _ := m.Pool(ctx, "s:p"); p.Available != 1000 || p.Held != 0 {
+		t.Fatalf("Pool = %+v", p)
+	}
+}
+
+// TestReservationTagLen checks the one-pass id checks against their
+// definitions (ValidID, Tag).
+func TestReservationTagLen(t *testing.T) {
+	ids := []string{"", ":", "a:", ":a", "a:b", "ab:cd:ef", "a b:c", "a{b:c", "abc", "a:b}", "x\x7f:y", "s1:r1",
+		strings.Repeat("a", IDLenMax-2) + ":b", strings.Repeat("a", IDLenMax) + ":b", "é:x"}
+	for _, id := range ids {
+		want := 0
+		if ValidID(id) {
+			if tag := Tag(id); len(tag) > 0 && len(tag) < len(id)-1 {
+				want = len(tag)
+			}
+		}
+		if got := reservationTagLen(id); got != want {
+			t.Errorf("reservationTagLen(%q) = %d; want %d", id, got, want)
+		}
+		for _, tag := range []string{"a", "ab", "s1", "x"} {
+			if got, want := hasTag(id, tag), Tag(id) == tag; got != want {
+				t.Errorf("hasTag(%q, %q) = %v; want %v", id, tag, got, want)
+			}
+		}
 	}
 }

@@ -144,10 +144,10 @@ func TestPebbleReopenRebuildsState(t *testing.T) {
 		t.Fatalf("Expire after reopen = %v, %v; want s1:held", rs, err)
 	}
 	// Forget is durable: the released reservation is gone after reopen.
-	if err := s.Forget("s1:rel"); err != nil {
+	if err := s.Forget(ctx, "s1:rel"); err != nil {
 		t.Fatalf("Forget(released) = %v", err)
 	}
-	if err := s.Forget("s1:paid"); !errors.Is(err, inventory.ErrBadState) {
+	if err := s.Forget(ctx, "s1:paid"); !errors.Is(err, inventory.ErrBadState) {
 		t.Fatalf("Forget(paid) = %v; want ErrBadState", err)
 	}
 	// And that expiry is durable too.
@@ -323,7 +323,7 @@ func (w *walFaults) MaybeError(op errorfs.Op) error {
 func TestPebbleSyncErrorIsNotAcknowledged(t *testing.T) {
 	mem := vfs.NewCrashableMem()
 	faults := &walFaults{}
-	s := mustOpen(t, "db", inventory.PebbleOptions{FS: errorfs.Wrap(mem, faults)})
+	s := mustOpen(t, "db", inventory.PebbleOptions{FS: reuseThroughErrorfs{errorfs.Wrap(mem, faults)}})
 	ctx := context.Background()
 	if err := s.CreatePool(ctx, "e:p", 10); err != nil {
 		t.Fatal(err)
@@ -535,5 +535,399 @@ func TestPebbleCloseWhileBusy(t *testing.T) {
 	}
 	if p, _ := r.Pool(ctx, "w:p"); p.Held != int64(len(acked)) {
 		t.Fatalf("Pool = %+v; %d acknowledged", p, len(acked))
+	}
+}
+
+// purger is a store with retention: Memory and Pebble.
+type purger interface {
+	inventory.Store
+	Forget(ctx context.Context, id string) error
+	Purge(ctx context.Context, before time.Time, max int) (int, error)
+}
+
+// retentionBackends opens each backend with retention on the clock;
+// reopen returns the store to use after a restart (the same one for memory).
+var retentionBackends = []struct {
+	name string
+	open func(t *testing.T, dir string, clk *fakeClock) purger
+}{
+	{"memory", func(t *testing.T, dir string, clk *fakeClock) purger {
+		return inventory.NewMemory(inventory.Options{Now: clk.Now})
+	}},
+	{"pebble", func(t *testing.T, dir string, clk *fakeClock) purger {
+		return mustOpen(t, dir, inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}})
+	}},
+}
+
+// TestPurge checks what Purge forgets: released reservations whose
+// ExpiresAt is at or before the bound, never held or paid ones, at most max,
+// each once; the pools do not change; on pebble, the purge survives a
+// reopen and the candidates not yet due are found again after it.
+func TestPurge(t *testing.T) {
+	for _, b := range retentionBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newFakeClock()
+			dir := t.TempDir()
+			s := b.open(t, dir, clk)
+			defer func() { s.Close() }()
+			if err := s.CreatePool(ctx, "t:p", 100); err != nil {
+				t.Fatal(err)
+			}
+			t0 := clk.Now()
+			reserve := func(id string, ttl time.Duration) {
+				t.Helper()
+				_, err := s.Reserve(ctx, inventory.ReserveRequest{ID: id, User: "u-" + id, TTL: ttl, Meta: []byte("m"),
+					Lines: []inventory.Line{{Pool: "t:p", Quantity: 1, Limit: 3}}})
+				if err != nil {
+					t.Fatalf("Reserve(%q) = %v", id, err)
+				}
+			}
+			// Released at once, due at t0+1m: rel0..rel4.
+			for i := range 5 {
+				id := fmt.Sprintf("t:rel%d", i)
+				reserve(id, time.Minute)
+				if _, err := s.Release(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reserve("t:late", time.Hour) // released, due at t0+1h
+			if _, err := s.Release(ctx, "t:late"); err != nil {
+				t.Fatal(err)
+			}
+			reserve("t:held", time.Minute)   // stays held, past its time
+			reserve("t:paid", time.Minute)   // paid
+			reserve("t:refund", time.Minute) // paid, then refunded
+			reserve("t:exp", time.Second)    // released by Expire
+			for _, id := range []string{"t:paid", "t:refund"} {
+				if _, err := s.Confirm(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Refund(ctx, "t:refund"); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(2 * time.Second)
+			if rs, err := s.Expire(ctx, t0.Add(2*time.Second), 10); err != nil || len(rs) != 1 {
+				t.Fatalf("Expire = %v, %v; want t:exp", rs, err)
+			}
+			for _, max := range []int{0, -1, inventory.ExpireMax + 1} {
+				if _, err := s.Purge(ctx, t0.Add(time.Hour), max); !errors.Is(err, inventory.ErrInvalid) {
+					t.Fatalf("Purge(max %d) = %v; want ErrInvalid", max, err)
+				}
+			}
+			poolBefore, _ := s.Pool(ctx, "t:p")
+
+			// Nothing released is due before t0+1s (t:exp is due at t0+1s).
+			if n, err := s.Purge(ctx, t0.Add(time.Second-time.Millisecond), 100); err != nil || n != 0 {
+				t.Fatalf("Purge(before anything is due) = %d, %v; want 0", n, err)
+			}
+			// At t0+1m: rel0..4, t:refund and t:exp are due; take 3, then the rest.
+			n1, err := s.Purge(ctx, t0.Add(time.Minute), 3)
+			if err != nil || n1 != 3 {
+				t.Fatalf("Purge(max 3) = %d, %v; want 3", n1, err)
+			}
+			if err := s.Forget(ctx, "t:rel4"); err != nil && !errors.Is(err, inventory.ErrReservationNotFound) {
+				t.Fatalf("Forget(t:rel4) = %v", err)
+			} else if err == nil {
+				n1++ // forgotten here instead of by Purge
+			}
+			n2, err := s.Purge(ctx, t0.Add(time.Minute), 100)
+			if err != nil || n1+n2 != 7 {
+				t.Fatalf("Purge(rest) = %d, %v; want %d", n2, err, 7-n1)
+			}
+			if n, err := s.Purge(ctx, t0.Add(time.Minute), 100); err != nil || n != 0 {
+				t.Fatalf("Purge(again) = %d, %v; want 0", n, err)
+			}
+			gone := []string{"t:rel0", "t:rel1", "t:rel2", "t:rel3", "t:rel4", "t:refund", "t:exp"}
+			kept := map[string]inventory.State{"t:late": inventory.StateReleased, "t:held": inventory.StateHeld, "t:paid": inventory.StatePaid}
+			check := func(s purger, when string) {
+				t.Helper()
+				for _, id := range gone {
+					if _, err := s.Reservation(ctx, id); !errors.Is(err, inventory.ErrReservationNotFound) {
+						t.Fatalf("%s: Reservation(%q) = %v; want ErrReservationNotFound", when, id, err)
+					}
+				}
+				for id, st := range kept {
+					if r, err := s.Reservation(ctx, id); err != nil || r.State != st {
+						t.Fatalf("%s: Reservation(%q) = %+v, %v; want %s", when, id, r, err, st)
+					}
+				}
+				rs, _, err := s.Scan(ctx, inventory.StateReleased, "", 100)
+				if err != nil || len(rs) != 1 || rs[0].ID != "t:late" {
+					t.Fatalf("%s: Scan(released) = %v, %v; want t:late only", when, rs, err)
+				}
+				if p, _ := s.Pool(ctx, "t:p"); p != poolBefore {
+					t.Fatalf("%s: Pool = %+v; want %+v", when, p, poolBefore)
+				}
+			}
+			check(s, "after purge")
+			if b.name == "pebble" {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = b.open(t, dir, clk)
+				check(s, "after reopen")
+			}
+			// t:late is still a candidate (rebuilt on reopen): due at t0+1h.
+			if n, err := s.Purge(ctx, t0.Add(time.Hour-time.Millisecond), 100); err != nil || n != 0 {
+				t.Fatalf("Purge(before t:late is due) = %d, %v; want 0", n, err)
+			}
+			if n, err := s.Purge(ctx, t0.Add(time.Hour), 100); err != nil || n != 1 {
+				t.Fatalf("Purge(t:late) = %d, %v; want 1", n, err)
+			}
+			if _, err := s.Reservation(ctx, "t:late"); !errors.Is(err, inventory.ErrReservationNotFound) {
+				t.Fatalf("Reservation(t:late) = %v; want ErrReservationNotFound", err)
+			}
+			// A purged id may be reserved again, as a new hold.
+			reserve("t:rel0", time.Minute)
+			if p, _ := s.Pool(ctx, "t:p"); p.Held != poolBefore.Held+1 {
+				t.Fatalf("Pool after reusing a purged id = %+v", p)
+			}
+			if b.name == "pebble" {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = b.open(t, dir, clk)
+				if _, err := s.Reservation(ctx, "t:late"); !errors.Is(err, inventory.ErrReservationNotFound) {
+					t.Fatalf("Reservation(t:late) after reopen = %v; want ErrReservationNotFound", err)
+				}
+				if r, err := s.Reservation(ctx, "t:rel0"); err != nil || r.State != inventory.StateHeld {
+					t.Fatalf("Reservation(t:rel0) after reopen = %+v, %v; want held", r, err)
+				}
+			}
+		})
+	}
+}
+
+// TestPurgeConcurrent purges from many goroutines while others forget,
+// release and reserve: every released reservation is forgotten exactly
+// once (the counts add up), held ones stay, and the pool is untouched by
+// the purging.
+func TestPurgeConcurrent(t *testing.T) {
+	for _, b := range retentionBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newFakeClock()
+			dir := t.TempDir()
+			s := b.open(t, dir, clk)
+			defer func() { s.Close() }()
+			const n = 600
+			if err := s.CreatePool(ctx, "c:p", n); err != nil {
+				t.Fatal(err)
+			}
+			id := func(i int) string { return fmt.Sprintf("c:r%04d", i) }
+			for i := range n {
+				_, err := s.Reserve(ctx, inventory.ReserveRequest{ID: id(i), User: fmt.Sprintf("u%d", i%7), TTL: time.Duration(1+i%5) * time.Second,
+					Lines: []inventory.Line{{Pool: "c:p", Quantity: 1}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Release every other one now; the rest stay held.
+			for i := 0; i < n; i += 2 {
+				if _, err := s.Release(ctx, id(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Advance(time.Minute)
+			var purged, forgotten atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if g < 2 {
+						// Forget some released ones directly.
+						for i := g * 2; i < n; i += 8 {
+							err := s.Forget(ctx, id(i))
+							switch {
+							case err == nil:
+								forgotten.Add(1)
+							case errors.Is(err, inventory.ErrReservationNotFound):
+							default:
+								t.Errorf("Forget(%q) = %v", id(i), err)
+								return
+							}
+						}
+						return
+					}
+					for {
+						k, err := s.Purge(ctx, clk.Now(), 1+g*3)
+						if err != nil {
+							t.Errorf("Purge = %v", err)
+							return
+						}
+						if k == 0 {
+							return
+						}
+						purged.Add(int64(k))
+					}
+				}()
+			}
+			wg.Wait()
+			if t.Failed() {
+				t.FailNow()
+			}
+			// A last purge takes what the forgetters' races left.
+			k, err := s.Purge(ctx, clk.Now(), inventory.ExpireMax)
+			if err != nil {
+				t.Fatal(err)
+			}
+			purged.Add(int64(k))
+			if got := purged.Load() + forgotten.Load(); got != n/2 {
+				t.Fatalf("purged %d + forgotten %d = %d; want %d", purged.Load(), forgotten.Load(), got, n/2)
+			}
+			for i := range n {
+				r, err := s.Reservation(ctx, id(i))
+				if i%2 == 0 {
+					if !errors.Is(err, inventory.ErrReservationNotFound) {
+						t.Fatalf("Reservation(%q) = %v; want ErrReservationNotFound", id(i), err)
+					}
+				} else if err != nil || r.State != inventory.StateHeld {
+					t.Fatalf("Reservation(%q) = %+v, %v; want held", id(i), r, err)
+				}
+			}
+			if p, _ := s.Pool(ctx, "c:p"); p.Held != n/2 || p.Available != n/2 {
+				t.Fatalf("Pool = %+v; want %d held, %d available", p, n/2, n/2)
+			}
+			if b.name == "pebble" {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = b.open(t, dir, clk)
+				rs, _, err := s.Scan(ctx, inventory.StateReleased, "", 10)
+				if err != nil || len(rs) != 0 {
+					t.Fatalf("Scan(released) after reopen = %v, %v; want none", rs, err)
+				}
+				if p, _ := s.Pool(ctx, "c:p"); p.Held != n/2 || p.Available != n/2 {
+					t.Fatalf("Pool after reopen = %+v; want %d held, %d available", p, n/2, n/2)
+				}
+			}
+		})
+	}
+}
+
+// TestRetentionStress reuses a small set of ids from many goroutines that
+// reserve, confirm, release, expire, forget and purge at once, so record
+// slots are freed and reused under every operation: at the end the pools
+// match the reservations that are left, each reservation answers as what it
+// is, and (pebble) a reopen shows the same.
+func TestRetentionStress(t *testing.T) {
+	for _, b := range retentionBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newFakeClock()
+			dir := t.TempDir()
+			s := b.open(t, dir, clk)
+			defer func() { s.Close() }()
+			const supply, ids, goroutines = 50, 40, 8
+			opsPerG := 400
+			if b.name == "pebble" {
+				opsPerG = 60
+			}
+			pools := []string{"x:a", "x:b"}
+			for _, p := range pools {
+				if err := s.CreatePool(ctx, p, supply); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(uint64(g), 9))
+					for range opsPerG {
+						id := fmt.Sprintf("x:r%d", rng.IntN(ids))
+						var err error
+						switch k := rng.IntN(10); {
+						case k < 4:
+							lines := []inventory.Line{{Pool: pools[0], Quantity: 1, Limit: 3}}
+							if k == 0 {
+								lines = append(lines, inventory.Line{Pool: pools[1], Quantity: 2})
+							}
+							_, err = s.Reserve(ctx, inventory.ReserveRequest{ID: id, User: fmt.Sprintf("u%d", rng.IntN(3)),
+								TTL: time.Duration(1+rng.IntN(50)) * time.Millisecond, Lines: lines, Meta: []byte(id)})
+						case k == 4:
+							_, err = s.Confirm(ctx, id)
+						case k == 5:
+							_, err = s.Release(ctx, id)
+						case k == 6:
+							err = s.Forget(ctx, id)
+						case k == 7:
+							_, err = s.Purge(ctx, clk.Now(), 1+rng.IntN(5))
+						case k == 8:
+							clk.Advance(time.Millisecond)
+							_, err = s.Expire(ctx, clk.Now(), 1+rng.IntN(5))
+						default:
+							var r inventory.Reservation
+							if r, err = s.Reservation(ctx, id); err == nil && r.ID != id {
+								t.Errorf("Reservation(%q) = %+v", id, r)
+								return
+							}
+						}
+						for _, ok := range []error{inventory.ErrSoldOut, inventory.ErrLimitExceeded, inventory.ErrIDConflict,
+							inventory.ErrBadState, inventory.ErrReservationNotFound} {
+							if errors.Is(err, ok) {
+								err = nil
+							}
+						}
+						if err != nil {
+							t.Errorf("%s: %v", id, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if t.Failed() {
+				t.FailNow()
+			}
+			check := func(s purger, when string) {
+				t.Helper()
+				held, sold := map[string]int64{}, map[string]int64{}
+				seen := 0
+				for _, st := range []inventory.State{inventory.StateHeld, inventory.StatePaid, inventory.StateReleased} {
+					rs, next, err := s.Scan(ctx, st, "", inventory.ScanLimitMax)
+					if err != nil || next != "" {
+						t.Fatalf("%s: Scan = %v, %q", when, err, next)
+					}
+					for _, r := range rs {
+						seen++
+						got, err := s.Reservation(ctx, r.ID)
+						if err != nil || got.State != st || string(got.Meta) != r.ID {
+							t.Fatalf("%s: Reservation(%q) = %+v, %v; Scan said %s", when, r.ID, got, err, st)
+						}
+						for _, l := range r.Lines {
+							switch st {
+							case inventory.StateHeld:
+								held[l.Pool] += l.Quantity
+							case inventory.StatePaid:
+								sold[l.Pool] += l.Quantity
+							}
+						}
+					}
+				}
+				for _, id := range pools {
+					p, err := s.Pool(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if p.Held != held[id] || p.Sold != sold[id] || p.Supplied != supply {
+						t.Fatalf("%s: Pool %+v; reservations hold %d, sold %d", when, p, held[id], sold[id])
+					}
+				}
+				t.Logf("%s: %d reservations left", when, seen)
+			}
+			check(s, "after the run")
+			if b.name == "pebble" {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = b.open(t, dir, clk)
+				check(s, "after reopen")
+			}
+		})
 	}
 }

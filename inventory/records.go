@@ -1,137 +1,522 @@
 package inventory
 
 import (
+	"encoding/binary"
+	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Internal record states besides the public ones.
+// Record states besides the public ones.
 const (
-	statePending State = 0   // being created; its creator holds mu
-	stateFailed  State = 255 // creation failed; removed from the map
+	// statePending: being created by a durable Reserve, whose creator
+	// holds mu until the state is decided.
+	statePending State = 0
+	// stateFree: the slot holds no reservation (never used, failed or
+	// forgotten).
+	stateFree State = 255
 )
 
-// record is one reservation. Its immutable fields are set before it is
-// published; state and refunded change only under mu.
+// record is one reservation, kept pointer-free so that the garbage
+// collector never scans the (many) records: pools are referenced by index,
+// the id, user, meta and lines after the first live in the shard's arena
+// (the blob, see blobSize).
+//
+// A record sits in a slot of its shard; a slot is reused after the record is
+// forgotten, and gen counts the reuses. Locking: every field is written
+// under the shard's mu before the record is published in the index (found
+// by others); after that state and refunded change under mu only, and gen
+// changes only when the slot is freed, under both mu and the shard's mu. So
+// whoever found a record under the shard's mu and then locked mu checks gen
+// to know the slot still holds what it found, and reads state under mu.
 type record struct {
 	mu        sync.Mutex
-	hash      uint64  // of id, under Memory.recSeed
-	next      *record // next record of the same hash in its shard
 	state     State
 	refunded  bool
-	id        string
-	user      string
-	lines     []Line
-	pools     []*pool
-	meta      []byte
+	gen       uint32
+	hash      uint64 // of the id, under Memory.recSeed
 	createdMs int64
 	expiresMs int64
-	// Inline storage for the common single-line reservation, so creating
-	// one does not allocate beyond the shard's slab.
-	line0 [1]Line
-	pool0 [1]*pool
+	qty0      int64 // line 0
+	limit0    int64
+	pool0     uint32
+	blobChunk uint32 // arena chunk and offset of the blob
+	blobOff   uint32
+	slot      uint32 // in its shard
+	metaLen   uint16
+	idLen     uint8
+	userLen   uint8
+	nLines    uint8
+	// inExp and inPurge say whether the shard's expiry and purge heaps hold
+	// an entry for this record (gen). Guarded by the shard's mu.
+	inExp   bool
+	inPurge bool
 }
 
-// view returns the reservation. Lines and Meta are shared with the store
-// and must not be modified. Requires mu.
-func (r *record) view() Reservation {
-	return Reservation{
-		ID:        r.id,
-		User:      r.user,
-		Lines:     r.lines,
-		State:     r.state,
-		Meta:      r.meta,
-		CreatedAt: time.UnixMilli(r.createdMs),
-		ExpiresAt: time.UnixMilli(r.expiresMs),
-		Refunded:  r.refunded,
-	}
+// lineBytes is the size of a line after the first in the blob: pool index
+// (4), quantity (8), limit (8).
+const lineBytes = 20
+
+// blobSize is the arena space of a record: id, user, meta, then lines 1..n-1.
+func blobSize(id, user string, meta []byte, nLines int) int {
+	return len(id) + len(user) + len(meta) + (nLines-1)*lineBytes
 }
 
 const (
-	recShards   = 128
-	recSlabSize = 128
+	recShards = 128
+	// recChunk records are allocated at once, and never move.
+	recChunk = 256
+	// indexSlotsMin is a shard's index size before it first grows.
+	indexSlotsMin = 256
+	// arenaChunkSize is a shard's arena allocation unit: at least the
+	// largest blob (IDLenMax*2 + MetaLenMax + (LinesMax-1)*lineBytes).
+	arenaChunkSize = 16 << 10
+	// arenaSpareMax bounds the empty arena chunks a shard keeps for reuse.
+	arenaSpareMax = 2
 )
 
-// recShard holds the records whose id hashes to it, and the expiry heap of
-// those records. The map is keyed by the id's 64-bit hash (computed once per
-// call, also to pick the shard), with records of equal hashes chained.
+// Compile-time check that a blob always fits a chunk.
+var _ [arenaChunkSize - (2*IDLenMax + MetaLenMax + (LinesMax-1)*lineBytes)]struct{}
+
+type arenaChunk [arenaChunkSize]byte
+
+// recShard holds the records whose id hashes to it, an index from id to
+// record, the expiry heap of held records and the purge heap of released
+// ones. Everything here is guarded by mu; records are locked separately.
 type recShard struct {
-	mu   sync.Mutex
-	m    map[uint64]*record
-	exp  expHeap
-	slab []record
-	_    [64]byte
+	mu sync.Mutex
+	// index is an open-addressing table with linear probing: entries are
+	// fingerprint<<32 | slot+1 (0 is empty), the fingerprint being the
+	// id hash's high 32 bits, which also place the entry. At most half
+	// full; deletion shifts entries back, so there are no tombstones.
+	index []uint64
+	n     int // entries in index
+	// chunks hold the record slots: slot s is chunks[s/recChunk][s%recChunk].
+	chunks []*[recChunk]record
+	slots  uint32   // slots handed out so far
+	free   []uint32 // freed slots, reused first
+	arena  arena
+	exp    expHeap // held records by expiry (entries may be stale)
+	purge  expHeap // released records by expiry (entries may be stale)
+	// No entry of exp (purge) is later than expMax (purgeMax).
+	expMax   int64
+	purgeMax int64
+	// Stale entries in exp and purge (their record was freed); the heaps
+	// are compacted when more than half their entries are stale.
+	expStale   int
+	purgeStale int
+	_          [64]byte
 }
 
-// get returns the record of id (with hash h), or nil. Requires mu.
-func (s *recShard) get(h uint64, id string) *record {
-	return chainFind(s.m[h], id)
+func (s *recShard) init() {
+	s.index = make([]uint64, indexSlotsMin)
+	s.expMax, s.purgeMax = math.MinInt64, math.MinInt64
+	s.arena.cur = -1
 }
 
-func chainFind(r *record, id string) *record {
-	for ; r != nil; r = r.next {
-		if r.id == id {
-			return r
+// rec returns the record in slot. Requires mu (records do not move, so the
+// pointer stays valid after).
+func (s *recShard) rec(slot uint32) *record {
+	return &s.chunks[slot/recChunk][slot%recChunk]
+}
+
+// blob returns rec's blob. Requires mu, or rec.mu with gen checked.
+func (s *recShard) blob(rec *record) []byte {
+	c := (*s.arena.tab.Load())[rec.blobChunk]
+	return c[rec.blobOff : rec.blobOff+uint32(blobSize0(rec))]
+}
+
+func blobSize0(rec *record) int {
+	return int(rec.idLen) + int(rec.userLen) + int(rec.metaLen) + (int(rec.nLines)-1)*lineBytes
+}
+
+func (s *recShard) idBytes(rec *record) []byte { return s.blob(rec)[:rec.idLen] }
+
+func (s *recShard) userBytes(rec *record) []byte {
+	return s.blob(rec)[rec.idLen : int(rec.idLen)+int(rec.userLen)]
+}
+
+func (s *recShard) metaBytes(rec *record) []byte {
+	o := int(rec.idLen) + int(rec.userLen)
+	return s.blob(rec)[o : o+int(rec.metaLen)]
+}
+
+// line returns line i's pool index, quantity and limit. Requires what blob
+// requires.
+func (s *recShard) line(rec *record, i int) (pool uint32, qty, limit int64) {
+	if i == 0 {
+		return rec.pool0, rec.qty0, rec.limit0
+	}
+	o := int(rec.idLen) + int(rec.userLen) + int(rec.metaLen) + (i-1)*lineBytes
+	b := s.blob(rec)[o : o+lineBytes]
+	return binary.LittleEndian.Uint32(b), int64(binary.LittleEndian.Uint64(b[4:])), int64(binary.LittleEndian.Uint64(b[12:]))
+}
+
+// find returns the record of id (hash h) and its gen, or nil and the
+// index position where id would go (for publish). Requires mu.
+func (s *recShard) find(h uint64, id string) (rec *record, gen uint32, pos int) {
+	fp := uint32(h >> 32)
+	mask := len(s.index) - 1
+	for i := int(fp) & mask; ; i = (i + 1) & mask {
+		e := s.index[i]
+		if e == 0 {
+			return nil, 0, i
+		}
+		if uint32(e>>32) == fp {
+			r := s.rec(uint32(e) - 1)
+			if int(r.idLen) == len(id) && string(s.idBytes(r)) == id {
+				return r, r.gen, 0
+			}
 		}
 	}
-	return nil
 }
 
-// put adds rec, whose id is absent. Requires mu.
-func (s *recShard) put(rec *record) {
-	rec.next = s.m[rec.hash]
-	s.m[rec.hash] = rec
-}
-
-// del removes rec if present. Requires mu.
-func (s *recShard) del(rec *record) {
-	head := s.m[rec.hash]
-	if head == rec {
-		if rec.next == nil {
-			delete(s.m, rec.hash)
-		} else {
-			s.m[rec.hash] = rec.next
+// newRecord takes a free slot and fills it with a reservation; lines[i]'s
+// pool has index pools[i]. It is not yet in the index (see publish).
+// Requires mu.
+func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []uint32, meta []byte, createdMs, expiresMs int64) *record {
+	var slot uint32
+	if n := len(s.free); n > 0 {
+		slot = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		if s.slots%recChunk == 0 {
+			s.chunks = append(s.chunks, new([recChunk]record))
 		}
-		return
+		slot = s.slots
+		s.slots++
 	}
-	for r := head; r != nil; r = r.next {
-		if r.next == rec {
-			r.next = rec.next
+	r := s.rec(slot)
+	r.slot = slot
+	r.hash = h
+	r.createdMs = createdMs
+	r.expiresMs = expiresMs
+	r.pool0, r.qty0, r.limit0 = pools[0], lines[0].Quantity, lines[0].Limit
+	r.idLen, r.userLen, r.metaLen, r.nLines = uint8(len(id)), uint8(len(user)), uint16(len(meta)), uint8(len(lines))
+	var b []byte
+	r.blobChunk, r.blobOff, b = s.arena.alloc(blobSize(id, user, meta, len(lines)))
+	o := copy(b, id)
+	o += copy(b[o:], user)
+	o += copy(b[o:], meta)
+	for i := 1; i < len(lines); i++ {
+		binary.LittleEndian.PutUint32(b[o:], pools[i])
+		binary.LittleEndian.PutUint64(b[o+4:], uint64(lines[i].Quantity))
+		binary.LittleEndian.PutUint64(b[o+12:], uint64(lines[i].Limit))
+		o += lineBytes
+	}
+	return r
+}
+
+// publish adds rec (filled by newRecord, id absent) to the index at pos,
+// which find returned with mu held since; pos < 0 to search. Requires mu.
+func (s *recShard) publish(rec *record, pos int) {
+	if (s.n+1)*2 > len(s.index) {
+		s.grow()
+		pos = -1
+	}
+	e := indexEntry(rec)
+	if pos >= 0 {
+		s.index[pos] = e
+	} else {
+		s.place(s.index, e)
+	}
+	s.n++
+}
+
+func indexEntry(rec *record) uint64 { return rec.hash>>32<<32 | uint64(rec.slot+1) }
+
+func (s *recShard) place(index []uint64, e uint64) {
+	mask := len(index) - 1
+	for i := int(e>>32) & mask; ; i = (i + 1) & mask {
+		if index[i] == 0 {
+			index[i] = e
 			return
 		}
 	}
 }
 
-// alloc returns a zeroed record from the slab. Requires mu.
-func (s *recShard) alloc() *record {
-	if len(s.slab) == 0 {
-		s.slab = make([]record, recSlabSize)
+func (s *recShard) grow() {
+	bigger := make([]uint64, len(s.index)*2)
+	for _, e := range s.index {
+		if e != 0 {
+			s.place(bigger, e)
+		}
 	}
-	r := &s.slab[0]
-	s.slab = s.slab[1:]
-	return r
+	s.index = bigger
+}
+
+// forget frees rec's slot: out of the index, blob back to the arena, gen
+// bumped so that whoever still holds the pointer sees it is gone. Requires
+// mu and rec.mu.
+func (s *recShard) forget(rec *record) {
+	s.unindex(indexEntry(rec))
+	s.arena.releaseBlob(rec.blobChunk)
+	if rec.inExp {
+		s.expStale++
+		rec.inExp = false
+	}
+	if rec.inPurge {
+		s.purgeStale++
+		rec.inPurge = false
+	}
+	rec.gen++
+	rec.state, rec.refunded = stateFree, false
+	s.free = append(s.free, rec.slot)
+}
+
+// unindex removes entry e, shifting later entries of its probe run back.
+func (s *recShard) unindex(e uint64) {
+	mask := len(s.index) - 1
+	i := int(e>>32) & mask
+	for s.index[i] != e {
+		if s.index[i] == 0 {
+			panic("BUG: inventory: unindexing a record that is not in the index")
+		}
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; s.index[j] != 0; j = (j + 1) & mask {
+		home := int(s.index[j]>>32) & mask
+		// The entry at j may move to i if its home is not in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			s.index[i] = s.index[j]
+			i = j
+		}
+	}
+	s.index[i] = 0
+	s.n--
+}
+
+// pushExp adds rec's expiry entry. Requires mu.
+func (s *recShard) pushExp(rec *record) {
+	if s.expStale > staleMin && s.expStale*2 > len(s.exp) {
+		s.expStale = s.compact(&s.exp)
+	}
+	s.exp.pushAfter(expEntry{ms: rec.expiresMs, slot: rec.slot, gen: rec.gen}, &s.expMax)
+	rec.inExp = true
+}
+
+// pushPurge adds rec's purge entry (rec was just released). Requires mu.
+func (s *recShard) pushPurge(rec *record) {
+	if s.purgeStale > staleMin && s.purgeStale*2 > len(s.purge) {
+		s.purgeStale = s.compact(&s.purge)
+	}
+	s.purge.pushAfter(expEntry{ms: rec.expiresMs, slot: rec.slot, gen: rec.gen}, &s.purgeMax)
+	rec.inPurge = true
+}
+
+// staleMin is how many stale heap entries a shard tolerates before it
+// considers compacting.
+const staleMin = 64
+
+// popDue pops h's entries due at or before ms, up to max, skipping stale
+// ones, and appends the records to due. Requires mu.
+func (s *recShard) popDue(h *expHeap, stale *int, shard int, ms int64, max int, due []dueRec) []dueRec {
+	for len(due) < max && len(*h) > 0 && (*h)[0].ms <= ms {
+		e := h.pop()
+		r := s.rec(e.slot)
+		if r.gen != e.gen {
+			*stale--
+			continue
+		}
+		if h == &s.exp {
+			r.inExp = false
+		} else {
+			r.inPurge = false
+		}
+		due = append(due, dueRec{rec: r, shard: uint32(shard), slot: e.slot, gen: e.gen})
+	}
+	return due
+}
+
+// compact drops h's stale entries and returns the new stale count (0).
+func (s *recShard) compact(h *expHeap) int {
+	kept := (*h)[:0]
+	for _, e := range *h {
+		if s.rec(e.slot).gen == e.gen {
+			kept = append(kept, e)
+		}
+	}
+	clear((*h)[len(kept):])
+	*h = kept
+	h.init()
+	return 0
+}
+
+// dueRec is a record taken from a heap under its shard's mu, with where it
+// was and its gen then.
+type dueRec struct {
+	rec   *record
+	shard uint32
+	slot  uint32
+	gen   uint32
+}
+
+// lockDue locks the records of due and keeps those that still hold the same
+// reservation, in state st; the others are unlocked. Every operation that
+// locks many records at once locks them in (shard, slot) order, so two of
+// them never wait for each other.
+func lockDue(due []dueRec, st State) []dueRec {
+	slices.SortFunc(due, func(a, b dueRec) int {
+		if a.shard != b.shard {
+			return int(a.shard) - int(b.shard)
+		}
+		return int(a.slot) - int(b.slot)
+	})
+	kept := due[:0]
+	for _, d := range due {
+		d.rec.mu.Lock()
+		if d.rec.gen == d.gen && d.rec.state == st {
+			kept = append(kept, d)
+		} else {
+			d.rec.mu.Unlock()
+		}
+	}
+	return kept
+}
+
+// arena holds the blobs of a shard's records in chunks. Blobs are carved
+// from the current chunk; a chunk is reused once all its blobs are freed.
+// Guarded by the shard's mu, except that readers of a live record's blob
+// load tab without it (chunks never move; a slot of tab changes only while
+// the chunk holds no live blob).
+type arena struct {
+	tab     atomic.Pointer[[]*arenaChunk]
+	live    []int32 // blobs per chunk
+	cur     int32   // chunk being carved, -1 for none
+	off     int     // next free byte of cur
+	spare   []uint32
+	dropped []uint32 // nil slots of tab
+}
+
+// alloc returns space for n bytes.
+func (a *arena) alloc(n int) (chunk, off uint32, b []byte) {
+	if a.cur < 0 || a.off+n > arenaChunkSize {
+		a.next()
+	}
+	c := (*a.tab.Load())[a.cur]
+	off = uint32(a.off)
+	a.off += n
+	a.live[a.cur]++
+	return uint32(a.cur), off, c[off : off+uint32(n)]
+}
+
+// next starts a new current chunk.
+func (a *arena) next() {
+	if old := a.cur; old >= 0 {
+		a.cur = -1
+		if a.live[old] == 0 {
+			a.recycle(uint32(old))
+		}
+	}
+	if n := len(a.spare); n > 0 {
+		a.cur = int32(a.spare[n-1])
+		a.spare = a.spare[:n-1]
+		a.off = 0
+		return
+	}
+	var tab []*arenaChunk
+	if p := a.tab.Load(); p != nil {
+		tab = *p
+	}
+	c := new(arenaChunk)
+	if n := len(a.dropped); n > 0 {
+		i := a.dropped[n-1]
+		a.dropped = a.dropped[:n-1]
+		tab[i] = c
+		a.cur = int32(i)
+	} else {
+		tab = append(tab[:len(tab):len(tab)], c) // a new array: readers keep the old one
+		a.tab.Store(&tab)
+		a.live = append(a.live, 0)
+		a.cur = int32(len(tab) - 1)
+	}
+	a.off = 0
+}
+
+// releaseBlob frees one blob of chunk.
+func (a *arena) releaseBlob(chunk uint32) {
+	a.live[chunk]--
+	if a.live[chunk] > 0 {
+		return
+	}
+	if int32(chunk) == a.cur {
+		a.off = 0 // nobody reads a freed blob: carve again from the start
+		return
+	}
+	a.recycle(chunk)
+}
+
+// recycle keeps an empty chunk for reuse, or drops it.
+func (a *arena) recycle(chunk uint32) {
+	if len(a.spare) < arenaSpareMax {
+		a.spare = append(a.spare, chunk)
+		return
+	}
+	(*a.tab.Load())[chunk] = nil
+	a.dropped = append(a.dropped, chunk)
 }
 
 type expEntry struct {
-	ms  int64
-	rec *record
+	ms   int64
+	slot uint32
+	gen  uint32
 }
 
-// expHeap is a min-heap of expiry times. It holds an entry per record
-// created in the shard until the entry's time passes and Expire pops it.
+// expHeap is a min-heap of expiry times.
 type expHeap []expEntry
 
 func (h *expHeap) push(e expEntry) {
 	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
+	h.up(len(*h) - 1)
+}
+
+// pushAfter pushes e, knowing that no entry is later than *maxMs (which it
+// then updates): entries that come in time order (one TTL for a sale) are
+// appended without reading their parents, which are far away in memory.
+func (h *expHeap) pushAfter(e expEntry, maxMs *int64) {
+	if e.ms >= *maxMs {
+		*maxMs = e.ms
+		*h = append(*h, e)
+		return
+	}
+	h.push(e)
+}
+
+func (h expHeap) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if s[p].ms <= s[i].ms {
+		if h[p].ms <= h[i].ms {
 			break
 		}
-		s[p], s[i] = s[i], s[p]
+		h[p], h[i] = h[i], h[p]
 		i = p
+	}
+}
+
+func (h expHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r].ms < h[l].ms {
+			m = r
+		}
+		if h[i].ms <= h[m].ms {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+func (h *expHeap) init() {
+	for i := len(*h)/2 - 1; i >= 0; i-- {
+		h.down(i)
 	}
 }
 
@@ -140,24 +525,11 @@ func (h *expHeap) pop() expEntry {
 	top := s[0]
 	n := len(s) - 1
 	s[0] = s[n]
-	s[n] = expEntry{}
 	s = s[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && s[r].ms < s[l].ms {
-			m = r
-		}
-		if s[i].ms <= s[m].ms {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
+	s.down(0)
 	*h = s
 	return top
 }
+
+// msTime converts Unix milliseconds to a time.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms) }

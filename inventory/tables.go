@@ -17,6 +17,8 @@ type pool struct {
 	onHand atomic.Int64
 	seq    atomic.Uint64
 	id     string
+	// idx is the pool's index in the table (records refer to pools by it).
+	idx uint32
 	// mu serializes the slow pool operations (feed, move, drain) so that
 	// their durable record is written in the order they apply.
 	mu sync.Mutex
@@ -57,14 +59,23 @@ func (p *pool) snapshot() Pool {
 	return s
 }
 
-// poolTable maps pool ids to pools. Reads are lock-free (open addressing
-// over atomic pointers, load factor at most 1/2); writers serialize on mu.
-// Pools are never deleted.
+// poolTable maps pool ids to pools, and pool indexes to pools. Reads are
+// lock-free (open addressing over atomic pointers, load factor at most 1/2;
+// indexes in chunks that never move); writers serialize on mu. Pools are
+// never deleted.
 type poolTable struct {
-	mu   sync.Mutex
-	tab  atomic.Pointer[poolSlots]
-	n    int
-	seed maphash.Seed
+	mu    sync.Mutex
+	tab   atomic.Pointer[poolSlots]
+	byIdx atomic.Pointer[[]*[poolChunk]atomic.Pointer[pool]]
+	n     int
+	seed  maphash.Seed
+}
+
+const poolChunk = 256
+
+// at returns the pool of index i, which exists.
+func (t *poolTable) at(i uint32) *pool {
+	return (*t.byIdx.Load())[i/poolChunk][i%poolChunk].Load()
 }
 
 type poolSlots struct {
@@ -103,6 +114,16 @@ func (t *poolTable) insertLocked(p *pool) {
 		t.tab.Store(bigger)
 		tab = bigger
 	}
+	p.idx = uint32(t.n) // before p is published
+	var chunks []*[poolChunk]atomic.Pointer[pool]
+	if c := t.byIdx.Load(); c != nil {
+		chunks = *c
+	}
+	if t.n%poolChunk == 0 {
+		chunks = append(chunks[:len(chunks):len(chunks)], new([poolChunk]atomic.Pointer[pool]))
+		t.byIdx.Store(&chunks)
+	}
+	chunks[p.idx/poolChunk][p.idx%poolChunk].Store(p)
 	t.place(tab, p)
 	t.n++
 }

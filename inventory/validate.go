@@ -35,28 +35,62 @@ func ValidID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c > '~' || c == '{' || c == '}' {
+		if !idByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// idByte tells the bytes allowed in an id.
+var idByte = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = c != '{' && c != '}'
+	}
+	return t
+}()
+
 // ValidReservationID reports whether s is a valid id of the form
 // "<tag>:<rest>" with a non-empty tag and rest.
 func ValidReservationID(s string) bool {
-	if !ValidID(s) {
-		return false
+	return reservationTagLen(s) > 0
+}
+
+// reservationTagLen returns the length of s's tag if s is a valid
+// reservation id, else 0: one pass for ValidID and Tag.
+func reservationTagLen(s string) int {
+	if len(s) == 0 || len(s) > IDLenMax {
+		return 0
 	}
-	tag := Tag(s)
-	return len(tag) > 0 && len(tag) < len(s)-1
+	tag := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !idByte[c] {
+			return 0
+		}
+		if c == ':' && tag < 0 {
+			tag = i
+		}
+	}
+	if tag <= 0 || tag >= len(s)-1 {
+		return 0
+	}
+	return tag
+}
+
+// hasTag reports whether Tag(id) == tag, where tag holds no ':'.
+func hasTag(id, tag string) bool {
+	if len(id) == len(tag) {
+		return id == tag
+	}
+	return len(id) > len(tag) && id[len(tag)] == ':' && id[:len(tag)] == tag
 }
 
 // Validate checks r against the shared input rules and returns ErrInvalid
 // (wrapped with the reason) or nil. maxQuantity is Options.MaxQuantity.
 func (r *ReserveRequest) Validate(maxQuantity int64) error {
-	if !ValidReservationID(r.ID) {
+	tagLen := reservationTagLen(r.ID)
+	if tagLen == 0 {
 		return invalidf("bad reservation id")
 	}
 	if !ValidID(r.User) {
@@ -71,13 +105,13 @@ func (r *ReserveRequest) Validate(maxQuantity int64) error {
 	if len(r.Meta) > MetaLenMax {
 		return invalidf("meta too long")
 	}
-	tag := Tag(r.ID)
+	tag := r.ID[:tagLen]
 	for i := range r.Lines {
 		l := &r.Lines[i]
 		if !ValidID(l.Pool) {
 			return invalidf("bad pool id")
 		}
-		if Tag(l.Pool) != tag {
+		if !hasTag(l.Pool, tag) {
 			return invalidf("pool tag differs from reservation tag")
 		}
 		if l.Quantity <= 0 || l.Quantity > maxQuantity {
