@@ -10,6 +10,7 @@ import (
 	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
 	"github.com/surge-retail/surge/inventory/invtest"
+	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
 // factory returns an invtest.Factory over one redis-server: each call
@@ -24,6 +25,22 @@ func factory(t *testing.T) invtest.Factory {
 
 func TestConformance(t *testing.T) {
 	invtest.Run(t, factory(t))
+}
+
+// TestConformanceUnbatched runs the suite with group commit off
+// (BatchMax 1): every reservation is its own script call.
+func TestConformanceUnbatched(t *testing.T) {
+	srv := redistest.Start(t)
+	var seq atomic.Int64
+	invtest.Run(t, func(tb testing.TB, o inventory.Options) inventory.Store {
+		s, err := redisinv.Open(context.Background(), redisinv.Options{Options: o, Addr: srv.Addr,
+			Prefix: fmt.Sprintf("unbatched%d", seq.Add(1)), BatchMax: 1})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 func TestStress(t *testing.T) {
@@ -79,6 +96,12 @@ func (n *nodes) Reservation(ctx context.Context, id string) (inventory.Reservati
 }
 func (n *nodes) Scan(ctx context.Context, state inventory.State, cursor string, limit int) ([]inventory.Reservation, string, error) {
 	return n.pick().Scan(ctx, state, cursor, limit)
+}
+func (n *nodes) Forget(ctx context.Context, id string) error {
+	return n.pick().Forget(ctx, id)
+}
+func (n *nodes) Purge(ctx context.Context, before time.Time, max int) (int, error) {
+	return n.pick().Purge(ctx, before, max)
 }
 func (n *nodes) Close() error {
 	for _, s := range n.all {

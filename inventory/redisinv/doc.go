@@ -9,6 +9,38 @@
 // caller's clock (inventory.Options.Now, in milliseconds) is passed to the
 // scripts, so every node and every backend agree on what has expired.
 //
+// # Group commit
+//
+// Concurrent Reserve calls of one tag are combined by the client into one
+// script call that decides up to Options.BatchMax (default 64) requests
+// in order, each all or nothing on its own and with its own answer:
+// exactly what the same calls would get one after the other. The script
+// reads what it needs (records, pool counters, users' counts), decides
+// every request in Lua, then writes with one command per kind of key
+// (HSET pool, HSET users, MSET records, one expiry entry): it never errors out
+// half-way, and a batch in which nothing is reserved writes nothing. One
+// call and one AOF write then serve the whole batch; Lua's per-command
+// overhead and the fsync are shared, as in Pebble's group commit.
+//
+// There is no goroutine besides the callers. Each tag maps to one of a
+// fixed set of batchers, which allows at most Options.BatchesInFlight
+// (default 4) batches in flight at once: a caller that finds a free slot
+// leads a batch of the waiting calls of its tag (itself included); the
+// others wait, and a leader whose batch is done hands its slot to the
+// first waiting call, which then leads the next batch of what has
+// gathered meanwhile. A repeated id is kept for a later batch, so it sees
+// the first one's record. A batcher holds at most a bounded number of
+// waiting calls; beyond that a caller runs its reservation alone. A batch
+// runs until the latest deadline of its callers' contexts (without one if
+// any has none) and is bounded by ConnTimeout in any case. A caller whose
+// context ends while it waits returns an error wrapping
+// inventory.ErrUnavailable: before its request was taken into a batch
+// nothing is written; after, the batch may still write it, exactly like a
+// single call whose reply was lost (Reserve is idempotent by id). A
+// caller is only ever answered from the reply of the script that decided
+// its request, so a yes has been written (and, with appendfsync always,
+// fsynced) before it is returned.
+//
 // # Keys
 //
 // All keys of one tag (inventory.Tag: the part of a pool or reservation id
@@ -16,12 +48,31 @@
 // Redis Cluster slot and the same scripts run on a single server or a
 // cluster. With prefix P (Options.Prefix) and tag T:
 //
-//	P:{T}:p:<pool>   hash  pool counters (free held sold onhand seq)
-//	P:{T}:u:<pool>   hash  user -> units in held and paid reservations
-//	P:{T}:r:<id>     hash  reservation record
-//	P:{T}:x          zset  held reservations by deadline (ms), for Expire
-//	P:{T}:s1|s2|s3   zset  reservations by state (score 0, ordered by id)
-//	P:tags           zset  registry of tags (score 0), for Expire and Scan
+//	P:{T}:p:<pool>   hash    pool counters (free held sold onhand seq)
+//	P:{T}:u:<pool>   hash    user -> units in held and paid reservations
+//	P:{T}:r:<id>     string  reservation record (record.go)
+//	P:{T}:x          zset    expiry index, for Expire: ids and batch entries " <n>"
+//	P:{T}:b:<n>      list    the ids reserved by batch n (P:{T}:bseq counts batches)
+//	P:{T}:s2|s3      zset    paid and released reservations (score 0, by id)
+//	P:{T}:d          zset    released reservations by deadline, for Purge
+//	P:tags           zset    registry of tags (score 0), for Expire, Scan and Purge
+//
+// A reserve writes the record, the pool and user counters and one entry
+// of the expiry index per batch, nothing else: the batch's ids go to a
+// list, entered in x once, scored by the batch's earliest deadline (a
+// batch of one enters its id itself). Nothing is removed from a list on
+// the way: Expire looks at every id of a due list once, releases the held
+// and due ones, enters the held ones not yet due in x on their own
+// (scored by their deadline) and drops the rest, a bounded number of ids
+// per script call. Held reservations have no index by id: Scan of held
+// ones gathers the held ids of x and its lists into a scratch sorted set
+// of equal scores (Redis orders it by bytes) for the one call, which costs
+// time in the size of the tag's expiry index; the engine never scans held
+// ones. Release, expiry, late confirmation and refund add the id to d, so
+// Purge finds what it may forget without scanning; Forget and Purge remove
+// the record and its index entries (a stale id left in a batch list is
+// dropped by Expire) and leave the counters alone (a released reservation
+// no longer counts).
 //
 // Free is Available minus Short, as in the memory backend: a feed that
 // removes more than is available drives it below zero, and units coming

@@ -21,6 +21,11 @@ import (
 // Expire looks for due holds in every tag.
 const tagsPerPipelineMax = 512
 
+// expireBudget bounds the ids one expire script examines (released or
+// found stale), so that one call never blocks the server for long. A
+// variable for tests.
+var expireBudget = 4096
+
 // Defaults of Options.
 const (
 	// AddrDefault is the default of Options.Addr.
@@ -55,6 +60,13 @@ type Options struct {
 	// calls with ErrUnavailable after about this long even when the
 	// caller's context has no deadline. Default ConnTimeoutDefault.
 	ConnTimeout time.Duration
+	// BatchMax bounds the reservations of one tag combined into one
+	// script call (group commit, see the package doc); 1 sends every
+	// reservation alone. Default BatchMaxDefault, at most BatchMaxLimit.
+	BatchMax int
+	// BatchesInFlight bounds the batches of one tag in flight at once.
+	// Default BatchesInFlightDefault, at most BatchesInFlightLimit.
+	BatchesInFlight int
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -75,6 +87,14 @@ func (o Options) WithDefaults() Options {
 	if o.ConnTimeout <= 0 {
 		o.ConnTimeout = ConnTimeoutDefault
 	}
+	if o.BatchMax <= 0 {
+		o.BatchMax = BatchMaxDefault
+	}
+	o.BatchMax = min(o.BatchMax, BatchMaxLimit)
+	if o.BatchesInFlight <= 0 {
+		o.BatchesInFlight = BatchesInFlightDefault
+	}
+	o.BatchesInFlight = min(o.BatchesInFlight, BatchesInFlightLimit)
 	return o
 }
 
@@ -86,6 +106,8 @@ type Store struct {
 	// tagsKey is the registry of tags, "P:tags".
 	tagsKey string
 	closed  atomic.Bool
+	// batchers combine concurrent reservations (batch.go).
+	batchers [batchShards]batcher
 }
 
 var _ inventory.Store = (*Store)(nil)
@@ -118,7 +140,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// Load the scripts now so that a bad server shows at Open, not at the
 	// first sale.
 	for _, l := range []*rueidis.Lua{reserveScript, confirmScript, releaseScript, refundScript,
-		expireScript, createScript, moveScript, feedScript, scanScript} {
+		expireScript, forgetScript, purgeScript, createScript, moveScript, feedScript, scanScript} {
 		l.ExecMulti(ctx, client) // with no executions it only loads the script
 	}
 	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
@@ -184,54 +206,6 @@ func (s *Store) mapErr(op string, err error) error {
 		return inventory.ErrClosed
 	}
 	return fmt.Errorf("redisinv: cannot %s: %w: %w", op, inventory.ErrUnavailable, err)
-}
-
-// Reserve implements inventory.Store.
-func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, error) {
-	if s.closed.Load() {
-		return inventory.Reservation{}, inventory.ErrClosed
-	}
-	if err := req.Validate(s.opts.MaxQuantity); err != nil {
-		return inventory.Reservation{}, err
-	}
-	nowMs, expMs := inventory.ExpiryMs(s.opts.Now(), req.TTL)
-	tag := inventory.Tag(req.ID)
-	base := s.base(tag)
-	args := make([]string, 7, 7+3*len(req.Lines))
-	args[0] = base
-	args[1] = req.ID
-	args[2] = req.User
-	args[3] = strconv.FormatInt(nowMs, 10)
-	args[4] = strconv.FormatInt(expMs, 10)
-	args[5] = string(req.Meta)
-	args[6] = strconv.Itoa(len(req.Lines))
-	for _, l := range req.Lines {
-		args = append(args, l.Pool, strconv.FormatInt(l.Quantity, 10), strconv.FormatInt(l.Limit, 10))
-	}
-	res := reserveScript.Exec(ctx, s.client, []string{base + "r:" + req.ID}, args)
-	if err := res.Error(); err != nil {
-		return inventory.Reservation{}, s.mapErr("reserve", err)
-	}
-	msg, err := res.ToMessage()
-	if err != nil {
-		return inventory.Reservation{}, s.mapErr("reserve", err)
-	}
-	if msg.IsArray() {
-		// The id exists with the same user and lines: the stored one.
-		return s.parseRes("reserve", req.ID, &msg)
-	}
-	r := inventory.Reservation{
-		ID:        req.ID,
-		User:      req.User,
-		Lines:     append([]inventory.Line(nil), req.Lines...),
-		State:     inventory.StateHeld,
-		CreatedAt: time.UnixMilli(nowMs),
-		ExpiresAt: time.UnixMilli(expMs),
-	}
-	if len(req.Meta) > 0 {
-		r.Meta = append([]byte(nil), req.Meta...)
-	}
-	return r, nil
 }
 
 // transition runs a state-changing script (confirm, release, refund) that
@@ -320,14 +294,23 @@ func (s *Store) Expire(ctx context.Context, now time.Time, max int) ([]inventory
 				continue
 			}
 			base := s.base(chunk[i])
-			msg, err := expireScript.Exec(ctx, s.client, []string{base + "x"},
-				[]string{base, nowArg, strconv.Itoa(max - len(out))}).ToMessage()
-			if err != nil {
-				return out, s.mapErr("expire", err)
-			}
-			out, err = s.appendPairs("expire", out, &msg)
-			if err != nil {
-				return out, err
+			for more := true; more && len(out) < max; {
+				vals, err := expireScript.Exec(ctx, s.client, []string{base + "x"},
+					[]string{base, nowArg, strconv.Itoa(max - len(out)), strconv.Itoa(expireBudget)}).ToArray()
+				if err != nil {
+					return out, s.mapErr("expire", err)
+				}
+				if len(vals) == 0 {
+					return out, fmt.Errorf("redisinv: cannot expire: empty reply: %w", inventory.ErrUnavailable)
+				}
+				flag, err := vals[0].AsInt64()
+				if err != nil {
+					return out, s.mapErr("expire", err)
+				}
+				more = flag == 1
+				if out, err = s.appendPairs("expire", out, vals[1:]); err != nil {
+					return out, err
+				}
 			}
 		}
 	}
@@ -335,10 +318,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time, max int) ([]inventory
 }
 
 // appendPairs parses a flat array of id, record pairs.
-func (s *Store) appendPairs(op string, out []inventory.Reservation, msg *rueidis.RedisMessage) ([]inventory.Reservation, error) {
-	vals, err := msg.ToArray()
-	if err != nil || len(vals)%2 != 0 {
-		return out, fmt.Errorf("redisinv: cannot %s: bad reply: %w", op, errors.Join(inventory.ErrUnavailable, err))
+func (s *Store) appendPairs(op string, out []inventory.Reservation, vals []rueidis.RedisMessage) ([]inventory.Reservation, error) {
+	if len(vals)%2 != 0 {
+		return out, fmt.Errorf("redisinv: cannot %s: bad reply: odd length: %w", op, inventory.ErrUnavailable)
 	}
 	for i := 0; i < len(vals); i += 2 {
 		id, err := vals[i].ToString()
@@ -488,64 +470,24 @@ func (s *Store) Reservation(ctx context.Context, id string) (inventory.Reservati
 		return inventory.Reservation{}, inventory.ErrInvalid
 	}
 	key := s.base(inventory.Tag(id)) + "r:" + id
-	msg, err := s.client.Do(ctx, s.client.B().Hgetall().Key(key).Build()).ToMessage()
+	v, err := s.client.Do(ctx, s.client.B().Get().Key(key).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return inventory.Reservation{}, inventory.ErrReservationNotFound
+	}
 	if err != nil {
 		return inventory.Reservation{}, s.mapErr("read reservation", err)
 	}
-	return s.parseRes("read reservation", id, &msg)
+	return parseRecord("read reservation", id, v)
 }
 
-// parseRes parses a reservation record (HGETALL reply, an array of field,
-// value pairs or a map).
+// parseRes parses a reservation record from a reply (a string, see
+// record.go).
 func (s *Store) parseRes(op, id string, msg *rueidis.RedisMessage) (inventory.Reservation, error) {
-	kv, err := msg.AsStrMap()
+	v, err := msg.ToString()
 	if err != nil {
 		return inventory.Reservation{}, s.mapErr(op, err)
 	}
-	if len(kv) == 0 {
-		return inventory.Reservation{}, inventory.ErrReservationNotFound
-	}
-	bad := func(field string, err error) (inventory.Reservation, error) {
-		return inventory.Reservation{}, fmt.Errorf("redisinv: cannot %s: record %q field %s: %w", op, id, field, errors.Join(inventory.ErrUnavailable, err))
-	}
-	num := func(f string) (int64, error) { return strconv.ParseInt(kv[f], 10, 64) }
-	r := inventory.Reservation{ID: id, User: kv["u"]}
-	n, err := num("n")
-	if err != nil || n < 0 || n > inventory.LinesMax {
-		return bad("n", err)
-	}
-	st, err := num("s")
-	if err != nil || st < int64(inventory.StateHeld) || st > int64(inventory.StateReleased) {
-		return bad("s", err)
-	}
-	r.State = inventory.State(st)
-	c, err := num("c")
-	if err != nil {
-		return bad("c", err)
-	}
-	e, err := num("e")
-	if err != nil {
-		return bad("e", err)
-	}
-	r.CreatedAt, r.ExpiresAt = time.UnixMilli(c), time.UnixMilli(e)
-	r.Refunded = kv["f"] == "1"
-	if m := kv["m"]; m != "" {
-		r.Meta = []byte(m)
-	}
-	r.Lines = make([]inventory.Line, n)
-	for i := range r.Lines {
-		k := strconv.Itoa(i + 1)
-		q, err := num("q" + k)
-		if err != nil {
-			return bad("q"+k, err)
-		}
-		lim, err := num("k" + k)
-		if err != nil {
-			return bad("k"+k, err)
-		}
-		r.Lines[i] = inventory.Line{Pool: kv["p"+k], Quantity: q, Limit: lim}
-	}
-	return r, nil
+	return parseRecord(op, id, v)
 }
 
 // Scan implements inventory.Store. Each tag keeps its reservations of a
@@ -584,8 +526,12 @@ func (s *Store) Scan(ctx context.Context, state inventory.State, cursor string, 
 		if err != nil {
 			return nil, "", s.mapErr("scan", err)
 		}
+		vals, err := msg.ToArray()
+		if err != nil {
+			return nil, "", s.mapErr("scan", err)
+		}
 		n := len(got)
-		if got, err = s.appendPairs("scan", got, &msg); err != nil {
+		if got, err = s.appendPairs("scan", got, vals); err != nil {
 			return nil, "", err
 		}
 		if n > 0 && len(got) > n {
