@@ -26,7 +26,9 @@
 // Memory: a CAS on the pool's free counter is the whole reserve decision
 // (no lock per pool); multi-line reserves take pools in id order and roll
 // back; per-user counts are atomics dropped at zero (about 64 bytes a
-// user); reservations sit in sharded maps with per-shard expiry heaps.
+// user); reservations are pointer-free records in 128 shards, each with an
+// open-addressing index, an arena for ids, users and meta, an expiry heap
+// and a purge heap.
 //
 // Pebble: Memory in front, every change committed to Pebble with Sync
 // before it is acknowledged; Pebble's group commit shares fsyncs between
@@ -35,8 +37,17 @@
 // Open rebuilds everything from the stored pools and reservations. After a
 // failed commit the store refuses writes (ErrUnavailable) until reopened.
 //
-// Both keep every reservation in memory (Scan and Reservation read released
-// ones); Forget (on Memory and Pebble) drops released ones, durably on
-// Pebble. Context arguments are accepted
-// for the interface; these backends do not block on anything but disk.
+// Redis (package redisinv): one Lua script per operation, every key of a tag
+// in one Cluster slot; concurrent reserves of one tag are combined into one
+// script call (group commit).
+//
+// # Retention
+//
+// Every backend keeps a reservation until it is forgotten: Scan and
+// Reservation read released ones too. Forget drops one released
+// reservation; Purge drops released ones whose deadline is old enough
+// without scanning (the engine's sweeper calls it with its retention
+// window). Paid reservations are never dropped: they count toward per-user
+// limits and back orders. Context arguments are accepted for the
+// interface; memory and pebble do not block on anything but disk.
 package inventory

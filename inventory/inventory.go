@@ -185,6 +185,18 @@ type Store interface {
 	// after the id cursor ("" for the start), at most limit of them; next is
 	// "" at the end.
 	Scan(ctx context.Context, state State, cursor string, limit int) (rs []Reservation, next string, err error)
+	// Forget drops a released reservation: it then reads as
+	// ErrReservationNotFound and its id may be reused. Pools and per-user
+	// counts do not change (released units stopped counting when they were
+	// released). A held or paid one: ErrBadState.
+	Forget(ctx context.Context, id string) error
+	// Purge forgets up to max released reservations whose ExpiresAt is at
+	// or before `before` and returns how many it forgot, without scanning
+	// every reservation. Held and paid reservations are never purged. Safe
+	// to call from many goroutines or nodes at once: each reservation is
+	// forgotten once. The engine's sweeper calls it with now minus the
+	// retention window.
+	Purge(ctx context.Context, before time.Time, max int) (int, error)
 	// Close releases resources; later calls return ErrClosed.
 	Close() error
 }

@@ -37,6 +37,9 @@ func Run(t *testing.T, f Factory) {
 		{"SetOnHand", testSetOnHand},
 		{"Short", testShort},
 		{"Scan", testScan},
+		{"Forget", testForget},
+		{"Purge", testPurge},
+		{"PurgeConcurrent", testPurgeConcurrent},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -860,4 +863,7 @@ func testClosed(t *testing.T, f Factory) {
 	wantErr(t, "Reservation after Close", err, inventory.ErrClosed)
 	_, _, err = h.s.Scan(ctx, inventory.StateHeld, "", 1)
 	wantErr(t, "Scan after Close", err, inventory.ErrClosed)
+	wantErr(t, "Forget after Close", h.s.Forget(ctx, "s1:r1"), inventory.ErrClosed)
+	_, err = h.s.Purge(ctx, time.Now(), 1)
+	wantErr(t, "Purge after Close", err, inventory.ErrClosed)
 }
