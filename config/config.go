@@ -52,6 +52,11 @@ type Config struct {
 	TrustedProxies []string `key:"trusted_proxies"`
 	// SweepInterval is how often expired holds are released. Default 1s.
 	SweepInterval time.Duration `key:"sweep_interval"`
+	// ReservationRetention is how long a released reservation (cancelled,
+	// expired or refunded) is kept after its hold deadline before the
+	// sweeper forgets it; paid ones are kept. 0 keeps them all. Default
+	// 24h.
+	ReservationRetention time.Duration `key:"reservation_retention"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `key:"log_level"`
 
@@ -124,6 +129,8 @@ func Default() Config {
 		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 		SweepInterval:  time.Second,
 		LogLevel:       "info",
+
+		ReservationRetention: 24 * time.Hour,
 		Login: Login{
 			Provider:      "dev",
 			WeChatBaseURL: "https://api.weixin.qq.com",
@@ -253,6 +260,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute {
 		return bad("sweep_interval", "want between 10ms and 1m, got %s", c.SweepInterval)
+	}
+	if c.ReservationRetention != 0 && (c.ReservationRetention < time.Hour || c.ReservationRetention > 90*24*time.Hour) {
+		return bad("reservation_retention", "want 0 (keep all) or between 1h and 2160h, got %s", c.ReservationRetention)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -87,6 +87,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	f(Sources{Getenv: env(map[string]string{"SURGE_BODY_MAX_BYTES": "lots"})}, "SURGE_BODY_MAX_BYTES")
 	f(Sources{Getenv: env(map[string]string{"SURGE_BODY_MAX_BYTES": "1"})}, "body_max_bytes")
 	f(Sources{Getenv: env(map[string]string{"SURGE_SWEEP_INTERVAL": "soon"})}, "duration")
+	f(Sources{Flags: map[string]string{"reservation_retention": "5m"}}, "reservation_retention")
+	f(Sources{Getenv: env(map[string]string{"SURGE_RESERVATION_RETENTION": "-1h"})}, "reservation_retention")
 	f(Sources{Flags: map[string]string{"login.provider": "wechat"}}, "app_id")
 	f(Sources{Flags: map[string]string{"trusted_proxies": "127.0.0.1"}}, "CIDR")
 	f(Sources{Flags: map[string]string{"risk.webhook_url": "ftp://x"}}, "webhook_url")
@@ -104,6 +106,22 @@ func TestEnvNamesAndKeys(t *testing.T) {
 	for _, k := range []string{"addr", "data", "backend", "redis", "demo", "admin_token", "feed_secret", "risk.require_device", "admission.sale_admit_factor"} {
 		if !strings.Contains(" "+keys+" ", " "+k+" ") {
 			t.Errorf("Keys() lacks %q", k)
+		}
+	}
+}
+
+func TestReservationRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0s": 0, "48h": 48 * time.Hour, "": 24 * time.Hour} {
+		src := Sources{Getenv: env(nil)}
+		if in != "" {
+			src.Flags = map[string]string{"reservation_retention": in}
+		}
+		c, err := Load(src)
+		if err != nil {
+			t.Fatalf("Load(reservation_retention %q) = %v", in, err)
+		}
+		if c.ReservationRetention != want {
+			t.Fatalf("reservation_retention %q = %s; want %s", in, c.ReservationRetention, want)
 		}
 	}
 }

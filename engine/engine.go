@@ -26,6 +26,9 @@ const (
 	// engIdemSweepEvery is how often the sweeper removes expired idempotency
 	// records.
 	engIdemSweepEvery = time.Minute
+	// engPurgeEvery is how often the sweeper forgets released reservations
+	// past the retention window.
+	engPurgeEvery = time.Minute
 	// engIDLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
 	engIDLenMax = 64
 )
@@ -70,10 +73,13 @@ type Engine struct {
 	// idemSweptAt is when expired idempotency records were last removed
 	// (guarded by sweepMu).
 	idemSweptAt time.Time
-	stop        chan struct{}
-	stopped     sync.WaitGroup
-	closeErr    error
-	closed      atomic.Bool
+	// purgedAt is when released reservations were last purged. Guarded
+	// by sweepMu.
+	purgedAt time.Time
+	stop     chan struct{}
+	stopped  sync.WaitGroup
+	closeErr error
+	closed   atomic.Bool
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,
@@ -229,7 +235,17 @@ func engValidID(s string) bool {
 // engNewToken returns a sortable, URL-safe random token: 10 chars of
 // milliseconds then 13 random chars.
 func engNewToken(now time.Time) string {
-	var b [23]byte
+	var b [engTokenLen]byte
+	engPutToken(b[:], now)
+	return string(b[:])
+}
+
+// engTokenLen is the length of engNewToken's tokens.
+const engTokenLen = 23
+
+// engPutToken writes a token into b[:engTokenLen].
+func engPutToken(b []byte, now time.Time) {
+	_ = b[engTokenLen-1]
 	ms := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
 		b[i] = engIDAlphabet[ms&31]
@@ -240,12 +256,22 @@ func engNewToken(now time.Time) string {
 		b[i] = engIDAlphabet[r&31]
 		r >>= 5
 	}
-	return string(b[:])
 }
 
-// newReservationID returns "<store>:<token>".
+// newReservationID returns "<store>:<token>" (one allocation: it is made
+// for every reservation).
 func (e *Engine) newReservationID(storeID string) string {
-	return storeID + ":" + engNewToken(e.now())
+	var buf [64]byte
+	b := buf[:0]
+	if n := len(storeID) + 1 + engTokenLen; n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = append(b, storeID...)
+	b = append(b, ':')
+	n := len(b)
+	b = b[:n+engTokenLen]
+	engPutToken(b[n:], e.now())
+	return string(b)
 }
 
 // listingPool, salePool and dealPool name the stock pools; the store id is

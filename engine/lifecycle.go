@@ -498,7 +498,28 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cannot sweep idempotency records: %w", err))
 		}
 	}
+	if e.opts.ReservationRetention > 0 && now.Sub(e.purgedAt) >= engPurgeEvery {
+		e.purgedAt = now
+		if err := e.purgeReleased(ctx, now.Add(-e.opts.ReservationRetention)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// purgeReleased forgets released reservations whose hold deadline is at or
+// before `before`, in bounded rounds.
+func (e *Engine) purgeReleased(ctx context.Context, before time.Time) error {
+	for range engExpireRoundsMax {
+		n, err := e.store.Purge(ctx, before, engExpireBatchMax)
+		if err != nil {
+			return fmt.Errorf("cannot purge released reservations: %w", err)
+		}
+		if n < engExpireBatchMax {
+			return nil
+		}
+	}
+	return nil
 }
 
 // sweepSales resyncs remaining counts from the pools and drains ended sales

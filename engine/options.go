@@ -27,6 +27,12 @@ type Options struct {
 	// store pages refreshed. Default 1s; negative disables the background
 	// sweeper (tests call Engine.Sweep).
 	SweepInterval time.Duration
+	// ReservationRetention is how long a released reservation (cancelled,
+	// expired or refunded) is kept after its hold deadline; then the
+	// sweeper forgets it, so memory and disk do not grow with every
+	// reservation ever made. Paid reservations are kept. Default 24h;
+	// negative keeps every reservation.
+	ReservationRetention time.Duration
 
 	// Records, when set, is used instead of opening records from Dir or
 	// RedisAddr; the caller closes it. Default: Pebble records in Dir,
@@ -69,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Second
+	}
+	if o.ReservationRetention == 0 {
+		o.ReservationRetention = 24 * time.Hour
 	}
 	if o.CheckoutHold <= 0 {
 		o.CheckoutHold = 15 * time.Minute

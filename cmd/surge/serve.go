@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -122,6 +123,9 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		RedisAddr:     redisAddr,
 		Risk:          risk,
 		SweepInterval: cfg.SweepInterval,
+		// 0 in the config keeps every reservation; negative says so to
+		// the engine, whose zero means its default.
+		ReservationRetention: cmp.Or(cfg.ReservationRetention, -1),
 	})
 	if err != nil {
 		return fmt.Errorf("cannot open the engine: %w", err)
