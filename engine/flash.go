@@ -340,8 +340,13 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s.remaining.Load() <= 0 {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrSoldOut, saleID)
 	}
+	// One SKU and one price, in one allocation rather than two.
+	one := &struct {
+		sku   [1]string
+		price [1]int64
+	}{[1]string{s.spec.SKUID}, [1]int64{s.spec.Price}}
 	m := resMeta{Kind: kindFlash, Sale: saleID, Store: s.spec.StoreID, Guide: guideID,
-		SKUs: []string{s.spec.SKUID}, Prices: []int64{s.spec.Price}}
+		SKUs: one.sku[:], Prices: one.price[:]}
 	hold := s.hold(e.opts.FlashHoldDefault)
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
 		ID:    e.newReservationID(s.spec.StoreID),

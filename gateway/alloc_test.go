@@ -3,10 +3,16 @@
 package gateway
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/inventory"
 )
 
 // TestStorePageNoAlloc: serving a store page (plain, with a guide, and a
@@ -47,5 +53,63 @@ func TestSessionVerifyAllocs(t *testing.T) {
 	// One allocation: the user id string.
 	if n := testing.AllocsPerRun(100, func() { s.verify(b) }); n > 2 {
 		t.Errorf("verify allocates %v times; want <= 2", n)
+	}
+}
+
+// TestFlashReserveAllocs bounds the allocations of a successful flash
+// reserve through the whole handler (memory backend): session, risk hook,
+// sale gate, engine, inventory, answer. It was 27 before the answer was
+// written by hand and the request context lost its timer; the bound
+// leaves a little room, and a regression past it is worth a look.
+func TestFlashReserveAllocs(t *testing.T) {
+	store := inventory.NewMemory(inventory.Options{})
+	eng, err := engine.Open(context.Background(), engine.Options{Store: store, Risk: engine.AllowAll()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Engine: eng, AdminToken: testAdminToken, SessionSecret: []byte("session-secret-for-tests"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); store.Close() })
+	ctx := context.Background()
+	cat := engine.Catalog{
+		Stores:   []engine.Store{{StoreID: "s1", Name: "静安店", City: "上海"}},
+		Products: []engine.Product{{SKUID: "k1", Title: "羊毛大衣", Price: 59900, Images: []string{}}},
+		Listings: []engine.Listing{{StoreID: "s1", SKUID: "k1", Price: 49900, OnHand: 1_000_000}},
+	}
+	if _, err := eng.LoadCatalog(ctx, cat); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := eng.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "f1", StoreID: "s1", SKUID: "k1", Price: 9900,
+		Quantity: 500_000, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour), HoldSeconds: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := srv.sess.sign("alloc-user")
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/api/v1/flash-sales/f1/reservations")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.SetBody([]byte(`{"quantity":1}`))
+	var rctx fasthttp.RequestCtx
+	rctx.Init(&req, loopbackAddr, nil)
+	h := srv.Handler()
+	serve := func() {
+		rctx.Response.Reset()
+		h(&rctx)
+		if rctx.Response.StatusCode() != 200 {
+			t.Fatalf("reserve: HTTP %d %s", rctx.Response.StatusCode(), rctx.Response.Body())
+		}
+	}
+	for i := 0; i < 100; i++ {
+		serve()
+	}
+	const allocsMax = 14
+	if n := testing.AllocsPerRun(500, serve); n > allocsMax {
+		t.Errorf("flash reserve: %v allocations per request; want <= %d", n, allocsMax)
+	} else {
+		t.Logf("flash reserve: %v allocations per request", n)
 	}
 }

@@ -154,18 +154,14 @@ func (s *Server) create(ctx *fasthttp.RequestCtx, ectx context.Context, r routeI
 }
 
 func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte) int {
-	var req reserveReq
-	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
+	qty, guideID, err := parseReserveBody(ctx.Request.Body())
+	if err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
-	}
-	qty := int64(1)
-	if req.Quantity != nil {
-		qty = *req.Quantity
 	}
 	if qty <= 0 || qty > quantityMax {
 		return s.writeError(ctx, rSaleReserve, CodeBadRequest, "quantity must be between 1 and "+strconv.Itoa(quantityMax))
 	}
-	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+	if err := optionalID(guideID, "guide_id"); err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
 	key, err := idempotencyKey(ctx)
@@ -213,17 +209,52 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 		gate = (*gateSlot)(c)
 	}
 	defer gate.release()
-	ectx, cancel := s.engineCtx()
-	defer cancel()
-	return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
-		if remaining <= 0 {
+	ectx := s.newEngineCtx()
+	defer ectx.cancel()
+	if remaining <= 0 {
+		return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
 			return statusOf(emptyCode), appendErr(nil, emptyCode, emptyMsg)
-		}
-		t0 := time.Now()
-		res, err := s.eng.ReserveFlash(ectx, a, sale, qty, req.GuideID)
-		s.observeEngine(rSaleReserve, t0)
-		return s.answer(ctx, rSaleReserve, res, err)
+		})
+	}
+	if key == "" {
+		// No Idempotency-Key: no closure for Engine.Idempotent to keep.
+		st, body := s.reserve(ctx, ectx, a, sale, qty, guideID)
+		return s.writeRaw(ctx, st, body)
+	}
+	return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
+		return s.reserve(ctx, ectx, a, sale, qty, guideID)
 	})
+}
+
+// reserve runs the engine's reservation and makes the answer.
+func (s *Server) reserve(ctx *fasthttp.RequestCtx, ectx context.Context, a engine.Attempt, sale string, qty int64, guideID string) (int, []byte) {
+	t0 := time.Now()
+	res, err := s.eng.ReserveFlash(ectx, a, sale, qty, guideID)
+	s.observeEngine(rSaleReserve, t0)
+	if err == nil {
+		if body, ok := appendReservationOK(make([]byte, 0, 512), &res); ok {
+			return fasthttp.StatusOK, body
+		}
+	}
+	return s.answer(ctx, rSaleReserve, res, err)
+}
+
+// parseReserveBody reads a reserve request's quantity (default 1) and guide.
+// The common body {"quantity":N} is parsed without the JSON decoder;
+// everything else goes through decodeStrict.
+func parseReserveBody(body []byte) (qty int64, guideID string, err error) {
+	if q, ok := reserveBodyFast(body); ok {
+		return q, "", nil
+	}
+	req := new(reserveReq)
+	if err := decodeStrict(body, req, false); err != nil {
+		return 0, "", err
+	}
+	qty = 1
+	if req.Quantity != nil {
+		qty = *req.Quantity
+	}
+	return qty, req.GuideID, nil
 }
 
 func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byte) int {

@@ -488,7 +488,81 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, r routeID, code int, msg s
 
 // engineCtx is the context of a request's engine calls.
 func (s *Server) engineCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.o.EngineTimeout)
+	c := s.newEngineCtx()
+	return c, c.cancel
+}
+
+// newEngineCtx is engineCtx for the hot routes: one allocation, and no
+// timer unless somebody waits on Done.
+func (s *Server) newEngineCtx() *lazyDeadline {
+	return &lazyDeadline{deadline: time.Now().Add(s.o.EngineTimeout)}
+}
+
+// lazyDeadline is a context that ends at deadline (or when cancelled). Its
+// timer is made only when Done is first called: the memory and Pebble
+// backends read Err at most, and a context.WithTimeout per request costs a
+// timer-heap insertion and removal and four allocations. A Redis backend
+// (or any caller) that waits on Done gets a real timer, as before.
+type lazyDeadline struct {
+	deadline time.Time
+	mu       sync.Mutex
+	inner    context.Context // made by Done
+	stop     context.CancelFunc
+	canceled bool
+}
+
+var _ context.Context = (*lazyDeadline)(nil)
+
+func (c *lazyDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value answers from the timer context once Done made it: that lets a
+// context derived from this one (context.WithTimeout in a risk hook, say)
+// find the cancelCtx behind Done and hang itself on it, instead of the
+// context package starting a goroutine to watch a foreign Done channel.
+func (c *lazyDeadline) Value(key any) any {
+	c.mu.Lock()
+	inner := c.inner
+	c.mu.Unlock()
+	if inner != nil {
+		return inner.Value(key)
+	}
+	return nil
+}
+
+func (c *lazyDeadline) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inner == nil {
+		c.inner, c.stop = context.WithDeadline(context.Background(), c.deadline)
+		if c.canceled {
+			c.stop()
+		}
+	}
+	return c.inner.Done()
+}
+
+func (c *lazyDeadline) Err() error {
+	c.mu.Lock()
+	inner, canceled := c.inner, c.canceled
+	c.mu.Unlock()
+	switch {
+	case inner != nil:
+		return inner.Err()
+	case canceled:
+		return context.Canceled
+	case !time.Now().Before(c.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *lazyDeadline) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.canceled = true
+	if c.stop != nil {
+		c.stop()
+	}
 }
 
 // observeEngine records the time of an engine call that started at t0.

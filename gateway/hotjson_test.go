@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surge-retail/surge/engine"
+)
+
+// TestAppendReservationOKMatchesSonic: the hand-written reservation answer
+// is byte for byte what sonic writes, or it declines and sonic writes it.
+func TestAppendReservationOKMatchesSonic(t *testing.T) {
+	strs := []string{"", "s1", "b1:01HX5Q", "基准商品 0 号", "a\"b", `back\slash`, "tab\there", "nl\n", "<&>",
+		"line\u2028sep", "para\u2029sep", "bad\xffutf8", "é", "\x7f", "emoji 😀", strings.Repeat("x", 300)}
+	times := []time.Time{
+		time.Date(2026, 11, 23, 15, 4, 5, 0, time.UTC),
+		time.Date(2026, 11, 23, 15, 4, 5, 120000000, time.UTC),
+		time.Date(2026, 11, 23, 15, 4, 5, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CST", 8*3600)),
+		{},
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	ints := []int64{0, 1, -1, 9900, 1 << 40, -1 << 62}
+	pickInt := func() int64 { return ints[rng.IntN(len(ints))] }
+	fast := 0
+	for i := 0; i < 5000; i++ {
+		r := engine.Reservation{
+			ReservationID: pick(), Kind: pick(), SaleID: pick(), DealID: pick(), TeamID: pick(),
+			UserID: pick(), StoreID: pick(), GuideID: pick(), SKUID: pick(),
+			Quantity: pickInt(), UnitPrice: pickInt(), Amount: pickInt(),
+			State: pick(), PaymentID: pick(), OrderID: pick(),
+			CreatedAt: times[rng.IntN(len(times))], ExpiresAt: times[rng.IntN(len(times))], ExpiresAtMs: pickInt(),
+		}
+		if i%4 != 0 {
+			// Mostly plain values, the case the fast path is for.
+			r.ReservationID, r.Kind, r.SaleID, r.UserID, r.StoreID, r.State = "b1:01HX5Q", "flash", "fs1", "u-1", "b1", "held"
+			r.DealID, r.TeamID, r.PaymentID, r.OrderID = "", "", "", ""
+			r.CreatedAt, r.ExpiresAt = times[rng.IntN(4)], times[rng.IntN(4)]
+		}
+		switch n := rng.IntN(4); n {
+		case 0:
+		case 1:
+			r.Items = []engine.Item{}
+		default:
+			for k := 0; k < n; k++ {
+				r.Items = append(r.Items, engine.Item{SKUID: pick(), Title: pick(), Quantity: pickInt(), UnitPrice: pickInt()})
+			}
+		}
+		if i%4 != 0 {
+			r.GuideID, r.SKUID = []string{"", "g1"}[rng.IntN(2)], "bk0"
+			for k := range r.Items {
+				r.Items[k].SKUID, r.Items[k].Title = "bk0", []string{"", "基准商品 0 号", "<&> é 😀"}[rng.IntN(3)]
+			}
+		}
+		want, werr := appendOK([]byte("prefix"), r)
+		got, ok := appendReservationOK([]byte("prefix"), &r)
+		if !ok {
+			if string(got) != "prefix" {
+				t.Fatalf("declined, but left %q", got)
+			}
+			continue
+		}
+		fast++
+		if werr != nil {
+			t.Fatalf("hand encoder wrote %s where sonic fails: %v", got, werr)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("reservation %+v:\nhand  %s\nsonic %s", r, got, want)
+		}
+	}
+	if fast < 2500 {
+		t.Fatalf("only %d of 5000 answers took the hand-written path", fast)
+	}
+}
+
+// TestParseReserveBody: the fast path reads only the canonical body, and
+// agrees with the strict decoder on everything it reads.
+func TestParseReserveBody(t *testing.T) {
+	for _, c := range []struct {
+		body     string
+		fast     bool
+		qty      int64
+		guide    string
+		badInput bool
+	}{
+		{`{"quantity":1}`, true, 1, "", false},
+		{`{"quantity":10000}`, true, 10000, "", false},
+		{`{"quantity":99999}`, true, 99999, "", false},
+		{`{"quantity":0}`, true, 0, "", false},
+		{`{"quantity":100000}`, false, 100000, "", false},
+		{`{"quantity":01}`, false, 0, "", true},
+		{`{"quantity":-1}`, false, -1, "", false},
+		{`{"quantity":1.5}`, false, 0, "", true},
+		{`{"quantity":"1"}`, false, 0, "", true},
+		{`{"quantity":}`, false, 0, "", true},
+		{`{"quantity":1,"guide_id":"g1"}`, false, 1, "g1", false},
+		{`{"quantity":1,"x":1}`, false, 0, "", true},
+		{`{"quantity": 1}`, false, 1, "", false},
+		{`{}`, false, 1, "", false},
+		{``, false, 0, "", true},
+		{`{"quantity":1}}`, false, 0, "", true},
+		{`{"quantity":1}x`, false, 0, "", true},
+		{`{"quantity":1} `, false, 1, "", false},
+	} {
+		_, fast := reserveBodyFast([]byte(c.body))
+		if fast != c.fast {
+			t.Errorf("%q: fast path %v; want %v", c.body, fast, c.fast)
+		}
+		qty, guide, err := parseReserveBody([]byte(c.body))
+		if c.badInput {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.code != CodeBadRequest {
+				t.Errorf("%q: err %v; want a bad request", c.body, err)
+			}
+			continue
+		}
+		if err != nil || qty != c.qty || guide != c.guide {
+			t.Errorf("%q: %d %q %v; want %d %q", c.body, qty, guide, err, c.qty, c.guide)
+		}
+	}
+}
+
+// TestLazyDeadline: the request context ends at its deadline or when
+// cancelled, whether or not somebody asked for Done first; no test here
+// waits on a clock, the deadlines are in the past or far away.
+func TestLazyDeadline(t *testing.T) {
+	far := time.Now().Add(time.Hour)
+	c := &lazyDeadline{deadline: far}
+	if d, ok := c.Deadline(); !ok || !d.Equal(far) {
+		t.Fatalf("Deadline = %v %v", d, ok)
+	}
+	if c.Err() != nil || c.Value("k") != nil {
+		t.Fatal("fresh context ended or has values")
+	}
+	c.cancel()
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Fatalf("Err after cancel = %v", c.Err())
+	}
+	<-c.Done() // made after the cancel: already closed
+
+	c = &lazyDeadline{deadline: far}
+	done := c.Done()
+	select {
+	case <-done:
+		t.Fatal("Done closed early")
+	default:
+	}
+	c.cancel()
+	<-done
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Fatalf("Err after cancel = %v", c.Err())
+	}
+
+	past := &lazyDeadline{deadline: time.Now().Add(-time.Second)}
+	if !errors.Is(past.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err past the deadline = %v", past.Err())
+	}
+	<-past.Done()
+	if !errors.Is(past.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err past the deadline after Done = %v", past.Err())
+	}
+	child, cancel := context.WithCancel(past)
+	defer cancel()
+	<-child.Done()
+	past.cancel()
+
+	// Contexts derived from a live one end with it, and hang on its timer
+	// context rather than each starting a goroutine to watch it.
+	parent := &lazyDeadline{deadline: far}
+	before := runtime.NumGoroutine()
+	var children []context.Context
+	for i := 0; i < 100; i++ {
+		c, cancel := context.WithTimeout(parent, time.Hour)
+		defer cancel()
+		children = append(children, c)
+	}
+	if n := runtime.NumGoroutine() - before; n > 10 {
+		t.Errorf("100 derived contexts started %d goroutines", n)
+	}
+	parent.cancel()
+	for _, c := range children {
+		<-c.Done()
+	}
+}
