@@ -23,11 +23,21 @@ import (
 	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
+// ConnsDefault is the closed-loop HTTP connections of a run. It is the
+// concurrency of the backend tables' targets (256 callers) and of the
+// open-model runs: a flash sale is thousands of shoppers at once, and a
+// synced reserve's throughput is concurrency over commit latency (Little's
+// law), so with few connections the HTTP figure measures the disk's fsync
+// latency rather than what a request costs. The floor is measured at the
+// same count; `--conns 64` gives the earlier setting.
+const ConnsDefault = 256
+
 // Options configures Run. The zero value means the defaults.
 type Options struct {
 	// Duration of each measurement. Default 5s.
 	Duration time.Duration
-	// Conns is the closed-loop HTTP connections. Default 64.
+	// Conns is the closed-loop HTTP connections, the same for every HTTP
+	// scenario and its floor. Default 256 (ConnsDefault).
 	Conns int
 	// Callers are the concurrencies of the backend scenarios. Default
 	// 1, 16, 256.
@@ -44,7 +54,7 @@ func (o Options) withDefaults() Options {
 		o.Duration = 5 * time.Second
 	}
 	if o.Conns <= 0 {
-		o.Conns = 64
+		o.Conns = ConnsDefault
 	}
 	if len(o.Callers) == 0 {
 		o.Callers = []int{1, 16, 256}

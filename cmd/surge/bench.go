@@ -51,7 +51,7 @@ and cleans up. The markdown tables go to stdout, or to --out.`,
 func init() {
 	f := benchCmd.Flags()
 	f.DurationVar(&benchOpts.duration, "duration", 5*time.Second, "length of each measurement")
-	f.IntVar(&benchOpts.conns, "conns", 64, "closed-loop HTTP connections")
+	f.IntVar(&benchOpts.conns, "conns", bench.ConnsDefault, "closed-loop HTTP connections (every HTTP scenario and its floor)")
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
 	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: http, pebble, redis, latency")
 	f.StringVar(&benchOpts.out, "out", "", "write the markdown tables to this file")
