@@ -119,12 +119,18 @@ func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inve
 	if err := s.submit(ctx, c); err != nil {
 		return inventory.Reservation{}, err
 	}
+	return c.result(&req, nowMs, expMs)
+}
+
+// result is the answer of an answered call for req, made at nowMs with
+// deadline expMs.
+func (c *reserveCall) result(req *inventory.ReserveRequest, nowMs, expMs int64) (inventory.Reservation, error) {
 	if c.isOld {
 		r, err := parseRecord("reserve", req.ID, c.old)
 		if err != nil {
 			return inventory.Reservation{}, err
 		}
-		if !inventory.SameRequest(&r, &req) {
+		if !inventory.SameRequest(&r, req) {
 			// The script compared the identities byte for byte; this
 			// cannot differ unless the record is damaged.
 			return inventory.Reservation{}, fmt.Errorf("redisinv: cannot reserve: record %q does not match its identity: %w", req.ID, inventory.ErrUnavailable)

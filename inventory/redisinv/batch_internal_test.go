@@ -28,31 +28,12 @@ func answer(r inventory.Reservation, err error) string {
 	return fmt.Sprintf("%s %s %v %d %q %d %d", r.ID, r.User, r.Lines, r.State, r.Meta, r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
 }
 
-// outcome returns what Reserve returns once the call's answer is set, as
-// Reserve does after submit.
+// outcome returns what Reserve returns once the call's answer is set.
 func outcome(c *reserveCall, req *inventory.ReserveRequest, nowMs, expMs int64) (inventory.Reservation, error) {
 	if c.err != nil {
 		return inventory.Reservation{}, c.err
 	}
-	if c.isOld {
-		return parseRecord("reserve", req.ID, c.old)
-	}
-	switch c.code {
-	case resSoldOut:
-		return inventory.Reservation{}, inventory.ErrSoldOut
-	case resLimit:
-		return inventory.Reservation{}, inventory.ErrLimitExceeded
-	case resNoPool:
-		return inventory.Reservation{}, inventory.ErrPoolNotFound
-	case resIDConflict:
-		return inventory.Reservation{}, inventory.ErrIDConflict
-	}
-	r := inventory.Reservation{ID: req.ID, User: req.User, Lines: req.Lines, State: inventory.StateHeld,
-		CreatedAt: time.UnixMilli(nowMs), ExpiresAt: time.UnixMilli(expMs)}
-	if len(req.Meta) > 0 {
-		r.Meta = req.Meta
-	}
-	return r, nil
+	return c.result(req, nowMs, expMs)
 }
 
 // TestBatchMatchesSequential runs random batches through the batch script
