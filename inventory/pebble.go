@@ -65,6 +65,8 @@ type Pebble struct {
 	failed  atomic.Pointer[error]
 	// committing counts commits waiting for their sync (see WALSyncGap).
 	committing atomic.Int64
+	// syncGaps counts the syncs that were made to wait for the gap.
+	syncGaps atomic.Int64
 }
 
 const (
@@ -106,6 +108,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if gap, busy := opts.WALSyncGap, int64(opts.WALSyncGapCommits); gap > 0 {
 		po.WALMinSyncInterval = func() time.Duration {
 			if s.committing.Load() >= busy {
+				s.syncGaps.Add(1)
 				return gap
 			}
 			return 0
