@@ -63,6 +63,8 @@ type Engine struct {
 	dealsMu sync.RWMutex
 	sales   map[string]*flashState
 	deals   map[string]*groupState
+	// salesMax bounds len(sales)+len(deals): engSalesMax (tests lower it).
+	salesMax int
 
 	pages pageSet
 
@@ -98,6 +100,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		risk:        opts.Risk,
 		now:         opts.Now,
 		sales:       make(map[string]*flashState),
+		salesMax:    engSalesMax,
 		deals:       make(map[string]*groupState),
 		riskDenials: make(map[string]int64),
 		stop:        make(chan struct{}),

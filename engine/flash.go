@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"sync/atomic"
 	"time"
 
@@ -113,12 +114,17 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		}
 		return FlashSale{}, fmt.Errorf("%w: sale %q exists", ErrBadState, spec.SaleID)
 	}
+	if e.salesFull() {
+		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
+	}
 	rec := saleRec{Flash: &spec}
-	if err := e.carve(ctx, engKeySalePrefix+spec.SaleID, &rec, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID), spec.Quantity); err != nil {
+	key, from, to := engKeySalePrefix+spec.SaleID, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID)
+	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return FlashSale{}, err
 	}
 	s := e.installFlash(spec)
 	if s == nil {
+		e.uncarve(ctx, key, from, to)
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
 	}
 	s.remaining.Store(spec.Quantity)
@@ -166,6 +172,27 @@ func (e *Engine) carve(ctx context.Context, key string, rec *saleRec, from, to s
 	return nil
 }
 
+// salesFull reports whether memory holds as many sales and deals as it may.
+// Checked before carving, so that a refused sale leaves no stock behind.
+func (e *Engine) salesFull() bool {
+	e.dealsMu.RLock()
+	defer e.dealsMu.RUnlock()
+	return len(e.sales)+len(e.deals) >= e.salesMax
+}
+
+// uncarve gives a carved pool's stock back to its listing and removes the
+// record, for a sale or deal that filled up memory between salesFull and
+// its install (law 2). If the stock cannot be moved back the record stays,
+// and the sweeper drains the pool when the sale ends.
+func (e *Engine) uncarve(ctx context.Context, key, from, to string) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := e.store.Drain(ctx, to, from); err != nil {
+		log.Printf("engine: cannot give back the stock of %s: %v", key, err)
+		return
+	}
+	_ = e.rec.Delete(ctx, key)
+}
+
 // installFlash adds a sale to memory (nil when over engSalesMax).
 func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 	e.dealsMu.Lock()
@@ -173,7 +200,7 @@ func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 	if s, ok := e.sales[spec.SaleID]; ok {
 		return s
 	}
-	if len(e.sales)+len(e.deals) >= engSalesMax {
+	if len(e.sales)+len(e.deals) >= e.salesMax {
 		return nil
 	}
 	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID)}

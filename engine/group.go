@@ -130,12 +130,17 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 		}
 		return GroupDeal{}, fmt.Errorf("%w: deal %q exists", ErrBadState, spec.DealID)
 	}
+	if e.salesFull() {
+		return GroupDeal{}, fmt.Errorf("%w: too many deals", ErrUnavailable)
+	}
 	rec := saleRec{Group: &spec}
-	if err := e.carve(ctx, engKeyDealPrefix+spec.DealID, &rec, listingPool(spec.StoreID, spec.SKUID), dealPool(spec.StoreID, spec.DealID), spec.Quantity); err != nil {
+	key, from, to := engKeyDealPrefix+spec.DealID, listingPool(spec.StoreID, spec.SKUID), dealPool(spec.StoreID, spec.DealID)
+	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return GroupDeal{}, err
 	}
 	d := e.installGroup(spec)
 	if d == nil {
+		e.uncarve(ctx, key, from, to)
 		return GroupDeal{}, fmt.Errorf("%w: too many deals", ErrUnavailable)
 	}
 	d.remaining.Store(spec.Quantity)
@@ -150,7 +155,7 @@ func (e *Engine) installGroup(spec GroupDealSpec) *groupState {
 	if d, ok := e.deals[spec.DealID]; ok {
 		return d
 	}
-	if len(e.sales)+len(e.deals) >= engSalesMax {
+	if len(e.sales)+len(e.deals) >= e.salesMax {
 		return nil
 	}
 	d := &groupState{spec: spec, pool: dealPool(spec.StoreID, spec.DealID)}
