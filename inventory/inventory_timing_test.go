@@ -84,6 +84,18 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		}
 		sinkRes.CreatedAt = time.UnixMilli(sum)
 	})
+	// One uncontended lock and unlock of a mutex: a reserve takes one (its
+	// shard's) and does a handful of atomic operations, so this shows
+	// what the machine charges for them (tens of ns on one machine, over
+	// 100 on another: see BENCHMARKS.md).
+	b.Run("floor-mutex", func(b *testing.B) {
+		b.ReportAllocs()
+		var mu sync.Mutex
+		for i := 0; i < b.N; i++ {
+			mu.Lock()
+			mu.Unlock() // an empty section: the lock itself is measured
+		}
+	})
 	b.Run("uncontended-soldout", func(b *testing.B) {
 		b.ReportAllocs()
 		m := newBenchMemory(b, 0)
