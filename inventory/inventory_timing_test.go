@@ -86,8 +86,8 @@ func BenchmarkMemoryReserve(b *testing.B) {
 	})
 	// One uncontended lock and unlock of a mutex: a reserve takes one (its
 	// shard's) and does a handful of atomic operations, so this shows
-	// what the machine charges for them (tens of ns on one machine, over
-	// 100 on another: see BENCHMARKS.md).
+	// what the machine charges for them (102 ns on the machine of
+	// BENCHMARKS.md's 2026-11-28 run).
 	b.Run("floor-mutex", func(b *testing.B) {
 		b.ReportAllocs()
 		var mu sync.Mutex
