@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/surge-retail/surge/internal/coarseclock"
 )
 
 // Sentinel errors. Every backend returns exactly these (wrapped with context
@@ -216,7 +218,11 @@ func Tag(id string) string {
 type Options struct {
 	// MaxQuantity bounds one line's quantity. Default QuantityMaxDefault.
 	MaxQuantity int64
-	// Now is the clock. Default time.Now.
+	// Now is the clock reservations are stamped and checked with. Default
+	// coarseclock.Now: wall time in whole milliseconds for one atomic load,
+	// at most a tick (a few ms when the CPU is starved) behind time.Now,
+	// never ahead. A hold therefore lasts its TTL by this clock and may
+	// end that lag early by time.Now, never late.
 	Now func() time.Time
 }
 
@@ -226,7 +232,7 @@ func (o Options) WithDefaults() Options {
 		o.MaxQuantity = QuantityMaxDefault
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = coarseclock.Now
 	}
 	return o
 }
