@@ -181,7 +181,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	}
 	for i := range req.Lines {
 		l := &req.Lines[i]
-		if l.Limit > 0 && m.users.get(l.Pool, req.User)+l.Quantity > l.Limit {
+		if l.Limit > 0 && m.users.get(pools[i], req.User)+l.Quantity > l.Limit {
 			sh.mu.Unlock()
 			return Reservation{}, ErrLimitExceeded
 		}
@@ -303,16 +303,16 @@ func (m *Memory) take(user string, lines []Line, pools []*pool) error {
 	}
 	for i := range lines {
 		l := &lines[i]
-		if !m.users.acquire(l.Pool, user, l.Quantity, l.Limit) {
+		if !m.users.acquire(pools[i], user, l.Quantity, l.Limit) {
 			for j := 0; j < i; j++ {
-				m.users.release(lines[j].Pool, user, lines[j].Quantity)
+				m.users.release(pools[j], user, lines[j].Quantity)
 			}
 			return ErrLimitExceeded
 		}
 	}
 	if len(lines) == 1 {
 		if !pools[0].take(lines[0].Quantity) {
-			m.users.release(lines[0].Pool, user, lines[0].Quantity)
+			m.users.release(pools[0], user, lines[0].Quantity)
 			return ErrSoldOut
 		}
 		pools[0].held.Add(lines[0].Quantity)
@@ -337,7 +337,7 @@ func (m *Memory) take(user string, lines []Line, pools []*pool) error {
 				pools[j].free.Add(lines[j].Quantity)
 			}
 			for j := range lines {
-				m.users.release(lines[j].Pool, user, lines[j].Quantity)
+				m.users.release(pools[j], user, lines[j].Quantity)
 			}
 			return ErrSoldOut
 		}
@@ -352,7 +352,7 @@ func (m *Memory) untake(user string, lines []Line, pools []*pool) {
 		q := lines[i].Quantity
 		pools[i].held.Add(-q)
 		pools[i].free.Add(q)
-		m.users.release(lines[i].Pool, user, q)
+		m.users.release(pools[i], user, q)
 	}
 }
 
@@ -444,7 +444,7 @@ func (m *Memory) applyRelease(rec *record) {
 			p.held.Add(-q)
 		}
 		p.free.Add(q)
-		m.users.release(lines[i].Pool, user, q)
+		m.users.release(pools[i], user, q)
 	}
 	rec.state, rec.refunded = StateReleased, refund
 	sh := m.shardOf(rec)
@@ -894,7 +894,7 @@ func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []by
 		} else {
 			p.sold.Add(q)
 		}
-		m.users.acquire(lines[i].Pool, user, q, 0)
+		m.users.acquire(pools[i], user, q, 0)
 	}
 }
 

@@ -115,11 +115,12 @@ func TestMemoryUserBytes(t *testing.T) {
 	}
 	var tab userTable
 	tab.init()
+	p := &pool{id: "s:p", idx: 3}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for _, u := range names {
-		tab.acquire("s:p", u, 1, 2)
+		tab.acquire(p, u, 1, 2)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -130,7 +131,7 @@ func TestMemoryUserBytes(t *testing.T) {
 	}
 	runtime.KeepAlive(names)
 	for _, u := range names {
-		tab.release("s:p", u, 1)
+		tab.release(p, u, 1)
 	}
 	if tab.len() != 0 {
 		t.Fatalf("entries after release = %d", tab.len())

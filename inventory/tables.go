@@ -1,9 +1,11 @@
 package inventory
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // pool is one stock pool's counters. free is Available minus Short: the
@@ -152,6 +154,10 @@ func (t *poolTable) all() []*pool {
 // per-user limits. Counts are atomics; a shard lock guards only map
 // membership. An entry is dropped when its count returns to zero, so a user
 // with no live units costs nothing.
+//
+// The map key is the pool's index (4 bytes) followed by the user id, one
+// string, so that lookups take the map's string fast path; the key of a
+// lookup is built on the stack (see userKey).
 type userTable struct {
 	seed   maphash.Seed
 	shards [userShards]userShard
@@ -159,21 +165,43 @@ type userTable struct {
 
 const userShards = 256
 
-type userKey struct{ pool, user string }
+// userKeyBuf holds a key: pool index and user id.
+type userKeyBuf [4 + IDLenMax]byte
+
+// userKey writes the key of (pool, user) into buf and returns it as a
+// string aliasing buf: valid for lookups only, while buf lives; a stored
+// key must be cloned.
+func userKey(buf *userKeyBuf, pool uint32, user string) string {
+	binary.LittleEndian.PutUint32(buf[:4], pool)
+	n := 4 + copy(buf[4:], user)
+	return unsafe.String(&buf[0], n)
+}
 
 // userCount is one (pool, user) count; -1 marks an entry being dropped.
 type userCount struct{ n atomic.Int64 }
 
+// newUserCount allocates a count holding q and a copy of key after it, in
+// one allocation, and returns the count and the copy (the map key).
+func newUserCount(key string, q int64) (*userCount, string) {
+	// The size is rounded to 8 so the allocator aligns the block for the
+	// atomic (small blocks are aligned to their size's power of two).
+	b := make([]byte, (8+len(key)+7)&^7)
+	c := (*userCount)(unsafe.Pointer(&b[0]))
+	c.n.Store(q)
+	n := copy(b[8:], key)
+	return c, unsafe.String(&b[8], n)
+}
+
 type userShard struct {
 	mu sync.RWMutex
-	m  map[userKey]*userCount
+	m  map[string]*userCount
 	_  [40]byte
 }
 
 func (t *userTable) init() {
 	t.seed = maphash.MakeSeed()
 	for i := range t.shards {
-		t.shards[i].m = make(map[userKey]*userCount)
+		t.shards[i].m = make(map[string]*userCount)
 	}
 }
 
@@ -183,9 +211,10 @@ func (t *userTable) shard(user string) *userShard {
 
 // acquire adds q to the user's units in pool unless that would pass limit
 // (0 means no limit).
-func (t *userTable) acquire(pool, user string, q, limit int64) bool {
+func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 	sh := t.shard(user)
-	k := userKey{pool, user}
+	var buf userKeyBuf
+	k := userKey(&buf, pool.idx, user)
 	for {
 		sh.mu.RLock()
 		c := sh.m[k]
@@ -197,9 +226,9 @@ func (t *userTable) acquire(pool, user string, q, limit int64) bool {
 			sh.mu.Lock()
 			c = sh.m[k]
 			if c == nil {
-				c = &userCount{}
-				c.n.Store(q)
-				sh.m[k] = c
+				var key string
+				c, key = newUserCount(k, q)
+				sh.m[key] = c
 				sh.mu.Unlock()
 				return true
 			}
@@ -221,9 +250,10 @@ func (t *userTable) acquire(pool, user string, q, limit int64) bool {
 }
 
 // release gives back q units acquired before.
-func (t *userTable) release(pool, user string, q int64) {
+func (t *userTable) release(pool *pool, user string, q int64) {
 	sh := t.shard(user)
-	k := userKey{pool, user}
+	var buf userKeyBuf
+	k := userKey(&buf, pool.idx, user)
 	sh.mu.RLock()
 	c := sh.m[k]
 	sh.mu.RUnlock()
@@ -243,10 +273,11 @@ func (t *userTable) release(pool, user string, q int64) {
 	}
 }
 
-func (t *userTable) get(pool, user string) int64 {
+func (t *userTable) get(pool *pool, user string) int64 {
 	sh := t.shard(user)
+	var buf userKeyBuf
 	sh.mu.RLock()
-	c := sh.m[userKey{pool, user}]
+	c := sh.m[userKey(&buf, pool.idx, user)]
 	sh.mu.RUnlock()
 	if c == nil {
 		return 0
