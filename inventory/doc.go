@@ -12,7 +12,10 @@
 // ValidReservationID; Reserve's errors come in the order documented in
 // validate.go (invalid, id reuse, unknown pool, sold out, limit). Times are
 // Unix milliseconds (ExpiryMs); a reservation is expired when its ExpiresAt
-// is at or before now, for Confirm as for Expire.
+// is at or before now, for Confirm as for Expire. Reserve and Confirm read
+// Options.Now, by default internal/coarseclock: whole milliseconds, at most
+// a tick (more when the CPU is starved) behind time.Now and never ahead, so
+// a hold may end that lag early by time.Now, never late.
 //
 // A pool keeps one signed "free" count: Available when positive, Short when
 // negative. The feed moves it by the difference of on-hand levels, so a drop
@@ -25,7 +28,7 @@
 //
 // Memory: a CAS on the pool's free counter is the whole reserve decision
 // (no lock per pool); multi-line reserves take pools in id order and roll
-// back; per-user counts are atomics dropped at zero (about 64 bytes a
+// back; per-user counts are atomics dropped at zero (about 60 bytes a
 // user); reservations are pointer-free records in 128 shards, each with an
 // open-addressing index, an arena for ids, users and meta, an expiry heap
 // and a purge heap.
