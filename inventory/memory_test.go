@@ -326,3 +326,51 @@ func TestReservationTagLen(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultClockStampsNoFuture: with the default clock (coarseclock), a
+// reservation is never stamped after the moment Reserve returned by
+// time.Now, its deadline is its TTL rounded up to a millisecond after that
+// stamp, and Confirm, which checks the deadline against the same clock,
+// accepts it. Across many reserves on two goroutines, racing the ticker.
+func TestDefaultClockStampsNoFuture(t *testing.T) {
+	m := NewMemory(Options{})
+	ctx := context.Background()
+	if err := m.CreatePool(ctx, "s:p", 1_000_000); err != nil {
+		t.Fatal(err)
+	}
+	ttl := 1500*time.Microsecond + time.Minute // rounds up to 60002 ms
+	errc := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			for i := range 5000 {
+				id := fmt.Sprintf("s:g%d-%d", g, i)
+				r, err := m.Reserve(ctx, ReserveRequest{ID: id, User: "u1", TTL: ttl, Lines: []Line{{Pool: "s:p", Quantity: 1}}})
+				now := time.Now()
+				if err != nil {
+					errc <- err
+					return
+				}
+				if r.CreatedAt.After(now) {
+					errc <- fmt.Errorf("%s stamped %v, after time.Now %v at return", id, r.CreatedAt, now)
+					return
+				}
+				if d := r.ExpiresAt.Sub(r.CreatedAt); d != 60002*time.Millisecond {
+					errc <- fmt.Errorf("%s holds for %v; want 60.002s", id, d)
+					return
+				}
+				if i%100 == 0 {
+					if _, err := m.Confirm(ctx, id); err != nil {
+						errc <- fmt.Errorf("confirm %s: %w", id, err)
+						return
+					}
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -104,9 +104,7 @@ func (c *Clock) Running() bool { return c.running.Load() }
 // run refreshes ms every tick until idle ticks pass without a read.
 func (c *Clock) run() {
 	c.tickers.Add(1)
-	defer c.tickers.Add(-1)
 	t := time.NewTicker(c.tick)
-	defer t.Stop()
 	quiet := 0
 	for range t.C {
 		if c.read.Swap(false) {
@@ -116,8 +114,11 @@ func (c *Clock) run() {
 		}
 		c.ms.Store(c.now().UnixMilli())
 	}
+	t.Stop()
 	// Readers that load ms from here on take the slow path; one of them
-	// starts a new ticker once running is released.
+	// starts a new ticker once running is released, after this one has
+	// counted itself out.
 	c.ms.Store(0)
+	c.tickers.Add(-1)
 	c.running.Store(false)
 }
