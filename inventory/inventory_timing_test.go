@@ -105,6 +105,35 @@ func BenchmarkMemoryReserve(b *testing.B) {
 			sinkRes = r
 		}
 	})
+	// Floors for the two above: only remembering each id, in a built-in
+	// map, with the same ids and chunks: a fresh map per chunk (as
+	// uncontended's fresh store) and a cleared one (as uncontended-reused).
+	b.Run("floor-map", func(b *testing.B) {
+		b.ReportAllocs()
+		ids := benchIDs("b:r", benchChunk)
+		var m map[string]uint32
+		for i := 0; i < b.N; i++ {
+			if i%benchChunk == 0 {
+				b.StopTimer()
+				m = make(map[string]uint32)
+				b.StartTimer()
+			}
+			m[ids[i%benchChunk]] = uint32(i)
+		}
+	})
+	b.Run("floor-map-reused", func(b *testing.B) {
+		b.ReportAllocs()
+		ids := benchIDs("b:r", benchChunk)
+		m := make(map[string]uint32)
+		for i := 0; i < b.N; i++ {
+			if i%benchChunk == 0 && i > 0 {
+				b.StopTimer()
+				clear(m)
+				b.StartTimer()
+			}
+			m[ids[i%benchChunk]] = uint32(i)
+		}
+	})
 	// The clock read that every reserve made until 2026-11-28 (time.Now),
 	// measured in the same run; reserves now read coarseclock by default.
 	b.Run("floor-clock", func(b *testing.B) {
