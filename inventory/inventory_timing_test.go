@@ -35,6 +35,19 @@ func benchIDs(prefix string, n int) []string {
 	return ids
 }
 
+// chunked runs op(i) for i < b.N; before each chunk of benchChunk ops it
+// calls refill with the timer stopped (first: nothing ran yet).
+func chunked(b *testing.B, refill func(first bool), op func(i int)) {
+	for i := 0; i < b.N; i++ {
+		if i%benchChunk == 0 {
+			b.StopTimer()
+			refill(i == 0)
+			b.StartTimer()
+		}
+		op(i)
+	}
+}
+
 func newBenchMemory(b *testing.B, supply int64) *inventory.Memory {
 	m := inventory.NewMemory(inventory.Options{})
 	if err := m.CreatePool(context.Background(), "b:p", supply); err != nil {
@@ -54,25 +67,21 @@ func reportCPU(b *testing.B, start time.Duration) {
 // backend: one goroutine, and all goroutines on one pool.
 func BenchmarkMemoryReserve(b *testing.B) {
 	ctx := context.Background()
+	reserveReq := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
 	b.Run("uncontended", func(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
-		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+		req := reserveReq
 		var m *inventory.Memory
 		defer reportCPU(b, cpuTime())
-		for i := 0; i < b.N; i++ {
-			if i%benchChunk == 0 {
-				b.StopTimer()
-				m = newBenchMemory(b, inventory.UnitsMax)
-				b.StartTimer()
-			}
+		chunked(b, func(bool) { m = newBenchMemory(b, inventory.UnitsMax) }, func(i int) {
 			req.ID = ids[i%benchChunk]
 			r, err := m.Reserve(ctx, req)
 			if err != nil {
 				b.Fatal(err)
 			}
 			sinkRes = r
-		}
+		})
 	})
 	// As uncontended, but the store is long-lived, as on a sale day: after
 	// each chunk its reservations are released and forgotten (timer
@@ -81,29 +90,29 @@ func BenchmarkMemoryReserve(b *testing.B) {
 	b.Run("uncontended-reused", func(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
-		req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+		req := reserveReq
 		// No cpu-ns/op: CPU time would count the untimed releases too.
 		m := newBenchMemory(b, inventory.UnitsMax)
-		for i := 0; i < b.N; i++ {
-			if i%benchChunk == 0 && i > 0 {
-				b.StopTimer()
-				for _, id := range ids {
-					if _, err := m.Release(ctx, id); err != nil {
-						b.Fatal(err)
-					}
-					if err := m.Forget(ctx, id); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.StartTimer()
+		chunked(b, func(first bool) {
+			if first {
+				return
 			}
+			for _, id := range ids {
+				if _, err := m.Release(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Forget(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}, func(i int) {
 			req.ID = ids[i%benchChunk]
 			r, err := m.Reserve(ctx, req)
 			if err != nil {
 				b.Fatal(err)
 			}
 			sinkRes = r
-		}
+		})
 	})
 	// Floors for the two above: only remembering each id, in a built-in
 	// map, with the same ids and chunks: a fresh map per chunk (as
@@ -112,27 +121,13 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
 		var m map[string]uint32
-		for i := 0; i < b.N; i++ {
-			if i%benchChunk == 0 {
-				b.StopTimer()
-				m = make(map[string]uint32)
-				b.StartTimer()
-			}
-			m[ids[i%benchChunk]] = uint32(i)
-		}
+		chunked(b, func(bool) { m = make(map[string]uint32) }, func(i int) { m[ids[i%benchChunk]] = uint32(i) })
 	})
 	b.Run("floor-map-reused", func(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
 		m := make(map[string]uint32)
-		for i := 0; i < b.N; i++ {
-			if i%benchChunk == 0 && i > 0 {
-				b.StopTimer()
-				clear(m)
-				b.StartTimer()
-			}
-			m[ids[i%benchChunk]] = uint32(i)
-		}
+		chunked(b, func(bool) { clear(m) }, func(i int) { m[ids[i%benchChunk]] = uint32(i) })
 	})
 	// The clock read that every reserve made until 2026-11-28 (time.Now),
 	// measured in the same run; reserves now read coarseclock by default.
