@@ -172,6 +172,10 @@ type userKeyBuf [4 + IDLenMax]byte
 // string aliasing buf: valid for lookups only, while buf lives; a stored
 // key must be cloned.
 func userKey(buf *userKeyBuf, pool uint32, user string) string {
+	if len(user) > IDLenMax {
+		// Validate refuses such users; a truncated key could merge two.
+		panic("BUG: inventory: user id longer than IDLenMax in the user table")
+	}
 	binary.LittleEndian.PutUint32(buf[:4], pool)
 	n := 4 + copy(buf[4:], user)
 	return unsafe.String(&buf[0], n)
