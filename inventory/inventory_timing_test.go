@@ -48,6 +48,22 @@ func chunked(b *testing.B, refill func(first bool), op func(i int)) {
 	}
 }
 
+// reserveAt returns the op of chunked that reserves one unit of b:p as
+// ids[i%benchChunk] in *m (read at each call: chunked's refill may replace
+// the store).
+func reserveAt(b *testing.B, m **inventory.Memory, ids []string) func(i int) {
+	ctx := context.Background()
+	req := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
+	return func(i int) {
+		req.ID = ids[i%benchChunk]
+		r, err := (*m).Reserve(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkRes = r
+	}
+}
+
 func newBenchMemory(b *testing.B, supply int64) *inventory.Memory {
 	m := inventory.NewMemory(inventory.Options{})
 	if err := m.CreatePool(context.Background(), "b:p", supply); err != nil {
@@ -67,21 +83,12 @@ func reportCPU(b *testing.B, start time.Duration) {
 // backend: one goroutine, and all goroutines on one pool.
 func BenchmarkMemoryReserve(b *testing.B) {
 	ctx := context.Background()
-	reserveReq := inventory.ReserveRequest{User: "u1", TTL: time.Minute, Lines: []inventory.Line{{Pool: "b:p", Quantity: 1}}}
 	b.Run("uncontended", func(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
-		req := reserveReq
 		var m *inventory.Memory
 		defer reportCPU(b, cpuTime())
-		chunked(b, func(bool) { m = newBenchMemory(b, inventory.UnitsMax) }, func(i int) {
-			req.ID = ids[i%benchChunk]
-			r, err := m.Reserve(ctx, req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sinkRes = r
-		})
+		chunked(b, func(bool) { m = newBenchMemory(b, inventory.UnitsMax) }, reserveAt(b, &m, ids))
 	})
 	// As uncontended, but the store is long-lived, as on a sale day: after
 	// each chunk its reservations are released and forgotten (timer
@@ -90,7 +97,6 @@ func BenchmarkMemoryReserve(b *testing.B) {
 	b.Run("uncontended-reused", func(b *testing.B) {
 		b.ReportAllocs()
 		ids := benchIDs("b:r", benchChunk)
-		req := reserveReq
 		// No cpu-ns/op: CPU time would count the untimed releases too.
 		m := newBenchMemory(b, inventory.UnitsMax)
 		chunked(b, func(first bool) {
@@ -105,14 +111,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-		}, func(i int) {
-			req.ID = ids[i%benchChunk]
-			r, err := m.Reserve(ctx, req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sinkRes = r
-		})
+		}, reserveAt(b, &m, ids))
 	})
 	// Floors for the two above: only remembering each id, in a built-in
 	// map, with the same ids and chunks: a fresh map per chunk (as
@@ -141,8 +140,8 @@ func BenchmarkMemoryReserve(b *testing.B) {
 	})
 	// One uncontended lock and unlock of a mutex: a reserve takes one (its
 	// shard's) and does a handful of atomic operations, so this shows
-	// what the machine charges for them (102 ns on the machine of
-	// BENCHMARKS.md's 2026-11-28 run).
+	// what the machine charges for them (BENCHMARKS.md: 102 ns on the
+	// Intel Xeon machine, 5 ns on the AMD EPYC one).
 	b.Run("floor-mutex", func(b *testing.B) {
 		b.ReportAllocs()
 		var mu sync.Mutex
