@@ -98,8 +98,8 @@ func (c *Clock) start() int64 {
 	return ms
 }
 
-// Running reports whether the ticker goroutine is running (for tests).
-func (c *Clock) Running() bool { return c.running.Load() }
+// isRunning reports whether the ticker goroutine is running (for tests).
+func (c *Clock) isRunning() bool { return c.running.Load() }
 
 // run refreshes ms every tick until idle ticks pass without a read.
 func (c *Clock) run() {

@@ -58,21 +58,21 @@ func TestStopsWhenIdleAndRestarts(t *testing.T) {
 	var f fine
 	f.ms.Store(42)
 	c := New(time.Millisecond, 3, f.now)
-	if c.Running() {
+	if c.isRunning() {
 		t.Fatal("running before the first read")
 	}
 	c.UnixMilli()
-	if !c.Running() {
+	if !c.isRunning() {
 		t.Fatal("not running after a read")
 	}
-	waitFor(t, "the idle ticker to stop", func() bool { return !c.Running() && c.tickers.Load() == 0 })
+	waitFor(t, "the idle ticker to stop", func() bool { return !c.isRunning() && c.tickers.Load() == 0 })
 	// Stopped: a read goes to the fine clock, so it is exact, and starts
 	// the ticker again.
 	f.ms.Store(99)
 	if got := c.UnixMilli(); got != 99 {
 		t.Fatalf("read after stop = %d, want 99", got)
 	}
-	if !c.Running() {
+	if !c.isRunning() {
 		t.Fatal("a read after the stop did not start the ticker")
 	}
 }
