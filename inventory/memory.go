@@ -170,8 +170,25 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		poolsBuf[i], idxBuf[i] = p, p.idx
 	}
 	pools := poolsBuf[:len(req.Lines)]
+	if m.dur == nil {
+		// Nothing to wait for: take the units (take refuses sold out,
+		// then over the limit) and publish the record under sh.mu, so
+		// nobody ever sees it pending.
+		if err := m.take(req.User, req.Lines, pools); err != nil {
+			sh.mu.Unlock()
+			return Reservation{}, err
+		}
+		createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
+		rec := sh.newRecord(h, req.ID, req.User, req.Lines, idxBuf[:len(pools)], req.Meta, createdMs, expiresMs)
+		rec.state, rec.refunded = StateHeld, false
+		sh.publish(rec, pos)
+		sh.pushExp(rec)
+		sh.mu.Unlock()
+		return newHeld(&req, createdMs, expiresMs), nil
+	}
+
 	// Sold out and over the limit are the common answers in a flash sale:
-	// give them without creating a record (and without allocating). take
+	// give them before creating and persisting a pending record. take
 	// decides again, atomically, for the requests that pass.
 	for i, p := range pools {
 		if p.free.Load() < req.Lines[i].Quantity {
@@ -187,31 +204,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		}
 	}
 	createdMs, expiresMs := ExpiryMs(m.opts.Now(), req.TTL)
-	res := Reservation{
-		ID:        req.ID,
-		User:      req.User,
-		Lines:     req.Lines,
-		State:     StateHeld,
-		CreatedAt: time.UnixMilli(createdMs),
-		ExpiresAt: time.UnixMilli(expiresMs),
-	}
-	if len(req.Meta) > 0 {
-		res.Meta = req.Meta
-	}
-	if m.dur == nil {
-		// Nothing to wait for: take the units and publish the record
-		// under sh.mu, so nobody ever sees it pending.
-		if err := m.take(req.User, req.Lines, pools); err != nil {
-			sh.mu.Unlock()
-			return Reservation{}, err
-		}
-		rec := sh.newRecord(h, req.ID, req.User, req.Lines, idxBuf[:len(pools)], req.Meta, createdMs, expiresMs)
-		rec.state, rec.refunded = StateHeld, false
-		sh.publish(rec, pos)
-		sh.pushExp(rec)
-		sh.mu.Unlock()
-		return res, nil
-	}
+	res := newHeld(&req, createdMs, expiresMs)
 
 	// Durable: publish the record pending (concurrent reserves of the id
 	// wait on its mu), take the units, persist, then decide.
@@ -238,6 +231,23 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	rec.state, rec.refunded = StateHeld, false
 	rec.mu.Unlock()
 	return res, nil
+}
+
+// newHeld returns the reservation that req creates, held, with the
+// request's own Lines and Meta.
+func newHeld(req *ReserveRequest, createdMs, expiresMs int64) Reservation {
+	res := Reservation{
+		ID:        req.ID,
+		User:      req.User,
+		Lines:     req.Lines,
+		State:     StateHeld,
+		CreatedAt: time.UnixMilli(createdMs),
+		ExpiresAt: time.UnixMilli(expiresMs),
+	}
+	if len(req.Meta) > 0 {
+		res.Meta = req.Meta
+	}
+	return res
 }
 
 // sameRequest reports whether req asks for what rec holds (see
