@@ -364,6 +364,12 @@ func testMultiLine(t *testing.T, f Factory) {
 	wantErr(t, "Reserve(c over limit)", err, inventory.ErrLimitExceeded)
 	h.want("s1:a", 5, 0, 0)
 	h.want("s1:c", 5, 0, 0)
+	// The refusal gave back u1's count on a too: a's whole limit is free.
+	h.mustReserve(req("s1:r0", "u1", line("s1:a", 2, 2)))
+	if _, err := h.s.Release(h.ctx, "s1:r0"); err != nil {
+		t.Fatal(err)
+	}
+	h.want("s1:a", 5, 0, 0)
 	h.mustReserve(req("s1:r1", "u1", line("s1:c", 2, 0), line("s1:a", 2, 0), line("s1:b", 1, 0)))
 	h.want("s1:a", 3, 2, 0)
 	h.want("s1:b", 0, 1, 0)
