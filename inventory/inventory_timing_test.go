@@ -128,6 +128,51 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		m := make(map[string]uint32)
 		chunked(b, func(bool) { clear(m) }, func(i int) { m[ids[i%benchChunk]] = uint32(i) })
 	})
+	// The floor of uncontended-reused's work rather than of its index
+	// alone: what any reserve with caller-supplied ids must do, in the
+	// cheapest form Go offers, with no validation, locks, idempotency
+	// check or answer: remember the id (cleared map, as floor-map-reused),
+	// write a one-cache-line record into the next slot (sequential, the
+	// best case), take the unit from the pool's counter, count it for the
+	// user (one user, as above) and queue the expiry.
+	b.Run("floor-essential-reused", func(b *testing.B) {
+		b.ReportAllocs()
+		type rec struct {
+			hash, createdMs, expiresMs, qty int64
+			pool, user, state, gen          uint32
+			_                               [16]byte
+		}
+		type expiry struct {
+			ms   int64
+			slot uint32
+		}
+		ids := benchIDs("b:r", benchChunk)
+		index := make(map[string]uint32)
+		recs := make([]rec, benchChunk)
+		exp := make([]expiry, 0, benchChunk)
+		users := map[string]*atomic.Int64{"u1": new(atomic.Int64)}
+		var free atomic.Int64
+		free.Store(inventory.UnitsMax)
+		now := time.Now().UnixMilli()
+		chunked(b, func(bool) {
+			clear(index)
+			exp = exp[:0]
+		}, func(i int) {
+			slot := uint32(i % benchChunk)
+			id := ids[slot]
+			if free.Add(-1) < 0 {
+				b.Fatal("sold out")
+			}
+			users["u1"].Add(1)
+			recs[slot] = rec{hash: int64(i), createdMs: now, expiresMs: now + 60_000, qty: 1, state: 1}
+			n := len(index)
+			index[id] = slot
+			if len(index) == n {
+				b.Fatal("duplicate id")
+			}
+			exp = append(exp, expiry{ms: now + 60_000, slot: slot})
+		})
+	})
 	// The clock read that every reserve made until 2026-11-28 (time.Now),
 	// measured in the same run; reserves now read coarseclock by default.
 	b.Run("floor-clock", func(b *testing.B) {
