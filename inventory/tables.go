@@ -187,8 +187,10 @@ type userCount struct{ n atomic.Int64 }
 // newUserCount allocates a count holding q and a copy of key after it, in
 // one allocation, and returns the count and the copy (the map key).
 func newUserCount(key string, q int64) (*userCount, string) {
-	// The size is rounded to 8 so the allocator aligns the block for the
-	// atomic (small blocks are aligned to their size's power of two).
+	// The size is rounded up to a multiple of 8, so it is at least 16
+	// (an 8-byte count and a 4-byte pool index, rounded up): the block
+	// skips the tiny allocator and starts at a multiple of its size
+	// class, itself a multiple of 8, so the atomic is 8-byte aligned.
 	b := make([]byte, (8+len(key)+7)&^7)
 	c := (*userCount)(unsafe.Pointer(&b[0]))
 	c.n.Store(q)
