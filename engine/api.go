@@ -33,6 +33,11 @@ var (
 	ErrThrottled = errors.New("engine: throttled")
 	// ErrUnavailable: 50300 unavailable (backend down or overloaded).
 	ErrUnavailable = errors.New("engine: unavailable")
+	// ErrShed marks a refusal decided from memory, before any backend or
+	// risk call: a sold-out or inactive sale answered without a key, or a
+	// sale's admission gate that is full (with ErrThrottled). It comes
+	// with the refusal's own sentinel; the gateway counts these as sheds.
+	ErrShed = errors.New("engine: shed")
 )
 
 // RiskError is a risk-hook denial; errors.Is(err, ErrRiskDenied) is true.
@@ -52,6 +57,9 @@ type Attempt struct {
 	IP       string
 	DeviceID string // X-Device-Id, "" when absent
 	Route    string // "flash_reserve", "group_open", "group_join", "checkout"
+	// Once is the call's Idempotency-Key and request digest (law 5); the
+	// zero value means no key.
+	Once Once
 }
 
 // Catalog is API.md's catalog document (PUT /admin/v1/catalog and the demo

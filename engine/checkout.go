@@ -8,8 +8,13 @@ import (
 )
 
 // Checkout reserves every item of one store's cart at the store's prices,
-// all or nothing, in one inventory reservation.
+// all or nothing, in one inventory reservation. With a key (a.Once) it
+// runs at most once and its answer is replayed (law 5).
 func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
+	return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return e.checkout(ctx, a, req) })
+}
+
+func (e *Engine) checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
 	}
@@ -23,8 +28,8 @@ func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (
 	if err := e.checkUserGuide(a.UserID, req.GuideID, req.StoreID); err != nil {
 		return Reservation{}, err
 	}
-	m := resMeta{Kind: kindCheckout, Store: req.StoreID, Guide: req.GuideID,
-		SKUs: make([]string, len(req.Items)), Prices: make([]int64, len(req.Items))}
+	m := resRecord{Kind: kindCheckout, StoreID: req.StoreID, GuideID: req.GuideID,
+		Items: make([]recordItem, len(req.Items))}
 	lines := make([]inventory.Line, len(req.Items))
 	seen := make(map[string]struct{}, len(req.Items))
 	for i, it := range req.Items {
@@ -39,27 +44,24 @@ func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (
 		if !ok {
 			return Reservation{}, fmt.Errorf("%w: store %q does not list sku %q", ErrNotFound, req.StoreID, it.SKUID)
 		}
-		m.SKUs[i], m.Prices[i] = it.SKUID, price
+		m.Items[i] = recordItem{SKUID: it.SKUID, Quantity: it.Quantity, UnitPrice: price}
+		m.Amount += it.Quantity * price
 		lines[i] = inventory.Line{Pool: listingPool(req.StoreID, it.SKUID), Quantity: it.Quantity}
 	}
 	a.Route = "checkout"
 	if err := e.checkRisk(ctx, RiskInput{Attempt: a, StoreID: req.StoreID}); err != nil {
 		return Reservation{}, err
 	}
-	// The skus are left out of the meta (they are in the pool ids) to keep
-	// a full cart under inventory.MetaLenMax.
-	enc := m
-	enc.SKUs = nil
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
 		ID:    e.newReservationID(req.StoreID),
 		User:  a.UserID,
 		Lines: lines,
 		TTL:   e.opts.CheckoutHold,
-		Meta:  enc.encode(),
+		Meta:  m.encode(),
 	})
 	if err != nil {
 		return Reservation{}, engMapErr(err)
 	}
 	e.pages.markDirty(req.StoreID)
-	return e.viewMeta(r, m), nil
+	return e.viewRecord(r, &m), nil
 }

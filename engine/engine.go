@@ -2,11 +2,9 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,12 +206,6 @@ func (e *Engine) Ready(ctx context.Context) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// Idempotent runs fn at most once per (userID, key) with the same digest
-// (law 5); see Idempotency.Do.
-func (e *Engine) Idempotent(ctx context.Context, userID, key string, digest [32]byte, fn func() (int, []byte)) (int, []byte, error) {
-	return e.idem.Do(ctx, userID, key, digest, fn)
-}
-
 // ---- ids ----
 
 const engIDAlphabet = "0123456789abcdefghijklmnopqrstuv" // base32hex, lowercase
@@ -310,173 +302,6 @@ func engMapErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", target, err)
-}
-
-// ---- reservation meta ----
-
-// resMeta is what the engine keeps in inventory.Reservation.Meta to rebuild
-// the Reservation view and the order without another lookup.
-type resMeta struct {
-	Kind   string   `json:"k"`
-	Sale   string   `json:"s,omitempty"`
-	Deal   string   `json:"d,omitempty"`
-	Team   string   `json:"t,omitempty"`
-	Store  string   `json:"st"`
-	Guide  string   `json:"g,omitempty"`
-	SKUs   []string `json:"sk"`
-	Prices []int64  `json:"p"`
-}
-
-const (
-	kindFlash    = "flash"
-	kindGroup    = "group"
-	kindCheckout = "checkout"
-)
-
-// Meta is encoded compactly, not as JSON, because it is written with every
-// reservation and read with every payment: "m1|kind|sale|deal|team|store|
-// guide|sku,sku|price,price". Ids never hold '|' or ',' (engValidID;
-// reservation and team ids are ours).
-const metaVersion = "m1"
-
-func (m *resMeta) encode() []byte {
-	n := len(metaVersion) + len(m.Kind) + len(m.Sale) + len(m.Deal) + len(m.Team) + len(m.Store) + len(m.Guide) + 8
-	for _, k := range m.SKUs {
-		n += len(k) + 1
-	}
-	n += 12 * len(m.Prices)
-	b := make([]byte, 0, n)
-	b = append(b, metaVersion...)
-	for _, f := range [...]string{m.Kind, m.Sale, m.Deal, m.Team, m.Store, m.Guide} {
-		b = append(b, '|')
-		b = append(b, f...)
-	}
-	b = append(b, '|')
-	for i, k := range m.SKUs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, k...)
-	}
-	b = append(b, '|')
-	for i, p := range m.Prices {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, p, 10)
-	}
-	return b
-}
-
-var errMeta = errors.New("cannot decode reservation meta")
-
-func decodeMeta(b []byte) (resMeta, error) {
-	var m resMeta
-	if len(b) > 0 && b[0] == '{' {
-		if err := json.Unmarshal(b, &m); err != nil {
-			return m, fmt.Errorf("%w: %w", errMeta, err)
-		}
-		return m, nil
-	}
-	s := string(b)
-	var f [9]string
-	for i := range f {
-		j := strings.IndexByte(s, '|')
-		if i == len(f)-1 {
-			if j >= 0 {
-				return m, errMeta
-			}
-			f[i] = s
-			break
-		}
-		if j < 0 {
-			return m, errMeta
-		}
-		f[i], s = s[:j], s[j+1:]
-	}
-	if f[0] != metaVersion {
-		return m, fmt.Errorf("%w: version %q", errMeta, f[0])
-	}
-	m.Kind, m.Sale, m.Deal, m.Team, m.Store, m.Guide = f[1], f[2], f[3], f[4], f[5], f[6]
-	if f[7] != "" {
-		m.SKUs = strings.Split(f[7], ",")
-	}
-	if f[8] != "" {
-		ps := f[8]
-		m.Prices = make([]int64, 0, strings.Count(ps, ",")+1)
-		for ps != "" {
-			var p string
-			p, ps, _ = strings.Cut(ps, ",")
-			v, err := strconv.ParseInt(p, 10, 64)
-			if err != nil {
-				return m, fmt.Errorf("%w: price %q", errMeta, p)
-			}
-			m.Prices = append(m.Prices, v)
-		}
-	}
-	return m, nil
-}
-
-// metaOf decodes a reservation's meta and checks it against its lines.
-func metaOf(r inventory.Reservation) (resMeta, error) {
-	m, err := decodeMeta(r.Meta)
-	if err != nil {
-		return m, err
-	}
-	if m.SKUs == nil && m.Kind == kindCheckout {
-		m.SKUs = make([]string, len(r.Lines))
-		for i, l := range r.Lines {
-			m.SKUs[i] = l.Pool[strings.LastIndex(l.Pool, ":l:")+len(":l:"):]
-		}
-	}
-	if len(m.SKUs) != len(r.Lines) || len(m.Prices) != len(r.Lines) {
-		return m, fmt.Errorf("%w: meta does not match the lines of %s", errMeta, r.ID)
-	}
-	return m, nil
-}
-
-// view builds the API view of an inventory reservation.
-func (e *Engine) view(r inventory.Reservation) (Reservation, resMeta, error) {
-	m, err := metaOf(r)
-	if err != nil {
-		return Reservation{}, m, err
-	}
-	return e.viewMeta(r, m), m, nil
-}
-
-// viewMeta builds the API view from a reservation and its decoded meta
-// (len(m.SKUs) == len(r.Lines)).
-func (e *Engine) viewMeta(r inventory.Reservation, m resMeta) Reservation {
-	cat := e.catalog.Load()
-	v := Reservation{
-		ReservationID: r.ID,
-		Kind:          m.Kind,
-		SaleID:        m.Sale,
-		DealID:        m.Deal,
-		TeamID:        m.Team,
-		UserID:        r.User,
-		StoreID:       m.Store,
-		GuideID:       m.Guide,
-		State:         r.State.String(),
-		CreatedAt:     r.CreatedAt.UTC(),
-		ExpiresAt:     r.ExpiresAt.UTC(),
-		ExpiresAtMs:   r.ExpiresAt.UnixMilli(),
-		Items:         make([]Item, len(r.Lines)),
-	}
-	for i, l := range r.Lines {
-		it := Item{SKUID: m.SKUs[i], Quantity: l.Quantity, UnitPrice: m.Prices[i]}
-		if p, ok := cat.products[it.SKUID]; ok {
-			it.Title = p.Title
-		}
-		v.Items[i] = it
-		v.Quantity += l.Quantity
-		v.Amount += l.Quantity * m.Prices[i]
-	}
-	if len(v.Items) == 1 {
-		v.SKUID = v.Items[0].SKUID
-		v.UnitPrice = v.Items[0].UnitPrice
-	}
-	return v
 }
 
 // engKeyPart rejects ids that would break a record key.

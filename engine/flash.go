@@ -57,6 +57,8 @@ type flashState struct {
 	// finished is set once the sale ended and its pool is empty (nothing
 	// held, nothing available); a release clears it.
 	finished atomic.Bool
+	// inflight counts the reserve calls past the sale's admission gate.
+	inflight atomic.Int64
 }
 
 func (s *flashState) hold(def time.Duration) time.Duration {
@@ -283,7 +285,8 @@ func (e *Engine) FlashSale(ctx context.Context, saleID string) (FlashSale, error
 	return e.flashView(s), nil
 }
 
-// SaleRemaining is a cheap in-memory read for the admission gate.
+// SaleRemaining is a cheap in-memory read of a sale's remaining units
+// (approximate) and whether memory holds the sale.
 func (e *Engine) SaleRemaining(saleID string) (int64, bool) {
 	e.dealsMu.RLock()
 	s := e.sales[saleID]
@@ -341,7 +344,14 @@ func (e *Engine) checkUserGuide(userID, guideID, storeID string) error {
 	return nil
 }
 
-// ReserveFlash holds quantity units of a running sale for the caller.
+// ReserveFlash holds quantity units of a running sale for the caller: the
+// whole flash reservation, from the sale's lookup to the counter and back,
+// in one call. What memory can decide comes first and costs no backend or
+// risk call: an unknown sale is ErrNotFound; with nothing left, an ended
+// or upcoming sale is ErrNotActive and a running one ErrSoldOut (marked
+// ErrShed when the call has no Idempotency-Key); a sale whose admission
+// gate is full is ErrThrottled (ErrShed). With a key (a.Once) the rest
+// runs at most once and its answer is replayed (law 5).
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
@@ -350,6 +360,80 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
+	if s.remaining.Load() <= 0 {
+		st := windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt)
+		if a.Once.Key == "" {
+			return Reservation{}, shedEmpty(st)
+		}
+		err := ErrSoldOut
+		if st != statusActive {
+			err = fmt.Errorf("%w: sale is %s", ErrNotActive, st)
+		}
+		return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return Reservation{}, err })
+	}
+	if f := e.opts.SaleAdmitFactor; f > 0 {
+		if !s.admit(int64(f)) {
+			return Reservation{}, errShedGate
+		}
+		defer s.inflight.Add(-1)
+	}
+	if a.Once.Key == "" {
+		return e.reserveFlash(ctx, a, s, quantity, guideID)
+	}
+	return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) {
+		return e.reserveFlash(ctx, a, s, quantity, guideID)
+	})
+}
+
+// shedError is a refusal decided from memory: errors.Is matches ErrShed and
+// its sentinel. The values are made once, so a shed allocates nothing.
+type shedError struct {
+	kind error
+	msg  string
+}
+
+func (e *shedError) Error() string { return e.msg }
+func (e *shedError) Is(target error) bool {
+	return target == ErrShed || target == e.kind
+}
+
+var (
+	errShedSoldOut  = &shedError{ErrSoldOut, ErrSoldOut.Error()}
+	errShedUpcoming = &shedError{ErrNotActive, ErrNotActive.Error() + ": sale is " + statusUpcoming}
+	errShedEnded    = &shedError{ErrNotActive, ErrNotActive.Error() + ": sale is " + statusEnded}
+	errShedGate     = &shedError{ErrThrottled, "engine: too many buyers right now, retry shortly"}
+)
+
+// shedEmpty is the refusal of a sale with nothing left, by its status.
+func shedEmpty(status string) error {
+	switch status {
+	case statusUpcoming:
+		return errShedUpcoming
+	case statusEnded:
+		return errShedEnded
+	}
+	return errShedSoldOut
+}
+
+// admit takes a slot of the sale's admission gate: at most factor ×
+// remaining reserve calls of a sale run at once. The caller gives the
+// slot back with s.inflight.Add(-1).
+func (s *flashState) admit(factor int64) bool {
+	remaining := s.remaining.Load()
+	limit := remaining * factor
+	if remaining > (1<<62)/factor {
+		limit = 1 << 62
+	}
+	if s.inflight.Add(1) > limit {
+		s.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// reserveFlash is ReserveFlash past the gate.
+func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) (Reservation, error) {
+	saleID := s.spec.SaleID
 	if quantity <= 0 || quantity > inventory.QuantityMaxDefault {
 		return Reservation{}, fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
 	}
@@ -367,13 +451,9 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s.remaining.Load() <= 0 {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrSoldOut, saleID)
 	}
-	// One SKU and one price, in one allocation rather than two.
-	one := &struct {
-		sku   [1]string
-		price [1]int64
-	}{[1]string{s.spec.SKUID}, [1]int64{s.spec.Price}}
-	m := resMeta{Kind: kindFlash, Sale: saleID, Store: s.spec.StoreID, Guide: guideID,
-		SKUs: one.sku[:], Prices: one.price[:]}
+	m := resRecord{Kind: kindFlash, SaleID: saleID, StoreID: s.spec.StoreID, GuideID: guideID,
+		Items:  []recordItem{{SKUID: s.spec.SKUID, Quantity: quantity, UnitPrice: s.spec.Price}},
+		Amount: quantity * s.spec.Price}
 	hold := s.hold(e.opts.FlashHoldDefault)
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
 		ID:    e.newReservationID(s.spec.StoreID),
@@ -393,5 +473,5 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if left := s.remaining.Add(-quantity); left <= e.opts.StockLowMax {
 		e.pages.markDirty(s.spec.StoreID)
 	}
-	return e.viewMeta(r, m), nil
+	return e.viewRecord(r, &m), nil
 }

@@ -277,8 +277,8 @@ func (e *Engine) reserveGroupUnit(ctx context.Context, d *groupState, resID, use
 	if d.remaining.Load() <= 0 {
 		return inventory.Reservation{}, fmt.Errorf("%w: deal %q", ErrSoldOut, d.spec.DealID)
 	}
-	m := resMeta{Kind: kindGroup, Deal: d.spec.DealID, Team: teamID, Store: d.spec.StoreID, Guide: guideID,
-		SKUs: []string{d.spec.SKUID}, Prices: []int64{d.spec.Price}}
+	m := resRecord{Kind: kindGroup, DealID: d.spec.DealID, TeamID: teamID, StoreID: d.spec.StoreID, GuideID: guideID,
+		Items: []recordItem{{SKUID: d.spec.SKUID, Quantity: 1, UnitPrice: d.spec.Price}}, Amount: d.spec.Price}
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
 		ID:    resID,
 		User:  userID,
@@ -320,8 +320,13 @@ func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, e
 }
 
 // OpenTeam opens a team with the caller as leader and reserves the
-// leader's unit.
+// leader's unit. With a key (a.Once) it runs at most once and its answer
+// is replayed (law 5).
 func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
+	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.openTeam(ctx, a, dealID, guideID) })
+}
+
+func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
@@ -368,8 +373,13 @@ func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string
 
 // JoinTeam adds the caller to a forming team and reserves their unit. Of
 // racing joiners for the last seat exactly one wins; the others get
-// ErrBadState and their unit back.
+// ErrBadState and their unit back. With a key (a.Once) it runs at most
+// once and its answer is replayed (law 5).
 func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
+	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.joinTeam(ctx, a, dealID, teamID) })
+}
+
+func (e *Engine) joinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
@@ -411,8 +421,8 @@ func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string)
 	if len(t.Members) > 0 {
 		// The leader's guide shared the team card: attribute to them.
 		if lr, err := e.store.Reservation(ctx, t.Members[0].ReservationID); err == nil {
-			if m, err := decodeMeta(lr.Meta); err == nil {
-				guide = m.Guide
+			if m, err := recordOf(lr); err == nil {
+				guide = m.GuideID
 			}
 		}
 	}
@@ -615,8 +625,8 @@ func (e *Engine) refundMember(ctx context.Context, resID string) error {
 	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
 		return fmt.Errorf("%w: cannot mark order refunded: %w", ErrUnavailable, err)
 	}
-	if m, err := decodeMeta(r.Meta); err == nil {
-		if d := e.group(ctx, m.Deal); d != nil {
+	if m, err := recordOf(r); err == nil {
+		if d := e.group(ctx, m.DealID); d != nil {
 			d.finished.Store(false)
 			d.remaining.Add(1)
 		}

@@ -99,7 +99,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 	if r.State == inventory.StateReleased {
 		return Reservation{}, fmt.Errorf("%w: reservation %q is released", ErrBadState, resID)
 	}
-	m, err := metaOf(r)
+	m, err := recordOf(r)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -118,9 +118,9 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 		}
 	}
 	if m.Kind == kindGroup {
-		t, _, err := e.readTeam(ctx, m.Deal, m.Team)
+		t, _, err := e.readTeam(ctx, m.DealID, m.TeamID)
 		if err == nil && t.State == teamFailed {
-			return Reservation{}, fmt.Errorf("%w: team %q failed", ErrBadState, m.Team)
+			return Reservation{}, fmt.Errorf("%w: team %q failed", ErrBadState, m.TeamID)
 		}
 	}
 	cr, err := e.store.Confirm(ctx, r.ID)
@@ -130,7 +130,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 		}
 		return Reservation{}, engMapErr(err)
 	}
-	v := e.viewMeta(cr, m)
+	v := e.viewRecord(cr, &m)
 	o := e.orderFromView(v, paymentID)
 	if m.Kind == kindGroup {
 		if err := e.payGroup(ctx, cr, m, o); err != nil {
@@ -151,11 +151,11 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 // payGroup writes a group member's order before marking them paid on the
 // team, so that a team failing concurrently (on any node) always finds the
 // order written and marks it refunded after.
-func (e *Engine) payGroup(ctx context.Context, r inventory.Reservation, m resMeta, o Order) error {
+func (e *Engine) payGroup(ctx context.Context, r inventory.Reservation, m resRecord, o Order) error {
 	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
 		return fmt.Errorf("%w: cannot write order: %w", ErrUnavailable, err)
 	}
-	t, err := e.teamMemberPaid(ctx, m.Deal, m.Team, r.ID)
+	t, err := e.teamMemberPaid(ctx, m.DealID, m.TeamID, r.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -163,7 +163,7 @@ func (e *Engine) payGroup(ctx context.Context, r inventory.Reservation, m resMet
 		if err := e.refundMember(ctx, r.ID); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: team %q failed; the payment is refunded", ErrBadState, m.Team)
+		return fmt.Errorf("%w: team %q failed; the payment is refunded", ErrBadState, m.TeamID)
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (e *Engine) Cancel(ctx context.Context, userID, resID string) (Reservation,
 // afterRelease updates memory after units went back to a pool: the sale's
 // remaining count, the team's seat, the store page.
 func (e *Engine) afterRelease(ctx context.Context, r inventory.Reservation, settling bool) {
-	m, err := decodeMeta(r.Meta)
+	m, err := recordOf(r)
 	if err != nil {
 		return
 	}
@@ -200,20 +200,20 @@ func (e *Engine) afterRelease(ctx context.Context, r inventory.Reservation, sett
 	// after it ended must still drain what comes back (law 2).
 	switch m.Kind {
 	case kindFlash:
-		if s := e.flash(ctx, m.Sale); s != nil {
+		if s := e.flash(ctx, m.SaleID); s != nil {
 			s.remaining.Add(qty)
 			s.finished.Store(false)
 		}
 	case kindGroup:
-		if d := e.group(ctx, m.Deal); d != nil {
+		if d := e.group(ctx, m.DealID); d != nil {
 			d.remaining.Add(qty)
 			d.finished.Store(false)
 		}
 		if !settling {
-			e.teamMemberGone(ctx, m.Deal, m.Team, r.ID)
+			e.teamMemberGone(ctx, m.DealID, m.TeamID, r.ID)
 		}
 	}
-	e.pages.markDirty(m.Store)
+	e.pages.markDirty(m.StoreID)
 }
 
 func (e *Engine) orderFromView(v Reservation, paymentID string) Order {

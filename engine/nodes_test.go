@@ -175,6 +175,9 @@ func engTestNodesTeamDeadlineOnce(t *testing.T, backend string) {
 // body, a conflict (law 5), also under concurrency.
 func TestIdempotent(t *testing.T) {
 	env := engOpen(t, engBackends()[0], nil)
+	rec := engine.NewMemRecords()
+	t.Cleanup(func() { _ = rec.Close() })
+	idem := engine.NewIdempotency(rec, engine.IdempotencyOptions{})
 	d1 := sha256.Sum256([]byte(`{"quantity":1}`))
 	d2 := sha256.Sum256([]byte(`{"quantity":2}`))
 	var runs atomic.Int64
@@ -183,7 +186,7 @@ func TestIdempotent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			status, body, err := env.e.Idempotent(env.ctx, "u1", "k-1", d1, func() (int, []byte) {
+			status, body, err := idem.Do(env.ctx, "u1", "k-1", d1, func() (int, []byte) {
 				return 200, []byte(fmt.Sprintf(`{"run":%d}`, runs.Add(1)))
 			})
 			// A duplicate racing the first call may be refused while the
@@ -197,13 +200,13 @@ func TestIdempotent(t *testing.T) {
 	if runs.Load() != 1 {
 		t.Fatalf("fn ran %d times", runs.Load())
 	}
-	status, body, err := env.e.Idempotent(env.ctx, "u1", "k-1", d1, func() (int, []byte) { return 500, nil })
+	status, body, err := idem.Do(env.ctx, "u1", "k-1", d1, func() (int, []byte) { return 500, nil })
 	if err != nil || status != 200 || string(body) != `{"run":1}` {
 		t.Fatalf("repeat = %d %s %v; want the first answer", status, body, err)
 	}
-	_, _, err = env.e.Idempotent(env.ctx, "u1", "k-1", d2, func() (int, []byte) { return 200, nil })
+	_, _, err = idem.Do(env.ctx, "u1", "k-1", d2, func() (int, []byte) { return 200, nil })
 	wantErr(t, "other body", err, engine.ErrIdempotencyConflict)
-	status, _, err = env.e.Idempotent(env.ctx, "u2", "k-1", d2, func() (int, []byte) { return 201, nil })
+	status, _, err = idem.Do(env.ctx, "u2", "k-1", d2, func() (int, []byte) { return 201, nil })
 	if err != nil || status != 201 {
 		t.Fatalf("other user: %d %v", status, err)
 	}
@@ -262,8 +265,9 @@ func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 	before := count()
 	var d [32]byte
 	d[0] = 1
-	if status, _, err := env.e.Idempotent(env.ctx, "u1", "key-1", d, func() (int, []byte) { return 200, []byte(`{}`) }); err != nil || status != 200 {
-		t.Fatalf("Idempotent = %d, %v", status, err)
+	a := engine.Attempt{UserID: "u1", Once: engine.Once{Key: "key-1", Digest: d}}
+	if _, err := env.e.Checkout(env.ctx, a, engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k1", Quantity: 1}}}); err != nil {
+		t.Fatalf("Checkout with a key: %v", err)
 	}
 	if got := count(); got != before+1 {
 		t.Fatalf("records after one Idempotent = %d; want %d", got, before+1)

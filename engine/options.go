@@ -63,6 +63,12 @@ type Options struct {
 	// StockLowMax is the available count at or under which a listing shows
 	// "low". Default 5.
 	StockLowMax int64
+	// SaleAdmitFactor bounds the reserve calls of one flash sale in flight
+	// at once to SaleAdmitFactor × its remaining units; the others are
+	// refused at once with ErrThrottled (marked ErrShed), so that a crowd
+	// far larger than the stock waits nowhere. Default 4; negative turns
+	// the gate off.
+	SaleAdmitFactor int
 }
 
 // withDefaults returns o with zero fields set to their defaults.
@@ -96,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StockLowMax <= 0 {
 		o.StockLowMax = 5
+	}
+	if o.SaleAdmitFactor == 0 {
+		o.SaleAdmitFactor = 4
 	}
 	return o
 }

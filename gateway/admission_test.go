@@ -54,32 +54,3 @@ func TestSemaphoreBound(t *testing.T) {
 		t.Fatal("tryAcquire over max admitted")
 	}
 }
-
-func TestSaleGate(t *testing.T) {
-	g := newSaleGates(4)
-	var slots []*atomic.Int64
-	for i := 0; i < 8; i++ { // remaining 2 -> 8 slots
-		c, ok := g.admit("f1", 2)
-		if !ok {
-			t.Fatalf("admit %d refused; want 8 admitted", i)
-		}
-		slots = append(slots, c)
-	}
-	if _, ok := g.admit("f1", 2); ok {
-		t.Fatal("9th admit with remaining 2, factor 4: admitted; want refused")
-	}
-	// Another sale has its own gate.
-	if _, ok := g.admit("f2", 1); !ok {
-		t.Fatal("admit of another sale refused")
-	}
-	// Remaining shrinking tightens the gate for newcomers.
-	(*gateSlot)(slots[0]).release()
-	if _, ok := g.admit("f1", 1); ok {
-		t.Fatal("admit with remaining 1 and 7 in flight: admitted; want refused")
-	}
-	(*gateSlot)(nil).release() // no-op
-	// Huge remaining does not overflow.
-	if _, ok := g.admit("f3", 1<<62); !ok {
-		t.Fatal("admit with huge remaining refused")
-	}
-}

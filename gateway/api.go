@@ -1,8 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"crypto/sha256"
+	"errors"
 	"strconv"
 	"time"
 
@@ -123,36 +123,18 @@ func digest(ctx *fasthttp.RequestCtx) [32]byte {
 	return d
 }
 
-// answer turns an engine result into a full envelope (status, body).
-func (s *Server) answer(ctx *fasthttp.RequestCtx, r routeID, v any, err error) (int, []byte) {
-	if err == nil {
-		body, encErr := appendOK(nil, v)
-		if encErr == nil {
-			return fasthttp.StatusOK, body
-		}
-		err = encErr
+// once returns the Idempotency-Key and digest of a creating request.
+func once(ctx *fasthttp.RequestCtx) (engine.Once, error) {
+	key, err := idempotencyKey(ctx)
+	if err != nil || key == "" {
+		return engine.Once{}, err
 	}
-	code, msg := s.classify(ctx, r, err)
-	if code == CodeInternal {
-		msg = codeTable[codeIndex(code)].msg + " (request id " + string(ctx.Response.Header.Peek("X-Request-Id")) + ")"
-	}
-	return statusOf(code), appendErr(nil, code, msg)
+	return engine.Once{Key: key, Digest: digest(ctx)}, nil
 }
 
-// create runs a creating write, through Engine.Idempotent when the request
-// has an Idempotency-Key (law 5): a replay writes the stored bytes.
-func (s *Server) create(ctx *fasthttp.RequestCtx, ectx context.Context, r routeID, uid, key string, run func() (int, []byte)) int {
-	if key == "" {
-		st, body := run()
-		return s.writeRaw(ctx, st, body)
-	}
-	st, body, err := s.eng.Idempotent(ectx, uid, key, digest(ctx), run)
-	if err != nil {
-		return s.writeErr(ctx, r, err)
-	}
-	return s.writeRaw(ctx, st, body)
-}
-
+// serveReserve parses and checks the request, then makes the one engine
+// call of a flash reservation, which decides everything else (unknown
+// sale, not active, sold out, the sale's admission gate, idempotency).
 func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte) int {
 	qty, guideID, err := parseReserveBody(ctx.Request.Body())
 	if err != nil {
@@ -164,79 +146,33 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	if err := optionalID(guideID, "guide_id"); err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	key, err := idempotencyKey(ctx)
-	if err != nil {
-		return s.writeErr(ctx, rSaleReserve, err)
-	}
 	a, err := s.attempt(ctx, uid, "flash_reserve")
 	if err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	sale := string(saleB)
-	remaining, ok := s.eng.SaleRemaining(sale)
-	if !ok {
-		// Not in memory: made on another node moments ago, or ended long
-		// ago. FlashSale looks it up in the records (and keeps it).
-		fctx, fcancel := s.engineCtx()
-		_, err := s.eng.FlashSale(fctx, sale)
-		fcancel()
-		if err != nil {
-			return s.writeErr(ctx, rSaleReserve, err)
-		}
-		if remaining, ok = s.eng.SaleRemaining(sale); !ok {
-			return s.writeError(ctx, rSaleReserve, CodeNotFound, "no such flash sale")
-		}
+	if a.Once, err = once(ctx); err != nil {
+		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	// Nothing left: answered from memory, without the backend. The sale is
-	// in the engine's memory (SaleRemaining said so), so FlashSale is cheap;
-	// it tells an ended (or not yet started) sale from a sold-out one.
-	emptyCode, emptyMsg := CodeSoldOut, "sold out"
-	if remaining <= 0 {
-		if fs, err := s.eng.FlashSale(context.Background(), sale); err == nil && fs.Status != "active" {
-			emptyCode, emptyMsg = CodeNotActive, "not active: sale is "+fs.Status
-		}
-		if key == "" {
-			s.countShed(shedSoldOut)
-			return s.writeError(ctx, rSaleReserve, emptyCode, emptyMsg)
-		}
-	}
-	var gate = (*gateSlot)(nil)
-	if remaining > 0 {
-		c, ok := s.gates.admit(sale, remaining)
-		if !ok {
-			return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, "too many buyers right now, retry shortly")
-		}
-		gate = (*gateSlot)(c)
-	}
-	defer gate.release()
 	ectx := s.newEngineCtx()
 	defer ectx.cancel()
-	if remaining <= 0 {
-		return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
-			return statusOf(emptyCode), appendErr(nil, emptyCode, emptyMsg)
-		})
-	}
-	if key == "" {
-		// No Idempotency-Key: no closure for Engine.Idempotent to keep.
-		st, body := s.reserve(ctx, ectx, a, sale, qty, guideID)
-		return s.writeRaw(ctx, st, body)
-	}
-	return s.create(ctx, ectx, rSaleReserve, uid, key, func() (int, []byte) {
-		return s.reserve(ctx, ectx, a, sale, qty, guideID)
-	})
-}
-
-// reserve runs the engine's reservation and makes the answer.
-func (s *Server) reserve(ctx *fasthttp.RequestCtx, ectx context.Context, a engine.Attempt, sale string, qty int64, guideID string) (int, []byte) {
 	t0 := time.Now()
-	res, err := s.eng.ReserveFlash(ectx, a, sale, qty, guideID)
-	s.observeEngine(rSaleReserve, t0)
-	if err == nil {
-		if body, ok := appendReservationOK(make([]byte, 0, 512), &res); ok {
-			return fasthttp.StatusOK, body
+	res, err := s.eng.ReserveFlash(ectx, a, string(saleB), qty, guideID)
+	if err != nil {
+		if errors.Is(err, engine.ErrShed) {
+			if errors.Is(err, engine.ErrThrottled) {
+				return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, messageOf(CodeThrottled, err))
+			}
+			s.countShed(shedSoldOut)
+		} else {
+			s.observeEngine(rSaleReserve, t0)
 		}
+		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	return s.answer(ctx, rSaleReserve, res, err)
+	s.observeEngine(rSaleReserve, t0)
+	if body, ok := appendReservationOK(make([]byte, 0, 512), &res); ok {
+		return s.writeRaw(ctx, fasthttp.StatusOK, body)
+	}
+	return s.writeOK(ctx, rSaleReserve, res)
 }
 
 // parseReserveBody reads a reserve request's quantity (default 1) and guide.
@@ -265,23 +201,19 @@ func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byt
 	if err := optionalID(req.GuideID, "guide_id"); err != nil {
 		return s.writeErr(ctx, rTeamOpen, err)
 	}
-	key, err := idempotencyKey(ctx)
-	if err != nil {
-		return s.writeErr(ctx, rTeamOpen, err)
-	}
 	a, err := s.attempt(ctx, uid, "group_open")
 	if err != nil {
 		return s.writeErr(ctx, rTeamOpen, err)
 	}
-	deal := string(dealB)
+	if a.Once, err = once(ctx); err != nil {
+		return s.writeErr(ctx, rTeamOpen, err)
+	}
 	ectx, cancel := s.engineCtx()
 	defer cancel()
-	return s.create(ctx, ectx, rTeamOpen, uid, key, func() (int, []byte) {
-		t0 := time.Now()
-		team, err := s.eng.OpenTeam(ectx, a, deal, req.GuideID)
-		s.observeEngine(rTeamOpen, t0)
-		return s.answer(ctx, rTeamOpen, teamFor(team, uid), err)
-	})
+	t0 := time.Now()
+	team, err := s.eng.OpenTeam(ectx, a, string(dealB), req.GuideID)
+	s.observeEngine(rTeamOpen, t0)
+	return s.writeAnswer(ctx, rTeamOpen, teamFor(team, uid), err)
 }
 
 func (s *Server) serveTeamJoin(ctx *fasthttp.RequestCtx, uid string, dealB, teamB []byte) int {
@@ -289,23 +221,19 @@ func (s *Server) serveTeamJoin(ctx *fasthttp.RequestCtx, uid string, dealB, team
 	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
 		return s.writeErr(ctx, rTeamJoin, err)
 	}
-	key, err := idempotencyKey(ctx)
-	if err != nil {
-		return s.writeErr(ctx, rTeamJoin, err)
-	}
 	a, err := s.attempt(ctx, uid, "group_join")
 	if err != nil {
 		return s.writeErr(ctx, rTeamJoin, err)
 	}
-	deal, team := string(dealB), string(teamB)
+	if a.Once, err = once(ctx); err != nil {
+		return s.writeErr(ctx, rTeamJoin, err)
+	}
 	ectx, cancel := s.engineCtx()
 	defer cancel()
-	return s.create(ctx, ectx, rTeamJoin, uid, key, func() (int, []byte) {
-		t0 := time.Now()
-		t, err := s.eng.JoinTeam(ectx, a, deal, team)
-		s.observeEngine(rTeamJoin, t0)
-		return s.answer(ctx, rTeamJoin, teamFor(t, uid), err)
-	})
+	t0 := time.Now()
+	t, err := s.eng.JoinTeam(ectx, a, string(dealB), string(teamB))
+	s.observeEngine(rTeamJoin, t0)
+	return s.writeAnswer(ctx, rTeamJoin, teamFor(t, uid), err)
 }
 
 func (s *Server) serveCheckout(ctx *fasthttp.RequestCtx, uid string) int {
@@ -316,22 +244,19 @@ func (s *Server) serveCheckout(ctx *fasthttp.RequestCtx, uid string) int {
 	if err := validCheckout(req); err != nil {
 		return s.writeErr(ctx, rCheckout, err)
 	}
-	key, err := idempotencyKey(ctx)
-	if err != nil {
-		return s.writeErr(ctx, rCheckout, err)
-	}
 	a, err := s.attempt(ctx, uid, "checkout")
 	if err != nil {
 		return s.writeErr(ctx, rCheckout, err)
 	}
+	if a.Once, err = once(ctx); err != nil {
+		return s.writeErr(ctx, rCheckout, err)
+	}
 	ectx, cancel := s.engineCtx()
 	defer cancel()
-	return s.create(ctx, ectx, rCheckout, uid, key, func() (int, []byte) {
-		t0 := time.Now()
-		res, err := s.eng.Checkout(ectx, a, req)
-		s.observeEngine(rCheckout, t0)
-		return s.answer(ctx, rCheckout, res, err)
-	})
+	t0 := time.Now()
+	res, err := s.eng.Checkout(ectx, a, req)
+	s.observeEngine(rCheckout, t0)
+	return s.writeAnswer(ctx, rCheckout, res, err)
 }
 
 func validCheckout(req engine.CheckoutRequest) error {

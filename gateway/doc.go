@@ -19,11 +19,14 @@
 // Every default is documented on Options. The request path is:
 // route (router.go) -> in-flight bound of the route class (503/50300 when
 // full, nothing waits) -> body limit (413/41300) -> session or admin token
-// or feed signature -> strict JSON decoding (40000) -> for flash
-// reservations the per-sale gate (40900 from memory when sold out, 429/42900
-// above SaleAdmitFactor x remaining) -> Engine.Idempotent when the request
-// has an Idempotency-Key -> the engine -> errors.go's one table from engine
-// sentinel errors to API.md codes.
+// or feed signature -> strict JSON decoding and input checks (40000) -> one
+// engine call, which carries the Idempotency-Key and request digest
+// (engine.Attempt.Once) and decides the rest itself: for a flash
+// reservation an unknown sale, not active and sold out (from memory when
+// nothing is left), the sale's admission gate (429/42900; counted here as
+// sheds when the engine marks them engine.ErrShed) and the replay of a
+// key's first answer -> errors.go's one table from engine sentinel errors
+// to API.md codes.
 //
 // The storefront routes write the engine's precomputed page bytes inside
 // the envelope without encoding or allocating (see alloc_test.go).

@@ -16,14 +16,15 @@ type Engine interface {
 	StorePage(storeID, guideID string) (engine.Page, error)
 	ProductPage(storeID, skuID, guideID string) (engine.Page, error)
 
-	// Flash sales.
+	// Flash sales. ReserveFlash is the whole reservation in one call: it
+	// answers unknown, not active, sold out and a full admission gate
+	// itself (the last three from memory, marked engine.ErrShed when no
+	// backend was asked), and replays a.Once's first answer (law 5).
 	FlashSale(ctx context.Context, saleID string) (engine.FlashSale, error)
-	// SaleRemaining is a cheap in-memory read for the admission gate:
-	// remaining units (approximate) and whether the sale exists.
-	SaleRemaining(saleID string) (remaining int64, ok bool)
 	ReserveFlash(ctx context.Context, a engine.Attempt, saleID string, quantity int64, guideID string) (engine.Reservation, error)
 
-	// Group buying.
+	// Group buying. OpenTeam, JoinTeam and Checkout replay a.Once's first
+	// answer (law 5); a different digest is ErrIdempotencyConflict.
 	GroupDeal(ctx context.Context, dealID string) (engine.GroupDeal, error)
 	OpenTeam(ctx context.Context, a engine.Attempt, dealID, guideID string) (engine.Team, error)
 	JoinTeam(ctx context.Context, a engine.Attempt, dealID, teamID string) (engine.Team, error)
@@ -39,14 +40,6 @@ type Engine interface {
 	Cancel(ctx context.Context, userID, reservationID string) (engine.Reservation, error)
 	Order(ctx context.Context, userID, orderID string) (engine.Order, error)
 	UserOrders(ctx context.Context, userID string, limit int) ([]engine.Order, error)
-
-	// Idempotency (law 5): fn runs at most once per (userID, key) with the
-	// same digest; later calls get the stored status and body. A different
-	// digest gives ErrIdempotencyConflict. The gateway sheds overload
-	// (429/503) before calling Idempotent; an answer fn returns with status
-	// 429 or >= 500 is transient and should not be kept, so that a retry
-	// with the same key runs fn again.
-	Idempotent(ctx context.Context, userID, key string, digest [32]byte, fn func() (status int, body []byte)) (status int, body []byte, err error)
 
 	// Store feed (law 7), one result per update, in order.
 	ApplyFeed(ctx context.Context, updates []engine.FeedUpdate) ([]engine.FeedResult, error)

@@ -130,9 +130,13 @@ type harness struct {
 
 type harnessOpt func(*Options)
 
+// engineOpts is a harnessOpt that changes the engine's Options instead
+// (newHarness applies it before opening the engine).
+type engineOpts func(*engine.Options)
+
 // newHarness starts a Server over a real engine; backend is "memory" or
 // "pebble".
-func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
+func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	t.Helper()
 	clock := &testClock{}
 	var store inventory.Store
@@ -154,6 +158,11 @@ func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 	if backend == "pebble" {
 		eo.Dir = t.TempDir()
 	}
+	for _, f := range opts {
+		if f, ok := f.(engineOpts); ok {
+			f(&eo)
+		}
+	}
 	eng, err := engine.Open(ctx, eo)
 	if err != nil {
 		store.Close()
@@ -168,7 +177,15 @@ func newHarness(t *testing.T, backend string, opts ...harnessOpt) *harness {
 		Now:           clock.now,
 	}
 	for _, f := range opts {
-		f(&o)
+		switch f := f.(type) {
+		case engineOpts:
+		case harnessOpt:
+			f(&o)
+		case func(*Options):
+			f(&o)
+		default:
+			t.Fatalf("newHarness: option of type %T", f)
+		}
 	}
 	srv, err := New(o)
 	if err != nil {

@@ -26,9 +26,6 @@ const (
 	WritesInflightMaxDefault = 4096
 	// AdminInflightMaxDefault bounds concurrent admin and feed calls.
 	AdminInflightMaxDefault = 64
-	// SaleAdmitFactorDefault: at most factor x remaining units of a sale may
-	// be in the reserve path at once.
-	SaleAdmitFactorDefault = 4
 	// RetryAfterSecondsDefault is the Retry-After value of shed answers.
 	RetryAfterSecondsDefault = 1
 	// EngineTimeoutDefault bounds one engine call of a request.
@@ -107,10 +104,6 @@ type Options struct {
 	ReadsInflightMax  int
 	WritesInflightMax int
 	AdminInflightMax  int
-	// SaleAdmitFactor: at most SaleAdmitFactor x remaining units reserve
-	// calls of one flash sale run at once; the rest get 429/42900 with
-	// Retry-After. Default SaleAdmitFactorDefault (4).
-	SaleAdmitFactor int
 	// RetryAfterSeconds is the Retry-After of shed answers. Default 1.
 	RetryAfterSeconds int
 	// EngineTimeout bounds the engine calls of one request. Default
@@ -187,9 +180,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AdminInflightMax <= 0 {
 		o.AdminInflightMax = AdminInflightMaxDefault
-	}
-	if o.SaleAdmitFactor <= 0 {
-		o.SaleAdmitFactor = SaleAdmitFactorDefault
 	}
 	if o.RetryAfterSeconds <= 0 {
 		o.RetryAfterSeconds = RetryAfterSecondsDefault

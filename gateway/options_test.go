@@ -22,7 +22,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.BodyMaxBytes != 64<<10 || o.SessionTTL != 24*time.Hour || o.Login.Provider != ProviderDev ||
-		o.SaleAdmitFactor != 4 || o.ReadsInflightMax != ReadsInflightMaxDefault || o.WritesInflightMax != WritesInflightMaxDefault ||
+		o.ReadsInflightMax != ReadsInflightMaxDefault || o.WritesInflightMax != WritesInflightMaxDefault ||
 		o.AdminInflightMax != AdminInflightMaxDefault || len(o.SessionSecret) != 32 || o.FeedWindow != 5*time.Minute ||
 		o.RetryAfterSeconds != 1 || o.Logger == nil || o.Now == nil || len(o.TrustedProxies) != 2 {
 		t.Errorf("defaults = %+v", o)

@@ -86,7 +86,7 @@ func TestOverloadShedsWrites(t *testing.T) {
 // calls of the sale run at once; the third gets 429/42900 with
 // Retry-After; once the sale is sold out, 40900 comes from memory.
 func TestSaleGateSheds(t *testing.T) {
-	h := newHarness(t, "memory", func(o *Options) { o.SaleAdmitFactor = 1 })
+	h := newHarness(t, "memory", engineOpts(func(o *engine.Options) { o.SaleAdmitFactor = 1 }))
 	h.loadCatalog()
 	h.createSale("f1", 2, 1)
 	users := []string{h.login("u1"), h.login("u2"), h.login("u3"), h.login("u4")}
@@ -130,7 +130,7 @@ func TestSaleGateSheds(t *testing.T) {
 // supplied == held + sold + remaining (laws 1 and 9).
 func TestCrowdExactTotals(t *testing.T) {
 	const supply, buyers = 20, 100
-	h := newHarness(t, "memory", func(o *Options) { o.SaleAdmitFactor = 2 })
+	h := newHarness(t, "memory", engineOpts(func(o *engine.Options) { o.SaleAdmitFactor = 2 }))
 	h.loadCatalog()
 	h.createSale("f1", supply, 1)
 	tokens := make([]string, buyers)

@@ -40,7 +40,6 @@ type Server struct {
 	admin    []byte
 	feedKey  []byte
 	sems     [4]*semaphore // by route class; [classNone] is nil
-	gates    *saleGates
 	m        *metrics
 	shedN    [shedReasonsLen]atomic.Int64
 	logN     atomic.Uint64
@@ -73,7 +72,6 @@ func New(opts Options) (*Server, error) {
 		trusted: trusted,
 		admin:   []byte(o.AdminToken),
 		feedKey: []byte(o.FeedSecret),
-		gates:   newSaleGates(o.SaleAdmitFactor),
 		retry:   []byte(strconv.Itoa(o.RetryAfterSeconds)),
 	}
 	s.intern.init()
@@ -440,6 +438,14 @@ func (s *Server) writeOK(ctx *fasthttp.RequestCtx, r routeID, v any) int {
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	ctx.SetBody(body)
 	return CodeOK
+}
+
+// writeAnswer writes v in a success envelope, or the answer of err.
+func (s *Server) writeAnswer(ctx *fasthttp.RequestCtx, r routeID, v any, err error) int {
+	if err != nil {
+		return s.writeErr(ctx, r, err)
+	}
+	return s.writeOK(ctx, r, v)
 }
 
 // writeErr writes the answer of err (an *apiError or an engine error).

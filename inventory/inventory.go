@@ -47,8 +47,9 @@ const (
 	IDLenMax = 128
 	// LinesMax bounds the lines of one reservation.
 	LinesMax = 32
-	// MetaLenMax bounds Reservation.Meta, in bytes.
-	MetaLenMax = 2048
+	// MetaLenMax bounds Reservation.Meta, in bytes: room for the engine's
+	// record of a full cart (LinesMax items) with the longest ids.
+	MetaLenMax = 4096
 	// QuantityMaxDefault is the default of Options.MaxQuantity.
 	QuantityMaxDefault = 10_000
 )

@@ -123,6 +123,8 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		RedisAddr:     redisAddr,
 		Risk:          risk,
 		SweepInterval: cfg.SweepInterval,
+		// SaleAdmitFactor bounds each sale's reserve calls in flight.
+		SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
 		// 0 in the config keeps every reservation; negative says so to
 		// the engine, whose zero means its default.
 		ReservationRetention: cmp.Or(cfg.ReservationRetention, -1),
@@ -162,7 +164,6 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		ReadsInflightMax:  cfg.Admission.ReadsMax,
 		WritesInflightMax: cfg.Admission.WritesMax,
 		AdminInflightMax:  cfg.Admission.AdminMax,
-		SaleAdmitFactor:   cfg.Admission.SaleAdmitFactor,
 		Logger:            logger,
 	})
 	if err != nil {
