@@ -12,7 +12,6 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
-
 // engClock is a fake clock shared by the engine and its inventory store.
 type engClock struct {
 	mu sync.Mutex
