@@ -14,22 +14,22 @@ import (
 
 // Bounds of one catalog document.
 const (
-	catStoresMax   = 10_000
-	catGuidesMax   = 200_000
-	catProductsMax = 100_000
-	catListingsMax = 1_000_000
-	catPicksMax    = 50
-	catBannersMax  = 20
-	catTextLenMax  = 512
-	catImagesMax   = 20
-	// catPriceMax bounds prices, in fen (10 million yuan).
-	catPriceMax = 1_000_000_000
-	// catOnHandMax bounds a listing's seeded stock.
-	catOnHandMax = 1_000_000_000
+	storesMax        = 10_000
+	catalogGuidesMax = 200_000
+	productsMax      = 100_000
+	listingsMax      = 1_000_000
+	picksMax         = 50
+	bannersMax       = 20
+	textLenMax       = 512
+	imagesMax        = 20
+	// priceMax bounds prices, in fen (10 million yuan).
+	priceMax = 1_000_000_000
+	// onHandMax bounds a listing's seeded stock.
+	onHandMax = 1_000_000_000
 )
 
-// catSnap is an immutable snapshot of the catalog; replaced whole on load.
-type catSnap struct {
+// catalogSnap is an immutable snapshot of the catalog; replaced whole on load.
+type catalogSnap struct {
 	ver int64
 	// tag is the recorded version "<ver>.<hash of the document>": two
 	// nodes loading at once may pick the same ver, never the same tag
@@ -46,8 +46,8 @@ type catSnap struct {
 	listing map[string]map[string]Listing
 }
 
-func emptyCatSnap() *catSnap {
-	return &catSnap{
+func emptyCatalogSnap() *catalogSnap {
+	return &catalogSnap{
 		stores:   map[string]*Store{},
 		guides:   map[string]*Guide{},
 		products: map[string]*Product{},
@@ -57,7 +57,7 @@ func emptyCatSnap() *catSnap {
 }
 
 // listingPrice is the store's price of sku, and whether the store lists it.
-func (c *catSnap) listingPrice(storeID, skuID string) (int64, bool) {
+func (c *catalogSnap) listingPrice(storeID, skuID string) (int64, bool) {
 	l, ok := c.listing[storeID][skuID]
 	if !ok {
 		return 0, false
@@ -71,31 +71,31 @@ func (c *catSnap) listingPrice(storeID, skuID string) (int64, bool) {
 	return 0, false
 }
 
-func catText(s string) bool { return len(s) <= catTextLenMax }
+func shortText(s string) bool { return len(s) <= textLenMax }
 
 // validateCatalog checks c and builds its snapshot (ver not set).
-func validateCatalog(c Catalog) (*catSnap, error) {
+func validateCatalog(c Catalog) (*catalogSnap, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: catalog: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	if len(c.Stores) > catStoresMax || len(c.Guides) > catGuidesMax || len(c.Products) > catProductsMax || len(c.Listings) > catListingsMax {
+	if len(c.Stores) > storesMax || len(c.Guides) > catalogGuidesMax || len(c.Products) > productsMax || len(c.Listings) > listingsMax {
 		return nil, bad("too many entries")
 	}
-	s := emptyCatSnap()
+	s := emptyCatalogSnap()
 	s.doc = c
 	for i := range c.Stores {
 		st := &c.Stores[i]
-		if !engKeyPart(st.StoreID) {
+		if !keyPart(st.StoreID) {
 			return nil, bad("invalid store_id %q", st.StoreID)
 		}
 		if _, dup := s.stores[st.StoreID]; dup {
 			return nil, bad("duplicate store_id %q", st.StoreID)
 		}
-		if !catText(st.Name) || !catText(st.City) || !catText(st.Address) || !catText(st.Hours) || len(st.Banners) > catBannersMax {
+		if !shortText(st.Name) || !shortText(st.City) || !shortText(st.Address) || !shortText(st.Hours) || len(st.Banners) > bannersMax {
 			return nil, bad("store %q: field too long", st.StoreID)
 		}
 		for _, b := range st.Banners {
-			if !catText(b) {
+			if !shortText(b) {
 				return nil, bad("store %q: banner too long", st.StoreID)
 			}
 		}
@@ -105,20 +105,20 @@ func validateCatalog(c Catalog) (*catSnap, error) {
 	}
 	for i := range c.Products {
 		p := &c.Products[i]
-		if !engKeyPart(p.SKUID) {
+		if !keyPart(p.SKUID) {
 			return nil, bad("invalid sku_id %q", p.SKUID)
 		}
 		if _, dup := s.products[p.SKUID]; dup {
 			return nil, bad("duplicate sku_id %q", p.SKUID)
 		}
-		if p.Price < 0 || p.Price > catPriceMax {
+		if p.Price < 0 || p.Price > priceMax {
 			return nil, bad("product %q: price %d out of range", p.SKUID, p.Price)
 		}
-		if !catText(p.Title) || !catText(p.Category) || len(p.Images) > catImagesMax {
+		if !shortText(p.Title) || !shortText(p.Category) || len(p.Images) > imagesMax {
 			return nil, bad("product %q: field too long", p.SKUID)
 		}
 		for _, im := range p.Images {
-			if !catText(im) {
+			if !shortText(im) {
 				return nil, bad("product %q: image too long", p.SKUID)
 			}
 		}
@@ -126,7 +126,7 @@ func validateCatalog(c Catalog) (*catSnap, error) {
 	}
 	for i := range c.Guides {
 		g := &c.Guides[i]
-		if !engKeyPart(g.GuideID) {
+		if !keyPart(g.GuideID) {
 			return nil, bad("invalid guide_id %q", g.GuideID)
 		}
 		if _, dup := s.guides[g.GuideID]; dup {
@@ -135,7 +135,7 @@ func validateCatalog(c Catalog) (*catSnap, error) {
 		if _, ok := s.stores[g.StoreID]; !ok {
 			return nil, bad("guide %q: unknown store %q", g.GuideID, g.StoreID)
 		}
-		if !catText(g.Name) || !catText(g.Avatar) || !catText(g.Title) || len(g.Picks) > catPicksMax {
+		if !shortText(g.Name) || !shortText(g.Avatar) || !shortText(g.Title) || len(g.Picks) > picksMax {
 			return nil, bad("guide %q: field too long", g.GuideID)
 		}
 		for _, k := range g.Picks {
@@ -156,10 +156,10 @@ func validateCatalog(c Catalog) (*catSnap, error) {
 		if _, dup := m[l.SKUID]; dup {
 			return nil, bad("duplicate listing %s/%s", l.StoreID, l.SKUID)
 		}
-		if l.Price < 0 || l.Price > catPriceMax {
+		if l.Price < 0 || l.Price > priceMax {
 			return nil, bad("listing %s/%s: price %d out of range", l.StoreID, l.SKUID, l.Price)
 		}
-		if l.OnHand < 0 || l.OnHand > catOnHandMax {
+		if l.OnHand < 0 || l.OnHand > onHandMax {
 			return nil, bad("listing %s/%s: on_hand %d out of range", l.StoreID, l.SKUID, l.OnHand)
 		}
 		m[l.SKUID] = l
@@ -180,8 +180,8 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 	if err != nil {
 		return CatalogResult{}, err
 	}
-	e.catMu.Lock()
-	defer e.catMu.Unlock()
+	e.catalogMu.Lock()
+	defer e.catalogMu.Unlock()
 	res := CatalogResult{Stores: len(c.Stores), Guides: len(c.Guides), Products: len(c.Products), Listings: len(c.Listings)}
 	for _, l := range c.Listings {
 		seeded, err := e.seedListing(ctx, l)
@@ -204,10 +204,10 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 		ver = cur
 	}
 	ver++
-	tag := catTag(ver, doc)
+	tag := catalogTag(ver, doc)
 	if err := e.rec.PutBatch(ctx, []KV{
-		{Key: engKeyCatalogDoc, Val: doc},
-		{Key: engKeyCatalogVer, Val: []byte(tag)},
+		{Key: keyCatalogDoc, Val: doc},
+		{Key: keyCatalogVer, Val: []byte(tag)},
 	}); err != nil {
 		return res, fmt.Errorf("%w: cannot record catalog: %w", ErrUnavailable, err)
 	}
@@ -216,7 +216,7 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 	return res, nil
 }
 
-func catTag(ver int64, doc []byte) string {
+func catalogTag(ver int64, doc []byte) string {
 	h := fnv.New64a()
 	h.Write(doc)
 	return strconv.FormatInt(ver, 10) + "." + strconv.FormatUint(h.Sum64(), 36)
@@ -224,7 +224,7 @@ func catTag(ver int64, doc []byte) string {
 
 // recordedCatalogVer reads the recorded catalog version and tag.
 func (e *Engine) recordedCatalogVer(ctx context.Context) (int64, string, error) {
-	b, ok, err := e.rec.Get(ctx, engKeyCatalogVer)
+	b, ok, err := e.rec.Get(ctx, keyCatalogVer)
 	if err != nil {
 		return 0, "", fmt.Errorf("%w: cannot read catalog version: %w", ErrUnavailable, err)
 	}
@@ -250,9 +250,9 @@ func (e *Engine) syncCatalog(ctx context.Context) error {
 	if err != nil || !stale(ver, tag) {
 		return err
 	}
-	e.catMu.Lock()
-	defer e.catMu.Unlock()
-	b, ok, err := e.rec.Get(ctx, engKeyCatalogDoc)
+	e.catalogMu.Lock()
+	defer e.catalogMu.Unlock()
+	b, ok, err := e.rec.Get(ctx, keyCatalogDoc)
 	if err != nil {
 		return fmt.Errorf("%w: cannot read catalog: %w", ErrUnavailable, err)
 	}
@@ -261,7 +261,7 @@ func (e *Engine) syncCatalog(ctx context.Context) error {
 	}
 	// The document and the tag are written in one batch, but read in two
 	// calls: take the tag of the document we read.
-	tag = catTag(ver, b)
+	tag = catalogTag(ver, b)
 	if !stale(ver, tag) {
 		return nil
 	}
@@ -278,15 +278,15 @@ func (e *Engine) syncCatalog(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) installCatalog(ctx context.Context, snap *catSnap) {
+func (e *Engine) installCatalog(ctx context.Context, snap *catalogSnap) {
 	e.catalog.Store(snap)
 	e.refreshAllPages(ctx)
 }
 
-// catSeedSeq is the inventory feed sequence of a listing's seed level. The
+// seedSeq is the inventory feed sequence of a listing's seed level. The
 // feed's own sequences are shifted by one (feedSeq) so that a POS starting
 // at seq 1 is newer than the seed.
-const catSeedSeq = 1
+const seedSeq = 1
 
 // seedListing creates a listing's pool and sets its on-hand level to the
 // seed through the feed path, so that the pool's on-hand baseline is the
@@ -296,20 +296,20 @@ func (e *Engine) seedListing(ctx context.Context, l Listing) (bool, error) {
 	pool := listingPool(l.StoreID, l.SKUID)
 	err := e.store.CreatePool(ctx, pool, 0)
 	if err != nil && !errors.Is(err, inventory.ErrPoolExists) {
-		return false, fmt.Errorf("cannot create listing pool %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+		return false, fmt.Errorf("cannot create listing pool %s/%s: %w", l.StoreID, l.SKUID, storeErr(err))
 	}
 	if err != nil {
 		p, err := e.store.Pool(ctx, pool)
 		if err != nil {
-			return false, fmt.Errorf("cannot read listing pool %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+			return false, fmt.Errorf("cannot read listing pool %s/%s: %w", l.StoreID, l.SKUID, storeErr(err))
 		}
-		if p.Seq >= catSeedSeq {
+		if p.Seq >= seedSeq {
 			return false, nil
 		}
 	}
-	res, err := e.store.SetOnHand(ctx, pool, l.OnHand, catSeedSeq)
+	res, err := e.store.SetOnHand(ctx, pool, l.OnHand, seedSeq)
 	if err != nil {
-		return false, fmt.Errorf("cannot seed listing %s/%s: %w", l.StoreID, l.SKUID, engMapErr(err))
+		return false, fmt.Errorf("cannot seed listing %s/%s: %w", l.StoreID, l.SKUID, storeErr(err))
 	}
 	return res.Applied, nil
 }

@@ -8,11 +8,11 @@ import (
 
 // TestCatalogValidation: bad documents are refused and change nothing.
 func TestCatalogValidation(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	before, _ := env.e.StorePage("s1", "")
 	f := func(name string, mut func(c *engine.Catalog)) {
 		t.Helper()
-		c := engTestCatalog()
+		c := testCatalog()
 		mut(&c)
 		if _, err := env.e.LoadCatalog(env.ctx, c); !isErr(err, engine.ErrInvalid) {
 			t.Fatalf("%s: err = %v; want ErrInvalid", name, err)
@@ -39,11 +39,11 @@ func TestCatalogValidation(t *testing.T) {
 // TestCatalogReload: a later load changes prices and assortment, never
 // stock; a listing dropped from the document keeps its pool.
 func TestCatalogReload(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	if _, err := env.e.Checkout(env.ctx, attempt("u1"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k1", Quantity: 5}}}); err != nil {
 		t.Fatal(err)
 	}
-	c := engTestCatalog()
+	c := testCatalog()
 	c.Listings[0].OnHand = 7    // ignored: k1 exists
 	c.Listings[0].Price = 45900 // new price
 	c.Listings = c.Listings[:2] // drop s1/k3
@@ -68,7 +68,7 @@ func TestCatalogReload(t *testing.T) {
 	}
 }
 
-func mustPage(t *testing.T, env *engEnv, store string) engine.Page {
+func mustPage(t *testing.T, env *testEnv, store string) engine.Page {
 	t.Helper()
 	p, err := env.e.StorePage(store, "")
 	if err != nil {
@@ -86,7 +86,7 @@ func TestDemoCatalog(t *testing.T) {
 	if len(c.Stores) != 20 || len(c.Guides) != 100 || len(c.Products) != 200 {
 		t.Fatalf("demo: %d stores, %d guides, %d products", len(c.Stores), len(c.Guides), len(c.Products))
 	}
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	res, err := env.e.LoadDemo(env.ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func (e *Engine) checkout(ctx context.Context, a Attempt, req CheckoutRequest) (
 		Meta:  m.encode(),
 	})
 	if err != nil {
-		return Reservation{}, engMapErr(err)
+		return Reservation{}, storeErr(err)
 	}
 	e.pages.markDirty(req.StoreID)
 	return e.viewRecord(r, &m), nil

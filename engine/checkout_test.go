@@ -12,9 +12,9 @@ import (
 // TestCheckoutAllOrNothing: carts racing for scarce items either get every
 // item or nothing; stock is never oversold and prices are the store's.
 func TestCheckoutAllOrNothing(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			// k3 has 3 units, k2 10: carts of {k2:2, k3:1} — at most 3 win.
 			var won atomic.Int64
 			var wg sync.WaitGroup

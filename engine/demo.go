@@ -89,14 +89,14 @@ func (e *Engine) LoadDemo(ctx context.Context) (DemoResult, error) {
 	qty := func(l Listing) (int64, error) {
 		p, err := e.store.Pool(ctx, listingPool(l.StoreID, l.SKUID))
 		if err != nil {
-			return 0, fmt.Errorf("cannot read demo listing: %w", engMapErr(err))
+			return 0, fmt.Errorf("cannot read demo listing: %w", storeErr(err))
 		}
 		if p.Available <= 0 {
 			return 0, fmt.Errorf("%w: demo listing %s has no stock left", ErrSoldOut, l.SKUID)
 		}
 		return min(demoSaleQuantity, p.Available), nil
 	}
-	token := engNewToken(now)
+	token := newToken(now)
 	if res.SaleID == "" {
 		q, err := qty(best[0])
 		if err != nil {

@@ -15,53 +15,53 @@ import (
 
 // Bounds of the engine's in-memory state.
 const (
-	// engSalesMax bounds the flash sales and group deals kept in memory.
-	engSalesMax = 10_000
-	// engExpireBatchMax is the most reservations one Expire call releases.
-	engExpireBatchMax = 1024
-	// engExpireRoundsMax bounds the Expire calls of one sweep.
-	engExpireRoundsMax = 64
-	// engIdemSweepEvery is how often the sweeper removes expired idempotency
+	// salesInMemoryMax bounds the flash sales and group deals kept in memory.
+	salesInMemoryMax = 10_000
+	// expireBatchMax is the most reservations one Expire call releases.
+	expireBatchMax = 1024
+	// expireRoundsMax bounds the Expire calls of one sweep.
+	expireRoundsMax = 64
+	// answersSweepEvery is how often the sweeper removes expired idempotency
 	// records.
-	engIdemSweepEvery = time.Minute
-	// engPurgeEvery is how often the sweeper forgets released reservations
+	answersSweepEvery = time.Minute
+	// purgeEvery is how often the sweeper forgets released reservations
 	// past the retention window.
-	engPurgeEvery = time.Minute
-	// engIDLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
-	engIDLenMax = 64
+	purgeEvery = time.Minute
+	// idLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
+	idLenMax = 64
 )
 
 // Keys of the engine's records. Other components (idempotency, orders) use
 // their own prefixes; every key of this file starts with "e/".
 const (
-	engKeyCatalogDoc = "e/cat/doc"
-	engKeyCatalogVer = "e/cat/ver"
-	engKeySalePrefix = "e/sale/"
-	engKeyDealPrefix = "e/deal/"
-	engKeyTeamPrefix = "e/team/"
-	engKeyDuePrefix  = "e/tdue/"
-	engKeyPayPrefix  = "e/pay/"
+	keyCatalogDoc = "e/cat/doc"
+	keyCatalogVer = "e/cat/ver"
+	keySalePrefix = "e/sale/"
+	keyDealPrefix = "e/deal/"
+	keyTeamPrefix = "e/team/"
+	keyDuePrefix  = "e/tdue/"
+	keyPayPrefix  = "e/pay/"
 )
 
 // Engine is Surge's business layer over an inventory.Store. Every method is
 // safe for concurrent use.
 type Engine struct {
-	opts    Options
-	store   inventory.Store
-	rec     Records
-	recOwn  bool
-	orders  OrderStore
-	writer  *OrderWriter
-	idem    *Idempotency
-	risk    RiskHook
-	now     func() time.Time
-	catalog atomic.Pointer[catSnap]
-	catMu   sync.Mutex // serialises catalog loads
+	opts       Options
+	store      inventory.Store
+	rec        Records
+	ownRecords bool
+	orders     OrderStore
+	writer     *OrderWriter
+	idem       *Idempotency
+	risk       RiskHook
+	now        func() time.Time
+	catalog    atomic.Pointer[catalogSnap]
+	catalogMu  sync.Mutex // serialises catalog loads
 
 	dealsMu sync.RWMutex
 	sales   map[string]*flashState
 	deals   map[string]*groupState
-	// salesMax bounds len(sales)+len(deals): engSalesMax (tests lower it).
+	// salesMax bounds len(sales)+len(deals): salesInMemoryMax (tests lower it).
 	salesMax int
 
 	pages pageSet
@@ -70,9 +70,9 @@ type Engine struct {
 	riskDenials map[string]int64
 
 	sweepMu sync.Mutex // one sweep at a time in this process
-	// idemSweptAt is when expired idempotency records were last removed
+	// answersSweptAt is when expired idempotency records were last removed
 	// (guarded by sweepMu).
-	idemSweptAt time.Time
+	answersSweptAt time.Time
 	// purgedAt is when released reservations were last purged. Guarded
 	// by sweepMu.
 	purgedAt time.Time
@@ -98,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		risk:        opts.Risk,
 		now:         opts.Now,
 		sales:       make(map[string]*flashState),
-		salesMax:    engSalesMax,
+		salesMax:    salesInMemoryMax,
 		deals:       make(map[string]*groupState),
 		riskDenials: make(map[string]int64),
 		stop:        make(chan struct{}),
@@ -120,7 +120,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		if e.rec == nil {
 			return nil, fmt.Errorf("cannot open engine records: %w", ErrUnavailable)
 		}
-		e.recOwn = true
+		e.ownRecords = true
 	}
 	e.orders = opts.Orders
 	if e.orders == nil {
@@ -132,12 +132,12 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("cannot start order writer: %w", err)
 	}
 	e.writer = w
-	idemOpts := opts.Idempotency
-	if idemOpts.Now == nil {
-		idemOpts.Now = opts.Now
+	answerOpts := opts.Idempotency
+	if answerOpts.Now == nil {
+		answerOpts.Now = opts.Now
 	}
-	e.idem = NewIdempotency(e.rec, idemOpts)
-	e.catalog.Store(emptyCatSnap())
+	e.idem = NewIdempotency(e.rec, answerOpts)
+	e.catalog.Store(emptyCatalogSnap())
 
 	if err := e.syncRecords(ctx, true); err != nil {
 		e.abortOpen()
@@ -163,7 +163,7 @@ func (e *Engine) abortOpen() {
 }
 
 func (e *Engine) closeRecords() {
-	if e.recOwn && e.rec != nil {
+	if e.ownRecords && e.rec != nil {
 		_ = e.rec.Close()
 	}
 }
@@ -185,7 +185,7 @@ func (e *Engine) Close() error {
 	if err := e.writer.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("cannot close order writer: %w", err))
 	}
-	if e.recOwn {
+	if e.ownRecords {
 		if err := e.rec.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cannot close records: %w", err))
 		}
@@ -208,12 +208,12 @@ func (e *Engine) Ready(ctx context.Context) error {
 
 // ---- ids ----
 
-const engIDAlphabet = "0123456789abcdefghijklmnopqrstuv" // base32hex, lowercase
+const idAlphabet = "0123456789abcdefghijklmnopqrstuv" // base32hex, lowercase
 
-// engValidID reports whether s can be a store, guide, sku, sale, deal or
-// team id: 1..engIDLenMax bytes of [A-Za-z0-9_.-].
-func engValidID(s string) bool {
-	if len(s) == 0 || len(s) > engIDLenMax {
+// validID reports whether s can be a store, guide, sku, sale, deal or
+// team id: 1..idLenMax bytes of [A-Za-z0-9_.-].
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > idLenMax {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -227,28 +227,28 @@ func engValidID(s string) bool {
 	return true
 }
 
-// engNewToken returns a sortable, URL-safe random token: 10 chars of
+// newToken returns a sortable, URL-safe random token: 10 chars of
 // milliseconds then 13 random chars.
-func engNewToken(now time.Time) string {
-	var b [engTokenLen]byte
-	engPutToken(b[:], now)
+func newToken(now time.Time) string {
+	var b [tokenLen]byte
+	putToken(b[:], now)
 	return string(b[:])
 }
 
-// engTokenLen is the length of engNewToken's tokens.
-const engTokenLen = 23
+// tokenLen is the length of newToken's tokens.
+const tokenLen = 23
 
-// engPutToken writes a token into b[:engTokenLen].
-func engPutToken(b []byte, now time.Time) {
-	_ = b[engTokenLen-1]
+// putToken writes a token into b[:tokenLen].
+func putToken(b []byte, now time.Time) {
+	_ = b[tokenLen-1]
 	ms := uint64(now.UnixMilli())
 	for i := 9; i >= 0; i-- {
-		b[i] = engIDAlphabet[ms&31]
+		b[i] = idAlphabet[ms&31]
 		ms >>= 5
 	}
 	r := rand.Uint64()
 	for i := 22; i >= 10; i-- {
-		b[i] = engIDAlphabet[r&31]
+		b[i] = idAlphabet[r&31]
 		r >>= 5
 	}
 }
@@ -258,14 +258,14 @@ func engPutToken(b []byte, now time.Time) {
 func (e *Engine) newReservationID(storeID string) string {
 	var buf [64]byte
 	b := buf[:0]
-	if n := len(storeID) + 1 + engTokenLen; n > len(buf) {
+	if n := len(storeID) + 1 + tokenLen; n > len(buf) {
 		b = make([]byte, 0, n)
 	}
 	b = append(b, storeID...)
 	b = append(b, ':')
 	n := len(b)
-	b = b[:n+engTokenLen]
-	engPutToken(b[n:], e.now())
+	b = b[:n+tokenLen]
+	putToken(b[n:], e.now())
 	return string(b)
 }
 
@@ -277,9 +277,9 @@ func dealPool(storeID, dealID string) string   { return storeID + ":gb:" + dealI
 
 // ---- errors ----
 
-// engMapErr maps an inventory error onto the engine's sentinels, keeping the
+// storeErr maps an inventory error onto the engine's sentinels, keeping the
 // original in the chain.
-func engMapErr(err error) error {
+func storeErr(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -304,5 +304,5 @@ func engMapErr(err error) error {
 	return fmt.Errorf("%w: %w", target, err)
 }
 
-// engKeyPart rejects ids that would break a record key.
-func engKeyPart(s string) bool { return engValidID(s) && !strings.Contains(s, "/") }
+// keyPart rejects ids that would break a record key.
+func keyPart(s string) bool { return validID(s) && !strings.Contains(s, "/") }

@@ -10,12 +10,12 @@ import (
 	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
-// engDurableBackends lists the durable inventory backends the engine tests
+// durableBackends lists the durable inventory backends the engine tests
 // also run on. The returned dir is where the engine keeps its records
 // (Options.Dir); "" with redis, whose records go to the same server.
-func engDurableBackends() []engBackend {
-	return []engBackend{
-		{"pebble", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
+func durableBackends() []testBackend {
+	return []testBackend{
+		{"pebble", func(t testing.TB, clock *testClock) (inventory.Store, string, func() inventory.Store) {
 			dir := t.TempDir()
 			open := func() inventory.Store {
 				st, err := inventory.OpenPebble(filepath.Join(dir, "inv"), inventory.PebbleOptions{Options: inventory.Options{Now: clock.Now}})
@@ -26,7 +26,7 @@ func engDurableBackends() []engBackend {
 			}
 			return open(), filepath.Join(dir, "rec"), open
 		}},
-		{"redis", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
+		{"redis", func(t testing.TB, clock *testClock) (inventory.Store, string, func() inventory.Store) {
 			srv := redistest.Start(t)
 			open := func() inventory.Store {
 				st, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.Now}, Addr: srv.Addr})

@@ -12,56 +12,56 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
-// engClock is a fake clock shared by the engine and its inventory store.
-type engClock struct {
+// testClock is a fake clock shared by the engine and its inventory store.
+type testClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newEngClock() *engClock {
-	return &engClock{t: time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)}
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2026, 11, 11, 20, 0, 0, 0, time.UTC)}
 }
 
-func (c *engClock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *engClock) Advance(d time.Duration) {
+func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
 
-// engBackend opens an inventory store of one kind; reopen (when not nil)
+// testBackend opens an inventory store of one kind; reopen (when not nil)
 // simulates a crash: it drops the store without any engine shutdown and
 // opens the same data again.
-type engBackend struct {
+type testBackend struct {
 	name string
-	open func(t testing.TB, clock *engClock) (st inventory.Store, dir string, reopen func() inventory.Store)
+	open func(t testing.TB, clock *testClock) (st inventory.Store, dir string, reopen func() inventory.Store)
 }
 
-func engBackends() []engBackend {
-	return append([]engBackend{
-		{"memory", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
+func testBackends() []testBackend {
+	return append([]testBackend{
+		{"memory", func(t testing.TB, clock *testClock) (inventory.Store, string, func() inventory.Store) {
 			return inventory.NewMemory(inventory.Options{Now: clock.Now}), "", nil
 		}},
-	}, engDurableBackends()...)
+	}, durableBackends()...)
 }
 
-// engEnv is one engine under test.
-type engEnv struct {
+// testEnv is one engine under test.
+type testEnv struct {
 	t     testing.TB
-	clock *engClock
+	clock *testClock
 	store inventory.Store
 	e     *engine.Engine
 	ctx   context.Context
 }
 
-func engOpen(t testing.TB, b engBackend, mutate func(*engine.Options)) *engEnv {
+func openEnv(t testing.TB, b testBackend, mutate func(*engine.Options)) *testEnv {
 	t.Helper()
-	clock := newEngClock()
+	clock := newTestClock()
 	st, dir, _ := b.open(t, clock)
 	// The sale's admission gate is off: these tests hammer the engine's
 	// laws directly (the gateway's tests hammer the gate).
@@ -79,16 +79,16 @@ func engOpen(t testing.TB, b engBackend, mutate func(*engine.Options)) *engEnv {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close(); _ = st.Close() })
-	env := &engEnv{t: t, clock: clock, store: st, e: e, ctx: context.Background()}
-	if _, err := e.LoadCatalog(env.ctx, engTestCatalog()); err != nil {
+	env := &testEnv{t: t, clock: clock, store: st, e: e, ctx: context.Background()}
+	if _, err := e.LoadCatalog(env.ctx, testCatalog()); err != nil {
 		t.Fatalf("LoadCatalog: %v", err)
 	}
 	return env
 }
 
-// engTestCatalog: two stores, three products; s1 lists k1 (1000), k2 (10),
+// testCatalog: two stores, three products; s1 lists k1 (1000), k2 (10),
 // k3 (3); s2 lists k1 (50).
-func engTestCatalog() engine.Catalog {
+func testCatalog() engine.Catalog {
 	return engine.Catalog{
 		Stores: []engine.Store{
 			{StoreID: "s1", Name: "静安店", City: "上海", Banners: []string{"b1.jpg"}},
@@ -112,7 +112,7 @@ func engTestCatalog() engine.Catalog {
 	}
 }
 
-func (env *engEnv) sale(id string, qty, limit int64) engine.FlashSale {
+func (env *testEnv) sale(id string, qty, limit int64) engine.FlashSale {
 	env.t.Helper()
 	now := env.clock.Now()
 	fs, err := env.e.CreateFlashSale(env.ctx, engine.FlashSaleSpec{
@@ -125,7 +125,7 @@ func (env *engEnv) sale(id string, qty, limit int64) engine.FlashSale {
 	return fs
 }
 
-func (env *engEnv) pool(id string) inventory.Pool {
+func (env *testEnv) pool(id string) inventory.Pool {
 	env.t.Helper()
 	p, err := env.store.Pool(env.ctx, id)
 	if err != nil {
@@ -137,7 +137,7 @@ func (env *engEnv) pool(id string) inventory.Pool {
 	return p
 }
 
-func (env *engEnv) sweep() {
+func (env *testEnv) sweep() {
 	env.t.Helper()
 	if err := env.e.Sweep(env.ctx); err != nil {
 		env.t.Fatalf("Sweep: %v", err)

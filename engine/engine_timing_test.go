@@ -10,11 +10,11 @@ import (
 	"github.com/surge-retail/surge/engine"
 )
 
-var engBenchSink engine.Page
+var benchSink engine.Page
 
-func engBenchEngine(b *testing.B, be engBackend) *engEnv {
+func benchEngine(b *testing.B, be testBackend) *testEnv {
 	b.Helper()
-	env := engOpen(b, be, func(o *engine.Options) { o.Now = time.Now })
+	env := openEnv(b, be, func(o *engine.Options) { o.Now = time.Now })
 	if _, err := env.e.LoadDemo(env.ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -24,19 +24,19 @@ func engBenchEngine(b *testing.B, be engBackend) *engEnv {
 // BenchmarkStorePage serves a precomputed store page: a map lookup and the
 // shared bytes, no encoding.
 func BenchmarkStorePage(b *testing.B) {
-	env := engBenchEngine(b, engBackends()[0])
+	env := benchEngine(b, testBackends()[0])
 	p, _ := env.e.StorePage("s001", "")
 	b.SetBytes(int64(len(p.Body)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		engBenchSink, _ = env.e.StorePage("s001", "")
+		benchSink, _ = env.e.StorePage("s001", "")
 	}
 }
 
 // BenchmarkGuidePage serves a guide's page (store page + overlay, cached).
 func BenchmarkGuidePage(b *testing.B) {
-	env := engBenchEngine(b, engBackends()[0])
+	env := benchEngine(b, testBackends()[0])
 	p, _ := env.e.StorePage("s001", "g001")
 	b.SetBytes(int64(len(p.Body)))
 	b.ReportAllocs()
@@ -53,12 +53,12 @@ func BenchmarkGuidePage(b *testing.B) {
 // BenchmarkFlashReservePay reserves one unit of a running sale and pays for
 // it, from parallel buyers, per backend (pebble: every step synced).
 func BenchmarkFlashReservePay(b *testing.B) {
-	for _, be := range engBackends() {
+	for _, be := range testBackends() {
 		if be.name == "redis" {
 			continue
 		}
 		b.Run(be.name, func(b *testing.B) {
-			env := engOpen(b, be, func(o *engine.Options) { o.Now = time.Now })
+			env := openEnv(b, be, func(o *engine.Options) { o.Now = time.Now })
 			if _, err := env.e.ApplyFeed(env.ctx, []engine.FeedUpdate{{StoreID: "s1", SKUID: "k1", OnHand: 100_000_000, Seq: 1}}); err != nil {
 				b.Fatal(err)
 			}

@@ -39,7 +39,7 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 			r.Status, r.Code, r.Msg = "error", code, msg
 		}
 		switch {
-		case u.OnHand < 0 || u.OnHand > catOnHandMax:
+		case u.OnHand < 0 || u.OnHand > onHandMax:
 			fail(40000, "on_hand out of range")
 		case u.Seq == 0 || u.Seq == math.MaxUint64:
 			fail(40000, "seq out of range")
@@ -48,7 +48,7 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 				fail(40400, "unknown store or sku")
 				break
 			}
-			res, err := e.store.SetOnHand(ctx, listingPool(u.StoreID, u.SKUID), u.OnHand, u.Seq+catSeedSeq)
+			res, err := e.store.SetOnHand(ctx, listingPool(u.StoreID, u.SKUID), u.OnHand, u.Seq+seedSeq)
 			switch {
 			case errors.Is(err, inventory.ErrPoolNotFound):
 				fail(40400, "unknown store or sku")
@@ -57,7 +57,7 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 			case err != nil:
 				// The backend failed: stop here; the caller retries the
 				// whole feed (lines already applied answer "stale").
-				return nil, engMapErr(err)
+				return nil, storeErr(err)
 			default:
 				r.Status = "stale"
 				if res.Applied {

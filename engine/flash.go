@@ -85,7 +85,7 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	if e.closed.Load() {
 		return FlashSale{}, errEngineClosed
 	}
-	if !engKeyPart(spec.SaleID) {
+	if !keyPart(spec.SaleID) {
 		return FlashSale{}, fmt.Errorf("%w: invalid sale_id %q", ErrInvalid, spec.SaleID)
 	}
 	cat := e.catalog.Load()
@@ -96,9 +96,9 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		return FlashSale{}, fmt.Errorf("%w: store %q does not list sku %q", ErrNotFound, spec.StoreID, spec.SKUID)
 	}
 	switch {
-	case spec.Price < 0 || spec.Price > catPriceMax:
+	case spec.Price < 0 || spec.Price > priceMax:
 		return FlashSale{}, fmt.Errorf("%w: price out of range", ErrInvalid)
-	case spec.Quantity <= 0 || spec.Quantity > catOnHandMax:
+	case spec.Quantity <= 0 || spec.Quantity > onHandMax:
 		return FlashSale{}, fmt.Errorf("%w: quantity out of range", ErrInvalid)
 	case spec.PerUserLimit < 0 || spec.PerUserLimit > inventory.QuantityMaxDefault:
 		return FlashSale{}, fmt.Errorf("%w: per_user_limit out of range", ErrInvalid)
@@ -120,7 +120,7 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
 	}
 	rec := saleRec{Flash: &spec}
-	key, from, to := engKeySalePrefix+spec.SaleID, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID)
+	key, from, to := keySalePrefix+spec.SaleID, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID)
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return FlashSale{}, err
 	}
@@ -155,11 +155,11 @@ func (e *Engine) carve(ctx context.Context, key string, rec *saleRec, from, to s
 	undo := func() { _ = e.rec.Delete(context.WithoutCancel(ctx), key) }
 	if err := e.store.CreatePool(ctx, to, 0); err != nil && !errors.Is(err, inventory.ErrPoolExists) {
 		undo()
-		return fmt.Errorf("cannot create pool %s: %w", to, engMapErr(err))
+		return fmt.Errorf("cannot create pool %s: %w", to, storeErr(err))
 	}
 	if err := e.store.Move(ctx, from, to, qty); err != nil {
 		undo()
-		return fmt.Errorf("cannot move %d units into %s: %w", qty, to, engMapErr(err))
+		return fmt.Errorf("cannot move %d units into %s: %w", qty, to, storeErr(err))
 	}
 	rec.State = "ready"
 	nb, err := json.Marshal(rec)
@@ -195,7 +195,7 @@ func (e *Engine) uncarve(ctx context.Context, key, from, to string) {
 	_ = e.rec.Delete(ctx, key)
 }
 
-// installFlash adds a sale to memory (nil when over engSalesMax).
+// installFlash adds a sale to memory (nil when over salesInMemoryMax).
 func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 	e.dealsMu.Lock()
 	defer e.dealsMu.Unlock()
@@ -217,10 +217,10 @@ func (e *Engine) flash(ctx context.Context, saleID string) *flashState {
 	e.dealsMu.RLock()
 	s := e.sales[saleID]
 	e.dealsMu.RUnlock()
-	if s != nil || !engKeyPart(saleID) {
+	if s != nil || !keyPart(saleID) {
 		return s
 	}
-	b, ok, err := e.rec.Get(ctx, engKeySalePrefix+saleID)
+	b, ok, err := e.rec.Get(ctx, keySalePrefix+saleID)
 	if err != nil || !ok {
 		return nil
 	}
@@ -468,7 +468,7 @@ func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, qua
 				e.pages.markDirty(s.spec.StoreID)
 			}
 		}
-		return Reservation{}, engMapErr(err)
+		return Reservation{}, storeErr(err)
 	}
 	if left := s.remaining.Add(-quantity); left <= e.opts.StockLowMax {
 		e.pages.markDirty(s.spec.StoreID)

@@ -17,9 +17,9 @@ import (
 // reserved never pass the quantity (law 1), no user passes the limit
 // (law 6), and the totals are exact.
 func TestFlashNoOversellLimits(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			const qty, limit, users, tries = 200, 2, 150, 4
 			env.sale("fs1", qty, limit)
 			if got := env.pool("s1:l:k1"); got.Available != 1000-qty {
@@ -75,13 +75,13 @@ func TestFlashNoOversellLimits(t *testing.T) {
 	}
 }
 
-// engCountingStore counts Reserve calls reaching a real store.
-type engCountingStore struct {
+// countingStore counts Reserve calls reaching a real store.
+type countingStore struct {
 	inventory.Store
 	reserves atomic.Int64
 }
 
-func (s *engCountingStore) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, error) {
+func (s *countingStore) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, error) {
 	s.reserves.Add(1)
 	return s.Store.Reserve(ctx, req)
 }
@@ -90,12 +90,12 @@ func (s *engCountingStore) Reserve(ctx context.Context, req inventory.ReserveReq
 // answered without reaching the store; a release makes units available
 // again; the page shows the sale's state after a sweep.
 func TestFlashSoldOutFromMemory(t *testing.T) {
-	var cs *engCountingStore
-	mem := engBackend{"memory", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
-		cs = &engCountingStore{Store: inventory.NewMemory(inventory.Options{Now: clock.Now})}
+	var cs *countingStore
+	mem := testBackend{"memory", func(t testing.TB, clock *testClock) (inventory.Store, string, func() inventory.Store) {
+		cs = &countingStore{Store: inventory.NewMemory(inventory.Options{Now: clock.Now})}
 		return cs, "", nil
 	}}
-	env := engOpen(t, mem, nil)
+	env := openEnv(t, mem, nil)
 	now := env.clock.Now()
 	if _, err := env.e.CreateFlashSale(env.ctx, engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k1", Price: 1,
 		Quantity: 2, StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour), HoldSeconds: 60}); err != nil {

@@ -84,11 +84,11 @@ func (t *teamRec) view(resID string) Team {
 	}
 }
 
-func teamKey(dealID, teamID string) string { return engKeyTeamPrefix + dealID + "/" + teamID }
+func teamKey(dealID, teamID string) string { return keyTeamPrefix + dealID + "/" + teamID }
 
 func dueKey(at time.Time, dealID, teamID string) string {
 	ms := strconv.FormatInt(at.UnixMilli(), 10)
-	return engKeyDuePrefix + strings.Repeat("0", max(0, 15-len(ms))) + ms + "/" + dealID + "/" + teamID
+	return keyDuePrefix + strings.Repeat("0", max(0, 15-len(ms))) + ms + "/" + dealID + "/" + teamID
 }
 
 // CreateGroupDeal validates spec, records the deal and carves its quantity
@@ -97,7 +97,7 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 	if e.closed.Load() {
 		return GroupDeal{}, errEngineClosed
 	}
-	if !engKeyPart(spec.DealID) {
+	if !keyPart(spec.DealID) {
 		return GroupDeal{}, fmt.Errorf("%w: invalid deal_id %q", ErrInvalid, spec.DealID)
 	}
 	cat := e.catalog.Load()
@@ -108,9 +108,9 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 		return GroupDeal{}, fmt.Errorf("%w: store %q does not list sku %q", ErrNotFound, spec.StoreID, spec.SKUID)
 	}
 	switch {
-	case spec.Price < 0 || spec.Price > catPriceMax:
+	case spec.Price < 0 || spec.Price > priceMax:
 		return GroupDeal{}, fmt.Errorf("%w: price out of range", ErrInvalid)
-	case spec.Quantity <= 0 || spec.Quantity > catOnHandMax:
+	case spec.Quantity <= 0 || spec.Quantity > onHandMax:
 		return GroupDeal{}, fmt.Errorf("%w: quantity out of range", ErrInvalid)
 	case spec.TeamSize < 2 || spec.TeamSize > groupTeamSizeMax:
 		return GroupDeal{}, fmt.Errorf("%w: team_size out of range", ErrInvalid)
@@ -134,7 +134,7 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 		return GroupDeal{}, fmt.Errorf("%w: too many deals", ErrUnavailable)
 	}
 	rec := saleRec{Group: &spec}
-	key, from, to := engKeyDealPrefix+spec.DealID, listingPool(spec.StoreID, spec.SKUID), dealPool(spec.StoreID, spec.DealID)
+	key, from, to := keyDealPrefix+spec.DealID, listingPool(spec.StoreID, spec.SKUID), dealPool(spec.StoreID, spec.DealID)
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return GroupDeal{}, err
 	}
@@ -168,10 +168,10 @@ func (e *Engine) group(ctx context.Context, dealID string) *groupState {
 	e.dealsMu.RLock()
 	d := e.deals[dealID]
 	e.dealsMu.RUnlock()
-	if d != nil || !engKeyPart(dealID) {
+	if d != nil || !keyPart(dealID) {
 		return d
 	}
-	b, ok, err := e.rec.Get(ctx, engKeyDealPrefix+dealID)
+	b, ok, err := e.rec.Get(ctx, keyDealPrefix+dealID)
 	if err != nil || !ok {
 		return nil
 	}
@@ -224,7 +224,7 @@ func (e *Engine) GroupDeal(ctx context.Context, dealID string) (GroupDeal, error
 // readTeam returns the team record and its raw bytes (for CAS).
 func (e *Engine) readTeam(ctx context.Context, dealID, teamID string) (teamRec, []byte, error) {
 	var t teamRec
-	if !engKeyPart(dealID) || !engKeyPart(teamID) {
+	if !keyPart(dealID) || !keyPart(teamID) {
 		return t, nil, fmt.Errorf("%w: team %q", ErrNotFound, teamID)
 	}
 	b, ok, err := e.rec.Get(ctx, teamKey(dealID, teamID))
@@ -292,7 +292,7 @@ func (e *Engine) reserveGroupUnit(ctx context.Context, d *groupState, resID, use
 				e.pages.markDirty(d.spec.StoreID)
 			}
 		}
-		return r, engMapErr(err)
+		return r, storeErr(err)
 	}
 	if d.remaining.Add(-1) <= e.opts.StockLowMax {
 		e.pages.markDirty(d.spec.StoreID)
@@ -345,7 +345,7 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 		return Team{}, err
 	}
 	now := e.now()
-	teamID := "t" + engNewToken(now)
+	teamID := "t" + newToken(now)
 	deadline := now.Add(time.Duration(d.spec.TeamWindowSeconds) * time.Second).UTC().Truncate(time.Millisecond)
 	r, err := e.reserveGroupUnit(ctx, d, e.newReservationID(d.spec.StoreID), a.UserID, teamID, guideID, deadline)
 	if err != nil {
@@ -515,8 +515,8 @@ func (e *Engine) teamMemberPaid(ctx context.Context, dealID, teamID, resID strin
 func (e *Engine) decideTeams(ctx context.Context, now time.Time) error {
 	var due []string
 	errStop := errors.New("stop")
-	err := e.rec.Scan(ctx, engKeyDuePrefix, func(key string, _ []byte) error {
-		rest := strings.TrimPrefix(key, engKeyDuePrefix)
+	err := e.rec.Scan(ctx, keyDuePrefix, func(key string, _ []byte) error {
+		rest := strings.TrimPrefix(key, keyDuePrefix)
 		parts := strings.SplitN(rest, "/", 3)
 		if len(parts) != 3 {
 			return nil
@@ -525,7 +525,7 @@ func (e *Engine) decideTeams(ctx context.Context, now time.Time) error {
 		if err != nil {
 			return nil
 		}
-		if ms > now.UnixMilli() || len(due) >= engExpireBatchMax {
+		if ms > now.UnixMilli() || len(due) >= expireBatchMax {
 			return errStop
 		}
 		due = append(due, key)
@@ -536,7 +536,7 @@ func (e *Engine) decideTeams(ctx context.Context, now time.Time) error {
 	}
 	var errs []error
 	for _, key := range due {
-		parts := strings.SplitN(strings.TrimPrefix(key, engKeyDuePrefix), "/", 3)
+		parts := strings.SplitN(strings.TrimPrefix(key, keyDuePrefix), "/", 3)
 		dealID, teamID := parts[1], parts[2]
 		if err := e.settleTeam(ctx, dealID, teamID, now); err != nil {
 			errs = append(errs, err)
@@ -587,7 +587,7 @@ func (e *Engine) settleTeam(ctx context.Context, dealID, teamID string, now time
 			}
 		case errors.Is(err, inventory.ErrReservationNotFound):
 		default:
-			return fmt.Errorf("cannot release team member %s: %w", m.ReservationID, engMapErr(err))
+			return fmt.Errorf("cannot release team member %s: %w", m.ReservationID, storeErr(err))
 		}
 	}
 	_, err = e.updateTeam(ctx, dealID, teamID, func(t *teamRec) (bool, error) {
@@ -615,7 +615,7 @@ func (e *Engine) virtualMin(ctx context.Context, dealID string) int64 {
 func (e *Engine) refundMember(ctx context.Context, resID string) error {
 	r, err := e.store.Refund(ctx, resID)
 	if err != nil {
-		return fmt.Errorf("cannot refund %s: %w", resID, engMapErr(err))
+		return fmt.Errorf("cannot refund %s: %w", resID, storeErr(err))
 	}
 	o, err := e.orderOf(ctx, r)
 	if err != nil {

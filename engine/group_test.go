@@ -10,7 +10,7 @@ import (
 	"github.com/surge-retail/surge/engine"
 )
 
-func (env *engEnv) deal(id string, size, qty, virtualMin int64) engine.GroupDeal {
+func (env *testEnv) deal(id string, size, qty, virtualMin int64) engine.GroupDeal {
 	env.t.Helper()
 	now := env.clock.Now()
 	d, err := env.e.CreateGroupDeal(env.ctx, engine.GroupDealSpec{
@@ -27,9 +27,9 @@ func (env *engEnv) deal(id string, size, qty, virtualMin int64) engine.GroupDeal
 // short of members fails at its deadline, its held units go back and its
 // paid members are refunded with their orders marked refunded.
 func TestGroupFormedAndFailed(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			env.deal("gb1", 3, 30, 0)
 			pay := func(user, resID string) {
 				t.Helper()
@@ -104,7 +104,7 @@ func TestGroupFormedAndFailed(t *testing.T) {
 // TestGroupVirtual: with virtual_min_paid, a team short of members but
 // with enough paid ones forms at the deadline.
 func TestGroupVirtual(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	env.deal("gb1", 3, 10, 1)
 	tm, err := env.e.OpenTeam(env.ctx, attempt("v1"), "gb1", "")
 	if err != nil {
@@ -125,9 +125,9 @@ func TestGroupVirtual(t *testing.T) {
 // teams, and for the deal's last units: every team ends with exactly Size
 // members, every loser has their unit back, no unit is oversold.
 func TestGroupRaceLastSeat(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			const size, teams, joiners = 3, 8, 12
 			// The deal holds fewer units than seats: the last units race too.
 			const qty = teams*size - 2
@@ -183,7 +183,7 @@ func TestGroupRaceLastSeat(t *testing.T) {
 
 // TestGroupValidation: bad specs and calls are refused and change nothing.
 func TestGroupValidation(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	now := env.clock.Now()
 	good := engine.GroupDealSpec{DealID: "gb1", StoreID: "s1", SKUID: "k2", Price: 100, TeamSize: 2, Quantity: 4,
 		TeamWindowSeconds: 60, StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}

@@ -31,31 +31,31 @@ type IdempotencyOptions struct {
 }
 
 const (
-	idemTTLDefault        = 24 * time.Hour
-	idemEntriesMaxDefault = 10_000
-	// idemKeyMax is the longest Idempotency-Key (bytes, API.md).
-	idemKeyMax = 128
-	// idemUserMax bounds a user id.
-	idemUserMax = 256
-	// idemLease is how long a claim (an answer being computed) holds a key;
+	answerTTLDefault        = 24 * time.Hour
+	answerEntriesMaxDefault = 10_000
+	// keyLenMax is the longest Idempotency-Key (bytes, API.md).
+	keyLenMax = 128
+	// userLenMax bounds a user id.
+	userLenMax = 256
+	// claimLease is how long a claim (an answer being computed) holds a key;
 	// a claim older than this is taken to be from a dead process and is
 	// taken over.
-	idemLease = 10 * time.Second
-	// idemWaitMax bounds how long a call waits for another node's claim.
-	idemWaitMax = 5 * time.Second
-	// idemPollMin and idemPollMax are the bounds of that wait's polling.
-	idemPollMin = 2 * time.Millisecond
-	idemPollMax = 50 * time.Millisecond
-	// idemInflightMax bounds the calls computing an answer at once in this
+	claimLease = 10 * time.Second
+	// claimWaitMax bounds how long a call waits for another node's claim.
+	claimWaitMax = 5 * time.Second
+	// claimPollMin and claimPollMax are the bounds of that wait's polling.
+	claimPollMin = 2 * time.Millisecond
+	claimPollMax = 50 * time.Millisecond
+	// flightsMax bounds the calls computing an answer at once in this
 	// process.
-	idemInflightMax = 65536
-	// idemBodyCacheMax: larger answers are not kept in the memory cache
+	flightsMax = 65536
+	// cachedBodyMax: larger answers are not kept in the memory cache
 	// (they stay in the records).
-	idemBodyCacheMax = 64 << 10
-	// idemShards is the number of cache shards.
-	idemShards = 16
-	// idemRecordPrefix prefixes the records' keys.
-	idemRecordPrefix = "idem/"
+	cachedBodyMax = 64 << 10
+	// lruShards is the number of cache shards.
+	lruShards = 16
+	// answerKeyPrefix prefixes the records' keys.
+	answerKeyPrefix = "idem/"
 )
 
 // Record layout: state byte, 32-byte digest, 8-byte deadline (Unix ms;
@@ -63,9 +63,9 @@ const (
 // 4-byte status and the body, for a claim an 8-byte random token (so that
 // a claim's bytes are unique and only its owner can swap it).
 const (
-	idemStateClaim  = 'C'
-	idemStateAnswer = 'A'
-	idemHeaderLen   = 1 + 32 + 8
+	stateClaim      = 'C'
+	stateAnswer     = 'A'
+	answerHeaderLen = 1 + 32 + 8
 )
 
 // Idempotency remembers the first answer to a write per user and
@@ -78,7 +78,7 @@ type Idempotency struct {
 	rec  Records
 	opts IdempotencyOptions
 
-	cache *idemLRU[idemAnswer]
+	cache *lru[keptAnswer]
 	// claims: write a claim to the records before running fn, so that
 	// other nodes wait for it. Off for records only this process uses,
 	// where the in-process single flight is enough (a claim would cost a
@@ -86,26 +86,26 @@ type Idempotency struct {
 	// claim without an answer is taken over, just like no record).
 	claims bool
 
-	flight *idemFlight
+	flight *flightGroup
 }
 
-// idemFlight tracks the answers being computed in this process, per
+// flightGroup tracks the answers being computed in this process, per
 // records key.
-type idemFlight struct {
+type flightGroup struct {
 	mu    sync.Mutex
-	calls map[string]*idemCall // created on first use
+	calls map[string]*flightCall // created on first use
 }
 
-// idemAnswer is a remembered answer.
-type idemAnswer struct {
+// keptAnswer is a remembered answer.
+type keptAnswer struct {
 	digest  [32]byte
 	status  int
 	body    []byte
 	expires time.Time
 }
 
-// idemCall is an answer being computed in this process.
-type idemCall struct {
+// flightCall is an answer being computed in this process.
+type flightCall struct {
 	digest [32]byte
 	done   chan struct{}
 	// set before done is closed; ok is false when the caller failed
@@ -118,10 +118,10 @@ type idemCall struct {
 // NewIdempotency returns an Idempotency keeping its records in rec.
 func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
 	if opts.TTL <= 0 {
-		opts.TTL = idemTTLDefault
+		opts.TTL = answerTTLDefault
 	}
 	if opts.EntriesMax <= 0 {
-		opts.EntriesMax = idemEntriesMaxDefault
+		opts.EntriesMax = answerEntriesMaxDefault
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -129,13 +129,13 @@ func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
 	i := &Idempotency{
 		rec:   rec,
 		opts:  opts,
-		cache: newIdemLRU[idemAnswer](opts.EntriesMax),
+		cache: newLRU[keptAnswer](opts.EntriesMax),
 	}
-	if l, ok := rec.(recLocal); ok {
-		i.flight = l.recFlight()
+	if l, ok := rec.(localRecords); ok {
+		i.flight = l.localFlight()
 	} else {
 		i.claims = true
-		i.flight = &idemFlight{}
+		i.flight = &flightGroup{}
 	}
 	return i
 }
@@ -143,7 +143,7 @@ func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
 // IdempotencyKeyValid reports whether key is a valid Idempotency-Key: 1 to
 // 128 printable ASCII characters.
 func IdempotencyKeyValid(key string) bool {
-	if len(key) == 0 || len(key) > idemKeyMax {
+	if len(key) == 0 || len(key) > keyLenMax {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
@@ -154,15 +154,15 @@ func IdempotencyKeyValid(key string) bool {
 	return true
 }
 
-// idemRecordKey is the records key of (userID, key): a hash, so that any
+// answerKey is the records key of (userID, key): a hash, so that any
 // user id and key make a short key of fixed shape.
-func idemRecordKey(userID, key string) string {
+func answerKey(userID, key string) string {
 	h := sha256.New()
 	h.Write([]byte(userID))
 	h.Write([]byte{0})
 	h.Write([]byte(key))
 	var sum [32]byte
-	return idemRecordPrefix + hex.EncodeToString(h.Sum(sum[:0])[:16])
+	return answerKeyPrefix + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // Do returns the first answer to (userID, key). The first call runs fn and
@@ -172,23 +172,23 @@ func idemRecordKey(userID, key string) string {
 // or 429 status are not remembered: the next call runs fn again (calls
 // waiting on that one get the same answer). An invalid key or user id is ErrInvalid. A
 // call waits for a concurrent identical call at most until ctx ends (then
-// ctx's error) or idemWaitMax (then ErrUnavailable).
+// ctx's error) or claimWaitMax (then ErrUnavailable).
 func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byte, fn func() (status int, body []byte)) (status int, body []byte, err error) {
 	if !IdempotencyKeyValid(key) {
-		return 0, nil, fmt.Errorf("%w: Idempotency-Key must be 1 to %d printable ASCII characters", ErrInvalid, idemKeyMax)
+		return 0, nil, fmt.Errorf("%w: Idempotency-Key must be 1 to %d printable ASCII characters", ErrInvalid, keyLenMax)
 	}
-	if userID == "" || len(userID) > idemUserMax {
+	if userID == "" || len(userID) > userLenMax {
 		return 0, nil, fmt.Errorf("%w: idempotency needs a user", ErrInvalid)
 	}
-	rkey := idemRecordKey(userID, key)
+	rkey := answerKey(userID, key)
 	waitStart := time.Now()
-	poll := idemPollMin
+	poll := claimPollMin
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, nil, err
 		}
 		if a, ok := i.cached(rkey); ok {
-			return idemReply(a, digest)
+			return reply(a, digest)
 		}
 
 		// One caller per key in this process talks to the records; the
@@ -210,14 +210,14 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 			}
 			continue
 		}
-		if len(f.calls) >= idemInflightMax {
+		if len(f.calls) >= flightsMax {
 			f.mu.Unlock()
 			return 0, nil, fmt.Errorf("%w: too many idempotent calls in flight", ErrUnavailable)
 		}
 		if f.calls == nil {
-			f.calls = make(map[string]*idemCall)
+			f.calls = make(map[string]*flightCall)
 		}
-		c := &idemCall{digest: digest, done: make(chan struct{})}
+		c := &flightCall{digest: digest, done: make(chan struct{})}
 		f.calls[rkey] = c
 		f.mu.Unlock()
 
@@ -234,7 +234,7 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 			return status, body, err
 		}
 		// Another node holds the key: wait for it, bounded.
-		if time.Since(waitStart) > idemWaitMax {
+		if time.Since(waitStart) > claimWaitMax {
 			return 0, nil, fmt.Errorf("%w: idempotency key busy", ErrUnavailable)
 		}
 		t := time.NewTimer(poll)
@@ -244,14 +244,14 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 			t.Stop()
 			return 0, nil, ctx.Err()
 		}
-		poll = min(2*poll, idemPollMax)
+		poll = min(2*poll, claimPollMax)
 	}
 }
 
 // lead resolves the key against the records as this process's only caller
 // for it. retry asks Do to wait and start over (another node's claim). c
 // gets the answer for the waiters of this process.
-func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c *idemCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
+func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c *flightCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
 	var claim []byte // our claim, or (without claims) the record we replace
 	absent := false  // without claims: there is no record
 	for attempt := 0; claim == nil; attempt++ {
@@ -264,9 +264,9 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 			return 0, nil, false, fmt.Errorf("cannot read idempotency record: %w", err)
 		}
 		now := i.opts.Now()
-		mine := idemEncodeClaim(digest, now.Add(idemLease))
+		mine := encodeClaim(digest, now.Add(claimLease))
 		if !ok && !i.claims {
-			claim, absent = idemNone, true
+			claim, absent = noRecord, true
 			break
 		}
 		if !ok {
@@ -279,17 +279,17 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 			}
 			continue
 		}
-		state, recDigest, deadline, rest, derr := idemDecode(cur)
+		state, keptDigest, deadline, rest, derr := decodeKept(cur)
 		live := derr == nil && now.Before(deadline)
 		switch {
-		case live && state == idemStateAnswer:
-			a := idemAnswer{digest: recDigest, status: int(binary.BigEndian.Uint32(rest)), body: rest[4:], expires: deadline}
+		case live && state == stateAnswer:
+			a := keptAnswer{digest: keptDigest, status: int(binary.BigEndian.Uint32(rest)), body: rest[4:], expires: deadline}
 			i.remember(rkey, a)
 			c.status, c.body, c.ok = a.status, a.body, a.digest == digest
-			st, b, err := idemReply(a, digest)
+			st, b, err := reply(a, digest)
 			return st, b, false, err
-		case live && state == idemStateClaim:
-			if recDigest != digest {
+		case live && state == stateClaim:
+			if keptDigest != digest {
 				return 0, nil, false, ErrIdempotencyConflict
 			}
 			return 0, nil, true, nil
@@ -306,7 +306,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		}
 	}
 
-	status, body, panicked := idemRun(fn)
+	status, body, panicked := runCatching(fn)
 	if panicked != nil {
 		i.release(rkey, claim)
 		panic(panicked)
@@ -320,19 +320,19 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 	}
 	expires := i.opts.Now().Add(i.opts.TTL)
 	// The answer is given even when it cannot be stored: fn's effects have
-	// happened. The claim then expires after idemLease and a retry runs fn
+	// happened. The claim then expires after claimLease and a retry runs fn
 	// again, as after a crash.
 	old := claim
 	if absent {
 		old = nil
 	}
-	_, _ = i.rec.CompareAndSwap(context.WithoutCancel(ctx), rkey, old, idemEncodeAnswer(digest, expires, status, body))
-	i.remember(rkey, idemAnswer{digest: digest, status: status, body: body, expires: expires})
+	_, _ = i.rec.CompareAndSwap(context.WithoutCancel(ctx), rkey, old, encodeKeptAnswer(digest, expires, status, body))
+	i.remember(rkey, keptAnswer{digest: digest, status: status, body: body, expires: expires})
 	return status, body, false, nil
 }
 
-// idemRun runs fn, catching a panic so that the claim can be released.
-func idemRun(fn func() (int, []byte)) (status int, body []byte, panicked any) {
+// runCatching runs fn, catching a panic so that the claim can be released.
+func runCatching(fn func() (int, []byte)) (status int, body []byte, panicked any) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = r
@@ -348,20 +348,20 @@ func (i *Idempotency) release(rkey string, claim []byte) {
 	if !i.claims {
 		return // nothing was written
 	}
-	_, digest, _, _, _ := idemDecode(claim)
+	_, digest, _, _, _ := decodeKept(claim)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, _ = i.rec.CompareAndSwap(ctx, rkey, claim, idemEncodeClaim(digest, time.UnixMilli(0)))
+	_, _ = i.rec.CompareAndSwap(ctx, rkey, claim, encodeClaim(digest, time.UnixMilli(0)))
 }
 
-func idemReply(a idemAnswer, digest [32]byte) (int, []byte, error) {
+func reply(a keptAnswer, digest [32]byte) (int, []byte, error) {
 	if a.digest != digest {
 		return 0, nil, ErrIdempotencyConflict
 	}
 	return a.status, a.body, nil
 }
 
-func (i *Idempotency) cached(rkey string) (idemAnswer, bool) {
+func (i *Idempotency) cached(rkey string) (keptAnswer, bool) {
 	a, ok := i.cache.Get(rkey)
 	if !ok {
 		return a, false
@@ -373,8 +373,8 @@ func (i *Idempotency) cached(rkey string) (idemAnswer, bool) {
 	return a, true
 }
 
-func (i *Idempotency) remember(rkey string, a idemAnswer) {
-	if len(a.body) <= idemBodyCacheMax {
+func (i *Idempotency) remember(rkey string, a keptAnswer) {
+	if len(a.body) <= cachedBodyMax {
 		i.cache.Add(rkey, a)
 	}
 }
@@ -385,11 +385,11 @@ func (i *Idempotency) remember(rkey string, a idemAnswer) {
 func (i *Idempotency) Sweep(ctx context.Context) (int, error) {
 	now := i.opts.Now()
 	var expired []KV
-	err := i.rec.Scan(ctx, idemRecordPrefix, func(k string, v []byte) error {
-		_, _, deadline, _, err := idemDecode(v)
+	err := i.rec.Scan(ctx, answerKeyPrefix, func(k string, v []byte) error {
+		_, _, deadline, _, err := decodeKept(v)
 		// A claim is kept for one more lease, so that its owner can still
 		// store its answer.
-		if err == nil && now.After(deadline.Add(idemLease)) {
+		if err == nil && now.After(deadline.Add(claimLease)) {
 			expired = append(expired, KV{Key: k, Val: v})
 		}
 		return nil
@@ -399,7 +399,7 @@ func (i *Idempotency) Sweep(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, kv := range expired {
-		ok, err := recDeleteIfEqual(ctx, i.rec, kv.Key, kv.Val)
+		ok, err := deleteIfEqualOf(ctx, i.rec, kv.Key, kv.Val)
 		if err != nil {
 			return n, fmt.Errorf("cannot sweep idempotency records: %w", err)
 		}
@@ -410,81 +410,81 @@ func (i *Idempotency) Sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func idemEncodeClaim(digest [32]byte, lease time.Time) []byte {
-	b := make([]byte, idemHeaderLen+8)
-	b[0] = idemStateClaim
+func encodeClaim(digest [32]byte, lease time.Time) []byte {
+	b := make([]byte, answerHeaderLen+8)
+	b[0] = stateClaim
 	copy(b[1:33], digest[:])
 	binary.BigEndian.PutUint64(b[33:41], uint64(lease.UnixMilli()))
 	_, _ = rand.Read(b[41:])
 	return b
 }
 
-func idemEncodeAnswer(digest [32]byte, expires time.Time, status int, body []byte) []byte {
-	b := make([]byte, idemHeaderLen+4, idemHeaderLen+4+len(body))
-	b[0] = idemStateAnswer
+func encodeKeptAnswer(digest [32]byte, expires time.Time, status int, body []byte) []byte {
+	b := make([]byte, answerHeaderLen+4, answerHeaderLen+4+len(body))
+	b[0] = stateAnswer
 	copy(b[1:33], digest[:])
 	binary.BigEndian.PutUint64(b[33:41], uint64(expires.UnixMilli()))
 	binary.BigEndian.PutUint32(b[41:45], uint32(status))
 	return append(b, body...)
 }
 
-var errIdemRecord = errors.New("engine: bad idempotency record")
+var errKeptAnswer = errors.New("engine: bad idempotency record")
 
-// idemNone marks "no record" (a non-nil empty claim).
-var idemNone = []byte{}
+// noRecord marks "no record" (a non-nil empty claim).
+var noRecord = []byte{}
 
-func idemDecode(b []byte) (state byte, digest [32]byte, deadline time.Time, rest []byte, err error) {
-	if len(b) < idemHeaderLen || b[0] != idemStateClaim && b[0] != idemStateAnswer ||
-		b[0] == idemStateAnswer && len(b) < idemHeaderLen+4 {
-		return 0, digest, time.Time{}, nil, errIdemRecord
+func decodeKept(b []byte) (state byte, digest [32]byte, deadline time.Time, rest []byte, err error) {
+	if len(b) < answerHeaderLen || b[0] != stateClaim && b[0] != stateAnswer ||
+		b[0] == stateAnswer && len(b) < answerHeaderLen+4 {
+		return 0, digest, time.Time{}, nil, errKeptAnswer
 	}
 	copy(digest[:], b[1:33])
 	deadline = time.UnixMilli(int64(binary.BigEndian.Uint64(b[33:41])))
-	return b[0], digest, deadline, b[idemHeaderLen:], nil
+	return b[0], digest, deadline, b[answerHeaderLen:], nil
 }
 
 // ---------------------------------------------------------------------------
 // A bounded, sharded LRU map with string keys (also used by the risk hook).
 
-type idemLRU[V any] struct {
+type lru[V any] struct {
 	seed     maphash.Seed
-	shards   [idemShards]idemLRUShard[V]
+	shards   [lruShards]lruShard[V]
 	shardMax int
 }
 
-type idemLRUShard[V any] struct {
+type lruShard[V any] struct {
 	mu    sync.Mutex
 	items map[string]*list.Element
 	order list.List // front: most recently used
 }
 
-type idemLRUEntry[V any] struct {
+type lruEntry[V any] struct {
 	key string
 	val V
 }
 
-// newIdemLRU returns an LRU holding at most entriesMax entries (rounded
-// up to a multiple of idemShards).
-func newIdemLRU[V any](entriesMax int) *idemLRU[V] {
-	l := &idemLRU[V]{seed: maphash.MakeSeed(), shardMax: max(1, (entriesMax+idemShards-1)/idemShards)}
+// newLRU returns an LRU holding at most entriesMax entries (rounded
+// up to a multiple of lruShards).
+func newLRU[V any](entriesMax int) *lru[V] {
+	l := &lru[V]{seed: maphash.MakeSeed(), shardMax: max(1, (entriesMax+lruShards-1)/lruShards)}
 	for s := range l.shards {
 		l.shards[s].items = make(map[string]*list.Element)
 	}
 	return l
 }
 
-func (l *idemLRU[V]) shard(key string) *idemLRUShard[V] {
-	return &l.shards[maphash.String(l.seed, key)%idemShards]
+func (l *lru[V]) shard(key string) *lruShard[V] {
+	return &l.shards[maphash.String(l.seed, key)%lruShards]
 }
 
 // Get returns the value of key and marks it used.
-func (l *idemLRU[V]) Get(key string) (V, bool) {
+func (l *lru[V]) Get(key string) (V, bool) {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
 		s.order.MoveToFront(e)
-		return e.Value.(*idemLRUEntry[V]).val, true
+		return e.Value.(*lruEntry[V]).val, true
 	}
 	var zero V
 	return zero, false
@@ -492,13 +492,13 @@ func (l *idemLRU[V]) Get(key string) (V, bool) {
 
 // GetOrAdd returns the value of key, adding mk() when absent (evicting the
 // least recently used entry of the shard when full).
-func (l *idemLRU[V]) GetOrAdd(key string, mk func() V) V {
+func (l *lru[V]) GetOrAdd(key string, mk func() V) V {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
 		s.order.MoveToFront(e)
-		return e.Value.(*idemLRUEntry[V]).val
+		return e.Value.(*lruEntry[V]).val
 	}
 	v := mk()
 	l.addLocked(s, key, v)
@@ -506,29 +506,29 @@ func (l *idemLRU[V]) GetOrAdd(key string, mk func() V) V {
 }
 
 // Add sets key to v.
-func (l *idemLRU[V]) Add(key string, v V) {
+func (l *lru[V]) Add(key string, v V) {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		e.Value.(*idemLRUEntry[V]).val = v
+		e.Value.(*lruEntry[V]).val = v
 		s.order.MoveToFront(e)
 		return
 	}
 	l.addLocked(s, key, v)
 }
 
-func (l *idemLRU[V]) addLocked(s *idemLRUShard[V], key string, v V) {
+func (l *lru[V]) addLocked(s *lruShard[V], key string, v V) {
 	for s.order.Len() >= l.shardMax {
 		old := s.order.Back()
 		s.order.Remove(old)
-		delete(s.items, old.Value.(*idemLRUEntry[V]).key)
+		delete(s.items, old.Value.(*lruEntry[V]).key)
 	}
-	s.items[key] = s.order.PushFront(&idemLRUEntry[V]{key: key, val: v})
+	s.items[key] = s.order.PushFront(&lruEntry[V]{key: key, val: v})
 }
 
 // Remove deletes key.
-func (l *idemLRU[V]) Remove(key string) {
+func (l *lru[V]) Remove(key string) {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -539,7 +539,7 @@ func (l *idemLRU[V]) Remove(key string) {
 }
 
 // Len returns the number of entries.
-func (l *idemLRU[V]) Len() int {
+func (l *lru[V]) Len() int {
 	n := 0
 	for s := range l.shards {
 		l.shards[s].mu.Lock()

@@ -19,7 +19,7 @@ func BenchmarkIdempotencyDo(b *testing.B) {
 	i := NewIdempotency(rec, IdempotencyOptions{})
 	body := []byte(`{"code":0,"msg":"ok","data":{"reservation_id":"r-0123456789","quantity":1}}`)
 	fn := func() (int, []byte) { return 200, body }
-	digest := idemDigest("req")
+	digest := testDigest("req")
 	b.Run("first", func(b *testing.B) {
 		var n atomic.Int64
 		b.ReportAllocs()

@@ -13,25 +13,25 @@ import (
 )
 
 const (
-	// lifeScanPage is the page size of the replay scan of paid reservations.
-	lifeScanPage = 512
-	// lifePaymentIDLenMax bounds a payment id, in bytes.
-	lifePaymentIDLenMax = 128
-	// lifeUserOrdersMax bounds UserOrders' answer.
-	lifeUserOrdersMax = 100
+	// reservationScanPage is the page size of the replay scan of paid reservations.
+	reservationScanPage = 512
+	// paymentIDLenMax bounds a payment id, in bytes.
+	paymentIDLenMax = 128
+	// userOrdersMax bounds UserOrders' answer.
+	userOrdersMax = 100
 	// saleKeepAfterEnd is how long a finished sale or deal stays in memory
 	// after it ended; later it is read from the records when needed.
 	saleKeepAfterEnd = time.Hour
-	// lifeUserOrdersDefault is UserOrders' limit when none is given.
-	lifeUserOrdersDefault = 20
+	// userOrdersDefault is UserOrders' limit when none is given.
+	userOrdersDefault = 20
 )
 
-func lifeValidResID(id string) bool {
+func validReservationID(id string) bool {
 	return len(id) > 0 && len(id) <= inventory.IDLenMax && strings.IndexByte(id, ':') > 0 && !strings.ContainsAny(id, "/ ")
 }
 
-func lifeValidPaymentID(id string) bool {
-	if len(id) == 0 || len(id) > lifePaymentIDLenMax {
+func validPaymentID(id string) bool {
+	if len(id) == 0 || len(id) > paymentIDLenMax {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -44,12 +44,12 @@ func lifeValidPaymentID(id string) bool {
 
 // ownReservation reads a reservation and checks that userID owns it.
 func (e *Engine) ownReservation(ctx context.Context, userID, resID string) (inventory.Reservation, error) {
-	if !lifeValidResID(resID) {
+	if !validReservationID(resID) {
 		return inventory.Reservation{}, fmt.Errorf("%w: reservation %q", ErrNotFound, resID)
 	}
 	r, err := e.store.Reservation(ctx, resID)
 	if err != nil {
-		return r, engMapErr(err)
+		return r, storeErr(err)
 	}
 	if r.User != userID {
 		return r, fmt.Errorf("%w: reservation %q", ErrForbidden, resID)
@@ -69,7 +69,7 @@ func (e *Engine) Reservation(ctx context.Context, userID, resID string) (Reserva
 		return Reservation{}, err
 	}
 	if r.State == inventory.StatePaid || r.Refunded {
-		if pid, ok, err := e.rec.Get(ctx, engKeyPayPrefix+r.ID); err == nil && ok {
+		if pid, ok, err := e.rec.Get(ctx, keyPayPrefix+r.ID); err == nil && ok {
 			v.PaymentID = string(pid)
 		}
 		oid := OrderID(r.ID)
@@ -89,8 +89,8 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
 	}
-	if !lifeValidPaymentID(paymentID) {
-		return Reservation{}, fmt.Errorf("%w: payment_id must be 1 to %d printable characters", ErrInvalid, lifePaymentIDLenMax)
+	if !validPaymentID(paymentID) {
+		return Reservation{}, fmt.Errorf("%w: payment_id must be 1 to %d printable characters", ErrInvalid, paymentIDLenMax)
 	}
 	r, err := e.ownReservation(ctx, userID, resID)
 	if err != nil {
@@ -103,7 +103,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 	if err != nil {
 		return Reservation{}, err
 	}
-	payKey := engKeyPayPrefix + r.ID
+	payKey := keyPayPrefix + r.ID
 	wrote, err := e.rec.PutIfAbsent(ctx, payKey, []byte(paymentID))
 	if err != nil {
 		return Reservation{}, fmt.Errorf("%w: cannot record payment: %w", ErrUnavailable, err)
@@ -128,7 +128,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 		if errors.Is(err, inventory.ErrBadState) {
 			e.afterRelease(ctx, r, false) // it expired just now
 		}
-		return Reservation{}, engMapErr(err)
+		return Reservation{}, storeErr(err)
 	}
 	v := e.viewRecord(cr, &m)
 	o := e.orderFromView(v, paymentID)
@@ -178,7 +178,7 @@ func (e *Engine) Cancel(ctx context.Context, userID, resID string) (Reservation,
 	}
 	r, err := e.store.Release(ctx, resID)
 	if err != nil {
-		return Reservation{}, engMapErr(err)
+		return Reservation{}, storeErr(err)
 	}
 	e.afterRelease(ctx, r, false)
 	v, _, err := e.view(r)
@@ -242,7 +242,7 @@ func (e *Engine) orderOf(ctx context.Context, r inventory.Reservation) (Order, e
 	if err != nil {
 		return Order{}, err
 	}
-	pid, _, err := e.rec.Get(ctx, engKeyPayPrefix+r.ID)
+	pid, _, err := e.rec.Get(ctx, keyPayPrefix+r.ID)
 	if err != nil {
 		return Order{}, fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
 	}
@@ -270,9 +270,9 @@ func (e *Engine) Order(ctx context.Context, userID, orderID string) (Order, erro
 // UserOrders returns the caller's orders, newest first.
 func (e *Engine) UserOrders(ctx context.Context, userID string, limit int) ([]Order, error) {
 	if limit <= 0 {
-		limit = lifeUserOrdersDefault
+		limit = userOrdersDefault
 	}
-	limit = min(limit, lifeUserOrdersMax)
+	limit = min(limit, userOrdersMax)
 	os, err := e.orders.ByUser(ctx, userID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot read orders: %w", ErrUnavailable, err)
@@ -286,9 +286,9 @@ func (e *Engine) UserOrders(ctx context.Context, userID string, limit int) ([]Or
 func (e *Engine) replayOrders(ctx context.Context) error {
 	cursor := ""
 	for {
-		rs, next, err := e.store.Scan(ctx, inventory.StatePaid, cursor, lifeScanPage)
+		rs, next, err := e.store.Scan(ctx, inventory.StatePaid, cursor, reservationScanPage)
 		if err != nil {
-			return fmt.Errorf("cannot scan paid reservations: %w", engMapErr(err))
+			return fmt.Errorf("cannot scan paid reservations: %w", storeErr(err))
 		}
 		var missing []Order
 		for _, r := range rs {
@@ -327,13 +327,13 @@ func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 	if err := e.syncCatalog(ctx); err != nil {
 		return err
 	}
-	for _, prefix := range []string{engKeySalePrefix, engKeyDealPrefix} {
+	for _, prefix := range []string{keySalePrefix, keyDealPrefix} {
 		var pending []string
 		err := e.rec.Scan(ctx, prefix, func(key string, val []byte) error {
 			id := strings.TrimPrefix(key, prefix)
 			e.dealsMu.RLock()
 			_, known := e.sales[id]
-			if prefix == engKeyDealPrefix {
+			if prefix == keyDealPrefix {
 				_, known = e.deals[id]
 			}
 			e.dealsMu.RUnlock()
@@ -347,7 +347,7 @@ func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 			}
 			if rec.Flash != nil && e.now().Sub(rec.Flash.EndsAt) > saleKeepAfterEnd ||
 				rec.Group != nil && e.now().Sub(rec.Group.EndsAt) > saleKeepAfterEnd {
-				if !atOpen || rec.State != "ready" || !e.recPoolBusy(ctx, rec) {
+				if !atOpen || rec.State != "ready" || !e.poolBusy(ctx, rec) {
 					return nil // long over; looked up from the records on demand
 				}
 			}
@@ -370,9 +370,9 @@ func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 	return nil
 }
 
-// recPoolBusy reports whether the pool of a recorded sale or deal has
+// poolBusy reports whether the pool of a recorded sale or deal has
 // units available or held (or cannot be read).
-func (e *Engine) recPoolBusy(ctx context.Context, rec saleRec) bool {
+func (e *Engine) poolBusy(ctx context.Context, rec saleRec) bool {
 	var pool string
 	switch {
 	case rec.Flash != nil:
@@ -469,8 +469,8 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	defer e.sweepMu.Unlock()
 	now := e.now()
 	var errs []error
-	for range engExpireRoundsMax {
-		rs, err := e.store.Expire(ctx, now, engExpireBatchMax)
+	for range expireRoundsMax {
+		rs, err := e.store.Expire(ctx, now, expireBatchMax)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cannot expire: %w", err))
 			break
@@ -478,7 +478,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		for _, r := range rs {
 			e.afterRelease(ctx, r, false)
 		}
-		if len(rs) < engExpireBatchMax {
+		if len(rs) < expireBatchMax {
 			break
 		}
 	}
@@ -492,13 +492,13 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	e.refreshDirtyPages(ctx)
 	// Expired idempotency records are removed once a minute: they are only
 	// a bound on storage, and the scan is not free.
-	if now.Sub(e.idemSweptAt) >= engIdemSweepEvery {
-		e.idemSweptAt = now
+	if now.Sub(e.answersSweptAt) >= answersSweepEvery {
+		e.answersSweptAt = now
 		if _, err := e.idem.Sweep(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot sweep idempotency records: %w", err))
 		}
 	}
-	if e.opts.ReservationRetention > 0 && now.Sub(e.purgedAt) >= engPurgeEvery {
+	if e.opts.ReservationRetention > 0 && now.Sub(e.purgedAt) >= purgeEvery {
 		e.purgedAt = now
 		if err := e.purgeReleased(ctx, now.Add(-e.opts.ReservationRetention)); err != nil {
 			errs = append(errs, err)
@@ -510,12 +510,12 @@ func (e *Engine) Sweep(ctx context.Context) error {
 // purgeReleased forgets released reservations whose hold deadline is at or
 // before `before`, in bounded rounds.
 func (e *Engine) purgeReleased(ctx context.Context, before time.Time) error {
-	for range engExpireRoundsMax {
-		n, err := e.store.Purge(ctx, before, engExpireBatchMax)
+	for range expireRoundsMax {
+		n, err := e.store.Purge(ctx, before, expireBatchMax)
 		if err != nil {
 			return fmt.Errorf("cannot purge released reservations: %w", err)
 		}
-		if n < engExpireBatchMax {
+		if n < expireBatchMax {
 			return nil
 		}
 	}

@@ -16,9 +16,9 @@ import (
 // hold is released by the sweeper (law 2) and units left at the end of the
 // sale go back to the listing.
 func TestLifecycleHammer(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			const qty, users = 120, 96
 			env.sale("fs1", qty, 3)
 			var paid, cancelled, abandoned atomic.Int64
@@ -106,7 +106,7 @@ func TestLifecycleHammer(t *testing.T) {
 
 // TestPayStates checks the reservation state machine as the API shows it.
 func TestPayStates(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	env.sale("fs1", 10, 0)
 	r, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 2, "g1")
 	if err != nil {
@@ -191,7 +191,7 @@ func TestPayStates(t *testing.T) {
 
 // TestFlashCreateValidation: bad specs change nothing.
 func TestFlashCreateValidation(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	now := env.clock.Now()
 	good := engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k2", Price: 100, Quantity: 5,
 		StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}
@@ -237,10 +237,10 @@ func TestFlashCreateValidation(t *testing.T) {
 // TestBackgroundSweeper: with the real clock and the background sweeper,
 // an abandoned checkout hold is released without anyone calling Sweep.
 func TestBackgroundSweeper(t *testing.T) {
-	realClock := engBackend{"memory", func(t testing.TB, _ *engClock) (inventory.Store, string, func() inventory.Store) {
+	realClock := testBackend{"memory", func(t testing.TB, _ *testClock) (inventory.Store, string, func() inventory.Store) {
 		return inventory.NewMemory(inventory.Options{}), "", nil
 	}}
-	env := engOpen(t, realClock, func(o *engine.Options) {
+	env := openEnv(t, realClock, func(o *engine.Options) {
 		o.Now = nil
 		o.SweepInterval = 10 * time.Millisecond
 		o.CheckoutHold = 50 * time.Millisecond
@@ -271,9 +271,9 @@ func TestBackgroundSweeper(t *testing.T) {
 // TestPayRace: concurrent payments of one reservation: with one payment id
 // all succeed, with different ids exactly one does; one order either way.
 func TestPayRace(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, nil)
+			env := openEnv(t, b, nil)
 			env.sale("fs1", 10, 0)
 			for round, samePayment := range []bool{true, false} {
 				r, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")

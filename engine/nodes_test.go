@@ -15,12 +15,12 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
-// engTwoNodes opens two engines as two gateway nodes: over one memory
+// twoNodes opens two engines as two gateway nodes: over one memory
 // store and one set of records, or over one real redis-server (inventory
 // and records) with a store client each.
-func engTwoNodes(t *testing.T, backend string) (a, b *engine.Engine, st inventory.Store, clock *engClock) {
+func twoNodes(t *testing.T, backend string) (a, b *engine.Engine, st inventory.Store, clock *testClock) {
 	t.Helper()
-	clock = newEngClock()
+	clock = newTestClock()
 	var opts [2]engine.Options
 	switch backend {
 	case "memory":
@@ -29,7 +29,7 @@ func engTwoNodes(t *testing.T, backend string) (a, b *engine.Engine, st inventor
 		opts[0] = engine.Options{Store: st, Records: rec}
 		opts[1] = opts[0]
 	case "redis":
-		be := engDurableBackends()[1]
+		be := durableBackends()[1]
 		st0, dir, reopen := be.open(t, clock)
 		st1 := reopen()
 		t.Cleanup(func() { _ = st0.Close(); _ = st1.Close() })
@@ -54,14 +54,14 @@ func engTwoNodes(t *testing.T, backend string) (a, b *engine.Engine, st inventor
 // next sweep (or at once, for a sale looked up by id).
 func TestNodesShareState(t *testing.T) {
 	for _, backend := range []string{"memory", "redis"} {
-		t.Run(backend, func(t *testing.T) { engTestNodesShareState(t, backend) })
+		t.Run(backend, func(t *testing.T) { testNodesShareState(t, backend) })
 	}
 }
 
-func engTestNodesShareState(t *testing.T, backend string) {
-	a, b, _, clock := engTwoNodes(t, backend)
+func testNodesShareState(t *testing.T, backend string) {
+	a, b, _, clock := twoNodes(t, backend)
 	ctx := context.Background()
-	if _, err := a.LoadCatalog(ctx, engTestCatalog()); err != nil {
+	if _, err := a.LoadCatalog(ctx, testCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	now := clock.Now()
@@ -91,7 +91,7 @@ func engTestNodesShareState(t *testing.T, backend string) {
 		}
 	}
 	// A catalog change on b reaches a.
-	c := engTestCatalog()
+	c := testCatalog()
 	c.Stores[0].Name = "静安旗舰店"
 	if _, err := b.LoadCatalog(ctx, c); err != nil {
 		t.Fatal(err)
@@ -110,14 +110,14 @@ func engTestNodesShareState(t *testing.T, backend string) {
 // once; units are released and refunded exactly once.
 func TestNodesTeamDeadlineOnce(t *testing.T) {
 	for _, backend := range []string{"memory", "redis"} {
-		t.Run(backend, func(t *testing.T) { engTestNodesTeamDeadlineOnce(t, backend) })
+		t.Run(backend, func(t *testing.T) { testNodesTeamDeadlineOnce(t, backend) })
 	}
 }
 
-func engTestNodesTeamDeadlineOnce(t *testing.T, backend string) {
-	a, b, st, clock := engTwoNodes(t, backend)
+func testNodesTeamDeadlineOnce(t *testing.T, backend string) {
+	a, b, st, clock := twoNodes(t, backend)
 	ctx := context.Background()
-	if _, err := a.LoadCatalog(ctx, engTestCatalog()); err != nil {
+	if _, err := a.LoadCatalog(ctx, testCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	now := clock.Now()
@@ -174,7 +174,7 @@ func engTestNodesTeamDeadlineOnce(t *testing.T, backend string) {
 // TestIdempotent: the same key and body give the first answer; another
 // body, a conflict (law 5), also under concurrency.
 func TestIdempotent(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	rec := engine.NewMemRecords()
 	t.Cleanup(func() { _ = rec.Close() })
 	idem := engine.NewIdempotency(rec, engine.IdempotencyOptions{})
@@ -219,7 +219,7 @@ func TestRiskAndReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := engOpen(t, engBackends()[0], func(o *engine.Options) { o.Risk = hook })
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) { o.Risk = hook })
 	env.sale("fs1", 5, 0)
 	env.deal("gb1", 2, 5, 0)
 	_, err = env.e.ReserveFlash(env.ctx, attempt("bot"), "fs1", 1, "")
@@ -250,7 +250,7 @@ func TestRiskAndReady(t *testing.T) {
 func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 	rec := engine.NewMemRecords()
 	t.Cleanup(func() { _ = rec.Close() })
-	env := engOpen(t, engBackends()[0], func(o *engine.Options) {
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) {
 		o.Records = rec
 		o.Idempotency.TTL = time.Minute
 	})
@@ -287,7 +287,7 @@ func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 // TestClosedEngineRefusesWrites: after Close nothing changes state; the
 // caller gets ErrUnavailable (503), never a yes that no writer will keep.
 func TestClosedEngineRefusesWrites(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	fs := env.sale("closed-sale", 10, 0)
 	before := env.pool("s1:fs:" + fs.SaleID)
 	if err := env.e.Close(); err != nil {
@@ -297,7 +297,7 @@ func TestClosedEngineRefusesWrites(t *testing.T) {
 	wantErr(t, "ReserveFlash after Close", err, engine.ErrUnavailable)
 	_, err = env.e.Checkout(env.ctx, attempt("u1"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 1}}})
 	wantErr(t, "Checkout after Close", err, engine.ErrUnavailable)
-	_, err = env.e.LoadCatalog(env.ctx, engTestCatalog())
+	_, err = env.e.LoadCatalog(env.ctx, testCatalog())
 	wantErr(t, "LoadCatalog after Close", err, engine.ErrUnavailable)
 	if after := env.pool("s1:fs:" + fs.SaleID); after != before {
 		t.Fatalf("pool changed after Close: %+v -> %+v", before, after)
@@ -308,7 +308,7 @@ func TestClosedEngineRefusesWrites(t *testing.T) {
 // its own store; a guide of another store is bad input and reserves
 // nothing.
 func TestGuideOfAnotherStoreIsRefused(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	fs := env.sale("guided", 10, 0)
 	pool := "s1:fs:" + fs.SaleID
 	before := env.pool(pool)

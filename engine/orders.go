@@ -62,7 +62,7 @@ var errOrderStop = errors.New("engine: order scan limit")
 
 type recordsOrderStore struct {
 	rec Records
-	cb  recCountedBatcher // nil: rec is not one of ours; use mu
+	cb  countedBatcher // nil: rec is not one of ours; use mu
 	// mu serialises Upserts when rec cannot count atomically itself; the
 	// count is then exact within one process.
 	mu sync.Mutex
@@ -76,7 +76,7 @@ var _ OrderStore = (*recordsOrderStore)(nil)
 // re-upserts, crashes and (with Redis records) several nodes.
 func NewRecordsOrderStore(rec Records) OrderStore {
 	s := &recordsOrderStore{rec: rec}
-	if cb, ok := rec.(recCountedBatcher); ok {
+	if cb, ok := rec.(countedBatcher); ok {
 		s.cb = cb
 	}
 	return s
@@ -154,7 +154,7 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 	if err != nil {
 		return fmt.Errorf("cannot read order count: %w", err)
 	}
-	n, err := recParseCount(cur, ok)
+	n, err := parseCount(cur, ok)
 	if err != nil {
 		return err
 	}
@@ -234,5 +234,5 @@ func (s *recordsOrderStore) Count(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot read order count: %w", err)
 	}
-	return recParseCount(v, ok)
+	return parseCount(v, ok)
 }

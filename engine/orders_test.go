@@ -43,9 +43,9 @@ func orderMustCount(t *testing.T, s OrderStore, want int64) {
 	}
 }
 
-// recForeign hides this package's counted batch, so that the order store
+// foreignRecords hides this package's counted batch, so that the order store
 // takes its generic path.
-type recForeign struct{ Records }
+type foreignRecords struct{ Records }
 
 func TestOrderStore(t *testing.T) {
 	run := func(t *testing.T, rec Records, reopen func() Records) {
@@ -124,7 +124,7 @@ func TestOrderStore(t *testing.T) {
 	}
 	forEachRecords(t, run)
 	t.Run("generic", func(t *testing.T) {
-		run(t, recForeign{NewMemRecords()}, nil)
+		run(t, foreignRecords{NewMemRecords()}, nil)
 	})
 }
 
@@ -169,5 +169,5 @@ func TestOrderStoreConcurrentCount(t *testing.T) {
 		}
 	}
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) { run(t, rec) })
-	t.Run("generic", func(t *testing.T) { run(t, recForeign{NewMemRecords()}) })
+	t.Run("generic", func(t *testing.T) { run(t, foreignRecords{NewMemRecords()}) })
 }

@@ -26,28 +26,28 @@ type OrderWriterOptions struct {
 	// Default 5ms; negative writes partial batches at once.
 	FlushInterval time.Duration
 	// RetryBackoff is the wait after a failed batch; it doubles after each
-	// failure up to owBackoffMax. Default 10ms.
+	// failure up to retryBackoffMax. Default 10ms.
 	RetryBackoff time.Duration
 }
 
 const (
-	owBatchDefault         = 256
-	owQueueDefault         = 65536
-	owWorkersDefault       = 4
-	owFlushIntervalDefault = 5 * time.Millisecond
-	owRetryBackoffDefault  = 10 * time.Millisecond
-	// owBackoffMax caps the retry backoff.
-	owBackoffMax = 2 * time.Second
-	// owWorkersMax, owBatchMax and owQueueMax bound the options.
-	owWorkersMax = 256
-	owBatchMax   = 4096
-	owQueueMax   = 1 << 22
-	// owRecentMax bounds the ids Written remembers.
-	owRecentMax = 65536
-	// owReleaseTimeout bounds the wait for the pool's goroutines in Close.
-	owReleaseTimeout = 5 * time.Second
-	// owCountTimeout bounds the store call of Stats.
-	owCountTimeout = time.Second
+	batchDefault         = 256
+	queueDefault         = 65536
+	writerWorkersDefault = 4
+	flushIntervalDefault = 5 * time.Millisecond
+	retryBackoffDefault  = 10 * time.Millisecond
+	// retryBackoffMax caps the retry backoff.
+	retryBackoffMax = 2 * time.Second
+	// writerWorkersMax, batchMax and writerQueueMax bound the options.
+	writerWorkersMax = 256
+	batchMax         = 4096
+	writerQueueMax   = 1 << 22
+	// writtenRecentMax bounds the ids Written remembers.
+	writtenRecentMax = 65536
+	// releaseTimeout bounds the wait for the pool's goroutines in Close.
+	releaseTimeout = 5 * time.Second
+	// countTimeout bounds the store call of Stats.
+	countTimeout = time.Second
 )
 
 // ErrOrderWriterClosed is returned by Flush when the writer was closed
@@ -66,8 +66,8 @@ type OrderWriter struct {
 	pool  *ants.Pool
 
 	mu     sync.Mutex
-	queue  []owItem // FIFO, seq ascending and contiguous
-	seq    uint64   // last sequence number given out
+	queue  []writeItem // FIFO, seq ascending and contiguous
+	seq    uint64      // last sequence number given out
 	closed bool
 
 	notify  chan struct{} // cap 1: the queue grew to 1 or to a full batch
@@ -95,7 +95,7 @@ type OrderWriter struct {
 	stopOnce   sync.Once
 }
 
-type owItem struct {
+type writeItem struct {
 	seq uint64
 	o   Order
 }
@@ -106,30 +106,30 @@ func NewOrderWriter(store OrderStore, opts OrderWriterOptions) (*OrderWriter, er
 	if store == nil {
 		return nil, fmt.Errorf("cannot create order writer: %w: nil store", ErrInvalid)
 	}
-	if opts.BatchMax < 0 || opts.BatchMax > owBatchMax || opts.QueueMax < 0 || opts.QueueMax > owQueueMax ||
-		opts.Workers < 0 || opts.Workers > owWorkersMax || opts.RetryBackoff < 0 {
+	if opts.BatchMax < 0 || opts.BatchMax > batchMax || opts.QueueMax < 0 || opts.QueueMax > writerQueueMax ||
+		opts.Workers < 0 || opts.Workers > writerWorkersMax || opts.RetryBackoff < 0 {
 		return nil, fmt.Errorf("cannot create order writer: %w: options %+v out of range", ErrInvalid, opts)
 	}
 	if opts.BatchMax == 0 {
-		opts.BatchMax = owBatchDefault
+		opts.BatchMax = batchDefault
 	}
 	if opts.QueueMax == 0 {
-		opts.QueueMax = owQueueDefault
+		opts.QueueMax = queueDefault
 	}
 	if opts.Workers == 0 {
-		opts.Workers = owWorkersDefault
+		opts.Workers = writerWorkersDefault
 	}
 	if opts.FlushInterval == 0 {
-		opts.FlushInterval = owFlushIntervalDefault
+		opts.FlushInterval = flushIntervalDefault
 	}
 	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = owRetryBackoffDefault
+		opts.RetryBackoff = retryBackoffDefault
 	}
 	pool, err := ants.NewPool(opts.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create order writer pool: %w", err)
 	}
-	ringLen := owRecentMax
+	ringLen := writtenRecentMax
 	w := &OrderWriter{
 		store:      store,
 		opts:       opts,
@@ -161,7 +161,7 @@ func (w *OrderWriter) Submit(o Order) bool {
 		return false
 	}
 	w.seq++
-	w.queue = append(w.queue, owItem{seq: w.seq, o: o})
+	w.queue = append(w.queue, writeItem{seq: w.seq, o: o})
 	n := len(w.queue)
 	w.mu.Unlock()
 	if n == 1 || n%w.opts.BatchMax == 0 {
@@ -174,11 +174,11 @@ func (w *OrderWriter) Submit(o Order) bool {
 }
 
 // take removes up to n items from the head of the queue.
-func (w *OrderWriter) take(n int) []owItem {
+func (w *OrderWriter) take(n int) []writeItem {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n = min(n, len(w.queue))
-	batch := make([]owItem, n)
+	batch := make([]writeItem, n)
 	copy(batch, w.queue)
 	clear(w.queue[:n]) // drop references held by the array's head
 	w.queue = w.queue[n:]
@@ -244,7 +244,7 @@ func (w *OrderWriter) dispatch() {
 
 // send hands a batch to the pool, blocking while every worker is busy (the
 // queue then absorbs Submit, up to QueueMax).
-func (w *OrderWriter) send(batch []owItem) {
+func (w *OrderWriter) send(batch []writeItem) {
 	if len(batch) == 0 {
 		return
 	}
@@ -262,7 +262,7 @@ func (w *OrderWriter) send(batch []owItem) {
 
 // writeBatch writes batch, retrying with backoff until it is written or the
 // writer is abandoned (the batch then stays in the backlog).
-func (w *OrderWriter) writeBatch(batch []owItem) {
+func (w *OrderWriter) writeBatch(batch []writeItem) {
 	orders := make([]Order, len(batch))
 	for i := range batch {
 		orders[i] = batch[i].o
@@ -290,7 +290,7 @@ func (w *OrderWriter) writeBatch(batch []owItem) {
 			timer.Stop()
 			return
 		}
-		backoff = min(2*backoff, owBackoffMax)
+		backoff = min(2*backoff, retryBackoffMax)
 	}
 }
 
@@ -305,7 +305,7 @@ func (w *OrderWriter) upsert(orders []Order) (err error) {
 	return w.store.Upsert(w.runCtx, orders)
 }
 
-func (w *OrderWriter) complete(batch []owItem) {
+func (w *OrderWriter) complete(batch []writeItem) {
 	lo, hi := batch[0].seq, batch[len(batch)-1].seq
 	w.doneMu.Lock()
 	defer w.doneMu.Unlock()
@@ -370,7 +370,7 @@ func (w *OrderWriter) Flush(ctx context.Context) error {
 }
 
 // Written reports whether this writer wrote orderID recently (it remembers
-// up to owRecentMax ids). False means "not known here": ask the store.
+// up to writtenRecentMax ids). False means "not known here": ask the store.
 func (w *OrderWriter) Written(orderID string) bool {
 	w.doneMu.Lock()
 	defer w.doneMu.Unlock()
@@ -380,10 +380,10 @@ func (w *OrderWriter) Written(orderID string) bool {
 
 // Stats returns the writer's counters: Written is the store's all-time
 // count (the last known one when the store does not answer within
-// owCountTimeout), Lag the orders submitted here and not yet written,
+// countTimeout), Lag the orders submitted here and not yet written,
 // Failures the failed store calls.
 func (w *OrderWriter) Stats() OrderStats {
-	ctx, cancel := context.WithTimeout(context.Background(), owCountTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
 	defer cancel()
 	if n, err := w.store.Count(ctx); err == nil {
 		w.lastCount.Store(n)
@@ -416,7 +416,7 @@ func (w *OrderWriter) Close(ctx context.Context) error {
 	w.stopOnce.Do(func() {
 		w.abandonOnce.Do(w.abandon)
 		// Waits for the pool's own goroutines; its workers are idle.
-		_ = w.pool.ReleaseTimeout(owReleaseTimeout)
+		_ = w.pool.ReleaseTimeout(releaseTimeout)
 	})
 	return err
 }

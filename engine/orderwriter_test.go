@@ -10,13 +10,13 @@ import (
 	"time"
 )
 
-// owFaultStore wraps a real OrderStore and injects faults: the first
+// faultStore wraps a real OrderStore and injects faults: the first
 // failFirst Upserts fail; gate (when not nil) holds every Upsert until it
 // is closed or the call's context ends; when halfThenHang is set, Upserts
 // after the first hangAfter write the first half of their batch to the
 // real store and then hang until their context ends (a writer dying
 // mid-batch).
-type owFaultStore struct {
+type faultStore struct {
 	OrderStore
 	failFirst    int64
 	gate         chan struct{}
@@ -29,12 +29,12 @@ type owFaultStore struct {
 	errInject error
 }
 
-var errOwInjected = errors.New("injected store failure")
+var errInjected = errors.New("injected store failure")
 
-func (f *owFaultStore) Upsert(ctx context.Context, orders []Order) error {
+func (f *faultStore) Upsert(ctx context.Context, orders []Order) error {
 	n := f.calls.Add(1)
 	if n <= f.failFirst {
-		return errOwInjected
+		return errInjected
 	}
 	if f.gate != nil {
 		select {
@@ -54,7 +54,7 @@ func (f *owFaultStore) Upsert(ctx context.Context, orders []Order) error {
 	return f.OrderStore.Upsert(ctx, orders)
 }
 
-func owOpenPebble(t *testing.T, dir string) Records {
+func openPebbleOrders(t *testing.T, dir string) Records {
 	t.Helper()
 	rec, err := OpenPebbleRecords(dir)
 	if err != nil {
@@ -63,7 +63,7 @@ func owOpenPebble(t *testing.T, dir string) Records {
 	return rec
 }
 
-func owClose(t *testing.T, w *OrderWriter) {
+func closeWriter(t *testing.T, w *OrderWriter) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -77,9 +77,9 @@ func owClose(t *testing.T, w *OrderWriter) {
 	}
 }
 
-// owSubmitAll submits orders, waiting for room (Flush) when the queue is
+// submitAll submits orders, waiting for room (Flush) when the queue is
 // full, as the engine's backlog replay does.
-func owSubmitAll(t *testing.T, w *OrderWriter, orders []Order) {
+func submitAll(t *testing.T, w *OrderWriter, orders []Order) {
 	t.Helper()
 	for _, o := range orders {
 		for !w.Submit(o) {
@@ -94,7 +94,7 @@ func owSubmitAll(t *testing.T, w *OrderWriter, orders []Order) {
 // TestOrderWriterExact: many goroutines submit, with duplicates; at the end
 // the store holds exactly one order per id and counts exactly.
 func TestOrderWriterExact(t *testing.T) {
-	rec := owOpenPebble(t, t.TempDir())
+	rec := openPebbleOrders(t, t.TempDir())
 	defer rec.Close()
 	store := NewRecordsOrderStore(rec)
 	w, err := NewOrderWriter(store, OrderWriterOptions{BatchMax: 64, QueueMax: 1024})
@@ -116,7 +116,7 @@ func TestOrderWriterExact(t *testing.T) {
 					orders = append(orders, o) // paid twice, replayed: harmless
 				}
 			}
-			owSubmitAll(t, w, orders)
+			submitAll(t, w, orders)
 		}()
 	}
 	wg.Wait()
@@ -141,7 +141,7 @@ func TestOrderWriterExact(t *testing.T) {
 	if w.Written("o-never") {
 		t.Error("Written(o-never) = true")
 	}
-	owClose(t, w)
+	closeWriter(t, w)
 	if w.Submit(testOrder("late", "u", t0)) {
 		t.Fatal("Submit after Close = true")
 	}
@@ -151,18 +151,18 @@ func TestOrderWriterExact(t *testing.T) {
 // every order is written once, and the failures are counted.
 func TestOrderWriterRetries(t *testing.T) {
 	store := NewRecordsOrderStore(NewMemRecords())
-	faulty := &owFaultStore{OrderStore: store, failFirst: 5}
+	faulty := &faultStore{OrderStore: store, failFirst: 5}
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 50, RetryBackoff: time.Millisecond, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer owClose(t, w)
+	defer closeWriter(t, w)
 	const n = 1000
 	var orders []Order
 	for i := 0; i < n; i++ {
 		orders = append(orders, testOrder(fmt.Sprintf("r%d", i), "u", time.Now()))
 	}
-	owSubmitAll(t, w, orders)
+	submitAll(t, w, orders)
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +177,13 @@ func TestOrderWriterRetries(t *testing.T) {
 // accepts exactly QueueMax orders; they are all written once it recovers.
 func TestOrderWriterQueueBound(t *testing.T) {
 	store := NewRecordsOrderStore(NewMemRecords())
-	faulty := &owFaultStore{OrderStore: store, gate: make(chan struct{})}
+	faulty := &faultStore{OrderStore: store, gate: make(chan struct{})}
 	const queueMax = 300
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 32, QueueMax: queueMax, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer owClose(t, w)
+	defer closeWriter(t, w)
 	accepted := 0
 	for i := 0; i < 2*queueMax; i++ {
 		if w.Submit(testOrder(fmt.Sprintf("r%d", i), "u", time.Now())) {
@@ -213,8 +213,8 @@ func TestOrderWriterQueueBound(t *testing.T) {
 // order; there is exactly one order per id and the count is exact.
 func TestOrderWriterKilledMidBatch(t *testing.T) {
 	dir := t.TempDir()
-	rec := owOpenPebble(t, dir)
-	faulty := &owFaultStore{
+	rec := openPebbleOrders(t, dir)
+	faulty := &faultStore{
 		OrderStore:   NewRecordsOrderStore(rec),
 		halfThenHang: true,
 		hangAfter:    3,
@@ -262,7 +262,7 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 	}
 
 	// Restart: reopen the records and replay the whole backlog.
-	rec = owOpenPebble(t, dir)
+	rec = openPebbleOrders(t, dir)
 	defer rec.Close()
 	store := NewRecordsOrderStore(rec)
 	orderMustCount(t, store, partial)
@@ -270,8 +270,8 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	owSubmitAll(t, w2, orders)
-	owClose(t, w2)
+	submitAll(t, w2, orders)
+	closeWriter(t, w2)
 	orderMustCount(t, store, n)
 	seen := map[string]int{}
 	err = rec.Scan(context.Background(), orderKeyPrefix, func(k string, _ []byte) error { seen[k]++; return nil })
@@ -301,7 +301,7 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 
 func TestOrderWriterBadInput(t *testing.T) {
 	store := NewRecordsOrderStore(NewMemRecords())
-	for _, opts := range []OrderWriterOptions{{BatchMax: -1}, {QueueMax: -1}, {Workers: owWorkersMax + 1}, {RetryBackoff: -1}} {
+	for _, opts := range []OrderWriterOptions{{BatchMax: -1}, {QueueMax: -1}, {Workers: writerWorkersMax + 1}, {RetryBackoff: -1}} {
 		if _, err := NewOrderWriter(store, opts); !errors.Is(err, ErrInvalid) {
 			t.Errorf("NewOrderWriter(%+v) = %v; want ErrInvalid", opts, err)
 		}
@@ -313,7 +313,7 @@ func TestOrderWriterBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer owClose(t, w)
+	defer closeWriter(t, w)
 	if w.Submit(Order{OrderID: "", UserID: "u"}) || w.Submit(Order{OrderID: "o-1"}) {
 		t.Fatal("Submit accepted an order without order id or user id")
 	}

@@ -60,46 +60,46 @@ type KV struct {
 // ErrRecordsClosed is returned by Records used after Close.
 var ErrRecordsClosed = errors.New("engine: records closed")
 
-// recKeyMax bounds the length of a record key (bytes).
-const recKeyMax = 1024
+// recordKeyMax bounds the length of a record key (bytes).
+const recordKeyMax = 1024
 
-// recBatchMax bounds the number of entries of one PutBatch.
-const recBatchMax = 16384
+// recordBatchMax bounds the number of entries of one PutBatch.
+const recordBatchMax = 16384
 
-// errRecKey is returned for an empty or oversized key.
-var errRecKey = fmt.Errorf("%w: record key empty or longer than %d bytes", ErrInvalid, recKeyMax)
+// errRecordKey is returned for an empty or oversized key.
+var errRecordKey = fmt.Errorf("%w: record key empty or longer than %d bytes", ErrInvalid, recordKeyMax)
 
-// recCountedBatcher is implemented by this package's Records: an atomic,
+// countedBatcher is implemented by this package's Records: an atomic,
 // durable batch that also counts how many of the keys in counted did not
 // exist before it, adding that number to the decimal counter in counterKey.
 // The order store uses it to keep an exact all-time count under
 // idempotent re-upserts, also across nodes.
-type recCountedBatcher interface {
+type countedBatcher interface {
 	putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (added int64, err error)
 }
 
-// recLocal is implemented by Records that only this process uses (memory,
+// localRecords is implemented by Records that only this process uses (memory,
 // a Pebble directory that one process holds open): per-key decisions can
-// then be made in process, without claims in the records. recFlight
+// then be made in process, without claims in the records. localFlight
 // returns the in-process single flight of idempotent calls shared by every
 // Idempotency over these Records.
-type recLocal interface {
-	recFlight() *idemFlight
+type localRecords interface {
+	localFlight() *flightGroup
 }
 
-func (m *memRecords) recFlight() *idemFlight    { return &m.flight }
-func (p *pebbleRecords) recFlight() *idemFlight { return &p.flight }
+func (m *memRecords) localFlight() *flightGroup    { return &m.flight }
+func (p *pebbleRecords) localFlight() *flightGroup { return &p.flight }
 
-// recCompareDeleter is implemented by this package's Records: delete key
+// compareDeleter is implemented by this package's Records: delete key
 // only when it holds old.
-type recCompareDeleter interface {
+type compareDeleter interface {
 	deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error)
 }
 
-// recDeleteIfEqual deletes key when it holds old. With Records of another
+// deleteIfEqualOf deletes key when it holds old. With Records of another
 // package it checks, then deletes (not atomic).
-func recDeleteIfEqual(ctx context.Context, rec Records, key string, old []byte) (bool, error) {
-	if cd, ok := rec.(recCompareDeleter); ok {
+func deleteIfEqualOf(ctx context.Context, rec Records, key string, old []byte) (bool, error) {
+	if cd, ok := rec.(compareDeleter); ok {
 		return cd.deleteIfEqual(ctx, key, old)
 	}
 	cur, ok, err := rec.Get(ctx, key)
@@ -109,28 +109,28 @@ func recDeleteIfEqual(ctx context.Context, rec Records, key string, old []byte) 
 	return true, rec.Delete(ctx, key)
 }
 
-func recCheckKey(key string) error {
-	if key == "" || len(key) > recKeyMax {
-		return errRecKey
+func checkKey(key string) error {
+	if key == "" || len(key) > recordKeyMax {
+		return errRecordKey
 	}
 	return nil
 }
 
-func recCheckBatch(kvs []KV) error {
-	if len(kvs) > recBatchMax {
-		return fmt.Errorf("%w: batch of %d records, more than %d", ErrInvalid, len(kvs), recBatchMax)
+func checkBatch(kvs []KV) error {
+	if len(kvs) > recordBatchMax {
+		return fmt.Errorf("%w: batch of %d records, more than %d", ErrInvalid, len(kvs), recordBatchMax)
 	}
 	for _, kv := range kvs {
-		if err := recCheckKey(kv.Key); err != nil {
+		if err := checkKey(kv.Key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// recPrefixEnd returns the smallest key greater than every key with prefix,
+// prefixEnd returns the smallest key greater than every key with prefix,
 // or "" when there is none (prefix is all 0xff or empty).
-func recPrefixEnd(prefix string) string {
+func prefixEnd(prefix string) string {
 	b := []byte(prefix)
 	for i := len(b) - 1; i >= 0; i-- {
 		if b[i] < 0xff {
@@ -141,8 +141,8 @@ func recPrefixEnd(prefix string) string {
 	return ""
 }
 
-// recParseCount parses a counter value; absent counts as 0.
-func recParseCount(val []byte, ok bool) (int64, error) {
+// parseCount parses a counter value; absent counts as 0.
+func parseCount(val []byte, ok bool) (int64, error) {
 	if !ok || len(val) == 0 {
 		return 0, nil
 	}
@@ -153,7 +153,7 @@ func recParseCount(val []byte, ok bool) (int64, error) {
 	return n, nil
 }
 
-func recClone(b []byte) []byte {
+func cloneBytes(b []byte) []byte {
 	if b == nil {
 		return []byte{}
 	}
@@ -164,15 +164,15 @@ func recClone(b []byte) []byte {
 // Memory records.
 
 type memRecords struct {
-	flight idemFlight
+	flight flightGroup
 	mu     sync.RWMutex
 	tree   *btreemap.BTreeMap[string, []byte]
 	closed bool
 }
 
 var _ Records = (*memRecords)(nil)
-var _ recCountedBatcher = (*memRecords)(nil)
-var _ recCompareDeleter = (*memRecords)(nil)
+var _ countedBatcher = (*memRecords)(nil)
+var _ compareDeleter = (*memRecords)(nil)
 
 // NewMemRecords returns Records kept in memory, in key order (tests, the
 // memory backend). They are lost with the process.
@@ -181,7 +181,7 @@ func NewMemRecords() Records {
 }
 
 func (m *memRecords) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
 	m.mu.RLock()
@@ -201,7 +201,7 @@ func (m *memRecords) Put(ctx context.Context, key string, val []byte) error {
 }
 
 func (m *memRecords) PutBatch(ctx context.Context, kvs []KV) error {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -213,16 +213,16 @@ func (m *memRecords) PutBatch(ctx context.Context, kvs []KV) error {
 		return ErrRecordsClosed
 	}
 	for _, kv := range kvs {
-		m.tree.ReplaceOrInsert(kv.Key, recClone(kv.Val))
+		m.tree.ReplaceOrInsert(kv.Key, cloneBytes(kv.Val))
 	}
 	return nil
 }
 
 func (m *memRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (int64, error) {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return 0, err
 	}
-	if err := recCheckKey(counterKey); err != nil {
+	if err := checkKey(counterKey); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -245,12 +245,12 @@ func (m *memRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []st
 		}
 	}
 	_, cur, ok := m.tree.Get(counterKey)
-	n, err := recParseCount(cur, ok)
+	n, err := parseCount(cur, ok)
 	if err != nil {
 		return 0, err
 	}
 	for _, kv := range kvs {
-		m.tree.ReplaceOrInsert(kv.Key, recClone(kv.Val))
+		m.tree.ReplaceOrInsert(kv.Key, cloneBytes(kv.Val))
 	}
 	m.tree.ReplaceOrInsert(counterKey, []byte(strconv.FormatInt(n+added, 10)))
 	return added, nil
@@ -261,7 +261,7 @@ func (m *memRecords) PutIfAbsent(ctx context.Context, key string, val []byte) (b
 }
 
 func (m *memRecords) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -276,12 +276,12 @@ func (m *memRecords) CompareAndSwap(ctx context.Context, key string, old, new []
 	if old == nil && ok || old != nil && (!ok || !bytes.Equal(cur, old)) {
 		return false, nil
 	}
-	m.tree.ReplaceOrInsert(key, recClone(new))
+	m.tree.ReplaceOrInsert(key, cloneBytes(new))
 	return true, nil
 }
 
 func (m *memRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	m.mu.Lock()
@@ -297,7 +297,7 @@ func (m *memRecords) deleteIfEqual(ctx context.Context, key string, old []byte) 
 }
 
 func (m *memRecords) Delete(ctx context.Context, key string) error {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -319,7 +319,7 @@ func (m *memRecords) Scan(ctx context.Context, prefix string, fn func(key string
 	m.mu.Unlock()
 	var err error
 	stop := btreemap.Max[string]()
-	if end := recPrefixEnd(prefix); end != "" {
+	if end := prefixEnd(prefix); end != "" {
 		stop = btreemap.LT(end)
 	}
 	i := 0
@@ -345,36 +345,36 @@ func (m *memRecords) Close() error {
 // ---------------------------------------------------------------------------
 // Pebble records.
 
-// recCacheBytes is the Pebble block cache of the records: the order store
+// pebbleCacheBytes is the Pebble block cache of the records: the order store
 // checks every new order id for existence, which must not go to disk.
-const recCacheBytes = 32 << 20
+const pebbleCacheBytes = 32 << 20
 
-// recStripes is the number of key-striped locks that make read-modify-write
+// stripesLen is the number of key-striped locks that make read-modify-write
 // operations (PutIfAbsent, CompareAndSwap) atomic against other writers of
 // the same key in one process.
-const recStripes = 256
+const stripesLen = 256
 
 type pebbleRecords struct {
 	db     *pebble.DB
-	flight idemFlight
+	flight flightGroup
 
 	// closeMu: operations hold it shared, Close exclusively, so that no
 	// operation touches a closed DB.
 	closeMu sync.RWMutex
 	closed  bool
 
-	stripes [recStripes]sync.Mutex
+	stripes [stripesLen]sync.Mutex
 }
 
 var _ Records = (*pebbleRecords)(nil)
-var _ recCountedBatcher = (*pebbleRecords)(nil)
-var _ recCompareDeleter = (*pebbleRecords)(nil)
+var _ countedBatcher = (*pebbleRecords)(nil)
+var _ compareDeleter = (*pebbleRecords)(nil)
 
 // OpenPebbleRecords opens (creating when needed) Records in their own Pebble
 // database in dir. Every write is a synced batch; concurrent writers share
 // fsyncs through Pebble's group commit. One process at a time may open dir.
 func OpenPebbleRecords(dir string) (Records, error) {
-	opts := &pebble.Options{Logger: recQuietLogger{}, CacheSize: recCacheBytes}
+	opts := &pebble.Options{Logger: pebbleLogger{}, CacheSize: pebbleCacheBytes}
 	// Bloom filters: the order store and PutIfAbsent look up keys that
 	// mostly do not exist yet.
 	for i := range opts.Levels {
@@ -387,33 +387,33 @@ func OpenPebbleRecords(dir string) (Records, error) {
 	return &pebbleRecords{db: db}, nil
 }
 
-// recQuietLogger drops Pebble's informational logs; errors go to the
+// pebbleLogger drops Pebble's informational logs; errors go to the
 // standard logger, and fatal errors panic as with Pebble's default logger.
-type recQuietLogger struct{}
+type pebbleLogger struct{}
 
-func (recQuietLogger) Infof(string, ...interface{})      {}
-func (recQuietLogger) Errorf(f string, a ...interface{}) { log.Printf("records: pebble: "+f, a...) }
-func (recQuietLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf(f, a...)) }
+func (pebbleLogger) Infof(string, ...interface{})      {}
+func (pebbleLogger) Errorf(f string, a ...interface{}) { log.Printf("records: pebble: "+f, a...) }
+func (pebbleLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf(f, a...)) }
 
-func recStripe(key string) int {
+func stripeOf(key string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
-	return int(h.Sum32() % recStripes)
+	return int(h.Sum32() % stripesLen)
 }
 
 // lockKeys locks the stripes of keys in ascending order (no deadlock
 // between batches) and returns the unlock function.
 func (p *pebbleRecords) lockKeys(keys ...string) func() {
 	if len(keys) == 1 {
-		mu := &p.stripes[recStripe(keys[0])]
+		mu := &p.stripes[stripeOf(keys[0])]
 		mu.Lock()
 		return mu.Unlock
 	}
-	var used [recStripes]bool
+	var used [stripesLen]bool
 	for _, k := range keys {
-		used[recStripe(k)] = true
+		used[stripeOf(k)] = true
 	}
-	idx := make([]int, 0, min(len(keys), recStripes))
+	idx := make([]int, 0, min(len(keys), stripesLen))
 	for i, u := range used {
 		if u {
 			idx = append(idx, i)
@@ -453,7 +453,7 @@ func (p *pebbleRecords) get(key string) ([]byte, bool, error) {
 }
 
 func (p *pebbleRecords) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
 	if err := p.enter(); err != nil {
@@ -484,7 +484,7 @@ func (p *pebbleRecords) commit(b *pebble.Batch, unlock func()) error {
 }
 
 func (p *pebbleRecords) PutBatch(ctx context.Context, kvs []KV) error {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return err
 	}
 	if len(kvs) == 0 {
@@ -513,10 +513,10 @@ func (p *pebbleRecords) PutBatch(ctx context.Context, kvs []KV) error {
 }
 
 func (p *pebbleRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (int64, error) {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return 0, err
 	}
-	if err := recCheckKey(counterKey); err != nil {
+	if err := checkKey(counterKey); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -548,7 +548,7 @@ func (p *pebbleRecords) putBatchCounted(ctx context.Context, kvs []KV, counted [
 		unlock()
 		return 0, err
 	}
-	n, err := recParseCount(cur, ok)
+	n, err := parseCount(cur, ok)
 	if err != nil {
 		unlock()
 		return 0, err
@@ -588,7 +588,7 @@ func (p *pebbleRecords) PutIfAbsent(ctx context.Context, key string, val []byte)
 }
 
 func (p *pebbleRecords) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -620,7 +620,7 @@ func (p *pebbleRecords) CompareAndSwap(ctx context.Context, key string, old, new
 }
 
 func (p *pebbleRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if err := p.enter(); err != nil {
@@ -645,7 +645,7 @@ func (p *pebbleRecords) deleteIfEqual(ctx context.Context, key string, old []byt
 }
 
 func (p *pebbleRecords) Delete(ctx context.Context, key string) error {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return err
 	}
 	if err := p.enter(); err != nil {
@@ -663,14 +663,14 @@ func (p *pebbleRecords) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// recScanPage is how many records Scan reads per Pebble iterator; fn runs
+// scanPageLen is how many records Scan reads per Pebble iterator; fn runs
 // between pages without any lock held.
-const recScanPage = 256
+const scanPageLen = 256
 
 func (p *pebbleRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
-	end := recPrefixEnd(prefix)
+	end := prefixEnd(prefix)
 	from := []byte(prefix)
-	page := make([]KV, 0, recScanPage)
+	page := make([]KV, 0, scanPageLen)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -684,7 +684,7 @@ func (p *pebbleRecords) Scan(ctx context.Context, prefix string, fn func(key str
 				return err
 			}
 		}
-		if len(page) < recScanPage {
+		if len(page) < scanPageLen {
 			return nil
 		}
 		// The next page starts right after the last key.
@@ -708,13 +708,13 @@ func (p *pebbleRecords) scanPage(from []byte, end string, page *[]KV) error {
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok && len(*page) < recScanPage; ok = it.Next() {
+	for ok := it.First(); ok && len(*page) < scanPageLen; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
 			return err
 		}
-		*page = append(*page, KV{Key: string(it.Key()), Val: recClone(v)})
+		*page = append(*page, KV{Key: string(it.Key()), Val: cloneBytes(v)})
 	}
 	return it.Close()
 }

@@ -11,22 +11,22 @@ import (
 )
 
 // Redis layout. Every record key k is stored as the string key
-// redisRecPrefix+k, and k is also a member (score 0) of the sorted set
-// redisRecIndex, so that Scan reads keys in byte order with ZRANGEBYLEX.
+// redisRecordPrefix+k, and k is also a member (score 0) of the sorted set
+// redisRecordIndex, so that Scan reads keys in byte order with ZRANGEBYLEX.
 // Every write updates value and index in one Lua script, so they never
 // disagree. All keys share the hash tag {surge-rec}: on Redis Cluster the
 // records live in one slot (they are small: catalog, sales, deals, teams,
 // idempotency records, orders), and every script's keys are in one slot.
 const (
-	redisRecPrefix = "{surge-rec}:k:"
-	redisRecIndex  = "{surge-rec}:idx"
-	// redisRecScanPage is how many keys Scan reads per round trip.
-	redisRecScanPage = 256
+	redisRecordPrefix = "{surge-rec}:k:"
+	redisRecordIndex  = "{surge-rec}:idx"
+	// redisScanPage is how many keys Scan reads per round trip.
+	redisScanPage = 256
 )
 
 var (
 	// KEYS: idx, full keys...; ARGV: record keys..., values...
-	redisRecPutScript = rueidis.NewLuaScript(`
+	redisPutScript = rueidis.NewLuaScript(`
 local n = #KEYS - 1
 for i = 1, n do
   redis.call('SET', KEYS[i+1], ARGV[n+i])
@@ -35,7 +35,7 @@ end
 return n`)
 
 	// KEYS: idx, key; ARGV: record key, mode ("absent" | "equal"), old, new
-	redisRecCASScript = rueidis.NewLuaScript(`
+	redisCASScript = rueidis.NewLuaScript(`
 local cur = redis.call('GET', KEYS[2])
 if ARGV[2] == 'absent' then
   if cur then return 0 end
@@ -47,13 +47,13 @@ redis.call('ZADD', KEYS[1], 0, ARGV[1])
 return 1`)
 
 	// KEYS: idx, key; ARGV: record key
-	redisRecDelScript = rueidis.NewLuaScript(`
+	redisDelScript = rueidis.NewLuaScript(`
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1`)
 
 	// KEYS: idx, key; ARGV: record key, old
-	redisRecDelIfScript = rueidis.NewLuaScript(`
+	redisDelIfScript = rueidis.NewLuaScript(`
 local cur = redis.call('GET', KEYS[2])
 if (not cur) or cur ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -62,7 +62,7 @@ return 1`)
 
 	// KEYS: idx, counter, n written keys, m counted keys
 	// ARGV: n, m, counter record key, n record keys, n values
-	redisRecCountedScript = rueidis.NewLuaScript(`
+	redisCountedScript = rueidis.NewLuaScript(`
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
 local added = 0
@@ -89,8 +89,8 @@ type redisRecords struct {
 }
 
 var _ Records = (*redisRecords)(nil)
-var _ recCountedBatcher = (*redisRecords)(nil)
-var _ recCompareDeleter = (*redisRecords)(nil)
+var _ countedBatcher = (*redisRecords)(nil)
+var _ compareDeleter = (*redisRecords)(nil)
 
 // OpenRedisRecords returns Records kept in the Redis server at addr
 // (host:port), shared by every node that opens the same server. Writes are
@@ -124,20 +124,20 @@ func (r *redisRecords) fail(what string, err error) error {
 }
 
 func (r *redisRecords) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
 	if r.closed.Load() {
 		return nil, false, ErrRecordsClosed
 	}
-	v, err := r.c.Do(ctx, r.c.B().Get().Key(redisRecPrefix+key).Build()).AsBytes()
+	v, err := r.c.Do(ctx, r.c.B().Get().Key(redisRecordPrefix+key).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, r.fail("get record "+strconv.Quote(key), err)
 	}
-	return recClone(v), true, nil
+	return cloneBytes(v), true, nil
 }
 
 func (r *redisRecords) Put(ctx context.Context, key string, val []byte) error {
@@ -145,7 +145,7 @@ func (r *redisRecords) Put(ctx context.Context, key string, val []byte) error {
 }
 
 func (r *redisRecords) PutBatch(ctx context.Context, kvs []KV) error {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return err
 	}
 	if len(kvs) == 0 {
@@ -156,23 +156,23 @@ func (r *redisRecords) PutBatch(ctx context.Context, kvs []KV) error {
 	}
 	keys := make([]string, 0, len(kvs)+1)
 	args := make([]string, 2*len(kvs))
-	keys = append(keys, redisRecIndex)
+	keys = append(keys, redisRecordIndex)
 	for i, kv := range kvs {
-		keys = append(keys, redisRecPrefix+kv.Key)
+		keys = append(keys, redisRecordPrefix+kv.Key)
 		args[i] = kv.Key
 		args[len(kvs)+i] = string(kv.Val)
 	}
-	if err := redisRecPutScript.Exec(ctx, r.c, keys, args).Error(); err != nil {
+	if err := redisPutScript.Exec(ctx, r.c, keys, args).Error(); err != nil {
 		return r.fail(fmt.Sprintf("put %d records", len(kvs)), err)
 	}
 	return nil
 }
 
 func (r *redisRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (int64, error) {
-	if err := recCheckBatch(kvs); err != nil {
+	if err := checkBatch(kvs); err != nil {
 		return 0, err
 	}
-	if err := recCheckKey(counterKey); err != nil {
+	if err := checkKey(counterKey); err != nil {
 		return 0, err
 	}
 	if r.closed.Load() {
@@ -180,20 +180,20 @@ func (r *redisRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []
 	}
 	n, m := len(kvs), len(counted)
 	keys := make([]string, 0, 2+n+m)
-	keys = append(keys, redisRecIndex, redisRecPrefix+counterKey)
+	keys = append(keys, redisRecordIndex, redisRecordPrefix+counterKey)
 	args := make([]string, 0, 3+2*n)
 	args = append(args, strconv.Itoa(n), strconv.Itoa(m), counterKey)
 	for _, kv := range kvs {
-		keys = append(keys, redisRecPrefix+kv.Key)
+		keys = append(keys, redisRecordPrefix+kv.Key)
 		args = append(args, kv.Key)
 	}
 	for _, k := range counted {
-		keys = append(keys, redisRecPrefix+k)
+		keys = append(keys, redisRecordPrefix+k)
 	}
 	for _, kv := range kvs {
 		args = append(args, string(kv.Val))
 	}
-	added, err := redisRecCountedScript.Exec(ctx, r.c, keys, args).AsInt64()
+	added, err := redisCountedScript.Exec(ctx, r.c, keys, args).AsInt64()
 	if err != nil {
 		return 0, r.fail(fmt.Sprintf("put %d counted records", n), err)
 	}
@@ -205,7 +205,7 @@ func (r *redisRecords) PutIfAbsent(ctx context.Context, key string, val []byte) 
 }
 
 func (r *redisRecords) CompareAndSwap(ctx context.Context, key string, old, new []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if r.closed.Load() {
@@ -215,8 +215,8 @@ func (r *redisRecords) CompareAndSwap(ctx context.Context, key string, old, new 
 	if old == nil {
 		mode = "absent"
 	}
-	n, err := redisRecCASScript.Exec(ctx, r.c,
-		[]string{redisRecIndex, redisRecPrefix + key},
+	n, err := redisCASScript.Exec(ctx, r.c,
+		[]string{redisRecordIndex, redisRecordPrefix + key},
 		[]string{key, mode, string(old), string(new)}).AsInt64()
 	if err != nil {
 		return false, r.fail("compare and swap record "+strconv.Quote(key), err)
@@ -225,13 +225,13 @@ func (r *redisRecords) CompareAndSwap(ctx context.Context, key string, old, new 
 }
 
 func (r *redisRecords) Delete(ctx context.Context, key string) error {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return err
 	}
 	if r.closed.Load() {
 		return ErrRecordsClosed
 	}
-	err := redisRecDelScript.Exec(ctx, r.c, []string{redisRecIndex, redisRecPrefix + key}, []string{key}).Error()
+	err := redisDelScript.Exec(ctx, r.c, []string{redisRecordIndex, redisRecordPrefix + key}, []string{key}).Error()
 	if err != nil {
 		return r.fail("delete record "+strconv.Quote(key), err)
 	}
@@ -239,13 +239,13 @@ func (r *redisRecords) Delete(ctx context.Context, key string) error {
 }
 
 func (r *redisRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
-	if err := recCheckKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if r.closed.Load() {
 		return false, ErrRecordsClosed
 	}
-	n, err := redisRecDelIfScript.Exec(ctx, r.c, []string{redisRecIndex, redisRecPrefix + key}, []string{key, string(old)}).AsInt64()
+	n, err := redisDelIfScript.Exec(ctx, r.c, []string{redisRecordIndex, redisRecordPrefix + key}, []string{key, string(old)}).AsInt64()
 	if err != nil {
 		return false, r.fail("delete record "+strconv.Quote(key), err)
 	}
@@ -261,13 +261,13 @@ func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key stri
 		lo = "-"
 	}
 	hi := "+"
-	if end := recPrefixEnd(prefix); end != "" {
+	if end := prefixEnd(prefix); end != "" {
 		hi = "(" + end
 	}
-	full := make([]string, 0, redisRecScanPage)
+	full := make([]string, 0, redisScanPage)
 	for {
-		keys, err := r.c.Do(ctx, r.c.B().Zrangebylex().Key(redisRecIndex).Min(lo).Max(hi).
-			Limit(0, redisRecScanPage).Build()).AsStrSlice()
+		keys, err := r.c.Do(ctx, r.c.B().Zrangebylex().Key(redisRecordIndex).Min(lo).Max(hi).
+			Limit(0, redisScanPage).Build()).AsStrSlice()
 		if err != nil {
 			return r.fail("scan records "+strconv.Quote(prefix), err)
 		}
@@ -276,7 +276,7 @@ func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key stri
 		}
 		full = full[:0]
 		for _, k := range keys {
-			full = append(full, redisRecPrefix+k)
+			full = append(full, redisRecordPrefix+k)
 		}
 		vals, err := r.c.Do(ctx, r.c.B().Mget().Key(full...).Build()).ToArray()
 		if err != nil {
@@ -290,11 +290,11 @@ func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key stri
 			if err != nil {
 				return r.fail("read record "+strconv.Quote(k), err)
 			}
-			if err := fn(k, recClone(v)); err != nil {
+			if err := fn(k, cloneBytes(v)); err != nil {
 				return err
 			}
 		}
-		if len(keys) < redisRecScanPage {
+		if len(keys) < redisScanPage {
 			return nil
 		}
 		lo = "(" + keys[len(keys)-1]

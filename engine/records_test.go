@@ -14,15 +14,15 @@ import (
 	"github.com/surge-retail/surge/internal/redistest"
 )
 
-// recBackend opens fresh, empty Records of one kind; reopen (when not nil)
+// recordsBackend opens fresh, empty Records of one kind; reopen (when not nil)
 // closes and reopens the same data.
-type recBackend struct {
+type recordsBackend struct {
 	name string
 	open func(t *testing.T) (rec Records, reopen func() Records)
 }
 
-func recBackends() []recBackend {
-	return []recBackend{
+func recordsBackends() []recordsBackend {
+	return []recordsBackend{
 		{"memory", func(t *testing.T) (Records, func() Records) {
 			return NewMemRecords(), nil
 		}},
@@ -65,7 +65,7 @@ func recBackends() []recBackend {
 // forEachRecords runs f as a subtest on every backend.
 func forEachRecords(t *testing.T, f func(t *testing.T, rec Records, reopen func() Records)) {
 	t.Helper()
-	for _, b := range recBackends() {
+	for _, b := range recordsBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			rec, reopen := b.open(t)
 			f(t, rec, reopen)
@@ -73,7 +73,7 @@ func forEachRecords(t *testing.T, f func(t *testing.T, rec Records, reopen func(
 	}
 }
 
-func recMustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
+func mustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
 	t.Helper()
 	v, ok, err := rec.Get(context.Background(), key)
 	if err != nil {
@@ -82,9 +82,9 @@ func recMustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
 	return v, ok
 }
 
-func recWant(t *testing.T, rec Records, key string, want []byte) {
+func wantRecord(t *testing.T, rec Records, key string, want []byte) {
 	t.Helper()
-	v, ok := recMustGet(t, rec, key)
+	v, ok := mustGet(t, rec, key)
 	if want == nil {
 		if ok {
 			t.Fatalf("Get(%q) = %q, true; want absent", key, v)
@@ -96,7 +96,7 @@ func recWant(t *testing.T, rec Records, key string, want []byte) {
 	}
 }
 
-func recScanKeys(t *testing.T, rec Records, prefix string) []string {
+func scanKeys(t *testing.T, rec Records, prefix string) []string {
 	t.Helper()
 	var keys []string
 	err := rec.Scan(context.Background(), prefix, func(k string, v []byte) error {
@@ -112,36 +112,36 @@ func recScanKeys(t *testing.T, rec Records, prefix string) []string {
 func TestRecordsBasic(t *testing.T) {
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
 		ctx := context.Background()
-		recWant(t, rec, "a", nil)
+		wantRecord(t, rec, "a", nil)
 		if err := rec.Put(ctx, "a", []byte("1")); err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "a", []byte("1"))
+		wantRecord(t, rec, "a", []byte("1"))
 		if err := rec.Put(ctx, "a", []byte("2")); err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "a", []byte("2"))
+		wantRecord(t, rec, "a", []byte("2"))
 
 		// The empty value is present, not absent; binary values survive.
 		if err := rec.Put(ctx, "empty", nil); err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "empty", []byte{})
+		wantRecord(t, rec, "empty", []byte{})
 		bin := []byte{0, 1, 0xff, '\n', 0}
 		if err := rec.Put(ctx, "bin", bin); err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "bin", bin)
+		wantRecord(t, rec, "bin", bin)
 
 		// A returned value belongs to the caller.
-		v, _ := recMustGet(t, rec, "a")
+		v, _ := mustGet(t, rec, "a")
 		v[0] = 'x'
-		recWant(t, rec, "a", []byte("2"))
+		wantRecord(t, rec, "a", []byte("2"))
 
 		if err := rec.Delete(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "a", nil)
+		wantRecord(t, rec, "a", nil)
 		if err := rec.Delete(ctx, "never"); err != nil {
 			t.Fatalf("Delete(absent) = %v; want nil", err)
 		}
@@ -151,8 +151,8 @@ func TestRecordsBasic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recWant(t, rec, "b/1", []byte("z"))
-		recWant(t, rec, "b/2", []byte("y"))
+		wantRecord(t, rec, "b/1", []byte("z"))
+		wantRecord(t, rec, "b/2", []byte("y"))
 		if err := rec.PutBatch(ctx, nil); err != nil {
 			t.Fatalf("PutBatch(nil) = %v", err)
 		}
@@ -162,7 +162,7 @@ func TestRecordsBasic(t *testing.T) {
 func TestRecordsBadKey(t *testing.T) {
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
 		ctx := context.Background()
-		long := string(bytes.Repeat([]byte("k"), recKeyMax+1))
+		long := string(bytes.Repeat([]byte("k"), recordKeyMax+1))
 		for _, key := range []string{"", long} {
 			if err := rec.Put(ctx, key, []byte("v")); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Put(len %d) = %v; want ErrInvalid", len(key), err)
@@ -179,8 +179,8 @@ func TestRecordsBadKey(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("PutBatch(bad) = %v; want ErrInvalid", err)
 		}
-		recWant(t, rec, "good", nil)
-		if keys := recScanKeys(t, rec, ""); len(keys) != 0 {
+		wantRecord(t, rec, "good", nil)
+		if keys := scanKeys(t, rec, ""); len(keys) != 0 {
 			t.Fatalf("after bad writes Scan = %q; want nothing", keys)
 		}
 	})
@@ -199,7 +199,7 @@ func TestRecordsConditional(t *testing.T) {
 		f(ok, err, true, "PutIfAbsent(new)")
 		ok, err = rec.PutIfAbsent(ctx, "k", []byte("v2"))
 		f(ok, err, false, "PutIfAbsent(existing)")
-		recWant(t, rec, "k", []byte("v1"))
+		wantRecord(t, rec, "k", []byte("v1"))
 
 		ok, err = rec.CompareAndSwap(ctx, "k", []byte("nope"), []byte("v3"))
 		f(ok, err, false, "CAS(wrong old)")
@@ -207,22 +207,22 @@ func TestRecordsConditional(t *testing.T) {
 		f(ok, err, false, "CAS(absent, present key)")
 		ok, err = rec.CompareAndSwap(ctx, "k", []byte{}, []byte("v3"))
 		f(ok, err, false, "CAS(empty, non-empty key)")
-		recWant(t, rec, "k", []byte("v1"))
+		wantRecord(t, rec, "k", []byte("v1"))
 		ok, err = rec.CompareAndSwap(ctx, "k", []byte("v1"), []byte("v3"))
 		f(ok, err, true, "CAS(right old)")
-		recWant(t, rec, "k", []byte("v3"))
+		wantRecord(t, rec, "k", []byte("v3"))
 
 		ok, err = rec.CompareAndSwap(ctx, "new", []byte("x"), []byte("y"))
 		f(ok, err, false, "CAS(old, absent key)")
-		recWant(t, rec, "new", nil)
+		wantRecord(t, rec, "new", nil)
 		ok, err = rec.CompareAndSwap(ctx, "new", nil, []byte{})
 		f(ok, err, true, "CAS(absent, absent key)")
 		ok, err = rec.CompareAndSwap(ctx, "new", []byte{}, []byte("z"))
 		f(ok, err, true, "CAS(empty, empty key)")
-		recWant(t, rec, "new", []byte("z"))
+		wantRecord(t, rec, "new", []byte("z"))
 
 		// CAS and PutIfAbsent keep Scan's index up to date.
-		if got := fmt.Sprint(recScanKeys(t, rec, "")); got != "[k new]" {
+		if got := fmt.Sprint(scanKeys(t, rec, "")); got != "[k new]" {
 			t.Fatalf("Scan = %s; want [k new]", got)
 		}
 	})
@@ -239,7 +239,7 @@ func TestRecordsScanOrder(t *testing.T) {
 		}
 		f := func(prefix, want string) {
 			t.Helper()
-			if got := fmt.Sprintf("%q", recScanKeys(t, rec, prefix)); got != want {
+			if got := fmt.Sprintf("%q", scanKeys(t, rec, prefix)); got != want {
 				t.Errorf("Scan(%q) = %s; want %s", prefix, got, want)
 			}
 		}
@@ -299,7 +299,7 @@ func TestRecordsScanPagesAndWrites(t *testing.T) {
 		if i != n {
 			t.Fatalf("Scan saw %d keys; want %d", i, n)
 		}
-		if keys := recScanKeys(t, rec, ""); fmt.Sprint(keys) != "[q]" {
+		if keys := scanKeys(t, rec, ""); fmt.Sprint(keys) != "[q]" {
 			t.Fatalf("after deleting, Scan = %v; want [q]", keys)
 		}
 	})
@@ -359,7 +359,7 @@ func TestRecordsRaces(t *testing.T) {
 				t.Errorf("PutIfAbsent(once/%d): %d winners; want 1", k, w)
 			}
 		}
-		recWant(t, rec, "counter", []byte(strconv.Itoa(goroutines*incs)))
+		wantRecord(t, rec, "counter", []byte(strconv.Itoa(goroutines*incs)))
 	})
 }
 
@@ -368,7 +368,7 @@ func TestRecordsRaces(t *testing.T) {
 func TestRecordsCountedBatch(t *testing.T) {
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
 		ctx := context.Background()
-		cb := rec.(recCountedBatcher)
+		cb := rec.(countedBatcher)
 		const goroutines, ids, per = 8, 300, 10
 		var added atomic.Int64
 		var wg sync.WaitGroup
@@ -400,8 +400,8 @@ func TestRecordsCountedBatch(t *testing.T) {
 		if got := added.Load(); got != ids {
 			t.Errorf("sum of added = %d; want %d", got, ids)
 		}
-		recWant(t, rec, "cnt#", []byte(strconv.Itoa(ids)))
-		if keys := recScanKeys(t, rec, "cnt/"); len(keys) != ids {
+		wantRecord(t, rec, "cnt#", []byte(strconv.Itoa(ids)))
+		if keys := scanKeys(t, rec, "cnt/"); len(keys) != ids {
 			t.Errorf("Scan(cnt/) = %d keys; want %d", len(keys), ids)
 		}
 	})
@@ -415,8 +415,8 @@ func TestRecordsDurableAndClosed(t *testing.T) {
 		}
 		if reopen != nil {
 			rec = reopen()
-			recWant(t, rec, "d/1", []byte("one"))
-			if got := fmt.Sprint(recScanKeys(t, rec, "d/")); got != "[d/1 d/2]" {
+			wantRecord(t, rec, "d/1", []byte("one"))
+			if got := fmt.Sprint(scanKeys(t, rec, "d/")); got != "[d/1 d/2]" {
 				t.Fatalf("after reopen Scan = %s", got)
 			}
 		}
@@ -476,7 +476,7 @@ func TestRedisRecordsShared(t *testing.T) {
 	if w := wins.Load(); w != keys {
 		t.Fatalf("winners = %d; want %d", w, keys)
 	}
-	if n := len(recScanKeys(t, nodes[1], "s/")); n != keys {
+	if n := len(scanKeys(t, nodes[1], "s/")); n != keys {
 		t.Fatalf("node 1 sees %d keys; want %d", n, keys)
 	}
 }
@@ -500,12 +500,12 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 			key, old string
 			want     bool
 		}{{"x/1", "other", false}, {"x/none", "v1", false}, {"x/1", "v1", true}, {"x/1", "v1", false}} {
-			ok, err := recDeleteIfEqual(ctx, rec, tc.key, []byte(tc.old))
+			ok, err := deleteIfEqualOf(ctx, rec, tc.key, []byte(tc.old))
 			if err != nil || ok != tc.want {
 				t.Fatalf("deleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
 			}
 		}
-		if keys := recScanKeys(t, rec, "x/"); len(keys) != 0 {
+		if keys := scanKeys(t, rec, "x/"); len(keys) != 0 {
 			t.Fatalf("Scan after delete = %q", keys)
 		}
 	})

@@ -23,23 +23,23 @@ import (
 // (law 2) and the sale's totals hold (law 1).
 func TestRestartCrash(t *testing.T) {
 	type crashBackend struct {
-		engBackend
+		testBackend
 		// image, when set, takes a crash image of the store now (what was
 		// not synced is lost) and returns how to open it.
 		image func() func() inventory.Store
 	}
-	var crashFS *engCrashFS
-	backends := []crashBackend{{engBackend: engDurableBackends()[0]}, {engBackend: engDurableBackends()[1]}}
+	var crashFS *crashingFS
+	backends := []crashBackend{{testBackend: durableBackends()[0]}, {testBackend: durableBackends()[1]}}
 	backends = append(backends, crashBackend{
-		engBackend: engBackend{"pebble-crashfs", func(t testing.TB, clock *engClock) (inventory.Store, string, func() inventory.Store) {
-			crashFS = newEngCrashFS(t, clock)
+		testBackend: testBackend{"pebble-crashfs", func(t testing.TB, clock *testClock) (inventory.Store, string, func() inventory.Store) {
+			crashFS = newCrashingFS(t, clock)
 			return crashFS.open(crashFS.fs), t.TempDir(), nil
 		}},
 		image: func() func() inventory.Store { return crashFS.image() },
 	})
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			clock := newEngClock()
+			clock := newTestClock()
 			st, dir, reopen := b.open(t, clock)
 			openRec := func() engine.Records {
 				var rec engine.Records
@@ -65,7 +65,7 @@ func TestRestartCrash(t *testing.T) {
 					t.Fatalf("round %d: Open: %v", round, err)
 				}
 				if round == 0 {
-					if _, err := e.LoadCatalog(ctx, engTestCatalog()); err != nil {
+					if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
 						t.Fatal(err)
 					}
 					now := clock.Now()
@@ -74,7 +74,7 @@ func TestRestartCrash(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				engCheckRecovered(t, e, st, totalPaid.Load())
+				checkRecovered(t, e, st, totalPaid.Load())
 
 				// Buyers, and a crash in the middle of them.
 				var wg sync.WaitGroup
@@ -121,7 +121,7 @@ func TestRestartCrash(t *testing.T) {
 				st = reopen()
 				t.Cleanup(func() { _ = st.Close() })
 				// Count what is paid now, from the durable store.
-				totalPaid.Store(engCountPaid(t, st))
+				totalPaid.Store(countPaid(t, st))
 				clock.Advance(2 * time.Minute)
 			}
 			rec := openRec()
@@ -131,12 +131,12 @@ func TestRestartCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close()
-			engCheckRecovered(t, e, st, totalPaid.Load())
+			checkRecovered(t, e, st, totalPaid.Load())
 		})
 	}
 }
 
-func engCountPaid(t *testing.T, st inventory.Store) int64 {
+func countPaid(t *testing.T, st inventory.Store) int64 {
 	t.Helper()
 	var n int64
 	cursor := ""
@@ -153,10 +153,10 @@ func engCountPaid(t *testing.T, st inventory.Store) int64 {
 	}
 }
 
-// engCheckRecovered checks a freshly opened engine: every paid reservation
+// checkRecovered checks a freshly opened engine: every paid reservation
 // has its order, exactly once; after a sweep past every hold nothing is
 // held; the sale pool's totals add up.
-func engCheckRecovered(t *testing.T, e *engine.Engine, st inventory.Store, paid int64) {
+func checkRecovered(t *testing.T, e *engine.Engine, st inventory.Store, paid int64) {
 	t.Helper()
 	ctx := context.Background()
 	if err := e.Sweep(ctx); err != nil {
@@ -195,20 +195,20 @@ func engCheckRecovered(t *testing.T, e *engine.Engine, st inventory.Store, paid 
 	}
 }
 
-// engCrashFS keeps an inventory Pebble store on vfs.NewCrashableMem so that
+// crashingFS keeps an inventory Pebble store on vfs.NewCrashableMem so that
 // a crash image drops whatever was not synced.
-type engCrashFS struct {
+type crashingFS struct {
 	t     testing.TB
-	clock *engClock
+	clock *testClock
 	fs    *vfs.MemFS
 	seed  uint64
 }
 
-func newEngCrashFS(t testing.TB, clock *engClock) *engCrashFS {
-	return &engCrashFS{t: t, clock: clock, fs: vfs.NewCrashableMem(), seed: uint64(time.Now().UnixNano())}
+func newCrashingFS(t testing.TB, clock *testClock) *crashingFS {
+	return &crashingFS{t: t, clock: clock, fs: vfs.NewCrashableMem(), seed: uint64(time.Now().UnixNano())}
 }
 
-func (c *engCrashFS) open(fs *vfs.MemFS) inventory.Store {
+func (c *crashingFS) open(fs *vfs.MemFS) inventory.Store {
 	st, err := inventory.OpenPebble("inv", inventory.PebbleOptions{Options: inventory.Options{Now: c.clock.Now}, FS: fs})
 	if err != nil {
 		c.t.Fatalf("OpenPebble on the crash image: %v", err)
@@ -217,7 +217,7 @@ func (c *engCrashFS) open(fs *vfs.MemFS) inventory.Store {
 }
 
 // image takes the crash image now and returns its opener.
-func (c *engCrashFS) image() func() inventory.Store {
+func (c *crashingFS) image() func() inventory.Store {
 	c.seed++
 	c.t.Logf("crash image seed %d", c.seed)
 	img := c.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rand.New(rand.NewPCG(c.seed, 7))})

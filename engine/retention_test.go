@@ -12,9 +12,9 @@ import (
 // deadline is ReservationRetention old. Paid ones, their orders and the
 // stock counts stay as they were.
 func TestRetention(t *testing.T) {
-	for _, b := range engBackends() {
+	for _, b := range testBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			env := engOpen(t, b, func(o *engine.Options) { o.ReservationRetention = 2 * time.Hour })
+			env := openEnv(t, b, func(o *engine.Options) { o.ReservationRetention = 2 * time.Hour })
 			env.sale("fs1", 10, 0)
 			reserve := func(user string) engine.Reservation {
 				t.Helper()
@@ -84,7 +84,7 @@ func TestRetention(t *testing.T) {
 
 // TestRetentionKeepAll: a negative retention keeps every reservation.
 func TestRetentionKeepAll(t *testing.T) {
-	env := engOpen(t, engBackends()[0], func(o *engine.Options) { o.ReservationRetention = -1 })
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) { o.ReservationRetention = -1 })
 	env.sale("fs1", 10, 0)
 	r, err := env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // still decided with the deal's virtual_min_paid: enough paid members form
 // it virtually instead of failing it and refunding them.
 func TestGroupVirtualAfterDealDropped(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	now := env.clock.Now()
 	if _, err := env.e.CreateGroupDeal(env.ctx, engine.GroupDealSpec{
 		DealID: "gbv", StoreID: "s1", SKUID: "k1", Price: 29900, TeamSize: 3, Quantity: 10,
@@ -46,7 +46,7 @@ func TestGroupVirtualAfterDealDropped(t *testing.T) {
 // listing after the restart (law 2: the sale ends with every unit sold or
 // back on the shelf, also after a restart).
 func TestSaleEndedWhileDownDrains(t *testing.T) {
-	clock := newEngClock()
+	clock := newTestClock()
 	st := inventory.NewMemory(inventory.Options{Now: clock.Now})
 	rec := engine.NewMemRecords()
 	ctx := context.Background()
@@ -58,7 +58,7 @@ func TestSaleEndedWhileDownDrains(t *testing.T) {
 		return e
 	}
 	e := open()
-	if _, err := e.LoadCatalog(ctx, engTestCatalog()); err != nil {
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	now := clock.Now()
@@ -143,7 +143,7 @@ func (s *tornPoolStore) Pool(ctx context.Context, id string) (inventory.Pool, er
 // to the listing (law 2): the sweeper must not mark the sale finished
 // (and stop draining it) over the release.
 func TestSaleEndReleaseDuringFinishCheck(t *testing.T) {
-	clock := newEngClock()
+	clock := newTestClock()
 	st := &tornPoolStore{Store: inventory.NewMemory(inventory.Options{Now: clock.Now})}
 	ctx := context.Background()
 	e, err := engine.Open(ctx, engine.Options{Store: st, Now: clock.Now, SweepInterval: -1})
@@ -151,7 +151,7 @@ func TestSaleEndReleaseDuringFinishCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if _, err := e.LoadCatalog(ctx, engTestCatalog()); err != nil {
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	now := clock.Now()

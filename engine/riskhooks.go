@@ -93,10 +93,10 @@ type riskChain struct {
 
 	userLimit rate.Limit
 	userBurst int
-	users     *idemLRU[*rate.Limiter]
+	users     *lru[*rate.Limiter]
 	ipLimit   rate.Limit
 	ipBurst   int
-	ips       *idemLRU[*rate.Limiter]
+	ips       *lru[*rate.Limiter]
 	now       func() time.Time
 
 	webhook *riskWebhook
@@ -144,11 +144,11 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 	}
 	if cfg.UserRate > 0 {
 		c.userLimit, c.userBurst = rate.Limit(cfg.UserRate), burst(cfg.UserRate, cfg.UserBurst)
-		c.users = newIdemLRU[*rate.Limiter](keysMax)
+		c.users = newLRU[*rate.Limiter](keysMax)
 	}
 	if cfg.IPRate > 0 {
 		c.ipLimit, c.ipBurst = rate.Limit(cfg.IPRate), burst(cfg.IPRate, cfg.IPBurst)
-		c.ips = newIdemLRU[*rate.Limiter](keysMax)
+		c.ips = newLRU[*rate.Limiter](keysMax)
 	}
 	if cfg.WebhookURL != "" {
 		u, err := url.Parse(cfg.WebhookURL)
@@ -206,7 +206,7 @@ func (c *riskChain) blocked(id string) bool {
 }
 
 // riskTake takes a token from key's bucket (a new key starts full).
-func riskTake(m *idemLRU[*rate.Limiter], key string, limit rate.Limit, burst int, now time.Time) bool {
+func riskTake(m *lru[*rate.Limiter], key string, limit rate.Limit, burst int, now time.Time) bool {
 	lim := m.GetOrAdd(key, func() *rate.Limiter { return rate.NewLimiter(limit, burst) })
 	return lim.AllowN(now, 1)
 }

@@ -61,7 +61,7 @@ func TestRiskBlocklistAndDevice(t *testing.T) {
 }
 
 func TestRiskTokenBuckets(t *testing.T) {
-	clock := newIdemClock()
+	clock := newAnswerClock()
 	h, err := NewRiskHook(RiskConfig{UserRate: 2, UserBurst: 3, IPRate: 10, IPBurst: 5, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestRiskTokenBuckets(t *testing.T) {
 }
 
 func TestRiskKeysBounded(t *testing.T) {
-	clock := newIdemClock()
+	clock := newAnswerClock()
 	const keysMax = 64
 	h, err := NewRiskHook(RiskConfig{UserRate: 1, IPRate: 1, KeysMax: keysMax, Now: clock.Now})
 	if err != nil {

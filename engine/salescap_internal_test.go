@@ -57,7 +57,7 @@ func TestSalesCapLeavesNoStock(t *testing.T) {
 	if got := available(); got != 90 {
 		t.Fatalf("listing available = %d; want 90 (only fs1 carved)", got)
 	}
-	for _, key := range []string{engKeySalePrefix + "fs2", engKeyDealPrefix + "gd1"} {
+	for _, key := range []string{keySalePrefix + "fs2", keyDealPrefix + "gd1"} {
 		if _, ok, err := e.rec.Get(ctx, key); err != nil || ok {
 			t.Fatalf("record %s after a refused create: found %v, %v", key, ok, err)
 		}
@@ -65,7 +65,7 @@ func TestSalesCapLeavesNoStock(t *testing.T) {
 
 	// The late path: carved, then found full.
 	rec := saleRec{Flash: &FlashSaleSpec{SaleID: "fs3", StoreID: "s1", SKUID: "k1", Quantity: 7}}
-	key, to := engKeySalePrefix+"fs3", salePool("s1", "fs3")
+	key, to := keySalePrefix+"fs3", salePool("s1", "fs3")
 	if err := e.carve(ctx, key, &rec, listingPool("s1", "k1"), to, 7); err != nil {
 		t.Fatal(err)
 	}

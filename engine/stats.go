@@ -36,7 +36,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		for _, r := range set.refs {
 			p, err := e.store.Pool(ctx, r.pool)
 			if err != nil {
-				return st, fmt.Errorf("cannot read pool %s: %w", r.pool, engMapErr(err))
+				return st, fmt.Errorf("cannot read pool %s: %w", r.pool, storeErr(err))
 			}
 			set.into[r.id] = poolStats(p.Supplied, p.Available, p.Held, p.Sold, p.Short)
 		}
@@ -46,7 +46,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		for _, l := range cat.listings[sid] {
 			p, err := e.store.Pool(ctx, listingPool(sid, l.SKUID))
 			if err != nil {
-				return st, fmt.Errorf("cannot read listing %s/%s: %w", sid, l.SKUID, engMapErr(err))
+				return st, fmt.Errorf("cannot read listing %s/%s: %w", sid, l.SKUID, storeErr(err))
 			}
 			st.Listings[sid+"/"+l.SKUID] = poolStats(p.Supplied, p.Available, p.Held, p.Sold, p.Short)
 		}

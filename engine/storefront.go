@@ -93,7 +93,7 @@ func (ps *pageSet) init(guidesMax int) {
 
 func (ps *pageSet) markDirty(storeID string) {
 	ps.dirtyMu.Lock()
-	if len(ps.dirty) < catStoresMax {
+	if len(ps.dirty) < storesMax {
 		ps.dirty[storeID] = struct{}{}
 	}
 	ps.dirtyMu.Unlock()
@@ -119,7 +119,7 @@ func (ps *pageSet) saleChanged(pool, status, state string) bool {
 	if ps.seen[pool] == v {
 		return false
 	}
-	if len(ps.seen) < engSalesMax {
+	if len(ps.seen) < salesInMemoryMax {
 		ps.seen[pool] = v
 	}
 	return true

@@ -9,7 +9,7 @@ import (
 	"github.com/surge-retail/surge/engine"
 )
 
-type engTestPage struct {
+type testPage struct {
 	Store struct {
 		StoreID string `json:"store_id"`
 		Name    string `json:"name"`
@@ -30,7 +30,7 @@ type engTestPage struct {
 	} `json:"share"`
 }
 
-type engTestProduct struct {
+type testProduct struct {
 	SKUID      string `json:"sku_id"`
 	Price      int64  `json:"price"`
 	StockState string `json:"stock_state"`
@@ -40,19 +40,19 @@ type engTestProduct struct {
 	} `json:"deals"`
 }
 
-func decodePage(t *testing.T, p engine.Page) (engTestPage, map[string]engTestProduct) {
+func decodePage(t *testing.T, p engine.Page) (testPage, map[string]testProduct) {
 	t.Helper()
-	var pg engTestPage
+	var pg testPage
 	if err := json.Unmarshal(p.Body, &pg); err != nil {
 		t.Fatalf("page is not JSON: %v\n%s", err, p.Body)
 	}
-	prods := map[string]engTestProduct{}
+	prods := map[string]testProduct{}
 	for _, s := range pg.Sections {
 		if s.Type != "products" {
 			continue
 		}
 		for _, raw := range s.Items {
-			var it engTestProduct
+			var it testProduct
 			if err := json.Unmarshal(raw, &it); err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func decodePage(t *testing.T, p engine.Page) (engTestPage, map[string]engTestPro
 // TestStorePageStockState: the page changes (bytes and ETag) when a stock
 // state changes, and only then.
 func TestStorePageStockState(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	p1, err := env.e.StorePage("s1", "")
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestStorePageStockState(t *testing.T) {
 // TestStorePageSalesAndGuide: sales and deals show on the page and on their
 // products; a guide's page is the store page plus the overlay.
 func TestStorePageSalesAndGuide(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	env.sale("fs1", 10, 1)
 	env.deal("gb1", 2, 10, 0)
 	p, err := env.e.StorePage("s1", "")
@@ -174,7 +174,7 @@ func TestStorePageSalesAndGuide(t *testing.T) {
 		t.Fatal(err)
 	}
 	var prod struct {
-		Product    engTestProduct    `json:"product"`
+		Product    testProduct       `json:"product"`
 		FlashSales []json.RawMessage `json:"flash_sales"`
 		Share      struct {
 			Query map[string]string `json:"query"`
@@ -196,7 +196,7 @@ func TestStorePageSalesAndGuide(t *testing.T) {
 
 // TestFeed: per-line answers in order; stale and bad lines change nothing.
 func TestFeed(t *testing.T) {
-	env := engOpen(t, engBackends()[0], nil)
+	env := openEnv(t, testBackends()[0], nil)
 	res, err := env.e.ApplyFeed(env.ctx, []engine.FeedUpdate{
 		{StoreID: "s1", SKUID: "k2", OnHand: 20, Seq: 5},
 		{StoreID: "s1", SKUID: "k2", OnHand: 1, Seq: 4},
