@@ -1,6 +1,33 @@
 // Package engine holds Surge's business rules: catalog and storefront pages
 // (千店千面), flash sales (秒杀), group buying (拼团), checkout, the
-// reservation lifecycle and its sweeper, idempotency records, the risk hook
-// and the asynchronous order writer. It knows nothing of HTTP; its errors
-// map one-to-one onto API.md's codes (see api.go).
+// reservation lifecycle and its sweeper, idempotency, the risk hook and the
+// asynchronous order writer. It knows nothing of HTTP; its errors map
+// one-to-one onto API.md's codes (see api.go).
+//
+// One file per concern:
+//
+//	api.go            the contract with the gateway: request and result types, sentinel errors
+//	engine.go         Engine, Open, Close, Ready; options.go its Options and defaults
+//	catalog.go        the catalog document and its snapshot; demo.go the demo catalog
+//	storefront.go     store and guide pages (built once per store, a guide is an overlay)
+//	flash.go          flash sales: creation, the sale's admission gate, ReserveFlash
+//	group.go          group deals and teams
+//	checkout.go       a cart, all or nothing
+//	resrecord.go      the typed, versioned record kept with every reservation
+//	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
+//	orders.go         orders of paid reservations, their replay (law 4); orderstore.go
+//	                  the order store over the records; orderwriter.go the async writer
+//	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
+//	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook
+//	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
+//	sweeper.go        expiry, team deadlines, draining ended sales, retention
+//	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters
+//	records.go        the engine's storage (memory, Pebble; records_redis.go Redis)
+//	ids.go, errors.go ids and pool names; inventory errors onto the engine's sentinels
+//	log.go            slog, with the request id of the call's context
+//
+// A flash reservation goes gateway -> ReserveFlash (sale lookup, the
+// sold-out and not-active answers from memory, the admission gate, once for
+// an Idempotency-Key, the caller's and the risk hook's checks) ->
+// inventory.Store.Reserve, and back, with no call up.
 package engine

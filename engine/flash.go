@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
 	"sync/atomic"
 	"time"
 
@@ -189,7 +188,7 @@ func (e *Engine) salesFull() bool {
 func (e *Engine) uncarve(ctx context.Context, key, from, to string) {
 	ctx = context.WithoutCancel(ctx)
 	if _, err := e.store.Drain(ctx, to, from); err != nil {
-		log.Printf("engine: cannot give back the stock of %s: %v", key, err)
+		e.logger(ctx).Error("engine: cannot give back the stock of a sale", "key", key, "err", err)
 		return
 	}
 	_ = e.rec.Delete(ctx, key)
@@ -297,52 +296,8 @@ func (e *Engine) SaleRemaining(saleID string) (int64, bool) {
 	return max(s.remaining.Load(), 0), true
 }
 
-// checkRisk asks the risk hook and counts denials by reason.
-func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
-	v := e.risk.Check(ctx, in)
-	if v.Allow {
-		return nil
-	}
-	reason := v.Reason
-	if reason == "" {
-		reason = "denied"
-	}
-	e.riskMu.Lock()
-	if _, ok := e.riskDenials[reason]; !ok && len(e.riskDenials) >= riskReasonsMax {
-		reason = "other"
-	}
-	e.riskDenials[reason]++
-	e.riskMu.Unlock()
-	// A token bucket that ran dry is a rate limit, not a verdict on the
-	// buyer: API.md answers it 429/42900 with Retry-After, so a real buyer
-	// who clicked too fast knows to try again.
-	if reason == RiskReasonRateUser || reason == RiskReasonRateIP {
-		return fmt.Errorf("%w: %s", ErrThrottled, reason)
-	}
-	return &RiskError{Reason: reason}
-}
-
 // riskReasonsMax bounds the distinct denial reasons counted.
 const riskReasonsMax = 64
-
-// checkUserGuide checks the caller and the guide a sale is credited to: a
-// guide works in one store, so a guide of another store would credit the
-// sale to someone who did not make it (a stale or forged share card).
-func (e *Engine) checkUserGuide(userID, guideID, storeID string) error {
-	if userID == "" || len(userID) > inventory.IDLenMax {
-		return fmt.Errorf("%w: missing or oversized user id", ErrInvalid)
-	}
-	if guideID != "" {
-		g, ok := e.catalog.Load().guides[guideID]
-		if !ok {
-			return fmt.Errorf("%w: unknown guide %q", ErrInvalid, guideID)
-		}
-		if storeID != "" && g.StoreID != storeID {
-			return fmt.Errorf("%w: guide %q works in store %q, not %q", ErrInvalid, guideID, g.StoreID, storeID)
-		}
-	}
-	return nil
-}
 
 // ReserveFlash holds quantity units of a running sale for the caller: the
 // whole flash reservation, from the sale's lookup to the counter and back,

@@ -161,3 +161,48 @@ func TestFlashSoldOutFromMemory(t *testing.T) {
 		t.Fatalf("after a cancel: %v", err)
 	}
 }
+
+// TestFlashCreateValidation: bad specs change nothing.
+func TestFlashCreateValidation(t *testing.T) {
+	env := openEnv(t, testBackends()[0], nil)
+	now := env.clock.Now()
+	good := engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k2", Price: 100, Quantity: 5,
+		StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}
+	f := func(mut func(*engine.FlashSaleSpec), want error) {
+		t.Helper()
+		s := good
+		mut(&s)
+		_, err := env.e.CreateFlashSale(env.ctx, s)
+		wantErr(t, fmt.Sprintf("CreateFlashSale(%+v)", s), err, want)
+		if p := env.pool("s1:l:k2"); p.Available != 10 {
+			t.Fatalf("listing changed: %+v", p)
+		}
+	}
+	f(func(s *engine.FlashSaleSpec) { s.SaleID = "a:b" }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.StoreID = "zz" }, engine.ErrNotFound)
+	f(func(s *engine.FlashSaleSpec) { s.SKUID = "zz" }, engine.ErrNotFound)
+	f(func(s *engine.FlashSaleSpec) { s.Price = -1 }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.Quantity = 0 }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.Quantity = 11 }, engine.ErrSoldOut)
+	f(func(s *engine.FlashSaleSpec) { s.EndsAt = s.StartsAt }, engine.ErrInvalid)
+	f(func(s *engine.FlashSaleSpec) { s.PerUserLimit = -1 }, engine.ErrInvalid)
+	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
+		t.Fatalf("same spec again: %v", err)
+	}
+	other := good
+	other.Quantity = 1
+	_, err := env.e.CreateFlashSale(env.ctx, other)
+	wantErr(t, "other spec, same id", err, engine.ErrBadState)
+	if p := env.pool("s1:l:k2"); p.Available != 5 {
+		t.Fatalf("listing = %+v; want 5 available", p)
+	}
+	fs, err := env.e.FlashSale(env.ctx, "fs1")
+	if err != nil || fs.Status != "upcoming" || fs.Remaining != 5 || fs.Title != "真丝衬衫" || fs.ListPrice != 29900 {
+		t.Fatalf("FlashSale = %+v, %v", fs, err)
+	}
+	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
+	wantErr(t, "upcoming sale", err, engine.ErrNotActive)
+}

@@ -235,3 +235,34 @@ func TestGroupValidation(t *testing.T) {
 		t.Fatalf("deal pool = %+v", p)
 	}
 }
+
+// TestGroupVirtualAfterDealDropped: a team whose deadline comes more than
+// an hour after its deal ended (the deal is then dropped from memory) is
+// still decided with the deal's virtual_min_paid: enough paid members form
+// it virtually instead of failing it and refunding them.
+func TestGroupVirtualAfterDealDropped(t *testing.T) {
+	env := openEnv(t, testBackends()[0], nil)
+	now := env.clock.Now()
+	if _, err := env.e.CreateGroupDeal(env.ctx, engine.GroupDealSpec{
+		DealID: "gbv", StoreID: "s1", SKUID: "k1", Price: 29900, TeamSize: 3, Quantity: 10,
+		TeamWindowSeconds: 4 * 3600, StartsAt: now, EndsAt: now.Add(time.Hour), VirtualMinPaid: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tm, err := env.e.OpenTeam(env.ctx, attempt("v1"), "gbv", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Pay(env.ctx, "v1", tm.ReservationID, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	// The deal ends and drains; more than an hour later it leaves memory.
+	for range 4 {
+		env.clock.Advance(61 * time.Minute)
+		env.sweep()
+	}
+	got, err := env.e.Team(env.ctx, "gbv", tm.TeamID)
+	if err != nil || got.State != "formed" || !got.Virtual {
+		t.Fatalf("Team = %+v, %v; want formed virtually", got, err)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/surge-retail/surge/inventory"
@@ -22,6 +23,9 @@ type Options struct {
 	Risk RiskHook
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Logger is where the engine logs (with the request id of the call's
+	// context, see RequestIDKey). Default slog.Default().
+	Logger *slog.Logger
 	// SweepInterval is how often held reservations past their deadline are
 	// released, team deadlines decided, other nodes' records picked up and
 	// store pages refreshed. Default 1s; negative disables the background
@@ -78,6 +82,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.SweepInterval == 0 {
 		o.SweepInterval = time.Second

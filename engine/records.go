@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"log"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/RaduBerinde/btreemap"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/surge-retail/surge/internal/pebblefail"
 )
 
 // Records is a small durable key/value store for the engine's own records
@@ -364,6 +364,9 @@ type pebbleRecords struct {
 	closed  bool
 
 	stripes [stripesLen]sync.Mutex
+	// guard fails the records at their first failed commit (pebblefail,
+	// the same policy as the inventory's Pebble store).
+	guard pebblefail.Guard
 }
 
 var _ Records = (*pebbleRecords)(nil)
@@ -374,7 +377,7 @@ var _ compareDeleter = (*pebbleRecords)(nil)
 // database in dir. Every write is a synced batch; concurrent writers share
 // fsyncs through Pebble's group commit. One process at a time may open dir.
 func OpenPebbleRecords(dir string) (Records, error) {
-	opts := &pebble.Options{Logger: pebbleLogger{}, CacheSize: pebbleCacheBytes}
+	opts := &pebble.Options{Logger: pebblefail.Logger{Name: "records"}, CacheSize: pebbleCacheBytes}
 	// Bloom filters: the order store and PutIfAbsent look up keys that
 	// mostly do not exist yet.
 	for i := range opts.Levels {
@@ -386,14 +389,6 @@ func OpenPebbleRecords(dir string) (Records, error) {
 	}
 	return &pebbleRecords{db: db}, nil
 }
-
-// pebbleLogger drops Pebble's informational logs; errors go to the
-// standard logger, and fatal errors panic as with Pebble's default logger.
-type pebbleLogger struct{}
-
-func (pebbleLogger) Infof(string, ...interface{})      {}
-func (pebbleLogger) Errorf(f string, a ...interface{}) { log.Printf("records: pebble: "+f, a...) }
-func (pebbleLogger) Fatalf(f string, a ...interface{}) { panic(fmt.Sprintf(f, a...)) }
 
 func stripeOf(key string) int {
 	h := fnv.New32a()
@@ -475,12 +470,25 @@ func (p *pebbleRecords) Put(ctx context.Context, key string, val []byte) error {
 // in any case, and the WAL keeps the order, so a crash can lose a suffix
 // of writes but never a write whose caller got an answer.
 func (p *pebbleRecords) commit(b *pebble.Batch, unlock func()) error {
-	err := p.db.ApplyNoSyncWait(b, pebble.Sync)
-	unlock()
-	if err != nil {
-		return err
+	err := p.guard.Do(func() error {
+		err := p.db.ApplyNoSyncWait(b, pebble.Sync)
+		unlock()
+		unlock = nil
+		if err != nil {
+			return err
+		}
+		return b.SyncWait()
+	})
+	if unlock != nil { // Do did not run it: failed earlier
+		unlock()
 	}
-	return b.SyncWait()
+	if err != nil {
+		// Pebble's commit pipeline cannot go on after a failed commit:
+		// stop taking writes.
+		p.guard.Fail(err)
+		return fmt.Errorf("cannot commit records: %w", err)
+	}
+	return nil
 }
 
 func (p *pebbleRecords) PutBatch(ctx context.Context, kvs []KV) error {
@@ -726,6 +734,11 @@ func (p *pebbleRecords) Close() error {
 		return nil
 	}
 	p.closed = true
+	if err := p.guard.Err(); err != nil {
+		// After a failed commit Pebble's pipeline may be wedged and Close
+		// could block: leave the files for the next open.
+		return fmt.Errorf("cannot close records cleanly: %w", err)
+	}
 	if err := p.db.Close(); err != nil {
 		return fmt.Errorf("cannot close records: %w", err)
 	}

@@ -1,6 +1,11 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/surge-retail/surge/inventory"
+)
 
 // RiskInput is what the risk hook sees of one reserving attempt.
 type RiskInput struct {
@@ -22,4 +27,48 @@ type Verdict struct {
 // safe for concurrent use and answer quickly.
 type RiskHook interface {
 	Check(ctx context.Context, in RiskInput) Verdict
+}
+
+// checkRisk asks the risk hook and counts denials by reason.
+func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
+	v := e.risk.Check(ctx, in)
+	if v.Allow {
+		return nil
+	}
+	reason := v.Reason
+	if reason == "" {
+		reason = "denied"
+	}
+	e.riskMu.Lock()
+	if _, ok := e.riskDenials[reason]; !ok && len(e.riskDenials) >= riskReasonsMax {
+		reason = "other"
+	}
+	e.riskDenials[reason]++
+	e.riskMu.Unlock()
+	// A token bucket that ran dry is a rate limit, not a verdict on the
+	// buyer: API.md answers it 429/42900 with Retry-After, so a real buyer
+	// who clicked too fast knows to try again.
+	if reason == RiskReasonRateUser || reason == RiskReasonRateIP {
+		return fmt.Errorf("%w: %s", ErrThrottled, reason)
+	}
+	return &RiskError{Reason: reason}
+}
+
+// checkUserGuide checks the caller and the guide a sale is credited to: a
+// guide works in one store, so a guide of another store would credit the
+// sale to someone who did not make it (a stale or forged share card).
+func (e *Engine) checkUserGuide(userID, guideID, storeID string) error {
+	if userID == "" || len(userID) > inventory.IDLenMax {
+		return fmt.Errorf("%w: missing or oversized user id", ErrInvalid)
+	}
+	if guideID != "" {
+		g, ok := e.catalog.Load().guides[guideID]
+		if !ok {
+			return fmt.Errorf("%w: unknown guide %q", ErrInvalid, guideID)
+		}
+		if storeID != "" && g.StoreID != storeID {
+			return fmt.Errorf("%w: guide %q works in store %q, not %q", ErrInvalid, guideID, g.StoreID, storeID)
+		}
+	}
+	return nil
 }

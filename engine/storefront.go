@@ -125,8 +125,6 @@ func (ps *pageSet) saleChanged(pool, status, state string) bool {
 	return true
 }
 
-// ---- page JSON ----
-
 type pageStore struct {
 	StoreID string `json:"store_id"`
 	Name    string `json:"name"`
@@ -231,8 +229,6 @@ func pageETag(storeID string, body []byte, suffix string) string {
 	h.Write(body)
 	return `"` + storeID + "-" + strconv.FormatUint(h.Sum64(), 36) + suffix + `"`
 }
-
-// ---- building ----
 
 // refreshAllPages makes a slot for every store of the catalog and rebuilds
 // every page.

@@ -193,34 +193,3 @@ func TestStorePageSalesAndGuide(t *testing.T) {
 		t.Fatalf("sku not listed in s2: %v", err)
 	}
 }
-
-// TestFeed: per-line answers in order; stale and bad lines change nothing.
-func TestFeed(t *testing.T) {
-	env := openEnv(t, testBackends()[0], nil)
-	res, err := env.e.ApplyFeed(env.ctx, []engine.FeedUpdate{
-		{StoreID: "s1", SKUID: "k2", OnHand: 20, Seq: 5},
-		{StoreID: "s1", SKUID: "k2", OnHand: 1, Seq: 4},
-		{StoreID: "s1", SKUID: "k2", OnHand: 1, Seq: 5},
-		{StoreID: "s9", SKUID: "k2", OnHand: 1, Seq: 1},
-		{StoreID: "s2", SKUID: "k2", OnHand: 1, Seq: 1},
-		{StoreID: "s1", SKUID: "k1", OnHand: -1, Seq: 1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []struct {
-		status string
-		code   int
-	}{{"applied", 0}, {"stale", 0}, {"stale", 0}, {"error", 40400}, {"error", 40400}, {"error", 40000}}
-	for i, w := range want {
-		if res[i].Status != w.status || res[i].Code != w.code {
-			t.Fatalf("line %d = %+v; want %s %d", i, res[i], w.status, w.code)
-		}
-	}
-	if p := env.pool("s1:l:k2"); p.Available != 20 {
-		t.Fatalf("k2 = %+v; want 20 available", p)
-	}
-	if p := env.pool("s1:l:k1"); p.Available != 1000 {
-		t.Fatalf("k1 changed: %+v", p)
-	}
-}

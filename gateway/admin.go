@@ -50,7 +50,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, r routeID) int {
 	if err := s.authAdmin(ctx); err != nil {
 		return s.writeErr(ctx, r, err)
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	var (
 		v   any
@@ -173,7 +173,7 @@ func (s *Server) serveFeed(ctx *fasthttp.RequestCtx) int {
 	if len(req.Updates) == 0 || len(req.Updates) > feedLinesMax {
 		return s.writeError(ctx, rFeed, CodeBadRequest, "updates must have 1 to "+strconv.Itoa(feedLinesMax)+" lines")
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	res, err := s.eng.ApplyFeed(ectx, req.Updates)

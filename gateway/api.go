@@ -79,7 +79,7 @@ func (s *Server) serveSession(ctx *fasthttp.RequestCtx) int {
 	if req.Code == "" {
 		return s.writeError(ctx, rSession, CodeBadRequest, "code is required")
 	}
-	lctx, cancel := s.engineCtx()
+	lctx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	uid, err := s.login.login(lctx, req.Code)
 	if err != nil {
@@ -153,7 +153,7 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	if a.Once, err = once(ctx); err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	ectx := s.newEngineCtx()
+	ectx := s.newEngineCtx(ctx)
 	defer ectx.cancel()
 	t0 := time.Now()
 	res, err := s.eng.ReserveFlash(ectx, a, string(saleB), qty, guideID)
@@ -208,7 +208,7 @@ func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byt
 	if a.Once, err = once(ctx); err != nil {
 		return s.writeErr(ctx, rTeamOpen, err)
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	team, err := s.eng.OpenTeam(ectx, a, string(dealB), req.GuideID)
@@ -228,7 +228,7 @@ func (s *Server) serveTeamJoin(ctx *fasthttp.RequestCtx, uid string, dealB, team
 	if a.Once, err = once(ctx); err != nil {
 		return s.writeErr(ctx, rTeamJoin, err)
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	t, err := s.eng.JoinTeam(ectx, a, string(dealB), string(teamB))
@@ -251,7 +251,7 @@ func (s *Server) serveCheckout(ctx *fasthttp.RequestCtx, uid string) int {
 	if a.Once, err = once(ctx); err != nil {
 		return s.writeErr(ctx, rCheckout, err)
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	res, err := s.eng.Checkout(ectx, a, req)
@@ -281,7 +281,7 @@ func validCheckout(req engine.CheckoutRequest) error {
 }
 
 func (s *Server) serveResGet(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	res, err := s.eng.Reservation(ectx, uid, string(idB))
@@ -300,7 +300,7 @@ func (s *Server) serveResPay(ctx *fasthttp.RequestCtx, uid string, idB []byte) i
 	if !validID(req.PaymentID) {
 		return s.writeError(ctx, rResPay, CodeBadRequest, "payment_id is required (1-128 printable ASCII characters)")
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	res, err := s.eng.Pay(ectx, uid, string(idB), req.PaymentID)
@@ -316,7 +316,7 @@ func (s *Server) serveResCancel(ctx *fasthttp.RequestCtx, uid string, idB []byte
 	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
 		return s.writeErr(ctx, rResCancel, err)
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	res, err := s.eng.Cancel(ectx, uid, string(idB))
@@ -328,7 +328,7 @@ func (s *Server) serveResCancel(ctx *fasthttp.RequestCtx, uid string, idB []byte
 }
 
 func (s *Server) serveOrderGet(ctx *fasthttp.RequestCtx, uid string, idB []byte) int {
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	o, err := s.eng.Order(ectx, uid, string(idB))
@@ -348,7 +348,7 @@ func (s *Server) serveMyOrders(ctx *fasthttp.RequestCtx, uid string) int {
 		}
 		limit = n
 	}
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	os, err := s.eng.UserOrders(ectx, uid, limit)
@@ -363,7 +363,7 @@ func (s *Server) serveMyOrders(ctx *fasthttp.RequestCtx, uid string) int {
 }
 
 func (s *Server) serveSaleGet(ctx *fasthttp.RequestCtx, idB []byte) int {
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	fs, err := s.eng.FlashSale(ectx, string(idB))
@@ -375,7 +375,7 @@ func (s *Server) serveSaleGet(ctx *fasthttp.RequestCtx, idB []byte) int {
 }
 
 func (s *Server) serveDealGet(ctx *fasthttp.RequestCtx, idB []byte) int {
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	d, err := s.eng.GroupDeal(ectx, string(idB))
@@ -387,7 +387,7 @@ func (s *Server) serveDealGet(ctx *fasthttp.RequestCtx, idB []byte) int {
 }
 
 func (s *Server) serveTeamGet(ctx *fasthttp.RequestCtx, dealB, teamB []byte) int {
-	ectx, cancel := s.engineCtx()
+	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	t0 := time.Now()
 	t, err := s.eng.Team(ectx, string(dealB), string(teamB))

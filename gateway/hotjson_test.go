@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/valyala/fasthttp"
 )
 
 // TestAppendReservationOKMatchesSonic: the hand-written reservation answer
@@ -188,5 +189,21 @@ func TestLazyDeadline(t *testing.T) {
 	parent.cancel()
 	for _, c := range children {
 		<-c.Done()
+	}
+}
+
+// TestEngineCtxRequestID: the engine's context of a request carries its
+// X-Request-Id under engine.RequestIDKey, and nothing under other keys.
+func TestEngineCtxRequestID(t *testing.T) {
+	s := &Server{o: Options{EngineTimeout: time.Second}}
+	var rc fasthttp.RequestCtx
+	rc.Response.Header.Set("X-Request-Id", "rid-7")
+	c := s.newEngineCtx(&rc)
+	defer c.cancel()
+	if got := c.Value(engine.RequestIDKey{}); got != "rid-7" {
+		t.Fatalf("Value(RequestIDKey) = %v; want rid-7", got)
+	}
+	if got := c.Value("other"); got != nil {
+		t.Fatalf("Value(other) = %v; want nil", got)
 	}
 }

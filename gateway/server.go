@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/surge-retail/surge/engine"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -327,9 +328,11 @@ func (s *Server) authAdmin(ctx *fasthttp.RequestCtx) error {
 	return errf(CodeUnauthorized, "bad admin token")
 }
 
+// ridLenMax bounds a request id, in bytes.
+const ridLenMax = 64
+
 // setRequestID echoes a sane X-Request-Id or makes one.
 func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) {
-	const ridLenMax = 64
 	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= ridLenMax && printable(in) {
 		ctx.Response.Header.SetBytesV("X-Request-Id", in)
 		return
@@ -493,15 +496,17 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, r routeID, code int, msg s
 }
 
 // engineCtx is the context of a request's engine calls.
-func (s *Server) engineCtx() (context.Context, context.CancelFunc) {
-	c := s.newEngineCtx()
+func (s *Server) engineCtx(rc *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	c := s.newEngineCtx(rc)
 	return c, c.cancel
 }
 
 // newEngineCtx is engineCtx for the hot routes: one allocation, and no
 // timer unless somebody waits on Done.
-func (s *Server) newEngineCtx() *lazyDeadline {
-	return &lazyDeadline{deadline: time.Now().Add(s.o.EngineTimeout)}
+func (s *Server) newEngineCtx(rc *fasthttp.RequestCtx) *lazyDeadline {
+	c := &lazyDeadline{deadline: time.Now().Add(s.o.EngineTimeout)}
+	c.ridLen = uint8(copy(c.rid[:], rc.Response.Header.Peek("X-Request-Id")))
+	return c
 }
 
 // lazyDeadline is a context that ends at deadline (or when cancelled). Its
@@ -515,6 +520,11 @@ type lazyDeadline struct {
 	inner    context.Context // made by Done
 	stop     context.CancelFunc
 	canceled bool
+	// rid is the request id (X-Request-Id), for the engine's log lines
+	// (engine.RequestIDKey); copied, not converted, so that a request
+	// whose engine call logs nothing makes no string of it.
+	rid    [ridLenMax]byte
+	ridLen uint8
 }
 
 var _ context.Context = (*lazyDeadline)(nil)
@@ -526,6 +536,9 @@ func (c *lazyDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
 // find the cancelCtx behind Done and hang itself on it, instead of the
 // context package starting a goroutine to watch a foreign Done channel.
 func (c *lazyDeadline) Value(key any) any {
+	if _, ok := key.(engine.RequestIDKey); ok {
+		return string(c.rid[:c.ridLen])
+	}
 	c.mu.Lock()
 	inner := c.inner
 	c.mu.Unlock()

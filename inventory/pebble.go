@@ -3,15 +3,14 @@ package inventory
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"log"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/surge-retail/surge/internal/pebblefail"
 )
 
 // PebbleOptions configures OpenPebble. The zero value means the defaults.
@@ -62,7 +61,8 @@ type Pebble struct {
 	// closeMu lets Close wait for operations in flight.
 	closeMu sync.RWMutex
 	closed  bool
-	failed  atomic.Pointer[error]
+	// guard fails the store at its first failed commit (pebblefail).
+	guard pebblefail.Guard
 	// committing counts commits waiting for their sync (see WALSyncGap).
 	committing atomic.Int64
 	// syncGaps counts the syncs that were made to wait for the gap.
@@ -81,19 +81,6 @@ const (
 	keyRecord = 'r'
 	codecV1   = 1
 )
-
-// errFatal carries a Pebble fatal error out of Logger.Fatalf as a panic, so
-// that the failed commit returns an error instead of exiting (or, with a
-// logger that returns, being acknowledged).
-type errFatal struct{ msg string }
-
-type pebbleLogger struct{}
-
-func (pebbleLogger) Infof(string, ...any)              {}
-func (pebbleLogger) Errorf(format string, args ...any) { log.Printf("pebble: "+format, args...) }
-func (pebbleLogger) Fatalf(format string, args ...any) {
-	panic(errFatal{msg: fmt.Sprintf(format, args...)})
-}
 
 // OpenPebble opens (or creates) the store in dir and rebuilds its state.
 func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
@@ -120,7 +107,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.FS != nil {
 		po.FS = opts.FS
 	}
-	po.Logger = pebbleLogger{}
+	po.Logger = pebblefail.Logger{Name: "inventory"}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble in %q: %w: %w", dir, ErrUnavailable, err)
@@ -181,30 +168,20 @@ func (s *Pebble) load() error {
 
 // commit writes b with pebble.Sync. It never reports success for a commit
 // Pebble could not sync.
-func (s *Pebble) commit(b *pebble.Batch) (err error) {
-	if e := s.failed.Load(); e != nil {
-		return fmt.Errorf("cannot commit: store failed earlier (%w): %w", *e, ErrUnavailable)
+func (s *Pebble) commit(b *pebble.Batch) error {
+	err := s.guard.Do(func() error {
+		s.committing.Add(1)
+		defer s.committing.Add(-1)
+		return b.Commit(pebble.Sync)
+	})
+	if err != nil {
+		// Pebble's commit pipeline cannot go on after a failed commit:
+		// stop taking writes.
+		s.guard.Fail(err)
+		return fmt.Errorf("cannot commit: %w: %w", ErrUnavailable, err)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(errFatal)
-			if !ok {
-				panic(r)
-			}
-			err = errors.New(f.msg)
-		}
-		if err != nil {
-			s.failed.CompareAndSwap(nil, &err)
-			err = fmt.Errorf("cannot commit: %w: %w", ErrUnavailable, err)
-		}
-	}()
-	s.committing.Add(1)
-	err = b.Commit(pebble.Sync)
-	s.committing.Add(-1)
-	if err == nil {
-		_ = b.Close()
-	}
-	return err
+	_ = b.Close()
+	return nil
 }
 
 func (s *Pebble) putRecords(ws []recWrite) error {
@@ -580,10 +557,10 @@ func (s *Pebble) Close() error {
 	}
 	s.closed = true
 	s.mem.Close()
-	if e := s.failed.Load(); e != nil {
+	if err := s.guard.Err(); err != nil {
 		// Pebble's commit pipeline is wedged after a WAL error; closing it
 		// could block forever. Leave the files for the next open.
-		return fmt.Errorf("cannot close cleanly: %w", *e)
+		return fmt.Errorf("cannot close cleanly: %w", err)
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("cannot close pebble: %w", err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
-	"github.com/surge-retail/surge/inventory"
 )
 
 // TestLifecycleHammer: many buyers reserve, then pay, cancel or walk away.
@@ -187,85 +186,6 @@ func TestPayStates(t *testing.T) {
 	env.clock.Advance(time.Hour)
 	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
 	wantErr(t, "ended sale", err, engine.ErrNotActive)
-}
-
-// TestFlashCreateValidation: bad specs change nothing.
-func TestFlashCreateValidation(t *testing.T) {
-	env := openEnv(t, testBackends()[0], nil)
-	now := env.clock.Now()
-	good := engine.FlashSaleSpec{SaleID: "fs1", StoreID: "s1", SKUID: "k2", Price: 100, Quantity: 5,
-		StartsAt: now.Add(time.Minute), EndsAt: now.Add(time.Hour)}
-	f := func(mut func(*engine.FlashSaleSpec), want error) {
-		t.Helper()
-		s := good
-		mut(&s)
-		_, err := env.e.CreateFlashSale(env.ctx, s)
-		wantErr(t, fmt.Sprintf("CreateFlashSale(%+v)", s), err, want)
-		if p := env.pool("s1:l:k2"); p.Available != 10 {
-			t.Fatalf("listing changed: %+v", p)
-		}
-	}
-	f(func(s *engine.FlashSaleSpec) { s.SaleID = "a:b" }, engine.ErrInvalid)
-	f(func(s *engine.FlashSaleSpec) { s.StoreID = "zz" }, engine.ErrNotFound)
-	f(func(s *engine.FlashSaleSpec) { s.SKUID = "zz" }, engine.ErrNotFound)
-	f(func(s *engine.FlashSaleSpec) { s.Price = -1 }, engine.ErrInvalid)
-	f(func(s *engine.FlashSaleSpec) { s.Quantity = 0 }, engine.ErrInvalid)
-	f(func(s *engine.FlashSaleSpec) { s.Quantity = 11 }, engine.ErrSoldOut)
-	f(func(s *engine.FlashSaleSpec) { s.EndsAt = s.StartsAt }, engine.ErrInvalid)
-	f(func(s *engine.FlashSaleSpec) { s.PerUserLimit = -1 }, engine.ErrInvalid)
-	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.e.CreateFlashSale(env.ctx, good); err != nil {
-		t.Fatalf("same spec again: %v", err)
-	}
-	other := good
-	other.Quantity = 1
-	_, err := env.e.CreateFlashSale(env.ctx, other)
-	wantErr(t, "other spec, same id", err, engine.ErrBadState)
-	if p := env.pool("s1:l:k2"); p.Available != 5 {
-		t.Fatalf("listing = %+v; want 5 available", p)
-	}
-	fs, err := env.e.FlashSale(env.ctx, "fs1")
-	if err != nil || fs.Status != "upcoming" || fs.Remaining != 5 || fs.Title != "真丝衬衫" || fs.ListPrice != 29900 {
-		t.Fatalf("FlashSale = %+v, %v", fs, err)
-	}
-	_, err = env.e.ReserveFlash(env.ctx, attempt("u1"), "fs1", 1, "")
-	wantErr(t, "upcoming sale", err, engine.ErrNotActive)
-}
-
-// TestBackgroundSweeper: with the real clock and the background sweeper,
-// an abandoned checkout hold is released without anyone calling Sweep.
-func TestBackgroundSweeper(t *testing.T) {
-	realClock := testBackend{"memory", func(t testing.TB, _ *testClock) (inventory.Store, string, func() inventory.Store) {
-		return inventory.NewMemory(inventory.Options{}), "", nil
-	}}
-	env := openEnv(t, realClock, func(o *engine.Options) {
-		o.Now = nil
-		o.SweepInterval = 10 * time.Millisecond
-		o.CheckoutHold = 50 * time.Millisecond
-	})
-	r, err := env.e.Checkout(env.ctx, attempt("u1"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 4}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Wait for the sweeper; the bound only keeps a broken sweeper from
-	// hanging the test.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got, err := env.e.Reservation(env.ctx, "u1", r.ReservationID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.State == "released" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hold not released by the sweeper: %+v", got)
-		}
-	}
-	if p := env.pool("s1:l:k2"); p.Held != 0 || p.Available != 10 {
-		t.Fatalf("k2 = %+v", p)
-	}
 }
 
 // TestPayRace: concurrent payments of one reservation: with one payment id

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// saleKeepAfterEnd is how long a finished sale or deal stays in memory
+// after it ended; later it is read from the records when needed.
+const saleKeepAfterEnd = time.Hour
+
+func (e *Engine) sweepLoop() {
+	defer e.stopped.Done()
+	t := time.NewTicker(e.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), max(e.opts.SweepInterval*10, 10*time.Second))
+			if err := e.Sweep(ctx); err != nil {
+				e.opts.Logger.Error("engine: sweep", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Sweep runs one sweep now: it releases held reservations past their
+// deadline (law 2), picks up what other nodes recorded, drains ended sales
+// and deals back to their listings, decides team deadlines and refreshes
+// store pages whose stock state changed. The background sweeper calls it
+// every SweepInterval; tests call it directly with a fake clock.
+func (e *Engine) Sweep(ctx context.Context) error {
+	e.sweepMu.Lock()
+	defer e.sweepMu.Unlock()
+	now := e.now()
+	var errs []error
+	for range expireRoundsMax {
+		rs, err := e.store.Expire(ctx, now, expireBatchMax)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cannot expire: %w", err))
+			break
+		}
+		for _, r := range rs {
+			e.afterRelease(ctx, r, false)
+		}
+		if len(rs) < expireBatchMax {
+			break
+		}
+	}
+	if err := e.syncRecords(ctx, false); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.decideTeams(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	e.sweepSales(ctx, now)
+	e.refreshDirtyPages(ctx)
+	// Expired idempotency records are removed once a minute: they are only
+	// a bound on storage, and the scan is not free.
+	if now.Sub(e.answersSweptAt) >= answersSweepEvery {
+		e.answersSweptAt = now
+		if _, err := e.idem.Sweep(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot sweep idempotency records: %w", err))
+		}
+	}
+	if e.opts.ReservationRetention > 0 && now.Sub(e.purgedAt) >= purgeEvery {
+		e.purgedAt = now
+		if err := e.purgeReleased(ctx, now.Add(-e.opts.ReservationRetention)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// purgeReleased forgets released reservations whose hold deadline is at or
+// before `before`, in bounded rounds.
+func (e *Engine) purgeReleased(ctx context.Context, before time.Time) error {
+	for range expireRoundsMax {
+		n, err := e.store.Purge(ctx, before, expireBatchMax)
+		if err != nil {
+			return fmt.Errorf("cannot purge released reservations: %w", err)
+		}
+		if n < expireBatchMax {
+			return nil
+		}
+	}
+	return nil
+}
+
+// sweepSales resyncs remaining counts from the pools and drains ended sales
+// and deals back into their listing pools (law 2).
+func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
+	type item struct {
+		id, store, sku, pool string
+		start, end           time.Time
+		remaining            interface{ Store(int64) }
+		finished             interface {
+			Load() bool
+			Store(bool)
+		}
+		status string
+		deal   bool
+	}
+	var items []item
+	e.dealsMu.RLock()
+	for _, s := range e.sales {
+		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false})
+	}
+	for _, d := range e.deals {
+		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true})
+	}
+	e.dealsMu.RUnlock()
+	for _, it := range items {
+		if it.finished.Load() {
+			if now.Sub(it.end) > saleKeepAfterEnd {
+				e.dealsMu.Lock()
+				if it.deal {
+					delete(e.deals, it.id)
+				} else {
+					delete(e.sales, it.id)
+				}
+				e.dealsMu.Unlock()
+			}
+			continue
+		}
+		st := windowStatus(now, it.start, it.end)
+		if st == statusEnded {
+			if _, err := e.store.Drain(ctx, it.pool, listingPool(it.store, it.sku)); err != nil {
+				e.logger(ctx).Error("engine: cannot drain a pool", "pool", it.pool, "err", err)
+				continue
+			}
+		}
+		p, err := e.store.Pool(ctx, it.pool)
+		if err != nil {
+			continue
+		}
+		it.remaining.Store(p.Available)
+		if st == statusEnded && p.Available == 0 && p.Held == 0 {
+			it.finished.Store(true)
+			// A release racing with the read above clears finished before
+			// we set it; look again so that its units are still drained.
+			if p2, err := e.store.Pool(ctx, it.pool); err != nil || p2.Available > 0 || p2.Held > 0 {
+				it.finished.Store(false)
+			}
+			e.pages.markDirty(it.store)
+		}
+		if e.pages.saleChanged(it.pool, st, stockState(p.Available, e.opts.StockLowMax)) {
+			e.pages.markDirty(it.store)
+		}
+	}
+}
