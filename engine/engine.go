@@ -29,8 +29,6 @@ const (
 	// engPurgeEvery is how often the sweeper forgets released reservations
 	// past the retention window.
 	engPurgeEvery = time.Minute
-	// engIDLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
-	engIDLenMax = 64
 )
 
 // Keys of the engine's records. Other components (idempotency, orders) use
@@ -219,21 +217,8 @@ func (e *Engine) Idempotent(ctx context.Context, userID, key string, digest [32]
 const engIDAlphabet = "0123456789abcdefghijklmnopqrstuv" // base32hex, lowercase
 
 // engValidID reports whether s can be a store, guide, sku, sale, deal or
-// team id: 1..engIDLenMax bytes of [A-Za-z0-9_.-].
-func engValidID(s string) bool {
-	if len(s) == 0 || len(s) > engIDLenMax {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// team id (ValidKey: 1..KeyLenMax bytes of [A-Za-z0-9_.-]).
+func engValidID(s string) bool { return inventory.ValidKey(s) }
 
 // engNewToken returns a sortable, URL-safe random token: 10 chars of
 // milliseconds then 13 random chars.

@@ -30,13 +30,30 @@ type IdempotencyOptions struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns o with zero fields set to their defaults.
+func (o IdempotencyOptions) WithDefaults() IdempotencyOptions {
+	if o.TTL <= 0 {
+		o.TTL = idemTTLDefault
+	}
+	if o.EntriesMax <= 0 {
+		o.EntriesMax = idemEntriesMaxDefault
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// IdempotencyKeyLenMax is the longest Idempotency-Key (bytes, API.md).
+const IdempotencyKeyLenMax = 128
+
 const (
 	idemTTLDefault        = 24 * time.Hour
 	idemEntriesMaxDefault = 10_000
 	// idemKeyMax is the longest Idempotency-Key (bytes, API.md).
-	idemKeyMax = 128
+	idemKeyMax = IdempotencyKeyLenMax
 	// idemUserMax bounds a user id.
-	idemUserMax = 256
+	idemUserMax = IDLenMax
 	// idemLease is how long a claim (an answer being computed) holds a key;
 	// a claim older than this is taken to be from a dead process and is
 	// taken over.
@@ -117,15 +134,7 @@ type idemCall struct {
 
 // NewIdempotency returns an Idempotency keeping its records in rec.
 func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
-	if opts.TTL <= 0 {
-		opts.TTL = idemTTLDefault
-	}
-	if opts.EntriesMax <= 0 {
-		opts.EntriesMax = idemEntriesMaxDefault
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts = opts.WithDefaults()
 	i := &Idempotency{
 		rec:   rec,
 		opts:  opts,
