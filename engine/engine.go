@@ -87,7 +87,7 @@ type Engine struct {
 // paid reservations that the order store lacks (law 4) and starts the
 // sweeper.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	if opts.Store == nil {
 		return nil, fmt.Errorf("cannot open engine: %w: Options.Store is required", ErrInvalid)
 	}

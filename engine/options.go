@@ -60,8 +60,9 @@ type Options struct {
 	// ReservationRetention is how long a released reservation (cancelled,
 	// expired or refunded) is kept after its hold deadline; then the
 	// sweeper forgets it, so memory and disk do not grow with every
-	// reservation ever made. Paid reservations are kept. Default 24h;
-	// negative keeps every reservation.
+	// reservation ever made. Paid reservations are kept. Default
+	// ReservationRetentionDefault (24h); negative (RetentionForever) keeps
+	// every reservation.
 	ReservationRetention time.Duration
 
 	// Records, when set, is used instead of opening records from Dir or
@@ -96,8 +97,17 @@ type Options struct {
 	StockLowMax int64
 }
 
-// withDefaults returns o with zero fields set to their defaults.
-func (o Options) withDefaults() Options {
+// ReservationRetentionDefault is the default of Options.ReservationRetention.
+const ReservationRetentionDefault = 24 * time.Hour
+
+// RetentionForever, as Options.ReservationRetention, keeps every
+// reservation (any negative value does).
+const RetentionForever time.Duration = -1
+
+// WithDefaults returns o with zero fields set to their defaults. The
+// options of the order writer and of idempotency are filled by their own
+// WithDefaults when the engine opens them.
+func (o Options) WithDefaults() Options {
 	if o.Risk == nil {
 		o.Risk = AllowAll()
 	}
@@ -108,7 +118,7 @@ func (o Options) withDefaults() Options {
 		o.SweepInterval = time.Second
 	}
 	if o.ReservationRetention == 0 {
-		o.ReservationRetention = 24 * time.Hour
+		o.ReservationRetention = ReservationRetentionDefault
 	}
 	if o.CheckoutHold <= 0 {
 		o.CheckoutHold = 15 * time.Minute

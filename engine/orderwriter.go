@@ -30,6 +30,27 @@ type OrderWriterOptions struct {
 	RetryBackoff time.Duration
 }
 
+// WithDefaults returns o with zero fields set to their defaults. It does
+// not check ranges (NewOrderWriter does).
+func (o OrderWriterOptions) WithDefaults() OrderWriterOptions {
+	if o.BatchMax == 0 {
+		o.BatchMax = owBatchDefault
+	}
+	if o.QueueMax == 0 {
+		o.QueueMax = owQueueDefault
+	}
+	if o.Workers == 0 {
+		o.Workers = owWorkersDefault
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = owFlushIntervalDefault
+	}
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = owRetryBackoffDefault
+	}
+	return o
+}
+
 const (
 	owBatchDefault         = 256
 	owQueueDefault         = 65536
@@ -110,21 +131,7 @@ func NewOrderWriter(store OrderStore, opts OrderWriterOptions) (*OrderWriter, er
 		opts.Workers < 0 || opts.Workers > owWorkersMax || opts.RetryBackoff < 0 {
 		return nil, fmt.Errorf("cannot create order writer: %w: options %+v out of range", ErrInvalid, opts)
 	}
-	if opts.BatchMax == 0 {
-		opts.BatchMax = owBatchDefault
-	}
-	if opts.QueueMax == 0 {
-		opts.QueueMax = owQueueDefault
-	}
-	if opts.Workers == 0 {
-		opts.Workers = owWorkersDefault
-	}
-	if opts.FlushInterval == 0 {
-		opts.FlushInterval = owFlushIntervalDefault
-	}
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = owRetryBackoffDefault
-	}
+	opts = opts.WithDefaults()
 	pool, err := ants.NewPool(opts.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create order writer pool: %w", err)
