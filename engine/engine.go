@@ -108,7 +108,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		var err error
 		switch {
 		case opts.RedisAddr != "":
-			e.rec, err = OpenRedisRecords(ctx, opts.RedisAddr)
+			e.rec, err = OpenRedisRecordsWith(ctx, RedisRecordsOptions{
+				Addr: opts.RedisAddr, Username: opts.RedisUsername, Password: opts.RedisPassword})
 		case opts.Dir != "":
 			e.rec, err = OpenPebbleRecords(opts.Dir)
 		default:

@@ -48,6 +48,10 @@ type Options struct {
 	// RedisAddr, when set, keeps the shared records (catalog, sales, deals,
 	// teams) in Redis so that several nodes see the same state.
 	RedisAddr string
+	// RedisUsername and RedisPassword authenticate to the Redis of
+	// RedisAddr. Default none.
+	RedisUsername string
+	RedisPassword string
 	// Risk is called before every reserve, join and checkout. Default: allow.
 	Risk RiskHook
 	// Now is the clock. Default time.Now.
