@@ -18,8 +18,13 @@ import (
 // ErrInvalid marks every validation or parse error of this package.
 var ErrInvalid = errors.New("config: invalid")
 
-// Config is everything `surge serve` can be told. Field comments give the
-// defaults (see Default).
+// Config is everything `surge serve` can be told. It holds what the user
+// set: a zero field means "the component's default", which the component
+// that uses the setting owns and documents on its Options (the gateway,
+// the engine, the risk hook, the inventory backends). Config restates none
+// of those defaults. The few defaults below (see Default) are of settings
+// that only `surge serve` itself uses, or whose zero has a meaning of its
+// own.
 type Config struct {
 	// Addr is the listen address. Default ":8080".
 	Addr string `key:"addr"`
@@ -29,9 +34,14 @@ type Config struct {
 	// Backend is the inventory backend: "pebble" (default), "memory" or
 	// "redis".
 	Backend string `key:"backend"`
-	// Redis is the Redis address for --backend redis. Default
-	// "127.0.0.1:6379".
+	// Redis is the Redis address (host:port) for --backend redis. Zero:
+	// the redis inventory's default (redisinv.AddrDefault).
 	Redis string `key:"redis"`
+	// RedisUsername and RedisPassword authenticate to Redis (ACL user and
+	// password, or only a password for requirepass). Default none. The
+	// password is never printed or logged.
+	RedisUsername string `key:"redis_username"`
+	RedisPassword string `key:"redis_password"`
 	// Demo loads the demo catalog, a flash sale and a group deal at start.
 	Demo bool `key:"demo"`
 	// AdminToken is the admin bearer token; "" generates one into
@@ -43,19 +53,22 @@ type Config struct {
 	// SessionSecret signs session tokens; "" generates one into
 	// Data/session.secret (so tokens survive a restart).
 	SessionSecret string `key:"session_secret"`
-	// SessionTTL is how long a session token lives. Default 24h.
+	// SessionTTL is how long a session token lives. Zero: the gateway's
+	// default.
 	SessionTTL time.Duration `key:"session_ttl"`
-	// BodyMaxBytes bounds request bodies. Default 65536 (64 KiB).
+	// BodyMaxBytes bounds request bodies. Zero: the gateway's default.
 	BodyMaxBytes int `key:"body_max_bytes"`
-	// TrustedProxies lists CIDRs whose X-Forwarded-For is believed.
-	// Default loopback: 127.0.0.0/8 and ::1/128.
+	// TrustedProxies lists CIDRs whose X-Forwarded-For is believed. Unset:
+	// the gateway's default (loopback).
 	TrustedProxies []string `key:"trusted_proxies"`
-	// SweepInterval is how often expired holds are released. Default 1s.
+	// SweepInterval is how often expired holds are released. Zero: the
+	// engine's default.
 	SweepInterval time.Duration `key:"sweep_interval"`
 	// ReservationRetention is how long a released reservation (cancelled,
 	// expired or refunded) is kept after its hold deadline before the
-	// sweeper forgets it; paid ones are kept. 0 keeps them all. Default
-	// 24h.
+	// sweeper forgets it; paid ones are kept. Zero: the engine's default
+	// (engine.ReservationRetentionDefault, 24h). Forever (spelled
+	// "forever") keeps them all.
 	ReservationRetention time.Duration `key:"reservation_retention"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `key:"log_level"`
@@ -65,89 +78,84 @@ type Config struct {
 	Admission Admission `key:"admission"`
 }
 
+// Forever, as Config.ReservationRetention, keeps every released
+// reservation. In a file, the environment or a flag it is spelled
+// "forever". It is negative, as the engine's spelling of the same.
+const Forever time.Duration = -1
+
+// forever is how Forever is written.
+const forever = "forever"
+
 // Login configures how POST /api/v1/session turns a wx.login code into a
-// user.
+// user. Zero fields: the gateway's defaults.
 type Login struct {
-	// Provider is "dev" (default: the code is the openid) or "wechat".
+	// Provider is "dev" (the code is the openid; the gateway's default) or
+	// "wechat".
 	Provider string `key:"provider"`
-	// WeChatBaseURL is code2session's base URL. Default
-	// "https://api.weixin.qq.com".
+	// WeChatBaseURL is code2session's base URL. Zero: the gateway's
+	// default (WeChat's API host).
 	WeChatBaseURL string `key:"wechat_base_url"`
 	// AppID and AppSecret are the mini-program's credentials (wechat only).
 	AppID     string `key:"app_id"`
 	AppSecret string `key:"app_secret"`
-	// Timeout bounds one code2session call. Default 3s.
+	// Timeout bounds one code2session call. Zero: the gateway's default.
 	Timeout time.Duration `key:"timeout"`
 }
 
-// Risk configures the built-in risk hook chain.
+// Risk configures the built-in risk hook chain. Zero fields: the risk
+// hook's defaults (engine.RiskConfig), except the rates, whose zero means
+// no limit.
 type Risk struct {
-	// UserRate is reserving attempts per second per user (0 = no limit).
-	// Default 5, with UserBurst 10.
+	// UserRate is reserving attempts per second per user; 0 means no
+	// limit. Default 5. UserBurst zero: the risk hook's default.
 	UserRate  float64 `key:"user_rate"`
 	UserBurst int     `key:"user_burst"`
-	// IPRate is reserving attempts per second per client IP (0 = no
-	// limit). Default 50, with IPBurst 100.
+	// IPRate is reserving attempts per second per client IP; 0 means no
+	// limit. Default 50. IPBurst zero: the risk hook's default.
 	IPRate  float64 `key:"ip_rate"`
 	IPBurst int     `key:"ip_burst"`
 	// Blocklist holds user ids, IPs or device ids that are always denied.
 	Blocklist []string `key:"blocklist"`
 	// RequireDevice denies reserving attempts without X-Device-Id.
-	// Default false.
 	RequireDevice bool `key:"require_device"`
 	// WebhookURL, when set, asks an outside risk service per attempt.
 	WebhookURL string `key:"webhook_url"`
-	// WebhookTimeout bounds one webhook call. Default 50ms.
+	// WebhookTimeout bounds one webhook call. Zero: the risk hook's
+	// default.
 	WebhookTimeout time.Duration `key:"webhook_timeout"`
 	// WebhookFailOpen allows the attempt when the webhook cannot answer.
 	// Default false (fail closed).
 	WebhookFailOpen bool `key:"webhook_fail_open"`
 }
 
-// Admission bounds in-flight work per route class (law 9).
+// Admission bounds in-flight work per route class (law 9). Zero fields: the
+// gateway's defaults.
 type Admission struct {
-	// ReadsMax bounds in-flight reads (pages, GETs). Default 4096.
+	// ReadsMax bounds in-flight reads (pages, GETs).
 	ReadsMax int `key:"reads_max"`
-	// WritesMax bounds in-flight writes (reserve, pay, ...). Default 1024.
+	// WritesMax bounds in-flight writes (reserve, pay, ...).
 	WritesMax int `key:"writes_max"`
-	// AdminMax bounds in-flight admin and feed calls. Default 64.
+	// AdminMax bounds in-flight admin and feed calls.
 	AdminMax int `key:"admin_max"`
 	// SaleAdmitFactor admits at most this many times a sale's remaining
-	// units into its reserve path at once. Default 4.
+	// units into its reserve path at once.
 	SaleAdmitFactor int `key:"sale_admit_factor"`
 }
 
-// Default returns the defaults documented on each field.
+// Default returns the only defaults config owns: those of the settings
+// that `surge serve` uses itself (addr, data, backend, log level), and the
+// risk rates, whose zero means "no limit" in the risk hook too, so the
+// limits Surge ships with are written here, once. Every other field is
+// zero: the component's default.
 func Default() Config {
 	return Config{
-		Addr:           ":8080",
-		Data:           "./surge-data",
-		Backend:        "pebble",
-		Redis:          "127.0.0.1:6379",
-		SessionTTL:     24 * time.Hour,
-		BodyMaxBytes:   64 << 10,
-		TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
-		SweepInterval:  time.Second,
-		LogLevel:       "info",
-
-		ReservationRetention: 24 * time.Hour,
-		Login: Login{
-			Provider:      "dev",
-			WeChatBaseURL: "https://api.weixin.qq.com",
-			Timeout:       3 * time.Second,
-		},
+		Addr:     ":8080",
+		Data:     "./surge-data",
+		Backend:  "pebble",
+		LogLevel: "info",
 		Risk: Risk{
-			UserRate:       5,
-			UserBurst:      10,
-			IPRate:         50,
-			IPBurst:        100,
-			WebhookTimeout: 50 * time.Millisecond,
-		},
-		Admission: Admission{
-			ReadsMax:        4096,
-			WritesMax:       1024,
-			AdminMax:        64,
-			SaleAdmitFactor: 4,
+			UserRate: 5,
+			IPRate:   50,
 		},
 	}
 }
@@ -164,8 +172,9 @@ type Sources struct {
 	Flags map[string]string
 }
 
-// Load builds a Config: defaults, then the file, then the environment, then
-// flags; then Validate.
+// Load builds a Config: Default, then the file, then the environment, then
+// flags; then Validate. Settings nobody set stay zero: the component's
+// default.
 func Load(src Sources) (Config, error) {
 	c := Default()
 	fields := fieldsOf(&c)
@@ -242,27 +251,27 @@ func (c Config) Validate() error {
 	if c.Backend == "pebble" && c.Data == "" {
 		return bad("data", "the pebble backend needs a data directory")
 	}
-	if c.Backend == "redis" {
+	if c.Backend == "redis" && c.Redis != "" {
 		if _, _, err := net.SplitHostPort(c.Redis); err != nil {
 			return bad("redis", "want host:port, got %q", c.Redis)
 		}
 	}
-	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
-		return bad("session_ttl", "want between 1m and 720h, got %s", c.SessionTTL)
+	if c.SessionTTL != 0 && (c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour) {
+		return bad("session_ttl", "want 0 (the default) or between 1m and 720h, got %s", c.SessionTTL)
 	}
-	if c.BodyMaxBytes < 1<<10 || c.BodyMaxBytes > 16<<20 {
-		return bad("body_max_bytes", "want between 1024 and 16777216, got %d", c.BodyMaxBytes)
+	if c.BodyMaxBytes != 0 && (c.BodyMaxBytes < 1<<10 || c.BodyMaxBytes > 16<<20) {
+		return bad("body_max_bytes", "want 0 (the default) or between 1024 and 16777216, got %d", c.BodyMaxBytes)
 	}
 	for _, cidr := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {
 			return bad("trusted_proxies", "%q is not a CIDR", cidr)
 		}
 	}
-	if c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute {
-		return bad("sweep_interval", "want between 10ms and 1m, got %s", c.SweepInterval)
+	if c.SweepInterval != 0 && (c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute) {
+		return bad("sweep_interval", "want 0 (the default) or between 10ms and 1m, got %s", c.SweepInterval)
 	}
-	if c.ReservationRetention != 0 && (c.ReservationRetention < time.Hour || c.ReservationRetention > 90*24*time.Hour) {
-		return bad("reservation_retention", "want 0 (keep all) or between 1h and 2160h, got %s", c.ReservationRetention)
+	if r := c.ReservationRetention; r != 0 && r != Forever && (r < time.Hour || r > 90*24*time.Hour) {
+		return bad("reservation_retention", "want 0 (the default), %q (keep all) or between 1h and 2160h, got %s", forever, r)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -270,40 +279,42 @@ func (c Config) Validate() error {
 		return bad("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	switch c.Login.Provider {
-	case "dev":
+	case "", "dev":
 	case "wechat":
 		if c.Login.AppID == "" || c.Login.AppSecret == "" {
 			return bad("login.app_id", "the wechat provider needs app_id and app_secret")
 		}
-		if u, err := url.Parse(c.Login.WeChatBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("login.wechat_base_url", "want an http(s) URL, got %q", c.Login.WeChatBaseURL)
+		if base := c.Login.WeChatBaseURL; base != "" {
+			if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return bad("login.wechat_base_url", "want an http(s) URL, got %q", base)
+			}
 		}
 	default:
 		return bad("login.provider", "want dev or wechat, got %q", c.Login.Provider)
 	}
-	if c.Login.Timeout <= 0 || c.Login.Timeout > time.Minute {
-		return bad("login.timeout", "want between 0 and 1m, got %s", c.Login.Timeout)
+	if c.Login.Timeout < 0 || c.Login.Timeout > time.Minute {
+		return bad("login.timeout", "want 0 (the default) or up to 1m, got %s", c.Login.Timeout)
 	}
 	if c.Risk.UserRate < 0 || c.Risk.IPRate < 0 {
 		return bad("risk.user_rate", "rates may not be negative")
 	}
-	if (c.Risk.UserRate > 0 && c.Risk.UserBurst < 1) || (c.Risk.IPRate > 0 && c.Risk.IPBurst < 1) {
-		return bad("risk.user_burst", "a burst must be at least 1 when its rate is set")
+	if c.Risk.UserBurst < 0 || c.Risk.IPBurst < 0 {
+		return bad("risk.user_burst", "a burst may not be negative (0 is the default)")
 	}
 	if c.Risk.WebhookURL != "" {
 		if u, err := url.Parse(c.Risk.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("risk.webhook_url", "want an http(s) URL, got %q", c.Risk.WebhookURL)
 		}
 	}
-	if c.Risk.WebhookTimeout <= 0 || c.Risk.WebhookTimeout > 5*time.Second {
-		return bad("risk.webhook_timeout", "want between 0 and 5s, got %s", c.Risk.WebhookTimeout)
+	if c.Risk.WebhookTimeout < 0 || c.Risk.WebhookTimeout > 5*time.Second {
+		return bad("risk.webhook_timeout", "want 0 (the default) or up to 5s, got %s", c.Risk.WebhookTimeout)
 	}
 	a := c.Admission
-	if a.ReadsMax < 1 || a.WritesMax < 1 || a.AdminMax < 1 || a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 {
-		return bad("admission", "in-flight limits must be between 1 and 1048576")
+	if a.ReadsMax < 0 || a.WritesMax < 0 || a.AdminMax < 0 || a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 {
+		return bad("admission", "in-flight limits must be 0 (the default) or between 1 and 1048576")
 	}
-	if a.SaleAdmitFactor < 1 || a.SaleAdmitFactor > 1000 {
-		return bad("admission.sale_admit_factor", "want between 1 and 1000, got %d", a.SaleAdmitFactor)
+	if a.SaleAdmitFactor < 0 || a.SaleAdmitFactor > 1000 {
+		return bad("admission.sale_admit_factor", "want 0 (the default) or between 1 and 1000, got %d", a.SaleAdmitFactor)
 	}
 	return nil
 }
@@ -316,6 +327,10 @@ type field struct {
 func (f field) set(s string) error {
 	switch f.v.Interface().(type) {
 	case time.Duration:
+		if s == forever {
+			f.v.SetInt(int64(Forever))
+			return nil
+		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			return fmt.Errorf("want a duration like 500ms or 2s, got %q", s)

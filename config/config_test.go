@@ -27,11 +27,19 @@ func TestDefaultsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(defaults) = %v; want nil", err)
 	}
-	if c.Addr != ":8080" || c.Backend != "pebble" || c.Data != "./surge-data" || c.BodyMaxBytes != 65536 {
+	if c.Addr != ":8080" || c.Backend != "pebble" || c.Data != "./surge-data" || c.LogLevel != "info" {
 		t.Fatalf("defaults = %+v", c)
 	}
-	if c.Login.Provider != "dev" || c.Admission.SaleAdmitFactor != 4 {
-		t.Fatalf("nested defaults = %+v", c)
+	if c.Risk.UserRate != 5 || c.Risk.IPRate != 50 {
+		t.Fatalf("risk rate defaults = %+v", c.Risk)
+	}
+	// What a component owns stays unset here, so that the component's
+	// default applies: body_max_bytes 65536, login.provider dev and
+	// admission.sale_admit_factor 4 are the gateway's, and
+	// cmd/surge's TestEmptyConfigIsComponentDefaults checks that serve
+	// ends up with them.
+	if c.BodyMaxBytes != 0 || c.Login.Provider != "" || c.Admission.SaleAdmitFactor != 0 || c.Admission.ReadsMax != 0 {
+		t.Fatalf("component-owned settings = %+v; want them unset (zero)", c)
 	}
 }
 
@@ -61,7 +69,7 @@ func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
 	f("risk.user_rate", c.Risk.UserRate, 9.0)
 	f("risk.blocklist", strings.Join(c.Risk.Blocklist, "|"), "u1|10.0.0.9")
 	f("admission.writes_max", c.Admission.WritesMax, 10)
-	f("admission.reads_max (default kept)", c.Admission.ReadsMax, 4096)
+	f("admission.reads_max (unset: the gateway's default, 4096)", c.Admission.ReadsMax, 0)
 }
 
 func TestBadSettingsAreNamed(t *testing.T) {
@@ -110,8 +118,12 @@ func TestEnvNamesAndKeys(t *testing.T) {
 	}
 }
 
+// TestReservationRetention: "forever" keeps every reservation (it was
+// spelled 0 before zero came to mean "the engine's default", 24h, which an
+// unset or zero retention is now; cmd/surge's tests check what the engine
+// gets).
 func TestReservationRetention(t *testing.T) {
-	for in, want := range map[string]time.Duration{"0s": 0, "48h": 48 * time.Hour, "": 24 * time.Hour} {
+	for in, want := range map[string]time.Duration{"forever": Forever, "48h": 48 * time.Hour, "": 0, "0s": 0} {
 		src := Sources{Getenv: env(nil)}
 		if in != "" {
 			src.Flags = map[string]string{"reservation_retention": in}
@@ -123,5 +135,24 @@ func TestReservationRetention(t *testing.T) {
 		if c.ReservationRetention != want {
 			t.Fatalf("reservation_retention %q = %s; want %s", in, c.ReservationRetention, want)
 		}
+	}
+}
+
+func TestRedisAuth(t *testing.T) {
+	c, err := Load(Sources{Getenv: env(map[string]string{"SURGE_BACKEND": "redis", "SURGE_REDIS_USERNAME": "surge", "SURGE_REDIS_PASSWORD": "s3cret"})})
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if c.RedisUsername != "surge" || c.RedisPassword != "s3cret" {
+		t.Fatalf("redis auth = %q, %q; want surge, s3cret", c.RedisUsername, c.RedisPassword)
+	}
+	c, err = Load(Sources{Getenv: env(nil), File: writeFile(t, `{"redis_username": "u", "redis_password": "p"}`)})
+	if err != nil || c.RedisUsername != "u" || c.RedisPassword != "p" {
+		t.Fatalf("redis auth from file = %q, %q, %v", c.RedisUsername, c.RedisPassword, err)
+	}
+	// A bad setting next to the password is named without the password.
+	_, err = Load(Sources{Getenv: env(map[string]string{"SURGE_REDIS_PASSWORD": "s3cret", "SURGE_BACKEND": "redis", "SURGE_REDIS": "nonsense"})})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Load(bad redis) = %v; want an error without the password", err)
 	}
 }

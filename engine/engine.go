@@ -25,8 +25,6 @@ const (
 	// purgeEvery is how often the sweeper forgets released reservations
 	// past the retention window.
 	purgeEvery = time.Minute
-	// idLenMax bounds store, guide, sku, sale, deal and team ids, in bytes.
-	idLenMax = 64
 )
 
 // Keys of the engine's records. Other components (idempotency, orders) use
@@ -85,7 +83,7 @@ type Engine struct {
 // paid reservations that the order store lacks (law 4) and starts the
 // sweeper.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	if opts.Store == nil {
 		return nil, fmt.Errorf("cannot open engine: %w: Options.Store is required", ErrInvalid)
 	}
@@ -106,7 +104,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		var err error
 		switch {
 		case opts.RedisAddr != "":
-			e.rec, err = OpenRedisRecords(ctx, opts.RedisAddr)
+			e.rec, err = OpenRedisRecordsWith(ctx, RedisRecordsOptions{
+				Addr: opts.RedisAddr, Username: opts.RedisUsername, Password: opts.RedisPassword})
 		case opts.Dir != "":
 			e.rec, err = OpenPebbleRecords(opts.Dir)
 		default:

@@ -13,7 +13,7 @@ import (
 
 const (
 	// flashHoldSecondsMax bounds a sale's hold_seconds.
-	flashHoldSecondsMax = 24 * 3600
+	flashHoldSecondsMax = int64(HoldMax / time.Second)
 	// flashPendingStale is how old a half-created sale or deal record must
 	// be before a sync treats its creator as dead and finishes or undoes it.
 	flashPendingStale = 30 * time.Second

@@ -17,7 +17,7 @@ const (
 	// groupTeamSizeMax bounds a deal's team size.
 	groupTeamSizeMax = 100
 	// groupWindowSecondsMax bounds a deal's team window.
-	groupWindowSecondsMax = 7 * 24 * 3600
+	groupWindowSecondsMax = int64(TeamWindowMax / time.Second)
 	// groupCASRetriesMax bounds the compare-and-swap retries of one team
 	// update; each retry follows a change by someone else.
 	groupCASRetriesMax = 64

@@ -30,13 +30,30 @@ type IdempotencyOptions struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns o with zero fields set to their defaults.
+func (o IdempotencyOptions) WithDefaults() IdempotencyOptions {
+	if o.TTL <= 0 {
+		o.TTL = answerTTLDefault
+	}
+	if o.EntriesMax <= 0 {
+		o.EntriesMax = answerEntriesMaxDefault
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// IdempotencyKeyLenMax is the longest Idempotency-Key (bytes, API.md).
+const IdempotencyKeyLenMax = 128
+
 const (
 	answerTTLDefault        = 24 * time.Hour
 	answerEntriesMaxDefault = 10_000
 	// keyLenMax is the longest Idempotency-Key (bytes, API.md).
-	keyLenMax = 128
+	keyLenMax = IdempotencyKeyLenMax
 	// userLenMax bounds a user id.
-	userLenMax = 256
+	userLenMax = IDLenMax
 	// claimLease is how long a claim (an answer being computed) holds a key;
 	// a claim older than this is taken to be from a dead process and is
 	// taken over.
@@ -117,15 +134,7 @@ type flightCall struct {
 
 // NewIdempotency returns an Idempotency keeping its records in rec.
 func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
-	if opts.TTL <= 0 {
-		opts.TTL = answerTTLDefault
-	}
-	if opts.EntriesMax <= 0 {
-		opts.EntriesMax = answerEntriesMaxDefault
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts = opts.WithDefaults()
 	i := &Idempotency{
 		rec:   rec,
 		opts:  opts,

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/surge-retail/surge/inventory"
 )
 
 const (
@@ -14,21 +16,8 @@ const (
 )
 
 // validID reports whether s can be a store, guide, sku, sale, deal or
-// team id: 1..idLenMax bytes of [A-Za-z0-9_.-].
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > idLenMax {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// team id (inventory.ValidKey: 1..KeyLenMax bytes of [A-Za-z0-9_.-]).
+func validID(s string) bool { return inventory.ValidKey(s) }
 
 // newToken returns a sortable, URL-safe random token: 10 chars of
 // milliseconds then 13 random chars.

@@ -7,6 +7,36 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
+// Input limits. The inventory defines each of them once; the engine checks
+// against them and re-exports them for the gateway, which does not import
+// the inventory (DESIGN.md).
+const (
+	// IDLenMax bounds a user, reservation or payment id, in bytes
+	// (ValidUserID).
+	IDLenMax = inventory.IDLenMax
+	// KeyLenMax bounds a store, guide, sku, sale, deal or team id, in
+	// bytes (ValidKey).
+	KeyLenMax = inventory.KeyLenMax
+	// QuantityMax bounds the quantity of one line of a reservation, and a
+	// sale's per-user limit.
+	QuantityMax = inventory.QuantityMaxDefault
+	// LinesMax bounds the lines (items) of one checkout.
+	LinesMax = inventory.LinesMax
+	// HoldMax is the longest hold of a reservation: a sale's
+	// hold_seconds, CheckoutHold, GroupHold and FlashHoldDefault.
+	HoldMax = inventory.HoldMax
+	// TeamWindowMax is the longest team window of a group deal.
+	TeamWindowMax = 7 * 24 * time.Hour
+)
+
+// ValidKey reports whether s can be a store, guide, sku, sale, deal or team
+// id: 1 to KeyLenMax bytes of [A-Za-z0-9_.-] (inventory.ValidKey).
+func ValidKey(s string) bool { return inventory.ValidKey(s) }
+
+// ValidUserID reports whether s can be a user id: 1 to IDLenMax bytes of
+// printable ASCII without spaces, '{' or '}' (inventory.ValidID).
+func ValidUserID(s string) bool { return inventory.ValidID(s) }
+
 // Options configures an Engine. The zero value of each field means its
 // documented default; Store is required.
 type Options struct {
@@ -19,6 +49,10 @@ type Options struct {
 	// RedisAddr, when set, keeps the shared records (catalog, sales, deals,
 	// teams) in Redis so that several nodes see the same state.
 	RedisAddr string
+	// RedisUsername and RedisPassword authenticate to the Redis of
+	// RedisAddr. Default none.
+	RedisUsername string
+	RedisPassword string
 	// Risk is called before every reserve, join and checkout. Default: allow.
 	Risk RiskHook
 	// Now is the clock. Default time.Now.
@@ -34,8 +68,9 @@ type Options struct {
 	// ReservationRetention is how long a released reservation (cancelled,
 	// expired or refunded) is kept after its hold deadline; then the
 	// sweeper forgets it, so memory and disk do not grow with every
-	// reservation ever made. Paid reservations are kept. Default 24h;
-	// negative keeps every reservation.
+	// reservation ever made. Paid reservations are kept. Default
+	// ReservationRetentionDefault (24h); negative (RetentionForever) keeps
+	// every reservation.
 	ReservationRetention time.Duration
 
 	// Records, when set, is used instead of opening records from Dir or
@@ -50,13 +85,14 @@ type Options struct {
 	// Idempotency configures the idempotency records (its Now defaults to
 	// Options.Now).
 	Idempotency IdempotencyOptions
-	// CheckoutHold is how long a checkout reservation is held. Default 15m.
+	// CheckoutHold is how long a checkout reservation is held. Default
+	// 15m; at most HoldMax.
 	CheckoutHold time.Duration
 	// GroupHold is how long a group-buy member's unit is held unpaid
-	// (never past the team's deadline). Default 15m.
+	// (never past the team's deadline). Default 15m; at most HoldMax.
 	GroupHold time.Duration
 	// FlashHoldDefault is the hold of a sale whose hold_seconds is 0.
-	// Default 5m.
+	// Default 5m; at most HoldMax.
 	FlashHoldDefault time.Duration
 	// PageGuidesMax bounds the guide pages cached per store page version
 	// (only the store's own guides get one). Default 256.
@@ -75,8 +111,17 @@ type Options struct {
 	SaleAdmitFactor int
 }
 
-// withDefaults returns o with zero fields set to their defaults.
-func (o Options) withDefaults() Options {
+// ReservationRetentionDefault is the default of Options.ReservationRetention.
+const ReservationRetentionDefault = 24 * time.Hour
+
+// RetentionForever, as Options.ReservationRetention, keeps every
+// reservation (any negative value does).
+const RetentionForever time.Duration = -1
+
+// WithDefaults returns o with zero fields set to their defaults. The
+// options of the order writer and of idempotency are filled by their own
+// WithDefaults when the engine opens them.
+func (o Options) WithDefaults() Options {
 	if o.Risk == nil {
 		o.Risk = AllowAll()
 	}
@@ -90,7 +135,7 @@ func (o Options) withDefaults() Options {
 		o.SweepInterval = time.Second
 	}
 	if o.ReservationRetention == 0 {
-		o.ReservationRetention = 24 * time.Hour
+		o.ReservationRetention = ReservationRetentionDefault
 	}
 	if o.CheckoutHold <= 0 {
 		o.CheckoutHold = 15 * time.Minute
@@ -101,6 +146,9 @@ func (o Options) withDefaults() Options {
 	if o.FlashHoldDefault <= 0 {
 		o.FlashHoldDefault = 5 * time.Minute
 	}
+	o.CheckoutHold = min(o.CheckoutHold, HoldMax)
+	o.GroupHold = min(o.GroupHold, HoldMax)
+	o.FlashHoldDefault = min(o.FlashHoldDefault, HoldMax)
 	if o.PageGuidesMax <= 0 {
 		o.PageGuidesMax = 256
 	}

@@ -30,6 +30,27 @@ type OrderWriterOptions struct {
 	RetryBackoff time.Duration
 }
 
+// WithDefaults returns o with zero fields set to their defaults. It does
+// not check ranges (NewOrderWriter does).
+func (o OrderWriterOptions) WithDefaults() OrderWriterOptions {
+	if o.BatchMax == 0 {
+		o.BatchMax = batchDefault
+	}
+	if o.QueueMax == 0 {
+		o.QueueMax = queueDefault
+	}
+	if o.Workers == 0 {
+		o.Workers = writerWorkersDefault
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = flushIntervalDefault
+	}
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = retryBackoffDefault
+	}
+	return o
+}
+
 const (
 	batchDefault         = 256
 	queueDefault         = 65536
@@ -110,21 +131,7 @@ func NewOrderWriter(store OrderStore, opts OrderWriterOptions) (*OrderWriter, er
 		opts.Workers < 0 || opts.Workers > writerWorkersMax || opts.RetryBackoff < 0 {
 		return nil, fmt.Errorf("cannot create order writer: %w: options %+v out of range", ErrInvalid, opts)
 	}
-	if opts.BatchMax == 0 {
-		opts.BatchMax = batchDefault
-	}
-	if opts.QueueMax == 0 {
-		opts.QueueMax = queueDefault
-	}
-	if opts.Workers == 0 {
-		opts.Workers = writerWorkersDefault
-	}
-	if opts.FlushInterval == 0 {
-		opts.FlushInterval = flushIntervalDefault
-	}
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = retryBackoffDefault
-	}
+	opts = opts.WithDefaults()
 	pool, err := ants.NewPool(opts.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create order writer pool: %w", err)

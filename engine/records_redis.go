@@ -97,8 +97,25 @@ var _ compareDeleter = (*redisRecords)(nil)
 // as durable as the server's persistence (appendonly yes with appendfsync
 // always makes a returned write survive a crash of the server).
 func OpenRedisRecords(ctx context.Context, addr string) (Records, error) {
+	return OpenRedisRecordsWith(ctx, RedisRecordsOptions{Addr: addr})
+}
+
+// RedisRecordsOptions configures OpenRedisRecordsWith.
+type RedisRecordsOptions struct {
+	// Addr is the host:port of the Redis server. Required.
+	Addr string
+	// Username and Password authenticate to Redis. Default none.
+	Username string
+	Password string
+}
+
+// OpenRedisRecordsWith is OpenRedisRecords with authentication.
+func OpenRedisRecordsWith(ctx context.Context, o RedisRecordsOptions) (Records, error) {
+	addr := o.Addr
 	c, err := rueidis.NewClient(rueidis.ClientOption{
 		InitAddress:  []string{addr},
+		Username:     o.Username,
+		Password:     o.Password,
 		DisableCache: true,
 	})
 	if err != nil {

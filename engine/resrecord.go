@@ -52,8 +52,8 @@ var kindCodes = [...]string{1: kindFlash, 2: kindGroup, 3: kindCheckout}
 
 // recordLenMax is the longest encoded record: a full cart of the longest
 // ids. inventory.MetaLenMax must hold it (checked at compile time below).
-const recordLenMax = 2 + 5*(binary.MaxVarintLen16+idLenMax) + binary.MaxVarintLen16 +
-	inventory.LinesMax*(binary.MaxVarintLen16+idLenMax+2*binary.MaxVarintLen64) + binary.MaxVarintLen64
+const recordLenMax = 2 + 5*(binary.MaxVarintLen16+KeyLenMax) + binary.MaxVarintLen16 +
+	inventory.LinesMax*(binary.MaxVarintLen16+KeyLenMax+2*binary.MaxVarintLen64) + binary.MaxVarintLen64
 
 // A record that can be refused by the inventory for its size would be a
 // bug: fail the build instead.
@@ -137,7 +137,7 @@ func (r *recordReader) str() string {
 	if r.err != nil {
 		return ""
 	}
-	if n > idLenMax || int(n) > len(r.s)-r.off {
+	if n > KeyLenMax || int(n) > len(r.s)-r.off {
 		r.err = errRecord
 		return ""
 	}

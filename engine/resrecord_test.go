@@ -40,10 +40,10 @@ func TestRecordRoundTrip(t *testing.T) {
 // TestRecordFullCartFits: the largest record the engine makes (a full cart
 // of the longest ids and prices) is accepted by the inventory.
 func TestRecordFullCartFits(t *testing.T) {
-	id := strings.Repeat("x", idLenMax)
+	id := strings.Repeat("x", KeyLenMax)
 	m := resRecord{Kind: kindCheckout, StoreID: id, GuideID: id, SaleID: id, DealID: id, TeamID: id}
 	for i := range inventory.LinesMax {
-		sku := strings.Repeat(string(rune('a'+i%26)), idLenMax-2) + string(rune('a'+i/26)) + "k"
+		sku := strings.Repeat(string(rune('a'+i%26)), KeyLenMax-2) + string(rune('a'+i/26)) + "k"
 		m.Items = append(m.Items, recordItem{SKUID: sku, Quantity: inventory.QuantityMaxDefault, UnitPrice: 1 << 40})
 		m.Amount += inventory.QuantityMaxDefault << 40
 	}

@@ -20,12 +20,13 @@ import (
 type RiskConfig struct {
 	// UserRate is reserving attempts per second per user; 0 means no limit.
 	UserRate float64
-	// UserBurst is the per-user bucket size. Default max(1, ceil(UserRate)).
+	// UserBurst is the per-user bucket size. Default
+	// RiskUserBurstDefault (10).
 	UserBurst int
 	// IPRate is reserving attempts per second per client IP; 0 means no
 	// limit.
 	IPRate float64
-	// IPBurst is the per-IP bucket size. Default max(1, ceil(IPRate)).
+	// IPBurst is the per-IP bucket size. Default RiskIPBurstDefault (100).
 	IPBurst int
 	// Blocklist holds user ids, IPs or device ids that are always denied.
 	Blocklist []string
@@ -36,7 +37,8 @@ type RiskConfig struct {
 	// "store_id", "user_held"}, and answers {"allow": bool, "reason":
 	// string}.
 	WebhookURL string
-	// WebhookTimeout bounds one webhook call. Default 50ms.
+	// WebhookTimeout bounds one webhook call. Default
+	// RiskWebhookTimeoutDefault (50ms).
 	WebhookTimeout time.Duration
 	// WebhookFailOpen allows the attempt when the webhook cannot answer
 	// (timeout, error, non-2xx, bad JSON, too many calls in flight);
@@ -62,9 +64,16 @@ const (
 	RiskReasonWebhookDeny = "webhook_deny"
 )
 
+// Defaults of RiskConfig. The bursts are what `surge serve` has always run
+// with: a shopper may tap a few times in a row, then UserRate holds.
 const (
-	riskKeysMaxDefault        = 200_000
-	riskWebhookTimeoutDefault = 50 * time.Millisecond
+	RiskUserBurstDefault      = 10
+	RiskIPBurstDefault        = 100
+	RiskWebhookTimeoutDefault = 50 * time.Millisecond
+)
+
+const (
+	riskKeysMaxDefault = 200_000
 	// riskWebhookTimeoutMax bounds the configured timeout.
 	riskWebhookTimeoutMax = 10 * time.Second
 	// riskWebhookInflightMax bounds concurrent webhook calls; beyond it an
@@ -104,6 +113,27 @@ type riskChain struct {
 
 var _ RiskHook = (*riskChain)(nil)
 
+// WithDefaults returns cfg with zero fields set to their defaults (the
+// rates stay as they are: zero means no limit).
+func (cfg RiskConfig) WithDefaults() RiskConfig {
+	if cfg.UserBurst <= 0 {
+		cfg.UserBurst = RiskUserBurstDefault
+	}
+	if cfg.IPBurst <= 0 {
+		cfg.IPBurst = RiskIPBurstDefault
+	}
+	if cfg.WebhookTimeout <= 0 {
+		cfg.WebhookTimeout = RiskWebhookTimeoutDefault
+	}
+	if cfg.KeysMax <= 0 {
+		cfg.KeysMax = riskKeysMaxDefault
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
 // NewRiskHook returns the built-in chain: blocklist -> device -> per-user
 // and per-IP token buckets -> webhook. Bad configuration is ErrInvalid.
 func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
@@ -119,36 +149,24 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 		cfg.WebhookTimeout > riskWebhookTimeoutMax || len(cfg.Blocklist) > riskBlocklistMax {
 		return bad("bursts, KeysMax, WebhookTimeout or Blocklist out of range")
 	}
+	cfg = cfg.WithDefaults()
 	c := &riskChain{
 		block:         make(map[string]struct{}, len(cfg.Blocklist)),
 		requireDevice: cfg.RequireDevice,
 		now:           cfg.Now,
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	for _, b := range cfg.Blocklist {
 		if b = strings.TrimSpace(b); b != "" {
 			c.block[b] = struct{}{}
 		}
 	}
-	keysMax := cfg.KeysMax
-	if keysMax == 0 {
-		keysMax = riskKeysMaxDefault
-	}
-	burst := func(r float64, b int) int {
-		if b > 0 {
-			return b
-		}
-		return max(1, int(math.Ceil(r)))
-	}
 	if cfg.UserRate > 0 {
-		c.userLimit, c.userBurst = rate.Limit(cfg.UserRate), burst(cfg.UserRate, cfg.UserBurst)
-		c.users = newLRU[*rate.Limiter](keysMax)
+		c.userLimit, c.userBurst = rate.Limit(cfg.UserRate), cfg.UserBurst
+		c.users = newLRU[*rate.Limiter](cfg.KeysMax)
 	}
 	if cfg.IPRate > 0 {
-		c.ipLimit, c.ipBurst = rate.Limit(cfg.IPRate), burst(cfg.IPRate, cfg.IPBurst)
-		c.ips = newLRU[*rate.Limiter](keysMax)
+		c.ipLimit, c.ipBurst = rate.Limit(cfg.IPRate), cfg.IPBurst
+		c.ips = newLRU[*rate.Limiter](cfg.KeysMax)
 	}
 	if cfg.WebhookURL != "" {
 		u, err := url.Parse(cfg.WebhookURL)
@@ -156,9 +174,6 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 			return bad(fmt.Sprintf("webhook URL %q is not an http(s) URL", cfg.WebhookURL))
 		}
 		timeout := cfg.WebhookTimeout
-		if timeout == 0 {
-			timeout = riskWebhookTimeoutDefault
-		}
 		c.webhook = &riskWebhook{
 			url:      u.String(),
 			timeout:  timeout,

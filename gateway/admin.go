@@ -21,8 +21,11 @@ const (
 	specQuantityMax = 1_000_000_000
 	// specPriceMax bounds a price, fen (10 million CNY).
 	specPriceMax = 1_000_000_000
-	// specSecondsMax bounds hold and team windows (30 days).
-	specSecondsMax = 30 * 24 * 3600
+	// holdSecondsMax bounds a sale's hold_seconds (the engine's HoldMax).
+	holdSecondsMax = int64(engine.HoldMax / time.Second)
+	// teamWindowSecondsMax bounds a deal's team window (the engine's
+	// TeamWindowMax).
+	teamWindowSecondsMax = int64(engine.TeamWindowMax / time.Second)
 	// teamSizeMax bounds a group-buy team.
 	teamSizeMax = 100
 	// readyTimeout bounds the Ready probe.
@@ -116,20 +119,20 @@ func badf(msg string) error { return errf(CodeBadRequest, msg) }
 
 func validSaleSpec(sp engine.FlashSaleSpec) error {
 	switch {
-	case !validID(sp.SaleID):
-		return badf("sale_id is required (1-128 printable ASCII characters)")
-	case !validID(sp.StoreID):
-		return badf("store_id is required")
-	case !validID(sp.SKUID):
-		return badf("sku_id is required")
+	case !validKey(sp.SaleID):
+		return badf("sale_id is required (" + keyRule + ")")
+	case !validKey(sp.StoreID):
+		return badf("store_id is required (" + keyRule + ")")
+	case !validKey(sp.SKUID):
+		return badf("sku_id is required (" + keyRule + ")")
 	case sp.Price < 0 || sp.Price > specPriceMax:
 		return badf("price must be between 0 and " + strconv.Itoa(specPriceMax))
 	case sp.Quantity <= 0 || sp.Quantity > specQuantityMax:
 		return badf("quantity must be between 1 and " + strconv.Itoa(specQuantityMax))
 	case sp.PerUserLimit < 0 || sp.PerUserLimit > specQuantityMax:
 		return badf("per_user_limit must be >= 0")
-	case sp.HoldSeconds < 0 || sp.HoldSeconds > specSecondsMax:
-		return badf("hold_seconds must be between 0 and " + strconv.Itoa(specSecondsMax))
+	case sp.HoldSeconds < 0 || sp.HoldSeconds > holdSecondsMax:
+		return badf("hold_seconds must be between 0 and " + strconv.FormatInt(holdSecondsMax, 10))
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):
 		return badf("ends_at must be after starts_at")
 	}
@@ -138,20 +141,20 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 
 func validDealSpec(sp engine.GroupDealSpec) error {
 	switch {
-	case !validID(sp.DealID):
-		return badf("deal_id is required (1-128 printable ASCII characters)")
-	case !validID(sp.StoreID):
-		return badf("store_id is required")
-	case !validID(sp.SKUID):
-		return badf("sku_id is required")
+	case !validKey(sp.DealID):
+		return badf("deal_id is required (" + keyRule + ")")
+	case !validKey(sp.StoreID):
+		return badf("store_id is required (" + keyRule + ")")
+	case !validKey(sp.SKUID):
+		return badf("sku_id is required (" + keyRule + ")")
 	case sp.Price < 0 || sp.Price > specPriceMax:
 		return badf("price must be between 0 and " + strconv.Itoa(specPriceMax))
 	case sp.TeamSize < 2 || sp.TeamSize > teamSizeMax:
 		return badf("team_size must be between 2 and " + strconv.Itoa(teamSizeMax))
 	case sp.Quantity <= 0 || sp.Quantity > specQuantityMax:
 		return badf("quantity must be between 1 and " + strconv.Itoa(specQuantityMax))
-	case sp.TeamWindowSeconds < 0 || sp.TeamWindowSeconds > specSecondsMax:
-		return badf("team_window_seconds must be between 0 and " + strconv.Itoa(specSecondsMax))
+	case sp.TeamWindowSeconds < 0 || sp.TeamWindowSeconds > teamWindowSecondsMax:
+		return badf("team_window_seconds must be between 0 and " + strconv.FormatInt(teamWindowSecondsMax, 10))
 	case sp.VirtualMinPaid < 0 || sp.VirtualMinPaid > sp.TeamSize:
 		return badf("virtual_min_paid must be between 0 and team_size")
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):

@@ -10,16 +10,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Input bounds.
+// Input bounds. The limits the engine also checks are the engine's own
+// (defined once, in the inventory), so that both layers refuse the same.
 const (
-	// quantityMax bounds the quantity of one line (the inventory's default
-	// limit).
-	quantityMax = 10_000
-	// checkoutItemsMax bounds the lines of one checkout (the inventory's
-	// lines limit).
-	checkoutItemsMax = 32
+	// quantityMax bounds the quantity of one line.
+	quantityMax = engine.QuantityMax
+	// checkoutItemsMax bounds the lines of one checkout.
+	checkoutItemsMax = engine.LinesMax
 	// idempotencyKeyLenMax bounds an Idempotency-Key, bytes.
-	idempotencyKeyLenMax = 128
+	idempotencyKeyLenMax = engine.IdempotencyKeyLenMax
 	// deviceIDLenMax bounds X-Device-Id, bytes.
 	deviceIDLenMax = 128
 	// ordersLimitDefault and ordersLimitMax bound GET /api/v1/me/orders.
@@ -58,15 +57,20 @@ type ordersAnswer struct {
 	Orders []engine.Order `json:"orders"`
 }
 
-// validID reports whether an id from a body is 1..idLenMax printable ASCII.
-func validID(id string) bool {
-	return validUserID(id)
-}
+// validKey reports whether an id from a body is a well-formed store, guide,
+// sku, sale or deal id (engine.ValidKey).
+func validKey(id string) bool { return engine.ValidKey(id) }
 
-// optionalID checks an optional id field.
-func optionalID(id, field string) error {
-	if id != "" && !validID(id) {
-		return errf(CodeBadRequest, field+" must be 1-128 printable ASCII characters")
+// keyRule says what validKey accepts, for error messages.
+var keyRule = "1-" + strconv.Itoa(engine.KeyLenMax) + " characters of A-Z, a-z, 0-9, '_', '.' and '-'"
+
+// idRule says what validUserID accepts (user and payment ids).
+var idRule = "1-" + strconv.Itoa(engine.IDLenMax) + " printable ASCII characters without spaces, '{' or '}'"
+
+// optionalKey checks an optional key field.
+func optionalKey(id, field string) error {
+	if id != "" && !validKey(id) {
+		return errf(CodeBadRequest, field+" must be "+keyRule)
 	}
 	return nil
 }
@@ -143,7 +147,7 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	if qty <= 0 || qty > quantityMax {
 		return s.writeError(ctx, rSaleReserve, CodeBadRequest, "quantity must be between 1 and "+strconv.Itoa(quantityMax))
 	}
-	if err := optionalID(guideID, "guide_id"); err != nil {
+	if err := optionalKey(guideID, "guide_id"); err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
 	a, err := s.attempt(ctx, uid, "flash_reserve")
@@ -198,7 +202,7 @@ func (s *Server) serveTeamOpen(ctx *fasthttp.RequestCtx, uid string, dealB []byt
 	if err := decodeStrict(ctx.Request.Body(), &req, true); err != nil {
 		return s.writeErr(ctx, rTeamOpen, err)
 	}
-	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+	if err := optionalKey(req.GuideID, "guide_id"); err != nil {
 		return s.writeErr(ctx, rTeamOpen, err)
 	}
 	a, err := s.attempt(ctx, uid, "group_open")
@@ -260,18 +264,18 @@ func (s *Server) serveCheckout(ctx *fasthttp.RequestCtx, uid string) int {
 }
 
 func validCheckout(req engine.CheckoutRequest) error {
-	if !validID(req.StoreID) {
-		return errf(CodeBadRequest, "store_id is required (1-128 printable ASCII characters)")
+	if !validKey(req.StoreID) {
+		return errf(CodeBadRequest, "store_id is required ("+keyRule+")")
 	}
-	if err := optionalID(req.GuideID, "guide_id"); err != nil {
+	if err := optionalKey(req.GuideID, "guide_id"); err != nil {
 		return err
 	}
 	if len(req.Items) == 0 || len(req.Items) > checkoutItemsMax {
 		return errf(CodeBadRequest, "items must have 1 to "+strconv.Itoa(checkoutItemsMax)+" lines")
 	}
 	for i, it := range req.Items {
-		if !validID(it.SKUID) {
-			return errf(CodeBadRequest, "items["+strconv.Itoa(i)+"].sku_id is required")
+		if !validKey(it.SKUID) {
+			return errf(CodeBadRequest, "items["+strconv.Itoa(i)+"].sku_id is required ("+keyRule+")")
 		}
 		if it.Quantity <= 0 || it.Quantity > quantityMax {
 			return errf(CodeBadRequest, "items["+strconv.Itoa(i)+"].quantity must be between 1 and "+strconv.Itoa(quantityMax))
@@ -297,8 +301,8 @@ func (s *Server) serveResPay(ctx *fasthttp.RequestCtx, uid string, idB []byte) i
 	if err := decodeStrict(ctx.Request.Body(), &req, false); err != nil {
 		return s.writeErr(ctx, rResPay, err)
 	}
-	if !validID(req.PaymentID) {
-		return s.writeError(ctx, rResPay, CodeBadRequest, "payment_id is required (1-128 printable ASCII characters)")
+	if !validUserID(req.PaymentID) {
+		return s.writeError(ctx, rResPay, CodeBadRequest, "payment_id is required ("+idRule+")")
 	}
 	ectx, cancel := s.engineCtx(ctx)
 	defer cancel()

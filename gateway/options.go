@@ -19,19 +19,22 @@ const (
 	// SessionTTLDefault is how long a session token stays valid by default.
 	SessionTTLDefault = 24 * time.Hour
 	// ReadsInflightMaxDefault bounds concurrent public reads (storefront,
-	// sale, team, reservation and order reads).
-	ReadsInflightMaxDefault = 8192
+	// sale, team, reservation and order reads). It is what `surge serve`
+	// has always run with.
+	ReadsInflightMaxDefault = 4096
 	// WritesInflightMaxDefault bounds concurrent writes (session, reserve,
-	// teams, checkout, pay, cancel).
-	WritesInflightMaxDefault = 4096
+	// teams, checkout, pay, cancel). It is what `surge serve` has always
+	// run with.
+	WritesInflightMaxDefault = 1024
 	// AdminInflightMaxDefault bounds concurrent admin and feed calls.
 	AdminInflightMaxDefault = 64
 	// RetryAfterSecondsDefault is the Retry-After value of shed answers.
 	RetryAfterSecondsDefault = 1
 	// EngineTimeoutDefault bounds one engine call of a request.
 	EngineTimeoutDefault = 5 * time.Second
-	// LoginTimeoutDefault bounds one code2session call.
-	LoginTimeoutDefault = 5 * time.Second
+	// LoginTimeoutDefault bounds one code2session call (what `surge serve`
+	// has always run with).
+	LoginTimeoutDefault = 3 * time.Second
 	// FeedWindowDefault is how far a feed timestamp may be off the clock.
 	FeedWindowDefault = 5 * time.Minute
 	// ReadTimeoutDefault / WriteTimeoutDefault / IdleTimeoutDefault are the
@@ -66,7 +69,8 @@ type LoginOptions struct {
 	// ProviderWeChat.
 	AppID     string
 	AppSecret string
-	// Timeout bounds one code2session call. Default LoginTimeoutDefault.
+	// Timeout bounds one code2session call. Default LoginTimeoutDefault
+	// (3s).
 	Timeout time.Duration
 }
 
@@ -99,7 +103,7 @@ type Options struct {
 	// ReadsInflightMax, WritesInflightMax and AdminInflightMax bound the
 	// requests of each route class being served at once; above it a request
 	// is answered 503/50300 with Retry-After at once. Defaults
-	// ReadsInflightMaxDefault (8192), WritesInflightMaxDefault (4096),
+	// ReadsInflightMaxDefault (4096), WritesInflightMaxDefault (1024),
 	// AdminInflightMaxDefault (64).
 	ReadsInflightMax  int
 	WritesInflightMax int
@@ -128,9 +132,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// withDefaults returns o with defaults filled in, or an error when o is not
-// usable.
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults returns o with defaults filled in, or an error when o is not
+// usable. New calls it; a caller may, to see the options a Server runs
+// with.
+func (o Options) WithDefaults() (Options, error) {
 	if o.Engine == nil {
 		return o, errors.New("gateway: Options.Engine is required")
 	}

@@ -17,7 +17,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	o, err := Options{Engine: eng}.withDefaults()
+	o, err := Options{Engine: eng}.WithDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,10 @@
 package gateway
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/surge-retail/surge/engine"
+)
 
 // routeID names one endpoint of API.md.
 type routeID uint8
@@ -81,8 +85,9 @@ var routes = [routesLen]routeSpec{
 // segsMax bounds the path segments looked at; longer paths match nothing.
 const segsMax = 8
 
-// idLenMax bounds an id taken from a path, bytes.
-const idLenMax = 128
+// idLenMax bounds an id taken from a path, bytes: the longest id of any
+// kind (a reservation id; keys are shorter).
+const idLenMax = engine.IDLenMax
 
 // match finds the route of a path. p1 and p2 are the path's ids (they
 // alias path). methodOK is false when the path is known but the method is

@@ -58,7 +58,7 @@ type Server struct {
 
 // New builds a Server from opts (see Options for defaults).
 func New(opts Options) (*Server, error) {
-	o, err := opts.withDefaults()
+	o, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

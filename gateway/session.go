@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/surge-retail/surge/engine"
 )
 
 // Session tokens are "s1.<base64url(user id)>.<expiry unix seconds>.<base64url(mac)>"
@@ -19,7 +21,7 @@ import (
 const (
 	tokenPrefix = "s1."
 	// userIDLenMax bounds a user id (an openid is 28 bytes), bytes.
-	userIDLenMax = 128
+	userIDLenMax = engine.IDLenMax
 	// tokenLenMax bounds a token we try to parse, bytes.
 	tokenLenMax = 512
 )
@@ -163,18 +165,7 @@ func bearer(h []byte) []byte {
 	return t
 }
 
-// validUserID reports whether id is 1..userIDLenMax printable ASCII without
-// spaces, '{' or '}' (an openid is [A-Za-z0-9_-]; the inventory refuses
-// braces, which would break Redis hash tags, so a user who can log in can
-// also reserve).
-func validUserID(id string) bool {
-	if len(id) == 0 || len(id) > userIDLenMax {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c > '~' || c == '{' || c == '}' {
-			return false
-		}
-	}
-	return true
-}
+// validUserID reports whether id can be a user id (engine.ValidUserID:
+// 1..userIDLenMax printable ASCII without spaces, '{' or '}'; an openid is
+// [A-Za-z0-9_-]), so a user who can log in can also reserve.
+func validUserID(id string) bool { return engine.ValidUserID(id) }

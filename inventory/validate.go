@@ -27,6 +27,44 @@ const (
 	ExpireMax = 10_000
 )
 
+// Limits every layer checks its input against: the backends here, the
+// engine, and the gateway through the engine's re-exports (engine.KeyLenMax,
+// engine.HoldMax, ...), so that a request one layer refuses is refused by
+// all of them, for the same reason. Each is written only here; together with
+// IDLenMax, LinesMax and QuantityMaxDefault of inventory.go.
+const (
+	// KeyLenMax bounds a key, in bytes (see ValidKey).
+	KeyLenMax = 64
+	// HoldMax is the longest hold of a reservation (ReserveRequest.TTL):
+	// a flash sale's hold_seconds, a checkout's or a group member's hold.
+	HoldMax = 24 * time.Hour
+)
+
+// ValidKey reports whether s is a well-formed key: the id of a store, guide,
+// sku, sale, deal or team, 1 to KeyLenMax bytes of [A-Za-z0-9_.-]. Keys are
+// chosen by the brand, not by shoppers, and make up pool and reservation ids
+// ("<store>:<sale>"), so they hold no ':', '/', space or Redis hash-tag
+// brace. User ids come from login and follow ValidID instead.
+func ValidKey(s string) bool {
+	if len(s) == 0 || len(s) > KeyLenMax {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !keyByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// keyByte tells the bytes allowed in a key.
+var keyByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	return t
+}()
+
 // ValidID reports whether s is a well-formed pool, reservation or user id:
 // 1 to IDLenMax bytes of printable ASCII without spaces and without '{' or
 // '}' (which would break Redis hash tags).
@@ -99,8 +137,8 @@ func (r *ReserveRequest) Validate(maxQuantity int64) error {
 	if len(r.Lines) == 0 || len(r.Lines) > LinesMax {
 		return invalidf("need 1 to LinesMax lines")
 	}
-	if r.TTL <= 0 {
-		return invalidf("ttl must be positive")
+	if r.TTL <= 0 || r.TTL > HoldMax {
+		return invalidf("ttl must be positive and at most HoldMax")
 	}
 	if len(r.Meta) > MetaLenMax {
 		return invalidf("meta too long")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,22 +37,27 @@ var serveCmd = &cobra.Command{
 	Short: "Run the Surge gateway",
 	Long: `Run the Surge gateway.
 
-Settings come from defaults, then --config FILE (JSON), then SURGE_* environment
-variables (SURGE_ADMIN_TOKEN, SURGE_FEED_SECRET, SURGE_RISK_USER_RATE, ...), then
-flags; flags win. SIGTERM or SIGINT drains in-flight requests, flushes the order
+Settings come from --config FILE (JSON), then SURGE_* environment variables
+(SURGE_ADMIN_TOKEN, SURGE_FEED_SECRET, SURGE_RISK_USER_RATE, ...), then flags;
+flags win. A setting left unset takes the default of the component that uses
+it (the gateway, the engine, the inventory backend). SIGTERM or SIGINT drains in-flight requests, flushes the order
 writer and closes the stores.`,
 	Args: cobra.NoArgs,
 	RunE: runServe,
 }
 
+// The flags' defaults are empty on purpose: a flag only counts when given
+// (runServe passes config the flags that were set), and every default is
+// written once, in config.Default or in the component that owns it.
 func init() {
 	f := serveCmd.Flags()
-	f.String("addr", ":8080", "listen address")
-	f.String("data", "./surge-data", "data directory (Pebble stores, admin token, secrets)")
-	f.String("backend", "pebble", "inventory backend: pebble, memory or redis")
-	f.String("redis", "127.0.0.1:6379", "Redis address for --backend redis")
+	f.String("addr", "", "listen address (default: config's)")
+	f.String("data", "", "data directory: Pebble stores, admin token, secrets (default: config's)")
+	f.String("backend", "", "inventory backend: pebble (default), memory or redis")
+	f.String("redis", "", "Redis address for --backend redis (default: the redis inventory's); "+
+		"credentials from SURGE_REDIS_USERNAME and SURGE_REDIS_PASSWORD")
 	f.Bool("demo", false, "load the demo catalog, a flash sale and a group deal")
-	f.String("log-level", "info", "debug, info, warn or error")
+	f.String("log-level", "", "debug, info (default), warn or error")
 	f.StringVar(&serveConfigFile, "config", "", "JSON config file (keys as in config.Config)")
 	rootCmd.AddCommand(serveCmd)
 }
@@ -97,38 +101,21 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		return err
 	}
 
-	store, engineDir, redisAddr, err := openStore(ctx, cfg)
+	o := componentOptionsOf(cfg)
+	store, err := openStore(ctx, cfg.Backend, cfg.Data, o)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	risk, err := engine.NewRiskHook(engine.RiskConfig{
-		UserRate:        cfg.Risk.UserRate,
-		UserBurst:       cfg.Risk.UserBurst,
-		IPRate:          cfg.Risk.IPRate,
-		IPBurst:         cfg.Risk.IPBurst,
-		Blocklist:       cfg.Risk.Blocklist,
-		RequireDevice:   cfg.Risk.RequireDevice,
-		WebhookURL:      cfg.Risk.WebhookURL,
-		WebhookTimeout:  cfg.Risk.WebhookTimeout,
-		WebhookFailOpen: cfg.Risk.WebhookFailOpen,
-	})
+	risk, err := engine.NewRiskHook(o.Risk)
 	if err != nil {
 		return fmt.Errorf("cannot build the risk hook: %w", err)
 	}
-	eng, err := engine.Open(ctx, engine.Options{
-		Store:         store,
-		Dir:           engineDir,
-		RedisAddr:     redisAddr,
-		Risk:          risk,
-		SweepInterval: cfg.SweepInterval,
-		// SaleAdmitFactor bounds each sale's reserve calls in flight.
-		SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
-		// 0 in the config keeps every reservation; negative says so to
-		// the engine, whose zero means its default.
-		ReservationRetention: cmp.Or(cfg.ReservationRetention, -1),
-	})
+	o.Engine.Store = store
+	o.Engine.Risk = risk
+	o.Engine.Logger = logger
+	eng, err := engine.Open(ctx, o.Engine)
 	if err != nil {
 		return fmt.Errorf("cannot open the engine: %w", err)
 	}
@@ -146,26 +133,12 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		}
 	}
 
-	srv, err := gateway.New(gateway.Options{
-		Engine:        eng,
-		AdminToken:    adminToken,
-		FeedSecret:    feedSecret,
-		SessionSecret: []byte(sessionSecret),
-		SessionTTL:    cfg.SessionTTL,
-		Login: gateway.LoginOptions{
-			Provider:      cfg.Login.Provider,
-			WeChatBaseURL: cfg.Login.WeChatBaseURL,
-			AppID:         cfg.Login.AppID,
-			AppSecret:     cfg.Login.AppSecret,
-			Timeout:       cfg.Login.Timeout,
-		},
-		BodyMaxBytes:      cfg.BodyMaxBytes,
-		TrustedProxies:    cfg.TrustedProxies,
-		ReadsInflightMax:  cfg.Admission.ReadsMax,
-		WritesInflightMax: cfg.Admission.WritesMax,
-		AdminInflightMax:  cfg.Admission.AdminMax,
-		Logger:            logger,
-	})
+	o.Gateway.Engine = eng
+	o.Gateway.AdminToken = adminToken
+	o.Gateway.FeedSecret = feedSecret
+	o.Gateway.SessionSecret = []byte(sessionSecret)
+	o.Gateway.Logger = logger
+	srv, err := gateway.New(o.Gateway)
 	if err != nil {
 		return fmt.Errorf("cannot build the gateway: %w", err)
 	}
@@ -202,26 +175,98 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 	return nil
 }
 
-// openStore opens the configured inventory backend and says where the
-// engine keeps its records: a Pebble directory, or Redis.
-func openStore(ctx context.Context, cfg config.Config) (store inventory.Store, engineDir, redisAddr string, err error) {
-	switch cfg.Backend {
-	case "memory":
-		return inventory.NewMemory(inventory.Options{}), "", "", nil
-	case "pebble":
-		s, err := inventory.OpenPebble(filepath.Join(cfg.Data, "inventory"), inventory.PebbleOptions{})
-		if err != nil {
-			return nil, "", "", fmt.Errorf("cannot open the pebble inventory in %s: %w", cfg.Data, err)
-		}
-		return s, filepath.Join(cfg.Data, "engine"), "", nil
-	case "redis":
-		s, err := redisinv.Open(ctx, redisinv.Options{Addr: cfg.Redis})
-		if err != nil {
-			return nil, "", "", fmt.Errorf("cannot open the redis inventory at %s: %w", cfg.Redis, err)
-		}
-		return s, "", cfg.Redis, nil
+// componentOptions are the components' Options as configured: what the
+// user set, and zero where they did not, so that each component's own
+// default applies (config restates none of them). serve adds what is not
+// configuration (the store, the engine, secrets, the logger).
+type componentOptions struct {
+	Gateway gateway.Options
+	Engine  engine.Options
+	Risk    engine.RiskConfig
+	// Memory, Pebble and Redis are the options of the inventory backends;
+	// only the one of cfg.Backend is used.
+	Memory inventory.Options
+	Pebble inventory.PebbleOptions
+	Redis  redisinv.Options
+}
+
+// componentOptionsOf maps cfg onto the components' Options, passing zero
+// through.
+func componentOptionsOf(cfg config.Config) componentOptions {
+	o := componentOptions{
+		Gateway: gateway.Options{
+			SessionTTL: cfg.SessionTTL,
+			Login: gateway.LoginOptions{
+				Provider:      cfg.Login.Provider,
+				WeChatBaseURL: cfg.Login.WeChatBaseURL,
+				AppID:         cfg.Login.AppID,
+				AppSecret:     cfg.Login.AppSecret,
+				Timeout:       cfg.Login.Timeout,
+			},
+			BodyMaxBytes:      cfg.BodyMaxBytes,
+			TrustedProxies:    cfg.TrustedProxies,
+			ReadsInflightMax:  cfg.Admission.ReadsMax,
+			WritesInflightMax: cfg.Admission.WritesMax,
+			AdminInflightMax:  cfg.Admission.AdminMax,
+		},
+		Engine: engine.Options{
+			SweepInterval:   cfg.SweepInterval,
+			SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
+			// Both say "keep everything" with a negative value
+			// (config.Forever) and "the default" with zero.
+			ReservationRetention: cfg.ReservationRetention,
+		},
+		Risk: engine.RiskConfig{
+			UserRate:        cfg.Risk.UserRate,
+			UserBurst:       cfg.Risk.UserBurst,
+			IPRate:          cfg.Risk.IPRate,
+			IPBurst:         cfg.Risk.IPBurst,
+			Blocklist:       cfg.Risk.Blocklist,
+			RequireDevice:   cfg.Risk.RequireDevice,
+			WebhookURL:      cfg.Risk.WebhookURL,
+			WebhookTimeout:  cfg.Risk.WebhookTimeout,
+			WebhookFailOpen: cfg.Risk.WebhookFailOpen,
+		},
+		Redis: redisinv.Options{
+			Addr:     cfg.Redis,
+			Username: cfg.RedisUsername,
+			Password: cfg.RedisPassword,
+		},
 	}
-	panic("BUG: config let through backend " + cfg.Backend)
+	// Where the engine keeps its records: beside the Pebble inventory, or
+	// in the same Redis (at the address the redis inventory connects to,
+	// with the same credentials); in memory with the memory backend.
+	switch cfg.Backend {
+	case "pebble":
+		o.Engine.Dir = filepath.Join(cfg.Data, "engine")
+	case "redis":
+		o.Engine.RedisAddr = o.Redis.WithDefaults().Addr
+		o.Engine.RedisUsername = cfg.RedisUsername
+		o.Engine.RedisPassword = cfg.RedisPassword
+	}
+	return o
+}
+
+// openStore opens the inventory backend with its options from o.
+func openStore(ctx context.Context, backend, data string, o componentOptions) (inventory.Store, error) {
+	switch backend {
+	case "memory":
+		return inventory.NewMemory(o.Memory), nil
+	case "pebble":
+		s, err := inventory.OpenPebble(filepath.Join(data, "inventory"), o.Pebble)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the pebble inventory in %s: %w", data, err)
+		}
+		return s, nil
+	case "redis":
+		s, err := redisinv.Open(ctx, o.Redis)
+		if err != nil {
+			// The address only: the options hold the password.
+			return nil, fmt.Errorf("cannot open the redis inventory at %s: %w", o.Redis.WithDefaults().Addr, err)
+		}
+		return s, nil
+	}
+	panic("BUG: config let through backend " + backend)
 }
 
 // secret returns the configured value, or the one kept in dir/name, or a
