@@ -33,6 +33,8 @@ test-race: test
 benchmark:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
 
-# The standard scenarios against a real server; writes BENCHMARKS.md's tables.
-bench:
-	$(GO) run ./cmd/surge bench
+# BENCHMARKS.md, generated from one run: the in-process scenarios, the
+# package benchmarks and the external wrk measurement (README, "Rehearsing
+# sale day, and measuring"). About 10 minutes; needs redis-server and wrk.
+bench: build
+	bin/surge bench --packages --wrk --out BENCHMARKS.md

@@ -10,9 +10,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// TestRunSmall runs every scenario group briefly: it proves that the
-// harness measures real work (non-zero figures on both sides) and renders
-// the tables; it asserts nothing about speed.
+// TestRunSmall runs every in-process scenario group briefly: it proves
+// that the harness measures real work (non-zero figures on both sides) and
+// renders the page; it asserts nothing about speed.
 func TestRunSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers")
@@ -43,7 +43,7 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	md := res.Markdown()
-	for _, want := range []string{"store page", "flash reserve, pebble backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |"} {
+	for _, want := range []string{"store page", "flash reserve, pebble backend", "flash reserve, redis backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}

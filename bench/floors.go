@@ -19,9 +19,10 @@ type FloorServer struct {
 	ln   net.Listener
 }
 
-// StartFloorServer serves body (as application/json) on a loopback port.
-func StartFloorServer(body []byte) (*FloorServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// StartFloorServer serves body (as application/json) on addr
+// ("127.0.0.1:0" for a free loopback port).
+func StartFloorServer(addr string, body []byte) (*FloorServer, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for the floor server: %w", err)
 	}

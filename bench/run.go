@@ -9,15 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/redis/rueidis"
 	"github.com/valyala/fasthttp"
 
+	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
 	"github.com/surge-retail/surge/inventory/redisinv"
@@ -79,15 +78,16 @@ func (o Options) want(group string) bool {
 
 // Row is one scenario: Surge's figure next to its floor, both in Unit.
 type Row struct {
+	// Key names the scenario for the summary table ("http/store-page");
+	// it stays the same from run to run. See summaryTargets.
+	Key      string
 	Scenario string
 	Surge    float64
 	Floor    float64
 	Unit     string
-	// Target is the ratio the issue asks for (0: none).
-	Target float64
 }
 
-// Ratio is Surge / Floor.
+// Ratio is Surge / Floor (0 when the floor is missing).
 func (r Row) Ratio() float64 {
 	if r.Floor <= 0 {
 		return 0
@@ -110,12 +110,20 @@ type LatencyRow struct {
 	Latency
 }
 
-// Results is one `surge bench` run.
+// Results is one `surge bench` run: everything BENCHMARKS.md shows.
+// Groups that did not run are empty, and the page says "not run".
 type Results struct {
 	Started time.Time
-	Machine string
+	// Command and Commit head the page; the caller fills them.
+	Command string
+	Commit  string
+	Machine MachineInfo
 	Tables  []Table
 	Latency []LatencyRow
+	// Packages are the testing.B benchmarks (RunPackages); nil if not run.
+	Packages []PackageRun
+	// External is the wrk measurement (RunExternal); nil if not run.
+	External *External
 }
 
 // Run measures every scenario group and its floors in one run.
@@ -167,17 +175,18 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 func getOK(resp *fasthttp.Response) bool  { return resp.StatusCode() == 200 }
 func postOK(resp *fasthttp.Response) bool { return resp.StatusCode() == 200 }
 
-// runHTTP measures the store page and the flash reserve through the whole
-// gateway next to a bare fasthttp handler returning a body of the same size.
-// It returns the table and the measured maxima used by the latency runs.
+// runHTTP measures the store and guide pages and the flash reserve on each
+// backend through the whole gateway, each next to a bare fasthttp handler
+// returning a body of the same size. It returns the table and the measured
+// maxima used by the latency runs.
 func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ...any)) (Table, float64, float64, error) {
 	t := Table{Title: "HTTP through the whole gateway (closed loop, " + strconv.Itoa(opts.Conns) + " connections, " + opts.Duration.String() + " each)", Floor: "bare fasthttp handler returning a fixed JSON body of the same size"}
-	measure := func(name string, target float64, s *Surge, build Request, ok Check) (float64, error) {
+	measure := func(key, name string, s *Surge, build Request, ok Check) (float64, error) {
 		body, err := sample(s.Addr, build)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
-		floor, err := StartFloorServer(body)
+		floor, err := StartFloorServer("127.0.0.1:0", body)
 		if err != nil {
 			return 0, err
 		}
@@ -190,14 +199,14 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
-		row := Row{Scenario: name + fmt.Sprintf(" (%d B body)", len(body)), Surge: st.PerSecond(), Floor: ft.PerSecond(), Unit: "req/s", Target: target}
+		row := Row{Key: key, Scenario: name + fmt.Sprintf(" (%d B body)", len(body)), Surge: st.PerSecond(), Floor: ft.PerSecond(), Unit: "req/s"}
 		logf("%-40s %10.0f req/s   floor %10.0f req/s   ratio %.2f", name, row.Surge, row.Floor, row.Ratio())
 		t.Rows = append(t.Rows, row)
 		return row.Surge, nil
 	}
 
 	// Memory backend: pages and reserves.
-	mem, err := StartSurge(ctx, inventory.NewMemory(inventory.Options{}), "")
+	mem, err := StartSurge(ctx, engine.Options{Store: inventory.NewMemory(inventory.Options{})})
 	if err != nil {
 		return t, 0, 0, err
 	}
@@ -205,18 +214,18 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 	if err := setupBenchSale(ctx, mem.Engine, "bench-fs"); err != nil {
 		return t, 0, 0, err
 	}
-	pageRate, err := measure("store page", 0.8, mem, pageRequest(""), getOK)
+	pageRate, err := measure("http/store-page", "store page", mem, pageRequest(""), getOK)
 	if err != nil {
 		return t, 0, 0, err
 	}
-	if _, err := measure("guide page", 0.8, mem, pageRequest("bg1"), getOK); err != nil {
+	if _, err := measure("http/guide-page", "guide page", mem, pageRequest("bg1"), getOK); err != nil {
 		return t, 0, 0, err
 	}
 	memTokens, err := tokens(mem.Addr, opts.Conns, "mb")
 	if err != nil {
 		return t, 0, 0, err
 	}
-	if _, err := measure("flash reserve, memory backend", 0.6, mem, reserveRequest(memTokens), postOK); err != nil {
+	if _, err := measure("http/reserve-memory", "flash reserve, memory backend", mem, reserveRequest(memTokens), postOK); err != nil {
 		return t, 0, 0, err
 	}
 
@@ -226,7 +235,7 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 		return t, 0, 0, err
 	}
 	defer ps.Close()
-	peb, err := StartSurge(ctx, ps, filepath.Join(dir, "http-engine"))
+	peb, err := StartSurge(ctx, engine.Options{Store: ps, Dir: filepath.Join(dir, "http-engine")})
 	if err != nil {
 		return t, 0, 0, err
 	}
@@ -238,8 +247,39 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 	if err != nil {
 		return t, 0, 0, err
 	}
-	reserveRate, err := measure("flash reserve, pebble backend (synced)", 0.4, peb, reserveRequest(pebTokens), postOK)
+	reserveRate, err := measure("http/reserve-pebble", "flash reserve, pebble backend (synced)", peb, reserveRequest(pebTokens), postOK)
 	if err != nil {
+		return t, 0, 0, err
+	}
+
+	// Redis backend (appendfsync always), records in the same server.
+	redisDir := filepath.Join(dir, "http-redis")
+	if err := os.MkdirAll(redisDir, 0o700); err != nil {
+		return t, 0, 0, err
+	}
+	srv, err := redistest.Launch(redisDir)
+	if err != nil {
+		return t, 0, 0, fmt.Errorf("bench: cannot start redis-server: %w", err)
+	}
+	defer srv.Stop()
+	rs, err := redisinv.Open(ctx, redisinv.Options{Addr: srv.Addr})
+	if err != nil {
+		return t, 0, 0, err
+	}
+	defer rs.Close()
+	red, err := StartSurge(ctx, engine.Options{Store: rs, RedisAddr: srv.Addr})
+	if err != nil {
+		return t, 0, 0, err
+	}
+	defer red.Close()
+	if err := setupBenchSale(ctx, red.Engine, "bench-fs"); err != nil {
+		return t, 0, 0, err
+	}
+	redTokens, err := tokens(red.Addr, opts.Conns, "rb")
+	if err != nil {
+		return t, 0, 0, err
+	}
+	if _, err := measure("http/reserve-redis", "flash reserve, redis backend (appendfsync always)", red, reserveRequest(redTokens), postOK); err != nil {
 		return t, 0, 0, err
 	}
 	return t, pageRate, reserveRate, nil
@@ -338,10 +378,7 @@ func runPebble(ctx context.Context, dir string, opts Options, logf func(string, 
 		if err != nil {
 			return t, fmt.Errorf("pebble reserve: %w", err)
 		}
-		row := Row{Scenario: fmt.Sprintf("reserve, %d callers", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
-		if callers == 256 {
-			row.Target = 0.5
-		}
+		row := Row{Key: fmt.Sprintf("pebble/reserve-%d", callers), Scenario: fmt.Sprintf("reserve, %d callers", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
 		logf("pebble %-30s %10.0f ops/s   floor %10.0f ops/s   ratio %.2f", row.Scenario, row.Surge, row.Floor, row.Ratio())
 		t.Rows = append(t.Rows, row)
 	}
@@ -400,13 +437,10 @@ func runRedis(ctx context.Context, dir string, opts Options, logf func(string, .
 		if err != nil {
 			return t, fmt.Errorf("redis reserve: %w", err)
 		}
-		row := Row{Scenario: fmt.Sprintf("reserve, %d callers, vs `return 1`", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
-		if callers == 256 {
-			row.Target = 0.5
-		}
+		row := Row{Key: fmt.Sprintf("redis/reserve-%d", callers), Scenario: fmt.Sprintf("reserve, %d callers, vs `return 1`", callers), Surge: surge.PerSecond(), Floor: ft.PerSecond(), Unit: "ops/s"}
 		logf("redis %-31s %10.0f ops/s   floor %10.0f ops/s   ratio %.2f", row.Scenario, row.Surge, row.Floor, row.Ratio())
 		t.Rows = append(t.Rows, row)
-		wrow := Row{Scenario: fmt.Sprintf("reserve, %d callers, vs one-key INCR script", callers), Surge: surge2.PerSecond(), Floor: wt.PerSecond(), Unit: "ops/s"}
+		wrow := Row{Key: fmt.Sprintf("redis/reserve-%d-incr", callers), Scenario: fmt.Sprintf("reserve, %d callers, vs one-key INCR script", callers), Surge: surge2.PerSecond(), Floor: wt.PerSecond(), Unit: "ops/s"}
 		logf("redis %-31s %10.0f ops/s   floor %10.0f ops/s   ratio %.2f", wrow.Scenario, wrow.Surge, wrow.Floor, wrow.Ratio())
 		t.Rows = append(t.Rows, wrow)
 	}
@@ -417,7 +451,7 @@ func runRedis(ctx context.Context, dir string, opts Options, logf func(string, .
 // by runHTTP in this same run.
 func runLatency(ctx context.Context, dir string, opts Options, pageRate, reserveRate float64, logf func(string, ...any)) ([]LatencyRow, error) {
 	var rows []LatencyRow
-	mem, err := StartSurge(ctx, inventory.NewMemory(inventory.Options{}), "")
+	mem, err := StartSurge(ctx, engine.Options{Store: inventory.NewMemory(inventory.Options{})})
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +464,7 @@ func runLatency(ctx context.Context, dir string, opts Options, pageRate, reserve
 		return nil, err
 	}
 	defer ps.Close()
-	peb, err := StartSurge(ctx, ps, filepath.Join(dir, "lat-engine"))
+	peb, err := StartSurge(ctx, engine.Options{Store: ps, Dir: filepath.Join(dir, "lat-engine")})
 	if err != nil {
 		return nil, err
 	}
@@ -467,63 +501,6 @@ func runLatency(ctx context.Context, dir string, opts Options, pageRate, reserve
 	}
 	return rows, nil
 }
-
-// Machine describes where the run happened.
-func Machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				if i := strings.IndexByte(line, ':'); i >= 0 {
-					model = strings.TrimSpace(line[i+1:])
-				}
-				break
-			}
-		}
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
-		}
-	}
-	return fmt.Sprintf("%d cores (%s)%s, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
-// Markdown renders the results as the tables of BENCHMARKS.md.
-func (r *Results) Markdown() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Run at %s on %s.\n\n", r.Started.Format(time.RFC3339), r.Machine)
-	for _, t := range r.Tables {
-		fmt.Fprintf(&b, "### %s\n\nFloor: %s. Floor and Surge run in %d alternating slices each.\n\n", t.Title, t.Floor, alternateSegments)
-		b.WriteString("| scenario | Surge | floor | ratio | target |\n|---|---:|---:|---:|---:|\n")
-		for _, row := range t.Rows {
-			target := "—"
-			if row.Target > 0 {
-				verdict := "met"
-				if row.Ratio() < row.Target {
-					verdict = "NOT met"
-				}
-				target = fmt.Sprintf("≥ %.2f (%s)", row.Target, verdict)
-			}
-			fmt.Fprintf(&b, "| %s | %.0f %s | %.0f %s | %.2f | %s |\n", row.Scenario, row.Surge, row.Unit, row.Floor, row.Unit, row.Ratio(), target)
-		}
-		b.WriteString("\n")
-	}
-	if len(r.Latency) > 0 {
-		b.WriteString("### Latency under open-model load (fixed arrival rate, measured from the intended send time)\n\n")
-		b.WriteString("| scenario | load | rate | p50 | p90 | p99 | p99.9 | max | errors | sent late (> 1 ms) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, l := range r.Latency {
-			fmt.Fprintf(&b, "| %s | %d%% of %.0f/s | %.0f/s | %s | %s | %s | %s | %s | %d | %d |\n", l.Scenario, l.LoadPct, l.MaxRate, l.Rate,
-				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), l.Errors, l.Late)
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 // quietLogger keeps Pebble's informational lines out of the bench output.
 type quietLogger struct{}

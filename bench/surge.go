@@ -24,12 +24,15 @@ type Surge struct {
 
 const benchAdminToken = "bench-admin-token-0123456789abcdef"
 
-// StartSurge serves store through the real engine and gateway on a
-// loopback port. engineDir "" keeps the engine's records in memory. Risk
-// control allows everything: the benchmarks measure the reserve path, not
-// the per-user token buckets that would (rightly) refuse a closed loop.
-func StartSurge(ctx context.Context, store inventory.Store, engineDir string) (*Surge, error) {
-	eng, err := engine.Open(ctx, engine.Options{Store: store, Dir: engineDir, Risk: engine.AllowAll()})
+// StartSurge serves opts.Store through the real engine and gateway on a
+// loopback port. opts says where the engine keeps its records (Dir, or
+// RedisAddr; neither keeps them in memory). Risk control allows
+// everything: the benchmarks measure the reserve path, not the per-user
+// token buckets that would (rightly) refuse a closed loop.
+func StartSurge(ctx context.Context, opts engine.Options) (*Surge, error) {
+	store := opts.Store
+	opts.Risk = engine.AllowAll()
+	eng, err := engine.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the engine: %w", err)
 	}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,41 +15,179 @@ import (
 	"github.com/surge-retail/surge/bench"
 )
 
+// benchGroupsInProcess are the groups `surge bench` runs by default.
+var benchGroupsInProcess = []string{"http", "pebble", "redis", "latency"}
+
 var benchOpts struct {
 	duration time.Duration
 	conns    int
 	callers  []int
 	only     []string
 	out      string
+	packages bool
+	wrk      bool
+	wrkSlice time.Duration
+	srcDir   string
 }
 
 var benchCmd = &cobra.Command{
 	Use:   "bench",
-	Short: "Measure Surge next to floors taken in the same run",
+	Short: "Measure Surge next to floors taken in the same run; write BENCHMARKS.md",
 	Long: `Run the standard benchmark scenarios, each next to a floor measured in the
 same run on the same machine: a bare fasthttp handler for HTTP routes, raw synced
 Pebble batches for durable reservations, raw EVALSHA through rueidis for Redis.
-It starts what it needs (in-process Surge servers, a redis-server on a free port)
-and cleans up. The markdown tables go to stdout, or to --out.`,
+It starts what it needs (in-process Surge servers, a redis-server on a free
+loopback port) and cleans up.
+
+The output is the whole BENCHMARKS.md page (machine, command, commit, one
+summary table against the targets, latency, memory per operation, every
+scenario, what limits each figure) on stdout or in --out. What did not run
+shows as "not run".
+
+--packages also runs the packages' testing.B benchmarks (go test, from the
+source tree in --src); --wrk also runs the external measurement (wrk against
+this binary's "surge serve" in its own process, next to a floor server in its
+own process; see "surge bench wrk"). The page of record:
+
+  surge bench --packages --wrk --out BENCHMARKS.md`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, _ []string) error {
-		res, err := bench.Run(cmd.Context(), bench.Options{
+		groups := benchOpts.only
+		if len(groups) == 0 {
+			groups = benchGroupsInProcess
+		}
+		for _, g := range groups {
+			if !slices.Contains(benchGroupsInProcess, g) && g != "packages" && g != "wrk" {
+				return fmt.Errorf("--only: unknown group %q (want http, pebble, redis, latency, packages, wrk)", g)
+			}
+		}
+		if benchOpts.packages {
+			groups = append(slices.Clone(groups), "packages")
+		}
+		if benchOpts.wrk {
+			groups = append(slices.Clone(groups), "wrk")
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		res, err := bench.Run(ctx, bench.Options{
 			Duration: benchOpts.duration,
 			Conns:    benchOpts.conns,
 			Callers:  benchOpts.callers,
-			Only:     benchOpts.only,
+			Only:     groups,
 			Log:      os.Stderr,
 		})
 		if err != nil {
 			return err
 		}
-		md := fmt.Sprintf("Command: `surge bench %s`\n\n%s", strings.Join(os.Args[2:], " "), res.Markdown())
-		if benchOpts.out == "" {
-			_, err = fmt.Print(md)
+		res.Command = "surge " + strings.Join(os.Args[1:], " ")
+		res.Commit = bench.Commit(benchOpts.srcDir)
+		if slices.Contains(groups, "packages") {
+			res.Packages = bench.RunPackages(ctx, benchOpts.srcDir, "", os.Stderr)
+		}
+		if slices.Contains(groups, "wrk") {
+			ext, err := runWrk(ctx, "", "", benchOpts.wrkSlice)
+			if err != nil {
+				return err
+			}
+			res.External = ext
+			res.Machine.Wrk = ext.Wrk
+		}
+		return writeOut(benchOpts.out, res.Markdown())
+	},
+}
+
+var wrkOpts struct {
+	surge string
+	label string
+	slice time.Duration
+	out   string
+}
+
+var benchWrkCmd = &cobra.Command{
+	Use:   "wrk",
+	Short: "Measure `surge serve` with wrk next to a floor server, in separate processes",
+	Long: `Start "surge serve" (from --surge, default this binary) on the memory, pebble
+and redis backends in turn (redis-server on a free loopback port), load a
+catalog and a large flash sale through the admin API, log in users, then run
+wrk (1 thread, 128 connections) against the guide page and the flash reserve,
+alternating with a bare fasthttp floor server (this binary's hidden
+"bench floor-server") in the same run. Prints the "External (wrk)" section
+of BENCHMARKS.md. bench/wrk.sh wraps it.`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		ext, err := runWrk(ctx, wrkOpts.surge, wrkOpts.label, wrkOpts.slice)
+		if err != nil {
 			return err
 		}
-		return os.WriteFile(benchOpts.out, []byte(md), 0o644)
+		return writeOut(wrkOpts.out, ext.Markdown())
 	},
+}
+
+// runWrk runs the external measurement of surge (default: this binary),
+// with this binary as the floor server.
+func runWrk(ctx context.Context, surge, label string, slice time.Duration) (*bench.External, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find this binary: %w", err)
+	}
+	if surge == "" {
+		surge = self
+		if label == "" {
+			label = "this tree (" + orUnknown(bench.Commit(benchOpts.srcDir)) + ")"
+		}
+	}
+	return bench.RunExternal(ctx, bench.ExternalOptions{
+		Surge:        surge,
+		Label:        label,
+		FloorCommand: []string{self, "bench", "floor-server"},
+		Slice:        slice,
+		Log:          os.Stderr,
+	})
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "commit unknown"
+	}
+	return s
+}
+
+var floorOpts struct {
+	addr string
+	body string
+}
+
+// benchFloorCmd is the floor of the external measurement: a bare fasthttp
+// server in its own process, answering every request with one JSON body.
+var benchFloorCmd = &cobra.Command{
+	Use:    "floor-server",
+	Short:  "Serve a fixed JSON body with bare fasthttp (the floor of `surge bench wrk`)",
+	Hidden: true,
+	Args:   cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, _ []string) error {
+		body, err := os.ReadFile(floorOpts.body)
+		if err != nil {
+			return err
+		}
+		srv, err := bench.StartFloorServer(floorOpts.addr, body)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
+		return srv.Close()
+	},
+}
+
+func writeOut(path, md string) error {
+	if path == "" {
+		_, err := fmt.Print(md)
+		return err
+	}
+	return os.WriteFile(path, []byte(md), 0o644)
 }
 
 func init() {
@@ -53,7 +195,23 @@ func init() {
 	f.DurationVar(&benchOpts.duration, "duration", 5*time.Second, "length of each measurement")
 	f.IntVar(&benchOpts.conns, "conns", bench.ConnsDefault, "closed-loop HTTP connections (every HTTP scenario and its floor)")
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
-	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: http, pebble, redis, latency")
-	f.StringVar(&benchOpts.out, "out", "", "write the markdown tables to this file")
+	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: http, pebble, redis, latency, packages, wrk (default: the first four)")
+	f.StringVar(&benchOpts.out, "out", "", "write the page to this file (BENCHMARKS.md)")
+	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
+	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")
+	f.DurationVar(&benchOpts.wrkSlice, "wrk-slice", 3*time.Second, "length of one wrk run (4 per side per scenario)")
+	benchCmd.PersistentFlags().StringVar(&benchOpts.srcDir, "src", ".", "source tree (module root) for --packages and the commit on the page")
+
+	w := benchWrkCmd.Flags()
+	w.StringVar(&wrkOpts.surge, "surge", "", "surge binary to measure (default: this binary)")
+	w.StringVar(&wrkOpts.label, "label", "", "how the page names the measured binary, e.g. its commit")
+	w.DurationVar(&wrkOpts.slice, "slice", 3*time.Second, "length of one wrk run (4 per side per scenario)")
+	w.StringVar(&wrkOpts.out, "out", "", "write the section to this file")
+
+	fl := benchFloorCmd.Flags()
+	fl.StringVar(&floorOpts.addr, "addr", "127.0.0.1:0", "listen address (loopback)")
+	fl.StringVar(&floorOpts.body, "body", "", "file holding the JSON body to serve")
+
+	benchCmd.AddCommand(benchWrkCmd, benchFloorCmd)
 	rootCmd.AddCommand(benchCmd)
 }

@@ -1,0 +1,577 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/surge-retail/surge/internal/redistest"
+)
+
+// External measurement: wrk against `surge serve` in its own process,
+// alternating with a bare fasthttp floor server in its own process. Only
+// loopback addresses; Redis on a free port, never 6379.
+
+const (
+	// externalConnsDefault and externalThreads are wrk's -c and -t.
+	externalConnsDefault = 128
+	externalThreads      = 1
+	// externalUsersDefault is how many users log in; requests rotate
+	// through their tokens (wrk has no per-connection hook, so the token
+	// changes per request).
+	externalUsersDefault = 1000
+	externalUsersMax     = 100_000
+	// externalSliceDefault is one wrk run; wrk takes whole seconds.
+	externalSliceDefault = 3 * time.Second
+	// The sale: far more units than a run can take, and a per-user limit
+	// (the engine's maximum) that users × limit keeps out of reach, so
+	// every reserve of a run succeeds and the limit path is exercised.
+	externalSaleID         = "wrk-fs"
+	externalSaleQuantity   = 800_000_000
+	externalPerUserLimit   = 10_000
+	externalHoldSeconds    = 3600
+	externalStartTimeout   = 30 * time.Second
+	externalRequestTimeout = 10 * time.Second
+	externalAdminToken     = "wrk-admin-token-0123456789abcdef"
+)
+
+// ExternalOptions configures RunExternal.
+type ExternalOptions struct {
+	// Surge is the binary whose `serve` is measured. Required.
+	Surge string
+	// Label names that binary on the page (e.g. its commit). Default Surge.
+	Label string
+	// FloorCommand starts the floor server; RunExternal appends
+	// "--addr ADDR --body FILE". Required (cmd/surge passes its own
+	// `bench floor-server`).
+	FloorCommand []string
+	// Wrk is the wrk binary. Default "wrk" on PATH.
+	Wrk string
+	// Slice is one wrk run (whole seconds); each side of a scenario gets
+	// alternateSegments slices. Default 3s.
+	Slice time.Duration
+	// Conns is wrk's connections. Default 128.
+	Conns int
+	// Users is how many users log in. Default 1000.
+	Users int
+	// Backends to measure the flash reserve on. Default memory, pebble,
+	// redis. The guide page is measured on the first.
+	Backends []string
+	// Log receives progress lines. Default io.Discard.
+	Log io.Writer
+}
+
+// External is one wrk run of every scenario.
+type External struct {
+	Started time.Time
+	Machine MachineInfo
+	Label   string
+	Wrk     string
+	Conns   int
+	Slice   time.Duration
+	Users   int
+	Rows    []ExternalRow
+}
+
+// ExternalRow is one scenario: Surge's successful requests per second next
+// to the floor's, with what wrk counted.
+type ExternalRow struct {
+	Row
+	Backend      string
+	SurgeStats   WrkStats
+	FloorStats   WrkStats
+	BodyBytesLen int
+}
+
+// WrkStats adds up the wrk runs of one side.
+type WrkStats struct {
+	Requests     int64 // completed responses
+	Non2xx       int64 // responses with a status outside 2xx/3xx
+	SocketErrors int64 // connect, read, write errors and timeouts
+	Elapsed      time.Duration
+}
+
+// PerSecond is successful (2xx/3xx) responses per second.
+func (w WrkStats) PerSecond() float64 {
+	if w.Elapsed <= 0 {
+		return 0
+	}
+	return float64(w.Requests-w.Non2xx) / w.Elapsed.Seconds()
+}
+
+func (w WrkStats) add(o WrkStats) WrkStats {
+	return WrkStats{Requests: w.Requests + o.Requests, Non2xx: w.Non2xx + o.Non2xx, SocketErrors: w.SocketErrors + o.SocketErrors, Elapsed: w.Elapsed + o.Elapsed}
+}
+
+func (o ExternalOptions) withDefaults() (ExternalOptions, error) {
+	if o.Surge == "" || len(o.FloorCommand) == 0 {
+		return o, errors.New("bench: external run needs a surge binary and a floor command")
+	}
+	if o.Label == "" {
+		o.Label = o.Surge
+	}
+	if o.Wrk == "" {
+		o.Wrk = "wrk"
+	}
+	if o.Slice <= 0 {
+		o.Slice = externalSliceDefault
+	}
+	o.Slice = o.Slice.Round(time.Second)
+	if o.Slice < time.Second {
+		o.Slice = time.Second
+	}
+	if o.Conns <= 0 {
+		o.Conns = externalConnsDefault
+	}
+	if o.Users <= 0 {
+		o.Users = externalUsersDefault
+	}
+	if o.Users > externalUsersMax || o.Conns > 4096 {
+		return o, fmt.Errorf("bench: external run: users %d (max %d) or conns %d (max 4096) out of range", o.Users, externalUsersMax, o.Conns)
+	}
+	if len(o.Backends) == 0 {
+		o.Backends = []string{"memory", "pebble", "redis"}
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o, nil
+}
+
+// RunExternal measures the guide page and the flash reserve of o.Surge
+// with wrk, each next to the floor server in the same run.
+func RunExternal(ctx context.Context, o ExternalOptions) (*External, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	wrkPath, err := exec.LookPath(o.Wrk)
+	if err != nil {
+		return nil, fmt.Errorf("bench: cannot find wrk: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "surge-wrk-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "wrk: "+format+"\n", args...) }
+	ext := &External{Started: time.Now().UTC(), Machine: Machine(), Label: o.Label, Conns: o.Conns, Slice: o.Slice, Users: o.Users}
+	ext.Wrk = commandOutput(wrkPath, "--version")
+	if i := strings.Index(ext.Wrk, " Copyright"); i > 0 {
+		ext.Wrk = ext.Wrk[:i]
+	}
+	ext.Machine.Wrk = ext.Wrk
+
+	for i, backend := range o.Backends {
+		rows, err := externalBackend(ctx, o, wrkPath, filepath.Join(dir, backend), backend, i == 0, logf)
+		if err != nil {
+			return nil, fmt.Errorf("bench: external run, %s backend: %w", backend, err)
+		}
+		ext.Rows = append(ext.Rows, rows...)
+	}
+	return ext, nil
+}
+
+func externalBackend(ctx context.Context, o ExternalOptions, wrkPath, dir, backend string, withPage bool, logf func(string, ...any)) ([]ExternalRow, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--backend", backend, "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
+	if backend == "redis" {
+		srv, err := redistest.Launch(dir)
+		if err != nil {
+			return nil, fmt.Errorf("cannot start redis-server: %w", err)
+		}
+		defer srv.Stop()
+		args = append(args, "--redis", srv.Addr)
+	}
+	surge, err := startProcess(ctx, o.Surge, args, filepath.Join(dir, "surge.log"), "--addr", surgeEnv())
+	if err != nil {
+		return nil, err
+	}
+	defer surge.stop()
+	base := "http://" + surge.addr
+	if err := setupExternalSale(base); err != nil {
+		return nil, err
+	}
+	tokens := make([]string, o.Users)
+	for i := range tokens {
+		if tokens[i], err = login(base, "user"+strconv.Itoa(i)); err != nil {
+			return nil, err
+		}
+	}
+
+	type scenario struct {
+		key, name, method, path string
+		lua                     string
+	}
+	var scenarios []scenario
+	if withPage {
+		scenarios = append(scenarios, scenario{"wrk/guide-page", "guide page", "GET", "/api/v1/stores/b1/page?guide=bg1", wrkPageLua})
+	}
+	scenarios = append(scenarios, scenario{"wrk/reserve-" + backend, "flash reserve, " + backend + " backend", "POST", "/api/v1/flash-sales/" + externalSaleID + "/reservations", wrkReserveLua(tokens)})
+
+	var rows []ExternalRow
+	for _, s := range scenarios {
+		body, err := sampleHTTP(base, s.method, s.path, tokens[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		bodyFile := filepath.Join(dir, strings.ReplaceAll(s.key, "/", "-")+".body")
+		if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
+			return nil, err
+		}
+		floor, err := startProcess(ctx, o.FloorCommand[0], append(append([]string(nil), o.FloorCommand[1:]...), "--body", bodyFile), filepath.Join(dir, "floor.log"), "--addr", nil)
+		if err != nil {
+			return nil, fmt.Errorf("floor server: %w", err)
+		}
+		script := filepath.Join(dir, "script.lua")
+		if err := os.WriteFile(script, []byte(s.lua), 0o600); err != nil {
+			floor.stop()
+			return nil, err
+		}
+		var fs, ss WrkStats
+		for seg := 0; seg < alternateSegments && err == nil; seg++ {
+			var f, su WrkStats
+			if f, err = runWrk(ctx, wrkPath, o, script, "http://"+floor.addr+s.path); err != nil {
+				err = fmt.Errorf("floor: %w", err)
+				break
+			}
+			if su, err = runWrk(ctx, wrkPath, o, script, base+s.path); err != nil {
+				break
+			}
+			fs, ss = fs.add(f), ss.add(su)
+		}
+		floor.stop()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		row := ExternalRow{
+			Row:     Row{Key: s.key, Scenario: fmt.Sprintf("%s (%d B body)", s.name, len(body)), Surge: ss.PerSecond(), Floor: fs.PerSecond(), Unit: "req/s"},
+			Backend: backend, SurgeStats: ss, FloorStats: fs, BodyBytesLen: len(body),
+		}
+		logf("%-36s %10.0f req/s   floor %10.0f req/s   ratio %.2f   (non-2xx %d, socket errors %d)", s.name, row.Surge, row.Floor, row.Ratio(), ss.Non2xx, ss.SocketErrors)
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// surgeEnv is the environment of the measured server: the parent's minus
+// any SURGE_* setting, plus the run's own. The risk buckets are off (every
+// wrk connection comes from 127.0.0.1 and would share one per-IP bucket;
+// a closed loop exceeds any per-user rate) and the in-flight bounds are
+// stated rather than left to defaults that may change.
+func surgeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SURGE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"SURGE_ADMIN_TOKEN="+externalAdminToken,
+		"SURGE_RISK_IP_RATE=0",
+		"SURGE_RISK_USER_RATE=0",
+		"SURGE_ADMISSION_READS_MAX=4096",
+		"SURGE_ADMISSION_WRITES_MAX=4096",
+	)
+}
+
+// process is a child process listening on a loopback address.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+	log  string
+	done chan struct{}
+}
+
+// startProcess starts bin with args plus `addrFlag 127.0.0.1:PORT` on a
+// free port and waits until the port answers HTTP. It tries a few ports:
+// another process may take a free port between the probe and the start.
+func startProcess(ctx context.Context, bin string, args []string, logPath, addrFlag string, env []string) (*process, error) {
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		logf, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, append(append([]string(nil), args...), addrFlag, addr)...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("cannot start %s: %w", bin, err)
+		}
+		p := &process{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+		if last = p.waitReady(ctx); last == nil {
+			return p, nil
+		}
+		p.stop()
+	}
+	return nil, last
+}
+
+func (p *process) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(externalStartTimeout)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited at start: %s", filepath.Base(p.cmd.Path), tail(p.log))
+		default:
+		}
+		resp, err := client.Get("http://" + p.addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer on %s within %v: %s", filepath.Base(p.cmd.Path), p.addr, externalStartTimeout, tail(p.log))
+}
+
+// stop sends SIGTERM (surge drains and closes its stores) and kills the
+// process if it has not exited within 30 seconds.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func tail(path string) string {
+	data, _ := os.ReadFile(path)
+	if len(data) > 2000 {
+		data = data[len(data)-2000:]
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// setupExternalSale loads the bench catalog and a running flash sale
+// through the admin API, as an operator would.
+func setupExternalSale(base string) error {
+	cat, err := json.Marshal(benchCatalog())
+	if err != nil {
+		return err
+	}
+	if _, err := call("PUT", base+"/admin/v1/catalog", externalAdminToken, cat); err != nil {
+		return fmt.Errorf("cannot load the catalog: %w", err)
+	}
+	now := time.Now().UTC()
+	sale, _ := json.Marshal(map[string]any{
+		"sale_id": externalSaleID, "store_id": "b1", "sku_id": "bk0", "price": 9900,
+		"quantity": externalSaleQuantity, "per_user_limit": externalPerUserLimit, "hold_seconds": externalHoldSeconds,
+		"starts_at": now.Add(-time.Second), "ends_at": now.Add(2 * time.Hour),
+	})
+	if _, err := call("POST", base+"/admin/v1/flash-sales", externalAdminToken, sale); err != nil {
+		return fmt.Errorf("cannot create the sale: %w", err)
+	}
+	return nil
+}
+
+func login(base, code string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"code": code})
+	data, err := call("POST", base+"/api/v1/session", "", body)
+	if err != nil {
+		return "", fmt.Errorf("cannot log in %s: %w", code, err)
+	}
+	var v struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.Token == "" {
+		return "", fmt.Errorf("cannot log in %s: no token in %s", code, data)
+	}
+	return v.Token, nil
+}
+
+// sampleHTTP makes one request of a scenario and returns the answer's
+// body, to size the floor's.
+func sampleHTTP(base, method, path, token string) ([]byte, error) {
+	var body []byte
+	if method == "POST" {
+		body = []byte(`{"quantity":1}`)
+	}
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: externalRequestTimeout}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("sample request: HTTP %d: %s", resp.StatusCode, data)
+	}
+	return data, nil
+}
+
+// call sends a JSON request and returns the envelope's data (API.md:
+// {"code": 0, "data": ...}), or an error naming the code.
+func call(method, url, token string, body []byte) (json.RawMessage, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: externalRequestTimeout}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != 200 || env.Code != 0 {
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, url, resp.StatusCode, raw)
+	}
+	return env.Data, nil
+}
+
+// wrkDoneLua prints what the run counted on one line that runWrk parses.
+const wrkDoneLua = `
+done = function(s, latency, requests)
+  io.write(string.format("WRK-RESULT requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d\n",
+    s.requests, s.duration, s.errors.connect, s.errors.read, s.errors.write, s.errors.status, s.errors.timeout))
+end
+`
+
+// wrkPageLua is a plain GET (the URL carries the guide).
+const wrkPageLua = "-- surge bench wrk: guide page\n" + wrkDoneLua
+
+// wrkReserveLua posts a reservation with the next user's bearer token on
+// every request. The floor gets the same script, so the load generator
+// spends the same per request on both sides.
+func wrkReserveLua(tokens []string) string {
+	var b strings.Builder
+	b.WriteString("-- surge bench wrk: flash reserve, one user's token per request in turn\nlocal tokens = {\n")
+	for _, t := range tokens {
+		b.WriteString("  " + strconv.Quote(t) + ",\n")
+	}
+	b.WriteString(`}
+local n = #tokens
+local i = 0
+local headers = {["Content-Type"] = "application/json"}
+local body = '{"quantity":1}'
+request = function()
+  i = i + 1
+  headers["Authorization"] = "Bearer " .. tokens[(i % n) + 1]
+  return wrk.format("POST", nil, headers, body)
+end
+`)
+	b.WriteString(wrkDoneLua)
+	return b.String()
+}
+
+func runWrk(ctx context.Context, wrkPath string, o ExternalOptions, script, url string) (WrkStats, error) {
+	secs := int(o.Slice / time.Second)
+	cmd := exec.CommandContext(ctx, wrkPath, "-t", strconv.Itoa(externalThreads), "-c", strconv.Itoa(o.Conns),
+		"-d", strconv.Itoa(secs)+"s", "--timeout", "10s", "-s", script, url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return WrkStats{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	st, err := ParseWrk(string(out))
+	if err != nil {
+		return WrkStats{}, fmt.Errorf("%w: %s", err, out)
+	}
+	if st.Requests-st.Non2xx <= 0 {
+		return st, fmt.Errorf("wrk: no successful request against %s: %s", url, out)
+	}
+	return st, nil
+}
+
+// ParseWrk reads the WRK-RESULT line that wrkDoneLua prints.
+func ParseWrk(out string) (WrkStats, error) {
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "WRK-RESULT ")
+		if !ok {
+			continue
+		}
+		vals := map[string]int64{}
+		for _, kv := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(kv, "=")
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return WrkStats{}, fmt.Errorf("wrk: bad result field %q", kv)
+			}
+			vals[k] = n
+		}
+		return WrkStats{
+			Requests:     vals["requests"],
+			Non2xx:       vals["status"],
+			SocketErrors: vals["connect"] + vals["read"] + vals["write"] + vals["timeout"],
+			Elapsed:      time.Duration(vals["duration_us"]) * time.Microsecond,
+		}, nil
+	}
+	return WrkStats{}, errors.New("wrk: no WRK-RESULT line in its output")
+}
+
+// Markdown is the external run on its own: the fragment bench/wrk.sh
+// writes, pasteable into BENCHMARKS.md.
+func (e *External) Markdown() string {
+	return "## External (wrk)\n\n" + e.body()
+}
+
+func (e *External) body() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run at %s on %s. Measured: `surge serve` from %s, in its own process.\n\n", e.Started.UTC().Format(time.RFC3339), e.Machine, e.Label)
+	fmt.Fprintf(&b, "%s, %d thread, %d connections, HTTP/1.1 keep-alive over loopback, against `surge serve` (risk buckets off: `SURGE_RISK_IP_RATE=0`, `SURGE_RISK_USER_RATE=0`; %d users logged in, requests rotate through their tokens; a sale of %d units with a per-user limit of %d) and, alternating with it in %d slices of %v per side, a bare fasthttp server in its own process (`surge bench floor-server`) answering every request with a fixed JSON body of the same size as Surge's answer. Surge and floor get the same wrk script, so the generator's cost per request is the same on both sides. Only successful (2xx) answers count.\n\n",
+		e.Wrk, externalThreads, e.Conns, e.Users, externalSaleQuantity, externalPerUserLimit, alternateSegments, e.Slice)
+	b.WriteString("The machine is shared with other engineers compiling and testing, so the absolute figures are noisy; the floor alternates with Surge in the same run so that the noise lands on both sides of each ratio. Read the ratios.\n\n")
+	b.WriteString("| scenario | Surge | floor | ratio | target | met | Surge non-2xx / socket errors |\n|---|---:|---:|---:|---:|---|---:|\n")
+	for _, r := range e.Rows {
+		target, met := "—", "—"
+		if t, ok := targetOf(r.Key); ok {
+			target, met = t.String(), yesNo(t.met(r.Row, -1))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %d / %d |\n", r.Scenario, value(r.Surge, r.Unit), value(r.Floor, r.Unit), r.Ratio(), target, met, r.SurgeStats.Non2xx, r.SurgeStats.SocketErrors)
+	}
+	b.WriteString("\n")
+	return b.String()
+}

@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// summaryLine returns the summary table's line for a target's label.
+func summaryLine(t *testing.T, md, key string) string {
+	t.Helper()
+	target, ok := targetOf(key)
+	if !ok {
+		t.Fatalf("no summary target %q", key)
+	}
+	summary, _, _ := strings.Cut(md[strings.Index(md, summaryTargetsTitle):], "\n## ")
+	for _, line := range strings.Split(summary, "\n") {
+		if strings.HasPrefix(line, "| "+target.Label+" |") {
+			return line
+		}
+	}
+	t.Fatalf("summary has no line for %q:\n%s", key, summary)
+	return ""
+}
+
+// TestPageSummary: fixed measurements give the summary's ratio and met
+// columns; a measurement that did not run says so and shows no number.
+func TestPageSummary(t *testing.T) {
+	res := &Results{
+		Started: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC),
+		Command: "surge bench --packages",
+		Commit:  "abc1234",
+		Machine: MachineInfo{CPU: "Test CPU", Cores: 2, RAMGiB: 24, Go: "go1.26.8", OSArch: "linux/amd64", Redis: "7.0.15"},
+		Tables: []Table{{Title: "HTTP", Rows: []Row{
+			{Key: "http/store-page", Scenario: "store page", Surge: 9500, Floor: 10000, Unit: "req/s"},
+			{Key: "http/guide-page", Scenario: "guide page", Surge: 8000, Floor: 10000, Unit: "req/s"},
+			{Key: "http/reserve-pebble", Scenario: "reserve", Surge: 5000, Floor: 10000, Unit: "req/s"},
+		}}},
+		Packages: []PackageRun{{
+			Bench: PackageBench{Pkg: "./inventory/", Benchtime: "2s"},
+			Results: ParseBench(strings.NewReader(`goos: linux
+BenchmarkMemoryReserve/uncontended-reused-2  	 4057165	       510.0 ns/op	       4 B/op	       0 allocs/op
+BenchmarkMemoryReserve/floor-essential-reused-2 	10000000	       170.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkPebbleReserve/conc=256-2            	  266696	      7789 ns/op	     10440 cpu-ns/op	      7783 floor-ns/op	    136780 reserves/s	         0.9394 x-floor	     576 B/op	      11 allocs/op
+PASS
+`)),
+		}},
+	}
+	md := res.Markdown()
+
+	f := func(key, want string) {
+		t.Helper()
+		if got := summaryLine(t, md, key); !strings.HasSuffix(got, want) {
+			t.Errorf("summary line of %s = %q; want it to end with %q", key, got, want)
+		}
+	}
+	f("http/store-page", "| 9500 req/s | 10000 req/s | 0.95 | ≥ 0.90 | yes |")
+	f("http/guide-page", "| 8000 req/s | 10000 req/s | 0.80 | ≥ 0.90 | **no** |")
+	f("http/reserve-pebble", "| 5000 req/s | 10000 req/s | 0.50 | ≥ 0.50 | yes |")
+	// 510 / 170 = 3.00 ≤ 3.5 with 0 allocs.
+	f(keyMemoryReserve, "| 510 ns/op, 0 allocs/op | 170 ns/op | 3.00 | ≤ 3.50, 0 allocs/op | yes |")
+	for _, missing := range []string{"http/reserve-redis", "pebble/reserve-256", "redis/reserve-256", "wrk/guide-page"} {
+		f(missing, "| not run | not run | — | "+mustTarget(t, missing)+" | not run |")
+	}
+
+	for _, want := range []string{
+		"- Command: `surge bench --packages`", "- Commit: abc1234", "- Run at: 2026-12-01T10:00:00Z",
+		"2 cores (Test CPU), 24 GiB RAM, go1.26.8, linux/amd64, redis-server 7.0.15",
+		"| MemoryReserve/uncontended-reused | 510 | 4 | 0 |",
+		"| PebbleReserve/conc=256 | 7789 | 576 | 11 | 10440 cpu-ns/op, 7783 floor-ns/op, 136780 reserves/s, 0.939 x-floor |",
+		"## Latency under open-model load\n\nnot run",
+		"## External (wrk)\n\nnot run",
+		"## What limits each figure",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q:\n%s", want, md)
+		}
+	}
+	if n := strings.Count(md, "| scenario | Surge | floor | ratio | target | met |"); n != 1 {
+		t.Errorf("page has %d summary tables; want 1", n)
+	}
+}
+
+func mustTarget(t *testing.T, key string) string {
+	t.Helper()
+	target, ok := targetOf(key)
+	if !ok {
+		t.Fatalf("no target %q", key)
+	}
+	return target.String()
+}
+
+// TestPageMemoryReserveAllocs: the memory reserve meets its target only
+// with 0 allocs/op, whatever its ratio.
+func TestPageMemoryReserveAllocs(t *testing.T) {
+	res := &Results{Packages: []PackageRun{{
+		Bench: PackageBench{Pkg: "./inventory/", Benchtime: "2s"},
+		Results: []BenchResult{
+			{Name: memoryReserveBench, NsOp: 300, BOp: 16, Alloc: 1},
+			{Name: memoryFloorBench, NsOp: 150, BOp: 0, Alloc: 0},
+		},
+	}}}
+	got := summaryLine(t, res.Markdown(), keyMemoryReserve)
+	if want := "| 300 ns/op, 1 allocs/op | 150 ns/op | 2.00 | ≤ 3.50, 0 allocs/op | **no** |"; !strings.HasSuffix(got, want) {
+		t.Errorf("memory reserve line = %q; want it to end with %q", got, want)
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	got := ParseBench(strings.NewReader("BenchmarkStorePage-2   \t 20000\t 22503 ns/op\t 3432 body_bytes\t 1.116 x_floor\t 266 B/op\t 0 allocs/op\nok  \tpkg\t1.2s\nBenchmarkBroken-2 notanumber\n"))
+	if len(got) != 1 {
+		t.Fatalf("ParseBench = %d results; want 1: %+v", len(got), got)
+	}
+	r := got[0]
+	if r.Name != "StorePage" || r.N != 20000 || r.NsOp != 22503 || r.BOp != 266 || r.Alloc != 0 || len(r.Extra) != 2 || r.Extra[1] != (Metric{1.116, "x_floor"}) {
+		t.Errorf("ParseBench = %+v", r)
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	st, err := ParseWrk("Running 3s test @ http://127.0.0.1:1/\n  1 threads and 128 connections\nWRK-RESULT requests=3000 duration_us=3000000 connect=0 read=1 write=0 status=100 timeout=2\n")
+	if err != nil {
+		t.Fatalf("ParseWrk = %v", err)
+	}
+	if st.Requests != 3000 || st.Non2xx != 100 || st.SocketErrors != 3 || st.Elapsed != 3*time.Second || st.PerSecond() != 2900/3.0 {
+		t.Errorf("ParseWrk = %+v (%.1f/s)", st, st.PerSecond())
+	}
+	if _, err := ParseWrk("Running 3s test\n"); err == nil {
+		t.Error("ParseWrk without a result line = nil error; want an error")
+	}
+}
