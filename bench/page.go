@@ -135,9 +135,32 @@ func (r *Results) Markdown() string {
 		b.WriteString(notRun + " (`surge bench --wrk`, or `bench/wrk.sh` on its own).\n\n")
 	} else {
 		b.WriteString(r.External.body())
+		r.writeBeforeAfter(&b)
 	}
 	b.WriteString(limitsSection)
 	return b.String()
+}
+
+// writeBeforeAfter compares the wrk ratios of an earlier build, measured
+// in the same session, with this build's.
+func (r *Results) writeBeforeAfter(b *strings.Builder) {
+	if r.ExternalBefore == nil {
+		return
+	}
+	before := map[string]ExternalRow{}
+	for _, row := range r.ExternalBefore.Rows {
+		before[row.Key] = row
+	}
+	fmt.Fprintf(b, "### Before and after (wrk)\n\nThe same measurement of %s, run in the same session just before this build's (each ratio against its own floor slices).\n\n", orNotRecorded(r.ExternalBefore.Label))
+	b.WriteString("| scenario | before: Surge | before: ratio | after: Surge | after: ratio |\n|---|---:|---:|---:|---:|\n")
+	for _, row := range r.External.Rows {
+		bs, br := notRun, notRun
+		if old, ok := before[row.Key]; ok {
+			bs, br = value(old.Surge, old.Unit), fmt.Sprintf("%.2f", old.Ratio())
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %.2f |\n", row.Scenario, bs, br, value(row.Surge, row.Unit), row.Ratio())
+	}
+	b.WriteString("\n")
 }
 
 func orNotRecorded(s string) string {

@@ -129,3 +129,34 @@ func TestParseWrk(t *testing.T) {
 		t.Error("ParseWrk without a result line = nil error; want an error")
 	}
 }
+
+// TestPageBeforeAfter: an earlier build's wrk run gives a before-and-after
+// table, row by row; a scenario the earlier run lacks says "not run".
+func TestPageBeforeAfter(t *testing.T) {
+	row := func(key, scenario string, surge, floor float64) ExternalRow {
+		return ExternalRow{Row: Row{Key: key, Scenario: scenario, Surge: surge, Floor: floor, Unit: "req/s"}}
+	}
+	res := &Results{
+		External: &External{Label: "after", Rows: []ExternalRow{
+			row("wrk/reserve-memory", "flash reserve, memory backend", 70, 100),
+			row("wrk/reserve-redis", "flash reserve, redis backend", 40, 100),
+		}},
+		ExternalBefore: &External{Label: "2f267fc", Rows: []ExternalRow{
+			row("wrk/reserve-memory", "flash reserve, memory backend", 60, 100),
+		}},
+	}
+	md := res.Markdown()
+	for _, want := range []string{
+		"### Before and after (wrk)\n\nThe same measurement of 2f267fc,",
+		"| flash reserve, memory backend | 60.0 req/s | 0.60 | 70.0 req/s | 0.70 |",
+		"| flash reserve, redis backend | not run | not run | 40.0 req/s | 0.40 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q:\n%s", want, md)
+		}
+	}
+	res.ExternalBefore = nil
+	if md := res.Markdown(); strings.Contains(md, "Before and after") {
+		t.Error("a page without an earlier run has a before-and-after table")
+	}
+}

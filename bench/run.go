@@ -124,6 +124,10 @@ type Results struct {
 	Packages []PackageRun
 	// External is the wrk measurement (RunExternal); nil if not run.
 	External *External
+	// ExternalBefore, when set, is the same wrk measurement of an earlier
+	// build (surge bench --wrk-before), run in the same session, for the
+	// page's before-and-after table.
+	ExternalBefore *External
 }
 
 // Run measures every scenario group and its floors in one run.

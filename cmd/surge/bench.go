@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -27,7 +28,11 @@ var benchOpts struct {
 	packages bool
 	wrk      bool
 	wrkSlice time.Duration
-	srcDir   string
+	// wrkBefore and wrkBeforeLabel: an earlier build measured with wrk in
+	// the same run, for the page's before-and-after table.
+	wrkBefore      string
+	wrkBeforeLabel string
+	srcDir         string
 }
 
 var benchCmd = &cobra.Command{
@@ -83,6 +88,13 @@ own process; see "surge bench wrk"). The page of record:
 		res.Commit = bench.Commit(benchOpts.srcDir)
 		if slices.Contains(groups, "packages") {
 			res.Packages = bench.RunPackages(ctx, benchOpts.srcDir, "", os.Stderr)
+		}
+		if slices.Contains(groups, "wrk") && benchOpts.wrkBefore != "" {
+			before, err := runWrk(ctx, benchOpts.wrkBefore, cmp.Or(benchOpts.wrkBeforeLabel, benchOpts.wrkBefore), benchOpts.wrkSlice)
+			if err != nil {
+				return err
+			}
+			res.ExternalBefore = before
 		}
 		if slices.Contains(groups, "wrk") {
 			ext, err := runWrk(ctx, "", "", benchOpts.wrkSlice)
@@ -200,6 +212,8 @@ func init() {
 	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
 	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")
 	f.DurationVar(&benchOpts.wrkSlice, "wrk-slice", 3*time.Second, "length of one wrk run (4 per side per scenario)")
+	f.StringVar(&benchOpts.wrkBefore, "wrk-before", "", "with --wrk: also measure this earlier surge binary first, for a before-and-after table")
+	f.StringVar(&benchOpts.wrkBeforeLabel, "wrk-before-label", "", "how the page names the --wrk-before binary (e.g. its commit)")
 	benchCmd.PersistentFlags().StringVar(&benchOpts.srcDir, "src", ".", "source tree (module root) for --packages and the commit on the page")
 
 	w := benchWrkCmd.Flags()
