@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -205,7 +206,7 @@ func (e *Engine) LoadCatalog(ctx context.Context, c Catalog) (CatalogResult, err
 	}
 	ver++
 	tag := catalogTag(ver, doc)
-	if err := e.rec.PutBatch(ctx, []KV{
+	if err := e.rec.PutBatch(ctx, []records.KV{
 		{Key: keyCatalogDoc, Val: doc},
 		{Key: keyCatalogVer, Val: []byte(tag)},
 	}); err != nil {

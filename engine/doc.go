@@ -22,9 +22,11 @@
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention
 //	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters
-//	records.go        the engine's storage (memory, Pebble; records_redis.go Redis)
 //	ids.go, errors.go ids and pool names; inventory errors onto the engine's sentinels
 //	log.go            slog, with the request id of the call's context
+//
+// Storage lives in sub-packages: engine/records (the records, over memory,
+// Pebble and Redis, one conformance suite).
 //
 // A flash reservation goes gateway -> ReserveFlash (sale lookup, the
 // sold-out and not-active answers from memory, the admission gate, once for

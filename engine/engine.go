@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -44,7 +45,7 @@ const (
 type Engine struct {
 	opts       Options
 	store      inventory.Store
-	rec        Records
+	rec        records.Records
 	ownRecords bool
 	orders     OrderStore
 	writer     *OrderWriter
@@ -104,12 +105,12 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		var err error
 		switch {
 		case opts.RedisAddr != "":
-			e.rec, err = OpenRedisRecordsWith(ctx, RedisRecordsOptions{
-				Addr: opts.RedisAddr, Username: opts.RedisUsername, Password: opts.RedisPassword})
+			e.rec, err = records.OpenRedis(ctx, records.Options{
+				RedisAddrs: []string{opts.RedisAddr}, RedisUsername: opts.RedisUsername, RedisPassword: opts.RedisPassword})
 		case opts.Dir != "":
-			e.rec, err = OpenPebbleRecords(opts.Dir)
+			e.rec, err = records.OpenPebble(opts.Dir, records.Options{Logger: opts.Logger})
 		default:
-			e.rec = NewMemRecords()
+			e.rec = records.NewMemory()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot open engine records: %w", err)

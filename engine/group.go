@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -364,7 +365,7 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 	}
 	// The due key first: if the team record is written, its deadline is
 	// always seen by the sweeper.
-	if err := e.rec.PutBatch(ctx, []KV{{Key: dueKey(deadline, dealID, teamID), Val: []byte("1")}, {Key: teamKey(dealID, teamID), Val: b}}); err != nil {
+	if err := e.rec.PutBatch(ctx, []records.KV{{Key: dueKey(deadline, dealID, teamID), Val: []byte("1")}, {Key: teamKey(dealID, teamID), Val: b}}); err != nil {
 		e.releaseQuiet(ctx, r.ID)
 		return Team{}, fmt.Errorf("%w: cannot record team: %w", ErrUnavailable, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // IdempotencyOptions configures Idempotency. The zero value of each field
@@ -86,13 +88,13 @@ const (
 )
 
 // Idempotency remembers the first answer to a write per user and
-// Idempotency-Key, for TTL (law 5). Answers live in Records (they survive a
+// Idempotency-Key, for TTL (law 5). Answers live in the records (they survive a
 // restart and, with Redis records, are shared by the nodes); recent ones
 // are also cached in memory. Concurrent identical calls run fn once, also
 // across nodes: the first claims the key in the records, the others wait
 // for its answer.
 type Idempotency struct {
-	rec  Records
+	rec  records.Records
 	opts IdempotencyOptions
 
 	cache *lru[keptAnswer]
@@ -132,16 +134,21 @@ type flightCall struct {
 	ok     bool
 }
 
+// flightKey keys the shared single flight in records.Local.
+type flightKey struct{}
+
 // NewIdempotency returns an Idempotency keeping its records in rec.
-func NewIdempotency(rec Records, opts IdempotencyOptions) *Idempotency {
+func NewIdempotency(rec records.Records, opts IdempotencyOptions) *Idempotency {
 	opts = opts.WithDefaults()
 	i := &Idempotency{
 		rec:   rec,
 		opts:  opts,
 		cache: newLRU[keptAnswer](opts.EntriesMax),
 	}
-	if l, ok := rec.(localRecords); ok {
-		i.flight = l.localFlight()
+	if l, ok := rec.(records.Local); ok {
+		// Every Idempotency over these records in this process shares
+		// one single flight (two engines over one memory records, say).
+		i.flight = l.Value(flightKey{}, func() any { return &flightGroup{} }).(*flightGroup)
 	} else {
 		i.claims = true
 		i.flight = &flightGroup{}
@@ -270,7 +277,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		}
 		cur, ok, err := i.rec.Get(ctx, rkey)
 		if err != nil {
-			return 0, nil, false, fmt.Errorf("cannot read idempotency record: %w", err)
+			return 0, nil, false, fmt.Errorf("%w: cannot read idempotency record: %w", ErrUnavailable, err)
 		}
 		now := i.opts.Now()
 		mine := encodeClaim(digest, now.Add(claimLease))
@@ -281,7 +288,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		if !ok {
 			won, err := i.rec.PutIfAbsent(ctx, rkey, mine)
 			if err != nil {
-				return 0, nil, false, fmt.Errorf("cannot claim idempotency key: %w", err)
+				return 0, nil, false, fmt.Errorf("%w: cannot claim idempotency key: %w", ErrUnavailable, err)
 			}
 			if won {
 				claim = mine
@@ -307,7 +314,7 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		default: // expired, released or unreadable: take it over
 			won, err := i.rec.CompareAndSwap(ctx, rkey, cur, mine)
 			if err != nil {
-				return 0, nil, false, fmt.Errorf("cannot claim idempotency key: %w", err)
+				return 0, nil, false, fmt.Errorf("%w: cannot claim idempotency key: %w", ErrUnavailable, err)
 			}
 			if won {
 				claim = mine
@@ -393,13 +400,13 @@ func (i *Idempotency) remember(rkey string, a keptAnswer) {
 // taken over lazily when a key is used again.
 func (i *Idempotency) Sweep(ctx context.Context) (int, error) {
 	now := i.opts.Now()
-	var expired []KV
+	var expired []records.KV
 	err := i.rec.Scan(ctx, answerKeyPrefix, func(k string, v []byte) error {
 		_, _, deadline, _, err := decodeKept(v)
 		// A claim is kept for one more lease, so that its owner can still
 		// store its answer.
 		if err == nil && now.After(deadline.Add(claimLease)) {
-			expired = append(expired, KV{Key: k, Val: v})
+			expired = append(expired, records.KV{Key: k, Val: v})
 		}
 		return nil
 	})
@@ -408,7 +415,7 @@ func (i *Idempotency) Sweep(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, kv := range expired {
-		ok, err := deleteIfEqualOf(ctx, i.rec, kv.Key, kv.Val)
+		ok, err := records.DeleteIfEqual(ctx, i.rec, kv.Key, kv.Val)
 		if err != nil {
 			return n, fmt.Errorf("cannot sweep idempotency records: %w", err)
 		}

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // TestIdempotent: the same key and body give the first answer; another
 // body, a conflict (law 5), also under concurrency.
 func TestIdempotent(t *testing.T) {
 	env := openEnv(t, testBackends()[0], nil)
-	rec := engine.NewMemRecords()
+	rec := records.NewMemory()
 	t.Cleanup(func() { _ = rec.Close() })
 	idem := engine.NewIdempotency(rec, engine.IdempotencyOptions{})
 	d1 := sha256.Sum256([]byte(`{"quantity":1}`))

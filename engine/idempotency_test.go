@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // answerClock is a settable clock.
@@ -42,7 +44,7 @@ func wantAnswer(t *testing.T, i *Idempotency, user, key, body string, fn func() 
 }
 
 func TestIdempotencyKeys(t *testing.T) {
-	i := NewIdempotency(NewMemRecords(), IdempotencyOptions{})
+	i := NewIdempotency(records.NewMemory(), IdempotencyOptions{})
 	var runs atomic.Int64
 	fn := answerFn(&runs, 200, "ok")
 	for _, key := range []string{"", strings.Repeat("k", 129), "a\x7f", "tab\t", "é", "nl\n"} {
@@ -60,7 +62,7 @@ func TestIdempotencyKeys(t *testing.T) {
 }
 
 func TestIdempotencyReplay(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, reopen func() Records) {
+	forEachRecords(t, func(t *testing.T, rec records.Records, reopen func() records.Records) {
 		clock := newAnswerClock()
 		opts := IdempotencyOptions{TTL: time.Hour, Now: clock.Now}
 		i := NewIdempotency(rec, opts)
@@ -120,7 +122,7 @@ func TestIdempotencyReplay(t *testing.T) {
 // "nodes" sharing records, run fn exactly once; calls with another body
 // get a conflict.
 func TestIdempotencyConcurrent(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	forEachRecords(t, func(t *testing.T, rec records.Records, _ func() records.Records) {
 		nodes := []*Idempotency{NewIdempotency(rec, IdempotencyOptions{}), NewIdempotency(rec, IdempotencyOptions{})}
 		const keys, goroutines = 10, 12
 		var runs [keys]atomic.Int64
@@ -169,7 +171,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 // TestIdempotencyDeadClaim: a claim left by a dead process holds the key
 // for its lease, then is taken over.
 func TestIdempotencyDeadClaim(t *testing.T) {
-	rec := NewMemRecords()
+	rec := records.NewMemory()
 	clock := newAnswerClock()
 	i := NewIdempotency(rec, IdempotencyOptions{Now: clock.Now})
 	rkey := answerKey("u", "k")
@@ -193,7 +195,7 @@ func TestIdempotencyDeadClaim(t *testing.T) {
 }
 
 func TestIdempotencyPanic(t *testing.T) {
-	i := NewIdempotency(NewMemRecords(), IdempotencyOptions{})
+	i := NewIdempotency(records.NewMemory(), IdempotencyOptions{})
 	func() {
 		defer func() {
 			if recover() == nil {
@@ -213,7 +215,7 @@ func TestIdempotencyPanic(t *testing.T) {
 // the records keep every answer.
 func TestIdempotencyBounded(t *testing.T) {
 	const entriesMax, keys = 64, 1000
-	i := NewIdempotency(NewMemRecords(), IdempotencyOptions{EntriesMax: entriesMax})
+	i := NewIdempotency(records.NewMemory(), IdempotencyOptions{EntriesMax: entriesMax})
 	var runs atomic.Int64
 	for k := 0; k < keys; k++ {
 		wantAnswer(t, i, "u", fmt.Sprint(k), "A", answerFn(&runs, 200, fmt.Sprint(k)), 200, fmt.Sprint(k), nil)

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // BenchmarkIdempotencyDo measures first calls (fn runs, the answer is
 // stored durably) and replays (the answer comes back from the cache) over
 // Pebble records.
 func BenchmarkIdempotencyDo(b *testing.B) {
-	rec, err := OpenPebbleRecords(b.TempDir())
+	rec, err := records.OpenPebble(b.TempDir(), records.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

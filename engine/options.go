@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -76,7 +77,7 @@ type Options struct {
 	// Records, when set, is used instead of opening records from Dir or
 	// RedisAddr; the caller closes it. Default: Pebble records in Dir,
 	// Redis records at RedisAddr, else in memory.
-	Records Records
+	Records records.Records
 	// Orders, when set, is the order store. Default NewRecordsOrderStore
 	// over the records.
 	Orders OrderStore

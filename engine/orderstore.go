@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // OrderStore keeps orders.
@@ -56,8 +58,8 @@ const (
 var errOrderStop = errors.New("engine: order scan limit")
 
 type recordsOrderStore struct {
-	rec Records
-	cb  countedBatcher // nil: rec is not one of ours; use mu
+	rec records.Records
+	cb  records.CountedBatcher // nil: rec is not one of ours; use mu
 	// mu serialises Upserts when rec cannot count atomically itself; the
 	// count is then exact within one process.
 	mu sync.Mutex
@@ -69,9 +71,9 @@ var _ OrderStore = (*recordsOrderStore)(nil)
 // "order/<id>", a per-user index, and an all-time count updated in the same
 // atomic batch as the orders it counts, so that it stays exact under
 // re-upserts, crashes and (with Redis records) several nodes.
-func NewRecordsOrderStore(rec Records) OrderStore {
+func NewRecordsOrderStore(rec records.Records) OrderStore {
 	s := &recordsOrderStore{rec: rec}
-	if cb, ok := rec.(countedBatcher); ok {
+	if cb, ok := rec.(records.CountedBatcher); ok {
 		s.cb = cb
 	}
 	return s
@@ -108,7 +110,7 @@ func (s *recordsOrderStore) Upsert(ctx context.Context, orders []Order) error {
 }
 
 func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
-	kvs := make([]KV, 0, 2*len(orders))
+	kvs := make([]records.KV, 0, 2*len(orders))
 	counted := make([]string, 0, len(orders))
 	for i := range orders {
 		o := &orders[i]
@@ -118,12 +120,12 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 		}
 		key := orderKeyPrefix + o.OrderID
 		kvs = append(kvs,
-			KV{Key: key, Val: body},
-			KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: strconv.AppendInt(nil, o.CreatedAt.UnixNano(), 10)})
+			records.KV{Key: key, Val: body},
+			records.KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: strconv.AppendInt(nil, o.CreatedAt.UnixNano(), 10)})
 		counted = append(counted, key)
 	}
 	if s.cb != nil {
-		if _, err := s.cb.putBatchCounted(ctx, kvs, counted, orderCountKey); err != nil {
+		if _, err := s.cb.PutBatchCounted(ctx, kvs, counted, orderCountKey); err != nil {
 			return fmt.Errorf("cannot write %d orders: %w", len(orders), err)
 		}
 		return nil
@@ -149,11 +151,11 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 	if err != nil {
 		return fmt.Errorf("cannot read order count: %w", err)
 	}
-	n, err := parseCount(cur, ok)
+	n, err := records.ParseCount(cur, ok)
 	if err != nil {
 		return err
 	}
-	kvs = append(kvs, KV{Key: orderCountKey, Val: fmt.Appendf(nil, "%d", n+added)})
+	kvs = append(kvs, records.KV{Key: orderCountKey, Val: fmt.Appendf(nil, "%d", n+added)})
 	if err := s.rec.PutBatch(ctx, kvs); err != nil {
 		return fmt.Errorf("cannot write %d orders: %w", len(orders), err)
 	}
@@ -229,5 +231,5 @@ func (s *recordsOrderStore) Count(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot read order count: %w", err)
 	}
-	return parseCount(v, ok)
+	return records.ParseCount(v, ok)
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 func testOrder(resID, user string, at time.Time) Order {
@@ -45,10 +47,10 @@ func orderMustCount(t *testing.T, s OrderStore, want int64) {
 
 // foreignRecords hides this package's counted batch, so that the order store
 // takes its generic path.
-type foreignRecords struct{ Records }
+type foreignRecords struct{ records.Records }
 
 func TestOrderStore(t *testing.T) {
-	run := func(t *testing.T, rec Records, reopen func() Records) {
+	run := func(t *testing.T, rec records.Records, reopen func() records.Records) {
 		ctx := context.Background()
 		s := NewRecordsOrderStore(rec)
 		t0 := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
@@ -124,14 +126,14 @@ func TestOrderStore(t *testing.T) {
 	}
 	forEachRecords(t, run)
 	t.Run("generic", func(t *testing.T) {
-		run(t, foreignRecords{NewMemRecords()}, nil)
+		run(t, foreignRecords{records.NewMemory()}, nil)
 	})
 }
 
 // TestOrderStoreConcurrentCount hammers overlapping upserts and checks the
 // count is exactly the number of distinct ids.
 func TestOrderStoreConcurrentCount(t *testing.T) {
-	run := func(t *testing.T, rec Records) {
+	run := func(t *testing.T, rec records.Records) {
 		ctx := context.Background()
 		s := NewRecordsOrderStore(rec)
 		const goroutines, ids, batch = 8, 400, 16
@@ -168,6 +170,6 @@ func TestOrderStoreConcurrentCount(t *testing.T) {
 			t.Fatalf("orders over all users = %d; want %d", n, ids)
 		}
 	}
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) { run(t, rec) })
-	t.Run("generic", func(t *testing.T) { run(t, foreignRecords{NewMemRecords()}) })
+	forEachRecords(t, func(t *testing.T, rec records.Records, _ func() records.Records) { run(t, rec) })
+	t.Run("generic", func(t *testing.T) { run(t, foreignRecords{records.NewMemory()}) })
 }

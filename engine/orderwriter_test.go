@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // faultStore wraps a real OrderStore and injects faults: the first
@@ -54,9 +56,9 @@ func (f *faultStore) Upsert(ctx context.Context, orders []Order) error {
 	return f.OrderStore.Upsert(ctx, orders)
 }
 
-func openPebbleOrders(t *testing.T, dir string) Records {
+func openPebbleOrders(t *testing.T, dir string) records.Records {
 	t.Helper()
-	rec, err := OpenPebbleRecords(dir)
+	rec, err := records.OpenPebble(dir, records.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestOrderWriterExact(t *testing.T) {
 // TestOrderWriterRetries: a store that fails several times then recovers;
 // every order is written once, and the failures are counted.
 func TestOrderWriterRetries(t *testing.T) {
-	store := NewRecordsOrderStore(NewMemRecords())
+	store := NewRecordsOrderStore(records.NewMemory())
 	faulty := &faultStore{OrderStore: store, failFirst: 5}
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 50, RetryBackoff: time.Millisecond, Workers: 2})
 	if err != nil {
@@ -176,7 +178,7 @@ func TestOrderWriterRetries(t *testing.T) {
 // TestOrderWriterQueueBound: with the store stuck, Submit never blocks and
 // accepts exactly QueueMax orders; they are all written once it recovers.
 func TestOrderWriterQueueBound(t *testing.T) {
-	store := NewRecordsOrderStore(NewMemRecords())
+	store := NewRecordsOrderStore(records.NewMemory())
 	faulty := &faultStore{OrderStore: store, gate: make(chan struct{})}
 	const queueMax = 300
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 32, QueueMax: queueMax, Workers: 2})
@@ -300,7 +302,7 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 }
 
 func TestOrderWriterBadInput(t *testing.T) {
-	store := NewRecordsOrderStore(NewMemRecords())
+	store := NewRecordsOrderStore(records.NewMemory())
 	for _, opts := range []OrderWriterOptions{{BatchMax: -1}, {QueueMax: -1}, {Workers: writerWorkersMax + 1}, {RetryBackoff: -1}} {
 		if _, err := NewOrderWriter(store, opts); !errors.Is(err, ErrInvalid) {
 			t.Errorf("NewOrderWriter(%+v) = %v; want ErrInvalid", opts, err)

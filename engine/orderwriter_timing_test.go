@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // BenchmarkOrderWriterPebble measures orders/s written durably (synced
@@ -12,7 +14,7 @@ import (
 func BenchmarkOrderWriterPebble(b *testing.B) {
 	for _, batch := range []int{64, 256} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			rec, err := OpenPebbleRecords(b.TempDir())
+			rec, err := records.OpenPebble(b.TempDir(), records.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -52,7 +54,7 @@ func BenchmarkOrderWriterPebble(b *testing.B) {
 // BenchmarkOrderStoreUpsertPebble is the floor: one synced batch of 256
 // orders per call straight into the store, no writer.
 func BenchmarkOrderStoreUpsertPebble(b *testing.B) {
-	rec, err := OpenPebbleRecords(b.TempDir())
+	rec, err := records.OpenPebble(b.TempDir(), records.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

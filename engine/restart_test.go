@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -41,13 +42,13 @@ func TestRestartCrash(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			clock := newTestClock()
 			st, dir, reopen := b.open(t, clock)
-			openRec := func() engine.Records {
-				var rec engine.Records
+			openRec := func() records.Records {
+				var rec records.Records
 				var err error
 				if addr, ok := strings.CutPrefix(dir, "redis:"); ok {
-					rec, err = engine.OpenRedisRecords(context.Background(), addr)
+					rec, err = records.OpenRedis(context.Background(), records.Options{RedisAddrs: []string{addr}})
 				} else {
-					rec, err = engine.OpenPebbleRecords(filepath.Join(dir, "rec"))
+					rec, err = records.OpenPebble(filepath.Join(dir, "rec"), records.Options{})
 				}
 				if err != nil {
 					t.Fatalf("open records: %v", err)

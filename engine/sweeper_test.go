@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -51,7 +52,7 @@ func TestBackgroundSweeper(t *testing.T) {
 func TestSaleEndedWhileDownDrains(t *testing.T) {
 	clock := newTestClock()
 	st := inventory.NewMemory(inventory.Options{Now: clock.Now})
-	rec := engine.NewMemRecords()
+	rec := records.NewMemory()
 	ctx := context.Background()
 	open := func() *engine.Engine {
 		e, err := engine.Open(ctx, engine.Options{Store: st, Records: rec, Now: clock.Now, SweepInterval: -1})
@@ -149,7 +150,7 @@ func TestSaleEndReleaseDuringFinishCheck(t *testing.T) {
 // TestSweepDropsExpiredIdempotencyRecords: the sweeper bounds the
 // idempotency records in storage, not just in the cache.
 func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
-	rec := engine.NewMemRecords()
+	rec := records.NewMemory()
 	t.Cleanup(func() { _ = rec.Close() })
 	env := openEnv(t, testBackends()[0], func(o *engine.Options) {
 		o.Records = rec

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -23,7 +24,7 @@ func twoNodes(t *testing.T, backend string) (a, b *engine.Engine, st inventory.S
 	switch backend {
 	case "memory":
 		st = inventory.NewMemory(inventory.Options{Now: clock.Now})
-		rec := engine.NewMemRecords()
+		rec := records.NewMemory()
 		opts[0] = engine.Options{Store: st, Records: rec}
 		opts[1] = opts[0]
 	case "redis":

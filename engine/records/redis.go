@@ -1,10 +1,11 @@
-package engine
+package records
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/redis/rueidis"
@@ -89,33 +90,22 @@ type redisRecords struct {
 }
 
 var _ Records = (*redisRecords)(nil)
-var _ countedBatcher = (*redisRecords)(nil)
-var _ compareDeleter = (*redisRecords)(nil)
+var _ CountedBatcher = (*redisRecords)(nil)
+var _ CompareDeleter = (*redisRecords)(nil)
 
-// OpenRedisRecords returns Records kept in the Redis server at addr
-// (host:port), shared by every node that opens the same server. Writes are
-// as durable as the server's persistence (appendonly yes with appendfsync
-// always makes a returned write survive a crash of the server).
-func OpenRedisRecords(ctx context.Context, addr string) (Records, error) {
-	return OpenRedisRecordsWith(ctx, RedisRecordsOptions{Addr: addr})
-}
-
-// RedisRecordsOptions configures OpenRedisRecordsWith.
-type RedisRecordsOptions struct {
-	// Addr is the host:port of the Redis server. Required.
-	Addr string
-	// Username and Password authenticate to Redis. Default none.
-	Username string
-	Password string
-}
-
-// OpenRedisRecordsWith is OpenRedisRecords with authentication.
-func OpenRedisRecordsWith(ctx context.Context, o RedisRecordsOptions) (Records, error) {
-	addr := o.Addr
+// OpenRedis returns Records kept in Redis at o.RedisAddrs, shared by every
+// node that opens the same server or cluster. Writes are as durable as the
+// server's persistence (appendonly yes with appendfsync always makes a
+// returned write survive a crash of the server).
+func OpenRedis(ctx context.Context, o Options) (Records, error) {
+	if len(o.RedisAddrs) == 0 {
+		return nil, fmt.Errorf("cannot open records in redis: %w: no address", ErrInvalid)
+	}
+	addr := strings.Join(o.RedisAddrs, ",")
 	c, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:  []string{addr},
-		Username:     o.Username,
-		Password:     o.Password,
+		InitAddress:  o.RedisAddrs,
+		Username:     o.RedisUsername,
+		Password:     o.RedisPassword,
 		DisableCache: true,
 	})
 	if err != nil {
@@ -132,7 +122,7 @@ func OpenRedisRecordsWith(ctx context.Context, o RedisRecordsOptions) (Records, 
 // ErrUnavailable.
 func (r *redisRecords) fail(what string, err error) error {
 	if r.closed.Load() {
-		return ErrRecordsClosed
+		return ErrClosed
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("cannot %s: %w", what, err)
@@ -145,7 +135,7 @@ func (r *redisRecords) Get(ctx context.Context, key string) ([]byte, bool, error
 		return nil, false, err
 	}
 	if r.closed.Load() {
-		return nil, false, ErrRecordsClosed
+		return nil, false, ErrClosed
 	}
 	v, err := r.c.Do(ctx, r.c.B().Get().Key(redisRecordPrefix+key).Build()).AsBytes()
 	if rueidis.IsRedisNil(err) {
@@ -169,7 +159,7 @@ func (r *redisRecords) PutBatch(ctx context.Context, kvs []KV) error {
 		return nil
 	}
 	if r.closed.Load() {
-		return ErrRecordsClosed
+		return ErrClosed
 	}
 	keys := make([]string, 0, len(kvs)+1)
 	args := make([]string, 2*len(kvs))
@@ -185,7 +175,7 @@ func (r *redisRecords) PutBatch(ctx context.Context, kvs []KV) error {
 	return nil
 }
 
-func (r *redisRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (int64, error) {
+func (r *redisRecords) PutBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (int64, error) {
 	if err := checkBatch(kvs); err != nil {
 		return 0, err
 	}
@@ -193,7 +183,7 @@ func (r *redisRecords) putBatchCounted(ctx context.Context, kvs []KV, counted []
 		return 0, err
 	}
 	if r.closed.Load() {
-		return 0, ErrRecordsClosed
+		return 0, ErrClosed
 	}
 	n, m := len(kvs), len(counted)
 	keys := make([]string, 0, 2+n+m)
@@ -226,7 +216,7 @@ func (r *redisRecords) CompareAndSwap(ctx context.Context, key string, old, new 
 		return false, err
 	}
 	if r.closed.Load() {
-		return false, ErrRecordsClosed
+		return false, ErrClosed
 	}
 	mode := "equal"
 	if old == nil {
@@ -246,7 +236,7 @@ func (r *redisRecords) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if r.closed.Load() {
-		return ErrRecordsClosed
+		return ErrClosed
 	}
 	err := redisDelScript.Exec(ctx, r.c, []string{redisRecordIndex, redisRecordPrefix + key}, []string{key}).Error()
 	if err != nil {
@@ -255,12 +245,12 @@ func (r *redisRecords) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-func (r *redisRecords) deleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
+func (r *redisRecords) DeleteIfEqual(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
 	if r.closed.Load() {
-		return false, ErrRecordsClosed
+		return false, ErrClosed
 	}
 	n, err := redisDelIfScript.Exec(ctx, r.c, []string{redisRecordIndex, redisRecordPrefix + key}, []string{key, string(old)}).AsInt64()
 	if err != nil {
@@ -271,7 +261,7 @@ func (r *redisRecords) deleteIfEqual(ctx context.Context, key string, old []byte
 
 func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
 	if r.closed.Load() {
-		return ErrRecordsClosed
+		return ErrClosed
 	}
 	lo := "[" + prefix
 	if prefix == "" {

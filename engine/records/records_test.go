@@ -1,4 +1,4 @@
-package engine
+package records
 
 import (
 	"bytes"
@@ -24,11 +24,11 @@ type recordsBackend struct {
 func recordsBackends() []recordsBackend {
 	return []recordsBackend{
 		{"memory", func(t *testing.T) (Records, func() Records) {
-			return NewMemRecords(), nil
+			return NewMemory(), nil
 		}},
 		{"pebble", func(t *testing.T) (Records, func() Records) {
 			dir := t.TempDir()
-			rec, err := OpenPebbleRecords(dir)
+			rec, err := OpenPebble(dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +38,7 @@ func recordsBackends() []recordsBackend {
 				if err := cur.Close(); err != nil {
 					t.Fatal(err)
 				}
-				r2, err := OpenPebbleRecords(dir)
+				r2, err := OpenPebble(dir, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -49,7 +49,7 @@ func recordsBackends() []recordsBackend {
 		{"redis", func(t *testing.T) (Records, func() Records) {
 			srv := redistest.Start(t)
 			open := func() Records {
-				rec, err := OpenRedisRecords(context.Background(), srv.Addr)
+				rec, err := OpenRedis(context.Background(), Options{RedisAddrs: []string{srv.Addr}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +162,7 @@ func TestRecordsBasic(t *testing.T) {
 func TestRecordsBadKey(t *testing.T) {
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
 		ctx := context.Background()
-		long := string(bytes.Repeat([]byte("k"), recordKeyMax+1))
+		long := string(bytes.Repeat([]byte("k"), KeyLenMax+1))
 		for _, key := range []string{"", long} {
 			if err := rec.Put(ctx, key, []byte("v")); !errors.Is(err, ErrInvalid) {
 				t.Errorf("Put(len %d) = %v; want ErrInvalid", len(key), err)
@@ -368,7 +368,7 @@ func TestRecordsRaces(t *testing.T) {
 func TestRecordsCountedBatch(t *testing.T) {
 	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
 		ctx := context.Background()
-		cb := rec.(countedBatcher)
+		cb := rec.(CountedBatcher)
 		const goroutines, ids, per = 8, 300, 10
 		var added atomic.Int64
 		var wg sync.WaitGroup
@@ -387,7 +387,7 @@ func TestRecordsCountedBatch(t *testing.T) {
 						kvs = append(kvs, KV{Key: k, Val: []byte{byte(g)}})
 						counted = append(counted, k, k) // duplicates count once
 					}
-					n, err := cb.putBatchCounted(ctx, kvs, counted, "cnt#")
+					n, err := cb.PutBatchCounted(ctx, kvs, counted, "cnt#")
 					if err != nil {
 						t.Error(err)
 						return
@@ -426,14 +426,14 @@ func TestRecordsDurableAndClosed(t *testing.T) {
 		if err := rec.Close(); err != nil {
 			t.Fatalf("second Close = %v; want nil", err)
 		}
-		if _, _, err := rec.Get(ctx, "d/1"); !errors.Is(err, ErrRecordsClosed) {
-			t.Errorf("Get after Close = %v; want ErrRecordsClosed", err)
+		if _, _, err := rec.Get(ctx, "d/1"); !errors.Is(err, ErrClosed) {
+			t.Errorf("Get after Close = %v; want ErrClosed", err)
 		}
-		if err := rec.Put(ctx, "d/3", nil); !errors.Is(err, ErrRecordsClosed) {
-			t.Errorf("Put after Close = %v; want ErrRecordsClosed", err)
+		if err := rec.Put(ctx, "d/3", nil); !errors.Is(err, ErrClosed) {
+			t.Errorf("Put after Close = %v; want ErrClosed", err)
 		}
-		if err := rec.Scan(ctx, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrRecordsClosed) {
-			t.Errorf("Scan after Close = %v; want ErrRecordsClosed", err)
+		if err := rec.Scan(ctx, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Errorf("Scan after Close = %v; want ErrClosed", err)
 		}
 	})
 }
@@ -444,7 +444,7 @@ func TestRedisRecordsShared(t *testing.T) {
 	ctx := context.Background()
 	var nodes [2]Records
 	for i := range nodes {
-		r, err := OpenRedisRecords(ctx, srv.Addr)
+		r, err := OpenRedis(ctx, Options{RedisAddrs: []string{srv.Addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,9 +484,9 @@ func TestRedisRecordsShared(t *testing.T) {
 func TestOpenRedisRecordsUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2e9)
 	defer cancel()
-	_, err := OpenRedisRecords(ctx, "127.0.0.1:1")
+	_, err := OpenRedis(ctx, Options{RedisAddrs: []string{"127.0.0.1:1"}})
 	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("OpenRedisRecords(closed port) = %v; want ErrUnavailable", err)
+		t.Fatalf("OpenRedis(closed port) = %v; want ErrUnavailable", err)
 	}
 }
 
@@ -500,9 +500,9 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 			key, old string
 			want     bool
 		}{{"x/1", "other", false}, {"x/none", "v1", false}, {"x/1", "v1", true}, {"x/1", "v1", false}} {
-			ok, err := deleteIfEqualOf(ctx, rec, tc.key, []byte(tc.old))
+			ok, err := DeleteIfEqual(ctx, rec, tc.key, []byte(tc.old))
 			if err != nil || ok != tc.want {
-				t.Fatalf("deleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
+				t.Fatalf("DeleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
 			}
 		}
 		if keys := scanKeys(t, rec, "x/"); len(keys) != 0 {
@@ -516,7 +516,7 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 // hanging.
 func TestRedisRecordsServerDown(t *testing.T) {
 	srv := redistest.Start(t)
-	rec, err := OpenRedisRecords(context.Background(), srv.Addr)
+	rec, err := OpenRedis(context.Background(), Options{RedisAddrs: []string{srv.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
