@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"time"
+
+	"github.com/surge-retail/surge/engine/orders"
 )
 
 // This file is the contract between the engine and the gateway: the
@@ -229,12 +231,7 @@ type CheckoutRequest struct {
 }
 
 // Item is a line of a reservation or order with its unit price (fen).
-type Item struct {
-	SKUID     string `json:"sku_id"`
-	Title     string `json:"title,omitempty"`
-	Quantity  int64  `json:"quantity"`
-	UnitPrice int64  `json:"unit_price"`
-}
+type Item = orders.Item
 
 // Reservation is a reservation as the API shows it. For single-SKU
 // reservations (flash sale, group buy) SKUID, Quantity and UnitPrice repeat
@@ -261,23 +258,9 @@ type Reservation struct {
 	ExpiresAtMs   int64     `json:"expires_at_ms"`
 }
 
-// Order is a written order. State is "created" or "refunded".
-type Order struct {
-	OrderID       string    `json:"order_id"`
-	ReservationID string    `json:"reservation_id"`
-	UserID        string    `json:"user_id"`
-	StoreID       string    `json:"store_id"`
-	GuideID       string    `json:"guide_id,omitempty"`
-	Kind          string    `json:"kind"`
-	SaleID        string    `json:"sale_id,omitempty"`
-	DealID        string    `json:"deal_id,omitempty"`
-	TeamID        string    `json:"team_id,omitempty"`
-	Items         []Item    `json:"items"`
-	Amount        int64     `json:"amount"`
-	PaymentID     string    `json:"payment_id"`
-	State         string    `json:"state"`
-	CreatedAt     time.Time `json:"created_at"`
-}
+// Order is a written order (orders.Order). State is "created" or
+// "refunded".
+type Order = orders.Order
 
 // FeedUpdate is one line of the POS / ERP inventory feed.
 type FeedUpdate struct {

@@ -15,8 +15,8 @@
 //	checkout.go       a cart, all or nothing
 //	resrecord.go      the typed, versioned record kept with every reservation
 //	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
-//	orders.go         orders of paid reservations, their replay (law 4); orderstore.go
-//	                  the order store over the records; orderwriter.go the async writer
+//	orders.go         orders of paid reservations, their replay (law 4); orderwriter.go
+//	                  the asynchronous writer into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
@@ -26,7 +26,8 @@
 //	log.go            slog, with the request id of the call's context
 //
 // Storage lives in sub-packages: engine/records (the records, over memory,
-// Pebble and Redis, one conformance suite).
+// Pebble and Redis) and engine/orders (the order store over the records),
+// each with one conformance suite over its backends.
 //
 // A flash reservation goes gateway -> ReserveFlash (sale lookup, the
 // sold-out and not-active answers from memory, the admission gate, once for

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
@@ -47,7 +48,7 @@ type Engine struct {
 	store      inventory.Store
 	rec        records.Records
 	ownRecords bool
-	orders     OrderStore
+	orders     orders.Store
 	writer     *OrderWriter
 	idem       *Idempotency
 	risk       RiskHook
@@ -122,7 +123,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e.orders = opts.Orders
 	if e.orders == nil {
-		e.orders = NewRecordsOrderStore(e.rec)
+		e.orders = orders.NewRecordsStore(e.rec)
 	}
 	w, err := NewOrderWriter(e.orders, opts.OrderWriter)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
@@ -80,7 +81,7 @@ type Options struct {
 	Records records.Records
 	// Orders, when set, is the order store. Default NewRecordsOrderStore
 	// over the records.
-	Orders OrderStore
+	Orders orders.Store
 	// OrderWriter configures the asynchronous order writer.
 	OrderWriter OrderWriterOptions
 	// Idempotency configures the idempotency records (its Now defaults to

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/ants/v2"
+	"github.com/surge-retail/surge/engine/orders"
 )
 
 // OrderWriterOptions configures an OrderWriter. The zero value of each field
@@ -75,14 +76,14 @@ const (
 // before the orders could be written; they stay in the backlog.
 var ErrOrderWriterClosed = errors.New("engine: order writer closed")
 
-// OrderWriter writes orders to an OrderStore asynchronously, in batches,
+// OrderWriter writes orders to an orders.Store asynchronously, in batches,
 // from a bounded pool of workers (law 4). Submit never blocks: a slow or
 // failing store fills the bounded queue, and then Submit says no; the order
 // stays in the engine's durable backlog (the paid reservation) and is
 // submitted again later. Failed batches are retried with backoff; a batch
 // written twice is harmless because the store upserts by order id.
 type OrderWriter struct {
-	store OrderStore
+	store orders.Store
 	opts  OrderWriterOptions
 	pool  *ants.Pool
 
@@ -123,7 +124,7 @@ type writeItem struct {
 
 // NewOrderWriter starts an OrderWriter over store: one dispatcher goroutine
 // and a pool of opts.Workers workers, all stopped by Close.
-func NewOrderWriter(store OrderStore, opts OrderWriterOptions) (*OrderWriter, error) {
+func NewOrderWriter(store orders.Store, opts OrderWriterOptions) (*OrderWriter, error) {
 	if store == nil {
 		return nil, fmt.Errorf("cannot create order writer: %w: nil store", ErrInvalid)
 	}
@@ -159,7 +160,7 @@ func NewOrderWriter(store OrderStore, opts OrderWriterOptions) (*OrderWriter, er
 // o has no order or user id; the caller keeps o in its backlog and submits
 // it again later.
 func (w *OrderWriter) Submit(o Order) bool {
-	if orderCheck(&o) != nil {
+	if orders.Check(&o) != nil {
 		return false
 	}
 	w.mu.Lock()

@@ -9,17 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 )
 
-// faultStore wraps a real OrderStore and injects faults: the first
+// faultStore wraps a real orders.Store and injects faults: the first
 // failFirst Upserts fail; gate (when not nil) holds every Upsert until it
 // is closed or the call's context ends; when halfThenHang is set, Upserts
 // after the first hangAfter write the first half of their batch to the
 // real store and then hang until their context ends (a writer dying
 // mid-batch).
 type faultStore struct {
-	OrderStore
+	orders.Store
 	failFirst    int64
 	gate         chan struct{}
 	halfThenHang bool
@@ -33,7 +34,7 @@ type faultStore struct {
 
 var errInjected = errors.New("injected store failure")
 
-func (f *faultStore) Upsert(ctx context.Context, orders []Order) error {
+func (f *faultStore) Upsert(ctx context.Context, list []Order) error {
 	n := f.calls.Add(1)
 	if n <= f.failFirst {
 		return errInjected
@@ -46,14 +47,14 @@ func (f *faultStore) Upsert(ctx context.Context, orders []Order) error {
 		}
 	}
 	if f.halfThenHang && n > f.hangAfter {
-		if err := f.OrderStore.Upsert(ctx, orders[:len(orders)/2]); err != nil {
+		if err := f.Store.Upsert(ctx, list[:len(list)/2]); err != nil {
 			return err
 		}
 		f.hangOnce.Do(func() { close(f.hanging) })
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return f.OrderStore.Upsert(ctx, orders)
+	return f.Store.Upsert(ctx, list)
 }
 
 func openPebbleOrders(t *testing.T, dir string) records.Records {
@@ -79,11 +80,11 @@ func closeWriter(t *testing.T, w *OrderWriter) {
 	}
 }
 
-// submitAll submits orders, waiting for room (Flush) when the queue is
+// submitAll submits list, waiting for room (Flush) when the queue is
 // full, as the engine's backlog replay does.
-func submitAll(t *testing.T, w *OrderWriter, orders []Order) {
+func submitAll(t *testing.T, w *OrderWriter, list []Order) {
 	t.Helper()
-	for _, o := range orders {
+	for _, o := range list {
 		for !w.Submit(o) {
 			if err := w.Flush(context.Background()); err != nil {
 				t.Error(err)
@@ -98,7 +99,7 @@ func submitAll(t *testing.T, w *OrderWriter, orders []Order) {
 func TestOrderWriterExact(t *testing.T) {
 	rec := openPebbleOrders(t, t.TempDir())
 	defer rec.Close()
-	store := NewRecordsOrderStore(rec)
+	store := orders.NewRecordsStore(rec)
 	w, err := NewOrderWriter(store, OrderWriterOptions{BatchMax: 64, QueueMax: 1024})
 	if err != nil {
 		t.Fatal(err)
@@ -110,15 +111,15 @@ func TestOrderWriterExact(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var orders []Order
+			var list []Order
 			for i := 0; i < per; i++ {
 				o := testOrder(fmt.Sprintf("r%d-%d", g, i), fmt.Sprintf("u%d", i%10), t0)
-				orders = append(orders, o)
+				list = append(list, o)
 				if i%5 == 0 {
-					orders = append(orders, o) // paid twice, replayed: harmless
+					list = append(list, o) // paid twice, replayed: harmless
 				}
 			}
-			submitAll(t, w, orders)
+			submitAll(t, w, list)
 		}()
 	}
 	wg.Wait()
@@ -131,7 +132,7 @@ func TestOrderWriterExact(t *testing.T) {
 	}
 	orderMustCount(t, store, goroutines*per)
 	n := 0
-	if err := rec.Scan(context.Background(), orderKeyPrefix, func(string, []byte) error { n++; return nil }); err != nil {
+	if err := rec.Scan(context.Background(), orders.RecordsKeyPrefix, func(string, []byte) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != goroutines*per {
@@ -152,19 +153,19 @@ func TestOrderWriterExact(t *testing.T) {
 // TestOrderWriterRetries: a store that fails several times then recovers;
 // every order is written once, and the failures are counted.
 func TestOrderWriterRetries(t *testing.T) {
-	store := NewRecordsOrderStore(records.NewMemory())
-	faulty := &faultStore{OrderStore: store, failFirst: 5}
+	store := orders.NewRecordsStore(records.NewMemory())
+	faulty := &faultStore{Store: store, failFirst: 5}
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 50, RetryBackoff: time.Millisecond, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeWriter(t, w)
 	const n = 1000
-	var orders []Order
+	var list []Order
 	for i := 0; i < n; i++ {
-		orders = append(orders, testOrder(fmt.Sprintf("r%d", i), "u", time.Now()))
+		list = append(list, testOrder(fmt.Sprintf("r%d", i), "u", time.Now()))
 	}
-	submitAll(t, w, orders)
+	submitAll(t, w, list)
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +179,8 @@ func TestOrderWriterRetries(t *testing.T) {
 // TestOrderWriterQueueBound: with the store stuck, Submit never blocks and
 // accepts exactly QueueMax orders; they are all written once it recovers.
 func TestOrderWriterQueueBound(t *testing.T) {
-	store := NewRecordsOrderStore(records.NewMemory())
-	faulty := &faultStore{OrderStore: store, gate: make(chan struct{})}
+	store := orders.NewRecordsStore(records.NewMemory())
+	faulty := &faultStore{Store: store, gate: make(chan struct{})}
 	const queueMax = 300
 	w, err := NewOrderWriter(faulty, OrderWriterOptions{BatchMax: 32, QueueMax: queueMax, Workers: 2})
 	if err != nil {
@@ -217,7 +218,7 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 	dir := t.TempDir()
 	rec := openPebbleOrders(t, dir)
 	faulty := &faultStore{
-		OrderStore:   NewRecordsOrderStore(rec),
+		Store:        orders.NewRecordsStore(rec),
 		halfThenHang: true,
 		hangAfter:    3,
 		hanging:      make(chan struct{}),
@@ -228,11 +229,11 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 	}
 	const n = 1000
 	t0 := time.Now()
-	var orders []Order
+	var list []Order
 	for i := 0; i < n; i++ {
-		orders = append(orders, testOrder(fmt.Sprintf("r%04d", i), fmt.Sprintf("u%d", i%13), t0))
+		list = append(list, testOrder(fmt.Sprintf("r%04d", i), fmt.Sprintf("u%d", i%13), t0))
 	}
-	for _, o := range orders {
+	for _, o := range list {
 		if !w.Submit(o) {
 			t.Fatal("Submit refused below QueueMax")
 		}
@@ -266,31 +267,31 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 	// Restart: reopen the records and replay the whole backlog.
 	rec = openPebbleOrders(t, dir)
 	defer rec.Close()
-	store := NewRecordsOrderStore(rec)
+	store := orders.NewRecordsStore(rec)
 	orderMustCount(t, store, partial)
 	w2, err := NewOrderWriter(store, OrderWriterOptions{BatchMax: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
-	submitAll(t, w2, orders)
+	submitAll(t, w2, list)
 	closeWriter(t, w2)
 	orderMustCount(t, store, n)
 	seen := map[string]int{}
-	err = rec.Scan(context.Background(), orderKeyPrefix, func(k string, _ []byte) error { seen[k]++; return nil })
+	err = rec.Scan(context.Background(), orders.RecordsKeyPrefix, func(k string, _ []byte) error { seen[k]++; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != n {
 		t.Fatalf("distinct order records = %d; want %d", len(seen), n)
 	}
-	for _, o := range orders {
-		if seen[orderKeyPrefix+o.OrderID] != 1 {
-			t.Fatalf("order %s seen %d times", o.OrderID, seen[orderKeyPrefix+o.OrderID])
+	for _, o := range list {
+		if seen[orders.RecordsKeyPrefix+o.OrderID] != 1 {
+			t.Fatalf("order %s seen %d times", o.OrderID, seen[orders.RecordsKeyPrefix+o.OrderID])
 		}
 	}
 	total := 0
 	for u := 0; u < 13; u++ {
-		list, err := store.ByUser(context.Background(), fmt.Sprintf("u%d", u), ordersByUserMax)
+		list, err := store.ByUser(context.Background(), fmt.Sprintf("u%d", u), orders.ByUserMax)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,7 +303,7 @@ func TestOrderWriterKilledMidBatch(t *testing.T) {
 }
 
 func TestOrderWriterBadInput(t *testing.T) {
-	store := NewRecordsOrderStore(records.NewMemory())
+	store := orders.NewRecordsStore(records.NewMemory())
 	for _, opts := range []OrderWriterOptions{{BatchMax: -1}, {QueueMax: -1}, {Workers: writerWorkersMax + 1}, {RetryBackoff: -1}} {
 		if _, err := NewOrderWriter(store, opts); !errors.Is(err, ErrInvalid) {
 			t.Errorf("NewOrderWriter(%+v) = %v; want ErrInvalid", opts, err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkOrderWriterPebble(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer rec.Close()
-			store := NewRecordsOrderStore(rec)
+			store := orders.NewRecordsStore(rec)
 			w, err := NewOrderWriter(store, OrderWriterOptions{BatchMax: batch})
 			if err != nil {
 				b.Fatal(err)
@@ -59,7 +60,7 @@ func BenchmarkOrderStoreUpsertPebble(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rec.Close()
-	store := NewRecordsOrderStore(rec)
+	store := orders.NewRecordsStore(rec)
 	const batch = 256
 	t0 := time.Now()
 	b.ReportAllocs()

@@ -1,4 +1,4 @@
-package engine
+package orders
 
 import (
 	"cmp"
@@ -14,21 +14,6 @@ import (
 	"github.com/surge-retail/surge/engine/records"
 )
 
-// OrderStore keeps orders.
-type OrderStore interface {
-	// Upsert writes orders durably. Writing an order id again replaces the
-	// order (e.g. its state) and does not count it again.
-	Upsert(ctx context.Context, orders []Order) error
-	// Get returns one order; ok is false when there is none.
-	Get(ctx context.Context, orderID string) (Order, bool, error)
-	// ByUser returns a user's orders, newest first (CreatedAt, then
-	// OrderID), at most limit (1..ordersByUserMax; other values mean
-	// ordersByUserMax).
-	ByUser(ctx context.Context, userID string, limit int) ([]Order, error)
-	// Count returns the number of distinct orders ever written, all time.
-	Count(ctx context.Context) (int64, error)
-}
-
 // Order records layout:
 //
 //	order/<order id>                     -> order JSON
@@ -37,27 +22,23 @@ type OrderStore interface {
 //
 // The user id is path-escaped so that no user's prefix is another's.
 const (
-	orderKeyPrefix     = "order/"
+	RecordsKeyPrefix   = "order/"
 	orderUserKeyPrefix = "orderu/"
 	orderCountKey      = "order#"
 )
 
 const (
-	// ordersByUserMax bounds one ByUser answer.
-	ordersByUserMax = 100
 	// orderUserScanMax bounds the index entries ByUser reads for one user.
 	orderUserScanMax = 10_000
 	// orderUpsertChunkMax is how many orders go into one records batch (two
 	// records each); larger Upserts are split (each chunk is atomic, and the
 	// whole call is idempotent).
 	orderUpsertChunkMax = 2048
-	// orderIDMax bounds an order id and a user id (bytes).
-	orderIDMax = 256
 )
 
-var errOrderStop = errors.New("engine: order scan limit")
+var errOrderStop = errors.New("orders: scan limit")
 
-type recordsOrderStore struct {
+type recordsStore struct {
 	rec records.Records
 	cb  records.CountedBatcher // nil: rec is not one of ours; use mu
 	// mu serialises Upserts when rec cannot count atomically itself; the
@@ -65,14 +46,14 @@ type recordsOrderStore struct {
 	mu sync.Mutex
 }
 
-var _ OrderStore = (*recordsOrderStore)(nil)
+var _ Store = (*recordsStore)(nil)
 
-// NewRecordsOrderStore returns an OrderStore kept in rec: every order under
+// NewRecordsStore returns a Store kept in rec: every order under
 // "order/<id>", a per-user index, and an all-time count updated in the same
 // atomic batch as the orders it counts, so that it stays exact under
 // re-upserts, crashes and (with Redis records) several nodes.
-func NewRecordsOrderStore(rec records.Records) OrderStore {
-	s := &recordsOrderStore{rec: rec}
+func NewRecordsStore(rec records.Records) Store {
+	s := &recordsStore{rec: rec}
 	if cb, ok := rec.(records.CountedBatcher); ok {
 		s.cb = cb
 	}
@@ -83,19 +64,9 @@ func orderUserPrefix(userID string) string {
 	return orderUserKeyPrefix + url.PathEscape(userID) + "/"
 }
 
-func orderCheck(o *Order) error {
-	if o.OrderID == "" || len(o.OrderID) > orderIDMax {
-		return fmt.Errorf("%w: order id %q", ErrInvalid, o.OrderID)
-	}
-	if o.UserID == "" || len(o.UserID) > orderIDMax {
-		return fmt.Errorf("%w: order %q: user id %q", ErrInvalid, o.OrderID, o.UserID)
-	}
-	return nil
-}
-
-func (s *recordsOrderStore) Upsert(ctx context.Context, orders []Order) error {
+func (s *recordsStore) Upsert(ctx context.Context, orders []Order) error {
 	for i := range orders {
-		if err := orderCheck(&orders[i]); err != nil {
+		if err := Check(&orders[i]); err != nil {
 			return err
 		}
 	}
@@ -109,7 +80,7 @@ func (s *recordsOrderStore) Upsert(ctx context.Context, orders []Order) error {
 	return nil
 }
 
-func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
+func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
 	kvs := make([]records.KV, 0, 2*len(orders))
 	counted := make([]string, 0, len(orders))
 	for i := range orders {
@@ -118,7 +89,7 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 		if err != nil {
 			return fmt.Errorf("cannot encode order %q: %w", o.OrderID, err)
 		}
-		key := orderKeyPrefix + o.OrderID
+		key := RecordsKeyPrefix + o.OrderID
 		kvs = append(kvs,
 			records.KV{Key: key, Val: body},
 			records.KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: strconv.AppendInt(nil, o.CreatedAt.UnixNano(), 10)})
@@ -162,11 +133,11 @@ func (s *recordsOrderStore) upsert(ctx context.Context, orders []Order) error {
 	return nil
 }
 
-func (s *recordsOrderStore) Get(ctx context.Context, orderID string) (Order, bool, error) {
-	if orderID == "" || len(orderID) > orderIDMax {
+func (s *recordsStore) Get(ctx context.Context, orderID string) (Order, bool, error) {
+	if orderID == "" || len(orderID) > IDLenMax {
 		return Order{}, false, nil
 	}
-	v, ok, err := s.rec.Get(ctx, orderKeyPrefix+orderID)
+	v, ok, err := s.rec.Get(ctx, RecordsKeyPrefix+orderID)
 	if err != nil || !ok {
 		return Order{}, false, err
 	}
@@ -177,12 +148,12 @@ func (s *recordsOrderStore) Get(ctx context.Context, orderID string) (Order, boo
 	return o, true, nil
 }
 
-func (s *recordsOrderStore) ByUser(ctx context.Context, userID string, limit int) ([]Order, error) {
-	if userID == "" || len(userID) > orderIDMax {
+func (s *recordsStore) ByUser(ctx context.Context, userID string, limit int) ([]Order, error) {
+	if userID == "" || len(userID) > IDLenMax {
 		return nil, nil
 	}
-	if limit <= 0 || limit > ordersByUserMax {
-		limit = ordersByUserMax
+	if limit <= 0 || limit > ByUserMax {
+		limit = ByUserMax
 	}
 	type entry struct {
 		id      string
@@ -226,7 +197,7 @@ func (s *recordsOrderStore) ByUser(ctx context.Context, userID string, limit int
 	return out, nil
 }
 
-func (s *recordsOrderStore) Count(ctx context.Context) (int64, error) {
+func (s *recordsStore) Count(ctx context.Context) (int64, error) {
 	v, ok, err := s.rec.Get(ctx, orderCountKey)
 	if err != nil {
 		return 0, fmt.Errorf("cannot read order count: %w", err)

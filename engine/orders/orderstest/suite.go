@@ -1,4 +1,8 @@
-package engine
+// Package orderstest is the conformance suite every orders.Store passes:
+// upserts that replace and never count twice, reads by id and by user in
+// order, refusals of bad orders that write nothing, durability across a
+// reopen, and an exact count under concurrent overlapping upserts.
+package orderstest
 
 import (
 	"context"
@@ -8,19 +12,45 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surge-retail/surge/engine/records"
+	"github.com/surge-retail/surge/engine/orders"
 )
 
-func testOrder(resID, user string, at time.Time) Order {
-	return Order{
-		OrderID:       OrderID(resID),
+// Backend opens a fresh, empty Store; reopen (nil when the backend keeps
+// nothing) closes it and opens the same data again.
+type Backend struct {
+	Name string
+	Open func(t *testing.T) (s orders.Store, reopen func() orders.Store)
+}
+
+// Run runs the suite on every backend, each test on a fresh store.
+func Run(t *testing.T, backends []Backend) {
+	for _, b := range backends {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Run("basic", func(t *testing.T) {
+				s, reopen := b.Open(t)
+				testBasic(t, s, reopen)
+			})
+			t.Run("concurrent-count", func(t *testing.T) {
+				s, _ := b.Open(t)
+				testConcurrentCount(t, s)
+			})
+		})
+	}
+}
+
+// orderID is the engine's order id of a reservation (engine.OrderID).
+func orderID(resID string) string { return "o-" + resID }
+
+func testOrder(resID, user string, at time.Time) orders.Order {
+	return orders.Order{
+		OrderID:       orderID(resID),
 		ReservationID: resID,
 		UserID:        user,
 		StoreID:       "s1",
 		GuideID:       "g1",
 		Kind:          "flash",
 		SaleID:        "sale1",
-		Items:         []Item{{SKUID: "k1", Quantity: 1, UnitPrice: 100}},
+		Items:         []orders.Item{{SKUID: "k1", Title: "羊毛大衣", Quantity: 1, UnitPrice: 100}},
 		Amount:        100,
 		PaymentID:     "pay-" + resID,
 		State:         "created",
@@ -28,16 +58,7 @@ func testOrder(resID, user string, at time.Time) Order {
 	}
 }
 
-func TestOrderID(t *testing.T) {
-	if a, b := OrderID("r1"), OrderID("r1"); a != b || a == "" {
-		t.Fatalf("OrderID(r1) = %q then %q; want one stable id", a, b)
-	}
-	if OrderID("r1") == OrderID("r2") {
-		t.Fatal("OrderID(r1) == OrderID(r2)")
-	}
-}
-
-func orderMustCount(t *testing.T, s OrderStore, want int64) {
+func mustCount(t *testing.T, s orders.Store, want int64) {
 	t.Helper()
 	n, err := s.Count(context.Background())
 	if err != nil || n != want {
@@ -45,26 +66,21 @@ func orderMustCount(t *testing.T, s OrderStore, want int64) {
 	}
 }
 
-// foreignRecords hides this package's counted batch, so that the order store
-// takes its generic path.
-type foreignRecords struct{ records.Records }
-
-func TestOrderStore(t *testing.T) {
-	run := func(t *testing.T, rec records.Records, reopen func() records.Records) {
+func testBasic(t *testing.T, s orders.Store, reopen func() orders.Store) {
+	{
 		ctx := context.Background()
-		s := NewRecordsOrderStore(rec)
 		t0 := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
-		orders := []Order{
+		list := []orders.Order{
 			testOrder("r1", "alice", t0),
 			testOrder("r2", "alice", t0.Add(time.Second)),
 			testOrder("r3", "alice/b", t0.Add(2*time.Second)), // not alice's
 			testOrder("r4", "bob", t0),
 		}
-		if err := s.Upsert(ctx, orders); err != nil {
+		if err := s.Upsert(ctx, list); err != nil {
 			t.Fatal(err)
 		}
-		orderMustCount(t, s, 4)
-		got, ok, err := s.Get(ctx, OrderID("r2"))
+		mustCount(t, s, 4)
+		got, ok, err := s.Get(ctx, orderID("r2"))
 		if err != nil || !ok || got.UserID != "alice" || !got.CreatedAt.Equal(t0.Add(time.Second)) || len(got.Items) != 1 {
 			t.Fatalf("Get(o-r2) = %+v, %v, %v", got, ok, err)
 		}
@@ -95,11 +111,11 @@ func TestOrderStore(t *testing.T) {
 		// one call count once.
 		refunded := testOrder("r1", "alice", t0)
 		refunded.State = "refunded"
-		if err := s.Upsert(ctx, []Order{refunded, refunded, testOrder("r5", "bob", t0), testOrder("r5", "bob", t0)}); err != nil {
+		if err := s.Upsert(ctx, []orders.Order{refunded, refunded, testOrder("r5", "bob", t0), testOrder("r5", "bob", t0)}); err != nil {
 			t.Fatal(err)
 		}
-		orderMustCount(t, s, 5)
-		if got, _, _ := s.Get(ctx, OrderID("r1")); got.State != "refunded" {
+		mustCount(t, s, 5)
+		if got, _, _ := s.Get(ctx, orderID("r1")); got.State != "refunded" {
 			t.Fatalf("after re-upsert state = %q; want refunded", got.State)
 		}
 		if list, _ := s.ByUser(ctx, "alice", 10); len(list) != 2 || list[1].State != "refunded" {
@@ -107,35 +123,30 @@ func TestOrderStore(t *testing.T) {
 		}
 
 		// Bad input: refused, nothing written.
-		for _, bad := range []Order{{OrderID: "", UserID: "u"}, {OrderID: "o-x", UserID: ""}} {
-			err := s.Upsert(ctx, []Order{testOrder("r6", "carol", t0), bad})
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Upsert(%+v) = %v; want ErrInvalid", bad, err)
+		for _, bad := range []orders.Order{{OrderID: "", UserID: "u"}, {OrderID: "o-x", UserID: ""}} {
+			err := s.Upsert(ctx, []orders.Order{testOrder("r6", "carol", t0), bad})
+			if !errors.Is(err, orders.ErrInvalid) {
+				t.Fatalf("Upsert(%+v) = %v; want orders.ErrInvalid", bad, err)
 			}
 		}
-		orderMustCount(t, s, 5)
-		if _, ok, _ := s.Get(ctx, OrderID("r6")); ok {
+		mustCount(t, s, 5)
+		if _, ok, _ := s.Get(ctx, orderID("r6")); ok {
 			t.Fatal("a refused Upsert wrote an order")
 		}
 
 		if reopen != nil {
-			s = NewRecordsOrderStore(reopen())
-			orderMustCount(t, s, 5)
+			s = reopen()
+			mustCount(t, s, 5)
 			f("alice", 10, "[o-r2 o-r1]")
 		}
 	}
-	forEachRecords(t, run)
-	t.Run("generic", func(t *testing.T) {
-		run(t, foreignRecords{records.NewMemory()}, nil)
-	})
 }
 
 // TestOrderStoreConcurrentCount hammers overlapping upserts and checks the
 // count is exactly the number of distinct ids.
-func TestOrderStoreConcurrentCount(t *testing.T) {
-	run := func(t *testing.T, rec records.Records) {
+func testConcurrentCount(t *testing.T, s orders.Store) {
+	{
 		ctx := context.Background()
-		s := NewRecordsOrderStore(rec)
 		const goroutines, ids, batch = 8, 400, 16
 		t0 := time.Now()
 		var wg sync.WaitGroup
@@ -144,12 +155,12 @@ func TestOrderStoreConcurrentCount(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for start := 0; start < ids; start += batch {
-					var orders []Order
+					var list []orders.Order
 					for i := 0; i < batch; i++ {
 						id := (start + i + g*batch) % ids
-						orders = append(orders, testOrder(fmt.Sprintf("r%d", id), fmt.Sprintf("u%d", id%7), t0))
+						list = append(list, testOrder(fmt.Sprintf("r%d", id), fmt.Sprintf("u%d", id%7), t0))
 					}
-					if err := s.Upsert(ctx, orders); err != nil {
+					if err := s.Upsert(ctx, list); err != nil {
 						t.Error(err)
 						return
 					}
@@ -157,10 +168,10 @@ func TestOrderStoreConcurrentCount(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		orderMustCount(t, s, ids)
+		mustCount(t, s, ids)
 		n := 0
 		for u := 0; u < 7; u++ {
-			list, err := s.ByUser(ctx, fmt.Sprintf("u%d", u), ordersByUserMax)
+			list, err := s.ByUser(ctx, fmt.Sprintf("u%d", u), orders.ByUserMax)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,6 +181,4 @@ func TestOrderStoreConcurrentCount(t *testing.T) {
 			t.Fatalf("orders over all users = %d; want %d", n, ids)
 		}
 	}
-	forEachRecords(t, func(t *testing.T, rec records.Records, _ func() records.Records) { run(t, rec) })
-	t.Run("generic", func(t *testing.T) { run(t, foreignRecords{records.NewMemory()}) })
 }
