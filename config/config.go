@@ -42,6 +42,12 @@ type Config struct {
 	// password is never printed or logged.
 	RedisUsername string `key:"redis_username"`
 	RedisPassword string `key:"redis_password"`
+	// Orders says where orders are kept: "pebble" (or zero: with the
+	// engine's records, embedded under Data, or in Redis with --backend
+	// redis) or "mysql://USER:PASS@HOST:PORT/DB" (MySQL, MariaDB or TiDB;
+	// "mysql://USER@HOST:PORT/DB" without a password). The password is
+	// never printed or logged.
+	Orders string `key:"orders"`
 	// Demo loads the demo catalog, a flash sale and a group deal at start.
 	Demo bool `key:"demo"`
 	// AdminToken is the admin bearer token; "" generates one into
@@ -255,6 +261,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Redis); err != nil {
 			return bad("redis", "want host:port, got %q", c.Redis)
 		}
+	}
+	if c.Orders != "" && c.Orders != "pebble" && !strings.HasPrefix(c.Orders, "mysql://") {
+		return bad("orders", "want pebble or mysql://USER:PASS@HOST:PORT/DB")
 	}
 	if c.SessionTTL != 0 && (c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour) {
 		return bad("session_ttl", "want 0 (the default) or between 1m and 720h, got %s", c.SessionTTL)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/surge-retail/surge/config"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/gateway"
 	"github.com/surge-retail/surge/inventory"
 	"github.com/surge-retail/surge/inventory/redisinv"
@@ -56,6 +58,7 @@ func init() {
 	f.String("backend", "", "inventory backend: pebble (default), memory or redis")
 	f.String("redis", "", "Redis address for --backend redis (default: the redis inventory's); "+
 		"credentials from SURGE_REDIS_USERNAME and SURGE_REDIS_PASSWORD")
+	f.String("orders", "", "where orders are kept: pebble (default: with the engine's records) or mysql://USER:PASS@HOST:PORT/DB (MySQL, MariaDB, TiDB)")
 	f.Bool("demo", false, "load the demo catalog, a flash sale and a group deal")
 	f.String("log-level", "", "debug, info (default), warn or error")
 	f.StringVar(&serveConfigFile, "config", "", "JSON config file (keys as in config.Config)")
@@ -111,6 +114,14 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 	risk, err := engine.NewRiskHook(o.Risk)
 	if err != nil {
 		return fmt.Errorf("cannot build the risk hook: %w", err)
+	}
+	if strings.HasPrefix(cfg.Orders, "mysql://") {
+		sqlOrders, err := orders.OpenMySQL(ctx, cfg.Orders, orders.SQLOptions{})
+		if err != nil {
+			return fmt.Errorf("cannot open the order store: %w", err)
+		}
+		defer sqlOrders.Close() // after the engine's Close, which flushes into it
+		o.Engine.Orders = sqlOrders
 	}
 	o.Engine.Store = store
 	o.Engine.Risk = risk
@@ -297,6 +308,9 @@ func secret(configured, dir, name string) (value, path string, err error) {
 func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath, feedSecretPath string, demo engine.DemoResult) {
 	base := "http://" + displayAddr(addr)
 	fmt.Fprintf(out, "surge: serving on %s (backend %s, data %s)\n", base, cfg.Backend, cfg.Data)
+	if strings.HasPrefix(cfg.Orders, "mysql://") {
+		fmt.Fprintf(out, "  orders:       %s\n", redactURL(cfg.Orders))
+	}
 	if demo.StoreID != "" {
 		fmt.Fprintf(out, "  store page:   %s/api/v1/stores/%s/page\n", base, demo.StoreID)
 		fmt.Fprintf(out, "  flash sale:   %s/api/v1/flash-sales/%s\n", base, demo.SaleID)
@@ -312,6 +326,15 @@ func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath
 	}
 	fmt.Fprintf(out, "  stats:        %s/admin/v1/stats (Authorization: Bearer <admin token>)\n", base)
 	fmt.Fprintf(out, "  metrics:      %s/metrics\n", base)
+}
+
+// redactURL hides a URL's password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func displayAddr(a net.Addr) string {
