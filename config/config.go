@@ -34,7 +34,8 @@ type Config struct {
 	// Backend is the inventory backend: "pebble" (default), "memory" or
 	// "redis".
 	Backend string `key:"backend"`
-	// Redis is the Redis address (host:port) for --backend redis. Zero:
+	// Redis is the Redis address (host:port) for --backend redis, or a
+	// comma-separated list of seeds: any nodes of a Redis Cluster. Zero:
 	// the redis inventory's default (redisinv.AddrDefault).
 	Redis string `key:"redis"`
 	// RedisUsername and RedisPassword authenticate to Redis (ACL user and
@@ -258,8 +259,10 @@ func (c Config) Validate() error {
 		return bad("data", "the pebble backend needs a data directory")
 	}
 	if c.Backend == "redis" && c.Redis != "" {
-		if _, _, err := net.SplitHostPort(c.Redis); err != nil {
-			return bad("redis", "want host:port, got %q", c.Redis)
+		for _, seed := range strings.Split(c.Redis, ",") {
+			if _, _, err := net.SplitHostPort(seed); err != nil {
+				return bad("redis", "want host:port, or a comma-separated list of a cluster's nodes, got %q", c.Redis)
+			}
 		}
 	}
 	if c.Orders != "" && c.Orders != "pebble" && !strings.HasPrefix(c.Orders, "mysql://") {

@@ -91,6 +91,7 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	}
 	f(Sources{Flags: map[string]string{"backend": "mysql"}}, "backend")
 	f(Sources{Flags: map[string]string{"orders": "postgres://u:p@h:1/db"}}, "orders")
+	f(Sources{Flags: map[string]string{"backend": "redis", "redis": "10.0.0.1:7000,,10.0.0.2:7000"}}, "redis")
 	f(Sources{Flags: map[string]string{"addr": "nonsense"}}, "addr")
 	f(Sources{Flags: map[string]string{"nope": "1"}}, `unknown flag setting "nope"`)
 	f(Sources{Getenv: env(map[string]string{"SURGE_BODY_MAX_BYTES": "lots"})}, "SURGE_BODY_MAX_BYTES")

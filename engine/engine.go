@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		switch {
 		case opts.RedisAddr != "":
 			e.rec, err = records.OpenRedis(ctx, records.Options{
-				RedisAddrs: []string{opts.RedisAddr}, RedisUsername: opts.RedisUsername, RedisPassword: opts.RedisPassword})
+				RedisAddrs: strings.Split(opts.RedisAddr, ","), RedisUsername: opts.RedisUsername, RedisPassword: opts.RedisPassword})
 		case opts.Dir != "":
 			e.rec, err = records.OpenPebble(opts.Dir, records.Options{Logger: opts.Logger})
 		default:

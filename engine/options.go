@@ -49,7 +49,9 @@ type Options struct {
 	// them in memory (tests, the memory backend).
 	Dir string
 	// RedisAddr, when set, keeps the shared records (catalog, sales, deals,
-	// teams) in Redis so that several nodes see the same state.
+	// teams) in Redis so that several nodes see the same state: one
+	// server's host:port, or a comma-separated list of seeds (any nodes of
+	// a Redis Cluster).
 	RedisAddr string
 	// RedisUsername and RedisPassword authenticate to the Redis of
 	// RedisAddr. Default none.

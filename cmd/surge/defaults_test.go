@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,6 +164,15 @@ func TestConfigReachesComponents(t *testing.T) {
 	f("engine redis addr", o.Engine.RedisAddr, "10.0.0.7:6380")
 	f("engine redis username", o.Engine.RedisUsername, "surge")
 	f("engine redis password", o.Engine.RedisPassword, "s3cret")
+
+	// Seeds: a cluster's nodes reach the inventory and the records alike.
+	seeded, err := config.Load(config.Sources{Flags: map[string]string{"backend": "redis", "redis": "10.0.0.1:7000,10.0.0.2:7000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := componentOptionsOf(seeded)
+	f("redisinv seeds", strings.Join(so.Redis.WithDefaults().InitAddress, ","), "10.0.0.1:7000,10.0.0.2:7000")
+	f("engine redis seeds", so.Engine.RedisAddr, "10.0.0.1:7000,10.0.0.2:7000")
 	f("reads in flight", o.Gateway.ReadsInflightMax, 100)
 	f("writes in flight", o.Gateway.WritesInflightMax, 200)
 	f("sale admit factor", o.Engine.SaleAdmitFactor, 2)

@@ -56,7 +56,7 @@ func init() {
 	f.String("addr", "", "listen address (default: config's)")
 	f.String("data", "", "data directory: Pebble stores, admin token, secrets (default: config's)")
 	f.String("backend", "", "inventory backend: pebble (default), memory or redis")
-	f.String("redis", "", "Redis address for --backend redis (default: the redis inventory's); "+
+	f.String("redis", "", "Redis address for --backend redis (default: the redis inventory's), or a comma-separated list of a cluster's nodes; "+
 		"credentials from SURGE_REDIS_USERNAME and SURGE_REDIS_PASSWORD")
 	f.String("orders", "", "where orders are kept: pebble (default: with the engine's records) or mysql://USER:PASS@HOST:PORT/DB (MySQL, MariaDB, TiDB)")
 	f.Bool("demo", false, "load the demo catalog, a flash sale and a group deal")
@@ -239,10 +239,17 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			WebhookFailOpen: cfg.Risk.WebhookFailOpen,
 		},
 		Redis: redisinv.Options{
-			Addr:     cfg.Redis,
 			Username: cfg.RedisUsername,
 			Password: cfg.RedisPassword,
 		},
+	}
+	if cfg.Redis != "" {
+		// One server, or seeds: any nodes of a cluster.
+		seeds := strings.Split(cfg.Redis, ",")
+		o.Redis.Addr = seeds[0]
+		if len(seeds) > 1 {
+			o.Redis.InitAddress = seeds
+		}
 	}
 	// Where the engine keeps its records: beside the Pebble inventory, or
 	// in the same Redis (at the address the redis inventory connects to,
@@ -251,7 +258,7 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 	case "pebble":
 		o.Engine.Dir = filepath.Join(cfg.Data, "engine")
 	case "redis":
-		o.Engine.RedisAddr = o.Redis.WithDefaults().Addr
+		o.Engine.RedisAddr = strings.Join(o.Redis.WithDefaults().InitAddress, ",")
 		o.Engine.RedisUsername = cfg.RedisUsername
 		o.Engine.RedisPassword = cfg.RedisPassword
 	}
@@ -273,7 +280,7 @@ func openStore(ctx context.Context, backend, data string, o componentOptions) (i
 		s, err := redisinv.Open(ctx, o.Redis)
 		if err != nil {
 			// The address only: the options hold the password.
-			return nil, fmt.Errorf("cannot open the redis inventory at %s: %w", o.Redis.WithDefaults().Addr, err)
+			return nil, fmt.Errorf("cannot open the redis inventory at %s: %w", strings.Join(o.Redis.WithDefaults().InitAddress, ","), err)
 		}
 		return s, nil
 	}

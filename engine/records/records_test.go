@@ -46,6 +46,24 @@ func recordsBackends() []recordsBackend {
 				return r2
 			}
 		}},
+		// A 3-master cluster reached through all its nodes as seeds: the
+		// records' scripts keep to one slot, and rueidis routes to it.
+		{"redis-cluster", func(t *testing.T) (Records, func() Records) {
+			var seeds []string
+			for _, n := range redistest.StartCluster(t, 3) {
+				seeds = append(seeds, n.Addr)
+			}
+			open := func() Records {
+				rec, err := OpenRedis(context.Background(), Options{RedisAddrs: seeds})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = rec.Close() })
+				return rec
+			}
+			rec := open()
+			return rec, func() Records { _ = rec.Close(); rec = open(); return rec }
+		}},
 		{"redis", func(t *testing.T) (Records, func() Records) {
 			srv := redistest.Start(t)
 			open := func() Records {

@@ -3,12 +3,8 @@ package redisinv_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/rueidis"
 
 	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
@@ -19,63 +15,11 @@ import (
 // live on another node than any given key's.
 const clusterNodes = 3
 
-// startCluster starts a Redis Cluster of clusterNodes masters splitting
-// the slots, and returns its first node. A script that touches a key of a
-// slot its node does not own fails ("non local key"), so running the
-// backend on it checks that every script keeps to one hash tag, and
-// rueidis talks to it as a cluster client (slot routing, redirections).
+// startCluster starts a Redis Cluster of clusterNodes masters and returns
+// its first node.
 func startCluster(t *testing.T) *redistest.Server {
 	t.Helper()
-	ctx := context.Background()
-	var srvs []*redistest.Server
-	var clients []rueidis.Client
-	for i := 0; i < clusterNodes; i++ {
-		srv := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
-		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, ForceSingleClient: true, DisableCache: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		lo, hi := i*16384/clusterNodes, (i+1)*16384/clusterNodes-1
-		if err := c.Do(ctx, c.B().Arbitrary("CLUSTER", "ADDSLOTSRANGE", fmt.Sprint(lo), fmt.Sprint(hi)).Build()).Error(); err != nil {
-			t.Fatalf("CLUSTER ADDSLOTSRANGE = %v", err)
-		}
-		srvs = append(srvs, srv)
-		clients = append(clients, c)
-	}
-	for _, srv := range srvs[1:] {
-		host, port, _ := strings.Cut(srv.Addr, ":")
-		if err := clients[0].Do(ctx, clients[0].B().ClusterMeet().Ip(host).Port(mustAtoi(t, port)).Build()).Error(); err != nil {
-			t.Fatalf("CLUSTER MEET = %v", err)
-		}
-	}
-	// A bounded readiness poll while the nodes gossip, not a timing
-	// assertion.
-	for i := 0; ; i++ {
-		ok := 0
-		for _, c := range clients {
-			info, err := c.Do(ctx, c.B().ClusterInfo().Build()).ToString()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", clusterNodes)) {
-				ok++
-			}
-		}
-		if ok == clusterNodes {
-			return srvs[0]
-		}
-		if i == 1500 {
-			t.Fatalf("cluster not ok after 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func mustAtoi(t *testing.T, s string) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return redistest.StartCluster(t, clusterNodes)[0]
 }
 
 // TestCluster runs the backend on a Redis Cluster of clusterNodes nodes:
