@@ -59,6 +59,16 @@ type BenchResult struct {
 	Extra []Metric
 }
 
+// metric returns the extra metric of unit.
+func (b BenchResult) metric(unit string) (float64, bool) {
+	for _, m := range b.Extra {
+		if m.Unit == unit {
+			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
 // Metric is one value with its unit.
 type Metric struct {
 	Value float64

@@ -21,6 +21,7 @@ type summaryTarget struct {
 // Summary keys of the memory reserve, made from two package benchmarks.
 const (
 	keyMemoryReserve    = "memory-reserve"
+	keyOrdersMySQL      = "orders/mysql-writer"
 	memoryReserveBench  = "MemoryReserve/uncontended-reused"
 	memoryFloorBench    = "MemoryReserve/floor-essential-reused"
 	memoryReservePkg    = "./inventory/"
@@ -43,6 +44,8 @@ var summaryTargets = []summaryTarget{
 	{Key: "wrk/reserve-memory", Label: "HTTP flash reserve, memory, vs bare fasthttp (wrk)", Min: 0.7},
 	{Key: "wrk/reserve-pebble", Label: "HTTP flash reserve, pebble, vs bare fasthttp (wrk)", Min: 0.5},
 	{Key: "wrk/reserve-redis", Label: "HTTP flash reserve, redis, vs bare fasthttp (wrk)", Min: 0.5},
+	// Issue 13's.
+	{Key: keyOrdersMySQL, Label: "order writer into MariaDB vs raw multi-row INSERTs of the same rows (package benchmark `OrderWriterMySQL`)", Min: 0.7},
 }
 
 func targetOf(key string) (summaryTarget, bool) {
@@ -107,6 +110,13 @@ func (r *Results) measurements() map[string]measured {
 		m[keyMemoryReserve] = measured{
 			row:    Row{Key: keyMemoryReserve, Scenario: memoryReserveBench, Surge: reserve.NsOp, Floor: floor.NsOp, Unit: "ns/op"},
 			allocs: reserve.Alloc,
+		}
+	}
+	if w, ok := findBench(r.Packages, "./engine/", "OrderWriterMySQL"); ok {
+		surge, ok1 := w.metric("orders/s")
+		floor, ok2 := w.metric("floor-orders/s")
+		if ok1 && ok2 {
+			m[keyOrdersMySQL] = measured{row: Row{Key: keyOrdersMySQL, Scenario: "OrderWriterMySQL", Surge: surge, Floor: floor, Unit: "orders/s"}, allocs: -1}
 		}
 	}
 	return m

@@ -160,3 +160,16 @@ func TestPageBeforeAfter(t *testing.T) {
 		t.Error("a page without an earlier run has a before-and-after table")
 	}
 }
+
+// TestPageOrdersMySQL: the order writer's row comes from its package
+// benchmark's own metrics (Surge's orders/s next to the floor's).
+func TestPageOrdersMySQL(t *testing.T) {
+	res := &Results{Packages: []PackageRun{{
+		Bench: PackageBench{Pkg: "./engine/", Benchtime: "1s"},
+		Results: ParseBench(strings.NewReader(`BenchmarkOrderWriterMySQL-2   	   20000	     17483 ns/op	     65000 floor-orders/s	         0.8 of-floor	     52000 orders/s	    4115 B/op	      15 allocs/op
+`)),
+	}}}
+	if got, want := summaryLine(t, res.Markdown(), keyOrdersMySQL), "| 52000 orders/s | 65000 orders/s | 0.80 | ≥ 0.70 | yes |"; !strings.HasSuffix(got, want) {
+		t.Fatalf("summary line = %q; want it to end with %q", got, want)
+	}
+}
