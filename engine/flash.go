@@ -301,12 +301,14 @@ const riskReasonsMax = 64
 
 // ReserveFlash holds quantity units of a running sale for the caller: the
 // whole flash reservation, from the sale's lookup to the counter and back,
-// in one call. What memory can decide comes first and costs no backend or
-// risk call: an unknown sale is ErrNotFound; with nothing left, an ended
-// or upcoming sale is ErrNotActive and a running one ErrSoldOut (marked
-// ErrShed when the call has no Idempotency-Key); a sale whose admission
-// gate is full is ErrThrottled (ErrShed). With a key (a.Once) the rest
-// runs at most once and its answer is replayed (law 5).
+// in one call. The cheap checks come first and write nothing: an unknown
+// sale is ErrNotFound; with nothing left, an ended or upcoming sale is
+// ErrNotActive and a running one ErrSoldOut, answered from memory (marked
+// ErrShed, with or without a key: a key only looks for a kept answer to
+// replay); a sale whose admission gate is full is ErrThrottled (ErrShed);
+// then the quantity, the guide, the risk hook and the sale's window. Only
+// then does an Idempotency-Key (a.Once) claim its key: the reserve runs at
+// most once and its result is replayed (law 5); refusals are not kept.
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
@@ -316,21 +318,29 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
 	if s.remaining.Load() <= 0 {
-		st := windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt)
+		refusal := shedEmpty(windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt))
 		if a.Once.Key == "" {
-			return Reservation{}, shedEmpty(st)
+			return Reservation{}, refusal
 		}
-		err := ErrSoldOut
-		if st != statusActive {
-			err = fmt.Errorf("%w: sale is %s", ErrNotActive, st)
+		// A retry of a reserve that succeeded before the sale sold out
+		// gets its answer again; anything else is refused from memory.
+		res, found, busy, err := lookupOnce[Reservation](ctx, e, a.UserID, a.Once)
+		switch {
+		case err != nil || found:
+			return res, err
+		case busy: // the same key is being decided: wait for its answer
+			return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return Reservation{}, refusal })
 		}
-		return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return Reservation{}, err })
+		return Reservation{}, refusal
 	}
 	if f := e.opts.SaleAdmitFactor; f > 0 {
 		if !s.admit(int64(f)) {
 			return Reservation{}, errShedGate
 		}
 		defer s.inflight.Add(-1)
+	}
+	if err := e.checkFlash(ctx, a, s, quantity, guideID); err != nil {
+		return Reservation{}, err
 	}
 	if a.Once.Key == "" {
 		return e.reserveFlash(ctx, a, s, quantity, guideID)
@@ -386,23 +396,28 @@ func (s *flashState) admit(factor int64) bool {
 	return true
 }
 
-// reserveFlash is ReserveFlash past the gate.
-func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) (Reservation, error) {
-	saleID := s.spec.SaleID
-	if quantity <= 0 || quantity > inventory.QuantityMaxDefault {
-		return Reservation{}, fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
+// checkFlash is a reserve's checks before anything is written: the
+// quantity, the caller and guide, the risk hook, and the sale's window.
+func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) error {
+	if quantity <= 0 || quantity > QuantityMax {
+		return fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
 	}
 	if err := e.checkUserGuide(a.UserID, guideID, s.spec.StoreID); err != nil {
-		return Reservation{}, err
+		return err
 	}
 	a.Route = "flash_reserve"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: saleID, StoreID: s.spec.StoreID}); err != nil {
-		return Reservation{}, err
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
+		return err
 	}
-	now := e.now()
-	if st := windowStatus(now, s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
-		return Reservation{}, fmt.Errorf("%w: sale %q is %s", ErrNotActive, saleID, st)
+	if st := windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
+		return fmt.Errorf("%w: sale %q is %s", ErrNotActive, s.spec.SaleID, st)
 	}
+	return nil
+}
+
+// reserveFlash is ReserveFlash past its checks: the reserve itself.
+func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) (Reservation, error) {
+	saleID := s.spec.SaleID
 	if s.remaining.Load() <= 0 {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrSoldOut, saleID)
 	}

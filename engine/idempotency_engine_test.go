@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -51,3 +53,86 @@ func TestIdempotent(t *testing.T) {
 		t.Fatalf("other user: %d %v", status, err)
 	}
 }
+
+// TestRefusalsAreNotKept: a keyed reserve that is refused (sold out, over
+// the limit, throttled, denied) stores nothing: a flood of keyed refusals
+// writes no record, and the same key sent again is decided afresh (API.md)
+// while a keyed success is still replayed after the sale sold out.
+func TestRefusalsAreNotKept(t *testing.T) {
+	rec := records.NewMemory()
+	t.Cleanup(func() { _ = rec.Close() })
+	var deny atomic.Bool
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) {
+		o.Records = rec
+		o.Risk = riskFunc(func(engine.RiskInput) engine.Verdict {
+			if deny.Load() {
+				return engine.Verdict{Reason: "blocklist"}
+			}
+			return engine.Verdict{Allow: true}
+		})
+	})
+	env.sale("fs1", 2, 1)
+	answers := func() int {
+		n := 0
+		if err := rec.Scan(env.ctx, "idem/", func(string, []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	keyed := func(user, key string) engine.Attempt {
+		return engine.Attempt{UserID: user, Once: engine.Once{Key: key, Digest: sha256.Sum256([]byte(key))}}
+	}
+	// A success is kept.
+	first, err := env.e.ReserveFlash(env.ctx, keyed("alice", "a-1"), "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := answers(); got != 1 {
+		t.Fatalf("kept answers after one keyed success = %d; want 1", got)
+	}
+	// Over the limit, then denied by risk: refused, nothing kept.
+	_, err = env.e.ReserveFlash(env.ctx, keyed("alice", "a-2"), "fs1", 1, "")
+	wantErr(t, "second unit over the limit", err, engine.ErrLimitExceeded)
+	deny.Store(true)
+	_, err = env.e.ReserveFlash(env.ctx, keyed("bob", "b-1"), "fs1", 1, "")
+	wantErr(t, "denied", err, engine.ErrRiskDenied)
+	deny.Store(false)
+	// The same keys again are decided afresh: bob is no longer denied,
+	// and alice, her first unit cancelled, is under her limit again.
+	if _, err := env.e.ReserveFlash(env.ctx, keyed("bob", "b-1"), "fs1", 1, ""); err != nil {
+		t.Fatalf("the denied key sent again: %v; want it decided afresh", err)
+	}
+	if _, err := env.e.Cancel(env.ctx, "alice", first.ReservationID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.ReserveFlash(env.ctx, keyed("alice", "a-2"), "fs1", 1, ""); err != nil {
+		t.Fatalf("the over-the-limit key sent again under the limit: %v; want it decided afresh", err)
+	}
+	// Sold out: a flood of new keys is answered from memory, kept nowhere.
+	before := answers()
+	for i := range 1000 {
+		_, err := env.e.ReserveFlash(env.ctx, keyed("carol", fmt.Sprintf("c-%d", i)), "fs1", 1, "")
+		wantErr(t, "sold out", err, engine.ErrSoldOut)
+		if !errors.Is(err, engine.ErrShed) {
+			t.Fatalf("keyed sold out = %v; want it answered from memory (ErrShed)", err)
+		}
+	}
+	if got := answers(); got != before {
+		t.Fatalf("kept answers after 1000 keyed sold-out refusals = %d; want %d", got, before)
+	}
+	// Alice's success is replayed, though the sale is now sold out.
+	again, err := env.e.ReserveFlash(env.ctx, keyed("alice", "a-1"), "fs1", 1, "")
+	if err != nil || again.ReservationID != first.ReservationID {
+		t.Fatalf("replay after sell-out = %+v, %v; want reservation %s", again, err, first.ReservationID)
+	}
+	// Another body under a kept key: a conflict.
+	other := keyed("alice", "a-1")
+	other.Once.Digest[0] ^= 1
+	_, err = env.e.ReserveFlash(env.ctx, other, "fs1", 1, "")
+	wantErr(t, "kept key, other body", err, engine.ErrIdempotencyConflict)
+}
+
+// riskFunc is a RiskHook made of a function.
+type riskFunc func(engine.RiskInput) engine.Verdict
+
+func (f riskFunc) Check(_ context.Context, in engine.RiskInput) engine.Verdict { return f(in) }

@@ -14,19 +14,20 @@ type Once struct {
 	Digest [32]byte
 }
 
-// Answers are kept through Idempotency as (status, body). The status says
-// whether the answer is kept: 200 for a result, 409 for a refusal (both
-// replayed for the key's TTL), 503 for a transient failure (throttled,
-// unavailable, a bug), which is handed to concurrent duplicates but not
-// kept, so that a retry runs again. The body starts with answerVersion,
-// then the index of the answer's sentinel in answerErrors (0 for a
-// result), then the result's JSON or the error's text. A body that starts
-// with '{' was kept by an earlier version (once_legacy.go).
+// Answers are kept through Idempotency as (status, body). Only results are
+// kept (status 200), for the key's TTL: a refusal changes nothing (sold
+// out, not active, limit, throttled, risk denied, bad request, not found,
+// bad state), so it is not stored and the same key may be sent again and
+// decided afresh (API.md); a refusal or failure is handed, with status
+// 503, to the concurrent duplicates of the call that met it, and dropped.
+// The body starts with answerVersion, then the index of the answer's
+// sentinel in answerErrors (0 for a result), then the result's JSON or the
+// error's text. A body that starts with '{' was kept by an earlier version
+// (once_legacy.go).
 const (
-	answerVersion   = 2
-	answerStatusOK  = 200
-	answerStatusNo  = 409
-	answerStatusTry = 503
+	answerVersion    = 2
+	answerStatusOK   = 200
+	answerStatusDrop = 503
 )
 
 // answerErrors are the sentinels an answer may carry, by index (0 is a
@@ -38,9 +39,6 @@ var answerErrors = [...]error{
 	12: context.DeadlineExceeded, 13: context.Canceled,
 }
 
-// answerTransient reports whether the sentinel at index i says "not now".
-func answerTransient(i int) bool { return i == 0 || i >= 10 }
-
 // replayedError is an error answer read back: errors.Is matches its
 // sentinel, and its text is the first answer's.
 type replayedError struct {
@@ -50,6 +48,18 @@ type replayedError struct {
 
 func (e *replayedError) Error() string        { return e.msg }
 func (e *replayedError) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// lookupOnce returns the kept answer of o without running anything or
+// writing (Idempotency.Lookup): found when there is one, busy when the
+// same key is being decided right now.
+func lookupOnce[T any](ctx context.Context, e *Engine, userID string, o Once) (res T, found, busy bool, err error) {
+	status, body, found, busy, err := e.idem.Lookup(ctx, userID, o.Key, o.Digest)
+	if err != nil || !found {
+		return res, false, busy, err
+	}
+	res, err = decodeAnswer[T](status, body)
+	return res, true, false, err
+}
 
 // once runs call at most once per (user, key) with the same digest and
 // returns its first answer to every repeat (law 5); without a key it just
@@ -83,7 +93,7 @@ func encodeAnswer[T any](res T, err error) (int, []byte) {
 	if err == nil {
 		b, jerr := json.Marshal(res)
 		if jerr != nil {
-			return answerStatusTry, append([]byte{answerVersion, 0}, jerr.Error()...)
+			return answerStatusDrop, append([]byte{answerVersion, 0}, jerr.Error()...)
 		}
 		return answerStatusOK, append([]byte{answerVersion, 0}, b...)
 	}
@@ -94,11 +104,7 @@ func encodeAnswer[T any](res T, err error) (int, []byte) {
 			break
 		}
 	}
-	status := answerStatusNo
-	if answerTransient(idx) {
-		status = answerStatusTry
-	}
-	return status, append([]byte{answerVersion, byte(idx)}, err.Error()...)
+	return answerStatusDrop, append([]byte{answerVersion, byte(idx)}, err.Error()...)
 }
 
 func decodeAnswer[T any](status int, body []byte) (T, error) {

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// TestAnswerRoundTrip: a kept answer reads back as the same result, or as
-// an error with the same sentinel and text; transient ones are not kept.
+// TestAnswerRoundTrip: a kept answer reads back as the same result; an
+// error is never kept (refusals change nothing, API.md) but reads back,
+// for the concurrent duplicates of its call, with its sentinel and text.
 func TestAnswerRoundTrip(t *testing.T) {
 	at := time.Date(2026, 12, 4, 10, 0, 0, 123e6, time.UTC)
 	res := Reservation{ReservationID: "s1:r", Kind: kindFlash, SaleID: "f1", UserID: "u1", StoreID: "s1", SKUID: "k1",
@@ -27,28 +28,28 @@ func TestAnswerRoundTrip(t *testing.T) {
 		t.Fatalf("team: %+v, %v", gt, err)
 	}
 
-	f := func(err error, sentinel error, kept bool) {
+	f := func(err error, sentinel error) {
 		t.Helper()
 		status, body := encodeAnswer(Reservation{}, err)
-		if (status == answerStatusNo) != kept {
-			t.Errorf("%v: status %d; kept want %v", err, status, kept)
+		if status != answerStatusDrop {
+			t.Errorf("%v: status %d; want %d (not kept)", err, status, answerStatusDrop)
 		}
 		_, got := decodeAnswer[Reservation](status, body)
 		if got == nil || got.Error() != err.Error() || sentinel != nil && !errors.Is(got, sentinel) {
 			t.Errorf("decode(encode(%v)) = %v; want the same text and sentinel %v", err, got, sentinel)
 		}
 	}
-	f(fmt.Errorf("%w: sale %q", ErrSoldOut, "f1"), ErrSoldOut, true)
-	f(fmt.Errorf("%w: sale is ended", ErrNotActive), ErrNotActive, true)
-	f(fmt.Errorf("%w: %w", ErrLimitExceeded, errors.New("inventory: limit")), ErrLimitExceeded, true)
-	f(&RiskError{Reason: "blocklist"}, ErrRiskDenied, true)
-	f(ErrInvalid, ErrInvalid, true)
-	f(ErrNotFound, ErrNotFound, true)
-	f(ErrBadState, ErrBadState, true)
-	f(ErrForbidden, ErrForbidden, true)
-	f(fmt.Errorf("%w: rate_user", ErrThrottled), ErrThrottled, false)
-	f(fmt.Errorf("%w: redis down", ErrUnavailable), ErrUnavailable, false)
-	f(errors.New("a bug"), nil, false)
+	f(fmt.Errorf("%w: sale %q", ErrSoldOut, "f1"), ErrSoldOut)
+	f(fmt.Errorf("%w: sale is ended", ErrNotActive), ErrNotActive)
+	f(fmt.Errorf("%w: %w", ErrLimitExceeded, errors.New("inventory: limit")), ErrLimitExceeded)
+	f(&RiskError{Reason: "blocklist"}, ErrRiskDenied)
+	f(ErrInvalid, ErrInvalid)
+	f(ErrNotFound, ErrNotFound)
+	f(ErrBadState, ErrBadState)
+	f(ErrForbidden, ErrForbidden)
+	f(fmt.Errorf("%w: rate_user", ErrThrottled), ErrThrottled)
+	f(fmt.Errorf("%w: redis down", ErrUnavailable), ErrUnavailable)
+	f(errors.New("a bug"), nil)
 
 	if _, err := decodeAnswer[Reservation](200, []byte{9, 0}); err == nil {
 		t.Error("unknown answer version decoded")
