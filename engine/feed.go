@@ -41,8 +41,11 @@ func (e *Engine) ApplyFeed(ctx context.Context, updates []FeedUpdate) ([]FeedRes
 		switch {
 		case u.OnHand < 0 || u.OnHand > onHandMax:
 			fail(40000, "on_hand out of range")
-		case u.Seq == 0 || u.Seq == math.MaxUint64:
-			fail(40000, "seq out of range")
+		case u.Seq == 0 || u.Seq > math.MaxInt64:
+			// Bounded far below the top, so that no line can take a
+			// SKU's seq where no later one could follow and freeze
+			// its feed for good.
+			fail(40000, "seq out of range (1 to 2^63-1)")
 		default:
 			if _, ok := cat.listing[u.StoreID][u.SKUID]; !ok {
 				fail(40400, "unknown store or sku")

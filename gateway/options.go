@@ -48,6 +48,10 @@ const (
 	WeChatBaseURLDefault = "https://api.weixin.qq.com"
 	// sessionSecretLenMin is the shortest accepted session secret, bytes.
 	sessionSecretLenMin = 16
+	// secretLenMin is the shortest accepted admin token and feed secret,
+	// bytes: a short one is guessed (surge serve generates 32 random
+	// characters when none is set).
+	secretLenMin = 16
 )
 
 // Login providers of LoginOptions.Provider.
@@ -149,6 +153,12 @@ func (o Options) WithDefaults() (Options, error) {
 			return o, fmt.Errorf("gateway: SessionSecret has %d bytes; want at least %d", len(o.SessionSecret), sessionSecretLenMin)
 		}
 		o.SessionSecret = append([]byte(nil), o.SessionSecret...)
+	}
+	if n := len(o.AdminToken); n > 0 && n < secretLenMin {
+		return o, fmt.Errorf("gateway: the admin token has %d characters; want at least %d (unset, one is generated)", n, secretLenMin)
+	}
+	if n := len(o.FeedSecret); n > 0 && n < secretLenMin {
+		return o, fmt.Errorf("gateway: the feed secret has %d bytes; want at least %d (unset, one is generated)", n, secretLenMin)
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = SessionTTLDefault

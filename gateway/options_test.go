@@ -30,6 +30,8 @@ func TestOptionsDefaults(t *testing.T) {
 	bad := []Options{
 		{},
 		{Engine: eng, SessionSecret: []byte("short")},
+		{Engine: eng, AdminToken: "a"},
+		{Engine: eng, FeedSecret: "0123456789abcde"},
 		{Engine: eng, Login: LoginOptions{Provider: "facebook"}},
 		{Engine: eng, Login: LoginOptions{Provider: ProviderWeChat}},
 		{Engine: eng, TrustedProxies: []string{"not-an-ip"}},

@@ -76,3 +76,18 @@ func runSurge(t *testing.T, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestServeRefusesWeakAdminToken: an admin token anyone could guess
+// (SURGE_ADMIN_TOKEN=a) stops surge serve at start with a clear word,
+// instead of guarding /admin/v1 with it.
+func TestServeRefusesWeakAdminToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	cmd := exec.Command(surgeBinary(t), "serve", "--backend", "memory", "--data", t.TempDir(), "--addr", freeAddr(t))
+	cmd.Env = append(os.Environ(), "SURGE_ADMIN_TOKEN=a")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "admin token") || !strings.Contains(string(out), "at least 16") {
+		t.Fatalf("serve with SURGE_ADMIN_TOKEN=a: err %v, output %q; want a refusal naming the admin token", err, out)
+	}
+}
