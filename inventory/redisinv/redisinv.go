@@ -108,6 +108,8 @@ type Store struct {
 	closed  atomic.Bool
 	// batchers combine concurrent reservations (batch.go).
 	batchers [batchShards]batcher
+	// groups remembers the outbox streams whose group exists (outbox.go).
+	groups outboxGroups
 }
 
 var _ inventory.Store = (*Store)(nil)

@@ -308,8 +308,10 @@ return out
 // status 0 when the reservation is (now) in the wanted state, 1 when its
 // state does not allow the change (ErrBadState, with the record as it is).
 
-// confirmScript: ARGV base, id, now ms. A held reservation whose deadline
-// is <= now is released instead, with status 1.
+// confirmScript: ARGV base, id, now ms[, outbox entry]. A held reservation
+// whose deadline is <= now is released instead, with status 1. With an
+// entry, the move from held to paid also appends it to the tag's outbox
+// stream (P:{T}:o), in the same script: never one without the other.
 var confirmScript = rueidis.NewLuaScript(prelude + `
 local id = ARGV[2]
 local v = redis.call('GET', base .. 'r:' .. id)
@@ -326,6 +328,7 @@ for i = 1, r.n do
   redis.call('HINCRBY', pk, 'hd', '-' .. r.q[i])
   redis.call('HINCRBY', pk, 'sd', r.q[i])
 end
+if ARGV[4] then redis.call('XADD', base .. 'o', '*', 'e', ARGV[4]) end
 return {0, setstate(id, v, r, '2', '0')}
 `)
 
