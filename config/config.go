@@ -49,6 +49,11 @@ type Config struct {
 	// "mysql://USER@HOST:PORT/DB" without a password). The password is
 	// never printed or logged.
 	Orders string `key:"orders"`
+	// NoOrderWriter, with --backend redis, leaves writing the orders of
+	// the outbox to `surge orders` processes (or other nodes): this node
+	// still hands every paid order to the outbox. `surge serve
+	// --order-writer=false` sets it.
+	NoOrderWriter bool `key:"no_order_writer"`
 	// Demo loads the demo catalog, a flash sale and a group deal at start.
 	Demo bool `key:"demo"`
 	// AdminToken is the admin bearer token; "" generates one into

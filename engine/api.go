@@ -303,6 +303,10 @@ type OrderStats struct {
 	Lag int64 `json:"lag"`
 	// Failures counts failed order-store writes (retried).
 	Failures int64 `json:"failures"`
+	// LagOldestMs is the age of the oldest order not written yet, in
+	// milliseconds, when orders travel through the store's outbox (the
+	// same from whichever process asks); 0 otherwise or when none waits.
+	LagOldestMs int64 `json:"lag_oldest_ms,omitempty"`
 }
 
 // Stats is the engine's part of GET /admin/v1/stats. The gateway adds its

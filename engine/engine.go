@@ -51,11 +51,16 @@ type Engine struct {
 	ownRecords bool
 	orders     orders.Store
 	writer     *OrderWriter
-	idem       *Idempotency
-	risk       RiskHook
-	now        func() time.Time
-	catalog    atomic.Pointer[catalogSnap]
-	catalogMu  sync.Mutex // serialises catalog loads
+	// outbox is the store's outbox when it has one (orders then travel
+	// through it); outboxWriter is this engine's writer of it (nil when
+	// Options.OutboxWriterOff).
+	outbox       inventory.Outbox
+	outboxWriter *OutboxWriter
+	idem         *Idempotency
+	risk         RiskHook
+	now          func() time.Time
+	catalog      atomic.Pointer[catalogSnap]
+	catalogMu    sync.Mutex // serialises catalog loads
 
 	dealsMu sync.RWMutex
 	sales   map[string]*flashState
@@ -143,7 +148,18 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.abortOpen()
 		return nil, fmt.Errorf("cannot load engine records: %w", err)
 	}
-	if err := e.replayOrders(ctx); err != nil {
+	if ob, ok := opts.Store.(inventory.Outbox); ok {
+		// Orders travel through the store's outbox, written by outbox
+		// writers whichever process died when: nothing to replay.
+		e.outbox = ob
+		if !opts.OutboxWriterOff {
+			wo := opts.OutboxWriter
+			if wo.Logger == nil {
+				wo.Logger = opts.Logger
+			}
+			e.outboxWriter = NewOutboxWriter(ob, e.orders, wo)
+		}
+	} else if err := e.replayOrders(ctx); err != nil {
 		e.abortOpen()
 		return nil, fmt.Errorf("cannot replay orders: %w", err)
 	}
@@ -179,6 +195,9 @@ func (e *Engine) Close() error {
 	}
 	close(e.stop)
 	e.stopped.Wait()
+	if e.outboxWriter != nil {
+		e.outboxWriter.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.StopTimeout)
 	defer cancel()
 	var errs []error

@@ -84,6 +84,13 @@ type Options struct {
 	// Orders, when set, is the order store. Default NewRecordsOrderStore
 	// over the records.
 	Orders orders.Store
+	// OutboxWriterOff, with a store that has an outbox (the Redis
+	// backend), leaves the writing of the outbox's orders to other
+	// processes (`surge orders`, or other nodes): this engine still hands
+	// every order to the outbox when it confirms a payment.
+	OutboxWriterOff bool
+	// OutboxWriter configures the engine's outbox writer.
+	OutboxWriter OutboxWriterOptions
 	// OrderWriter configures the asynchronous order writer.
 	OrderWriter OrderWriterOptions
 	// Idempotency configures the idempotency records (its Now defaults to

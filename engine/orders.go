@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/surge-retail/surge/inventory"
 )
@@ -123,6 +124,48 @@ func (e *Engine) replayOrders(ctx context.Context) error {
 }
 
 // FlushOrders waits until every order submitted so far is written.
+//
+// With an outbox it waits until no order waits in it (written by this
+// engine's outbox writer, or by other processes), polling, until ctx ends.
 func (e *Engine) FlushOrders(ctx context.Context) error {
-	return e.writer.Flush(ctx)
+	if err := e.writer.Flush(ctx); err != nil || e.outbox == nil {
+		return err
+	}
+	for {
+		lag, err := e.outbox.OutboxLag(ctx)
+		if err != nil {
+			return storeErr(err)
+		}
+		if lag.Entries == 0 {
+			return nil
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %d orders still in the outbox: %w", ErrUnavailable, lag.Entries, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// orderStats is Stats' orders part: from the order writer, and with an
+// outbox its lag (whichever process writes it).
+func (e *Engine) orderStats(ctx context.Context) (OrderStats, error) {
+	st := e.writer.Stats()
+	if e.outbox == nil {
+		return st, nil
+	}
+	lag, err := e.outbox.OutboxLag(ctx)
+	if err != nil {
+		return st, fmt.Errorf("cannot measure the outbox: %w", storeErr(err))
+	}
+	st.Lag = lag.Entries
+	if !lag.Oldest.IsZero() {
+		st.LagOldestMs = max(e.now().Sub(lag.Oldest).Milliseconds(), 0)
+	}
+	if e.outboxWriter != nil {
+		st.Failures += e.outboxWriter.Failures()
+	}
+	return st, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -109,7 +110,19 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 			return Reservation{}, fmt.Errorf("%w: team %q failed", ErrBadState, m.TeamID)
 		}
 	}
-	cr, err := e.store.Confirm(ctx, r.ID)
+	var cr inventory.Reservation
+	if e.outbox != nil && m.Kind != kindGroup {
+		// The order goes to the outbox in the same atomic step as the
+		// confirmation (outbox.go); a group member's is written below,
+		// before the team learns of the payment.
+		entry, jerr := json.Marshal(e.orderFromView(e.viewRecord(r, &m), paymentID))
+		if jerr != nil {
+			return Reservation{}, fmt.Errorf("cannot encode the order of %s: %w", r.ID, jerr)
+		}
+		cr, err = e.outbox.ConfirmWith(ctx, r.ID, entry)
+	} else {
+		cr, err = e.store.Confirm(ctx, r.ID)
+	}
 	if err != nil {
 		if errors.Is(err, inventory.ErrBadState) {
 			e.afterRelease(ctx, r, false) // it expired just now
@@ -122,7 +135,7 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 		if err := e.payGroup(ctx, cr, m, o); err != nil {
 			return Reservation{}, err
 		}
-	} else if !e.writer.Submit(o) {
+	} else if e.outbox == nil && !e.writer.Submit(o) {
 		// The writer's queue is full: write this one ourselves rather than
 		// drop it (the caller waits, which is the back-pressure we want).
 		if err := e.orders.Upsert(ctx, []Order{o}); err != nil {

@@ -51,7 +51,11 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 			st.Listings[sid+"/"+l.SKUID] = poolStats(p.Supplied, p.Available, p.Held, p.Sold, p.Short)
 		}
 	}
-	st.Orders = e.writer.Stats()
+	orders, err := e.orderStats(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Orders = orders
 	e.riskMu.Lock()
 	for k, v := range e.riskDenials {
 		st.RiskDenials[k] = v

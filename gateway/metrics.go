@@ -106,6 +106,7 @@ type statsCollector struct {
 var (
 	descOrdersWritten = prometheus.NewDesc("surge_orders_written", "Orders in the order store, all time.", nil, nil)
 	descOrdersLag     = prometheus.NewDesc("surge_orders_lag", "Paid reservations whose order is not written yet.", nil, nil)
+	descOrdersOldest  = prometheus.NewDesc("surge_orders_lag_oldest_seconds", "Age of the oldest order not written yet (orders through the store's outbox; 0 otherwise).", nil, nil)
 	descOrdersFail    = prometheus.NewDesc("surge_orders_write_failures", "Failed order-store writes (retried).", nil, nil)
 	descRiskDenials   = prometheus.NewDesc("surge_risk_denials", "Risk-hook denials by reason.", []string{"reason"}, nil)
 	descPool          = prometheus.NewDesc("surge_pool_units", "Units of a sale or deal pool by state.", []string{"kind", "id", "state"}, nil)
@@ -119,7 +120,7 @@ const statsTimeout = 2 * time.Second
 const poolsExportedMax = 1000
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersFail, descRiskDenials, descPool, descStatsUp} {
+	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersOldest, descOrdersFail, descRiskDenials, descPool, descStatsUp} {
 		ch <- d
 	}
 }
@@ -147,6 +148,7 @@ func (c *statsCollector) collect() []prometheus.Metric {
 		prometheus.MustNewConstMetric(descStatsUp, prometheus.GaugeValue, 1),
 		prometheus.MustNewConstMetric(descOrdersWritten, prometheus.GaugeValue, float64(st.Orders.Written)),
 		prometheus.MustNewConstMetric(descOrdersLag, prometheus.GaugeValue, float64(st.Orders.Lag)),
+		prometheus.MustNewConstMetric(descOrdersOldest, prometheus.GaugeValue, float64(st.Orders.LagOldestMs)/1000),
 		prometheus.MustNewConstMetric(descOrdersFail, prometheus.CounterValue, float64(st.Orders.Failures)),
 	}
 	for reason, n := range st.RiskDenials {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func init() {
 	f.String("redis", "", "Redis address for --backend redis (default: the redis inventory's), or a comma-separated list of a cluster's nodes; "+
 		"credentials from SURGE_REDIS_USERNAME and SURGE_REDIS_PASSWORD")
 	f.String("orders", "", "where orders are kept: pebble (default: with the engine's records) or mysql://USER:PASS@HOST:PORT/DB (MySQL, MariaDB, TiDB)")
+	f.Bool("order-writer", true, "with --backend redis, write the outbox's orders in this process too (false: `surge orders` processes do)")
 	f.Bool("demo", false, "load the demo catalog, a flash sale and a group deal")
 	f.String("log-level", "", "debug, info (default), warn or error")
 	f.StringVar(&serveConfigFile, "config", "", "JSON config file (keys as in config.Config)")
@@ -68,7 +70,11 @@ func init() {
 func runServe(cmd *cobra.Command, _ []string) error {
 	flags := map[string]string{}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		if fl.Name != "config" {
+		switch fl.Name {
+		case "config":
+		case "order-writer": // config says it the other way round
+			flags["no_order_writer"] = strconv.FormatBool(fl.Value.String() == "false")
+		default:
 			flags[strings.ReplaceAll(fl.Name, "-", "_")] = fl.Value.String()
 		}
 	})
@@ -221,6 +227,7 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			AdminInflightMax:  cfg.Admission.AdminMax,
 		},
 		Engine: engine.Options{
+			OutboxWriterOff: cfg.NoOrderWriter,
 			SweepInterval:   cfg.SweepInterval,
 			SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
 			// Both say "keep everything" with a negative value

@@ -1,0 +1,98 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/inventory"
+)
+
+// TestOutboxOrdersWithoutRestart: on Redis, node B takes payments and
+// writes no orders itself (its writer is off, as with `surge serve
+// --order-writer=false`); a dead writer ("ghost") has read the first
+// orders and will never acknowledge them. Node A's writer takes those over
+// and writes every order, also the later ones, with nothing restarted:
+// one order per paid reservation, exactly (law 4), and the lag back to 0.
+func TestOutboxOrdersWithoutRestart(t *testing.T) {
+	clock := newTestClock()
+	be := durableBackends()[1]
+	st0, dir, reopen := be.open(t, clock)
+	st1 := reopen()
+	t.Cleanup(func() { _ = st0.Close(); _ = st1.Close() })
+	addr := strings.TrimPrefix(dir, "redis:")
+	ctx := context.Background()
+	open := func(o engine.Options) *engine.Engine {
+		o.Now, o.SweepInterval, o.RedisAddr = clock.Now, -1, addr
+		e, err := engine.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		return e
+	}
+	b := open(engine.Options{Store: st1, OutboxWriterOff: true})
+	if _, err := b.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := b.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "ob", StoreID: "s1", SKUID: "k1", Price: 100,
+		Quantity: 100, PerUserLimit: 1, StartsAt: now, EndsAt: now.Add(time.Hour), HoldSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	paid := map[string]string{} // reservation id -> user
+	pay := func(from, to int) {
+		for i := from; i < to; i++ {
+			user := fmt.Sprintf("ob-u%d", i)
+			r, err := b.ReserveFlash(ctx, engine.Attempt{UserID: user}, "ob", 1, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Pay(ctx, user, r.ReservationID, "pay-"+user); err != nil {
+				t.Fatal(err)
+			}
+			paid[r.ReservationID] = user
+		}
+	}
+	pay(0, 30)
+	ghost, err := st1.(inventory.Outbox).ReadOutbox(ctx, "ghost", 1000, time.Hour)
+	if err != nil || len(ghost) != 30 {
+		t.Fatalf("the ghost read %d entries, %v; want 30", len(ghost), err)
+	}
+	st, err := b.Stats(ctx)
+	if err != nil || st.Orders.Lag != 30 || st.Orders.Written != 0 {
+		t.Fatalf("stats before any writer = %+v, %v; want lag 30, written 0", st.Orders, err)
+	}
+
+	a := open(engine.Options{Store: st0, OutboxWriter: engine.OutboxWriterOptions{ClaimIdle: time.Millisecond, Poll: 5 * time.Millisecond}})
+	pay(30, 50)
+	// A bounded wait for A's writer, not a timing assertion.
+	for i := 0; ; i++ {
+		st, err = b.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Orders.Written == 50 && st.Orders.Lag == 0 {
+			break
+		}
+		if i == 3000 {
+			t.Fatalf("after 30s the orders are %+v; want 50 written, lag 0", st.Orders)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.FlushOrders(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for resID, user := range paid {
+		o, err := b.Order(ctx, user, engine.OrderID(resID))
+		if err != nil || o.ReservationID != resID || o.PaymentID != "pay-"+user || o.State != "created" {
+			t.Fatalf("order of %s = %+v, %v", resID, o, err)
+		}
+	}
+	if sale := st.Sales["ob"]; sale.Sold != 50 || sale.Supplied != sale.Held+sale.Sold+sale.Remaining {
+		t.Fatalf("sale = %+v; want 50 sold", sale)
+	}
+}
