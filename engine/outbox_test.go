@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/orders"
+	"github.com/surge-retail/surge/internal/sqltest"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -94,5 +96,78 @@ func TestOutboxOrdersWithoutRestart(t *testing.T) {
 	}
 	if sale := st.Sales["ob"]; sale.Sold != 50 || sale.Supplied != sale.Held+sale.Sold+sale.Remaining {
 		t.Fatalf("sale = %+v; want 50 sold", sale)
+	}
+}
+
+// TestOutboxDatabaseDown: while MariaDB refuses the order table (locked by
+// another session), payments still succeed, their orders wait in the
+// outbox and the lag grows and is reported; once the table is free every
+// order is written, once.
+func TestOutboxDatabaseDown(t *testing.T) {
+	clock := newTestClock()
+	st, dir, _ := durableBackends()[1].open(t, clock)
+	t.Cleanup(func() { _ = st.Close() })
+	db := sqltest.New(t)
+	ctx := context.Background()
+	sqlOrders, err := orders.OpenMySQL(ctx, db.URL, orders.SQLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqlOrders.Close() })
+	e, err := engine.Open(ctx, engine.Options{Store: st, RedisAddr: strings.TrimPrefix(dir, "redis:"), Orders: sqlOrders,
+		Now: clock.Now, SweepInterval: -1, OutboxWriter: engine.OutboxWriterOptions{Poll: 5 * time.Millisecond, RetryBackoffMax: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "dd", StoreID: "s1", SKUID: "k1", Price: 100,
+		Quantity: 100, PerUserLimit: 1, StartsAt: now, EndsAt: now.Add(time.Hour), HoldSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	// Another session holds the order table: every write waits behind it.
+	lock, err := db.Admin.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "LOCK TABLES surge_orders WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	for i := range n {
+		user := fmt.Sprintf("dd-u%d", i)
+		r, err := e.ReserveFlash(ctx, engine.Attempt{UserID: user}, "dd", 1, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Pay(ctx, user, r.ReservationID, "pay-"+user); err != nil {
+			t.Fatalf("Pay while the database is locked: %v; want it to succeed", err)
+		}
+	}
+	s, err := e.Stats(ctx)
+	if err != nil || s.Orders.Lag != n || s.Sales["dd"].Sold != n {
+		t.Fatalf("stats while locked = %+v, %v; want lag %d", s.Orders, err, n)
+	}
+	var rows int
+	if err := lock.QueryRowContext(ctx, "SELECT COUNT(*) FROM surge_orders").Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("rows while locked = %d, %v; want 0", rows, err)
+	}
+	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e.FlushOrders(fctx); err != nil {
+		t.Fatalf("FlushOrders after the unlock: %v", err)
+	}
+	if err := db.Admin.QueryRow("SELECT COUNT(DISTINCT order_id) FROM surge_orders").Scan(&rows); err != nil || rows != n {
+		t.Fatalf("rows after the unlock = %d, %v; want %d", rows, err, n)
+	}
+	if s, err := e.Stats(ctx); err != nil || s.Orders.Lag != 0 || s.Orders.Written != n {
+		t.Fatalf("stats after the unlock = %+v, %v; want written %d, lag 0", s.Orders, err, n)
 	}
 }
