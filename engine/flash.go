@@ -109,7 +109,11 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	}
 	spec.StartsAt = spec.StartsAt.UTC().Truncate(time.Millisecond)
 	spec.EndsAt = spec.EndsAt.UTC().Truncate(time.Millisecond)
-	if s := e.flash(ctx, spec.SaleID); s != nil {
+	s, err := e.lookupFlash(ctx, spec.SaleID)
+	if err != nil {
+		return FlashSale{}, err
+	}
+	if s != nil {
 		if s.spec == spec {
 			return e.flashView(s), nil
 		}
@@ -123,7 +127,7 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return FlashSale{}, err
 	}
-	s := e.installFlash(spec)
+	s = e.installFlash(spec)
 	if s == nil {
 		e.uncarve(ctx, key, from, to)
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
@@ -213,25 +217,36 @@ func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 // flash finds a sale in memory, falling back to the records (a sale made
 // on another node moments ago).
 func (e *Engine) flash(ctx context.Context, saleID string) *flashState {
+	s, _ := e.lookupFlash(ctx, saleID)
+	return s
+}
+
+// lookupFlash is flash that tells "no such sale" (nil, nil) from "the
+// records could not be asked" (an error wrapping ErrUnavailable): a
+// backend that cannot be asked never yields "not found" (API.md).
+func (e *Engine) lookupFlash(ctx context.Context, saleID string) (*flashState, error) {
 	e.dealsMu.RLock()
 	s := e.sales[saleID]
 	e.dealsMu.RUnlock()
 	if s != nil || !keyPart(saleID) {
-		return s
+		return s, nil
 	}
 	b, ok, err := e.rec.Get(ctx, keySalePrefix+saleID)
-	if err != nil || !ok {
-		return nil
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot read sale %q: %w", ErrUnavailable, saleID, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	var rec saleRec
 	if json.Unmarshal(b, &rec) != nil || rec.Flash == nil || rec.State != "ready" {
-		return nil
+		return nil, nil
 	}
 	s = e.installFlash(*rec.Flash)
 	if s != nil {
 		e.syncFlashRemaining(ctx, s)
 	}
-	return s
+	return s, nil
 }
 
 func (e *Engine) syncFlashRemaining(ctx context.Context, s *flashState) (inventory.Pool, bool) {
@@ -277,7 +292,10 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 
 // FlashSale returns a sale with its (approximate) remaining units.
 func (e *Engine) FlashSale(ctx context.Context, saleID string) (FlashSale, error) {
-	s := e.flash(ctx, saleID)
+	s, err := e.lookupFlash(ctx, saleID)
+	if err != nil {
+		return FlashSale{}, err
+	}
 	if s == nil {
 		return FlashSale{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
@@ -313,7 +331,10 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
 	}
-	s := e.flash(ctx, saleID)
+	s, err := e.lookupFlash(ctx, saleID)
+	if err != nil {
+		return Reservation{}, err
+	}
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}

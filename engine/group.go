@@ -125,7 +125,11 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 	}
 	spec.StartsAt = spec.StartsAt.UTC().Truncate(time.Millisecond)
 	spec.EndsAt = spec.EndsAt.UTC().Truncate(time.Millisecond)
-	if d := e.group(ctx, spec.DealID); d != nil {
+	d, err := e.lookupGroup(ctx, spec.DealID)
+	if err != nil {
+		return GroupDeal{}, err
+	}
+	if d != nil {
 		if d.spec == spec {
 			return e.groupView(d), nil
 		}
@@ -139,7 +143,7 @@ func (e *Engine) CreateGroupDeal(ctx context.Context, spec GroupDealSpec) (Group
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return GroupDeal{}, err
 	}
-	d := e.installGroup(spec)
+	d = e.installGroup(spec)
 	if d == nil {
 		e.uncarve(ctx, key, from, to)
 		return GroupDeal{}, fmt.Errorf("%w: too many deals", ErrUnavailable)
@@ -166,19 +170,29 @@ func (e *Engine) installGroup(spec GroupDealSpec) *groupState {
 }
 
 func (e *Engine) group(ctx context.Context, dealID string) *groupState {
+	d, _ := e.lookupGroup(ctx, dealID)
+	return d
+}
+
+// lookupGroup is group that tells "no such deal" (nil, nil) from "the
+// records could not be asked" (an error wrapping ErrUnavailable).
+func (e *Engine) lookupGroup(ctx context.Context, dealID string) (*groupState, error) {
 	e.dealsMu.RLock()
 	d := e.deals[dealID]
 	e.dealsMu.RUnlock()
 	if d != nil || !keyPart(dealID) {
-		return d
+		return d, nil
 	}
 	b, ok, err := e.rec.Get(ctx, keyDealPrefix+dealID)
-	if err != nil || !ok {
-		return nil
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot read deal %q: %w", ErrUnavailable, dealID, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	var rec saleRec
 	if json.Unmarshal(b, &rec) != nil || rec.Group == nil || rec.State != "ready" {
-		return nil
+		return nil, nil
 	}
 	d = e.installGroup(*rec.Group)
 	if d != nil {
@@ -186,7 +200,7 @@ func (e *Engine) group(ctx context.Context, dealID string) *groupState {
 			d.remaining.Store(p.Available)
 		}
 	}
-	return d
+	return d, nil
 }
 
 func (e *Engine) groupView(d *groupState) GroupDeal {
@@ -215,7 +229,10 @@ func (e *Engine) groupView(d *groupState) GroupDeal {
 
 // GroupDeal returns a deal.
 func (e *Engine) GroupDeal(ctx context.Context, dealID string) (GroupDeal, error) {
-	d := e.group(ctx, dealID)
+	d, err := e.lookupGroup(ctx, dealID)
+	if err != nil {
+		return GroupDeal{}, err
+	}
 	if d == nil {
 		return GroupDeal{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
@@ -310,7 +327,10 @@ func (e *Engine) releaseQuiet(ctx context.Context, resID string) {
 
 // groupActive checks a deal exists and runs now.
 func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, error) {
-	d := e.group(ctx, dealID)
+	d, err := e.lookupGroup(ctx, dealID)
+	if err != nil {
+		return nil, err
+	}
 	if d == nil {
 		return nil, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
@@ -331,7 +351,10 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
-	d := e.group(ctx, dealID)
+	d, err := e.lookupGroup(ctx, dealID)
+	if err != nil {
+		return Team{}, err
+	}
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
@@ -384,7 +407,10 @@ func (e *Engine) joinTeam(ctx context.Context, a Attempt, dealID, teamID string)
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
-	d := e.group(ctx, dealID)
+	d, err := e.lookupGroup(ctx, dealID)
+	if err != nil {
+		return Team{}, err
+	}
 	if d == nil {
 		return Team{}, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}

@@ -9,8 +9,10 @@ import (
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/engine/orders"
+	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/internal/sqltest"
 	"github.com/surge-retail/surge/inventory"
+	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
 // TestOutboxOrdersWithoutRestart: on Redis, node B takes payments and
@@ -169,5 +171,45 @@ func TestOutboxDatabaseDown(t *testing.T) {
 	}
 	if s, err := e.Stats(ctx); err != nil || s.Orders.Lag != 0 || s.Orders.Written != n {
 		t.Fatalf("stats after the unlock = %+v, %v; want written %d, lag 0", s.Orders, err, n)
+	}
+}
+
+// TestRecordsDownIsNotNotFound: with Redis gone, a sale or deal that this
+// node does not hold in memory is "unavailable" (503), never "not found";
+// a sale it holds is still served from memory (API.md).
+func TestRecordsDownIsNotNotFound(t *testing.T) {
+	clock := newTestClock()
+	srv := redistest.Start(t)
+	st, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.Now}, Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Options{Store: st, RedisAddr: srv.Addr, Now: clock.Now, SweepInterval: -1, OutboxWriterOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "known", StoreID: "s1", SKUID: "k1", Price: 100,
+		Quantity: 5, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.FlashSale(ctx, "unknown")
+	wantErr(t, "unknown sale, Redis up", err, engine.ErrNotFound)
+
+	srv.Stop()
+	_, err = e.FlashSale(ctx, "unknown")
+	wantErr(t, "unknown sale, Redis down", err, engine.ErrUnavailable)
+	_, err = e.ReserveFlash(ctx, engine.Attempt{UserID: "u1"}, "unknown", 1, "")
+	wantErr(t, "reserve of an unknown sale, Redis down", err, engine.ErrUnavailable)
+	_, err = e.GroupDeal(ctx, "unknown")
+	wantErr(t, "unknown deal, Redis down", err, engine.ErrUnavailable)
+	if s, err := e.FlashSale(ctx, "known"); err != nil || s.SaleID != "known" {
+		t.Fatalf("a sale held in memory, Redis down: %+v, %v; want it served", s, err)
 	}
 }

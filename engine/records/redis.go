@@ -107,6 +107,9 @@ func OpenRedis(ctx context.Context, o Options) (Records, error) {
 		Username:     o.RedisUsername,
 		Password:     o.RedisPassword,
 		DisableCache: true,
+		// No hidden retries: a dead server answers ErrUnavailable at once
+		// (as the inventory does), not after the caller's deadline.
+		DisableRetry: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect records to redis %s: %w: %w", addr, ErrUnavailable, err)
