@@ -48,6 +48,9 @@ const (
 	WeChatBaseURLDefault = "https://api.weixin.qq.com"
 	// sessionSecretLenMin is the shortest accepted session secret, bytes.
 	sessionSecretLenMin = 16
+	// adminFailClientsMax bounds the addresses whose wrong admin tokens
+	// are counted.
+	adminFailClientsMax = 4096
 	// secretLenMin is the shortest accepted admin token and feed secret,
 	// bytes: a short one is guessed (surge serve generates 32 random
 	// characters when none is set).
@@ -86,6 +89,13 @@ type Options struct {
 	// AdminToken is the bearer token of /admin/v1 and /debug/pprof. ""
 	// disables those endpoints (every call is answered 40100).
 	AdminToken string
+	// AdminFailuresBurst and AdminFailuresPerSecond throttle wrong admin
+	// tokens per client address: AdminFailuresBurst of them at once, then
+	// AdminFailuresPerSecond; past that the address gets 429/42900 at once
+	// on every admin route until its bucket refills. Right tokens take
+	// nothing. Default 10 and 1.
+	AdminFailuresBurst     int
+	AdminFailuresPerSecond float64
 	// FeedSecret is the HMAC-SHA256 key of the inventory feed. "" disables
 	// the feed (every call is answered 40100).
 	FeedSecret string
@@ -162,6 +172,12 @@ func (o Options) WithDefaults() (Options, error) {
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = SessionTTLDefault
+	}
+	if o.AdminFailuresBurst <= 0 {
+		o.AdminFailuresBurst = 10
+	}
+	if o.AdminFailuresPerSecond <= 0 {
+		o.AdminFailuresPerSecond = 1
 	}
 	switch o.Login.Provider {
 	case "":

@@ -33,23 +33,25 @@ const logSampleEvery = 256
 
 // Server is Surge's HTTP front end.
 type Server struct {
-	o        Options
-	eng      Engine
-	sess     sessions
-	login    loginer
-	trusted  []netip.Prefix
-	admin    []byte
-	feedKey  []byte
-	sems     [4]*semaphore // by route class; [classNone] is nil
-	m        *metrics
-	shedN    [shedReasonsLen]atomic.Int64
-	logN     atomic.Uint64
-	ridN     atomic.Uint64
-	ridPfx   [8]byte
-	intern   interner
-	metricsH fasthttp.RequestHandler
-	srv      *fasthttp.Server
-	retry    []byte // Retry-After value
+	o       Options
+	eng     Engine
+	sess    sessions
+	login   loginer
+	trusted []netip.Prefix
+	// adminFails throttles clients that send wrong admin tokens.
+	adminFails *failBuckets
+	admin      []byte
+	feedKey    []byte
+	sems       [4]*semaphore // by route class; [classNone] is nil
+	m          *metrics
+	shedN      [shedReasonsLen]atomic.Int64
+	logN       atomic.Uint64
+	ridN       atomic.Uint64
+	ridPfx     [8]byte
+	intern     interner
+	metricsH   fasthttp.RequestHandler
+	srv        *fasthttp.Server
+	retry      []byte // Retry-After value
 
 	mu      sync.Mutex
 	serving bool // Serve was called
@@ -67,13 +69,14 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o:       o,
-		eng:     o.Engine,
-		sess:    sessions{secret: o.SessionSecret, ttl: o.SessionTTL, now: o.Now},
-		trusted: trusted,
-		admin:   []byte(o.AdminToken),
-		feedKey: []byte(o.FeedSecret),
-		retry:   []byte(strconv.Itoa(o.RetryAfterSeconds)),
+		o:          o,
+		eng:        o.Engine,
+		sess:       sessions{secret: o.SessionSecret, ttl: o.SessionTTL, now: o.Now},
+		trusted:    trusted,
+		admin:      []byte(o.AdminToken),
+		adminFails: newFailBuckets(o.AdminFailuresPerSecond, o.AdminFailuresBurst, adminFailClientsMax, o.Now),
+		feedKey:    []byte(o.FeedSecret),
+		retry:      []byte(strconv.Itoa(o.RetryAfterSeconds)),
 	}
 	s.intern.init()
 	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
@@ -315,6 +318,12 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) (string, error) {
 
 // authAdmin checks the admin bearer token.
 func (s *Server) authAdmin(ctx *fasthttp.RequestCtx) error {
+	// A client that guessed wrong too often is refused before its token
+	// is even looked at, so the admin token cannot be guessed at speed.
+	ip := s.clientIP(ctx)
+	if s.adminFails.blocked(ip) {
+		return errf(CodeThrottled, "too many wrong admin tokens from this address; retry later")
+	}
 	tok := bearer(ctx.Request.Header.Peek("Authorization"))
 	if tok == nil {
 		return errf(CodeUnauthorized, "missing admin token")
@@ -325,6 +334,7 @@ func (s *Server) authAdmin(ctx *fasthttp.RequestCtx) error {
 	if _, err := s.sess.verify(tok); err == nil {
 		return errf(CodeForbidden, "admin only")
 	}
+	s.adminFails.fail(ip)
 	return errf(CodeUnauthorized, "bad admin token")
 }
 
