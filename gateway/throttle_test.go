@@ -35,7 +35,7 @@ func TestFailBucketsBounded(t *testing.T) {
 	now := time.Now()
 	b := newFailBuckets(1, 2, 8, func() time.Time { return now })
 	for i := range 100 {
-		b.fail(string(rune('a' + i%26)) + string(rune('a'+i/26)))
+		b.fail(string(rune('a'+i%26)) + string(rune('a'+i/26)))
 	}
 	if len(b.m) > 8 {
 		t.Fatalf("tracked %d addresses; want at most 8", len(b.m))
