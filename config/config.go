@@ -145,10 +145,16 @@ type Risk struct {
 type Admission struct {
 	// ReadsMax bounds in-flight reads (pages, GETs).
 	ReadsMax int `key:"reads_max"`
-	// WritesMax bounds in-flight writes (reserve, pay, ...).
+	// WritesMax bounds in-flight reserving writes (flash reserve, team
+	// open and join, checkout).
 	WritesMax int `key:"writes_max"`
 	// AdminMax bounds in-flight admin and feed calls.
 	AdminMax int `key:"admin_max"`
+	// SessionsMax bounds in-flight logins.
+	SessionsMax int `key:"sessions_max"`
+	// PaysMax bounds in-flight pays and cancels (capacity reserves cannot
+	// take).
+	PaysMax int `key:"pays_max"`
 	// SaleAdmitFactor admits at most this many times a sale's remaining
 	// units into its reserve path at once.
 	SaleAdmitFactor int `key:"sale_admit_factor"`
@@ -327,7 +333,8 @@ func (c Config) Validate() error {
 		return bad("risk.webhook_timeout", "want 0 (the default) or up to 5s, got %s", c.Risk.WebhookTimeout)
 	}
 	a := c.Admission
-	if a.ReadsMax < 0 || a.WritesMax < 0 || a.AdminMax < 0 || a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 {
+	if a.ReadsMax < 0 || a.WritesMax < 0 || a.AdminMax < 0 || a.SessionsMax < 0 || a.PaysMax < 0 ||
+		a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 || a.SessionsMax > 1<<20 || a.PaysMax > 1<<20 {
 		return bad("admission", "in-flight limits must be 0 (the default) or between 1 and 1048576")
 	}
 	if a.SaleAdmitFactor < 0 || a.SaleAdmitFactor > 1000 {

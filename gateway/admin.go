@@ -108,9 +108,11 @@ func (s *Server) stats(ctx context.Context) (statsAnswer, error) {
 		Stats: st,
 		Sheds: s.Sheds(),
 		Inflight: map[string]int64{
-			"reads":  s.sems[classReads].inflight(),
-			"writes": s.sems[classWrites].inflight(),
-			"admin":  s.sems[classAdmin].inflight(),
+			"reads":    s.sems[classReads].inflight(),
+			"writes":   s.sems[classWrites].inflight(),
+			"admin":    s.sems[classAdmin].inflight(),
+			"sessions": s.sems[classSessions].inflight(),
+			"pays":     s.sems[classPays].inflight(),
 		},
 	}, nil
 }

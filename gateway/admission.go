@@ -37,10 +37,14 @@ const (
 	shedAdmin           // admin and feed over their in-flight bound (503)
 	shedSaleGate        // a sale's admission gate is full (429; engine.Options.SaleAdmitFactor)
 	shedSoldOut         // sold out or not active, answered from memory
+	shedSessions        // route class sessions over its in-flight bound (503)
+	shedPays            // route class pays over its in-flight bound (503)
 	shedReasonsLen
 )
 
-var shedReasons = [shedReasonsLen]string{"inflight_reads", "inflight_writes", "inflight_admin", "sale_gate", "sold_out_gate"}
+var shedReasons = [shedReasonsLen]string{"inflight_reads", "inflight_writes", "inflight_admin", "sale_gate", "sold_out_gate",
+	"inflight_sessions", "inflight_pays"}
 
 // classShed is the shed reason of each route class.
-var classShed = [4]int{classReads: shedReads, classWrites: shedWrites, classAdmin: shedAdmin}
+var classShed = [classesLen]int{classReads: shedReads, classWrites: shedWrites, classAdmin: shedAdmin,
+	classSessions: shedSessions, classPays: shedPays}

@@ -22,10 +22,18 @@ const (
 	// sale, team, reservation and order reads). It is what `surge serve`
 	// has always run with.
 	ReadsInflightMaxDefault = 4096
-	// WritesInflightMaxDefault bounds concurrent writes (session, reserve,
-	// teams, checkout, pay, cancel). It is what `surge serve` has always
-	// run with.
+	// WritesInflightMaxDefault bounds concurrent reserving writes (flash
+	// reserve, team open and join, checkout). It is what `surge serve`
+	// has always run with for all writes.
 	WritesInflightMaxDefault = 1024
+	// SessionsInflightMaxDefault bounds concurrent logins: a login storm
+	// (each may wait on the login provider) never takes the capacity of
+	// reserves or payments.
+	SessionsInflightMaxDefault = 256
+	// PaysInflightMaxDefault bounds concurrent pays and cancels, capacity
+	// that new reserves cannot take: a payment is never shed because of a
+	// crowd of reserves while its hold ticks down.
+	PaysInflightMaxDefault = 512
 	// AdminInflightMaxDefault bounds concurrent admin and feed calls.
 	AdminInflightMaxDefault = 64
 	// RetryAfterSecondsDefault is the Retry-After value of shed answers.
@@ -114,14 +122,17 @@ type Options struct {
 	// X-Forwarded-For is believed, as nginx's set_real_ip_from with
 	// real_ip_recursive. Default loopback: 127.0.0.0/8 and ::1/128.
 	TrustedProxies []string
-	// ReadsInflightMax, WritesInflightMax and AdminInflightMax bound the
-	// requests of each route class being served at once; above it a request
-	// is answered 503/50300 with Retry-After at once. Defaults
-	// ReadsInflightMaxDefault (4096), WritesInflightMaxDefault (1024),
-	// AdminInflightMaxDefault (64).
-	ReadsInflightMax  int
-	WritesInflightMax int
-	AdminInflightMax  int
+	// ReadsInflightMax, WritesInflightMax, AdminInflightMax,
+	// SessionsInflightMax and PaysInflightMax bound the requests of each
+	// route class being served at once; above it a request is answered
+	// 503/50300 with Retry-After at once. Defaults ReadsInflightMaxDefault
+	// (4096), WritesInflightMaxDefault (1024), AdminInflightMaxDefault
+	// (64), SessionsInflightMaxDefault (256), PaysInflightMaxDefault (512).
+	ReadsInflightMax    int
+	WritesInflightMax   int
+	AdminInflightMax    int
+	SessionsInflightMax int
+	PaysInflightMax     int
 	// RetryAfterSeconds is the Retry-After of shed answers. Default 1.
 	RetryAfterSeconds int
 	// EngineTimeout bounds the engine calls of one request. Default
@@ -211,6 +222,12 @@ func (o Options) WithDefaults() (Options, error) {
 	}
 	if o.AdminInflightMax <= 0 {
 		o.AdminInflightMax = AdminInflightMaxDefault
+	}
+	if o.SessionsInflightMax <= 0 {
+		o.SessionsInflightMax = SessionsInflightMaxDefault
+	}
+	if o.PaysInflightMax <= 0 {
+		o.PaysInflightMax = PaysInflightMaxDefault
 	}
 	if o.RetryAfterSeconds <= 0 {
 		o.RetryAfterSeconds = RetryAfterSecondsDefault

@@ -169,3 +169,42 @@ func TestCrowdExactTotals(t *testing.T) {
 		t.Errorf("sale = %+v", f)
 	}
 }
+
+// TestPaysAndLoginsHaveTheirOwnCapacity: with the reserving writes class
+// full (reserves held inside the engine) and more reserves being shed, a
+// payment of a held reservation and a new login still go through: each has
+// its own class, so a crowd of reserves never sheds them.
+func TestPaysAndLoginsHaveTheirOwnCapacity(t *testing.T) {
+	const writesMax = 2
+	h := newHarness(t, "memory", func(o *Options) { o.WritesInflightMax = writesMax })
+	h.loadCatalog()
+	h.createSale("f1", 100, 100)
+	bob, carol := h.login("bob"), h.login("carol")
+	res := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), bob))
+
+	held := make(chan resp, writesMax)
+	for range writesMax {
+		go func() {
+			held <- h.do("POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), carol, "X-Device-Id: block")
+		}()
+	}
+	for range writesMax {
+		<-h.risk.entered
+	}
+	h.wantCode(CodeUnavailable, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), bob)
+	paid := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/reservations/"+res.ReservationID+"/pay", `{"payment_id":"pay-bob"}`, bob))
+	if paid.State != "paid" {
+		t.Fatalf("pay while reserves are shed: state %q", paid.State)
+	}
+	h.login("dave") // a login is not a reserving write either
+	st := h.stats()
+	if st.Sheds["inflight_writes"] != 1 || st.Sheds["inflight_pays"] != 0 || st.Sheds["inflight_sessions"] != 0 {
+		t.Errorf("sheds = %v; want one inflight_writes and nothing else", st.Sheds)
+	}
+	h.risk.unblock()
+	for range writesMax {
+		if r := <-held; r.Code != CodeOK {
+			t.Errorf("held reserve: code %d %q", r.Code, r.Msg)
+		}
+	}
+}

@@ -40,10 +40,13 @@ const (
 
 // Route classes, each with its own in-flight bound.
 const (
-	classNone   = iota // ops endpoints: not admitted through a semaphore
-	classReads         // public and user reads
-	classWrites        // session and user writes
-	classAdmin         // admin and feed
+	classNone     = iota // ops endpoints: not admitted through a semaphore
+	classReads           // public and user reads
+	classWrites          // reserving writes: flash reserve, team open and join, checkout
+	classAdmin           // admin and feed
+	classSessions        // logins (each may call the login provider)
+	classPays            // pay and cancel: capacity of their own, never taken by reserves
+	classesLen
 )
 
 // routeSpec describes a route.
@@ -56,7 +59,7 @@ type routeSpec struct {
 
 var routes = [routesLen]routeSpec{
 	rUnknown:      {"unknown", "", classNone, true},
-	rSession:      {"session", "POST", classWrites, false},
+	rSession:      {"session", "POST", classSessions, false},
 	rStorePage:    {"store_page", "GET", classReads, true},
 	rProductPage:  {"product_page", "GET", classReads, true},
 	rSaleGet:      {"sale_get", "GET", classReads, true},
@@ -67,8 +70,8 @@ var routes = [routesLen]routeSpec{
 	rTeamJoin:     {"team_join", "POST", classWrites, true},
 	rCheckout:     {"checkout", "POST", classWrites, true},
 	rResGet:       {"reservation_get", "GET", classReads, false},
-	rResPay:       {"reservation_pay", "POST", classWrites, false},
-	rResCancel:    {"reservation_cancel", "POST", classWrites, false},
+	rResPay:       {"reservation_pay", "POST", classPays, false},
+	rResCancel:    {"reservation_cancel", "POST", classPays, false},
 	rOrderGet:     {"order_get", "GET", classReads, false},
 	rMyOrders:     {"my_orders", "GET", classReads, false},
 	rFeed:         {"inventory_feed", "POST", classAdmin, false},

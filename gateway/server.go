@@ -42,7 +42,7 @@ type Server struct {
 	adminFails *failBuckets
 	admin      []byte
 	feedKey    []byte
-	sems       [4]*semaphore // by route class; [classNone] is nil
+	sems       [classesLen]*semaphore // by route class; [classNone] is nil
 	m          *metrics
 	shedN      [shedReasonsLen]atomic.Int64
 	logN       atomic.Uint64
@@ -82,6 +82,8 @@ func New(opts Options) (*Server, error) {
 	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
 	s.sems[classWrites] = newSemaphore(o.WritesInflightMax)
 	s.sems[classAdmin] = newSemaphore(o.AdminInflightMax)
+	s.sems[classSessions] = newSemaphore(o.SessionsInflightMax)
+	s.sems[classPays] = newSemaphore(o.PaysInflightMax)
 	if o.Login.Provider == ProviderWeChat {
 		s.login = newWeChatLogin(o.Login)
 	} else {
