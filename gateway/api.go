@@ -83,10 +83,19 @@ func (s *Server) serveSession(ctx *fasthttp.RequestCtx) int {
 	if req.Code == "" {
 		return s.writeError(ctx, rSession, CodeBadRequest, "code is required")
 	}
+	// A client whose codes were refused too often is refused before its
+	// code goes to the login provider: garbage codes cost WeChat calls.
+	ip := s.clientIP(ctx)
+	if s.loginFails.blocked(ip) {
+		return s.writeError(ctx, rSession, CodeThrottled, "too many refused login codes from this address; retry later")
+	}
 	lctx, cancel := s.engineCtx(ctx)
 	defer cancel()
 	uid, err := s.login.login(lctx, req.Code)
 	if err != nil {
+		if errorsAsCode(err) == CodeUnauthorized {
+			s.loginFails.fail(ip)
+		}
 		return s.writeErr(ctx, rSession, err)
 	}
 	tok, exp := s.sess.sign(uid)

@@ -131,5 +131,14 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
+// errorsAsCode is the code of an *apiError in err's chain (0 otherwise).
+func errorsAsCode(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.code
+	}
+	return 0
+}
+
 // errf makes an apiError.
 func errf(code int, msg string) *apiError { return &apiError{code: code, msg: msg} }

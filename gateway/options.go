@@ -104,6 +104,11 @@ type Options struct {
 	// nothing. Default 10 and 1.
 	AdminFailuresBurst     int
 	AdminFailuresPerSecond float64
+	// LoginFailuresBurst and LoginFailuresPerSecond throttle refused login
+	// codes per client address the same way (each costs a call to the
+	// login provider). Logins that succeed take nothing. Default 20 and 2.
+	LoginFailuresBurst     int
+	LoginFailuresPerSecond float64
 	// FeedSecret is the HMAC-SHA256 key of the inventory feed. "" disables
 	// the feed (every call is answered 40100).
 	FeedSecret string
@@ -189,6 +194,12 @@ func (o Options) WithDefaults() (Options, error) {
 	}
 	if o.AdminFailuresPerSecond <= 0 {
 		o.AdminFailuresPerSecond = 1
+	}
+	if o.LoginFailuresBurst <= 0 {
+		o.LoginFailuresBurst = 20
+	}
+	if o.LoginFailuresPerSecond <= 0 {
+		o.LoginFailuresPerSecond = 2
 	}
 	switch o.Login.Provider {
 	case "":

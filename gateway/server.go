@@ -38,8 +38,10 @@ type Server struct {
 	sess    sessions
 	login   loginer
 	trusted []netip.Prefix
-	// adminFails throttles clients that send wrong admin tokens.
+	// adminFails throttles clients that send wrong admin tokens;
+	// loginFails, clients whose login codes the provider refuses.
 	adminFails *failBuckets
+	loginFails *failBuckets
 	admin      []byte
 	feedKey    []byte
 	sems       [classesLen]*semaphore // by route class; [classNone] is nil
@@ -75,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		trusted:    trusted,
 		admin:      []byte(o.AdminToken),
 		adminFails: newFailBuckets(o.AdminFailuresPerSecond, o.AdminFailuresBurst, adminFailClientsMax, o.Now),
+		loginFails: newFailBuckets(o.LoginFailuresPerSecond, o.LoginFailuresBurst, adminFailClientsMax, o.Now),
 		feedKey:    []byte(o.FeedSecret),
 		retry:      []byte(strconv.Itoa(o.RetryAfterSeconds)),
 	}

@@ -49,3 +49,36 @@ func TestFailBucketsBounded(t *testing.T) {
 		t.Fatal("not blocked after 2 of 2 failures")
 	}
 }
+
+// TestRefusedLoginCodesThrottled: with the WeChat login provider, an
+// address whose codes WeChat refused 20 times is answered 429 at once,
+// without another call to WeChat; logins that succeed take nothing, and
+// other addresses log in as before.
+func TestRefusedLoginCodesThrottled(t *testing.T) {
+	fw := newFakeWeChat(t)
+	h := newHarness(t, "memory", func(o *Options) {
+		o.Login = LoginOptions{Provider: ProviderWeChat, WeChatBaseURL: fw.srv.URL, AppID: "wxapp", AppSecret: "wxsecret"}
+	})
+	for range 30 { // successes take nothing
+		h.wantCode(CodeOK, "POST", "/api/v1/session", `{"code":"good"}`)
+	}
+	for range 20 {
+		h.wantCode(CodeUnauthorized, "POST", "/api/v1/session", `{"code":"bad"}`)
+	}
+	fw.mu.Lock()
+	before := fw.calls
+	fw.mu.Unlock()
+	for range 100 {
+		h.wantCode(CodeThrottled, "POST", "/api/v1/session", `{"code":"bad"}`)
+	}
+	h.wantCode(CodeThrottled, "POST", "/api/v1/session", `{"code":"good"}`)
+	fw.mu.Lock()
+	after := fw.calls
+	fw.mu.Unlock()
+	if after != before {
+		t.Fatalf("WeChat was called %d times while the address was throttled; want 0", after-before)
+	}
+	h.wantCode(CodeOK, "POST", "/api/v1/session", `{"code":"good"}`, "X-Forwarded-For: 203.0.113.9")
+	h.clock.advance(time.Second)
+	h.wantCode(CodeOK, "POST", "/api/v1/session", `{"code":"good"}`)
+}
