@@ -40,6 +40,10 @@ const (
 	keyTeamPrefix = "e/team/"
 	keyDuePrefix  = "e/tdue/"
 	keyPayPrefix  = "e/pay/"
+	// keyEpoch holds a random token written when the records are first
+	// used: records that lose it (a Redis restarted without persistence)
+	// are told apart from records that are merely empty.
+	keyEpoch = "e/epoch"
 )
 
 // Engine is Surge's business layer over an inventory.Store. Every method is
@@ -56,11 +60,13 @@ type Engine struct {
 	// Options.OutboxWriterOff).
 	outbox       inventory.Outbox
 	outboxWriter *OutboxWriter
-	idem         *Idempotency
-	risk         RiskHook
-	now          func() time.Time
-	catalog      atomic.Pointer[catalogSnap]
-	catalogMu    sync.Mutex // serialises catalog loads
+	// epoch is the records' epoch (keyEpoch) when this engine opened them.
+	epoch     string
+	idem      *Idempotency
+	risk      RiskHook
+	now       func() time.Time
+	catalog   atomic.Pointer[catalogSnap]
+	catalogMu sync.Mutex // serialises catalog loads
 
 	dealsMu sync.RWMutex
 	sales   map[string]*flashState
@@ -144,6 +150,10 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e.idem = NewIdempotency(e.rec, answerOpts)
 	e.catalog.Store(emptyCatalogSnap())
 
+	if err := e.loadEpoch(ctx); err != nil {
+		e.abortOpen()
+		return nil, err
+	}
 	if err := e.syncRecords(ctx, true); err != nil {
 		e.abortOpen()
 		return nil, fmt.Errorf("cannot load engine records: %w", err)
@@ -219,8 +229,33 @@ func (e *Engine) Ready(ctx context.Context) error {
 		return ErrUnavailable
 	}
 	_, err := e.store.Pool(ctx, "surge-ready:probe")
-	if err == nil || errors.Is(err, inventory.ErrPoolNotFound) {
-		return nil
+	if err != nil && !errors.Is(err, inventory.ErrPoolNotFound) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	ep, ok, err := e.rec.Get(ctx, keyEpoch)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: cannot read the records: %w", ErrUnavailable, err)
+	case !ok || string(ep) != e.epoch:
+		// Sales, reservations and orders this node knew of are gone from
+		// the shared records: an operator must look, and no answer from
+		// them can be trusted meanwhile.
+		return fmt.Errorf("%w: the records lost their data since this node opened them (a Redis restarted without persistence?)", ErrUnavailable)
+	}
+	return nil
+}
+
+// loadEpoch reads the records' epoch, writing a new one into records that
+// have none (new, or reset).
+func (e *Engine) loadEpoch(ctx context.Context) error {
+	fresh := newToken(e.now())
+	if _, err := e.rec.PutIfAbsent(ctx, keyEpoch, []byte(fresh)); err != nil {
+		return fmt.Errorf("cannot open engine records: %w: %w", ErrUnavailable, err)
+	}
+	ep, ok, err := e.rec.Get(ctx, keyEpoch)
+	if err != nil || !ok {
+		return fmt.Errorf("cannot read the records' epoch: %w: %v", ErrUnavailable, err)
+	}
+	e.epoch = string(ep)
+	return nil
 }

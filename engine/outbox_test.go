@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -211,5 +212,49 @@ func TestRecordsDownIsNotNotFound(t *testing.T) {
 	wantErr(t, "unknown deal, Redis down", err, engine.ErrUnavailable)
 	if s, err := e.FlashSale(ctx, "known"); err != nil || s.SaleID != "known" {
 		t.Fatalf("a sale held in memory, Redis down: %+v, %v; want it served", s, err)
+	}
+}
+
+// TestRedisDataLossIsReported: when Redis loses its data under a running
+// node (restarted without persistence; FLUSHALL here), /readyz's Ready
+// says so and the stats answer "unavailable", never "not found".
+func TestRedisDataLossIsReported(t *testing.T) {
+	clock := newTestClock()
+	srv := redistest.Start(t)
+	st, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.Now}, Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Options{Store: st, RedisAddr: srv.Addr, Now: clock.Now, SweepInterval: -1, OutboxWriterOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "lost", StoreID: "s1", SKUID: "k1", Price: 100,
+		Quantity: 5, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ready(ctx); err != nil {
+		t.Fatalf("Ready before the loss: %v", err)
+	}
+	c := st.Client()
+	if err := c.Do(ctx, c.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	err = e.Ready(ctx)
+	wantErr(t, "Ready after the loss", err, engine.ErrUnavailable)
+	if !strings.Contains(err.Error(), "lost their data") {
+		t.Fatalf("Ready after the loss = %v; want it to say the data was lost", err)
+	}
+	_, err = e.Stats(ctx)
+	wantErr(t, "Stats after the loss", err, engine.ErrUnavailable)
+	if errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("Stats after the loss = %v; must not be not found", err)
 	}
 }

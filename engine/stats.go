@@ -36,7 +36,9 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		for _, r := range set.refs {
 			p, err := e.store.Pool(ctx, r.pool)
 			if err != nil {
-				return st, fmt.Errorf("cannot read pool %s: %w", r.pool, storeErr(err))
+				// A known sale's pool that cannot be read (or is gone: the
+				// data was lost) is never "not found" to the operator.
+				return st, fmt.Errorf("%w: cannot read pool %s: %v", ErrUnavailable, r.pool, err)
 			}
 			set.into[r.id] = poolStats(p.Supplied, p.Available, p.Held, p.Sold, p.Short)
 		}
@@ -46,7 +48,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		for _, l := range cat.listings[sid] {
 			p, err := e.store.Pool(ctx, listingPool(sid, l.SKUID))
 			if err != nil {
-				return st, fmt.Errorf("cannot read listing %s/%s: %w", sid, l.SKUID, storeErr(err))
+				return st, fmt.Errorf("%w: cannot read listing %s/%s: %v", ErrUnavailable, sid, l.SKUID, err)
 			}
 			st.Listings[sid+"/"+l.SKUID] = poolStats(p.Supplied, p.Available, p.Held, p.Sold, p.Short)
 		}
