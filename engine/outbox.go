@@ -117,8 +117,8 @@ func (w *OutboxWriter) run(ctx context.Context) {
 		n, err := w.step(ctx)
 		switch {
 		case err != nil:
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() != nil || errors.Is(err, inventory.ErrClosed) {
+				return // stopped, or the store is gone for good
 			}
 			w.failures.Add(1)
 			w.opts.Logger.Warn("engine: outbox writer", "consumer", w.opts.Consumer, "err", err)
