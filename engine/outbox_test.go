@@ -179,28 +179,9 @@ func TestOutboxDatabaseDown(t *testing.T) {
 // node does not hold in memory is "unavailable" (503), never "not found";
 // a sale it holds is still served from memory (API.md).
 func TestRecordsDownIsNotNotFound(t *testing.T) {
-	clock := newTestClock()
-	srv := redistest.Start(t)
-	st, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.Now}, Addr: srv.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	srv, _, e := redisEngineWithSale(t, "known")
 	ctx := context.Background()
-	e, err := engine.Open(ctx, engine.Options{Store: st, RedisAddr: srv.Addr, Now: clock.Now, SweepInterval: -1, OutboxWriterOff: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
-	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
-		t.Fatal(err)
-	}
-	now := clock.Now()
-	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "known", StoreID: "s1", SKUID: "k1", Price: 100,
-		Quantity: 5, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.FlashSale(ctx, "unknown")
+	_, err := e.FlashSale(ctx, "unknown")
 	wantErr(t, "unknown sale, Redis up", err, engine.ErrNotFound)
 
 	srv.Stop()
@@ -219,6 +200,32 @@ func TestRecordsDownIsNotNotFound(t *testing.T) {
 // node (restarted without persistence; FLUSHALL here), /readyz's Ready
 // says so and the stats answer "unavailable", never "not found".
 func TestRedisDataLossIsReported(t *testing.T) {
+	_, st, e := redisEngineWithSale(t, "lost")
+	ctx := context.Background()
+	if err := e.Ready(ctx); err != nil {
+		t.Fatalf("Ready before the loss: %v", err)
+	}
+	c := st.Client()
+	if err := c.Do(ctx, c.B().Flushall().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Ready(ctx)
+	wantErr(t, "Ready after the loss", err, engine.ErrUnavailable)
+	if !strings.Contains(err.Error(), "lost their data") {
+		t.Fatalf("Ready after the loss = %v; want it to say the data was lost", err)
+	}
+	_, err = e.Stats(ctx)
+	wantErr(t, "Stats after the loss", err, engine.ErrUnavailable)
+	if errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("Stats after the loss = %v; must not be not found", err)
+	}
+}
+
+// redisEngineWithSale opens an engine on its own redis-server (inventory
+// and records; its outbox writer off) with the test catalog and a running
+// sale of 5 units.
+func redisEngineWithSale(t *testing.T, saleID string) (*redistest.Server, *redisinv.Store, *engine.Engine) {
+	t.Helper()
 	clock := newTestClock()
 	srv := redistest.Start(t)
 	st, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.Now}, Addr: srv.Addr})
@@ -236,25 +243,9 @@ func TestRedisDataLossIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := clock.Now()
-	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: "lost", StoreID: "s1", SKUID: "k1", Price: 100,
+	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{SaleID: saleID, StoreID: "s1", SKUID: "k1", Price: 100,
 		Quantity: 5, StartsAt: now, EndsAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Ready(ctx); err != nil {
-		t.Fatalf("Ready before the loss: %v", err)
-	}
-	c := st.Client()
-	if err := c.Do(ctx, c.B().Flushall().Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
-	err = e.Ready(ctx)
-	wantErr(t, "Ready after the loss", err, engine.ErrUnavailable)
-	if !strings.Contains(err.Error(), "lost their data") {
-		t.Fatalf("Ready after the loss = %v; want it to say the data was lost", err)
-	}
-	_, err = e.Stats(ctx)
-	wantErr(t, "Stats after the loss", err, engine.ErrUnavailable)
-	if errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("Stats after the loss = %v; must not be not found", err)
-	}
+	return srv, st, e
 }
