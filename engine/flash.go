@@ -322,11 +322,12 @@ const riskReasonsMax = 64
 // in one call. The cheap checks come first and write nothing: an unknown
 // sale is ErrNotFound; with nothing left, an ended or upcoming sale is
 // ErrNotActive and a running one ErrSoldOut, answered from memory (marked
-// ErrShed, with or without a key: a key only looks for a kept answer to
-// replay); a sale whose admission gate is full is ErrThrottled (ErrShed);
-// then the quantity, the guide, the risk hook and the sale's window. Only
-// then does an Idempotency-Key (a.Once) claim its key: the reserve runs at
-// most once and its result is replayed (law 5); refusals are not kept.
+// ErrShed, with or without a key); a sale whose admission gate is full is
+// ErrThrottled (ErrShed); then the quantity, the guide, the risk hook and
+// the sale's window. An Idempotency-Key (a.Once) first looks for its kept
+// answer (one read) and gets it again whatever the checks would say now;
+// only past the checks does it claim its key, so the reserve runs at most
+// once and its result is replayed (law 5); refusals are not kept.
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
@@ -338,18 +339,19 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
+	// A key that already has an answer gets it again, whatever the checks
+	// would say now (law 5); the look is one read and writes nothing.
+	busy := false
+	if a.Once.Key != "" {
+		res, found, b, err := lookupOnce[Reservation](ctx, e, a.UserID, a.Once)
+		if err != nil || found {
+			return res, err
+		}
+		busy = b
+	}
 	if s.remaining.Load() <= 0 {
 		refusal := shedEmpty(windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt))
-		if a.Once.Key == "" {
-			return Reservation{}, refusal
-		}
-		// A retry of a reserve that succeeded before the sale sold out
-		// gets its answer again; anything else is refused from memory.
-		res, found, busy, err := lookupOnce[Reservation](ctx, e, a.UserID, a.Once)
-		switch {
-		case err != nil || found:
-			return res, err
-		case busy: // the same key is being decided: wait for its answer
+		if busy { // the same key is being decided: wait for its answer
 			return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return Reservation{}, refusal })
 		}
 		return Reservation{}, refusal

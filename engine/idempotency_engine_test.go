@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/engine/records"
@@ -136,3 +137,34 @@ func TestRefusalsAreNotKept(t *testing.T) {
 type riskFunc func(engine.RiskInput) engine.Verdict
 
 func (f riskFunc) Check(_ context.Context, in engine.RiskInput) engine.Verdict { return f(in) }
+
+// TestKeptSuccessReplayedBeforeChecks: a keyed reserve that succeeded is
+// answered again, the same, when its key comes back after the sale ended
+// (units still in the pool) or after the risk hook turned against the
+// caller: the checks decide new requests, never a kept answer (law 5).
+func TestKeptSuccessReplayedBeforeChecks(t *testing.T) {
+	var deny atomic.Bool
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) {
+		o.Risk = riskFunc(func(engine.RiskInput) engine.Verdict {
+			if deny.Load() {
+				return engine.Verdict{Reason: "blocklist"}
+			}
+			return engine.Verdict{Allow: true}
+		})
+	})
+	env.sale("fs1", 10, 1)
+	a := engine.Attempt{UserID: "alice", Once: engine.Once{Key: "k-1", Digest: sha256.Sum256([]byte("k-1"))}}
+	first, err := env.e.ReserveFlash(env.ctx, a, "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny.Store(true)
+	if again, err := env.e.ReserveFlash(env.ctx, a, "fs1", 1, ""); err != nil || again.ReservationID != first.ReservationID {
+		t.Fatalf("replay while denied = %+v, %v; want reservation %s", again, err, first.ReservationID)
+	}
+	deny.Store(false)
+	env.clock.Advance(2 * time.Hour) // the sale ended with units left
+	if again, err := env.e.ReserveFlash(env.ctx, a, "fs1", 1, ""); err != nil || again.ReservationID != first.ReservationID {
+		t.Fatalf("replay after the sale ended = %+v, %v; want reservation %s", again, err, first.ReservationID)
+	}
+}
