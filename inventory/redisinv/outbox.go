@@ -97,60 +97,78 @@ func (s *Store) ReadOutbox(ctx context.Context, consumer string, max int, claimI
 		return nil, err
 	}
 	var out []inventory.OutboxEntry
-	add := func(stream string, es []rueidis.XRangeEntry) {
-		for _, e := range es {
-			if len(out) < max {
-				out = append(out, inventory.OutboxEntry{Stream: stream, ID: e.ID, Data: []byte(e.FieldValues["e"])})
-			}
-		}
-	}
-	// Entries a dead reader left pending, then new ones; each stream's
-	// commands go to its slot's node, all in one round trip per kind.
+	// Each stream's commands go to its slot's node, all in one round
+	// trip per kind. The budget max is split over the streams (the ones
+	// that get a share this call rotate), so that no stream is asked for
+	// more than is returned: an entry delivered and not returned would
+	// wait, pending, for another reader's claim.
 	idle := strconv.FormatInt(claimIdle.Milliseconds(), 10)
-	claims := make(rueidis.Commands, len(streams))
-	for i, st := range streams {
-		claims[i] = s.client.B().Arbitrary("XAUTOCLAIM", st, outboxGroup, consumer, idle, "0-0", "COUNT", strconv.Itoa(max)).Build()
-	}
-	for i, r := range s.client.DoMulti(ctx, claims...) {
-		vals, err := r.ToArray()
-		if err != nil {
-			if strings.HasPrefix(err.Error(), "NOGROUP") {
-				s.forgetGroup(streams[i])
+	first := int(s.outboxTurn.Add(1))
+	for phase := 0; phase < 2 && len(out) < max; phase++ {
+		shares := outboxShares(max-len(out), len(streams), first)
+		cmds := make(rueidis.Commands, 0, len(streams))
+		asked := make([]string, 0, len(streams))
+		for i, st := range streams {
+			if shares[i] == 0 {
 				continue
 			}
-			return out, s.mapErr("claim outbox entries", err)
-		}
-		if len(vals) < 2 {
-			continue
-		}
-		es, err := vals[1].AsXRange()
-		if err != nil {
-			return out, s.mapErr("claim outbox entries", err)
-		}
-		add(streams[i], es)
-	}
-	if len(out) >= max {
-		return out, nil
-	}
-	reads := make(rueidis.Commands, len(streams))
-	for i, st := range streams {
-		reads[i] = s.client.B().Xreadgroup().Group(outboxGroup, consumer).Count(int64(max)).Streams().Key(st).Id(">").Build()
-	}
-	for i, r := range s.client.DoMulti(ctx, reads...) {
-		m, err := r.AsXRead()
-		if err != nil {
-			if rueidis.IsRedisNil(err) {
-				continue
+			n := strconv.Itoa(shares[i])
+			if phase == 0 { // entries a dead reader left pending
+				cmds = append(cmds, s.client.B().Arbitrary("XAUTOCLAIM", st, outboxGroup, consumer, idle, "0-0", "COUNT", n).Build())
+			} else { // then new ones
+				cmds = append(cmds, s.client.B().Xreadgroup().Group(outboxGroup, consumer).Count(int64(shares[i])).Streams().Key(st).Id(">").Build())
 			}
-			if strings.HasPrefix(err.Error(), "NOGROUP") {
-				s.forgetGroup(streams[i])
-				continue
-			}
-			return out, s.mapErr("read outbox entries", err)
+			asked = append(asked, st)
 		}
-		add(streams[i], m[streams[i]])
+		for i, r := range s.client.DoMulti(ctx, cmds...) {
+			var es []rueidis.XRangeEntry
+			var err error
+			if phase == 0 {
+				var vals []rueidis.RedisMessage
+				if vals, err = r.ToArray(); err == nil && len(vals) >= 2 {
+					es, err = vals[1].AsXRange()
+				}
+			} else {
+				var m map[string][]rueidis.XRangeEntry
+				if m, err = r.AsXRead(); err == nil {
+					es = m[asked[i]]
+				}
+			}
+			switch {
+			case err == nil:
+			case rueidis.IsRedisNil(err):
+				continue
+			case strings.HasPrefix(err.Error(), "NOGROUP"):
+				s.forgetGroup(asked[i])
+				continue
+			default:
+				return out, s.mapErr("read outbox entries", err)
+			}
+			for _, e := range es {
+				out = append(out, inventory.OutboxEntry{Stream: asked[i], ID: e.ID, Data: []byte(e.FieldValues["e"])})
+			}
+		}
 	}
 	return out, nil
+}
+
+// outboxShares splits budget over n streams: equal shares, the remainder
+// one each to the streams from first on (modulo n); with more streams than
+// budget, only budget streams from first on get one. The shares add up to
+// budget at most.
+func outboxShares(budget, n, first int) []int {
+	shares := make([]int, n)
+	if n == 0 || budget <= 0 {
+		return shares
+	}
+	each, rest := budget/n, budget%n
+	for i := range shares {
+		shares[i] = each
+	}
+	for k := 0; k < rest; k++ {
+		shares[(first+k)%n]++
+	}
+	return shares
 }
 
 // forgetGroup makes the next read create a stream's group again (the

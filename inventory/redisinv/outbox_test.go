@@ -202,3 +202,51 @@ func TestOutboxConcurrentReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxReadNeverStrands: a read with max below what is waiting over
+// many streams returns at most max and leaves the rest undelivered, so
+// the next reads get them at once (not after another reader's claim idle
+// time): nothing is delivered that is not returned.
+func TestOutboxReadNeverStrands(t *testing.T) {
+	s := open(t, redistest.Start(t), "obs", inventory.Options{})
+	ctx := context.Background()
+	const stores = 12
+	for i := range stores {
+		store := fmt.Sprintf("ns%d", i)
+		if err := s.CreatePool(ctx, store+":l:k", 10); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 2 {
+			id := fmt.Sprintf("r%d", j)
+			reserveIn(t, s, store, id)
+			if _, err := s.ConfirmWith(ctx, store+":"+id, []byte(store+":"+id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for range 2 * stores * 2 / 5 {
+		got, err := s.ReadOutbox(ctx, "only", 5, time.Hour)
+		if err != nil || len(got) > 5 {
+			t.Fatalf("ReadOutbox(max 5) = %d entries, %v", len(got), err)
+		}
+		for _, e := range got {
+			seen[string(e.Data)] = true
+		}
+		if err := s.AckOutbox(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(seen) < 2*stores {
+		got, err := s.ReadOutbox(ctx, "only", 5, time.Hour)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("after %d of %d entries, ReadOutbox = %d entries, %v; want the rest without waiting for a claim", len(seen), 2*stores, len(got), err)
+		}
+		for _, e := range got {
+			seen[string(e.Data)] = true
+		}
+		if err := s.AckOutbox(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -110,6 +110,8 @@ type Store struct {
 	batchers [batchShards]batcher
 	// groups remembers the outbox streams whose group exists (outbox.go).
 	groups outboxGroups
+	// outboxTurn rotates which streams a read with a small budget asks.
+	outboxTurn atomic.Int64
 }
 
 var _ inventory.Store = (*Store)(nil)
