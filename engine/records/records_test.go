@@ -1,4 +1,4 @@
-package records
+package records_test
 
 import (
 	"bytes"
@@ -11,87 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surge-retail/surge/engine/records"
+	"github.com/surge-retail/surge/engine/records/recordstest"
 	"github.com/surge-retail/surge/internal/redistest"
 )
 
-// recordsBackend opens fresh, empty Records of one kind; reopen (when not nil)
-// closes and reopens the same data.
-type recordsBackend struct {
-	name string
-	open func(t *testing.T) (rec Records, reopen func() Records)
-}
-
-func recordsBackends() []recordsBackend {
-	return []recordsBackend{
-		{"memory", func(t *testing.T) (Records, func() Records) {
-			return NewMemory(), nil
-		}},
-		{"pebble", func(t *testing.T) (Records, func() Records) {
-			dir := t.TempDir()
-			rec, err := OpenPebble(dir, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cur := rec
-			t.Cleanup(func() { _ = cur.Close() })
-			return rec, func() Records {
-				if err := cur.Close(); err != nil {
-					t.Fatal(err)
-				}
-				r2, err := OpenPebble(dir, Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				cur = r2
-				return r2
-			}
-		}},
-		// A 3-master cluster reached through all its nodes as seeds: the
-		// records' scripts keep to one slot, and rueidis routes to it.
-		{"redis-cluster", func(t *testing.T) (Records, func() Records) {
-			var seeds []string
-			for _, n := range redistest.StartCluster(t, 3) {
-				seeds = append(seeds, n.Addr)
-			}
-			open := func() Records {
-				rec, err := OpenRedis(context.Background(), Options{RedisAddrs: seeds})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = rec.Close() })
-				return rec
-			}
-			rec := open()
-			return rec, func() Records { _ = rec.Close(); rec = open(); return rec }
-		}},
-		{"redis", func(t *testing.T) (Records, func() Records) {
-			srv := redistest.Start(t)
-			open := func() Records {
-				rec, err := OpenRedis(context.Background(), Options{RedisAddrs: []string{srv.Addr}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = rec.Close() })
-				return rec
-			}
-			rec := open()
-			return rec, func() Records { _ = rec.Close(); rec = open(); return rec }
-		}},
-	}
-}
-
-// forEachRecords runs f as a subtest on every backend.
-func forEachRecords(t *testing.T, f func(t *testing.T, rec Records, reopen func() Records)) {
-	t.Helper()
-	for _, b := range recordsBackends() {
-		t.Run(b.name, func(t *testing.T) {
-			rec, reopen := b.open(t)
-			f(t, rec, reopen)
-		})
-	}
-}
-
-func mustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
+func mustGet(t *testing.T, rec records.Records, key string) ([]byte, bool) {
 	t.Helper()
 	v, ok, err := rec.Get(context.Background(), key)
 	if err != nil {
@@ -100,7 +25,7 @@ func mustGet(t *testing.T, rec Records, key string) ([]byte, bool) {
 	return v, ok
 }
 
-func wantRecord(t *testing.T, rec Records, key string, want []byte) {
+func wantRecord(t *testing.T, rec records.Records, key string, want []byte) {
 	t.Helper()
 	v, ok := mustGet(t, rec, key)
 	if want == nil {
@@ -114,7 +39,7 @@ func wantRecord(t *testing.T, rec Records, key string, want []byte) {
 	}
 }
 
-func scanKeys(t *testing.T, rec Records, prefix string) []string {
+func scanKeys(t *testing.T, rec records.Records, prefix string) []string {
 	t.Helper()
 	var keys []string
 	err := rec.Scan(context.Background(), prefix, func(k string, v []byte) error {
@@ -128,7 +53,7 @@ func scanKeys(t *testing.T, rec Records, prefix string) []string {
 }
 
 func TestRecordsBasic(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		wantRecord(t, rec, "a", nil)
 		if err := rec.Put(ctx, "a", []byte("1")); err != nil {
@@ -165,7 +90,7 @@ func TestRecordsBasic(t *testing.T) {
 		}
 
 		// Batches: all written, the last of a repeated key wins.
-		err := rec.PutBatch(ctx, []KV{{"b/1", []byte("x")}, {"b/2", []byte("y")}, {"b/1", []byte("z")}})
+		err := rec.PutBatch(ctx, []records.KV{{"b/1", []byte("x")}, {"b/2", []byte("y")}, {"b/1", []byte("z")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,24 +103,24 @@ func TestRecordsBasic(t *testing.T) {
 }
 
 func TestRecordsBadKey(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
-		long := string(bytes.Repeat([]byte("k"), KeyLenMax+1))
+		long := string(bytes.Repeat([]byte("k"), records.KeyLenMax+1))
 		for _, key := range []string{"", long} {
-			if err := rec.Put(ctx, key, []byte("v")); !errors.Is(err, ErrInvalid) {
-				t.Errorf("Put(len %d) = %v; want ErrInvalid", len(key), err)
+			if err := rec.Put(ctx, key, []byte("v")); !errors.Is(err, records.ErrInvalid) {
+				t.Errorf("Put(len %d) = %v; want records.ErrInvalid", len(key), err)
 			}
-			if _, _, err := rec.Get(ctx, key); !errors.Is(err, ErrInvalid) {
-				t.Errorf("Get(len %d) = %v; want ErrInvalid", len(key), err)
+			if _, _, err := rec.Get(ctx, key); !errors.Is(err, records.ErrInvalid) {
+				t.Errorf("Get(len %d) = %v; want records.ErrInvalid", len(key), err)
 			}
-			if _, err := rec.PutIfAbsent(ctx, key, nil); !errors.Is(err, ErrInvalid) {
-				t.Errorf("PutIfAbsent(len %d) = %v; want ErrInvalid", len(key), err)
+			if _, err := rec.PutIfAbsent(ctx, key, nil); !errors.Is(err, records.ErrInvalid) {
+				t.Errorf("PutIfAbsent(len %d) = %v; want records.ErrInvalid", len(key), err)
 			}
 		}
 		// A batch with one bad key writes nothing.
-		err := rec.PutBatch(ctx, []KV{{"good", []byte("v")}, {"", []byte("v")}})
-		if !errors.Is(err, ErrInvalid) {
-			t.Fatalf("PutBatch(bad) = %v; want ErrInvalid", err)
+		err := rec.PutBatch(ctx, []records.KV{{"good", []byte("v")}, {"", []byte("v")}})
+		if !errors.Is(err, records.ErrInvalid) {
+			t.Fatalf("PutBatch(bad) = %v; want records.ErrInvalid", err)
 		}
 		wantRecord(t, rec, "good", nil)
 		if keys := scanKeys(t, rec, ""); len(keys) != 0 {
@@ -205,7 +130,7 @@ func TestRecordsBadKey(t *testing.T) {
 }
 
 func TestRecordsConditional(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		f := func(ok bool, err error, want bool, what string) {
 			t.Helper()
@@ -247,7 +172,7 @@ func TestRecordsConditional(t *testing.T) {
 }
 
 func TestRecordsScanOrder(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		keys := []string{"b", "a/2", "a/10", "a", "a/1", "a\xff", "a/\xff\xff", "a0", "c/x"}
 		for _, k := range keys {
@@ -289,12 +214,12 @@ func TestRecordsScanOrder(t *testing.T) {
 }
 
 func TestRecordsScanPagesAndWrites(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		const n = 700 // more than one page of every backend
-		kvs := make([]KV, 0, n)
+		kvs := make([]records.KV, 0, n)
 		for i := 0; i < n; i++ {
-			kvs = append(kvs, KV{Key: fmt.Sprintf("p/%05d", i), Val: []byte(strconv.Itoa(i))})
+			kvs = append(kvs, records.KV{Key: fmt.Sprintf("p/%05d", i), Val: []byte(strconv.Itoa(i))})
 		}
 		if err := rec.PutBatch(ctx, kvs); err != nil {
 			t.Fatal(err)
@@ -326,7 +251,7 @@ func TestRecordsScanPagesAndWrites(t *testing.T) {
 // TestRecordsRaces checks that PutIfAbsent and CompareAndSwap decide once:
 // exact winner counts under many goroutines.
 func TestRecordsRaces(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		const goroutines, keys, incs = 16, 20, 25
 		var wins [keys]atomic.Int64
@@ -384,9 +309,9 @@ func TestRecordsRaces(t *testing.T) {
 // TestRecordsCountedBatch checks the exact counter used by the order store
 // under overlapping concurrent batches.
 func TestRecordsCountedBatch(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
-		cb := rec.(CountedBatcher)
+		cb := rec.(records.CountedBatcher)
 		const goroutines, ids, per = 8, 300, 10
 		var added atomic.Int64
 		var wg sync.WaitGroup
@@ -397,12 +322,12 @@ func TestRecordsCountedBatch(t *testing.T) {
 				// Every goroutine writes every id, in batches of per,
 				// starting at a different place.
 				for b := 0; b < ids/per; b++ {
-					var kvs []KV
+					var kvs []records.KV
 					var counted []string
 					for i := 0; i < per; i++ {
 						id := (g*37 + b*per + i) % ids
 						k := fmt.Sprintf("cnt/%03d", id)
-						kvs = append(kvs, KV{Key: k, Val: []byte{byte(g)}})
+						kvs = append(kvs, records.KV{Key: k, Val: []byte{byte(g)}})
 						counted = append(counted, k, k) // duplicates count once
 					}
 					n, err := cb.PutBatchCounted(ctx, kvs, counted, "cnt#")
@@ -426,9 +351,9 @@ func TestRecordsCountedBatch(t *testing.T) {
 }
 
 func TestRecordsDurableAndClosed(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, reopen func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, reopen func() records.Records) {
 		ctx := context.Background()
-		if err := rec.PutBatch(ctx, []KV{{"d/1", []byte("one")}, {"d/2", []byte("two")}}); err != nil {
+		if err := rec.PutBatch(ctx, []records.KV{{"d/1", []byte("one")}, {"d/2", []byte("two")}}); err != nil {
 			t.Fatal(err)
 		}
 		if reopen != nil {
@@ -444,14 +369,14 @@ func TestRecordsDurableAndClosed(t *testing.T) {
 		if err := rec.Close(); err != nil {
 			t.Fatalf("second Close = %v; want nil", err)
 		}
-		if _, _, err := rec.Get(ctx, "d/1"); !errors.Is(err, ErrClosed) {
-			t.Errorf("Get after Close = %v; want ErrClosed", err)
+		if _, _, err := rec.Get(ctx, "d/1"); !errors.Is(err, records.ErrClosed) {
+			t.Errorf("Get after Close = %v; want records.ErrClosed", err)
 		}
-		if err := rec.Put(ctx, "d/3", nil); !errors.Is(err, ErrClosed) {
-			t.Errorf("Put after Close = %v; want ErrClosed", err)
+		if err := rec.Put(ctx, "d/3", nil); !errors.Is(err, records.ErrClosed) {
+			t.Errorf("Put after Close = %v; want records.ErrClosed", err)
 		}
-		if err := rec.Scan(ctx, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrClosed) {
-			t.Errorf("Scan after Close = %v; want ErrClosed", err)
+		if err := rec.Scan(ctx, "", func(string, []byte) error { return nil }); !errors.Is(err, records.ErrClosed) {
+			t.Errorf("Scan after Close = %v; want records.ErrClosed", err)
 		}
 	})
 }
@@ -460,9 +385,9 @@ func TestRecordsDurableAndClosed(t *testing.T) {
 func TestRedisRecordsShared(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	var nodes [2]Records
+	var nodes [2]records.Records
 	for i := range nodes {
-		r, err := OpenRedis(ctx, Options{RedisAddrs: []string{srv.Addr}})
+		r, err := records.OpenRedis(ctx, records.Options{RedisAddrs: []string{srv.Addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -502,14 +427,14 @@ func TestRedisRecordsShared(t *testing.T) {
 func TestOpenRedisRecordsUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2e9)
 	defer cancel()
-	_, err := OpenRedis(ctx, Options{RedisAddrs: []string{"127.0.0.1:1"}})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("OpenRedis(closed port) = %v; want ErrUnavailable", err)
+	_, err := records.OpenRedis(ctx, records.Options{RedisAddrs: []string{"127.0.0.1:1"}})
+	if !errors.Is(err, records.ErrUnavailable) {
+		t.Fatalf("records.OpenRedis(closed port) = %v; want records.ErrUnavailable", err)
 	}
 }
 
 func TestRecordsDeleteIfEqual(t *testing.T) {
-	forEachRecords(t, func(t *testing.T, rec Records, _ func() Records) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, _ func() records.Records) {
 		ctx := context.Background()
 		if err := rec.Put(ctx, "x/1", []byte("v1")); err != nil {
 			t.Fatal(err)
@@ -518,9 +443,9 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 			key, old string
 			want     bool
 		}{{"x/1", "other", false}, {"x/none", "v1", false}, {"x/1", "v1", true}, {"x/1", "v1", false}} {
-			ok, err := DeleteIfEqual(ctx, rec, tc.key, []byte(tc.old))
+			ok, err := records.DeleteIfEqual(ctx, rec, tc.key, []byte(tc.old))
 			if err != nil || ok != tc.want {
-				t.Fatalf("DeleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
+				t.Fatalf("records.DeleteIfEqual(%q, %q) = %v, %v; want %v", tc.key, tc.old, ok, err, tc.want)
 			}
 		}
 		if keys := scanKeys(t, rec, "x/"); len(keys) != 0 {
@@ -530,11 +455,11 @@ func TestRecordsDeleteIfEqual(t *testing.T) {
 }
 
 // TestRedisRecordsServerDown: with the server gone, calls fail (marked
-// ErrUnavailable unless the caller's deadline came first) instead of
+// records.ErrUnavailable unless the caller's deadline came first) instead of
 // hanging.
 func TestRedisRecordsServerDown(t *testing.T) {
 	srv := redistest.Start(t)
-	rec, err := OpenRedis(context.Background(), Options{RedisAddrs: []string{srv.Addr}})
+	rec, err := records.OpenRedis(context.Background(), records.Options{RedisAddrs: []string{srv.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +470,7 @@ func TestRedisRecordsServerDown(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := rec.PutIfAbsent(ctx, "k2", []byte("v")); !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("PutIfAbsent with the server down = %v; want ErrUnavailable", err)
+	if _, err := rec.PutIfAbsent(ctx, "k2", []byte("v")); !errors.Is(err, records.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("PutIfAbsent with the server down = %v; want records.ErrUnavailable", err)
 	}
 }
