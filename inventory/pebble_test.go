@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/surge-retail/surge/internal/pebblefail"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -313,28 +314,13 @@ wait:
 	t.Logf("acked before clone %d, recovered %d (held %d, paid %d)", len(before), found, held, sold)
 }
 
-// walFaults fails syncs and writes of the WAL while on.
-type walFaults struct{ on atomic.Bool }
-
-func (w *walFaults) String() string { return "wal-faults" }
-func (w *walFaults) MaybeError(op errorfs.Op) error {
-	if !w.on.Load() || !strings.HasSuffix(op.Path, ".log") {
-		return nil
-	}
-	switch op.Kind {
-	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFileWrite, errorfs.OpFileFlush:
-		return errorfs.ErrInjected
-	}
-	return nil
-}
-
 // TestPebbleSyncErrorIsNotAcknowledged injects a WAL sync error: the reserve
 // is refused with ErrUnavailable, nothing changes in memory, later writes
 // are refused too, and after a crash the refused reserve is absent while
 // everything acknowledged before is intact.
 func TestPebbleSyncErrorIsNotAcknowledged(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	faults := &walFaults{}
+	faults := &pebblefail.WALFaults{}
 	s := mustOpen(t, "db", inventory.PebbleOptions{FS: reuseThroughErrorfs{errorfs.Wrap(mem, faults)}})
 	ctx := context.Background()
 	if err := s.CreatePool(ctx, "e:p", 10); err != nil {
@@ -348,12 +334,12 @@ func TestPebbleSyncErrorIsNotAcknowledged(t *testing.T) {
 	}
 	before := state(t, s, "e:p")
 
-	faults.on.Store(true)
+	faults.On.Store(true)
 	_, err := s.Reserve(ctx, req("e:fail"))
 	if !errors.Is(err, inventory.ErrUnavailable) {
 		t.Fatalf("Reserve with a failing WAL = %v; want ErrUnavailable", err)
 	}
-	faults.on.Store(false)
+	faults.On.Store(false)
 	if after := state(t, s, "e:p"); after != before {
 		t.Fatalf("state after the refused reserve:\n%s\nwant:\n%s", after, before)
 	}

@@ -3,8 +3,6 @@ package records
 import (
 	"context"
 	"errors"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -12,27 +10,12 @@ import (
 	"github.com/surge-retail/surge/internal/pebblefail"
 )
 
-// walFaults fails writes and syncs of the WAL while on.
-type walFaults struct{ on atomic.Bool }
-
-func (w *walFaults) String() string { return "wal-faults" }
-func (w *walFaults) MaybeError(op errorfs.Op) error {
-	if !w.on.Load() || !strings.HasSuffix(op.Path, ".log") {
-		return nil
-	}
-	switch op.Kind {
-	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFileWrite, errorfs.OpFileFlush:
-		return errorfs.ErrInjected
-	}
-	return nil
-}
-
 // TestPebbleWALErrorFailsWrites: a write whose WAL cannot be written or
 // synced is refused with ErrUnavailable, never acknowledged, and every
 // later write fails fast (the inventory's policy, pebblefail); nothing
 // panics. What was acknowledged before stays readable.
 func TestPebbleWALErrorFailsWrites(t *testing.T) {
-	faults := &walFaults{}
+	faults := &pebblefail.WALFaults{}
 	rec, err := OpenPebble("db", Options{FS: errorfs.Wrap(vfs.NewMem(), faults)})
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +24,11 @@ func TestPebbleWALErrorFailsWrites(t *testing.T) {
 	if err := rec.Put(ctx, "a", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	faults.on.Store(true)
+	faults.On.Store(true)
 	if err := rec.Put(ctx, "b", []byte("2")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Put with a failing WAL = %v; want ErrUnavailable", err)
 	}
-	faults.on.Store(false)
+	faults.On.Store(false)
 	if _, err := rec.PutIfAbsent(ctx, "c", []byte("3")); !errors.Is(err, ErrUnavailable) || !errors.Is(err, pebblefail.ErrFailed) {
 		t.Fatalf("PutIfAbsent after a failed commit = %v; want ErrUnavailable and pebblefail.ErrFailed", err)
 	}
