@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/surge-retail/surge/config"
 	"github.com/surge-retail/surge/engine"
@@ -54,25 +50,16 @@ func init() {
 
 func runOrders(cmd *cobra.Command, _ []string) error {
 	// The outbox lives in the Redis inventory.
-	flags := map[string]string{"backend": "redis"}
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		if fl.Name != "config" && fl.Name != "claim-idle" {
-			flags[strings.ReplaceAll(fl.Name, "-", "_")] = fl.Value.String()
-		}
-	})
-	cfg, err := config.Load(config.Sources{File: ordersConfigFile, Flags: flags})
+	cfg, err := loadConfig(cmd, ordersConfigFile, map[string]string{"backend": "redis"}, "claim-idle")
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return writeOrders(ctx, cfg, os.Stdout)
+	return untilSignal(func(ctx context.Context) error { return writeOrders(ctx, cfg, os.Stdout) })
 }
 
 // writeOrders runs an outbox writer until ctx is done.
 func writeOrders(ctx context.Context, cfg config.Config, out io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
-	slog.SetDefault(logger)
+	logger := newLogger(cfg)
 	o := componentOptionsOf(cfg)
 	redisOpts := o.Redis.WithDefaults()
 	seeds := strings.Join(redisOpts.InitAddress, ",")

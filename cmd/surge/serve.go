@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,31 +69,49 @@ func init() {
 }
 
 func runServe(cmd *cobra.Command, _ []string) error {
-	flags := map[string]string{}
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		switch fl.Name {
-		case "config":
-		case "order-writer": // config says it the other way round
-			flags["no_order_writer"] = strconv.FormatBool(fl.Value.String() == "false")
-		default:
-			flags[strings.ReplaceAll(fl.Name, "-", "_")] = fl.Value.String()
-		}
-	})
-	cfg, err := config.Load(config.Sources{File: serveConfigFile, Flags: flags})
+	preset := map[string]string{}
+	if fl := cmd.Flags().Lookup("order-writer"); fl.Changed { // config says it the other way round
+		preset["no_order_writer"] = strconv.FormatBool(fl.Value.String() == "false")
+	}
+	cfg, err := loadConfig(cmd, serveConfigFile, preset, "order-writer")
 	if err != nil {
 		return err
 	}
+	return untilSignal(func(ctx context.Context) error { return serve(ctx, cfg, os.Stdout) })
+}
+
+// loadConfig loads the configuration from file, the environment and the
+// flags set on cmd (a flag --a-b is the setting a_b), over preset; the
+// flags named in skip and --config are not settings.
+func loadConfig(cmd *cobra.Command, file string, preset map[string]string, skip ...string) (config.Config, error) {
+	flags := preset
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		if fl.Name != "config" && !slices.Contains(skip, fl.Name) {
+			flags[strings.ReplaceAll(fl.Name, "-", "_")] = fl.Value.String()
+		}
+	})
+	return config.Load(config.Sources{File: file, Flags: flags})
+}
+
+// untilSignal runs fn with a context that ends at SIGINT or SIGTERM.
+func untilSignal(fn func(ctx context.Context) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, os.Stdout)
+	return fn(ctx)
+}
+
+// newLogger is the JSON logger of a surge process, made the default.
+func newLogger(cfg config.Config) *slog.Logger {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	slog.SetDefault(logger)
+	return logger
 }
 
 // serve runs Surge until ctx is done, then shuts down in order: stop
 // accepting and drain the gateway, close the engine (flushing the order
 // writer), close the inventory store.
 func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
-	slog.SetDefault(logger)
+	logger := newLogger(cfg)
 
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("cannot create data directory: %w", err)
