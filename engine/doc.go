@@ -18,6 +18,7 @@
 //	orders.go         orders of paid reservations, their replay (law 4); orderwriter.go
 //	                  the asynchronous writer into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
+//	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention
