@@ -2,16 +2,24 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/surge-retail/surge/inventory"
 )
 
 // Checkout reserves every item of one store's cart at the store's prices,
-// all or nothing, in one inventory reservation. With a key (a.Once) it
-// runs at most once and its answer is replayed (law 5).
+// all or nothing, in one inventory reservation. Under a key (a.Once) the
+// reservation's id is derived from it, so the cart is reserved at most once
+// and its first answer is replayed (law 5; once.go).
 func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
-	return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return e.checkout(ctx, a, req) })
+	r, err := e.checkout(ctx, a, req)
+	if err != nil && a.Once.Key != "" && !errors.Is(err, ErrIdempotencyConflict) {
+		if _, known := e.catalog.Load().stores[req.StoreID]; known {
+			return e.keyedRefusal(ctx, a, req.StoreID, err)
+		}
+	}
+	return r, err
 }
 
 func (e *Engine) checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
@@ -52,15 +60,22 @@ func (e *Engine) checkout(ctx context.Context, a Attempt, req CheckoutRequest) (
 	if err := e.checkRisk(ctx, RiskInput{Attempt: a, StoreID: req.StoreID}); err != nil {
 		return Reservation{}, err
 	}
+	id, err := e.reserveID(a, &m)
+	if err != nil {
+		return Reservation{}, err
+	}
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
-		ID:    e.newReservationID(req.StoreID),
+		ID:    id,
 		User:  a.UserID,
 		Lines: lines,
 		TTL:   e.opts.CheckoutHold,
 		Meta:  m.encode(),
 	})
 	if err != nil {
-		return Reservation{}, storeErr(err)
+		return Reservation{}, e.reserveErr(err, m.Keyed)
+	}
+	if r.Existed {
+		return e.keyedAnswer(r, a.Once)
 	}
 	e.pages.markDirty(req.StoreID)
 	return e.viewRecord(r, &m), nil

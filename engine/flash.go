@@ -324,10 +324,10 @@ const riskReasonsMax = 64
 // ErrNotActive and a running one ErrSoldOut, answered from memory (marked
 // ErrShed, with or without a key); a sale whose admission gate is full is
 // ErrThrottled (ErrShed); then the quantity, the guide, the risk hook and
-// the sale's window. An Idempotency-Key (a.Once) first looks for its kept
-// answer (one read) and gets it again whatever the checks would say now;
-// only past the checks does it claim its key, so the reserve runs at most
-// once and its result is replayed (law 5); refusals are not kept.
+// the sale's window. Under an Idempotency-Key (a.Once) the reservation's id
+// is derived from the key, so the one reserve call both takes the units
+// and keeps what a retry finds; a retry gets the first answer again, and a
+// refused retry looks for it (keyedRefusal) (law 5).
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
@@ -339,22 +339,8 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
-	// A key that already has an answer gets it again, whatever the checks
-	// would say now (law 5); the look is one read and writes nothing.
-	busy := false
-	if a.Once.Key != "" {
-		res, found, b, err := lookupOnce[Reservation](ctx, e, a.UserID, a.Once)
-		if err != nil || found {
-			return res, err
-		}
-		busy = b
-	}
 	if s.remaining.Load() <= 0 {
-		refusal := shedEmpty(windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt))
-		if busy { // the same key is being decided: wait for its answer
-			return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) { return Reservation{}, refusal })
-		}
-		return Reservation{}, refusal
+		return e.keyedRefusal(ctx, a, s.spec.StoreID, shedEmpty(windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
 	}
 	if f := e.opts.SaleAdmitFactor; f > 0 {
 		if !s.admit(int64(f)) {
@@ -363,14 +349,9 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 		defer s.inflight.Add(-1)
 	}
 	if err := e.checkFlash(ctx, a, s, quantity, guideID); err != nil {
-		return Reservation{}, err
+		return e.keyedRefusal(ctx, a, s.spec.StoreID, err)
 	}
-	if a.Once.Key == "" {
-		return e.reserveFlash(ctx, a, s, quantity, guideID)
-	}
-	return once(ctx, e, a.UserID, a.Once, func() (Reservation, error) {
-		return e.reserveFlash(ctx, a, s, quantity, guideID)
-	})
+	return e.reserveFlash(ctx, a, s, quantity, guideID)
 }
 
 // shedError is a refusal decided from memory: errors.Is matches ErrShed and
@@ -441,15 +422,16 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 // reserveFlash is ReserveFlash past its checks: the reserve itself.
 func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) (Reservation, error) {
 	saleID := s.spec.SaleID
-	if s.remaining.Load() <= 0 {
-		return Reservation{}, fmt.Errorf("%w: sale %q", ErrSoldOut, saleID)
-	}
 	m := resRecord{Kind: kindFlash, SaleID: saleID, StoreID: s.spec.StoreID, GuideID: guideID,
 		Items:  []recordItem{{SKUID: s.spec.SKUID, Quantity: quantity, UnitPrice: s.spec.Price}},
 		Amount: quantity * s.spec.Price}
+	id, err := e.reserveID(a, &m)
+	if err != nil {
+		return Reservation{}, err
+	}
 	hold := s.hold(e.opts.FlashHoldDefault)
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
-		ID:    e.newReservationID(s.spec.StoreID),
+		ID:    id,
 		User:  a.UserID,
 		Lines: []inventory.Line{{Pool: s.pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
 		TTL:   hold,
@@ -461,7 +443,10 @@ func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, qua
 				e.pages.markDirty(s.spec.StoreID)
 			}
 		}
-		return Reservation{}, storeErr(err)
+		return Reservation{}, e.reserveErr(err, m.Keyed)
+	}
+	if r.Existed {
+		return e.keyedAnswer(r, a.Once)
 	}
 	if left := s.remaining.Add(-quantity); left <= e.opts.StockLowMax {
 		e.pages.markDirty(s.spec.StoreID)

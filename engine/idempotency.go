@@ -370,50 +370,6 @@ func (i *Idempotency) release(rkey string, claim []byte) {
 	_, _ = i.rec.CompareAndSwap(ctx, rkey, claim, encodeClaim(digest, time.UnixMilli(0)))
 }
 
-// Lookup returns the kept answer of (userID, key) without running
-// anything and without writing. found is false when no answer is kept:
-// none, an expired one, or one being computed right now (busy is then
-// true, and a caller that must not decide on its own goes through Do to
-// wait for it). A kept answer of another digest is ErrIdempotencyConflict;
-// records that cannot be read are ErrUnavailable.
-func (i *Idempotency) Lookup(ctx context.Context, userID, key string, digest [32]byte) (status int, body []byte, found, busy bool, err error) {
-	if !IdempotencyKeyValid(key) {
-		return 0, nil, false, false, fmt.Errorf("%w: Idempotency-Key must be 1 to %d printable ASCII characters", ErrInvalid, keyLenMax)
-	}
-	if userID == "" || len(userID) > userLenMax {
-		return 0, nil, false, false, fmt.Errorf("%w: idempotency needs a user", ErrInvalid)
-	}
-	rkey := answerKey(userID, key)
-	if a, ok := i.cached(rkey); ok {
-		st, b, err := reply(a, digest)
-		return st, b, err == nil, false, err
-	}
-	i.flight.mu.Lock()
-	_, inFlight := i.flight.calls[rkey]
-	i.flight.mu.Unlock()
-	if inFlight {
-		return 0, nil, false, true, nil
-	}
-	cur, ok, err := i.rec.Get(ctx, rkey)
-	if err != nil {
-		return 0, nil, false, false, fmt.Errorf("%w: cannot read idempotency record: %w", ErrUnavailable, err)
-	}
-	if !ok {
-		return 0, nil, false, false, nil
-	}
-	state, recDigest, deadline, rest, derr := decodeKept(cur)
-	if derr != nil || !i.opts.Now().Before(deadline) {
-		return 0, nil, false, false, nil
-	}
-	if state == stateClaim {
-		return 0, nil, false, true, nil
-	}
-	a := keptAnswer{digest: recDigest, status: int(binary.BigEndian.Uint32(rest)), body: rest[4:], expires: deadline}
-	i.remember(rkey, a)
-	st, b, err := reply(a, digest)
-	return st, b, err == nil, false, err
-}
-
 func reply(a keptAnswer, digest [32]byte) (int, []byte, error) {
 	if a.digest != digest {
 		return 0, nil, ErrIdempotencyConflict

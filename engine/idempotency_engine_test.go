@@ -12,6 +12,7 @@ import (
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/engine/records"
+	"github.com/surge-retail/surge/inventory"
 )
 
 // TestIdempotent: the same key and body give the first answer; another
@@ -73,10 +74,19 @@ func TestRefusalsAreNotKept(t *testing.T) {
 		})
 	})
 	env.sale("fs1", 2, 1)
+	// What a keyed reserve keeps is its reservation (once.go), and no
+	// separate answer: count both.
 	answers := func() int {
 		n := 0
 		if err := rec.Scan(env.ctx, "idem/", func(string, []byte) error { n++; return nil }); err != nil {
 			t.Fatal(err)
+		}
+		for _, st := range []inventory.State{inventory.StateHeld, inventory.StatePaid, inventory.StateReleased} {
+			rs, _, err := env.store.Scan(env.ctx, st, "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(rs)
 		}
 		return n
 	}
@@ -166,5 +176,121 @@ func TestKeptSuccessReplayedBeforeChecks(t *testing.T) {
 	env.clock.Advance(2 * time.Hour) // the sale ended with units left
 	if again, err := env.e.ReserveFlash(env.ctx, a, "fs1", 1, ""); err != nil || again.ReservationID != first.ReservationID {
 		t.Fatalf("replay after the sale ended = %+v, %v; want reservation %s", again, err, first.ReservationID)
+	}
+}
+
+// TestKeyedReserveIsOneReserve, on every backend: a keyed flash reserve
+// and a keyed checkout keep their reservation as their answer and nothing
+// in the records (one reserve call, in the store's slot); a crowd of
+// retries of the same keys, racing, takes each key's units exactly once;
+// a retry after a cancel, after the sale sold out, still gets the first
+// answer; the same key with another body is a conflict and changes
+// nothing (law 5).
+func TestKeyedReserveIsOneReserve(t *testing.T) {
+	for _, b := range testBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			rec := records.NewMemory()
+			t.Cleanup(func() { _ = rec.Close() })
+			env := openEnv(t, b, func(o *engine.Options) { o.Records = rec })
+			const users, retries, supply = 40, 8, 30
+			env.sale("fs1", supply, 1)
+			keyed := func(user, key, body string) engine.Attempt {
+				return engine.Attempt{UserID: user, Once: engine.Once{Key: key, Digest: sha256.Sum256([]byte(body))}}
+			}
+			var (
+				wg  sync.WaitGroup
+				mu  sync.Mutex
+				ids = map[string]map[string]bool{} // user -> reservation ids answered
+			)
+			for u := range users {
+				for range retries {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						user := fmt.Sprintf("u%02d", u)
+						r, err := env.e.ReserveFlash(env.ctx, keyed(user, "k-"+user, "fs1/1"), "fs1", 1, "")
+						if err != nil {
+							if !errors.Is(err, engine.ErrSoldOut) {
+								t.Errorf("%s: %v", user, err)
+							}
+							return
+						}
+						if r.State != "held" || r.Quantity != 1 {
+							t.Errorf("%s: answer %+v", user, r)
+						}
+						mu.Lock()
+						if ids[user] == nil {
+							ids[user] = map[string]bool{}
+						}
+						ids[user][r.ReservationID] = true
+						mu.Unlock()
+					}()
+				}
+			}
+			wg.Wait()
+			if len(ids) != supply {
+				t.Fatalf("%d users got a unit; want %d (the supply)", len(ids), supply)
+			}
+			var someUser, someID string
+			for user, set := range ids {
+				if len(set) != 1 {
+					t.Fatalf("%s's retries got %d reservations; want 1", user, len(set))
+				}
+				for id := range set {
+					someUser, someID = user, id
+				}
+			}
+			if p := env.pool("s1:fs:fs1"); p.Held != supply || p.Available != 0 {
+				t.Fatalf("pool after the crowd = %+v; want %d held, none left", p, supply)
+			}
+			n := 0
+			if err := rec.Scan(env.ctx, "idem/", func(string, []byte) error { n++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("%d answers kept in the records; want none (the reservation is the answer)", n)
+			}
+
+			// Cancelled, the sale sold out: the retry is still the first answer.
+			first, err := env.e.Reservation(env.ctx, someUser, someID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := env.e.Cancel(env.ctx, someUser, someID); err != nil {
+				t.Fatal(err)
+			}
+			again, err := env.e.ReserveFlash(env.ctx, keyed(someUser, "k-"+someUser, "fs1/1"), "fs1", 1, "")
+			if err != nil || again.ReservationID != someID || again.State != "held" || !again.ExpiresAt.Equal(first.ExpiresAt) {
+				t.Fatalf("retry after cancel = %+v, %v; want the first answer %+v", again, err, first)
+			}
+			if p := env.pool("s1:fs:fs1"); p.Held != supply-1 || p.Available != 1 {
+				t.Fatalf("pool after the cancelled key's retry = %+v; want the unit back, not retaken", p)
+			}
+			// Another body under the key: a conflict, nothing taken.
+			_, err = env.e.ReserveFlash(env.ctx, keyed(someUser, "k-"+someUser, "fs1/2"), "fs1", 2, "")
+			wantErr(t, "same key, other quantity", err, engine.ErrIdempotencyConflict)
+			_, err = env.e.ReserveFlash(env.ctx, keyed(someUser, "k-"+someUser, "fs1/1/g"), "fs1", 1, "")
+			wantErr(t, "same key, other body", err, engine.ErrIdempotencyConflict)
+			if p := env.pool("s1:fs:fs1"); p.Held != supply-1 || p.Available != 1 {
+				t.Fatalf("pool after conflicts = %+v; want unchanged", p)
+			}
+
+			// A keyed checkout: retried, it holds its cart once; another
+			// cart under the key is a conflict.
+			cart := engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 2}, {SKUID: "k3", Quantity: 1}}}
+			c1, err := env.e.Checkout(env.ctx, keyed("buyer", "cart-1", "c1"), cart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := env.e.Checkout(env.ctx, keyed("buyer", "cart-1", "c1"), cart)
+			if err != nil || c2.ReservationID != c1.ReservationID || c2.Amount != c1.Amount {
+				t.Fatalf("checkout retry = %+v, %v; want %+v", c2, err, c1)
+			}
+			if p := env.pool("s1:l:k2"); p.Held != 2 {
+				t.Fatalf("k2 after a retried checkout = %+v; want 2 held", p)
+			}
+			_, err = env.e.Checkout(env.ctx, keyed("buyer", "cart-1", "c2"), engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k2", Quantity: 1}}})
+			wantErr(t, "checkout, same key, other cart", err, engine.ErrIdempotencyConflict)
+		})
 	}
 }

@@ -23,6 +23,11 @@ type resRecord struct {
 	Items   []recordItem
 	// Amount is the sum of the items' Quantity × UnitPrice (fen).
 	Amount int64
+	// Keyed marks a reservation made under an Idempotency-Key (its id is
+	// onceReservationID's); Digest is then the digest of that request
+	// (route and body), which a replay of the key must match.
+	Keyed  bool
+	Digest [32]byte
 }
 
 // recordItem is one line of a reservation: the inventory line of the same
@@ -43,9 +48,14 @@ const (
 // five ids (sale, deal, team, store, guide) each as a uvarint length and its
 // bytes, then the item count as a uvarint and per item the sku (length and
 // bytes), the quantity (uvarint) and the unit price (varint), then the
-// amount (varint). Version 1 ("m1|...") and the JSON form before it are
-// still read (record_legacy.go).
-const recordVersion = 2
+// amount (varint). Version 3 is version 2 followed by the 32-byte digest
+// of a keyed reservation's request; unkeyed records stay version 2.
+// Version 1 ("m1|...") and the JSON form before it are still read
+// (record_legacy.go).
+const (
+	recordVersion      = 2
+	recordVersionKeyed = 3
+)
 
 // Kind codes of the encoding (0 is never written).
 var kindCodes = [...]string{1: kindFlash, 2: kindGroup, 3: kindCheckout}
@@ -53,7 +63,7 @@ var kindCodes = [...]string{1: kindFlash, 2: kindGroup, 3: kindCheckout}
 // recordLenMax is the longest encoded record: a full cart of the longest
 // ids. inventory.MetaLenMax must hold it (checked at compile time below).
 const recordLenMax = 2 + 5*(binary.MaxVarintLen16+KeyLenMax) + binary.MaxVarintLen16 +
-	inventory.LinesMax*(binary.MaxVarintLen16+KeyLenMax+2*binary.MaxVarintLen64) + binary.MaxVarintLen64
+	inventory.LinesMax*(binary.MaxVarintLen16+KeyLenMax+2*binary.MaxVarintLen64) + binary.MaxVarintLen64 + 32
 
 // A record that can be refused by the inventory for its size would be a
 // bug: fail the build instead.
@@ -72,12 +82,16 @@ func kindCode(kind string) byte {
 
 // encode returns the record's bytes, in one allocation.
 func (m *resRecord) encode() []byte {
-	n := 2 + len(m.SaleID) + len(m.DealID) + len(m.TeamID) + len(m.StoreID) + len(m.GuideID) + 5 + 2*binary.MaxVarintLen64
+	n := 2 + len(m.SaleID) + len(m.DealID) + len(m.TeamID) + len(m.StoreID) + len(m.GuideID) + 5 + 2*binary.MaxVarintLen64 + len(m.Digest)
 	for _, it := range m.Items {
 		n += 1 + len(it.SKUID) + 2*binary.MaxVarintLen64
 	}
 	b := make([]byte, 0, n)
-	b = append(b, recordVersion, kindCode(m.Kind))
+	version := byte(recordVersion)
+	if m.Keyed {
+		version = recordVersionKeyed
+	}
+	b = append(b, version, kindCode(m.Kind))
 	for _, s := range [...]string{m.SaleID, m.DealID, m.TeamID, m.StoreID, m.GuideID} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -89,7 +103,11 @@ func (m *resRecord) encode() []byte {
 		b = binary.AppendUvarint(b, uint64(it.Quantity))
 		b = binary.AppendVarint(b, it.UnitPrice)
 	}
-	return binary.AppendVarint(b, m.Amount)
+	b = binary.AppendVarint(b, m.Amount)
+	if m.Keyed {
+		b = append(b, m.Digest[:]...)
+	}
+	return b
 }
 
 // recordReader reads an encoded record; its strings share one copy of the
@@ -152,7 +170,7 @@ func decodeRecord(b []byte) (resRecord, error) {
 		return resRecord{}, fmt.Errorf("%w: empty", errRecord)
 	}
 	var m resRecord
-	if b[0] != recordVersion {
+	if !currentRecord(b) {
 		return m, fmt.Errorf("%w: version %d", errRecord, b[0])
 	}
 	if len(b) < 2 || int(b[1]) >= len(kindCodes) || b[1] == 0 {
@@ -180,17 +198,27 @@ func decodeRecord(b []byte) (resRecord, error) {
 		it.Quantity = int64(q)
 	}
 	m.Amount = r.varint()
+	if m.Keyed = b[0] == recordVersionKeyed; m.Keyed && r.err == nil {
+		if len(r.s)-r.off < len(m.Digest) {
+			return m, fmt.Errorf("%w: short digest", errRecord)
+		}
+		r.off += copy(m.Digest[:], r.s[r.off:])
+	}
 	if r.err == nil && r.off != len(r.s) {
 		r.err = fmt.Errorf("%w: %d bytes left over", errRecord, len(r.s)-r.off)
 	}
 	return m, r.err
 }
 
+// currentRecord reports whether b (not empty) is a record of version 2
+// or 3, rather than one of the legacy forms.
+func currentRecord(b []byte) bool { return b[0] == recordVersion || b[0] == recordVersionKeyed }
+
 // recordOf decodes a reservation's record and checks it against the
 // reservation's lines: one item per line, the same quantities, and the
 // amount their sum.
 func recordOf(r inventory.Reservation) (resRecord, error) {
-	if len(r.Meta) > 0 && r.Meta[0] != recordVersion {
+	if len(r.Meta) > 0 && !currentRecord(r.Meta) {
 		return legacyRecordOf(r)
 	}
 	m, err := decodeRecord(r.Meta)

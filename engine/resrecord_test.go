@@ -35,13 +35,29 @@ func TestRecordRoundTrip(t *testing.T) {
 	// Negative prices are kept as they are (a varint), though the
 	// catalog never makes them.
 	f(resRecord{Kind: kindFlash, SaleID: "x", StoreID: "s1", Items: []recordItem{{SKUID: "k", Quantity: 1, UnitPrice: -5}}, Amount: -5})
+	// A keyed reservation keeps its request's digest (version 3).
+	keyed := resRecord{Kind: kindFlash, SaleID: "fs1", StoreID: "s1", Keyed: true,
+		Items: []recordItem{{SKUID: "k1", Quantity: 1, UnitPrice: 100}}, Amount: 100}
+	for i := range keyed.Digest {
+		keyed.Digest[i] = byte(i + 1)
+	}
+	f(keyed)
+	if b := keyed.encode(); b[0] != recordVersionKeyed {
+		t.Fatalf("keyed record version %d; want %d", b[0], recordVersionKeyed)
+	}
+	// Cut short in its digest: refused.
+	r := resOf(keyed)
+	r.Meta = r.Meta[:len(r.Meta)-1]
+	if _, err := recordOf(r); err == nil {
+		t.Fatal("keyed record with a short digest decoded")
+	}
 }
 
 // TestRecordFullCartFits: the largest record the engine makes (a full cart
 // of the longest ids and prices) is accepted by the inventory.
 func TestRecordFullCartFits(t *testing.T) {
 	id := strings.Repeat("x", KeyLenMax)
-	m := resRecord{Kind: kindCheckout, StoreID: id, GuideID: id, SaleID: id, DealID: id, TeamID: id}
+	m := resRecord{Kind: kindCheckout, StoreID: id, GuideID: id, SaleID: id, DealID: id, TeamID: id, Keyed: true}
 	for i := range inventory.LinesMax {
 		sku := strings.Repeat(string(rune('a'+i%26)), KeyLenMax-2) + string(rune('a'+i/26)) + "k"
 		m.Items = append(m.Items, recordItem{SKUID: sku, Quantity: inventory.QuantityMaxDefault, UnitPrice: 1 << 40})

@@ -158,7 +158,7 @@ func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 	})
 	count := func() int {
 		n := 0
-		if err := rec.Scan(env.ctx, "", func(string, []byte) error { n++; return nil }); err != nil {
+		if err := rec.Scan(env.ctx, "idem/", func(string, []byte) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -167,9 +167,12 @@ func TestSweepDropsExpiredIdempotencyRecords(t *testing.T) {
 	before := count()
 	var d [32]byte
 	d[0] = 1
+	// A team opened under a key keeps its answer in the records (a keyed
+	// flash reserve or checkout keeps its reservation instead: once.go).
+	env.deal("gb1", 2, 10, 0)
 	a := engine.Attempt{UserID: "u1", Once: engine.Once{Key: "key-1", Digest: d}}
-	if _, err := env.e.Checkout(env.ctx, a, engine.CheckoutRequest{StoreID: "s1", Items: []engine.CheckoutItem{{SKUID: "k1", Quantity: 1}}}); err != nil {
-		t.Fatalf("Checkout with a key: %v", err)
+	if _, err := env.e.OpenTeam(env.ctx, a, "gb1", ""); err != nil {
+		t.Fatalf("OpenTeam with a key: %v", err)
 	}
 	if got := count(); got != before+1 {
 		t.Fatalf("records after one Idempotent = %d; want %d", got, before+1)

@@ -116,6 +116,9 @@ type Reservation struct {
 	ExpiresAt time.Time // millisecond precision
 	// Refunded is true when a paid reservation was released by Refund.
 	Refunded bool
+	// Existed is set by Reserve only: the id was already reserved, and
+	// the reservation is returned as it is; this call took nothing.
+	Existed bool
 }
 
 // Pool is a snapshot of one stock pool.

@@ -150,6 +150,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		var res Reservation
 		if same {
 			res = m.view(sh, rec, req.ID)
+			res.Existed = true
 		}
 		rec.mu.Unlock()
 		if !same {

@@ -160,7 +160,7 @@ func classify(err error) string {
 
 // sameReservation compares all fields of two reservations.
 func sameReservation(a, b inventory.Reservation) bool {
-	if a.ID != b.ID || a.User != b.User || a.State != b.State || a.Refunded != b.Refunded ||
+	if a.ID != b.ID || a.User != b.User || a.State != b.State || a.Refunded != b.Refunded || a.Existed != b.Existed ||
 		!a.CreatedAt.Equal(b.CreatedAt) || !a.ExpiresAt.Equal(b.ExpiresAt) ||
 		string(a.Meta) != string(b.Meta) || len(a.Lines) != len(b.Lines) {
 		return false

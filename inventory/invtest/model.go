@@ -76,7 +76,9 @@ func (m *ref) reserve(r inventory.ReserveRequest, now time.Time) (inventory.Rese
 		if !inventory.SameRequest(old, &r) {
 			return inventory.Reservation{}, inventory.ErrIDConflict
 		}
-		return *old, nil
+		again := *old
+		again.Existed = true
+		return again, nil
 	}
 	for _, l := range r.Lines {
 		if m.pools[l.Pool] == nil {

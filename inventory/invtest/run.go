@@ -288,8 +288,15 @@ func testIdempotent(t *testing.T, f Factory) {
 	h.create("s1:b", 10)
 	r := req("s1:r1", "u1", line("s1:a", 2, 3), line("s1:b", 1, 0))
 	first := h.mustReserve(r)
+	if first.Existed {
+		t.Fatalf("Reserve(new id).Existed = true")
+	}
 	h.clock.Advance(time.Second)
 	again := h.mustReserve(r)
+	if !again.Existed {
+		t.Fatalf("Reserve again: Existed = false; want true (nothing taken)")
+	}
+	first.Existed = true // the only difference
 	if !sameReservation(first, again) {
 		t.Fatalf("Reserve again = %+v; want the first %+v", again, first)
 	}
@@ -341,10 +348,19 @@ func testIdempotentConcurrent(t *testing.T, f Factory) {
 		}()
 	}
 	wg.Wait()
+	created := 0
 	for g := range goroutines {
-		if errs[g] != nil || !sameReservation(results[g], results[0]) {
+		if !results[g].Existed {
+			created++
+		}
+		a, b := results[g], results[0]
+		a.Existed, b.Existed = false, false
+		if errs[g] != nil || !sameReservation(a, b) {
 			t.Fatalf("goroutine %d: Reserve = %+v, %v; want %+v", g, results[g], errs[g], results[0])
 		}
+	}
+	if created != 1 {
+		t.Fatalf("%d of %d concurrent Reserve calls of one id say they created it; want 1", created, goroutines)
 	}
 	h.want("s1:a", 97, 3, 0)
 }

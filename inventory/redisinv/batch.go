@@ -135,6 +135,7 @@ func (c *reserveCall) result(req *inventory.ReserveRequest, nowMs, expMs int64) 
 			// cannot differ unless the record is damaged.
 			return inventory.Reservation{}, fmt.Errorf("redisinv: cannot reserve: record %q does not match its identity: %w", req.ID, inventory.ErrUnavailable)
 		}
+		r.Existed = true
 		return r, nil
 	}
 	switch c.code {
