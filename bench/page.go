@@ -45,6 +45,7 @@ var summaryTargets = []summaryTarget{
 	{Key: "wrk/reserve-pebble", Label: "HTTP flash reserve, pebble, vs bare fasthttp (wrk)", Min: 0.5},
 	{Key: "wrk/reserve-redis", Label: "HTTP flash reserve, redis, vs bare fasthttp (wrk)", Min: 0.5},
 	// Issue 13's.
+	{Key: "http/reserve-redis-keyed", Label: "HTTP flash reserve with an Idempotency-Key vs without, redis (in process)", Min: 0.8},
 	{Key: keyOrdersMySQL, Label: "order writer into MariaDB vs raw multi-row INSERTs of the same rows (package benchmark `OrderWriterMySQL`)", Min: 0.7},
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -286,7 +287,35 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 	if _, err := measure("http/reserve-redis", "flash reserve, redis backend (appendfsync always)", red, reserveRequest(redTokens), postOK); err != nil {
 		return t, 0, 0, err
 	}
+	// The same reserve under an Idempotency-Key (a new key per request),
+	// next to the same without one, alternating on the same server.
+	plain, keyed, err := Alternate(opts.Duration,
+		func(d time.Duration) (Throughput, error) {
+			return ClosedLoop(ctx, red.Addr, opts.Conns, d, reserveRequest(redTokens), postOK)
+		},
+		func(d time.Duration) (Throughput, error) {
+			return ClosedLoop(ctx, red.Addr, opts.Conns, d, keyedReserveRequest(redTokens), postOK)
+		})
+	if err != nil {
+		return t, 0, 0, fmt.Errorf("keyed reserve: %w", err)
+	}
+	row := Row{Key: "http/reserve-redis-keyed", Scenario: "flash reserve with an Idempotency-Key, redis backend, vs the same without a key",
+		Surge: keyed.PerSecond(), Floor: plain.PerSecond(), Unit: "req/s"}
+	logf("%-40s %10.0f req/s   floor %10.0f req/s   ratio %.2f", "keyed reserve, redis", row.Surge, row.Floor, row.Ratio())
+	t.Rows = append(t.Rows, row)
 	return t, pageRate, reserveRate, nil
+}
+
+// keyedReserveRequest is reserveRequest with a new Idempotency-Key on
+// every request (a counter: a closed loop restarts its seq per segment).
+func keyedReserveRequest(tokens []string) Request {
+	plain := reserveRequest(tokens)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	var n atomic.Int64
+	return func(w, seq int, req *fasthttp.Request) {
+		plain(w, seq, req)
+		req.Header.Set("Idempotency-Key", run+strconv.FormatInt(n.Add(1), 36))
+	}
 }
 
 func pageRequest(guide string) Request {
