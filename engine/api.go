@@ -258,8 +258,8 @@ type Reservation struct {
 	ExpiresAtMs   int64     `json:"expires_at_ms"`
 }
 
-// Order is a written order (orders.Order). State is "created" or
-// "refunded".
+// Order is a written order (orders.Order). State is "created",
+// "refund_pending" or "refunded", and only moves forward.
 type Order = orders.Order
 
 // FeedUpdate is one line of the POS / ERP inventory feed.

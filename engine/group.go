@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
@@ -648,7 +649,7 @@ func (e *Engine) refundMember(ctx context.Context, resID string) error {
 	if err != nil {
 		return err
 	}
-	o.State = "refunded"
+	o.State = orders.StateRefunded
 	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
 		return fmt.Errorf("%w: cannot mark order refunded: %w", ErrUnavailable, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -37,7 +38,7 @@ func (e *Engine) orderFromView(v Reservation, paymentID string) Order {
 		Items:         v.Items,
 		Amount:        v.Amount,
 		PaymentID:     paymentID,
-		State:         "created",
+		State:         orders.StateCreated,
 		CreatedAt:     v.CreatedAt,
 	}
 }

@@ -194,8 +194,9 @@ const orderColumns = `order_id, reservation_id, user_id, store_id, guide_id, kin
 	items, amount, payment_id, state, created_at, updated_at`
 
 // Upsert writes orders in one transaction, in multi-row upserts keyed by
-// the order id: writing an order again replaces it (its state, say) and
-// does not count it twice. Every order is checked first; one bad order
+// the order id: writing an order again replaces it and does not count it
+// twice; its state only moves forward (StateRank, in the statement itself:
+// FIELD ranks created and unknown states 0). Every order is checked first; one bad order
 // refuses the whole call (ErrInvalid) and writes nothing.
 func (s *MySQL) Upsert(ctx context.Context, list []Order) error {
 	for i := range list {
@@ -233,7 +234,9 @@ func (s *MySQL) Upsert(ctx context.Context, list []Order) error {
 		q.WriteString(` ON DUPLICATE KEY UPDATE reservation_id = VALUES(reservation_id), user_id = VALUES(user_id),
 			store_id = VALUES(store_id), guide_id = VALUES(guide_id), kind = VALUES(kind), sale_id = VALUES(sale_id),
 			deal_id = VALUES(deal_id), team_id = VALUES(team_id), items = VALUES(items), amount = VALUES(amount),
-			payment_id = VALUES(payment_id), state = VALUES(state), created_at = VALUES(created_at),
+			payment_id = VALUES(payment_id),
+			state = IF(FIELD(VALUES(state), 'refund_pending', 'refunded') >= FIELD(state, 'refund_pending', 'refunded'), VALUES(state), state),
+			created_at = VALUES(created_at),
 			updated_at = VALUES(updated_at)`)
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return s.fail(fmt.Sprintf("write %d orders", len(chunk)), err)

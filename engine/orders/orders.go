@@ -15,7 +15,29 @@ type Item struct {
 	UnitPrice int64  `json:"unit_price"`
 }
 
-// Order is a written order. State is "created" or "refunded".
+// Order states, in the only order an order moves through them: paid and
+// kept (created); its payment being refunded (a payment that came after its
+// hold was released, or a member of a failed team); refunded.
+const (
+	StateCreated       = "created"
+	StateRefundPending = "refund_pending"
+	StateRefunded      = "refunded"
+)
+
+// StateRank orders the states: an order's state only moves to a higher
+// rank (Upsert keeps the higher of the stored and the written). An
+// unknown state ranks 0, as created.
+func StateRank(state string) int {
+	switch state {
+	case StateRefundPending:
+		return 1
+	case StateRefunded:
+		return 2
+	}
+	return 0
+}
+
+// Order is a written order; State is one of the states above.
 type Order struct {
 	OrderID       string    `json:"order_id"`
 	ReservationID string    `json:"reservation_id"`
@@ -36,7 +58,9 @@ type Order struct {
 // Store keeps orders. Every implementation passes orderstest.
 type Store interface {
 	// Upsert writes orders durably. Writing an order id again replaces the
-	// order (e.g. its state) and does not count it again.
+	// order and does not count it again, except that its state never moves
+	// back (StateRank): a refunded order written again as created stays
+	// refunded.
 	Upsert(ctx context.Context, orders []Order) error
 	// Get returns one order; ok is false when there is none.
 	Get(ctx context.Context, orderID string) (Order, bool, error)

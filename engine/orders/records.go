@@ -81,6 +81,9 @@ func (s *recordsStore) Upsert(ctx context.Context, orders []Order) error {
 }
 
 func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
+	if err := s.keepStates(ctx, orders); err != nil {
+		return err
+	}
 	kvs := make([]records.KV, 0, 2*len(orders))
 	counted := make([]string, 0, len(orders))
 	for i := range orders {
@@ -129,6 +132,36 @@ func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
 	kvs = append(kvs, records.KV{Key: orderCountKey, Val: fmt.Appendf(nil, "%d", n+added)})
 	if err := s.rec.PutBatch(ctx, kvs); err != nil {
 		return fmt.Errorf("cannot write %d orders: %w", len(orders), err)
+	}
+	return nil
+}
+
+// keepStates raises each order's state to the stored one's when that is
+// further on (StateRank), so that a write never moves a state back. The
+// read and the write are not one atomic step: a state written by another
+// caller in between may be overwritten. The engine never races two states
+// of one order (a created order is written by the order writer before any
+// refund of it; a late payment's order is only ever written by its refund),
+// and a refund writes its state again until the refund record says done.
+func (s *recordsStore) keepStates(ctx context.Context, orders []Order) error {
+	for i := range orders {
+		o := &orders[i]
+		if StateRank(o.State) == StateRank(StateRefunded) {
+			continue // nothing is further on
+		}
+		v, ok, err := s.rec.Get(ctx, RecordsKeyPrefix+o.OrderID)
+		if err != nil {
+			return fmt.Errorf("cannot read order %q: %w", o.OrderID, err)
+		}
+		if !ok {
+			continue
+		}
+		var cur struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(v, &cur) == nil && StateRank(cur.State) > StateRank(o.State) {
+			o.State = cur.State
+		}
 	}
 	return nil
 }

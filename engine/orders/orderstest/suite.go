@@ -34,6 +34,10 @@ func Run(t *testing.T, backends []Backend) {
 				s, _ := b.Open(t)
 				testConcurrentCount(t, s)
 			})
+			t.Run("states-forward", func(t *testing.T) {
+				s, _ := b.Open(t)
+				testStatesForward(t, s)
+			})
 		})
 	}
 }
@@ -181,4 +185,39 @@ func testConcurrentCount(t *testing.T, s orders.Store) {
 			t.Fatalf("orders over all users = %d; want %d", n, ids)
 		}
 	}
+}
+
+// testStatesForward: an order's state only moves forward (created,
+// refund_pending, refunded); writing an earlier state again changes
+// nothing of it, and does not count the order twice.
+func testStatesForward(t *testing.T, s orders.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+	write := func(state string) {
+		t.Helper()
+		o := testOrder("late", "alice", t0)
+		o.State = state
+		if err := s.Upsert(ctx, []orders.Order{o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(state string) {
+		t.Helper()
+		o, ok, err := s.Get(ctx, orderID("late"))
+		if err != nil || !ok || o.State != state {
+			t.Fatalf("Get = %+v, %v, %v; want state %s", o, ok, err, state)
+		}
+	}
+	write(orders.StateCreated)
+	want(orders.StateCreated)
+	write(orders.StateRefundPending)
+	want(orders.StateRefundPending)
+	write(orders.StateCreated) // a late replay of the first write
+	want(orders.StateRefundPending)
+	write(orders.StateRefunded)
+	want(orders.StateRefunded)
+	write(orders.StateRefundPending)
+	write(orders.StateCreated)
+	want(orders.StateRefunded)
+	mustCount(t, s, 1)
 }
