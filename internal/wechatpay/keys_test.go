@@ -17,7 +17,9 @@ import (
 	"github.com/surge-retail/surge/internal/wechatpay"
 )
 
-func pemOf(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+func pemOf(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
 
 func TestLoadPrivateKey(t *testing.T) {
 	key := defaultKeys(t).MerchantKey
