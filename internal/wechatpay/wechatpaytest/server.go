@@ -387,7 +387,8 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h func(*call)) {
 			case <-r.Context().Done():
 			case <-s.closing:
 			}
-			return
+			// abort the connection: returning would answer an empty 200
+			panic(http.ErrAbortHandler)
 		}
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -395,9 +396,9 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h func(*call)) {
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
-				return
+				panic(http.ErrAbortHandler)
 			case <-s.closing:
-				return
+				panic(http.ErrAbortHandler)
 			}
 		}
 		c := &call{w: w, r: r, body: body}
