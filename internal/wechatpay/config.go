@@ -47,8 +47,9 @@ type Config struct {
 	// Timeout bounds each call, on top of the caller's context. Default
 	// DefaultTimeout.
 	Timeout time.Duration
-	// NotifyWindow is how far a Wechatpay-Timestamp may be from now, and
-	// how long a nonce is remembered. Default DefaultNotifyWindow.
+	// NotifyWindow is how far the Wechatpay-Timestamp of a notification or
+	// of an answer may be from now, and how long past its timestamp a
+	// notification's nonce is remembered. Default DefaultNotifyWindow.
 	NotifyWindow time.Duration
 	// NoncesMax bounds the live nonces remembered. Default DefaultNoncesMax.
 	NoncesMax int
