@@ -86,6 +86,7 @@ type Config struct {
 	LogLevel string `key:"log_level"`
 
 	Login     Login     `key:"login"`
+	Payment   Payment   `key:"payment"`
 	Risk      Risk      `key:"risk"`
 	Admission Admission `key:"admission"`
 }
@@ -112,6 +113,87 @@ type Login struct {
 	AppSecret string `key:"app_secret"`
 	// Timeout bounds one code2session call. Zero: the gateway's default.
 	Timeout time.Duration `key:"timeout"`
+}
+
+// Payment configures who says a reservation is paid (API.md, "Payments").
+// Zero fields: the defaults.
+type Payment struct {
+	// Provider is "dev" (the default: the buyer's own session pays, and
+	// surge serve says so loudly) or "wechat" (only a verified WeChat Pay
+	// notification pays).
+	Provider string `key:"provider"`
+	// KeysDir, when set, is a directory of WeChat Pay merchant files read
+	// for every setting below left empty: mchid.txt, appid.txt,
+	// merchant_serial.txt, merchant_private_key.pem,
+	// platform_public_key.pem, platform_public_key_id.txt, apiv3_key.txt.
+	KeysDir string `key:"keys_dir"`
+	// MchID and AppID are the merchant and the mini-program.
+	MchID string `key:"mch_id"`
+	AppID string `key:"app_id"`
+	// MerchantSerial is the serial number of the merchant certificate;
+	// MerchantKeyFile the merchant's RSA private key (PEM).
+	MerchantSerial  string `key:"merchant_serial"`
+	MerchantKeyFile string `key:"merchant_key_file"`
+	// PlatformKeyFile is WeChat Pay's platform public key (PEM, or its
+	// certificate), PlatformKeyID its id or serial (Wechatpay-Serial).
+	PlatformKeyFile string `key:"platform_key_file"`
+	PlatformKeyID   string `key:"platform_key_id"`
+	// APIv3Key is the merchant's APIv3 key (32 characters); a secret.
+	APIv3Key string `key:"api_v3_key"`
+	// BaseURL is WeChat Pay's API base. Zero: https://api.mch.weixin.qq.com.
+	BaseURL string `key:"base_url"`
+	// NotifyURL is /api/v1/payments/wechat/notify as WeChat Pay reaches
+	// it (https in production). Required with provider wechat.
+	NotifyURL string `key:"notify_url"`
+	// Timeout bounds one call to WeChat Pay. Zero: 5s.
+	Timeout time.Duration `key:"timeout"`
+}
+
+// validate names every missing or malformed payment setting at
+// once (a merchant's configuration is fixed in one go, not one error at a
+// time).
+func (p Payment) validate() error {
+	var probs []string
+	switch p.Provider {
+	case "", "dev":
+		return nil
+	case "wechat":
+	default:
+		return fmt.Errorf("%w: payment.provider: want dev or wechat, got %q", ErrInvalid, p.Provider)
+	}
+	if p.KeysDir == "" {
+		for _, f := range []struct{ key, val string }{
+			{"payment.mch_id", p.MchID}, {"payment.app_id", p.AppID},
+			{"payment.merchant_serial", p.MerchantSerial}, {"payment.merchant_key_file", p.MerchantKeyFile},
+			{"payment.platform_key_file", p.PlatformKeyFile}, {"payment.platform_key_id", p.PlatformKeyID},
+			{"payment.api_v3_key", p.APIv3Key},
+		} {
+			if f.val == "" {
+				probs = append(probs, f.key+" is missing")
+			}
+		}
+	}
+	if p.APIv3Key != "" && len(p.APIv3Key) != 32 {
+		probs = append(probs, fmt.Sprintf("payment.api_v3_key must be 32 characters, got %d", len(p.APIv3Key)))
+	}
+	for _, u := range []struct{ key, val string }{{"payment.base_url", p.BaseURL}, {"payment.notify_url", p.NotifyURL}} {
+		if u.val == "" {
+			continue
+		}
+		if pu, err := url.Parse(u.val); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			probs = append(probs, fmt.Sprintf("%s: want an http(s) URL, got %q", u.key, u.val))
+		}
+	}
+	if p.NotifyURL == "" {
+		probs = append(probs, "payment.notify_url is missing (where WeChat Pay sends notifications: this server's /api/v1/payments/wechat/notify)")
+	}
+	if p.Timeout < 0 || p.Timeout > time.Minute {
+		probs = append(probs, fmt.Sprintf("payment.timeout: want 0 (the default) or up to 1m, got %s", p.Timeout))
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: the wechat payment provider: %s", ErrInvalid, strings.Join(probs, "; "))
+	}
+	return nil
 }
 
 // Risk configures the built-in risk hook chain. Zero fields: the risk
@@ -317,6 +399,9 @@ func (c Config) Validate() error {
 	}
 	if c.Login.Timeout < 0 || c.Login.Timeout > time.Minute {
 		return bad("login.timeout", "want 0 (the default) or up to 1m, got %s", c.Login.Timeout)
+	}
+	if err := c.Payment.validate(); err != nil {
+		return err
 	}
 	if c.Risk.UserRate < 0 || c.Risk.IPRate < 0 {
 		return bad("risk.user_rate", "rates may not be negative")

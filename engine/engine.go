@@ -86,10 +86,16 @@ type Engine struct {
 	// purgedAt is when released reservations were last purged. Guarded
 	// by sweepMu.
 	purgedAt time.Time
-	stop     chan struct{}
-	stopped  sync.WaitGroup
-	closeErr error
-	closed   atomic.Bool
+	// payCloses queues released reservations whose WeChat Pay order is to
+	// be closed; payKick wakes the payments loop; settleMu: one
+	// SettlePayments at a time in this process.
+	payCloses chan string
+	payKick   chan struct{}
+	settleMu  sync.Mutex
+	stop      chan struct{}
+	stopped   sync.WaitGroup
+	closeErr  error
+	closed    atomic.Bool
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,
@@ -112,6 +118,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		deals:       make(map[string]*groupState),
 		riskDenials: make(map[string]int64),
 		stop:        make(chan struct{}),
+		payCloses:   make(chan string, closesQueued),
+		payKick:     make(chan struct{}, 1),
 	}
 	e.pages.init(opts.PageGuidesMax)
 	if e.rec == nil {
@@ -177,6 +185,10 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.SweepInterval > 0 {
 		e.stopped.Add(1)
 		go e.sweepLoop()
+		if e.wechat() {
+			e.stopped.Add(1)
+			go e.paymentsLoop()
+		}
 	}
 	return e, nil
 }

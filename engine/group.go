@@ -645,6 +645,26 @@ func (e *Engine) refundMember(ctx context.Context, resID string) error {
 	if err != nil {
 		return fmt.Errorf("cannot refund %s: %w", resID, storeErr(err))
 	}
+	if e.wechat() {
+		// The money goes back through WeChat Pay: a refund recorded now,
+		// requested by SettlePayments; the order shows refund_pending.
+		m, err := recordOf(r)
+		if err != nil {
+			return err
+		}
+		pid, _, err := e.rec.Get(ctx, keyPayPrefix+r.ID)
+		if err != nil {
+			return fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+		}
+		if err := e.startRefund(ctx, r, m, string(pid), RefundTeamFailed); err != nil {
+			return err
+		}
+		if d := e.group(ctx, m.DealID); d != nil {
+			d.finished.Store(false)
+			d.remaining.Add(1)
+		}
+		return nil
+	}
 	o, err := e.orderOf(ctx, r)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
+	"github.com/surge-retail/surge/internal/wechatpay"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -114,6 +115,16 @@ type Options struct {
 	// StockLowMax is the available count at or under which a listing shows
 	// "low". Default 5.
 	StockLowMax int64
+	// WeChatPay, when set, makes WeChat Pay the payment provider
+	// (payments.go): Prepay places its orders, only its verified
+	// notifications pay, late payments are refunded through it, and Pay is
+	// refused. Default nil: the dev provider, where the buyer's session
+	// pays (Pay).
+	WeChatPay *wechatpay.Client
+	// PayNotifyURL is the notify_url given to WeChat Pay for payments and
+	// refunds: this service's /api/v1/payments/wechat/notify as WeChat Pay
+	// reaches it.
+	PayNotifyURL string
 	// SaleAdmitFactor bounds the reserve calls of one flash sale in flight
 	// at once to SaleAdmitFactor × its remaining units; the others are
 	// refused at once with ErrThrottled (marked ErrShed), so that a crowd

@@ -70,11 +70,17 @@ func (e *Engine) Reservation(ctx context.Context, userID, resID string) (Reserva
 }
 
 // Pay confirms the caller's held reservation with paymentID and submits
-// its order. Paying again with the same payment id returns the paid
-// reservation; with another one, or after release or expiry, ErrBadState.
+// its order: the dev payment provider, where the buyer's session pays.
+// With WeChat Pay configured it is ErrForbidden: only a verified
+// notification pays (PaymentNotified). Paying again with the same payment
+// id returns the paid reservation; with another one, or after release or
+// expiry, ErrBadState.
 func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Reservation, error) {
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
+	}
+	if e.wechat() {
+		return Reservation{}, fmt.Errorf("%w: payments come from WeChat Pay (prepay, then its notification)", ErrForbidden)
 	}
 	if !validPaymentID(paymentID) {
 		return Reservation{}, fmt.Errorf("%w: payment_id must be 1 to %d printable characters", ErrInvalid, paymentIDLenMax)
@@ -90,6 +96,14 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 	if err != nil {
 		return Reservation{}, err
 	}
+	return e.pay(ctx, r, m, paymentID)
+}
+
+// pay confirms the held reservation r (whose record is m) with paymentID
+// and hands its order on (the outbox, the writer, or for a group member
+// the order store before the team).
+func (e *Engine) pay(ctx context.Context, r inventory.Reservation, m resRecord, paymentID string) (Reservation, error) {
+	resID := r.ID
 	payKey := keyPayPrefix + r.ID
 	wrote, err := e.rec.PutIfAbsent(ctx, payKey, []byte(paymentID))
 	if err != nil {
@@ -213,4 +227,5 @@ func (e *Engine) afterRelease(ctx context.Context, r inventory.Reservation, sett
 		}
 	}
 	e.pages.markDirty(m.StoreID)
+	e.queueClose(r.ID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/wechatpay"
 )
 
 // Engine is what the gateway needs from the business layer. *engine.Engine
@@ -38,6 +39,12 @@ type Engine interface {
 	Reservation(ctx context.Context, userID, reservationID string) (engine.Reservation, error)
 	Pay(ctx context.Context, userID, reservationID, paymentID string) (engine.Reservation, error)
 	Cancel(ctx context.Context, userID, reservationID string) (engine.Reservation, error)
+
+	// WeChat Pay (API.md, "Payments"): the buyer's prepay, and the
+	// verified notifications (an *engine.PayRefusal changes nothing).
+	Prepay(ctx context.Context, userID, reservationID string) (wechatpay.PayParams, error)
+	PaymentNotified(ctx context.Context, tx *wechatpay.Transaction) error
+	RefundNotified(ctx context.Context, r *wechatpay.RefundResource) error
 	Order(ctx context.Context, userID, orderID string) (engine.Order, error)
 	UserOrders(ctx context.Context, userID string, limit int) ([]engine.Order, error)
 

@@ -22,6 +22,13 @@ type metrics struct {
 	latencyVec, engineVec *prometheus.HistogramVec
 	latency, engine       [routesLen]atomic.Pointer[prometheus.Observer]
 	sheds                 [shedReasonsLen]prometheus.Counter
+	notifyRefusedVec      *prometheus.CounterVec
+}
+
+// notifyRefused counts a refused WeChat Pay notification by reason (a
+// bounded set: the verifier's, the engine's and the gateway's reasons).
+func (m *metrics) notifyRefused(reason string) {
+	m.notifyRefusedVec.WithLabelValues(notifyReasonLabel(reason)).Inc()
 }
 
 // observer returns the histogram of route r in vec, created on first use.
@@ -74,7 +81,11 @@ func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
 		Namespace: "surge", Subsystem: "gateway", Name: "sheds_total",
 		Help: "Requests shed by admission control, by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, &statsCollector{eng: eng}} {
+	m.notifyRefusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "surge", Subsystem: "wechatpay", Name: "notify_refused_total",
+		Help: "WeChat Pay notifications refused (answered FAIL, WeChat Pay sends them again), by reason.",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, m.notifyRefusedVec, &statsCollector{eng: eng}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/surge-retail/surge/internal/wechatpay"
 )
 
 // Defaults of Options. Units last.
@@ -120,6 +121,10 @@ type Options struct {
 	SessionTTL time.Duration
 	// Login configures the login provider. Default provider "dev".
 	Login LoginOptions
+	// WeChatPay verifies WeChat Pay's notifications (signature, timestamp,
+	// nonce) and decrypts them. Default nil: every notification is refused
+	// (API.md: the route exists whatever the provider).
+	WeChatPay *wechatpay.Verifier
 	// BodyMaxBytes is the request body limit; larger bodies get 413/41300.
 	// Default BodyMaxBytesDefault (64 KiB).
 	BodyMaxBytes int

@@ -24,6 +24,8 @@ const (
 	rResGet
 	rResPay
 	rResCancel
+	rResPrepay
+	rPayNotify
 	rOrderGet
 	rMyOrders
 	rFeed
@@ -45,7 +47,7 @@ const (
 	classWrites          // reserving writes: flash reserve, team open and join, checkout
 	classAdmin           // admin and feed
 	classSessions        // logins (each may call the login provider)
-	classPays            // pay and cancel: capacity of their own, never taken by reserves
+	classPays            // pay, cancel, prepay and WeChat Pay's notifications: capacity of their own, never taken by reserves
 	classesLen
 )
 
@@ -72,6 +74,8 @@ var routes = [routesLen]routeSpec{
 	rResGet:       {"reservation_get", "GET", classReads, false},
 	rResPay:       {"reservation_pay", "POST", classPays, false},
 	rResCancel:    {"reservation_cancel", "POST", classPays, false},
+	rResPrepay:    {"reservation_prepay", "POST", classPays, false},
+	rPayNotify:    {"wechatpay_notify", "POST", classPays, false},
 	rOrderGet:     {"order_get", "GET", classReads, false},
 	rMyOrders:     {"my_orders", "GET", classReads, false},
 	rFeed:         {"inventory_feed", "POST", classAdmin, false},
@@ -204,6 +208,12 @@ func matchAPI(s [][]byte) (r routeID, p1, p2 []byte) {
 			return rResPay, s[1], nil
 		case len(s) == 3 && string(s[2]) == "cancel":
 			return rResCancel, s[1], nil
+		case len(s) == 3 && string(s[2]) == "prepay":
+			return rResPrepay, s[1], nil
+		}
+	case "payments":
+		if len(s) == 3 && string(s[1]) == "wechat" && string(s[2]) == "notify" {
+			return rPayNotify, nil, nil
 		}
 	case "orders":
 		if len(s) == 2 {

@@ -261,6 +261,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveTeamGet(ctx, p1, p2)
 	case rSession:
 		return s.serveSession(ctx)
+	case rPayNotify:
+		return s.servePayNotify(ctx)
 	}
 	// Everything else needs a user session.
 	uid, err := s.auth(ctx)
@@ -282,6 +284,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveResPay(ctx, uid, p1)
 	case rResCancel:
 		return s.serveResCancel(ctx, uid, p1)
+	case rResPrepay:
+		return s.serveResPrepay(ctx, uid, p1)
 	case rOrderGet:
 		return s.serveOrderGet(ctx, uid, p1)
 	case rMyOrders:

@@ -148,6 +148,15 @@ func serve(ctx context.Context, cfg config.Config, out io.Writer) error {
 		defer sqlOrders.Close() // after the engine's Close, which flushes into it
 		o.Engine.Orders = sqlOrders
 	}
+	wp, err := wechatPayOf(cfg.Payment)
+	if err != nil {
+		return err
+	}
+	if wp != nil {
+		o.Engine.WeChatPay = wp
+		o.Engine.PayNotifyURL = cfg.Payment.NotifyURL
+		o.Gateway.WeChatPay = wp.Verifier()
+	}
 	o.Engine.Store = store
 	o.Engine.Risk = risk
 	o.Engine.Logger = logger
@@ -361,6 +370,16 @@ func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath
 	}
 	fmt.Fprintf(out, "  stats:        %s/admin/v1/stats (Authorization: Bearer <admin token>)\n", base)
 	fmt.Fprintf(out, "  metrics:      %s/metrics\n", base)
+	if cfg.Payment.Provider == "wechat" {
+		fmt.Fprintf(out, "  payments:     WeChat Pay (notifications at %s)\n", cfg.Payment.NotifyURL)
+	} else {
+		fmt.Fprintf(out, "  WARNING: payment provider dev: any logged-in buyer marks their own reservation paid, no money moves.\n"+
+			"           Set payment.provider=wechat (README, \"Payments\") before a real sale.\n")
+	}
+	if cfg.Login.Provider != "wechat" {
+		fmt.Fprintf(out, "  WARNING: login provider dev: a login code is taken as the user id, nobody is checked.\n"+
+			"           Set login.provider=wechat before a real sale.\n")
+	}
 }
 
 // redactURL hides a URL's password.
