@@ -61,7 +61,7 @@ func (s *Server) servePayNotify(ctx *fasthttp.RequestCtx) int {
 	defer cancel()
 	t0 := time.Now()
 	switch {
-	case ev.Transaction != nil:
+	case ev.Transaction != nil && ev.EventType == wechatpay.EventTransactionSuccess:
 		err = s.eng.PaymentNotified(ectx, ev.Transaction)
 	case ev.Refund != nil:
 		err = s.eng.RefundNotified(ectx, ev.Refund)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/wechatpay"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -188,6 +189,12 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	s.setRequestID(ctx)
+	if r, _, _, _ := match(ctx.Method(), ctx.Path()); r == rPayNotify && code == CodeTooLarge {
+		// WeChat Pay reads FAIL answers, not the envelope.
+		s.refuseNotify(ctx, wechatpay.ReasonTooLarge, fasthttp.StatusRequestEntityTooLarge, msg)
+		s.m.request(rPayNotify, codeIndex(code)).Inc()
+		return
+	}
 	s.writeError(ctx, rUnknown, code, msg)
 	s.m.request(rUnknown, codeIndex(code)).Inc()
 }
@@ -235,6 +242,9 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 	}()
 	if len(ctx.Request.Body()) > s.o.BodyMaxBytes {
 		ctx.SetConnectionClose()
+		if r == rPayNotify { // answered as WeChat Pay reads answers
+			return s.refuseNotify(ctx, wechatpay.ReasonTooLarge, fasthttp.StatusRequestEntityTooLarge, "body over "+strconv.Itoa(s.o.BodyMaxBytes)+" bytes")
+		}
 		return s.writeError(ctx, r, CodeTooLarge, "request body over "+strconv.Itoa(s.o.BodyMaxBytes)+" bytes")
 	}
 	switch r {
