@@ -77,9 +77,15 @@ const (
 // startSurge starts `surge serve` with args and waits until /readyz answers.
 func startSurge(t *testing.T, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
+	return startSurgeAt(t, freeAddr(t), nil, args...)
+}
+
+// startSurgeAt is startSurge on addr, with env added to the environment.
+func startSurgeAt(t *testing.T, addr string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env,
 		"SURGE_ADMIN_TOKEN="+testAdminToken,
 		"SURGE_SESSION_SECRET="+testSessionSecret,
 		"SURGE_FEED_SECRET=test-feed-secret-0123456789",
