@@ -158,3 +158,38 @@ func TestRedisAuth(t *testing.T) {
 		t.Fatalf("Load(bad redis) = %v; want an error without the password", err)
 	}
 }
+
+// TestWeChatPaySettingsAllNamed: with provider wechat, every missing or
+// malformed payment setting is named in one error, and a keys directory
+// stands in for the file and id settings.
+func TestWeChatPaySettingsAllNamed(t *testing.T) {
+	_, err := Load(Sources{Getenv: env(map[string]string{
+		"SURGE_PAYMENT_PROVIDER":   "wechat",
+		"SURGE_PAYMENT_API_V3_KEY": "too-short",
+		"SURGE_PAYMENT_BASE_URL":   "ftp://wechat",
+	})})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Load = %v; want ErrInvalid", err)
+	}
+	for _, want := range []string{"payment.mch_id", "payment.app_id", "payment.merchant_serial", "payment.merchant_key_file",
+		"payment.platform_key_file", "payment.platform_key_id", "payment.api_v3_key must be 32 characters",
+		"payment.base_url", "payment.notify_url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "too-short") {
+		t.Errorf("error %q shows the APIv3 key", err)
+	}
+	c, err := Load(Sources{Getenv: env(map[string]string{
+		"SURGE_PAYMENT_PROVIDER":   "wechat",
+		"SURGE_PAYMENT_KEYS_DIR":   "/etc/surge/wechatpay",
+		"SURGE_PAYMENT_NOTIFY_URL": "https://shop.example/api/v1/payments/wechat/notify",
+	})})
+	if err != nil || c.Payment.KeysDir != "/etc/surge/wechatpay" {
+		t.Fatalf("Load with a keys directory = %+v, %v", c.Payment, err)
+	}
+	if _, err := Load(Sources{Getenv: env(map[string]string{"SURGE_PAYMENT_PROVIDER": "alipay"})}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("provider alipay: %v; want ErrInvalid", err)
+	}
+}

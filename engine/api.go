@@ -318,4 +318,13 @@ type Stats struct {
 	Orders   OrderStats           `json:"orders"`
 	// RiskDenials counts risk-hook denials by reason.
 	RiskDenials map[string]int64 `json:"risk_denials"`
+	// Payments: who says a reservation is paid, and the refunds that are
+	// not finished yet (WeChat Pay).
+	Payments PaymentStats `json:"payments"`
+}
+
+// PaymentStats is the payments part of Stats.
+type PaymentStats struct {
+	Provider    string `json:"provider"` // "dev" or "wechat"
+	RefundsOpen int    `json:"refunds_open"`
 }

@@ -241,6 +241,9 @@ func TestLatePaymentsAreRefundedOnce(t *testing.T) {
 				}
 				p.waitOrder(t, r.UserID, engine.OrderID(r.ReservationID), "refund_pending")
 			}
+			if st, err := p.e.Stats(p.ctx); err != nil || st.Payments.RefundsOpen != buyers {
+				t.Fatalf("stats payments = %+v, %v; want %d refunds open", st.Payments, err, buyers)
+			}
 			p.settle(t)
 			p.settle(t) // a second round asks nothing twice
 			st := p.wx.Stats()
@@ -266,8 +269,8 @@ func TestLatePaymentsAreRefundedOnce(t *testing.T) {
 				}
 				p.waitOrder(t, r.UserID, engine.OrderID(r.ReservationID), "refunded")
 			}
-			if n, err := p.e.RefundsOpen(p.ctx); err != nil || n != 0 {
-				t.Fatalf("open refunds = %d, %v; want 0", n, err)
+			if st, err := p.e.Stats(p.ctx); err != nil || st.Payments.RefundsOpen != 0 || st.Payments.Provider != "wechat" {
+				t.Fatalf("stats payments = %+v, %v; want wechat with no refund open", st.Payments, err)
 			}
 		})
 	}

@@ -58,6 +58,13 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 	st.Orders = orders
+	st.Payments.Provider = "dev"
+	if e.wechat() {
+		st.Payments.Provider = "wechat"
+		if st.Payments.RefundsOpen, err = e.RefundsOpen(ctx); err != nil {
+			return st, fmt.Errorf("%w: cannot count refunds: %w", ErrUnavailable, err)
+		}
+	}
 	e.riskMu.Lock()
 	for k, v := range e.riskDenials {
 		st.RiskDenials[k] = v

@@ -121,6 +121,7 @@ var (
 	descOrdersFail    = prometheus.NewDesc("surge_orders_write_failures", "Failed order-store writes (retried).", nil, nil)
 	descRiskDenials   = prometheus.NewDesc("surge_risk_denials", "Risk-hook denials by reason.", []string{"reason"}, nil)
 	descPool          = prometheus.NewDesc("surge_pool_units", "Units of a sale or deal pool by state.", []string{"kind", "id", "state"}, nil)
+	descRefundsOpen   = prometheus.NewDesc("surge_payments_refunds_open", "Refunds recorded and not finished yet (late payments, failed teams; WeChat Pay).", nil, nil)
 	descStatsUp       = prometheus.NewDesc("surge_engine_stats_up", "1 when the engine answered Stats at the last scrape.", nil, nil)
 )
 
@@ -131,7 +132,7 @@ const statsTimeout = 2 * time.Second
 const poolsExportedMax = 1000
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersOldest, descOrdersFail, descRiskDenials, descPool, descStatsUp} {
+	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersOldest, descOrdersFail, descRiskDenials, descPool, descRefundsOpen, descStatsUp} {
 		ch <- d
 	}
 }
@@ -161,6 +162,7 @@ func (c *statsCollector) collect() []prometheus.Metric {
 		prometheus.MustNewConstMetric(descOrdersLag, prometheus.GaugeValue, float64(st.Orders.Lag)),
 		prometheus.MustNewConstMetric(descOrdersOldest, prometheus.GaugeValue, float64(st.Orders.LagOldestMs)/1000),
 		prometheus.MustNewConstMetric(descOrdersFail, prometheus.CounterValue, float64(st.Orders.Failures)),
+		prometheus.MustNewConstMetric(descRefundsOpen, prometheus.GaugeValue, float64(st.Payments.RefundsOpen)),
 	}
 	for reason, n := range st.RiskDenials {
 		out = append(out, prometheus.MustNewConstMetric(descRiskDenials, prometheus.CounterValue, float64(n), reason))

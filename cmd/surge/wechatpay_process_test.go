@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +103,16 @@ func TestWeChatPayThroughServe(t *testing.T) {
 			}
 			if st := getStats(t, s.base); st.Sales["wx-sale"].Sold != 1 {
 				t.Fatalf("sold = %d; want 1", st.Sales["wx-sale"].Sold)
+			}
+			var metrics bytes.Buffer
+			if res, err := http.Get(s.base + "/metrics"); err == nil {
+				_, _ = metrics.ReadFrom(res.Body)
+				res.Body.Close()
+			}
+			for _, where := range []string{s.output(), metrics.String()} {
+				if strings.Contains(where, string(wx.APIv3Key)) {
+					t.Fatal("the APIv3 key shows in the logs or /metrics")
+				}
 			}
 		})
 	}
