@@ -15,6 +15,7 @@
 //	checkout.go       a cart, all or nothing
 //	resrecord.go      the typed, versioned record kept with every reservation
 //	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
+//	payments.go       WeChat Pay: prepay, verified notifications, refunds, closing orders
 //	orders.go         orders of paid reservations, their replay (law 4); orderwriter.go
 //	                  the asynchronous writer into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
