@@ -39,7 +39,9 @@ const (
 	keyDealPrefix = "e/deal/"
 	keyTeamPrefix = "e/team/"
 	keyDuePrefix  = "e/tdue/"
-	keyPayPrefix  = "e/pay/"
+	// keyPayPrefix held payment ids before they moved under their store's
+	// tag (payRecordKey); still read when the tagged record is missing.
+	keyPayPrefix = "e/pay/"
 	// keyEpoch holds a random token written when the records are first
 	// used: records that lose it (a Redis restarted without persistence)
 	// are told apart from records that are merely empty.
@@ -49,9 +51,12 @@ const (
 // Engine is Surge's business layer over an inventory.Store. Every method is
 // safe for concurrent use.
 type Engine struct {
-	opts       Options
-	store      inventory.Store
-	rec        records.Records
+	opts  Options
+	store inventory.Store
+	rec   records.Records
+	// tagged keeps the records of one store's payments in that store's
+	// slot (records.Tagged).
+	tagged     records.Tagged
 	ownRecords bool
 	orders     orders.Store
 	writer     *OrderWriter
@@ -141,6 +146,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		e.ownRecords = true
 	}
+	e.tagged = records.TaggedOf(e.rec)
 	e.orders = opts.Orders
 	if e.orders == nil {
 		e.orders = orders.NewRecordsStore(e.rec)

@@ -652,11 +652,11 @@ func (e *Engine) refundMember(ctx context.Context, resID string) error {
 		if err != nil {
 			return err
 		}
-		pid, _, err := e.rec.Get(ctx, keyPayPrefix+r.ID)
+		pid, _, err := e.paymentOf(ctx, r.ID)
 		if err != nil {
-			return fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+			return err
 		}
-		if err := e.startRefund(ctx, r, m, string(pid), RefundTeamFailed); err != nil {
+		if err := e.startRefund(ctx, r, m, pid, RefundTeamFailed); err != nil {
 			return err
 		}
 		if d := e.group(ctx, m.DealID); d != nil {

@@ -50,11 +50,11 @@ func (e *Engine) orderOf(ctx context.Context, r inventory.Reservation) (Order, e
 	if err != nil {
 		return Order{}, err
 	}
-	pid, _, err := e.rec.Get(ctx, keyPayPrefix+r.ID)
+	pid, _, err := e.paymentOf(ctx, r.ID)
 	if err != nil {
-		return Order{}, fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+		return Order{}, err
 	}
-	return e.orderFromView(v, string(pid)), nil
+	return e.orderFromView(v, pid), nil
 }
 
 // Order returns the caller's order.

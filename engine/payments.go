@@ -35,16 +35,21 @@ import (
 //   - A hold released unpaid closes its WeChat Pay order (best effort: a
 //     payment that still comes is refunded).
 //
-// Records (every key starts with "e/"): e/pp/<reservation> the prepay,
-// e/trade/<out_trade_no> the reservation of an out_trade_no, e/refund/
-// <reservation> an open refund, e/refunded/<reservation> a finished one;
-// the payment id of a paid reservation stays under e/pay/.
+// Records. On the path of every buyer, in the reservation's store's slot
+// (records.Tagged): "pp/<reservation>" the prepay, "pay/<reservation>"
+// the payment id. The reservation id travels with the WeChat Pay order as
+// its attach, so a notification needs no lookup to find it. Refunds are
+// rare and listed by the payments loop, so they are plain records:
+// e/refund/<reservation> an open refund, e/refunded/<reservation> a
+// finished one, e/refundno/<out_refund_no> its reservation (for refund
+// notifications).
 const (
-	keyPrepayPrefix   = "e/pp/"
-	keyTradePrefix    = "e/trade/"
 	keyRefundPrefix   = "e/refund/"
 	keyRefundedPrefix = "e/refunded/"
+	keyRefundNoPrefix = "e/refundno/"
 )
+
+func prepayRecordKey(resID string) string { return "pp/" + resID }
 
 const (
 	// refundLease is how long one node owns an open refund while it asks
@@ -166,9 +171,6 @@ func (e *Engine) Prepay(ctx context.Context, userID, resID string) (wechatpay.Pa
 		return e.payParams(pp.PrepayID)
 	}
 	no := OutTradeNo(r.ID)
-	if _, err := e.rec.PutIfAbsent(ctx, keyTradePrefix+no, []byte(r.ID)); err != nil {
-		return wechatpay.PayParams{}, fmt.Errorf("%w: cannot record the trade: %w", ErrUnavailable, err)
-	}
 	prepayID, err := wp.PrepayJSAPI(ctx, wechatpay.PrepayRequest{
 		Description: e.payDescription(&m),
 		OutTradeNo:  no,
@@ -177,12 +179,13 @@ func (e *Engine) Prepay(ctx context.Context, userID, resID string) (wechatpay.Pa
 		Total:       m.Amount,
 		Currency:    wechatpay.CurrencyCNY,
 		OpenID:      r.User,
+		Attach:      r.ID,
 	})
 	if err != nil {
 		return wechatpay.PayParams{}, wechatErr("place the WeChat Pay order", err)
 	}
 	b, _ := json.Marshal(prepayRecord{PrepayID: prepayID, OutTradeNo: no, Total: m.Amount, ExpiresMs: r.ExpiresAt.UnixMilli()})
-	if won, err := e.rec.PutIfAbsent(ctx, keyPrepayPrefix+r.ID, b); err != nil {
+	if won, err := e.tagged.PutIfAbsentTagged(ctx, inventory.Tag(r.ID), prepayRecordKey(r.ID), b); err != nil {
 		return wechatpay.PayParams{}, fmt.Errorf("%w: cannot keep the prepay: %w", ErrUnavailable, err)
 	} else if !won {
 		// Another call placed it first; WeChat Pay gives one order number
@@ -204,7 +207,7 @@ func (e *Engine) payParams(prepayID string) (wechatpay.PayParams, error) {
 
 func (e *Engine) readPrepay(ctx context.Context, resID string) (prepayRecord, bool, error) {
 	var pp prepayRecord
-	b, ok, err := e.rec.Get(ctx, keyPrepayPrefix+resID)
+	b, ok, err := e.tagged.GetTagged(ctx, inventory.Tag(resID), prepayRecordKey(resID))
 	if err != nil {
 		return pp, false, fmt.Errorf("%w: cannot read the prepay: %w", ErrUnavailable, err)
 	}
@@ -270,7 +273,7 @@ func (e *Engine) PaymentNotified(ctx context.Context, tx *wechatpay.Transaction)
 	case tx.TransactionID == "" || !validPaymentID(tx.TransactionID):
 		return &PayRefusal{Reason: "malformed", Msg: "no usable transaction_id"}
 	}
-	r, m, err := e.tradeReservation(ctx, tx.OutTradeNo)
+	r, m, err := e.tradeReservation(ctx, tx.OutTradeNo, tx.Attach)
 	if err != nil {
 		return err
 	}
@@ -292,11 +295,11 @@ func (e *Engine) PaymentNotified(ctx context.Context, tx *wechatpay.Transaction)
 		}
 	}
 	if r.State == inventory.StatePaid {
-		pid, ok, err := e.rec.Get(ctx, keyPayPrefix+r.ID)
+		pid, ok, err := e.paymentOf(ctx, r.ID)
 		if err != nil {
-			return fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+			return err
 		}
-		if ok && string(pid) == tx.TransactionID {
+		if ok && pid == tx.TransactionID {
 			return nil // a repeat
 		}
 	}
@@ -311,19 +314,14 @@ func (e *Engine) PaymentNotified(ctx context.Context, tx *wechatpay.Transaction)
 	return e.startRefund(ctx, r, m, tx.TransactionID, reason)
 }
 
-// tradeReservation finds the reservation of an out_trade_no.
-func (e *Engine) tradeReservation(ctx context.Context, no string) (inventory.Reservation, resRecord, error) {
-	if no == "" || len(no) > 32 {
-		return inventory.Reservation{}, resRecord{}, &PayRefusal{Reason: "unknown_out_trade_no", Msg: fmt.Sprintf("out_trade_no %q", no)}
+// tradeReservation finds the reservation of a payment: its id is the
+// order's attach (signed by WeChat Pay with the rest), and out_trade_no
+// must be the one derived from it.
+func (e *Engine) tradeReservation(ctx context.Context, no, attach string) (inventory.Reservation, resRecord, error) {
+	if attach == "" || !validReservationID(attach) || OutTradeNo(attach) != no {
+		return inventory.Reservation{}, resRecord{}, &PayRefusal{Reason: "unknown_out_trade_no", Msg: fmt.Sprintf("out_trade_no %q (attach %q) is no order of ours", no, attach)}
 	}
-	id, ok, err := e.rec.Get(ctx, keyTradePrefix+no)
-	if err != nil {
-		return inventory.Reservation{}, resRecord{}, fmt.Errorf("%w: cannot read the trade: %w", ErrUnavailable, err)
-	}
-	if !ok {
-		return inventory.Reservation{}, resRecord{}, &PayRefusal{Reason: "unknown_out_trade_no", Msg: fmt.Sprintf("out_trade_no %q", no)}
-	}
-	r, err := e.store.Reservation(ctx, string(id))
+	r, err := e.store.Reservation(ctx, attach)
 	if errors.Is(err, inventory.ErrReservationNotFound) {
 		// Forgotten past its retention: its amount cannot be checked.
 		return r, resRecord{}, &PayRefusal{Reason: "unknown_out_trade_no", Msg: fmt.Sprintf("reservation of out_trade_no %q is gone", no)}
@@ -350,6 +348,9 @@ func (e *Engine) startRefund(ctx context.Context, r inventory.Reservation, m res
 	b, _ := json.Marshal(rr)
 	wrote, err := e.rec.PutIfAbsent(ctx, keyRefundPrefix+r.ID, b)
 	if err != nil {
+		return fmt.Errorf("%w: cannot record the refund: %w", ErrUnavailable, err)
+	}
+	if err := e.rec.Put(ctx, keyRefundNoPrefix+rr.OutRefundNo, []byte(r.ID)); err != nil {
 		return fmt.Errorf("%w: cannot record the refund: %w", ErrUnavailable, err)
 	}
 	if !wrote {
@@ -381,13 +382,17 @@ func (e *Engine) RefundNotified(ctx context.Context, rs *wechatpay.RefundResourc
 	if rs.MchID != e.opts.WeChatPay.Config().MchID {
 		return &PayRefusal{Reason: "mchid", Msg: fmt.Sprintf("mchid %q is not ours", rs.MchID)}
 	}
-	r, _, err := e.tradeReservation(ctx, rs.OutTradeNo)
-	if err != nil {
-		return err
-	}
-	if rs.OutRefundNo != OutRefundNo(r.ID) {
+	if rs.OutRefundNo == "" || len(rs.OutRefundNo) > 64 {
 		return &PayRefusal{Reason: "unknown_out_refund_no", Msg: fmt.Sprintf("out_refund_no %q", rs.OutRefundNo)}
 	}
+	id, ok, err := e.rec.Get(ctx, keyRefundNoPrefix+rs.OutRefundNo)
+	if err != nil {
+		return fmt.Errorf("%w: cannot read the refund: %w", ErrUnavailable, err)
+	}
+	if !ok || OutRefundNo(string(id)) != rs.OutRefundNo || OutTradeNo(string(id)) != rs.OutTradeNo {
+		return &PayRefusal{Reason: "unknown_out_refund_no", Msg: fmt.Sprintf("out_refund_no %q", rs.OutRefundNo)}
+	}
+	r := inventory.Reservation{ID: string(id)}
 	if rs.RefundStatus != wechatpay.RefundSuccess {
 		e.logger(ctx).Error("engine: refund did not succeed", "reservation", r.ID, "status", rs.RefundStatus)
 		return nil

@@ -56,8 +56,8 @@ func (e *Engine) Reservation(ctx context.Context, userID, resID string) (Reserva
 		return Reservation{}, err
 	}
 	if r.State == inventory.StatePaid || r.Refunded {
-		if pid, ok, err := e.rec.Get(ctx, keyPayPrefix+r.ID); err == nil && ok {
-			v.PaymentID = string(pid)
+		if pid, ok, err := e.paymentOf(ctx, r.ID); err == nil && ok {
+			v.PaymentID = pid
 		}
 		oid := OrderID(r.ID)
 		if e.writer.Written(oid) {
@@ -104,17 +104,16 @@ func (e *Engine) Pay(ctx context.Context, userID, resID, paymentID string) (Rese
 // the order store before the team).
 func (e *Engine) pay(ctx context.Context, r inventory.Reservation, m resRecord, paymentID string) (Reservation, error) {
 	resID := r.ID
-	payKey := keyPayPrefix + r.ID
-	wrote, err := e.rec.PutIfAbsent(ctx, payKey, []byte(paymentID))
+	wrote, err := e.tagged.PutIfAbsentTagged(ctx, inventory.Tag(r.ID), payRecordKey(r.ID), []byte(paymentID))
 	if err != nil {
 		return Reservation{}, fmt.Errorf("%w: cannot record payment: %w", ErrUnavailable, err)
 	}
 	if !wrote {
-		prev, ok, err := e.rec.Get(ctx, payKey)
+		prev, ok, err := e.paymentOf(ctx, r.ID)
 		if err != nil {
-			return Reservation{}, fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+			return Reservation{}, err
 		}
-		if ok && string(prev) != paymentID {
+		if ok && prev != paymentID {
 			return Reservation{}, fmt.Errorf("%w: reservation %q is paid by another payment", ErrBadState, resID)
 		}
 	}
@@ -228,4 +227,21 @@ func (e *Engine) afterRelease(ctx context.Context, r inventory.Reservation, sett
 	}
 	e.pages.markDirty(m.StoreID)
 	e.queueClose(r.ID)
+}
+
+// payRecordKey is the tagged record (in the reservation's store's slot)
+// of the payment id of a reservation.
+func payRecordKey(resID string) string { return "pay/" + resID }
+
+// paymentOf returns the payment id recorded for a reservation: its tagged
+// record, or where an earlier version kept it (keyPayPrefix).
+func (e *Engine) paymentOf(ctx context.Context, resID string) (string, bool, error) {
+	pid, ok, err := e.tagged.GetTagged(ctx, inventory.Tag(resID), payRecordKey(resID))
+	if err == nil && !ok {
+		pid, ok, err = e.rec.Get(ctx, keyPayPrefix+resID)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: cannot read payment: %w", ErrUnavailable, err)
+	}
+	return string(pid), ok, nil
 }

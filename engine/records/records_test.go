@@ -474,3 +474,48 @@ func TestRedisRecordsServerDown(t *testing.T) {
 		t.Fatalf("PutIfAbsent with the server down = %v; want records.ErrUnavailable", err)
 	}
 }
+
+// TestRecordsTagged, on every backend (a 3-master cluster included):
+// tagged records are point records of their tag's slot: read, written
+// once, deleted; not listed by a Scan of their keys; bad tags refused.
+func TestRecordsTagged(t *testing.T) {
+	recordstest.ForEach(t, recordstest.Backends(true), func(t *testing.T, rec records.Records, reopen func() records.Records) {
+		ctx := context.Background()
+		tg := records.TaggedOf(rec)
+		if _, ok, err := tg.GetTagged(ctx, "s1", "pay/r1"); err != nil || ok {
+			t.Fatalf("GetTagged(absent) = %v, %v", ok, err)
+		}
+		for i, store := range []string{"s1", "s2", "s3", "store.4"} {
+			won, err := tg.PutIfAbsentTagged(ctx, store, "pay/r1", []byte("p"+strconv.Itoa(i)))
+			if err != nil || !won {
+				t.Fatalf("PutIfAbsentTagged(%s) = %v, %v", store, won, err)
+			}
+		}
+		if won, err := tg.PutIfAbsentTagged(ctx, "s1", "pay/r1", []byte("other")); err != nil || won {
+			t.Fatalf("PutIfAbsentTagged over an existing record = %v, %v; want false", won, err)
+		}
+		if v, ok, err := tg.GetTagged(ctx, "s2", "pay/r1"); err != nil || !ok || string(v) != "p1" {
+			t.Fatalf("GetTagged(s2) = %q, %v, %v; want p1", v, ok, err)
+		}
+		if keys := scanKeys(t, rec, "pay/"); len(keys) != 0 {
+			t.Fatalf("Scan of their keys lists tagged records: %q", keys)
+		}
+		if err := tg.DeleteTagged(ctx, "s2", "pay/r1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := tg.GetTagged(ctx, "s2", "pay/r1"); err != nil || ok {
+			t.Fatalf("GetTagged after delete = %v, %v", ok, err)
+		}
+		for _, bad := range []string{"", "a{b", "a}b", "a/b"} {
+			if _, err := tg.PutIfAbsentTagged(ctx, bad, "k", []byte("v")); !errors.Is(err, records.ErrInvalid) {
+				t.Fatalf("tag %q: %v; want ErrInvalid", bad, err)
+			}
+		}
+		if reopen != nil {
+			tg = records.TaggedOf(reopen())
+			if v, ok, err := tg.GetTagged(ctx, "s1", "pay/r1"); err != nil || !ok || string(v) != "p0" {
+				t.Fatalf("GetTagged after reopening = %q, %v, %v; want p0 (durable)", v, ok, err)
+			}
+		}
+	})
+}
