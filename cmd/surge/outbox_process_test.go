@@ -41,8 +41,8 @@ type devNull struct{}
 func (devNull) Write(b []byte) (int, error) { return len(b), nil }
 
 // TestManyNodesOrdersThroughTheOutbox is the many-node crash test: two
-// `surge serve --order-writer=false` nodes on one Redis and two `surge
-// orders` writers into MariaDB; reservations on node A, payments on node B;
+// `surge serve --order-writer=false` nodes on one Redis, then on a
+// 3-master Redis Cluster, and two `surge orders` writers into MariaDB; reservations on node A, payments on node B;
 // node B and one writer are killed with SIGKILL mid-crowd, the rest pay on
 // A. With nothing restarted, every paid reservation becomes exactly one
 // row in MariaDB within a bounded time (rows == units sold, no duplicate),
@@ -51,7 +51,18 @@ func TestManyNodesOrdersThroughTheOutbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	rs := redistest.Start(t).Addr
+	t.Run("redis", func(t *testing.T) { manyNodesThroughTheOutbox(t, redistest.Start(t).Addr) })
+	t.Run("redis-cluster", func(t *testing.T) {
+		// Three masters, every node given as a seed.
+		var seeds []string
+		for _, n := range redistest.StartCluster(t, 3) {
+			seeds = append(seeds, n.Addr)
+		}
+		manyNodesThroughTheOutbox(t, strings.Join(seeds, ","))
+	})
+}
+
+func manyNodesThroughTheOutbox(t *testing.T, rs string) {
 	db := sqltest.New(t)
 	node := func() *proc {
 		return startSurge(t, "--backend", "redis", "--redis", rs, "--data", t.TempDir(), "--orders", db.URL, "--order-writer=false")
