@@ -220,6 +220,16 @@ type Risk struct {
 	// WebhookFailOpen allows the attempt when the webhook cannot answer.
 	// Default false (fail closed).
 	WebhookFailOpen bool `key:"webhook_fail_open"`
+	// AccountsPerDevice denies attempts from a device more than this many
+	// accounts used within LinkWindow; 0 means not counted. Default 5.
+	AccountsPerDevice int `key:"accounts_per_device"`
+	// DevicesPerIP denies attempts from an address more than this many
+	// devices used within LinkWindow; 0 means not counted. Default 30
+	// (generous: carrier NAT puts many shoppers behind one address).
+	DevicesPerIP int `key:"devices_per_ip"`
+	// LinkWindow is the window of the two counts. Zero: the risk hook's
+	// default (10m).
+	LinkWindow time.Duration `key:"link_window"`
 }
 
 // Admission bounds in-flight work per route class (law 9). Zero fields: the
@@ -254,8 +264,10 @@ func Default() Config {
 		Backend:  "pebble",
 		LogLevel: "info",
 		Risk: Risk{
-			UserRate: 5,
-			IPRate:   50,
+			UserRate:          5,
+			IPRate:            50,
+			AccountsPerDevice: 5,
+			DevicesPerIP:      30,
 		},
 	}
 }
@@ -405,6 +417,12 @@ func (c Config) Validate() error {
 	}
 	if c.Risk.UserRate < 0 || c.Risk.IPRate < 0 {
 		return bad("risk.user_rate", "rates may not be negative")
+	}
+	if c.Risk.AccountsPerDevice < 0 || c.Risk.DevicesPerIP < 0 {
+		return bad("risk.accounts_per_device", "counts may not be negative (0 turns the signal off)")
+	}
+	if c.Risk.LinkWindow < 0 || c.Risk.LinkWindow > 24*time.Hour {
+		return bad("risk.link_window", "want 0 (the default) or up to 24h, got %s", c.Risk.LinkWindow)
 	}
 	if c.Risk.UserBurst < 0 || c.Risk.IPBurst < 0 {
 		return bad("risk.user_burst", "a burst may not be negative (0 is the default)")

@@ -44,8 +44,21 @@ type RiskConfig struct {
 	// (timeout, error, non-2xx, bad JSON, too many calls in flight);
 	// otherwise it is denied with reason "webhook_unavailable".
 	WebhookFailOpen bool
-	// KeysMax bounds the users and the IPs tracked by the token buckets
-	// (each); the least recently seen are forgotten. Default 200_000.
+	// AccountsPerDevice denies an attempt from a device that more than
+	// this many accounts used within LinkWindow (a farm of accounts on one
+	// phone); 0 means not counted.
+	AccountsPerDevice int
+	// DevicesPerIP denies an attempt from an address that more than this
+	// many devices used within LinkWindow (an attempt without a device
+	// counts its account as one); 0 means not counted. Mind carrier NAT,
+	// where many shoppers share an address: keep it generous.
+	DevicesPerIP int
+	// LinkWindow is the sliding window of the two counts above. Default
+	// RiskLinkWindowDefault (10m).
+	LinkWindow time.Duration
+	// KeysMax bounds the users and the IPs tracked by the token buckets,
+	// and the devices and IPs whose links are counted (each); the least
+	// recently seen are forgotten. Default 200_000.
 	KeysMax int
 	// Now is the clock of the token buckets. Default time.Now.
 	Now func() time.Time
@@ -94,7 +107,7 @@ type riskAllowAll struct{}
 
 func (riskAllowAll) Check(context.Context, RiskInput) Verdict { return Verdict{Allow: true} }
 
-// riskChain is the built-in hook: blocklist, device, per-user and per-IP
+// riskChain is the built-in hook: blocklist, device, linkage, per-user and per-IP
 // token buckets, webhook, in that order; the first "no" wins.
 type riskChain struct {
 	block         map[string]struct{}
@@ -107,6 +120,8 @@ type riskChain struct {
 	ipBurst   int
 	ips       *lru[*rate.Limiter]
 	now       func() time.Time
+
+	links *riskLinks // nil: not counted
 
 	webhook *riskWebhook
 }
@@ -128,13 +143,17 @@ func (cfg RiskConfig) WithDefaults() RiskConfig {
 	if cfg.KeysMax <= 0 {
 		cfg.KeysMax = riskKeysMaxDefault
 	}
+	if cfg.LinkWindow <= 0 {
+		cfg.LinkWindow = RiskLinkWindowDefault
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return cfg
 }
 
-// NewRiskHook returns the built-in chain: blocklist -> device -> per-user
+// NewRiskHook returns the built-in chain: blocklist -> device -> linkage
+// (accounts per device, devices per address) -> per-user
 // and per-IP token buckets -> webhook. Bad configuration is ErrInvalid.
 func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 	bad := func(what string) (RiskHook, error) {
@@ -145,6 +164,9 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 			return bad("rates must be finite and >= 0")
 		}
 	}
+	if cfg.AccountsPerDevice < 0 || cfg.DevicesPerIP < 0 || cfg.LinkWindow < 0 || cfg.LinkWindow > 24*time.Hour {
+		return bad("accounts per device, devices per IP or the link window out of range")
+	}
 	if cfg.UserBurst < 0 || cfg.IPBurst < 0 || cfg.KeysMax < 0 || cfg.WebhookTimeout < 0 ||
 		cfg.WebhookTimeout > riskWebhookTimeoutMax || len(cfg.Blocklist) > riskBlocklistMax {
 		return bad("bursts, KeysMax, WebhookTimeout or Blocklist out of range")
@@ -154,6 +176,7 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 		block:         make(map[string]struct{}, len(cfg.Blocklist)),
 		requireDevice: cfg.RequireDevice,
 		now:           cfg.Now,
+		links:         newRiskLinks(cfg),
 	}
 	for _, b := range cfg.Blocklist {
 		if b = strings.TrimSpace(b); b != "" {
@@ -197,6 +220,14 @@ func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
 	if c.requireDevice && in.DeviceID == "" {
 		return Verdict{Reason: RiskReasonNoDevice}
 	}
+	var sig riskSignals
+	if c.links != nil {
+		var reason string
+		reason, sig.DeviceAccounts, sig.IPDevices = c.links.check(&in, c.now())
+		if reason != "" {
+			return Verdict{Reason: reason}
+		}
+	}
 	if c.users != nil || c.ips != nil {
 		now := c.now()
 		if c.users != nil && in.UserID != "" && !riskTake(c.users, in.UserID, c.userLimit, c.userBurst, now) {
@@ -207,9 +238,16 @@ func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
 		}
 	}
 	if c.webhook != nil {
-		return c.webhook.check(ctx, in)
+		return c.webhook.check(ctx, in, sig)
 	}
 	return Verdict{Allow: true}
+}
+
+// riskSignals are what the chain measured of an attempt, for the webhook
+// (0 when not counted).
+type riskSignals struct {
+	DeviceAccounts int
+	IPDevices      int
 }
 
 func (c *riskChain) blocked(id string) bool {
@@ -242,6 +280,10 @@ type riskWebhookRequest struct {
 	SaleID   string `json:"sale_id"`
 	StoreID  string `json:"store_id"`
 	UserHeld int64  `json:"user_held"`
+	// Linkage signals (0 when not counted): accounts seen on this device
+	// and devices seen on this address within the link window.
+	DeviceAccounts int `json:"device_accounts"`
+	IPDevices      int `json:"ip_devices"`
 }
 
 type riskWebhookAnswer struct {
@@ -253,7 +295,7 @@ func (w *riskWebhook) unavailable() Verdict {
 	return Verdict{Allow: w.failOpen, Reason: RiskReasonWebhookUnavailable}
 }
 
-func (w *riskWebhook) check(ctx context.Context, in RiskInput) Verdict {
+func (w *riskWebhook) check(ctx context.Context, in RiskInput, sig riskSignals) Verdict {
 	select {
 	case w.sem <- struct{}{}:
 		defer func() { <-w.sem }()
@@ -263,6 +305,7 @@ func (w *riskWebhook) check(ctx context.Context, in RiskInput) Verdict {
 	body, err := json.Marshal(riskWebhookRequest{
 		UserID: in.UserID, IP: in.IP, DeviceID: in.DeviceID, Route: in.Route,
 		SaleID: in.SaleID, StoreID: in.StoreID, UserHeld: in.UserHeld,
+		DeviceAccounts: sig.DeviceAccounts, IPDevices: sig.IPDevices,
 	})
 	if err != nil {
 		return w.unavailable()

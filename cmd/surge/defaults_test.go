@@ -78,9 +78,11 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			sameOptions(t, "engine.OrderWriterOptions", e.OrderWriter.WithDefaults(), engine.OrderWriterOptions{}.WithDefaults())
 			sameOptions(t, "engine.IdempotencyOptions", e.Idempotency.WithDefaults(), engine.IdempotencyOptions{}.WithDefaults())
 
-			// The risk hook: config's own rates, the hook's defaults
-			// for the rest.
-			wantR := engine.RiskConfig{UserRate: cfg.Risk.UserRate, IPRate: cfg.Risk.IPRate}
+			// The risk hook: config's own rates and linkage
+			// thresholds (zero in the hook means off), the hook's
+			// defaults for the rest.
+			wantR := engine.RiskConfig{UserRate: cfg.Risk.UserRate, IPRate: cfg.Risk.IPRate,
+				AccountsPerDevice: cfg.Risk.AccountsPerDevice, DevicesPerIP: cfg.Risk.DevicesPerIP}
 			sameOptions(t, "engine.RiskConfig", o.Risk.WithDefaults(), wantR.WithDefaults())
 
 			// The inventory backends.
@@ -126,6 +128,9 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			f("per-IP rate", r.IPRate, 50.0)
 			f("per-IP burst", r.IPBurst, 100)
 			f("webhook timeout", r.WebhookTimeout, 50*time.Millisecond)
+			f("accounts per device", r.AccountsPerDevice, 5)
+			f("devices per IP", r.DevicesPerIP, 30)
+			f("link window", r.LinkWindow, 10*time.Minute)
 			f("sweep interval", e.WithDefaults().SweepInterval, time.Second)
 			f("reservation retention", e.WithDefaults().ReservationRetention, 24*time.Hour)
 		})

@@ -92,6 +92,7 @@ func startSurgeAt(t *testing.T, addr string, env []string, args ...string) *proc
 		// Every buyer of these tests comes from 127.0.0.1: the per-IP
 		// bucket would refuse most of them, which is not under test here.
 		"SURGE_RISK_IP_RATE=0",
+		"SURGE_RISK_DEVICES_PER_IP=0",
 		"SURGE_SWEEP_INTERVAL=100ms",
 	)
 	logs := &bytes.Buffer{}

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"sync"
+	"time"
+)
+
+// Linkage signals of the built-in risk hook (issue 18): how many accounts
+// one device has been used by, and how many devices one address has been
+// used from, within a sliding window. A scalper farm runs many accounts
+// per phone and many phones per address; a household shares one address
+// between a few. Memory is bounded twice: the devices and addresses
+// tracked (KeysMax each, least recently seen forgotten) and, per device or
+// address, the ids remembered (the threshold plus one: past it the answer
+// is already "too many"). A device over its threshold is a farm: every
+// attempt from it is refused, its first accounts' too, until the window
+// has forgotten enough of them.
+
+// Linkage reasons of the built-in hook.
+const (
+	RiskReasonDeviceAccounts = "device_accounts"
+	RiskReasonIPDevices      = "ip_devices"
+)
+
+// RiskLinkWindowDefault is the default of RiskConfig.LinkWindow.
+const RiskLinkWindowDefault = 10 * time.Minute
+
+// linkSet remembers up to max ids seen recently under one key (a device's
+// accounts, an address's devices), each with when it was last seen.
+type linkSet struct {
+	mu   sync.Mutex
+	ids  []string
+	seen []int64 // unix ms, parallel to ids
+}
+
+// see records id at now and returns how many distinct ids the set saw
+// within window, counting id; when the set is full of live ids and id is
+// new, it is not kept and the count is max+1.
+func (s *linkSet) see(id string, now time.Time, window time.Duration, max int) int {
+	nowMs, cut := now.UnixMilli(), now.Add(-window).UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := 0
+	found := false
+	for i := 0; i < len(s.ids); {
+		if s.ids[i] == id {
+			s.seen[i] = nowMs
+			found = true
+		}
+		if s.seen[i] < cut { // forgotten: out of the window
+			last := len(s.ids) - 1
+			s.ids[i], s.seen[i] = s.ids[last], s.seen[last]
+			s.ids, s.seen = s.ids[:last], s.seen[:last]
+			continue
+		}
+		live++
+		i++
+	}
+	if found {
+		return live
+	}
+	if len(s.ids) > max {
+		return live + 1 // full of live ids: over the threshold already
+	}
+	s.ids = append(s.ids, id)
+	s.seen = append(s.seen, nowMs)
+	return live + 1
+}
+
+// riskLinks counts the links of the built-in hook.
+type riskLinks struct {
+	window            time.Duration
+	accountsPerDevice int // 0: not counted
+	devicesPerIP      int // 0: not counted
+	devices           *lru[*linkSet]
+	ips               *lru[*linkSet]
+}
+
+func newRiskLinks(cfg RiskConfig) *riskLinks {
+	if cfg.AccountsPerDevice <= 0 && cfg.DevicesPerIP <= 0 {
+		return nil
+	}
+	l := &riskLinks{window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP}
+	if l.accountsPerDevice > 0 {
+		l.devices = newLRU[*linkSet](cfg.KeysMax)
+	}
+	if l.devicesPerIP > 0 {
+		l.ips = newLRU[*linkSet](cfg.KeysMax)
+	}
+	return l
+}
+
+// check counts in's links at now and returns the reason to deny ("" to
+// go on) and the counts, which the webhook receives as signals.
+func (l *riskLinks) check(in *RiskInput, now time.Time) (reason string, deviceAccounts, ipDevices int) {
+	if l.devices != nil && in.DeviceID != "" && in.UserID != "" {
+		set := l.devices.GetOrAdd(in.DeviceID, func() *linkSet { return &linkSet{} })
+		deviceAccounts = set.see(in.UserID, now, l.window, l.accountsPerDevice)
+		if deviceAccounts > l.accountsPerDevice {
+			reason = RiskReasonDeviceAccounts
+		}
+	}
+	if l.ips != nil && in.IP != "" {
+		// An attempt without a device counts its account as the device:
+		// rotating or dropping the device id gains nothing.
+		dev := in.DeviceID
+		if dev == "" {
+			dev = "u:" + in.UserID
+		}
+		set := l.ips.GetOrAdd(in.IP, func() *linkSet { return &linkSet{} })
+		ipDevices = set.see(dev, now, l.window, l.devicesPerIP)
+		if ipDevices > l.devicesPerIP && reason == "" {
+			reason = RiskReasonIPDevices
+		}
+	}
+	return reason, deviceAccounts, ipDevices
+}
