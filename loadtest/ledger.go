@@ -248,3 +248,24 @@ func (l *ledger) teamJoined(deal, team string, size, expiresMs int64) {
 		t.expiresMs = expiresMs
 	}
 }
+
+// report records a violation seen while the run goes on.
+func (l *ledger) report(v Violation) {
+	l.mu.Lock()
+	l.violate(v)
+	l.mu.Unlock()
+}
+
+// late records a payment the server took after r's hold had ended: the
+// reservation stays released (the server refunds the money), never sold.
+// A flash hold that surely had time left when the payment notification was
+// sent (sentMs, local clock) must have been paid instead.
+func (l *ledger) late(r *resRec, sentMs int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r.state = resReleased
+	if left := r.expiresMs - (sentMs + l.offsetMs); r.kind == "flash" && r.expiresMs > 0 && left > clockSlackMs {
+		l.violate(Violation{Law: "paid_lost", Subject: "reservation " + r.id,
+			Detail: fmt.Sprintf("payment notified with %dms of the hold left, yet the reservation was released (refunded) instead of paid", left)})
+	}
+}
