@@ -40,8 +40,9 @@
 // (sent again after a 5xx or a lost answer, as WeChat Pay does). After a
 // 204 the buyer reads the reservation back: paid, or released when the
 // payment came after the hold ended (late: the server refunds it, and the
-// run counts it as released, never sold; a flash hold that surely had time
-// left and was refunded anyway is "paid_lost"). The report's "payments"
+// run counts it as released, never sold; a flash hold that surely still had
+// time left when the 204 came back, and was refunded anyway, is
+// "paid_lost"). The report's "payments"
 // counts prepays, notifications, paid, late, closed, refused and resent.
 //
 // At the end Run checks invariants against GET /admin/v1/stats and its own

@@ -258,14 +258,15 @@ func (l *ledger) report(v Violation) {
 
 // late records a payment the server took after r's hold had ended: the
 // reservation stays released (the server refunds the money), never sold.
-// A flash hold that surely had time left when the payment notification was
-// sent (sentMs, local clock) must have been paid instead.
-func (l *ledger) late(r *resRec, sentMs int64) {
+// A flash hold that surely had time left when the server answered the
+// payment notification (takenMs, local clock; the server decides before it
+// answers) must have been paid instead.
+func (l *ledger) late(r *resRec, takenMs int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r.state = resReleased
-	if left := r.expiresMs - (sentMs + l.offsetMs); r.kind == "flash" && r.expiresMs > 0 && left > clockSlackMs {
+	if left := r.expiresMs - (takenMs + l.offsetMs); r.kind == "flash" && r.expiresMs > 0 && left > clockSlackMs {
 		l.violate(Violation{Law: "paid_lost", Subject: "reservation " + r.id,
-			Detail: fmt.Sprintf("payment notified with %dms of the hold left, yet the reservation was released (refunded) instead of paid", left)})
+			Detail: fmt.Sprintf("payment notification taken with %dms of the hold left, yet the reservation was released (refunded) instead of paid", left)})
 	}
 }

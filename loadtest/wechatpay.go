@@ -201,7 +201,6 @@ func (r *runner) payWeChat(ctx context.Context, u *user, rec *resRec, at time.Ti
 		r.led.setState(rec, resHeld)
 		return
 	}
-	sentMs := at.UnixMilli()
 	for attempt := 1; ; attempt++ {
 		nctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 		status, _, err := wx.srv.PayAndNotify(nctx, o.OutTradeNo)
@@ -224,7 +223,7 @@ func (r *runner) payWeChat(ctx context.Context, u *user, rec *resRec, at time.Ti
 		switch {
 		case outcome == outcomeNotified:
 			wx.notified.Add(1)
-			r.paidOrLate(ctx, u, rec, sentMs)
+			r.paidOrLate(ctx, u, rec, done.UnixMilli())
 			return
 		case outcome == outcomeOrderClosed:
 			// The server closes an order when its hold is released unpaid.
@@ -249,10 +248,11 @@ func (r *runner) payWeChat(ctx context.Context, u *user, rec *resRec, at time.Ti
 }
 
 // paidOrLate reads back a reservation whose payment notification was
-// taken: paid, or released when the payment came after its hold ended
-// (the server refunds it). A hold the server released although the
-// notification came while it surely had time left is a lost payment.
-func (r *runner) paidOrLate(ctx context.Context, u *user, rec *resRec, sentMs int64) {
+// taken (answered at takenMs): paid, or released when the payment came
+// after its hold ended (the server refunds it). A hold the server released
+// although the notification was taken while it surely had time left is a
+// lost payment.
+func (r *runner) paidOrLate(ctx context.Context, u *user, rec *resRec, takenMs int64) {
 	a := r.c.do(ctx, call{method: "GET", path: "/api/v1/reservations/" + url.PathEscape(rec.id), token: u.session(),
 		device: u.device, xff: u.ip})
 	var d resDoc
@@ -266,7 +266,7 @@ func (r *runner) paidOrLate(ctx context.Context, u *user, rec *resRec, sentMs in
 		r.led.setState(rec, resPaid)
 	case "released":
 		r.wx.late.Add(1)
-		r.led.late(rec, sentMs)
+		r.led.late(rec, takenMs)
 	default:
 		r.led.setState(rec, resUnknown)
 	}
