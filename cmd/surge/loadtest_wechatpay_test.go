@@ -37,7 +37,7 @@ func TestLoadtestPaysThroughFakeWeChatPay(t *testing.T) {
 		}
 	}
 
-	p := startSurgeAt(t, serveAddr, "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--config", cfgFile)
+	p := startSurgeOn(t, serveAddr, "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--config", cfgFile)
 
 	start := time.Now()
 	lt := exec.Command(bin, "loadtest", "--target", p.base, "--admin-token", testAdminToken,
@@ -138,9 +138,11 @@ func TestLoadtestPaysThroughFakeWeChatPay(t *testing.T) {
 	}
 }
 
-// startSurgeAt is startSurge on a given address: the notify_url in the
-// config file has to name it before the server starts.
-func startSurgeAt(t *testing.T, addr string, args ...string) *proc {
+// startSurgeOn is startSurge on a given address: the notify_url in the
+// config file has to name it before the server starts. (main has grown
+// startSurgeAt(t, addr, env, args...) for the same; this goes once both
+// meet.)
+func startSurgeOn(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
 	cmd.Env = append(os.Environ(),
