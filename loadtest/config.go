@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -51,7 +52,9 @@ const (
 // documented default; Target and Scenario are required.
 type Config struct {
 	// Target is the server's base URL, e.g. "http://127.0.0.1:8080". Only
-	// this address is ever contacted (no proxies, no redirects elsewhere).
+	// this address is ever contacted (no proxies, no redirects elsewhere),
+	// besides the notify_url the server gives its WeChat Pay orders when
+	// WeChatPayTestKeys is set.
 	Target string
 	// AdminToken is the admin bearer token. Needed for Setup, for
 	// discovering sales/deals/stores, and for the invariant check.
@@ -131,6 +134,19 @@ type Config struct {
 	// simulates; a browser that saw a page sends If-None-Match next time.
 	// Default 1024.
 	Browsers int
+
+	// WeChatPayTestKeys is a directory of TEST keys written by `surge
+	// wechatpay-test-keys` (wechatpaytest.WriteKeys). When set, the run
+	// starts a fake WeChat Pay on WeChatPayAddr with them, and every buyer
+	// pays as on a server with payment.provider=wechat: POST .../prepay,
+	// then the fake WeChat Pay marks the order paid and posts the signed
+	// notification to the order's notify_url. Default: none, buyers pay
+	// with POST .../pay (payment.provider=dev).
+	WeChatPayTestKeys string
+	// WeChatPayAddr is the "host:port" the fake WeChat Pay listens on: the
+	// address the server's payment.base_url names. Required with
+	// WeChatPayTestKeys.
+	WeChatPayAddr string
 
 	// Seed makes user choices reproducible. Default 1.
 	Seed int64
@@ -325,6 +341,16 @@ func (c Config) Validate() error {
 	}
 	if c.Setup && c.AdminToken == "" {
 		return bad("--setup needs --admin-token")
+	}
+	switch {
+	case c.WeChatPayTestKeys == "" && c.WeChatPayAddr != "":
+		return bad("--wechatpay-addr needs --wechatpay-test-keys")
+	case c.WeChatPayTestKeys != "" && c.WeChatPayAddr == "":
+		return bad("--wechatpay-test-keys needs --wechatpay-addr (the host:port the server's payment.base_url names)")
+	case c.WeChatPayAddr != "":
+		if _, port, err := net.SplitHostPort(c.WeChatPayAddr); err != nil || port == "" {
+			return bad("--wechatpay-addr %q is not host:port", c.WeChatPayAddr)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/internal/wechatpay"
+	"github.com/surge-retail/surge/internal/wechatpay/wechatpaytest"
 )
 
 // fakeServer implements just enough of API.md for the load tester, with
@@ -20,6 +24,19 @@ type fakeServer struct {
 	noOrders    bool // pay says yes but never writes an order
 	stuckHolds  bool // holds never expire
 	holdMs      int64
+
+	// WeChat Pay mode (payment.provider=wechat): /pay answers 40301, and
+	// only a verified notification pays (see startWeChat).
+	wx          *wechatpay.Client
+	wxKeys      *wechatpaytest.Keys
+	notifyURL   string
+	badPaySign  bool              // prepay signs with a key that is not the merchant's
+	notifyLate  bool              // every notification is taken only after its hold ended
+	refundEarly bool              // a notification releases the hold and refunds: a lost payment
+	failNotify  int               // the next n notifications are answered 500
+	trades      map[string]string // reservation id by out_trade_no
+	payIDs      map[string]string // transaction id by reservation id
+	refunds     int64
 
 	mu      sync.Mutex
 	sales   map[string]*fakePool
@@ -80,10 +97,7 @@ func (f *fakeServer) start(t *testing.T) *httptest.Server {
 				w.WriteHeader(304)
 				return
 			}
-			status := map[int]int{0: 200, 40000: 400, 40100: 401, 40301: 403, 40400: 404, 40900: 409, 40901: 409, 40902: 409, 40903: 409, 42900: 429}[code]
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "msg": "m", "data": data})
+			writeEnvelope(w, code, data)
 		})
 	}
 	user := func(r *http.Request) string {
@@ -246,19 +260,13 @@ func (f *fakeServer) start(t *testing.T) *httptest.Server {
 		if x == nil || x.user != user(r) {
 			return 40400, nil
 		}
+		if f.wx != nil {
+			return 40301, nil
+		}
 		switch x.state {
 		case "paid":
 		case "held":
-			x.state = "paid"
-			f.pool(x).held -= x.qty
-			f.pool(x).sold += x.qty
-			if !f.noOrders {
-				x.orderID = "o-" + x.id
-				f.written++
-			}
-			if t := f.teams[x.team]; t != nil {
-				f.maybeFormed(t)
-			}
+			f.pay(x)
 		default:
 			return 40903, nil
 		}
@@ -310,9 +318,136 @@ func (f *fakeServer) start(t *testing.T) *httptest.Server {
 	h("GET /api/v1/stores/{store}/products/{sku}", func(w http.ResponseWriter, r *http.Request) (int, any) {
 		return 0, map[string]any{"sku_id": r.PathValue("sku")}
 	})
+	if f.wx != nil {
+		f.wechatRoutes(mux, user)
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	if f.wx != nil {
+		f.mu.Lock()
+		f.notifyURL = srv.URL + "/api/v1/payments/wechat/notify"
+		f.mu.Unlock()
+	}
 	return srv
+}
+
+func writeEnvelope(w http.ResponseWriter, code int, data any) {
+	status := map[int]int{0: 200, 40000: 400, 40100: 401, 40301: 403, 40400: 404, 40900: 409, 40901: 409, 40902: 409, 40903: 409, 42900: 429, 50300: 503}[code]
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "msg": "m", "data": data})
+}
+
+// pay marks a held reservation paid and writes its order.
+func (f *fakeServer) pay(x *fakeRes) {
+	x.state = "paid"
+	f.pool(x).held -= x.qty
+	f.pool(x).sold += x.qty
+	if !f.noOrders {
+		x.orderID = "o-" + x.id
+		f.written++
+	}
+	if t := f.teams[x.team]; t != nil {
+		f.maybeFormed(t)
+	}
+}
+
+// startWeChat switches the fake to payment.provider=wechat against a fake
+// WeChat Pay listening on addr, with keys: call before start.
+func (f *fakeServer) startWeChat(t *testing.T, keys *wechatpaytest.Keys, addr string) {
+	t.Helper()
+	c, err := wechatpay.New(keys.ConfigFor("http://" + addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wx, f.wxKeys = c, keys
+	f.trades, f.payIDs = map[string]string{}, map[string]string{}
+}
+
+// wechatRoutes serve prepay and the payment notification as API.md says,
+// without holding f.mu while WeChat Pay is called or a late notification
+// waits.
+func (f *fakeServer) wechatRoutes(mux *http.ServeMux, user func(*http.Request) string) {
+	mux.HandleFunc("POST /api/v1/reservations/{id}/prepay", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.sweep()
+		x := f.res[r.PathValue("id")]
+		switch {
+		case x == nil || x.user != user(r):
+			f.mu.Unlock()
+			writeEnvelope(w, 40400, nil)
+			return
+		case x.state != "held":
+			f.mu.Unlock()
+			writeEnvelope(w, 40903, nil)
+			return
+		}
+		no := "trade-" + x.id
+		f.trades[no] = x.id
+		req := wechatpay.PrepayRequest{Description: "fake", OutTradeNo: no, TimeExpire: time.UnixMilli(x.expiresMs),
+			NotifyURL: f.notifyURL, Total: 100 * x.qty, OpenID: x.user}
+		f.mu.Unlock()
+		prepayID, err := f.wx.PrepayJSAPI(r.Context(), req)
+		if err != nil {
+			writeEnvelope(w, 50300, nil)
+			return
+		}
+		key := f.wxKeys.MerchantKey
+		if f.badPaySign {
+			key = f.wxKeys.PlatformKey // a key, but not the merchant's
+		}
+		p, err := wechatpay.NewPayParams(key, f.wxKeys.AppID, prepayID, time.Now(), wechatpay.NewNonce())
+		if err != nil {
+			writeEnvelope(w, 50300, nil)
+			return
+		}
+		writeEnvelope(w, 0, p)
+	})
+	mux.HandleFunc("POST /api/v1/payments/wechat/notify", func(w http.ResponseWriter, r *http.Request) {
+		ev, err := f.wx.Verifier().VerifyRequest(r, time.Now())
+		if err == nil && ev.Transaction == nil {
+			err = errors.New("not a transaction")
+		}
+		if err != nil {
+			wechatpay.WriteNotifyAnswer(w, err)
+			return
+		}
+		tx := ev.Transaction
+		f.mu.Lock()
+		x := f.res[f.trades[tx.OutTradeNo]]
+		fail := f.failNotify > 0
+		if fail {
+			f.failNotify--
+		}
+		f.mu.Unlock()
+		switch {
+		case fail:
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		case x == nil || tx.Amount.Total != 100*x.qty:
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if f.notifyLate {
+			time.Sleep(time.Until(time.UnixMilli(x.expiresMs + 20)))
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.sweep()
+		if f.refundEarly && x.state == "held" {
+			f.release(x)
+		}
+		switch {
+		case x.state == "held":
+			f.pay(x)
+			f.payIDs[x.id] = tx.TransactionID
+		case x.state == "paid" && f.payIDs[x.id] == tx.TransactionID:
+			// a repeat
+		default:
+			f.refunds++ // late: the money goes back
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 func (f *fakeServer) pool(x *fakeRes) *fakePool {

@@ -248,3 +248,25 @@ func (l *ledger) teamJoined(deal, team string, size, expiresMs int64) {
 		t.expiresMs = expiresMs
 	}
 }
+
+// report records a violation seen while the run goes on.
+func (l *ledger) report(v Violation) {
+	l.mu.Lock()
+	l.violate(v)
+	l.mu.Unlock()
+}
+
+// late records a payment the server took after r's hold had ended: the
+// reservation stays released (the server refunds the money), never sold.
+// A flash hold that surely had time left when the server answered the
+// payment notification (takenMs, local clock; the server decides before it
+// answers) must have been paid instead.
+func (l *ledger) late(r *resRec, takenMs int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r.state = resReleased
+	if left := r.expiresMs - (takenMs + l.offsetMs); r.kind == "flash" && r.expiresMs > 0 && left > clockSlackMs {
+		l.violate(Violation{Law: "paid_lost", Subject: "reservation " + r.id,
+			Detail: fmt.Sprintf("payment notification taken with %dms of the hold left, yet the reservation was released (refunded) instead of paid", left)})
+	}
+}

@@ -80,8 +80,10 @@ func newRecorder(start time.Time, span time.Duration) *recorder {
 // classify sorts an outcome into the progress counters.
 func classify(outcome string) (ok, rejected, shed, failed bool) {
 	switch outcome {
-	case "0", outcomeNotMod:
+	case "0", outcomeNotMod, outcomeNotified:
 		return true, false, false, false
+	case outcomeOrderClosed:
+		return false, true, false, false
 	case "42900", "50300", "http_429", "http_503":
 		return false, false, true, false
 	case outcomeTimeout, outcomeConnError, outcomeCanceled:

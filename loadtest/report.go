@@ -11,7 +11,7 @@ import (
 
 // Violation is one broken invariant.
 type Violation struct {
-	Law     string `json:"law"`     // oversell, conservation, stuck_stock, per_user_limit, order_missing, paid_lost, team_size, team_state
+	Law     string `json:"law"`     // oversell, conservation, stuck_stock, per_user_limit, order_missing, paid_lost, team_size, team_state, pay_params
 	Subject string `json:"subject"` // "sale s1", "deal d1", "reservation r1", ...
 	Detail  string `json:"detail"`
 }
@@ -116,6 +116,9 @@ type Report struct {
 	Reservations map[string]int64 `json:"reservations"`
 	Teams        map[string]int64 `json:"teams,omitempty"`
 	Timeline     []Point          `json:"timeline"`
+	// Payments: with WeChatPayTestKeys, how the payments through the fake
+	// WeChat Pay went.
+	Payments *PaymentReport `json:"payments,omitempty"`
 	// Notes: what the run decided (ids used, waits) in plain words.
 	Notes []string `json:"notes,omitempty"`
 	// Config echoes the settings that shape the load, to reproduce it.
@@ -206,6 +209,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, id := range sortedKeys(r.Deals) {
 		p := r.Deals[id]
 		fmt.Fprintf(&b, "  deal %s: supplied %d sold %d held %d remaining %d\n", id, p.Supplied, p.Sold, p.Held, p.Remaining)
+	}
+	if p := r.Payments; p != nil {
+		fmt.Fprintf(&b, "  payments (%s at %s): %d prepays (%d bad parameters, %d unknown prepay_ids), %d notified: %d paid, %d late (refunded); %d closed, %d refused, %d resent\n",
+			p.Provider, p.WeChatPayURL, p.Prepays, p.BadPayParams, p.UnknownPrepayIDs, p.Notified, p.Paid, p.Late, p.Closed, p.Refused, p.Resent)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)

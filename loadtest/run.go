@@ -18,6 +18,7 @@ type runner struct {
 	rec   *recorder
 	c     *client
 	led   *ledger
+	wx    *wxPay // nil: buyers pay with POST .../pay
 
 	users         []*user
 	bots, humans  []*user
@@ -76,6 +77,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	if err := r.probe(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.WeChatPayTestKeys != "" {
+		wx, err := startWeChatPay(cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer wx.close()
+		r.wx = wx
+		r.notef("buyers pay through the fake WeChat Pay at %s (TEST keys of %s): prepay, then a signed notification", wx.srv.URL, cfg.WeChatPayTestKeys)
 	}
 	if cfg.Setup {
 		if err := r.setupCatalog(ctx); err != nil {
@@ -153,6 +163,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.led.mu.Lock()
 	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes)
 	r.led.mu.Unlock()
+	if r.wx != nil {
+		rep.Payments = r.wx.report()
+	}
+	if n := routes["pay"].Outcomes["40301"]; n > 0 {
+		r.notef("POST .../pay was refused 40301 %d times: the server takes WeChat Pay only (payment.provider=wechat); "+
+			"rehearse its pay path with --wechatpay-test-keys DIR --wechatpay-addr HOST:PORT (see surge wechatpay-test-keys)", n)
+	}
 	rep.Notes = r.notes
 	rep.Config = RunConfig{
 		Users: cfg.Users, Rate: cfg.Rate, RampFrom: cfg.RampFrom, RampS: cfg.Ramp.Seconds(),

@@ -307,6 +307,10 @@ func (r *runner) afterHold(ctx context.Context, rng *rand.Rand, u *user, rec *re
 		}
 		return
 	}
+	if r.wx != nil {
+		r.payWeChat(ctx, u, rec, at)
+		return
+	}
 	r.led.setState(rec, resPaying)
 	rec.payID = "lt-pay-" + rec.id
 	for attempt := 0; attempt < 3; attempt++ {

@@ -47,6 +47,15 @@ HTTP API, then checks the invariants against GET /admin/v1/stats and its own
 record of answers: no oversell, no stuck stock, per-user limits, an order for
 every paid reservation.
 
+Against a server with payment.provider=wechat, pass --wechatpay-test-keys DIR
+--wechatpay-addr HOST:PORT: the load tester then runs a fake WeChat Pay on
+HOST:PORT (the server's payment.base_url) with the TEST keys of DIR (made by
+surge wechatpay-test-keys), and every buyer who pays calls POST .../prepay,
+checks its paySign, and has the fake WeChat Pay post the signed payment
+notification to the server (routes prepay and pay_notify; POST .../pay is
+never used). Payments that arrive after their hold ended are refunded by the
+server and count as released.
+
 Exit status: 0 when the run completed and every invariant held, 1 when an
 invariant failed, 2 for usage or connection errors.
 
@@ -55,7 +64,10 @@ Examples:
       --scenario flash --setup --users 5000 --rate 2000 --duration 30s --bots 0.1 \
       --report out.json --html plot.html
   surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN --scenario mix \
-      --rate 500 --ramp 10s --spike-at 20s --spike-for 5s --spike-factor 10`,
+      --rate 500 --ramp 10s --spike-at 20s --spike-for 5s --spike-factor 10
+  surge wechatpay-test-keys ./wx-test-keys     # prints the matching serve settings
+  surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN --scenario flash --setup \
+      --wechatpay-test-keys ./wx-test-keys --wechatpay-addr 127.0.0.1:8090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.AdminToken == "" {
@@ -123,6 +135,8 @@ Examples:
 	f.Float64Var(&cfg.CancelShare, "cancel", 0.2, "share of buyers who cancel (the rest let the hold expire)")
 	f.DurationVar(&cfg.ThinkMax, "think", 300*time.Millisecond, "longest human think time")
 	f.IntVar(&cfg.Browsers, "browsers", 1024, "distinct browser caches revalidating store pages")
+	f.StringVar(&cfg.WeChatPayTestKeys, "wechatpay-test-keys", "", "pay through a fake WeChat Pay with the TEST keys of this directory (surge wechatpay-test-keys); needs --wechatpay-addr")
+	f.StringVar(&cfg.WeChatPayAddr, "wechatpay-addr", "", "host:port the fake WeChat Pay listens on: what the server's payment.base_url names")
 	f.Int64Var(&cfg.Seed, "seed", 1, "seed for the users' choices")
 	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on arrivals in the main phase")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")

@@ -1,5 +1,6 @@
 // Package wechatpaytest runs a fake WeChat Pay API v3 server on 127.0.0.1
-// for tests and load tests, and builds signed, encrypted notifications.
+// (a free port, or Options.Addr) for tests and load tests, and builds
+// signed, encrypted notifications.
 //
 // The server (Start, or New in a test) generates its keys once per process
 // unless given Keys: a merchant key pair and serial, a platform key pair
@@ -26,9 +27,11 @@
 //
 // Knobs: SetDelay, FailNext (500 SYSTEM_ERROR), SetDown (reset connections
 // or hang), SignWithWrongKey; counters in Stats and a bounded record of
-// calls in Requests. Pay marks an order paid and PayAndNotify posts its
-// TRANSACTION.SUCCESS notification to the order's notify_url; SettleRefund
-// and NotifyRefund do the same for refunds.
+// calls in Requests. Order finds an order by out_trade_no and
+// OrderByPrepayID by the prepay_id it was given. Pay marks an order paid
+// and PayAndNotify posts its TRANSACTION.SUCCESS notification to the
+// order's notify_url; SettleRefund and NotifyRefund do the same for
+// refunds.
 //
 // Keys.PaymentNotification, Keys.RefundNotification and Keys.SignBody build
 // notifications (signed with the platform key, encrypted with the APIv3

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -39,6 +40,10 @@ type Options struct {
 	// RequestsMax bounds the record of Requests (the oldest are dropped).
 	// Default 1000.
 	RequestsMax int
+	// Addr is the "host:port" to listen on, for a server that a process
+	// started beforehand must find (payment.base_url). Default
+	// "127.0.0.1:0": a free loopback port.
+	Addr string
 }
 
 // Down is how a server that is down fails.
@@ -84,7 +89,7 @@ type Request struct {
 	At     time.Time
 }
 
-// Server is a fake WeChat Pay API v3 on 127.0.0.1.
+// Server is a fake WeChat Pay API v3 on 127.0.0.1 (or Options.Addr).
 type Server struct {
 	*Keys
 	URL string
@@ -100,6 +105,7 @@ type Server struct {
 	down      Down
 	wrongKey  bool
 	orders    map[string]*Order
+	prepays   map[string]string // out_trade_no by prepay_id
 	refunds   map[string]*wechatpay.Refund
 	refundsOf map[string]int64  // refunded total by out_trade_no
 	refundURL map[string]string // notify_url by out_refund_no
@@ -118,7 +124,8 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// Start starts a server on 127.0.0.1 at a free port; Close stops it.
+// Start starts a server on Options.Addr (default 127.0.0.1 at a free
+// port); Close stops it.
 func Start(opts Options) (*Server, error) {
 	if opts.Keys == nil {
 		k, err := DefaultKeys()
@@ -141,6 +148,7 @@ func Start(opts Options) (*Server, error) {
 		opts:      opts,
 		closing:   make(chan struct{}),
 		orders:    make(map[string]*Order),
+		prepays:   make(map[string]string),
 		refunds:   make(map[string]*wechatpay.Refund),
 		refundsOf: make(map[string]int64),
 		refundURL: make(map[string]string),
@@ -152,7 +160,17 @@ func Start(opts Options) (*Server, error) {
 	s.route(mux, "GET /v3/pay/transactions/out-trade-no/{out_trade_no}", s.queryOrder)
 	s.route(mux, "POST /v3/refund/domestic/refunds", s.refund)
 	s.route(mux, "GET /v3/refund/domestic/refunds/{out_refund_no}", s.queryRefund)
-	s.srv = httptest.NewServer(mux) // httptest listens on 127.0.0.1
+	s.srv = httptest.NewUnstartedServer(mux) // httptest listens on 127.0.0.1
+	if opts.Addr != "" {
+		l, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			s.srv.Listener.Close()
+			return nil, fmt.Errorf("wechatpaytest: cannot listen on %s: %w", opts.Addr, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
 	return s, nil
 }
@@ -215,6 +233,18 @@ func (s *Server) Order(outTradeNo string) (Order, bool) {
 	defer s.mu.Unlock()
 	o, ok := s.orders[outTradeNo]
 	if !ok {
+		return Order{}, false
+	}
+	return *o, true
+}
+
+// OrderByPrepayID returns the order whose prepay_id is prepayID (the
+// "package" of wx.requestPayment less its "prepay_id=" prefix).
+func (s *Server) OrderByPrepayID(prepayID string) (Order, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.orders[s.prepays[prepayID]]
+	if !ok || o.PrepayID != prepayID {
 		return Order{}, false
 	}
 	return *o, true
@@ -505,6 +535,7 @@ func (s *Server) jsapi(c *call) {
 	default:
 		prepayID = "wx" + time.Now().Format("20060102150405") + randomHex(12)
 		s.orders[o.OutTradeNo] = &Order{JSAPIOrder: o, PrepayID: prepayID}
+		s.prepays[prepayID] = o.OutTradeNo
 		s.stats.Prepays++
 	}
 	if code == "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -124,5 +125,32 @@ func TestCloseReleasesHangingCalls(t *testing.T) {
 	}
 	if err := <-done; !errors.Is(err, wechatpay.ErrUnavailable) {
 		t.Fatalf("CloseOrder = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestAddrAndOrderByPrepayID(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := wechatpaytest.New(t, wechatpaytest.Options{Addr: addr})
+	if srv.URL != "http://"+addr {
+		t.Fatalf("URL = %q; want http://%s", srv.URL, addr)
+	}
+	if _, err := wechatpaytest.Start(wechatpaytest.Options{Addr: addr}); err == nil {
+		t.Fatalf("Start on the address in use: no error")
+	}
+	prepayID, err := client(t, srv).PrepayJSAPI(context.Background(), order("T000009"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := srv.OrderByPrepayID(prepayID)
+	if !ok || o.OutTradeNo != "T000009" || o.PrepayID != prepayID {
+		t.Fatalf("OrderByPrepayID(%q) = %+v, %v; want order T000009", prepayID, o, ok)
+	}
+	if _, ok := srv.OrderByPrepayID("wx-nobody"); ok {
+		t.Fatalf("OrderByPrepayID(unknown) found an order")
 	}
 }
