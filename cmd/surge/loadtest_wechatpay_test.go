@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ func TestLoadtestPaysThroughFakeWeChatPay(t *testing.T) {
 		}
 	}
 
-	p := startSurgeOn(t, serveAddr, "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--config", cfgFile)
+	p := startSurgeAt(t, serveAddr, nil, "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--config", cfgFile)
 
 	start := time.Now()
 	lt := exec.Command(bin, "loadtest", "--target", p.base, "--admin-token", testAdminToken,
@@ -136,46 +135,6 @@ func TestLoadtestPaysThroughFakeWeChatPay(t *testing.T) {
 	if !strings.Contains(string(metrics), `surge_gateway_requests_total{code="0",route="wechatpay_notify"}`) {
 		t.Errorf("no notification was taken:\n%s", grepLines(string(metrics), "wechatpay"))
 	}
-}
-
-// startSurgeOn is startSurge on a given address: the notify_url in the
-// config file has to name it before the server starts. (main has grown
-// startSurgeAt(t, addr, env, args...) for the same; this goes once both
-// meet.)
-func startSurgeOn(t *testing.T, addr string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"SURGE_ADMIN_TOKEN="+testAdminToken,
-		"SURGE_SESSION_SECRET="+testSessionSecret,
-		"SURGE_FEED_SECRET=test-feed-secret-0123456789",
-		"SURGE_RISK_IP_RATE=0", // every buyer comes from 127.0.0.1
-		"SURGE_SWEEP_INTERVAL=100ms",
-	)
-	logs := &bytes.Buffer{}
-	cmd.Stdout = &syncWriter{w: logs}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{base: "http://" + addr, cmd: cmd, logs: logs, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-p.done:
-			t.Fatalf("surge serve exited early:\n%s", p.output())
-		default:
-		}
-		if resp, err := http.Get(p.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-	}
-	t.Fatalf("surge serve did not become ready:\n%s", p.output())
-	return nil
 }
 
 func grepLines(s, sub string) string {
