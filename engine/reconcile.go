@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
@@ -56,6 +57,10 @@ const (
 	// reconcileMissingMax bounds the paid reservations without an order
 	// kept for a second look at the end (an order still on its way).
 	reconcileMissingMax = 10_000
+	// reconcileGracePoll is how often orders on their way are looked for.
+	reconcileGracePoll = 100 * time.Millisecond
+	// reconcileLiveGrace is a live engine's OrderGrace.
+	reconcileLiveGrace = 5 * time.Second
 )
 
 // ReconcileOptions bound a reconciliation. Zero fields mean the defaults.
@@ -68,6 +73,10 @@ type ReconcileOptions struct {
 	// PoolsListedMax bounds the pools listed (all are checked). Default
 	// 10,000.
 	PoolsListedMax int
+	// OrderGrace is how long the orders not found for paid reservations
+	// are looked for again at the end (orders on their way: the order
+	// writer, the outbox). Default 0: looked for once more.
+	OrderGrace time.Duration
 }
 
 func (o ReconcileOptions) withDefaults() ReconcileOptions {
@@ -196,21 +205,31 @@ func Reconcile(ctx context.Context, src ReconcileSources, o ReconcileOptions) (R
 	if err != nil {
 		return rc.out, err
 	}
-	// A second look at orders not found: one may have been on its way
+	// Another look at orders not found: one may have been on its way
 	// (the order writer, the outbox) while the reservations were read.
+	deadline := time.Now().Add(rc.o.OrderGrace)
+	for len(missing) > 0 {
+		var still []inventory.Reservation
+		for _, r := range missing {
+			o, ok, err := src.Orders.Get(ctx, OrderID(r.ID))
+			if err != nil {
+				return rc.out, fmt.Errorf("%w: cannot read order: %w", ErrUnavailable, err)
+			}
+			if !ok {
+				still = append(still, r)
+			} else if rc.checkOrder(r, o) {
+				createdPaid++
+			}
+		}
+		missing = still
+		if len(missing) == 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(reconcileGracePoll)
+	}
 	for _, r := range missing {
-		o, ok, err := src.Orders.Get(ctx, OrderID(r.ID))
-		if err != nil {
-			return rc.out, fmt.Errorf("%w: cannot read order: %w", ErrUnavailable, err)
-		}
-		if !ok {
-			rc.add(Discrepancy{Kind: DiscOrderMissing, ReservationID: r.ID, OrderID: OrderID(r.ID), Expected: "order", Found: "none",
-				Msg: "paid reservation without its order"})
-			continue
-		}
-		if rc.checkOrder(r, o) {
-			createdPaid++
-		}
+		rc.add(Discrepancy{Kind: DiscOrderMissing, ReservationID: r.ID, OrderID: OrderID(r.ID), Expected: "order", Found: "none",
+			Msg: "paid reservation without its order"})
 	}
 	if err := rc.orphans(ctx, createdPaid); err != nil {
 		return rc.out, err
@@ -469,8 +488,8 @@ func (rc *reconciler) comparePool(id string, p *poolAcc, ip inventory.Pool) bool
 }
 
 // Reconcile runs the reconciliation over this engine's stores, after
-// flushing its order writer (orders still on their way are looked for
-// again at the end; see Reconcile).
+// flushing its order writer; orders still on their way (the outbox) are
+// looked for again for up to reconcileLiveGrace.
 func (e *Engine) Reconcile(ctx context.Context) (Reconciliation, error) {
 	if e.closed.Load() {
 		return Reconciliation{}, errEngineClosed
@@ -478,5 +497,5 @@ func (e *Engine) Reconcile(ctx context.Context) (Reconciliation, error) {
 	if err := e.writer.Flush(ctx); err != nil {
 		e.logger(ctx).Warn("engine: reconcile: cannot flush the order writer", "err", err)
 	}
-	return Reconcile(ctx, ReconcileSources{Store: e.store, Records: e.rec, Orders: e.orders}, ReconcileOptions{})
+	return Reconcile(ctx, ReconcileSources{Store: e.store, Records: e.rec, Orders: e.orders}, ReconcileOptions{OrderGrace: reconcileLiveGrace})
 }

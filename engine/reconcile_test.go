@@ -67,6 +67,9 @@ func TestReconcileClean(t *testing.T) {
 			}
 			env.clock.Advance(61 * time.Second) // the unpaid flash holds expire
 			env.sweep()
+			if err := env.e.FlushOrders(env.ctx); err != nil {
+				t.Fatal(err)
+			}
 			rep, err := env.e.Reconcile(env.ctx)
 			if err != nil {
 				t.Fatal(err)
