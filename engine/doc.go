@@ -12,6 +12,7 @@
 //	storefront.go     store and guide pages (built once per store, a guide is an overlay)
 //	flash.go          flash sales: creation, the sale's admission gate, ReserveFlash
 //	group.go          group deals and teams
+//	salectl.go        pause, resume and end of sales and deals (kept in the sale's record); their admin views
 //	checkout.go       a cart, all or nothing
 //	resrecord.go      the typed, versioned record kept with every reservation
 //	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
@@ -24,6 +25,7 @@
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention
 //	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters
+//	reconcile.go      pool counters vs reservation records vs orders (admin reconcile, surge check)
 //	ids.go, errors.go ids and pool names; inventory errors onto the engine's sentinels
 //	log.go            slog, with the request id of the call's context
 //

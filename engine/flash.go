@@ -43,6 +43,11 @@ type saleRec struct {
 	// State is "pending" (created, stock not yet moved) or "ready".
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
+	// Ctl is the operator's control (salectl.go): "" (none), "paused" or
+	// "ended" (EndedAtMs: when); CtlVer grows with every change.
+	Ctl       string `json:"ctl,omitempty"`
+	CtlVer    int64  `json:"ctl_ver,omitempty"`
+	EndedAtMs int64  `json:"ended_at_ms,omitempty"`
 }
 
 // flashState is a flash sale in memory.
@@ -58,6 +63,8 @@ type flashState struct {
 	finished atomic.Bool
 	// inflight counts the reserve calls past the sale's admission gate.
 	inflight atomic.Int64
+	// ctl is the operator's pause or early end (salectl.go).
+	ctl saleCtl
 }
 
 func (s *flashState) hold(def time.Duration) time.Duration {
@@ -244,6 +251,7 @@ func (e *Engine) lookupFlash(ctx context.Context, saleID string) (*flashState, e
 	}
 	s = e.installFlash(*rec.Flash)
 	if s != nil {
+		s.ctl.apply(&rec)
 		e.syncFlashRemaining(ctx, s)
 	}
 	return s, nil
@@ -270,7 +278,7 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 		PerUserLimit: s.spec.PerUserLimit,
 		HoldSeconds:  int64(s.hold(e.opts.FlashHoldDefault) / time.Second),
 		Remaining:    max(s.remaining.Load(), 0),
-		Status:       windowStatus(now, s.spec.StartsAt, s.spec.EndsAt),
+		Status:       s.ctl.status(now, s.spec.StartsAt, s.spec.EndsAt),
 		StartsAt:     s.spec.StartsAt,
 		StartsAtMs:   s.spec.StartsAt.UnixMilli(),
 		EndsAt:       s.spec.EndsAt,
@@ -320,7 +328,8 @@ const riskReasonsMax = 64
 // ReserveFlash holds quantity units of a running sale for the caller: the
 // whole flash reservation, from the sale's lookup to the counter and back,
 // in one call. The cheap checks come first and write nothing: an unknown
-// sale is ErrNotFound; with nothing left, an ended or upcoming sale is
+// sale is ErrNotFound; a paused or ended-early sale ErrNotActive (from
+// memory, marked ErrShed); with nothing left, an ended or upcoming sale is
 // ErrNotActive and a running one ErrSoldOut, answered from memory (marked
 // ErrShed, with or without a key); a sale whose admission gate is full is
 // ErrThrottled (ErrShed); then the quantity, the guide, the risk hook and
@@ -339,8 +348,11 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if s == nil {
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
+	if s.ctl.state.Load() != ctlNone {
+		return e.keyedRefusal(ctx, a, s.spec.StoreID, s.ctl.refusal())
+	}
 	if s.remaining.Load() <= 0 {
-		return e.keyedRefusal(ctx, a, s.spec.StoreID, shedEmpty(windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
+		return e.keyedRefusal(ctx, a, s.spec.StoreID, shedEmpty(s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
 	}
 	if f := e.opts.SaleAdmitFactor; f > 0 {
 		if !s.admit(int64(f)) {
@@ -351,6 +363,11 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if err := e.checkFlash(ctx, a, s, quantity, guideID); err != nil {
 		return e.keyedRefusal(ctx, a, s.spec.StoreID, err)
 	}
+	// A pause or end waits for the reserves past this check (salectl.go).
+	if !s.ctl.enter() {
+		return e.keyedRefusal(ctx, a, s.spec.StoreID, s.ctl.refusal())
+	}
+	defer s.ctl.leave()
 	return e.reserveFlash(ctx, a, s, quantity, guideID)
 }
 
@@ -413,7 +430,7 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
 		return err
 	}
-	if st := windowStatus(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
+	if st := s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
 		return fmt.Errorf("%w: sale %q is %s", ErrNotActive, s.spec.SaleID, st)
 	}
 	return nil

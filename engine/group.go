@@ -38,6 +38,8 @@ type groupState struct {
 	pool      string
 	remaining atomic.Int64
 	finished  atomic.Bool
+	// ctl is the operator's pause or early end (salectl.go).
+	ctl saleCtl
 }
 
 // teamRec is a team as recorded; updated only by compare-and-swap.
@@ -197,6 +199,7 @@ func (e *Engine) lookupGroup(ctx context.Context, dealID string) (*groupState, e
 	}
 	d = e.installGroup(*rec.Group)
 	if d != nil {
+		d.ctl.apply(&rec)
 		if p, err := e.store.Pool(ctx, d.pool); err == nil {
 			d.remaining.Store(p.Available)
 		}
@@ -216,7 +219,7 @@ func (e *Engine) groupView(d *groupState) GroupDeal {
 		TeamWindowSeconds: d.spec.TeamWindowSeconds,
 		VirtualMinPaid:    d.spec.VirtualMinPaid,
 		Remaining:         max(d.remaining.Load(), 0),
-		Status:            windowStatus(now, d.spec.StartsAt, d.spec.EndsAt),
+		Status:            d.ctl.status(now, d.spec.StartsAt, d.spec.EndsAt),
 		StartsAt:          d.spec.StartsAt,
 		StartsAtMs:        d.spec.StartsAt.UnixMilli(),
 		EndsAt:            d.spec.EndsAt,
@@ -296,6 +299,11 @@ func (e *Engine) reserveGroupUnit(ctx context.Context, d *groupState, resID, use
 	if d.remaining.Load() <= 0 {
 		return inventory.Reservation{}, fmt.Errorf("%w: deal %q", ErrSoldOut, d.spec.DealID)
 	}
+	// A pause or end waits for the reserves past this check (salectl.go).
+	if !d.ctl.enter() {
+		return inventory.Reservation{}, d.ctl.refusal()
+	}
+	defer d.ctl.leave()
 	m := resRecord{Kind: kindGroup, DealID: d.spec.DealID, TeamID: teamID, StoreID: d.spec.StoreID, GuideID: guideID,
 		Items: []recordItem{{SKUID: d.spec.SKUID, Quantity: 1, UnitPrice: d.spec.Price}}, Amount: d.spec.Price}
 	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
@@ -335,7 +343,7 @@ func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, e
 	if d == nil {
 		return nil, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
 	}
-	if st := windowStatus(e.now(), d.spec.StartsAt, d.spec.EndsAt); st != statusActive {
+	if st := d.ctl.status(e.now(), d.spec.StartsAt, d.spec.EndsAt); st != statusActive {
 		return nil, fmt.Errorf("%w: deal %q is %s", ErrNotActive, dealID, st)
 	}
 	return d, nil

@@ -322,7 +322,7 @@ func (e *Engine) refreshStore(ctx context.Context, storeID string) {
 		if s.spec.StoreID != storeID {
 			continue
 		}
-		status := windowStatus(now, s.spec.StartsAt, s.spec.EndsAt)
+		status := s.ctl.status(now, s.spec.StartsAt, s.spec.EndsAt)
 		if status == statusEnded {
 			continue
 		}
@@ -347,7 +347,7 @@ func (e *Engine) refreshStore(ctx context.Context, storeID string) {
 		if d.spec.StoreID != storeID {
 			continue
 		}
-		status := windowStatus(now, d.spec.StartsAt, d.spec.EndsAt)
+		status := d.ctl.status(now, d.spec.StartsAt, d.spec.EndsAt)
 		if status == statusEnded {
 			continue
 		}

@@ -105,19 +105,20 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 		}
 		status string
 		deal   bool
+		ctl    *saleCtl
 	}
 	var items []item
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
-		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false})
+		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false, &s.ctl})
 	}
 	for _, d := range e.deals {
-		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true})
+		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true, &d.ctl})
 	}
 	e.dealsMu.RUnlock()
 	for _, it := range items {
 		if it.finished.Load() {
-			if now.Sub(it.end) > saleKeepAfterEnd {
+			if now.Sub(it.ctl.endAt(it.end)) > saleKeepAfterEnd {
 				e.dealsMu.Lock()
 				if it.deal {
 					delete(e.deals, it.id)
@@ -128,7 +129,8 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
-		st := windowStatus(now, it.start, it.end)
+		// Ended by its window or early by an operator: drained alike.
+		st := it.ctl.status(now, it.start, it.end)
 		if st == statusEnded {
 			if _, err := e.store.Drain(ctx, it.pool, listingPool(it.store, it.sku)); err != nil {
 				e.logger(ctx).Error("engine: cannot drain a pool", "pool", it.pool, "err", err)

@@ -30,6 +30,7 @@ func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 			}
 			e.dealsMu.RUnlock()
 			if known {
+				e.syncCtl(ctx, val) // a pause, resume or end from another node
 				return nil
 			}
 			var rec saleRec
@@ -37,8 +38,7 @@ func (e *Engine) syncRecords(ctx context.Context, atOpen bool) error {
 				e.logger(ctx).Error("engine: cannot decode a record", "key", key, "err", err)
 				return nil
 			}
-			if rec.Flash != nil && e.now().Sub(rec.Flash.EndsAt) > saleKeepAfterEnd ||
-				rec.Group != nil && e.now().Sub(rec.Group.EndsAt) > saleKeepAfterEnd {
+			if (rec.Flash != nil || rec.Group != nil) && e.now().Sub(rec.endAt()) > saleKeepAfterEnd {
 				if !atOpen || rec.State != "ready" || !e.poolBusy(ctx, rec) {
 					return nil // long over; looked up from the records on demand
 				}
@@ -82,11 +82,13 @@ func (e *Engine) installRec(ctx context.Context, rec saleRec) {
 	switch {
 	case rec.Flash != nil:
 		if s := e.installFlash(*rec.Flash); s != nil {
+			s.ctl.apply(&rec)
 			e.syncFlashRemaining(ctx, s)
 			e.pages.markDirty(s.spec.StoreID)
 		}
 	case rec.Group != nil:
 		if d := e.installGroup(*rec.Group); d != nil {
+			d.ctl.apply(&rec)
 			if p, err := e.store.Pool(ctx, d.pool); err == nil {
 				d.remaining.Store(p.Available)
 			}

@@ -92,6 +92,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, r routeID) int {
 		v, err = s.stats(ectx)
 	}
 	s.observeEngine(r, t0)
+	s.audit(ctx, r, "", auditTarget(v), err)
 	if err != nil {
 		return s.writeErr(ctx, r, err)
 	}

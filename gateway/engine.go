@@ -56,6 +56,12 @@ type Engine interface {
 	CreateFlashSale(ctx context.Context, spec engine.FlashSaleSpec) (engine.FlashSale, error)
 	CreateGroupDeal(ctx context.Context, spec engine.GroupDealSpec) (engine.GroupDeal, error)
 	Stats(ctx context.Context) (engine.Stats, error)
+	// Sale controls and reconciliation (kind engine.SaleKindFlash or
+	// engine.SaleKindGroup; action engine.SaleActionPause, ...).
+	AdminSales(ctx context.Context, kind string) ([]engine.SaleAdmin, bool, error)
+	AdminSale(ctx context.Context, kind, id string) (engine.SaleAdmin, error)
+	ControlSale(ctx context.Context, kind, id, action string) (engine.SaleAdmin, error)
+	Reconcile(ctx context.Context) (engine.Reconciliation, error)
 
 	// Ready reports whether the backends are reachable.
 	Ready(ctx context.Context) error

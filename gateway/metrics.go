@@ -23,6 +23,8 @@ type metrics struct {
 	latency, engine       [routesLen]atomic.Pointer[prometheus.Observer]
 	sheds                 [shedReasonsLen]prometheus.Counter
 	notifyRefusedVec      *prometheus.CounterVec
+	// adminActions counts admin actions carried out, by action (salectl.go).
+	adminActions *prometheus.CounterVec
 }
 
 // notifyRefused counts a refused WeChat Pay notification by reason (a
@@ -85,7 +87,11 @@ func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
 		Namespace: "surge", Subsystem: "wechatpay", Name: "notify_refused_total",
 		Help: "WeChat Pay notifications refused (answered FAIL, WeChat Pay sends them again), by reason.",
 	}, []string{"reason"})
-	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, m.notifyRefusedVec, &statsCollector{eng: eng}} {
+	m.adminActions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "surge", Name: "admin_actions_total",
+		Help: "Admin actions carried out (catalog load, sale or deal create, pause, resume, end), by action.",
+	}, []string{"action"})
+	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, m.notifyRefusedVec, m.adminActions, &statsCollector{eng: eng}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

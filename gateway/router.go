@@ -32,6 +32,11 @@ const (
 	rAdminCatalog
 	rAdminSales
 	rAdminDeals
+	rAdminSaleGet // salectl.go: sale controls and reconciliation
+	rAdminSaleCtl
+	rAdminDealGet
+	rAdminDealCtl
+	rAdminReconcile
 	rAdminStats
 	rPprof
 	rHealthz
@@ -87,6 +92,11 @@ var routes = [routesLen]routeSpec{
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
 	rMetrics:      {"metrics", "GET", classNone, false},
+
+	// salectl.go
+	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
+	rAdminDealGet: {"admin_group_buys_get", "GET", classAdmin, false}, rAdminDealCtl: {"admin_group_buy_control", "POST", classAdmin, false},
+	rAdminReconcile: {"admin_reconcile", "GET", classAdmin, false},
 }
 
 // segsMax bounds the path segments looked at; longer paths match nothing.
@@ -146,12 +156,16 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 		case "catalog":
 			r = rAdminCatalog
 		case "flash-sales":
-			r = rAdminSales
+			r = adminByMethod(method, rAdminSales, rAdminSaleGet)
 		case "group-buys":
-			r = rAdminDeals
+			r = adminByMethod(method, rAdminDeals, rAdminDealGet)
+		case "reconcile":
+			r = rAdminReconcile
 		case "stats":
 			r = rAdminStats
 		}
+	case (n == 4 || n == 5) && string(segs[0]) == "admin" && string(segs[1]) == "v1":
+		r, p1, p2 = matchAdminSale(segs[2:n])
 	case n == 4 && string(segs[0]) == "internal" && string(segs[1]) == "v1" &&
 		string(segs[2]) == "inventory" && string(segs[3]) == "feed":
 		r = rFeed

@@ -35,6 +35,14 @@ func TestMatch(t *testing.T) {
 	f("POST", "/admin/v1/flash-sales", rAdminSales, "", "", true)
 	f("POST", "/admin/v1/group-buys", rAdminDeals, "", "", true)
 	f("GET", "/admin/v1/stats", rAdminStats, "", "", true)
+	f("GET", "/admin/v1/flash-sales", rAdminSaleGet, "", "", true)
+	f("GET", "/admin/v1/flash-sales/f1", rAdminSaleGet, "f1", "", true)
+	f("POST", "/admin/v1/flash-sales/f1/pause", rAdminSaleCtl, "f1", "pause", true)
+	f("POST", "/admin/v1/flash-sales/f1/end", rAdminSaleCtl, "f1", "end", true)
+	f("GET", "/admin/v1/group-buys", rAdminDealGet, "", "", true)
+	f("POST", "/admin/v1/group-buys/d1/resume", rAdminDealCtl, "d1", "resume", true)
+	f("GET", "/admin/v1/group-buys/d1/resume", rAdminDealCtl, "d1", "resume", false)
+	f("GET", "/admin/v1/reconcile", rAdminReconcile, "", "", true)
 	f("GET", "/debug/pprof/", rPprof, "", "", true)
 	f("GET", "/debug/pprof/heap", rPprof, "", "", true)
 	f("GET", "/healthz", rHealthz, "", "", true)
@@ -44,7 +52,7 @@ func TestMatch(t *testing.T) {
 	for _, p := range []string{"", "/", "healthz", "/api", "/api/v1", "/api/v1/", "/api/v1/stores", "/api/v1/stores/s1",
 		"/api/v1/stores//page", "/api/v1/stores/s1/page/", "/api/v1/checkout/", "/api/v2/checkout",
 		"/api/v1/flash-sales/f1/reservations/x", "/api/v1/group-buys/d1/teams/t1/members/x",
-		"/api/v1/me", "/api/v1/me/x", "/admin/v1", "/admin/v1/nope", "/internal/v1/inventory",
+		"/api/v1/me", "/api/v1/me/x", "/admin/v1", "/admin/v1/nope", "/admin/v1/flash-sales/f1/nope", "/admin/v1/nope/f1", "/internal/v1/inventory",
 		"/a/b/c/d/e/f/g/h/i/j", "/api/v1/reservations/r1/refund", "/debug/pprof"} {
 		f("GET", p, rUnknown, "", "", false)
 	}

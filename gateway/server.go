@@ -269,6 +269,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveDealGet(ctx, p1)
 	case rTeamGet:
 		return s.serveTeamGet(ctx, p1, p2)
+	case rAdminSaleGet, rAdminSaleCtl, rAdminDealGet, rAdminDealCtl, rAdminReconcile:
+		return s.serveSaleAdmin(ctx, r, p1, p2)
 	case rSession:
 		return s.serveSession(ctx)
 	case rPayNotify:
