@@ -492,16 +492,24 @@ func (e *Engine) SettlePayments(ctx context.Context) error {
 	e.settleMu.Lock()
 	defer e.settleMu.Unlock()
 	var errs []error
-	for i := 0; i < closesPerRound; i++ {
+closes:
+	for range closesPerRound {
 		var resID string
 		select {
 		case resID = <-e.payCloses:
 		default:
-			i = closesPerRound
-			continue
+			break closes
 		}
 		if err := e.closeTrade(ctx, resID); err != nil {
+			// WeChat Pay (or the records) cannot be asked now: keep it
+			// for the next round (if there is room) and let the refunds
+			// have this round's time.
+			select {
+			case e.payCloses <- resID:
+			default:
+			}
 			errs = append(errs, err)
+			break
 		}
 	}
 	var open []records.KV
@@ -533,8 +541,12 @@ func (e *Engine) closeTrade(ctx context.Context, resID string) error {
 		return err
 	}
 	if err := e.opts.WeChatPay.CloseOrder(ctx, pp.OutTradeNo); err != nil {
-		// Not fatal: a payment that still comes is refunded.
-		e.logger(ctx).Warn("engine: cannot close the WeChat Pay order", "reservation", resID, "out_trade_no", pp.OutTradeNo, "err", err)
+		if errors.Is(err, wechatpay.ErrUnavailable) {
+			return fmt.Errorf("cannot close the WeChat Pay order of %s: %w", resID, err)
+		}
+		// Refused (paid meanwhile, say): not fatal, a payment that still
+		// comes is refunded.
+		e.logger(ctx).Warn("engine: WeChat Pay refused to close an order", "reservation", resID, "out_trade_no", pp.OutTradeNo, "err", err)
 	}
 	return nil
 }

@@ -454,3 +454,31 @@ func TestFailedTeamIsRefunded(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWaitsForWeChatPay: a close that WeChat Pay cannot take now is
+// kept and made in a later round.
+func TestCloseWaitsForWeChatPay(t *testing.T) {
+	p := openPayEnv(t, testBackends()[0], nil)
+	p.sale("fs1", 5, 0)
+	r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: "oBuyer"}, "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.e.Prepay(p.ctx, "oBuyer", r.ReservationID); err != nil {
+		t.Fatal(err)
+	}
+	p.clock.Advance(2 * time.Minute)
+	p.sweep()
+	p.wx.FailNext(1000)
+	if err := p.e.SettlePayments(p.ctx); err == nil {
+		t.Fatal("SettlePayments with WeChat Pay failing: no error")
+	}
+	if o, _ := p.wx.Order(engine.OutTradeNo(r.ReservationID)); o.Closed {
+		t.Fatal("closed while WeChat Pay failed")
+	}
+	p.wx.FailNext(0)
+	p.settle(t)
+	if o, _ := p.wx.Order(engine.OutTradeNo(r.ReservationID)); !o.Closed {
+		t.Fatal("the close was dropped instead of made once WeChat Pay answered")
+	}
+}
