@@ -93,3 +93,13 @@ func wechatPayOf(p config.Payment) (*wechatpay.Client, error) {
 	}
 	return wechatpay.New(cfg)
 }
+
+// testKeys reports whether the keys directory is one of `surge
+// wechatpay-test-keys`: only a test has WeChat Pay's platform private key.
+func testKeys(p config.Payment) bool {
+	if p.KeysDir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(p.KeysDir, "platform_private_key.pem"))
+	return err == nil
+}

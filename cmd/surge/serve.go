@@ -375,6 +375,9 @@ func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath
 	fmt.Fprintf(out, "  metrics:      %s/metrics\n", base)
 	if cfg.Payment.Provider == "wechat" {
 		fmt.Fprintf(out, "  payments:     WeChat Pay (notifications at %s)\n", cfg.Payment.NotifyURL)
+		if testKeys(cfg.Payment) {
+			fmt.Fprintf(out, "  WARNING: payment.keys_dir holds TEST keys (a platform private key is there): a rehearsal, not a sale.\n")
+		}
 	} else {
 		fmt.Fprintf(out, "  WARNING: payment provider dev: any logged-in buyer marks their own reservation paid, no money moves.\n"+
 			"           Set payment.provider=wechat (README, \"Payments\") before a real sale.\n")

@@ -109,6 +109,9 @@ func TestWeChatPayThroughServe(t *testing.T) {
 				_, _ = metrics.ReadFrom(res.Body)
 				res.Body.Close()
 			}
+			if !strings.Contains(s.output(), "TEST keys") {
+				t.Error("serve does not warn that its keys directory holds test keys")
+			}
 			for _, where := range []string{s.output(), metrics.String()} {
 				if strings.Contains(where, string(wx.APIv3Key)) {
 					t.Fatal("the APIv3 key shows in the logs or /metrics")
