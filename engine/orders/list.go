@@ -86,18 +86,23 @@ func (p Position) after(o *Order) bool {
 const ListMax = 500
 
 // GuideTotals is one row of Attribution: the orders of one guide of one
-// store (GuideID "" for orders without a guide). Orders, Units and Amount
-// are net: orders still created. Refunded* count the orders being refunded
-// or refunded (refund_pending, refunded), which the net leaves out.
+// store (GuideID "" for orders without a guide).
 type GuideTotals struct {
-	StoreID        string `json:"store_id"`
-	GuideID        string `json:"guide_id"`
-	Orders         int64  `json:"orders"`
-	Units          int64  `json:"units"`
-	Amount         int64  `json:"amount"`
-	RefundedOrders int64  `json:"refunded_orders"`
-	RefundedUnits  int64  `json:"refunded_units"`
-	RefundedAmount int64  `json:"refunded_amount"`
+	StoreID string `json:"store_id"`
+	GuideID string `json:"guide_id"`
+	Totals
+}
+
+// Totals sums orders. Orders, Units and Amount (fen) are net: orders
+// still created. Refunded* count the orders being refunded or refunded
+// (refund_pending, refunded), which the net leaves out.
+type Totals struct {
+	Orders         int64 `json:"orders"`
+	Units          int64 `json:"units"`
+	Amount         int64 `json:"amount"`
+	RefundedOrders int64 `json:"refunded_orders"`
+	RefundedUnits  int64 `json:"refunded_units"`
+	RefundedAmount int64 `json:"refunded_amount"`
 }
 
 // Units is the number of units of an order: the sum of its items'
@@ -110,8 +115,18 @@ func (o *Order) Units() int64 {
 	return n
 }
 
-// add counts one order with its units into t.
-func (t *GuideTotals) add(state string, orders, units, amount int64) {
+// Add adds u to t.
+func (t *Totals) Add(u Totals) {
+	t.Orders += u.Orders
+	t.Units += u.Units
+	t.Amount += u.Amount
+	t.RefundedOrders += u.RefundedOrders
+	t.RefundedUnits += u.RefundedUnits
+	t.RefundedAmount += u.RefundedAmount
+}
+
+// add counts orders of one state into t.
+func (t *Totals) add(state string, orders, units, amount int64) {
 	if StateRank(state) > 0 {
 		t.RefundedOrders += orders
 		t.RefundedUnits += units

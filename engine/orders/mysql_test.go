@@ -135,7 +135,7 @@ func TestMySQLMigrateUnits(t *testing.T) {
 		t.Fatalf("schema version = %d, %v; want 2", v, err)
 	}
 	rows, err := s.Attribution(context.Background(), orders.Filter{StoreID: "s1"})
-	want := "[{StoreID:s1 GuideID: Orders:0 Units:0 Amount:0 RefundedOrders:1 RefundedUnits:1 RefundedAmount:5} {StoreID:s1 GuideID:g1 Orders:1 Units:5 Amount:13 RefundedOrders:0 RefundedUnits:0 RefundedAmount:0}]"
+	want := "[{StoreID:s1 GuideID: Totals:{Orders:0 Units:0 Amount:0 RefundedOrders:1 RefundedUnits:1 RefundedAmount:5}} {StoreID:s1 GuideID:g1 Totals:{Orders:1 Units:5 Amount:13 RefundedOrders:0 RefundedUnits:0 RefundedAmount:0}}]"
 	if got := fmt.Sprintf("%+v", rows); err != nil || got != want {
 		t.Fatalf("Attribution after the migration = %s, %v;\nwant %s", got, err, want)
 	}

@@ -184,11 +184,13 @@ func testListConcurrent(t *testing.T, s orders.Store) {
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	defer func() { close(done); wg.Wait() }()
+	const writesMax = 2000 // each writer's bound
 	for g := 0; g < 2; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
+			for i := 0; i < writesMax; i++ {
 				select {
 				case <-done:
 					return
@@ -221,8 +223,6 @@ func testListConcurrent(t *testing.T, s orders.Store) {
 			t.Errorf("List(%+v) under writes = %v;\nwant %v", f, old, want)
 		}
 	}
-	close(done)
-	wg.Wait()
 }
 
 func testAttribution(t *testing.T, s orders.Store) {
