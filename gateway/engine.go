@@ -56,6 +56,11 @@ type Engine interface {
 	CreateFlashSale(ctx context.Context, spec engine.FlashSaleSpec) (engine.FlashSale, error)
 	CreateGroupDeal(ctx context.Context, spec engine.GroupDealSpec) (engine.GroupDeal, error)
 	Stats(ctx context.Context) (engine.Stats, error)
+	// Orders for the admin: a page (newest first, cursor from the page
+	// before) and the per-guide sums (导购业绩); a bad filter, cursor or
+	// limit is engine.ErrInvalid.
+	ListOrders(ctx context.Context, f engine.OrderFilter, cursor string, limit int) (engine.OrdersPage, error)
+	Attribution(ctx context.Context, f engine.OrderFilter) (engine.AttributionReport, error)
 
 	// Ready reports whether the backends are reachable.
 	Ready(ctx context.Context) error

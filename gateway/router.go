@@ -33,6 +33,8 @@ const (
 	rAdminSales
 	rAdminDeals
 	rAdminStats
+	rAdminOrders
+	rAdminAttrib
 	rPprof
 	rHealthz
 	rReadyz
@@ -83,6 +85,8 @@ var routes = [routesLen]routeSpec{
 	rAdminSales:   {"admin_flash_sales", "POST", classAdmin, false},
 	rAdminDeals:   {"admin_group_buys", "POST", classAdmin, false},
 	rAdminStats:   {"admin_stats", "GET", classAdmin, false},
+	rAdminOrders:  {"admin_orders", "GET", classAdmin, false},
+	rAdminAttrib:  {"admin_attribution", "GET", classAdmin, false},
 	rPprof:        {"pprof", "", classAdmin, false},
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
@@ -151,6 +155,10 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = rAdminDeals
 		case "stats":
 			r = rAdminStats
+		case "orders":
+			r = rAdminOrders
+		case "attribution":
+			r = rAdminAttrib
 		}
 	case n == 4 && string(segs[0]) == "internal" && string(segs[1]) == "v1" &&
 		string(segs[2]) == "inventory" && string(segs[3]) == "feed":
