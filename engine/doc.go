@@ -17,8 +17,9 @@
 //	resrecord.go      the typed, versioned record kept with every reservation
 //	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
 //	payments.go       WeChat Pay: prepay, verified notifications, refunds, closing orders
-//	orders.go         orders of paid reservations, their replay (law 4); orderwriter.go
-//	                  the asynchronous writer into an orders.Store
+//	orders.go         orders of paid reservations, their replay (law 4), the admin's
+//	                  listing and attribution; orderwriter.go the asynchronous writer
+//	                  into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook

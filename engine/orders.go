@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/surge-retail/surge/engine/orders"
@@ -169,4 +171,94 @@ func (e *Engine) orderStats(ctx context.Context) (OrderStats, error) {
 		st.Failures += e.outboxWriter.Failures()
 	}
 	return st, nil
+}
+
+// OrderFilter selects orders for the admin reads (orders.Filter).
+type OrderFilter = orders.Filter
+
+// GuideTotals is one row of Attribution (orders.GuideTotals).
+type GuideTotals = orders.GuideTotals
+
+// OrdersPage is a page of ListOrders: newest first (created time, then
+// order id, both descending); NextCursor continues after the last order,
+// "" at the end.
+type OrdersPage struct {
+	Orders     []Order `json:"orders"`
+	NextCursor string  `json:"next_cursor"`
+}
+
+// OrdersPageMax bounds one ListOrders page; OrdersPageDefault is its size
+// when none is given.
+const (
+	OrdersPageMax     = orders.ListMax
+	OrdersPageDefault = 100
+)
+
+// ListOrders returns a page of the orders f selects, after cursor ("" for
+// the first page; a cursor is only valid with the filter it was given
+// with). limit is 1..OrdersPageMax; 0 means OrdersPageDefault. A bad
+// filter, cursor or limit is ErrInvalid.
+func (e *Engine) ListOrders(ctx context.Context, f OrderFilter, cursor string, limit int) (OrdersPage, error) {
+	if limit == 0 {
+		limit = OrdersPageDefault
+	}
+	if limit < 0 || limit > OrdersPageMax {
+		return OrdersPage{}, fmt.Errorf("%w: limit must be between 1 and %d", ErrInvalid, OrdersPageMax)
+	}
+	if err := f.Check(); err != nil {
+		return OrdersPage{}, ordersErr(err)
+	}
+	at, err := orders.DecodeCursor(f, cursor)
+	if err != nil {
+		return OrdersPage{}, ordersErr(err)
+	}
+	page, next, err := e.orders.List(ctx, f, at, limit)
+	if err != nil {
+		return OrdersPage{}, ordersErr(err)
+	}
+	if page == nil {
+		page = []Order{}
+	}
+	return OrdersPage{Orders: page, NextCursor: orders.EncodeCursor(f, next)}, nil
+}
+
+// AttributionReport is the admin's 导购业绩: a row per store and guide
+// (guide_id "" for orders without a guide), sorted by store then guide,
+// and the sum of the rows.
+type AttributionReport struct {
+	Guides []GuideTotals `json:"guides"`
+	Totals orders.Totals `json:"totals"`
+}
+
+// Attribution sums the orders f selects per store and guide. A bad filter
+// is ErrInvalid.
+func (e *Engine) Attribution(ctx context.Context, f OrderFilter) (AttributionReport, error) {
+	if err := f.Check(); err != nil {
+		return AttributionReport{}, ordersErr(err)
+	}
+	rows, err := e.orders.Attribution(ctx, f)
+	if err != nil {
+		return AttributionReport{}, ordersErr(err)
+	}
+	r := AttributionReport{Guides: rows}
+	if r.Guides == nil {
+		r.Guides = []GuideTotals{}
+	}
+	for _, g := range rows {
+		r.Totals.Add(g.Totals)
+	}
+	return r, nil
+}
+
+// ordersErr maps an order store's error onto the engine's sentinels: bad
+// input is ErrInvalid (with the store's words), anything else
+// ErrUnavailable.
+func ordersErr(err error) error {
+	if errors.Is(err, orders.ErrInvalid) {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(strings.TrimPrefix(err.Error(), orders.ErrInvalid.Error()), ": "))
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: cannot read orders: %w", ErrUnavailable, err)
 }

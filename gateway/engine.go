@@ -47,6 +47,11 @@ type Engine interface {
 	RefundNotified(ctx context.Context, r *wechatpay.RefundResource) error
 	Order(ctx context.Context, userID, orderID string) (engine.Order, error)
 	UserOrders(ctx context.Context, userID string, limit int) ([]engine.Order, error)
+	// Orders for the admin: a page (newest first, cursor from the page
+	// before) and the per-guide sums (导购业绩); a bad filter, cursor or
+	// limit is engine.ErrInvalid.
+	ListOrders(ctx context.Context, f engine.OrderFilter, cursor string, limit int) (engine.OrdersPage, error)
+	Attribution(ctx context.Context, f engine.OrderFilter) (engine.AttributionReport, error)
 
 	// Store feed (law 7), one result per update, in order.
 	ApplyFeed(ctx context.Context, updates []engine.FeedUpdate) ([]engine.FeedResult, error)

@@ -38,6 +38,8 @@ const (
 	rAdminDealCtl
 	rAdminReconcile
 	rAdminStats
+	rAdminOrders
+	rAdminAttrib
 	rPprof
 	rHealthz
 	rReadyz
@@ -88,6 +90,8 @@ var routes = [routesLen]routeSpec{
 	rAdminSales:   {"admin_flash_sales", "POST", classAdmin, false},
 	rAdminDeals:   {"admin_group_buys", "POST", classAdmin, false},
 	rAdminStats:   {"admin_stats", "GET", classAdmin, false},
+	rAdminOrders:  {"admin_orders", "GET", classAdmin, false},
+	rAdminAttrib:  {"admin_attribution", "GET", classAdmin, false},
 	rPprof:        {"pprof", "", classAdmin, false},
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
@@ -163,6 +167,10 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = rAdminReconcile
 		case "stats":
 			r = rAdminStats
+		case "orders":
+			r = rAdminOrders
+		case "attribution":
+			r = rAdminAttrib
 		}
 	case (n == 4 || n == 5) && string(segs[0]) == "admin" && string(segs[1]) == "v1":
 		r, p1, p2 = matchAdminSale(segs[2:n])

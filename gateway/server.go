@@ -46,6 +46,7 @@ type Server struct {
 	admin      []byte
 	feedKey    []byte
 	sems       [classesLen]*semaphore // by route class; [classNone] is nil
+	csvExports atomic.Int64           // CSV exports streaming (adminorders.go)
 	m          *metrics
 	shedN      [shedReasonsLen]atomic.Int64
 	logN       atomic.Uint64
@@ -263,6 +264,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveFeed(ctx)
 	case rAdminCatalog, rAdminSales, rAdminDeals, rAdminStats, rPprof:
 		return s.serveAdmin(ctx, r)
+	case rAdminOrders, rAdminAttrib:
+		return s.serveAdminOrders(ctx, r)
 	case rSaleGet:
 		return s.serveSaleGet(ctx, p1)
 	case rDealGet:

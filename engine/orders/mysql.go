@@ -30,7 +30,7 @@ type SQLOptions struct {
 	// IOTimeout bounds one read or write on a connection. Default 30s.
 	IOTimeout time.Duration
 	// RowsPerStatement is how many orders one INSERT carries. Default 256
-	// (15 placeholders a row, far under the protocol's 65,535).
+	// (16 placeholders a row, far under the protocol's 65,535).
 	RowsPerStatement int
 }
 
@@ -128,10 +128,20 @@ func OpenMySQL(ctx context.Context, rawURL string, o SQLOptions) (*MySQL, error)
 
 // schemaVersion is the schema this version writes; migrations[v-1] takes
 // a database from version v-1 to v.
-const schemaVersion = 1
+//
+//	1  surge_orders, keyed by order id, with its indexes
+//	2  units: the sum of an order's item quantities, for Attribution
+//	   (addUnits: the column, then the units of the rows already there)
+const schemaVersion = 2
 
-var migrations = [schemaVersion][]string{
-	{`CREATE TABLE IF NOT EXISTS surge_orders (
+// migration is one step of the schema: statements, then run.
+type migration struct {
+	stmts []string
+	run   func(s *MySQL, ctx context.Context) error
+}
+
+var migrations = [schemaVersion]migration{
+	{stmts: []string{`CREATE TABLE IF NOT EXISTS surge_orders (
 		order_id       VARCHAR(256) NOT NULL,
 		reservation_id VARCHAR(256) NOT NULL,
 		user_id        VARCHAR(256) NOT NULL,
@@ -153,7 +163,8 @@ var migrations = [schemaVersion][]string{
 		KEY by_guide (guide_id, created_at),
 		KEY by_sale (sale_id, created_at),
 		KEY by_created (created_at)
-	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`},
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`}},
+	{run: (*MySQL).addUnits},
 }
 
 func (s *MySQL) fail(what string, err error) error {
@@ -177,8 +188,13 @@ func (s *MySQL) migrate(ctx context.Context) error {
 		return fmt.Errorf("%w: the order tables in %s are at schema version %d, newer than this Surge's %d", ErrInvalid, s.name, v, schemaVersion)
 	}
 	for ; v < schemaVersion; v++ {
-		for _, stmt := range migrations[v] {
+		for _, stmt := range migrations[v].stmts {
 			if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+				return s.fail(fmt.Sprintf("migrate the order tables to version %d", v+1), err)
+			}
+		}
+		if run := migrations[v].run; run != nil {
+			if err := run(s, ctx); err != nil {
 				return s.fail(fmt.Sprintf("migrate the order tables to version %d", v+1), err)
 			}
 		}
@@ -191,7 +207,7 @@ func (s *MySQL) migrate(ctx context.Context) error {
 }
 
 const orderColumns = `order_id, reservation_id, user_id, store_id, guide_id, kind, sale_id, deal_id, team_id,
-	items, amount, payment_id, state, created_at, updated_at`
+	items, amount, units, payment_id, state, created_at, updated_at`
 
 // Upsert writes orders in one transaction, in multi-row upserts keyed by
 // the order id: writing an order again replaces it and does not count it
@@ -217,7 +233,7 @@ func (s *MySQL) Upsert(ctx context.Context, list []Order) error {
 		chunk := list[start:min(start+s.opts.RowsPerStatement, len(list))]
 		var q strings.Builder
 		q.WriteString("INSERT INTO surge_orders (" + orderColumns + ") VALUES ")
-		args := make([]any, 0, 15*len(chunk))
+		args := make([]any, 0, 16*len(chunk))
 		for i := range chunk {
 			o := &chunk[i]
 			items, err := json.Marshal(o.Items)
@@ -227,14 +243,14 @@ func (s *MySQL) Upsert(ctx context.Context, list []Order) error {
 			if i > 0 {
 				q.WriteString(",")
 			}
-			q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 			args = append(args, o.OrderID, o.ReservationID, o.UserID, o.StoreID, o.GuideID, o.Kind, o.SaleID, o.DealID, o.TeamID,
-				string(items), o.Amount, o.PaymentID, o.State, o.CreatedAt.UTC(), now)
+				string(items), o.Amount, o.Units(), o.PaymentID, o.State, o.CreatedAt.UTC(), now)
 		}
 		q.WriteString(` ON DUPLICATE KEY UPDATE reservation_id = VALUES(reservation_id), user_id = VALUES(user_id),
 			store_id = VALUES(store_id), guide_id = VALUES(guide_id), kind = VALUES(kind), sale_id = VALUES(sale_id),
 			deal_id = VALUES(deal_id), team_id = VALUES(team_id), items = VALUES(items), amount = VALUES(amount),
-			payment_id = VALUES(payment_id),
+			units = VALUES(units), payment_id = VALUES(payment_id),
 			state = IF(FIELD(VALUES(state), 'refund_pending', 'refunded') >= FIELD(state, 'refund_pending', 'refunded'), VALUES(state), state),
 			created_at = VALUES(created_at),
 			updated_at = VALUES(updated_at)`)

@@ -3,6 +3,7 @@ package orders_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,34 @@ func TestMySQLSchemaNewer(t *testing.T) {
 	if _, err := orders.OpenMySQL(context.Background(), db.URL, orders.SQLOptions{}); !errors.Is(err, orders.ErrInvalid) {
 		t.Fatalf("OpenMySQL of a newer schema = %v; want ErrInvalid", err)
 	}
+}
+
+// TestMySQLMigrateUnits: a database at schema 1 (no units column) with
+// orders in it is migrated to 2 on open, and the units of those orders
+// are filled, so that Attribution counts them.
+func TestMySQLMigrateUnits(t *testing.T) {
+	db := sqltest.New(t)
+	for _, stmt := range []string{
+		orders.SchemaV1,
+		`CREATE TABLE surge_schema (id TINYINT NOT NULL PRIMARY KEY, version INT NOT NULL) ENGINE=InnoDB`,
+		`INSERT INTO surge_schema VALUES (1, 1)`,
+		`INSERT INTO surge_orders (order_id, reservation_id, user_id, store_id, guide_id, kind, items, amount, state, created_at, updated_at) VALUES
+		 ('o-1', '1', 'u', 's1', 'g1', 'flash', '[{"sku_id":"k1","quantity":2,"unit_price":5},{"sku_id":"k2","quantity":3,"unit_price":1}]', 13, 'created', NOW(6), NOW(6)),
+		 ('o-2', '2', 'u', 's1', '', 'checkout', '[{"sku_id":"k1","quantity":1,"unit_price":5}]', 5, 'refunded', NOW(6), NOW(6))`,
+	} {
+		if _, err := db.Admin.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openMySQL(t, db.URL)
+	var v int
+	if err := db.Admin.QueryRow("SELECT version FROM surge_schema").Scan(&v); err != nil || v != 2 {
+		t.Fatalf("schema version = %d, %v; want 2", v, err)
+	}
+	rows, err := s.Attribution(context.Background(), orders.Filter{StoreID: "s1"})
+	want := "[{StoreID:s1 GuideID: Totals:{Orders:0 Units:0 Amount:0 RefundedOrders:1 RefundedUnits:1 RefundedAmount:5}} {StoreID:s1 GuideID:g1 Totals:{Orders:1 Units:5 Amount:13 RefundedOrders:0 RefundedUnits:0 RefundedAmount:0}}]"
+	if got := fmt.Sprintf("%+v", rows); err != nil || got != want {
+		t.Fatalf("Attribution after the migration = %s, %v;\nwant %s", got, err, want)
+	}
+	openMySQL(t, db.URL) // opening again changes nothing
 }

@@ -70,6 +70,19 @@ type Store interface {
 	ByUser(ctx context.Context, userID string, limit int) ([]Order, error)
 	// Count returns the number of distinct orders ever written, all time.
 	Count(ctx context.Context) (int64, error)
+	// List returns the orders f selects (f.Check first: ErrInvalid) that
+	// come after the Position after, in List's order (newest first:
+	// CreatedAt, then OrderID, both descending), at most limit
+	// (1..ListMax; other values mean ListMax). next is the Position of the
+	// last order returned when more follow, zero at the end. Pages read
+	// with the next of the one before concatenate to the selected orders,
+	// each once, also while orders are written (an order written after a
+	// page may or may not show on a later page, once at most).
+	List(ctx context.Context, f Filter, after Position, limit int) (page []Order, next Position, err error)
+	// Attribution sums the orders f selects per store and guide (a row
+	// with GuideID "" for orders without a guide), sorted by store id then
+	// guide id; only groups with orders have a row.
+	Attribution(ctx context.Context, f Filter) ([]GuideTotals, error)
 }
 
 // ByUserMax bounds one ByUser answer.

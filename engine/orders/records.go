@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/surge-retail/surge/engine/records"
 )
@@ -19,6 +20,7 @@ import (
 //	order/<order id>                     -> order JSON
 //	orderu/<escaped user id>/<order id>  -> CreatedAt, Unix ns, decimal (the per-user index)
 //	order#                               -> decimal count of order ids
+//	orderx/...                           -> the admin indexes (recordsindex.go)
 //
 // The user id is path-escaped so that no user's prefix is another's.
 const (
@@ -30,8 +32,9 @@ const (
 const (
 	// orderUserScanMax bounds the index entries ByUser reads for one user.
 	orderUserScanMax = 10_000
-	// orderUpsertChunkMax is how many orders go into one records batch (two
-	// records each); larger Upserts are split (each chunk is atomic, and the
+	// orderUpsertChunkMax is how many orders go into one records batch (the
+	// order, the per-user index and up to orderIndexKeysMax admin index
+	// records each, under records.BatchMax); larger Upserts are split (each chunk is atomic, and the
 	// whole call is idempotent).
 	orderUpsertChunkMax = 2048
 )
@@ -44,6 +47,10 @@ type recordsStore struct {
 	// mu serialises Upserts when rec cannot count atomically itself; the
 	// count is then exact within one process.
 	mu sync.Mutex
+	// indexed is set once the admin indexes are known to cover every
+	// order (ensureIndex); indexMu serialises the backfill.
+	indexed atomic.Bool
+	indexMu sync.Mutex
 }
 
 var _ Store = (*recordsStore)(nil)
@@ -81,10 +88,11 @@ func (s *recordsStore) Upsert(ctx context.Context, orders []Order) error {
 }
 
 func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
-	if err := s.keepStates(ctx, orders); err != nil {
+	stale, err := s.keepStates(ctx, orders)
+	if err != nil {
 		return err
 	}
-	kvs := make([]records.KV, 0, 2*len(orders))
+	kvs := make([]records.KV, 0, (2+orderIndexKeysMax)*len(orders)+1)
 	counted := make([]string, 0, len(orders))
 	for i := range orders {
 		o := &orders[i]
@@ -96,11 +104,30 @@ func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
 		kvs = append(kvs,
 			records.KV{Key: key, Val: body},
 			records.KV{Key: orderUserPrefix(o.UserID) + o.OrderID, Val: strconv.AppendInt(nil, o.CreatedAt.UnixNano(), 10)})
+		if kvs, err = indexKVs(kvs, o); err != nil {
+			return err
+		}
 		counted = append(counted, key)
 	}
+	if err := s.write(ctx, kvs, counted, len(orders)); err != nil {
+		return err
+	}
+	// Index keys an earlier write of an order had and this one has not.
+	// A key not deleted here is skipped by readers.
+	for _, k := range stale {
+		if err := s.rec.Delete(ctx, k); err != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// write writes kvs in one batch and adds to the count the keys of counted
+// that were new.
+func (s *recordsStore) write(ctx context.Context, kvs []records.KV, counted []string, n int) error {
 	if s.cb != nil {
 		if _, err := s.cb.PutBatchCounted(ctx, kvs, counted, orderCountKey); err != nil {
-			return fmt.Errorf("cannot write %d orders: %w", len(orders), err)
+			return fmt.Errorf("cannot write %d orders: %w", n, err)
 		}
 		return nil
 	}
@@ -125,45 +152,47 @@ func (s *recordsStore) upsert(ctx context.Context, orders []Order) error {
 	if err != nil {
 		return fmt.Errorf("cannot read order count: %w", err)
 	}
-	n, err := records.ParseCount(cur, ok)
+	c, err := records.ParseCount(cur, ok)
 	if err != nil {
 		return err
 	}
-	kvs = append(kvs, records.KV{Key: orderCountKey, Val: fmt.Appendf(nil, "%d", n+added)})
+	kvs = append(kvs, records.KV{Key: orderCountKey, Val: fmt.Appendf(nil, "%d", c+added)})
 	if err := s.rec.PutBatch(ctx, kvs); err != nil {
-		return fmt.Errorf("cannot write %d orders: %w", len(orders), err)
+		return fmt.Errorf("cannot write %d orders: %w", n, err)
 	}
 	return nil
 }
 
 // keepStates raises each order's state to the stored one's when that is
-// further on (StateRank), so that a write never moves a state back. The
-// read and the write are not one atomic step: a state written by another
-// caller in between may be overwritten. The engine never races two states
-// of one order (a created order is written by the order writer before any
-// refund of it; a late payment's order is only ever written by its refund),
-// and a refund writes its state again until the refund record says done.
-func (s *recordsStore) keepStates(ctx context.Context, orders []Order) error {
+// further on (StateRank), so that a write never moves a state back, and
+// returns the admin index keys of the stored orders that the written ones
+// no longer have. The read and the write are not one atomic step: a state
+// written by another caller in between may be overwritten. The engine
+// never races two states of one order (a created order is written by the
+// order writer before any refund of it; a late payment's order is only
+// ever written by its refund), and a refund writes its state again until
+// the refund record says done.
+func (s *recordsStore) keepStates(ctx context.Context, orders []Order) ([]string, error) {
+	var stale []string
 	for i := range orders {
 		o := &orders[i]
-		if StateRank(o.State) == StateRank(StateRefunded) {
-			continue // nothing is further on
-		}
 		v, ok, err := s.rec.Get(ctx, RecordsKeyPrefix+o.OrderID)
 		if err != nil {
-			return fmt.Errorf("cannot read order %q: %w", o.OrderID, err)
+			return nil, fmt.Errorf("cannot read order %q: %w", o.OrderID, err)
 		}
 		if !ok {
 			continue
 		}
-		var cur struct {
-			State string `json:"state"`
+		var cur Order
+		if json.Unmarshal(v, &cur) != nil {
+			continue
 		}
-		if json.Unmarshal(v, &cur) == nil && StateRank(cur.State) > StateRank(o.State) {
+		if StateRank(cur.State) > StateRank(o.State) {
 			o.State = cur.State
 		}
+		stale = append(stale, staleIndexKeys(&cur, o)...)
 	}
-	return nil
+	return stale, nil
 }
 
 func (s *recordsStore) Get(ctx context.Context, orderID string) (Order, bool, error) {

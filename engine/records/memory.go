@@ -20,6 +20,7 @@ type memRecords struct {
 var _ Records = (*memRecords)(nil)
 var _ CountedBatcher = (*memRecords)(nil)
 var _ CompareDeleter = (*memRecords)(nil)
+var _ RangeScanner = (*memRecords)(nil)
 
 // NewMemory returns Records kept in memory, in key order (tests, the
 // memory backend). They are lost with the process.
@@ -157,6 +158,12 @@ func (m *memRecords) Delete(ctx context.Context, key string) error {
 }
 
 func (m *memRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	return m.ScanFrom(ctx, prefix, prefix, fn)
+}
+
+// ScanFrom implements RangeScanner.
+func (m *memRecords) ScanFrom(ctx context.Context, prefix, from string, fn func(key string, val []byte) error) error {
+	from = max(from, prefix)
 	m.mu.Lock() // Clone changes the tree's copy-on-write context.
 	if m.closed {
 		m.mu.Unlock()
@@ -170,7 +177,7 @@ func (m *memRecords) Scan(ctx context.Context, prefix string, fn func(key string
 		stop = btreemap.LT(end)
 	}
 	i := 0
-	snap.AscendFunc(btreemap.GE(prefix), stop, func(k string, v []byte) bool {
+	snap.AscendFunc(btreemap.GE(from), stop, func(k string, v []byte) bool {
 		if i++; i%256 == 0 {
 			if err = ctx.Err(); err != nil {
 				return false

@@ -38,6 +38,7 @@ type pebbleRecords struct {
 var _ Records = (*pebbleRecords)(nil)
 var _ CountedBatcher = (*pebbleRecords)(nil)
 var _ CompareDeleter = (*pebbleRecords)(nil)
+var _ RangeScanner = (*pebbleRecords)(nil)
 
 // OpenPebbleRecords opens (creating when needed) Records in their own Pebble
 // database in dir. Every write is a synced batch; concurrent writers share
@@ -343,8 +344,13 @@ func (p *pebbleRecords) Delete(ctx context.Context, key string) error {
 const scanPageLen = 256
 
 func (p *pebbleRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	return p.ScanFrom(ctx, prefix, prefix, fn)
+}
+
+// ScanFrom implements RangeScanner.
+func (p *pebbleRecords) ScanFrom(ctx context.Context, prefix, start string, fn func(key string, val []byte) error) error {
 	end := prefixEnd(prefix)
-	from := []byte(prefix)
+	from := []byte(max(start, prefix))
 	page := make([]KV, 0, scanPageLen)
 	for {
 		if err := ctx.Err(); err != nil {

@@ -78,6 +78,28 @@ type CountedBatcher interface {
 	PutBatchCounted(ctx context.Context, kvs []KV, counted []string, counterKey string) (added int64, err error)
 }
 
+// RangeScanner is implemented by this package's Records: Scan from a
+// position. ScanFrom calls fn for every key starting with prefix that is
+// not less than from, in ascending byte order, as Scan does; the order
+// store's paged listings start each page there instead of at the prefix.
+type RangeScanner interface {
+	ScanFrom(ctx context.Context, prefix, from string, fn func(key string, val []byte) error) error
+}
+
+// ScanFrom is rec's ScanFrom when it is a RangeScanner; with Records of
+// another package it scans the whole prefix and skips the keys before from.
+func ScanFrom(ctx context.Context, rec Records, prefix, from string, fn func(key string, val []byte) error) error {
+	if rs, ok := rec.(RangeScanner); ok {
+		return rs.ScanFrom(ctx, prefix, from, fn)
+	}
+	return rec.Scan(ctx, prefix, func(key string, val []byte) error {
+		if key < from {
+			return nil
+		}
+		return fn(key, val)
+	})
+}
+
 // Local is implemented by Records that only this process uses (memory, a
 // Pebble directory that one process holds open): per-key decisions can
 // then be made in process, without claims in the records. Value returns

@@ -192,6 +192,27 @@ func TestRecordsScanOrder(t *testing.T) {
 		f("zz", `[]`)
 		f("a/\xff", `["a/\xff\xff"]`)
 
+		// ScanFrom starts at a key (inclusive), never before the prefix,
+		// and over records of another package too.
+		from := func(rec records.Records, prefix, start, want string) {
+			t.Helper()
+			var got []string
+			err := records.ScanFrom(ctx, rec, prefix, start, func(k string, _ []byte) error { got = append(got, k); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := fmt.Sprintf("%q", got); g != want {
+				t.Errorf("ScanFrom(%q, %q) = %s; want %s", prefix, start, g, want)
+			}
+		}
+		for _, r := range []records.Records{rec, struct{ records.Records }{rec}} {
+			from(r, "a/", "a/10", `["a/10" "a/2" "a/\xff\xff"]`)
+			from(r, "a/", "a/100", `["a/2" "a/\xff\xff"]`)
+			from(r, "a/", "", `["a/1" "a/10" "a/2" "a/\xff\xff"]`)
+			from(r, "a/", "b", `[]`)
+			from(r, "", "a0", `["a0" "a\xff" "b" "c/x"]`)
+		}
+
 		// Values come with their keys.
 		err := rec.Scan(ctx, "c/", func(k string, v []byte) error {
 			if string(v) != "v"+k {

@@ -92,6 +92,7 @@ type redisRecords struct {
 var _ Records = (*redisRecords)(nil)
 var _ CountedBatcher = (*redisRecords)(nil)
 var _ CompareDeleter = (*redisRecords)(nil)
+var _ RangeScanner = (*redisRecords)(nil)
 
 // OpenRedis returns Records kept in Redis at o.RedisAddrs, shared by every
 // node that opens the same server or cluster. Writes are as durable as the
@@ -263,11 +264,16 @@ func (r *redisRecords) DeleteIfEqual(ctx context.Context, key string, old []byte
 }
 
 func (r *redisRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	return r.ScanFrom(ctx, prefix, prefix, fn)
+}
+
+// ScanFrom implements RangeScanner.
+func (r *redisRecords) ScanFrom(ctx context.Context, prefix, from string, fn func(key string, val []byte) error) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	lo := "[" + prefix
-	if prefix == "" {
+	lo := "[" + max(from, prefix)
+	if max(from, prefix) == "" {
 		lo = "-"
 	}
 	hi := "+"

@@ -1,7 +1,9 @@
 // Package orderstest is the conformance suite every orders.Store passes:
 // upserts that replace and never count twice, reads by id and by user in
 // order, refusals of bad orders that write nothing, durability across a
-// reopen, and an exact count under concurrent overlapping upserts.
+// reopen, an exact count under concurrent overlapping upserts, and the
+// admin reads (list.go): filtered pages that concatenate to the filtered
+// set, also under concurrent upserts, and attribution sums.
 package orderstest
 
 import (
@@ -37,6 +39,22 @@ func Run(t *testing.T, backends []Backend) {
 			t.Run("states-forward", func(t *testing.T) {
 				s, _ := b.Open(t)
 				testStatesForward(t, s)
+			})
+			t.Run("list", func(t *testing.T) {
+				s, reopen := b.Open(t)
+				testList(t, s, reopen)
+			})
+			t.Run("list-concurrent", func(t *testing.T) {
+				s, _ := b.Open(t)
+				testListConcurrent(t, s)
+			})
+			t.Run("attribution", func(t *testing.T) {
+				s, _ := b.Open(t)
+				testAttribution(t, s)
+			})
+			t.Run("list-bad-input", func(t *testing.T) {
+				s, _ := b.Open(t)
+				testListBadInput(t, s)
 			})
 		})
 	}
