@@ -37,6 +37,7 @@ const (
 	rHealthz
 	rReadyz
 	rMetrics
+	rH5Store
 	routesLen
 )
 
@@ -87,6 +88,7 @@ var routes = [routesLen]routeSpec{
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
 	rMetrics:      {"metrics", "GET", classNone, false},
+	rH5Store:      {"h5_store", "GET", classReads, true},
 }
 
 // segsMax bounds the path segments looked at; longer paths match nothing.
@@ -152,6 +154,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 		case "stats":
 			r = rAdminStats
 		}
+	case n == 3 && string(segs[0]) == "h5" && string(segs[1]) == "stores":
+		r, p1 = rH5Store, segs[2]
 	case n == 4 && string(segs[0]) == "internal" && string(segs[1]) == "v1" &&
 		string(segs[2]) == "inventory" && string(segs[3]) == "feed":
 		r = rFeed
