@@ -134,7 +134,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %-6s %s: %s\n", verdict(c.OK), c.Name, c.Detail)
 		}
 	}
-	fmt.Fprintf(&b, "\nexit code %d: %s\n", r.ExitCode(), r.verdictText())
+	fmt.Fprintf(&b, "\nexit code %d: %s\n", r.ExitCode(), r.Verdict())
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -146,8 +146,9 @@ func verdict(ok bool) string {
 	return "FAILED"
 }
 
-// verdictText says why the exit code is what it is.
-func (r *Report) verdictText() string {
+// Verdict says why ExitCode is what it is: the invariant violations and the
+// thresholds exceeded, or that all went well.
+func (r *Report) Verdict() string {
 	var why []string
 	if !r.Invariants.OK {
 		why = append(why, fmt.Sprintf("%d invariant violation(s)", r.Invariants.ViolationsTotal))
