@@ -293,4 +293,3 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	return nil
 }
-

@@ -165,10 +165,10 @@ func TestReportJSONFields(t *testing.T) {
 	}
 	var doc struct {
 		Routes map[string]struct {
-			Count                                            int64
+			Count                                             int64
 			MeanMs, P50Ms, P90Ms, P95Ms, P99Ms, P999Ms, MaxMs *float64
-			Outcomes                                         map[string]int64
-			Classes                                          *ClassCounts
+			Outcomes                                          map[string]int64
+			Classes                                           *ClassCounts
 		}
 		Outcomes     map[string]int64
 		OutcomeNames map[string]string `json:"outcome_names"`
