@@ -205,7 +205,7 @@ func (r *Report) applyThresholds(maxP99 time.Duration, maxErrorRate *float64) {
 		for _, name := range sortedKeys(r.Routes) {
 			s := r.Routes[name]
 			c := Check{Name: "p99 of " + name + " <= " + maxP99.String(), OK: s.P99Ms <= limitMs,
-				Detail: fmt.Sprintf("p99 %.2f ms over %d answers (limit %.2f ms)", s.P99Ms, s.Count, limitMs)}
+				Detail: fmt.Sprintf("p99 %.2f ms over %d answers (limit %v)", s.P99Ms, s.Count, maxP99)}
 			th.Checks = append(th.Checks, c)
 		}
 	}
