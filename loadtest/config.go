@@ -174,6 +174,16 @@ type Config struct {
 	SettleMax    time.Duration
 	OrderWaitMax time.Duration
 
+	// MaxP99: when above 0, every route whose p99 (from the intended send
+	// time, over the whole run) is above it fails the run: the report
+	// names the route and ExitCode is 1. Default: no threshold.
+	MaxP99 time.Duration
+	// MaxErrorRate: when set, a main phase (with its drain) whose errors
+	// (5xx answers, timeouts, connection errors) over all its answers are
+	// above it fails the run (ExitCode 1). Client drops are not answers.
+	// Default nil: no threshold; 0 allows no error at all.
+	MaxErrorRate *float64
+
 	// Progress receives a live progress line once per second. Default: none.
 	Progress io.Writer
 }
@@ -328,6 +338,10 @@ func (c Config) Validate() error {
 		return bad("--conns %d out of range 1..%d", c.Conns, connsMax)
 	case !(c.LoginRate > 0) || c.LoginRate > rateMax:
 		return bad("--login-rate %v out of range", c.LoginRate)
+	case c.MaxP99 < 0:
+		return bad("--max-p99 %v must not be negative", c.MaxP99)
+	case c.MaxErrorRate != nil && !(*c.MaxErrorRate >= 0 && *c.MaxErrorRate <= 1):
+		return bad("--max-error-rate %v out of range 0..1", *c.MaxErrorRate)
 	}
 	for _, d := range []time.Duration{c.DrainMax, c.StartWaitMax, c.SettleMax, c.OrderWaitMax} {
 		if d < 0 || d > waitMax {

@@ -48,27 +48,73 @@
 // At the end Run checks invariants against GET /admin/v1/stats and its own
 // record of answers (no oversell, no stuck stock, per-user limits, an order
 // for every paid reservation, team sizes) and returns a Report, which can be
-// written as JSON, as a text summary and as a self-contained HTML plot.
+// written as JSON (WriteJSON), as a text summary (WriteText) and as a
+// self-contained HTML page (WriteHTML: inline CSS and SVG, no scripts, no
+// outside assets).
+//
+// The text summary and the HTML page show, for a person: the run's settings
+// (target, scenario, users, rate, ramp, spike, duration, the bots' share and
+// kinds, hold, per-user limit, seed, WeChat Pay on or off, thresholds); the
+// run's phases (setup, logins, waiting for the start, main, drain, order
+// check, settle, team check), marked on the latency-over-time chart; per
+// route count, mean, p50, p90, p95, p99, p99.9 and max; each route's
+// answers as success, refused (4xx), error (5xx, timeouts, connection
+// errors) and other (canceled at the end, payment protocol faults), with
+// every outcome named next to its code ("sold_out (40900)"); the bots
+// against the humans (share of accounts and of reserving attempts, share
+// of successful reservations, the win rate per account and its ratio to
+// the humans', reservations per account, attempts by outcome); the sale
+// totals from the final stats; every invariant check and threshold on its
+// own line with its verdict and detail; and the exit code with the reason.
+// The HTML page's sections carry ids, for tools and browser tests:
+// summary, verdict, settings, latency-chart, requests-chart, routes,
+// route-bars, outcomes, bots, sale-totals, invariants, thresholds, phases
+// and notes. Its size is bounded: the timeline keeps at most 400 slices
+// however long the run (neighbouring slices merge as the run goes on), and
+// lists of violations are cut (the JSON keeps the first 200).
 //
 // The JSON report (Report) carries at least
 //
-//	{"invariants": {"ok": bool, "violations": [{"law", "subject", "detail"}], "checked": [...]},
-//	 "routes":     {"<route>": {"count", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "outcomes"}},
-//	 "outcomes":   {"<code>": n}}
+//	{"invariants":    {"ok": bool, "violations": [{"law", "subject", "detail"}], "checked": [...],
+//	                   "checks": [{"name", "ok", "detail"}]},
+//	 "routes":        {"<route>": {"count", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
+//	                   "outcomes", "classes": {"success", "refused", "errors", "other"}}},
+//	 "outcomes":      {"<code>": n},
+//	 "outcome_names": {"<code>": "<name>"},
+//	 "bots":          {"bot_user_share", "bot_attempt_share", "bot_reservation_share", "bot_win_rate",
+//	                   "human_win_rate", "win_rate_ratio", "advantage", "bot_outcomes", "human_outcomes", ...},
+//	 "sales", "deals": {"<id>": {"supplied", "sold", "held", "remaining"}},
+//	 "phases":        [{"name", "start_s", "end_s", "answers"}],
+//	 "main_answers", "error_rate", "thresholds": {"ok", "checks"}, "config": {...}}
 //
 // where a route is session, flash_reserve, group_open, group_join,
 // checkout, pay, cancel, store_page or product_page, and with WeChat Pay
 // prepay and pay_notify instead of pay (pay_notify is the fake WeChat Pay
 // marking the order paid and posting the notification, from the end of the
-// prepay). An outcome is an API.md code ("0", "40900", ...), "304",
-// "timeout", "conn_error", "canceled", "client_drop" or "http_<status>" for
-// an answer without an envelope; pay_notify's are "204" (taken),
-// "http_<status>", "order_closed" (the server had closed the order: its hold
-// was released) or "unknown_prepay_id", and prepay's "bad_pay_params" for an
-// answer 0 whose parameters do not verify. Latencies are milliseconds from
-// the intended send time.
+// prepay). An outcome is an API.md code ("0", "40900", ...; OutcomeName
+// gives API.md's name: ok, sold_out, limit_exceeded, not_active,
+// throttled, unavailable, risk_denied, not_registered, bad_state,
+// idempotency_conflict, bad_request, unauthorized, forbidden, not_found,
+// too_large, internal), "304", "timeout", "conn_error", "canceled",
+// "client_drop" or "http_<status>" for an answer without an envelope;
+// pay_notify's are "204" (taken), "http_<status>", "order_closed" (the
+// server had closed the order: its hold was released) or
+// "unknown_prepay_id", and prepay's "bad_pay_params" for an answer 0 whose
+// parameters do not verify. Latencies are milliseconds from the intended
+// send time.
 //
-// Exit codes of `surge loadtest` (cmd/surge): 0 when the run completed and
-// every invariant held (Report.ExitCode), 1 when an invariant failed, 2
-// when Run returned an error (ErrUsage, ErrConnect, interrupted).
+// Thresholds (Config.MaxP99, Config.MaxErrorRate; `surge loadtest
+// --max-p99 DURATION --max-error-rate FRACTION`): the p99 limit applies to
+// every route on its own, each route's p99 over the whole run (logins
+// included), so that a slow pay or page is caught as well as a slow
+// reserve; the error-rate limit applies to the main phase with its drain:
+// errors (5xx answers with or without an envelope, timeouts, connection
+// errors) over all its answers. Client drops are not answers and count in
+// neither; refusals (4xx: sold out, throttled, ...) are not errors. A
+// threshold exceeded is named in the report and makes ExitCode 1.
+//
+// Exit codes of `surge loadtest` (cmd/surge): 0 when the run completed,
+// every invariant held and no threshold was exceeded (Report.ExitCode), 1
+// when an invariant failed or a threshold was exceeded, 2 when Run
+// returned an error (ErrUsage, ErrConnect, interrupted).
 package loadtest

@@ -25,48 +25,73 @@ const (
 // checks every invariant. An error means the check could not be made.
 func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 	inv := Invariants{}
-	check := func(name string) { inv.Checked = append(inv.Checked, name) }
 	r.phase.Store("verify")
 
 	// 1. Every paid reservation has an order (bounded wait for the async
 	// writer); lost answers are resolved on the way.
+	r.rec.mark(phaseOrders, time.Now())
 	orderV, resolved, skipped := r.checkOrders(ctx)
 	if err := ctx.Err(); err != nil {
 		return inv, err
 	}
-	check(fmt.Sprintf("order for every paid reservation (%d checked)", resolved))
 	if skipped != "" {
 		inv.Skipped = append(inv.Skipped, skipped)
 	}
 
 	// 2. Wait for holds to end where demand exceeded supply.
+	r.rec.mark(phaseSettle, time.Now())
 	st, cancelled, err := r.settle(ctx)
 	if err != nil {
 		return inv, err
 	}
 
+	if r.deal != nil {
+		r.rec.mark(phaseTeams, time.Now())
+	}
 	teamV, teams := r.checkTeams(ctx)
+	r.rec.finish(time.Now())
 
 	r.led.mu.Lock()
 	defer r.led.mu.Unlock()
 	var vs []Violation
 	vs = append(vs, r.led.violations...)
 	total := r.led.violationN
+	// Each check counts the violations added while it runs (cur*); its
+	// verdict is one line of the report.
+	curN, curFirst := 0, ""
 	add := func(v Violation) {
 		total++
+		curN++
+		if curFirst == "" {
+			curFirst = v.Subject + ": " + v.Detail
+		}
 		if len(vs) < violationsRecordMax {
 			vs = append(vs, v)
 		}
 	}
+	start := func() { curN, curFirst = 0, "" }
+	end := func(name, okDetail string) {
+		inv.Checked = append(inv.Checked, name)
+		c := Check{Name: name, OK: curN == 0, Detail: okDetail}
+		if curN > 0 {
+			c.Detail = fmt.Sprintf("%d violation(s); first: %s", curN, curFirst)
+		}
+		inv.Checks = append(inv.Checks, c)
+	}
+
+	start()
 	for _, v := range orderV {
 		add(v)
 	}
+	end(fmt.Sprintf("order for every paid reservation (%d checked)", resolved),
+		fmt.Sprintf("every paid reservation read back has an order (%d read back)", resolved))
 
 	// 3. Conservation and no oversell for every sale and deal on the server.
 	pools := func(kind string, m map[string]PoolStats) {
-		if len(m) > 0 {
-			check(fmt.Sprintf("conservation and no oversell, %d %s(s) on the server", len(m), kind))
+		if len(m) == 0 {
+			return
 		}
+		start()
 		for _, id := range sortedKeys(m) {
 			p := m[id]
 			if p.Held+p.Sold+p.Remaining != p.Supplied {
@@ -82,6 +107,8 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 					Detail: fmt.Sprintf("negative count: %+v", p)})
 			}
 		}
+		end(fmt.Sprintf("conservation and no oversell, %d %s(s) on the server", len(m), kind),
+			"held + sold + remaining == supplied, and sold + held <= supplied, for each")
 	}
 	pools("sale", st.Sales)
 	pools("deal", st.Deals)
@@ -112,39 +139,50 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 		p, ok := st.Sales[id]
 		rep.Sales = map[string]PoolStats{}
 		if !ok {
+			start()
 			add(Violation{Law: "conservation", Subject: "sale " + id, Detail: "the sale is missing from GET /admin/v1/stats"})
+			end("sale "+id+" in GET /admin/v1/stats", "")
 		} else {
 			rep.Sales[id] = p
-			check("own record: paid units <= supplied, sale " + id)
+			start()
 			if paid[id] > p.Supplied {
 				add(Violation{Law: "oversell", Subject: "sale " + id,
 					Detail: fmt.Sprintf("the run was told paid for %d units of %d supplied", paid[id], p.Supplied)})
 			}
-			check("own record: server counts every paid unit, sale " + id)
+			end("own record: paid units <= supplied, sale "+id, fmt.Sprintf("paid %d of %d supplied", paid[id], p.Supplied))
+			start()
 			if p.Sold < paid[id] {
 				add(Violation{Law: "paid_lost", Subject: "sale " + id,
 					Detail: fmt.Sprintf("server shows %d sold, the run was told paid for %d", p.Sold, paid[id])})
 			}
+			end("own record: server counts every paid unit, sale "+id, fmt.Sprintf("server sold %d, the run paid for %d", p.Sold, paid[id]))
 			if r.sale.owned {
 				if unknown[id] == 0 {
-					check("own record: sold == units the run paid for, sale " + id)
+					start()
 					if p.Sold != paid[id] {
 						add(Violation{Law: "oversell", Subject: "sale " + id,
 							Detail: fmt.Sprintf("server shows %d sold, only the run bought and it paid for %d", p.Sold, paid[id])})
 					}
+					end("own record: sold == units the run paid for, sale "+id, fmt.Sprintf("sold %d == paid %d", p.Sold, paid[id]))
 				} else {
 					inv.Skipped = append(inv.Skipped, fmt.Sprintf("sold == paid for sale %s: %d reservations in an unknown state", id, unknown[id]))
 				}
 			}
 			if limit := r.led.limitMax[id]; limit > 0 {
-				check(fmt.Sprintf("per-user limit %d, sale %s", limit, id))
+				start()
+				buyers := 0
 				for _, k := range sortedKeys(paidUser) {
 					pool, code := splitKey(k)
-					if pool == id && paidUser[k] > limit {
+					if pool != id {
+						continue
+					}
+					buyers++
+					if paidUser[k] > limit {
 						add(Violation{Law: "per_user_limit", Subject: "sale " + id,
 							Detail: fmt.Sprintf("user %s paid for %d units, limit %d", code, paidUser[k], limit)})
 					}
 				}
+				end(fmt.Sprintf("per-user limit %d, sale %s", limit, id), fmt.Sprintf("no buyer paid for more than %d (%d buyers)", limit, buyers))
 			} else {
 				inv.Skipped = append(inv.Skipped, "per-user limit of sale "+id+": unknown (the sale does not show it; pass --per-user-limit)")
 			}
@@ -154,7 +192,9 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 		if p, ok := st.Deals[r.deal.id]; ok {
 			rep.Deals = map[string]PoolStats{r.deal.id: p}
 		} else {
+			start()
 			add(Violation{Law: "conservation", Subject: "deal " + r.deal.id, Detail: "the deal is missing from GET /admin/v1/stats"})
+			end("deal "+r.deal.id+" in GET /admin/v1/stats", "")
 		}
 	}
 
@@ -177,20 +217,50 @@ func (r *runner) verify(ctx context.Context, rep *Report) (Invariants, error) {
 				kind, id, p.Held, r.led.lostReserves))
 			continue
 		}
-		check("no stuck stock after sold out, " + kind + " " + id)
+		start()
 		if p.Held != 0 {
 			add(Violation{Law: "stuck_stock", Subject: kind + " " + id,
 				Detail: fmt.Sprintf("demand exceeded supply, yet %d units still held %v after the run's last hold ended", p.Held, sweepSlack)})
 		}
+		end("no stuck stock after sold out, "+kind+" "+id, "nothing held after the last hold ended")
 	}
 	if teams != nil {
-		check(fmt.Sprintf("team states (%d teams read)", teams["read"]))
+		start()
+		for _, v := range teamV {
+			add(v)
+		}
+		end(fmt.Sprintf("team states (%d teams read)", teams["read"]), "no team over its size, every formed team paid, none forming past its deadline")
 		delete(teams, "read")
 		rep.Teams = teams
 	}
-	for _, v := range teamV {
-		add(v)
+
+	// 6. What the run checked on every answer while it went on.
+	during := func(law, name, okDetail string) {
+		inv.Checked = append(inv.Checked, name)
+		c := Check{Name: name, OK: r.led.lawN[law] == 0, Detail: okDetail}
+		if n := r.led.lawN[law]; n > 0 {
+			c.Detail = fmt.Sprintf("%d violation(s)", n)
+			for _, v := range r.led.violations {
+				if v.Law == law {
+					c.Detail += "; first: " + v.Subject + ": " + v.Detail
+					break
+				}
+			}
+		}
+		inv.Checks = append(inv.Checks, c)
 	}
+	if r.sale != nil && r.led.limitMax[r.sale.id] > 0 {
+		during("per_user_limit", "during the run: per-user limit on every successful reserve",
+			"no user surely held or had bought more than the limit at once")
+	}
+	if r.deal != nil {
+		during("team_size", "during the run: team size on every open and join", "no team had more live members than its size")
+	}
+	if r.wx != nil {
+		during("pay_params", "during the run: prepay parameters verify", "every paySign verified with the merchant key")
+		during("paid_lost", "during the run: no payment taken in time was refunded", "no payment with hold time left was released")
+	}
+
 	inv.Violations = vs
 	if inv.Violations == nil {
 		inv.Violations = []Violation{}

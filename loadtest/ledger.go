@@ -108,6 +108,7 @@ type ledger struct {
 
 	violations []Violation
 	violationN int
+	lawN       map[string]int // violations by law, all of them
 
 	// lostReserves counts reserving calls whose answer never came: the
 	// server may hold units the run does not know about.
@@ -115,6 +116,9 @@ type ledger struct {
 
 	botAttempts, humanAttempts int64
 	botRes, humanRes           int64
+	// botOutcomes and humanOutcomes: reserving attempts by outcome (a
+	// few dozen keys at most: codes and client-side outcomes).
+	botOutcomes, humanOutcomes map[string]int64
 }
 
 func newLedger() *ledger {
@@ -124,6 +128,10 @@ func newLedger() *ledger {
 		soldOut:  make(map[string]bool),
 		teams:    make(map[string]*teamRec),
 		limitMax: make(map[string]int64),
+		lawN:     make(map[string]int),
+
+		botOutcomes:   make(map[string]int64),
+		humanOutcomes: make(map[string]int64),
 	}
 }
 
@@ -133,19 +141,41 @@ const clockSlackMs = 500
 
 func (l *ledger) violate(v Violation) {
 	l.violationN++
+	l.lawN[v.Law]++
 	if len(l.violations) < violationsRecordMax {
 		l.violations = append(l.violations, v)
 	}
 }
 
-func (l *ledger) attempt(bot bool) {
+// attempt counts one reserving attempt and its outcome.
+func (l *ledger) attempt(bot bool, outcome string) {
 	l.mu.Lock()
 	if bot {
 		l.botAttempts++
+		l.botOutcomes[outcome]++
 	} else {
 		l.humanAttempts++
+		l.humanOutcomes[outcome]++
 	}
 	l.mu.Unlock()
+}
+
+// winners counts the accounts with at least one successful reservation.
+// Called with l.mu held.
+func (l *ledger) winners() (bots, humans int) {
+	seen := make(map[*user]bool)
+	for _, rec := range l.res {
+		if seen[rec.u] {
+			continue
+		}
+		seen[rec.u] = true
+		if rec.u.bot {
+			bots++
+		} else {
+			humans++
+		}
+	}
+	return bots, humans
 }
 
 // reserved records a successful reservation answered at done and checks

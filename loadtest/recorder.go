@@ -26,8 +26,9 @@ const (
 	latencySigFigs       = 3
 	timelineUsMax        = int64(2 * time.Minute / time.Microsecond)
 	timelineSigFigs      = 2
-	timelineBucketsMax   = 400
+	timelineBucketsMax   = 400 // a longer run merges neighbours: the timeline stays this short
 	timelineBucketsAim   = 240
+	phasesMax            = 32  // phase marks kept; later ones are merged into the last
 	violationsRecordMax  = 200 // violations kept verbatim; more are counted
 	progressIntervalTick = time.Second
 )
@@ -35,14 +36,15 @@ const (
 // recorder collects every measured answer. One mutex guards it all: a
 // record is a few hundred nanoseconds, far below the cost of the request.
 type recorder struct {
-	start       time.Time
-	bucketWidth time.Duration
+	start time.Time
 
-	mu       sync.Mutex
-	routes   map[string]*routeRec
-	outcomes map[string]int64
-	timeline []*bucket
-	window   *hdrhistogram.Histogram // since the last progress line
+	mu          sync.Mutex
+	bucketWidth time.Duration // doubles when the run outlives timelineBucketsMax buckets
+	routes      map[string]*routeRec
+	outcomes    map[string]int64
+	timeline    []*bucket
+	window      *hdrhistogram.Histogram // since the last progress line
+	phases      []*phaseRec             // in order; the last one is open
 
 	requests atomic.Int64
 	ok       atomic.Int64
@@ -61,6 +63,14 @@ type bucket struct {
 	hist   *hdrhistogram.Histogram
 	count  int64
 	errors int64 // not 0, not 304, not a 4xx business answer
+}
+
+// phaseRec is one phase of the run (logins, main, drain, ...) and the
+// answers that came back during it, by class.
+type phaseRec struct {
+	name       string
+	start, end time.Time // end is zero while the phase runs
+	classes    [classN]int64
 }
 
 func newRecorder(start time.Time, span time.Duration) *recorder {
@@ -112,11 +122,13 @@ func (r *recorder) record(route string, intended, done time.Time, outcome string
 	case failed:
 		r.failed.Add(1)
 	}
-	idx := int(done.Sub(r.start) / r.bucketWidth)
-	idx = min(max(idx, 0), timelineBucketsMax-1)
+	cls := outcomeClass(outcome)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if n := len(r.phases); n > 0 {
+		r.phases[n-1].classes[cls]++
+	}
 	rr := r.routes[route]
 	if rr == nil {
 		rr = &routeRec{
@@ -132,6 +144,11 @@ func (r *recorder) record(route string, intended, done time.Time, outcome string
 	}
 	_ = rr.hist.RecordValue(us) // clamped above: cannot be out of range
 	_ = r.window.RecordValue(min(us, timelineUsMax))
+	idx := max(int(done.Sub(r.start)/r.bucketWidth), 0)
+	for idx >= timelineBucketsMax {
+		r.compact()
+		idx = max(int(done.Sub(r.start)/r.bucketWidth), 0)
+	}
 	for len(r.timeline) <= idx {
 		r.timeline = append(r.timeline, nil)
 	}
@@ -145,6 +162,56 @@ func (r *recorder) record(route string, intended, done time.Time, outcome string
 		b.errors++
 	}
 	_ = b.hist.RecordValue(min(us, timelineUsMax))
+}
+
+// compact doubles the bucket width, merging neighbouring buckets, so that
+// the timeline of a run longer than planned stays timelineBucketsMax long
+// (exact: the histograms are merged). Called with r.mu held.
+func (r *recorder) compact() {
+	r.bucketWidth *= 2
+	merged := make([]*bucket, (len(r.timeline)+1)/2)
+	for i, b := range r.timeline {
+		if b == nil {
+			continue
+		}
+		m := merged[i/2]
+		if m == nil {
+			merged[i/2] = b
+			continue
+		}
+		m.count += b.count
+		m.errors += b.errors
+		m.hist.Merge(b.hist)
+	}
+	r.timeline = merged
+}
+
+// mark starts phase name at t, ending the one before. Phases are the run's
+// steps in order (setup, logins, waiting for the start, main, drain, order
+// check, settle); answers are counted in the phase they came back in.
+func (r *recorder) mark(name string, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.phases); n > 0 {
+		last := r.phases[n-1]
+		if last.name == name {
+			return
+		}
+		if n >= phasesMax {
+			return // bounded: the last phase absorbs the rest
+		}
+		last.end = t
+	}
+	r.phases = append(r.phases, &phaseRec{name: name, start: t})
+}
+
+// finish ends the last phase at t.
+func (r *recorder) finish(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.phases); n > 0 && r.phases[n-1].end.IsZero() {
+		r.phases[n-1].end = t
+	}
 }
 
 // drop counts an arrival refused because InFlightMax was reached.
@@ -170,10 +237,15 @@ type RouteStats struct {
 	MeanMs   float64          `json:"mean_ms"`
 	P50Ms    float64          `json:"p50_ms"`
 	P90Ms    float64          `json:"p90_ms"`
+	P95Ms    float64          `json:"p95_ms"`
 	P99Ms    float64          `json:"p99_ms"`
 	P999Ms   float64          `json:"p999_ms"`
 	MaxMs    float64          `json:"max_ms"`
 	Outcomes map[string]int64 `json:"outcomes"`
+	// Classes counts the outcomes by class: success, refused (4xx),
+	// error (5xx, timeouts, connection errors) and other (canceled at the
+	// end of the run, a payment protocol fault, an unexpected status).
+	Classes ClassCounts `json:"classes"`
 }
 
 // Point is one slice of the latency timeline.
@@ -194,6 +266,7 @@ func summarize(h *hdrhistogram.Histogram) RouteStats {
 		MeanMs: h.Mean() / 1000,
 		P50Ms:  usToMs(h.ValueAtQuantile(50)),
 		P90Ms:  usToMs(h.ValueAtQuantile(90)),
+		P95Ms:  usToMs(h.ValueAtQuantile(95)),
 		P99Ms:  usToMs(h.ValueAtQuantile(99)),
 		P999Ms: usToMs(h.ValueAtQuantile(99.9)),
 		MaxMs:  usToMs(h.Max()),
@@ -219,10 +292,16 @@ func (r *recorder) snapshot() (routes map[string]RouteStats, outcomes map[string
 			n += v
 		}
 		s.Count = n
+		s.Classes = classesOf(rr.outcomes)
 		routes[name] = s
 		merged.Merge(rr.hist)
 	}
 	all = summarize(merged)
+	all.Count = 0
+	for _, s := range routes {
+		all.Count += s.Count
+		all.Classes = all.Classes.add(s.Classes)
+	}
 	outcomes = make(map[string]int64, len(r.outcomes))
 	for k, v := range r.outcomes {
 		outcomes[k] = v
@@ -248,4 +327,44 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Phase names, in the order a run goes through them.
+const (
+	phaseSetup  = "setup"
+	phaseLogins = "logins"
+	phaseWait   = "waiting for the start"
+	phaseMain   = "main"
+	phaseDrain  = "drain"
+	phaseOrders = "order check"
+	phaseSettle = "settle"
+	phaseTeams  = "team check"
+)
+
+// Phase is one step of the run: when it ran (seconds from the run's start)
+// and the answers that came back during it, by class.
+type Phase struct {
+	Name    string      `json:"name"`
+	StartS  float64     `json:"start_s"`
+	EndS    float64     `json:"end_s"`
+	Answers ClassCounts `json:"answers"`
+}
+
+// phaseSnapshot copies the phases; one still running ends at now.
+func (r *recorder) phaseSnapshot(now time.Time) []Phase {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Phase, 0, len(r.phases))
+	for _, p := range r.phases {
+		end := p.end
+		if end.IsZero() {
+			end = now
+		}
+		ph := Phase{Name: p.name, StartS: p.start.Sub(r.start).Seconds(), EndS: end.Sub(r.start).Seconds()}
+		for c, n := range p.classes {
+			ph.Answers.inc(c, n)
+		}
+		out = append(out, ph)
+	}
+	return out
 }

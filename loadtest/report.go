@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"time"
 )
 
@@ -24,9 +22,20 @@ type Invariants struct {
 	// Skipped names checks that could not run, and why.
 	Skipped    []string    `json:"skipped,omitempty"`
 	Violations []Violation `json:"violations"`
+	// Checks is every check with its verdict, one per line of the report:
+	// those of the end of the run, then those made on every answer while
+	// the run went on.
+	Checks []Check `json:"checks"`
 	// ViolationsTotal counts all violations; Violations keeps the first
 	// few hundred.
 	ViolationsTotal int `json:"violations_total"`
+}
+
+// Check is one check and its verdict: Detail says what was found.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
 }
 
 // BotReport compares the bots' share of successful reservations with
@@ -47,6 +56,23 @@ type BotReport struct {
 	// humans per account, above 1 better. 0 when humans got nothing or
 	// there were no bots.
 	Advantage float64 `json:"advantage"`
+	// BotAttemptShare is the bots' share of reserving attempts (retries
+	// included): their share of the crowd at the door.
+	BotAttemptShare float64 `json:"bot_attempt_share"`
+	// BotWinners and HumanWinners: accounts with at least one successful
+	// reservation; the win rates are their share of their kind's
+	// accounts, and WinRateRatio is BotWinRate / HumanWinRate (0 when
+	// humans won nothing or there were no bots).
+	BotWinners   int     `json:"bot_winners"`
+	HumanWinners int     `json:"human_winners"`
+	BotWinRate   float64 `json:"bot_win_rate"`
+	HumanWinRate float64 `json:"human_win_rate"`
+	WinRateRatio float64 `json:"win_rate_ratio"`
+	// BotOutcomes and HumanOutcomes count the reserving attempts (flash
+	// reserve, group open and join, checkout; retries included) by
+	// outcome, as in Report.Outcomes.
+	BotOutcomes   map[string]int64 `json:"bot_outcomes"`
+	HumanOutcomes map[string]int64 `json:"human_outcomes"`
 }
 
 // botShare computes the BotReport from counts.
@@ -71,6 +97,24 @@ func botShare(botUsers, humanUsers int, botAttempts, humanAttempts, botRes, huma
 	}
 	if botUsers > 0 && b.HumanPerUser > 0 {
 		b.Advantage = b.BotPerUser / b.HumanPerUser
+	}
+	if n := botAttempts + humanAttempts; n > 0 {
+		b.BotAttemptShare = float64(botAttempts) / float64(n)
+	}
+	return b
+}
+
+// withWinners adds the accounts that won at least one reservation.
+func (b BotReport) withWinners(botWinners, humanWinners int) BotReport {
+	b.BotWinners, b.HumanWinners = botWinners, humanWinners
+	if b.BotUsers > 0 {
+		b.BotWinRate = float64(botWinners) / float64(b.BotUsers)
+	}
+	if b.HumanUsers > 0 {
+		b.HumanWinRate = float64(humanWinners) / float64(b.HumanUsers)
+	}
+	if b.BotUsers > 0 && b.HumanWinRate > 0 {
+		b.WinRateRatio = b.BotWinRate / b.HumanWinRate
 	}
 	return b
 }
@@ -123,6 +167,74 @@ type Report struct {
 	Notes []string `json:"notes,omitempty"`
 	// Config echoes the settings that shape the load, to reproduce it.
 	Config RunConfig `json:"config"`
+	// Phases are the run's steps (setup, logins, waiting for the start,
+	// main, drain, order check, settle, team check) with their times,
+	// seconds from StartedAt, and answers by class.
+	Phases []Phase `json:"phases"`
+	// MainAnswers counts the answers of the main phase and its drain by
+	// class; ErrorRate is MainAnswers.Errors (5xx, timeouts, connection
+	// errors) over MainAnswers.Total(), what --max-error-rate judges.
+	// Client drops are not requests and are not in either.
+	MainAnswers ClassCounts `json:"main_answers"`
+	ErrorRate   float64     `json:"error_rate"`
+	// OutcomeNames names every outcome of the report: API.md's name of a
+	// code ("40900": "sold_out"), or the client-side outcome itself.
+	OutcomeNames map[string]string `json:"outcome_names"`
+	// Thresholds: the verdicts of --max-p99 and --max-error-rate; a failed
+	// one makes the exit code 1.
+	Thresholds Thresholds `json:"thresholds"`
+}
+
+// Thresholds are the limits a run was held to and their verdicts.
+type Thresholds struct {
+	// MaxP99Ms applies to every route's p99 separately; 0: none.
+	MaxP99Ms float64 `json:"max_p99_ms,omitempty"`
+	// MaxErrorRate applies to ErrorRate; absent: none.
+	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
+	OK           bool     `json:"ok"`
+	Checks       []Check  `json:"checks"`
+}
+
+// applyThresholds judges the report against the limits (maxP99 0 and
+// maxErrorRate nil: none) and records the verdicts in r.Thresholds.
+func (r *Report) applyThresholds(maxP99 time.Duration, maxErrorRate *float64) {
+	th := Thresholds{OK: true, Checks: []Check{}}
+	if maxP99 > 0 {
+		limitMs := float64(maxP99) / float64(time.Millisecond)
+		th.MaxP99Ms = limitMs
+		for _, name := range sortedKeys(r.Routes) {
+			s := r.Routes[name]
+			c := Check{Name: "p99 of " + name + " <= " + maxP99.String(), OK: s.P99Ms <= limitMs,
+				Detail: fmt.Sprintf("p99 %.2f ms over %d answers (limit %v)", s.P99Ms, s.Count, maxP99)}
+			th.Checks = append(th.Checks, c)
+		}
+	}
+	if maxErrorRate != nil {
+		v := *maxErrorRate
+		th.MaxErrorRate = &v
+		m := r.MainAnswers
+		th.Checks = append(th.Checks, Check{
+			Name: fmt.Sprintf("error rate of the main phase <= %g", v), OK: r.ErrorRate <= v,
+			Detail: fmt.Sprintf("%d errors (5xx, timeouts, connection errors) in %d answers: %.4f (limit %g)", m.Errors, m.Total(), r.ErrorRate, v),
+		})
+	}
+	for _, c := range th.Checks {
+		if !c.OK {
+			th.OK = false
+		}
+	}
+	r.Thresholds = th
+}
+
+// failedThresholds names the thresholds that were exceeded.
+func (r *Report) failedThresholds() []string {
+	var out []string
+	for _, c := range r.Thresholds.Checks {
+		if !c.OK {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // RunConfig is the part of Config a report repeats.
@@ -145,11 +257,28 @@ type RunConfig struct {
 	TimeoutS    float64 `json:"timeout_s"`
 	PayShare    float64 `json:"pay_share"`
 	CancelShare float64 `json:"cancel_share"`
+	LoginRate   float64 `json:"login_rate"`
+	ThinkMaxS   float64 `json:"think_max_s"`
+	MaxRequests int     `json:"max_requests"`
+	// BotWeight, BotRetries, HumanRetries and BotKinds: how the bots
+	// behave, in plain words for BotKinds.
+	BotWeight    float64  `json:"bot_weight"`
+	BotRetries   int      `json:"bot_retries"`
+	HumanRetries int      `json:"human_retries"`
+	BotKinds     []string `json:"bot_kinds,omitempty"`
+	// HoldS and PerUserLimit: the flash sale's, as the run knew them (0:
+	// unknown or no sale).
+	HoldS        int64 `json:"hold_s,omitempty"`
+	PerUserLimit int64 `json:"per_user_limit,omitempty"`
+	// WeChatPay: buyers paid through the fake WeChat Pay at WeChatPayAddr.
+	WeChatPay     bool   `json:"wechatpay"`
+	WeChatPayAddr string `json:"wechatpay_addr,omitempty"`
 }
 
-// ExitCode is 0 when every invariant held, 1 otherwise.
+// ExitCode is 0 when every invariant held and no threshold was exceeded,
+// 1 otherwise.
 func (r *Report) ExitCode() int {
-	if r.Invariants.OK {
+	if r.Invariants.OK && len(r.failedThresholds()) == 0 {
 		return 0
 	}
 	return 1
@@ -163,78 +292,4 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return fmt.Errorf("cannot write the report: %w", err)
 	}
 	return nil
-}
-
-// WriteText writes a human summary.
-func (r *Report) WriteText(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "surge loadtest: scenario %s against %s\n", r.Scenario, r.Target)
-	fmt.Fprintf(&b, "  main phase %.1fs: %d arrivals (intended %.1f/s), %d client drops, %d requests, %.1f req/s\n",
-		r.ElapsedS, r.Arrivals, r.IntendedRate, r.Drops, r.Requests, r.Throughput)
-	fmt.Fprintf(&b, "\n  %-16s %8s %9s %9s %9s %9s %9s\n", "route", "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
-	for _, name := range sortedKeys(r.Routes) {
-		s := r.Routes[name]
-		fmt.Fprintf(&b, "  %-16s %8d %9.2f %9.2f %9.2f %9.2f %9.2f\n", name, s.Count, s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
-	}
-	s := r.All
-	fmt.Fprintf(&b, "  %-16s %8d %9.2f %9.2f %9.2f %9.2f %9.2f\n", "(all)", s.Count, s.P50Ms, s.P90Ms, s.P99Ms, s.P999Ms, s.MaxMs)
-	b.WriteString("\n  outcomes:")
-	for _, k := range sortedKeys(r.Outcomes) {
-		fmt.Fprintf(&b, " %s=%d", k, r.Outcomes[k])
-	}
-	b.WriteString("\n")
-	if len(r.Reservations) > 0 {
-		b.WriteString("  reservations:")
-		for _, k := range sortedKeys(r.Reservations) {
-			fmt.Fprintf(&b, " %s=%d", k, r.Reservations[k])
-		}
-		b.WriteString("\n")
-	}
-	if len(r.Teams) > 0 {
-		b.WriteString("  teams:")
-		for _, k := range sortedKeys(r.Teams) {
-			fmt.Fprintf(&b, " %s=%d", k, r.Teams[k])
-		}
-		b.WriteString("\n")
-	}
-	bt := r.Bots
-	if bt.BotUsers > 0 {
-		fmt.Fprintf(&b, "  bots: %.1f%% of users got %.1f%% of successful reservations (%.3f per bot vs %.3f per human, advantage %.2fx)\n",
-			100*bt.BotUserShare, 100*bt.BotShare, bt.BotPerUser, bt.HumanPerUser, bt.Advantage)
-	}
-	for _, id := range sortedKeys(r.Sales) {
-		p := r.Sales[id]
-		fmt.Fprintf(&b, "  sale %s: supplied %d sold %d held %d remaining %d\n", id, p.Supplied, p.Sold, p.Held, p.Remaining)
-	}
-	for _, id := range sortedKeys(r.Deals) {
-		p := r.Deals[id]
-		fmt.Fprintf(&b, "  deal %s: supplied %d sold %d held %d remaining %d\n", id, p.Supplied, p.Sold, p.Held, p.Remaining)
-	}
-	if p := r.Payments; p != nil {
-		fmt.Fprintf(&b, "  payments (%s at %s): %d prepays (%d bad parameters, %d unknown prepay_ids), %d notified: %d paid, %d late (refunded); %d closed, %d refused, %d resent\n",
-			p.Provider, p.WeChatPayURL, p.Prepays, p.BadPayParams, p.UnknownPrepayIDs, p.Notified, p.Paid, p.Late, p.Closed, p.Refused, p.Resent)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "  note: %s\n", n)
-	}
-	inv := r.Invariants
-	if inv.OK {
-		fmt.Fprintf(&b, "\n  invariants: OK (%d checks)\n", len(inv.Checked))
-	} else {
-		fmt.Fprintf(&b, "\n  invariants: FAILED, %d violation(s) in %d checks\n", inv.ViolationsTotal, len(inv.Checked))
-		vs := append([]Violation(nil), inv.Violations...)
-		sort.SliceStable(vs, func(i, j int) bool { return vs[i].Law < vs[j].Law })
-		for i, v := range vs {
-			if i == 20 {
-				fmt.Fprintf(&b, "    ... %d more in the JSON report\n", len(vs)-20)
-				break
-			}
-			fmt.Fprintf(&b, "    %s: %s: %s\n", v.Law, v.Subject, v.Detail)
-		}
-	}
-	for _, sk := range inv.Skipped {
-		fmt.Fprintf(&b, "  skipped: %s\n", sk)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }

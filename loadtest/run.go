@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.phase.Store("setup")
 	span := cfg.Duration + time.Duration(float64(cfg.Users)/cfg.LoginRate*float64(time.Second))
 	r.rec = newRecorder(start, span)
+	r.rec.mark(phaseSetup, start)
 	r.c = newClient(cfg.Target, cfg.Conns, cfg.Timeout, r.rec)
 	defer r.c.close()
 	r.pageSKUs.init(storesSetupMax * 4)
@@ -112,12 +113,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.Setup {
+		r.rec.mark(phaseSetup, time.Now())
 		if err := r.setupPools(ctx); err != nil {
 			return nil, err
 		}
 		r.dealStarts = time.Now().Add(cfg.StartIn)
 	}
 	r.phase.Store("wait")
+	r.rec.mark(phaseWait, time.Now())
 	if r.sale != nil {
 		if err := r.resolveSale(ctx); err != nil {
 			return nil, err
@@ -156,12 +159,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	routes, outcomes, timeline, all := r.rec.snapshot()
 	rep.Routes, rep.Outcomes, rep.Timeline, rep.All = routes, outcomes, timeline, all
+	rep.Phases = r.rec.phaseSnapshot(time.Now())
 	rep.Requests = r.rec.requests.Load()
 	if el := rep.ElapsedS; el > 0 {
 		rep.Throughput = float64(r.mainRequests) / el
 	}
 	r.led.mu.Lock()
-	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes)
+	bw, hw := r.led.winners()
+	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes).withWinners(bw, hw)
+	rep.Bots.BotOutcomes, rep.Bots.HumanOutcomes = copyCounts(r.led.botOutcomes), copyCounts(r.led.humanOutcomes)
 	r.led.mu.Unlock()
 	if r.wx != nil {
 		rep.Payments = r.wx.report()
@@ -182,11 +188,68 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if r.sale != nil {
 		rep.Config.SaleID = r.sale.id
+		rep.Config.HoldS = r.sale.holdS
+		r.led.mu.Lock()
+		rep.Config.PerUserLimit = r.led.limitMax[r.sale.id]
+		r.led.mu.Unlock()
 	}
 	if r.deal != nil {
 		rep.Config.DealID = r.deal.id
 	}
+	rep.Config.LoginRate, rep.Config.ThinkMaxS, rep.Config.MaxRequests = cfg.LoginRate, cfg.ThinkMax.Seconds(), cfg.MaxRequests
+	rep.Config.BotWeight, rep.Config.BotRetries, rep.Config.HumanRetries = cfg.BotWeight, cfg.BotRetries, cfg.HumanRetries
+	rep.Config.BotKinds = botKinds(len(r.bots), cfg)
+	rep.Config.WeChatPay, rep.Config.WeChatPayAddr = cfg.WeChatPayTestKeys != "", cfg.WeChatPayAddr
+	rep.finish(cfg.MaxP99, cfg.MaxErrorRate)
 	return rep, nil
+}
+
+// finish derives what the report shows from what it holds: the main
+// phase's answers and error rate, the outcomes' names, and the verdicts of
+// the thresholds.
+func (r *Report) finish(maxP99 time.Duration, maxErrorRate *float64) {
+	r.MainAnswers = ClassCounts{}
+	for _, p := range r.Phases {
+		if p.Name == phaseMain || p.Name == phaseDrain {
+			r.MainAnswers = r.MainAnswers.add(p.Answers)
+		}
+	}
+	r.ErrorRate = 0
+	if n := r.MainAnswers.Total(); n > 0 {
+		r.ErrorRate = float64(r.MainAnswers.Errors) / float64(n)
+	}
+	r.OutcomeNames = map[string]string{}
+	for k := range r.Outcomes {
+		r.OutcomeNames[k] = OutcomeName(k)
+	}
+	for _, s := range r.Routes {
+		for k := range s.Outcomes {
+			r.OutcomeNames[k] = OutcomeName(k)
+		}
+	}
+	r.applyThresholds(maxP99, maxErrorRate)
+}
+
+// botKinds says in plain words how the run's bots behave (newUsers,
+// reserve).
+func botKinds(n int, cfg Config) []string {
+	if n == 0 {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("%d send the one shared X-Device-Id %q, %d send none", (n+1)/2, botSharedDevice, n/2),
+		fmt.Sprintf("all behind one X-Forwarded-For address, %s", botIP),
+		fmt.Sprintf("no think time; up to %d retries at once, ignoring Retry-After, without an Idempotency-Key", cfg.BotRetries),
+		fmt.Sprintf("a bot arrives %g times as often as a human", cfg.BotWeight),
+	}
+}
+
+func copyCounts(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // arrival is the main phase's profile.
@@ -277,6 +340,7 @@ func (r *runner) waitFlows(cancel context.CancelFunc, d time.Duration) {
 // login logs every user in, open-model at LoginRate.
 func (r *runner) login(ctx context.Context) error {
 	r.phase.Store("login")
+	r.rec.mark(phaseLogins, time.Now())
 	flowCtx, cancel := context.WithCancel(ctx)
 	arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(r.users))/r.cfg.LoginRate*float64(time.Second)) + time.Second}
 	drops := r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(r.users)), func(k int) flowFunc {
@@ -326,11 +390,13 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f6164))
 	before := r.rec.requests.Load()
 	start = time.Now()
+	r.rec.mark(phaseMain, start)
 	drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
 		r.arrivals.Add(1)
 		return r.pickFlow(rng, uint64(k))
 	})
 	r.phase.Store("drain")
+	r.rec.mark(phaseDrain, time.Now())
 	r.waitFlows(cancel, r.cfg.DrainMax)
 	r.mainRequests = r.rec.requests.Load() - before
 	r.mainEnd = time.Now()

@@ -204,8 +204,8 @@ func (r *runner) reserve(ctx context.Context, rng *rand.Rand, u *user, at time.T
 	for attempt := 0; ; attempt++ {
 		q := mk()
 		q.intended, q.idemKey, q.device, q.xff = at, key, u.device, u.ip
-		r.led.attempt(u.bot)
 		a := r.c.do(ctx, q)
+		r.led.attempt(u.bot, a.outcome)
 		if !retryable(a.outcome) || attempt >= tries || ctx.Err() != nil {
 			if lostAnswer(a.outcome) || a.outcome == outcomeCanceled {
 				r.led.lostReserve()

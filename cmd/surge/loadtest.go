@@ -37,6 +37,7 @@ func newLoadtestCmd() *cobra.Command {
 		reportPath, html   string
 		quiet              bool
 		stores, skus, gdes []string
+		maxErrorRate       float64
 	)
 	cmd := &cobra.Command{
 		Use:   "loadtest",
@@ -56,8 +57,16 @@ notification to the server (routes prepay and pay_notify; POST .../pay is
 never used). Payments that arrive after their hold ended are refunded by the
 server and count as released.
 
-Exit status: 0 when the run completed and every invariant held, 1 when an
-invariant failed, 2 for usage or connection errors.
+Thresholds: --max-p99 DURATION holds every route's p99 (from the intended send
+time, over the whole run, logins included) to DURATION, each route on its own;
+--max-error-rate FRACTION holds the main phase (with its drain) to at most that
+share of errors: 5xx answers, timeouts and connection errors over all its
+answers (client drops are not answers; 0 allows none). The report names each
+threshold exceeded, and the exit status is 1, as for a failed invariant.
+
+Exit status: 0 when the run completed, every invariant held and no threshold
+was exceeded, 1 when an invariant failed or a threshold was exceeded, 2 for
+usage or connection errors.
 
 Examples:
   surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN \
@@ -80,6 +89,9 @@ Examples:
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
+			if cmd.Flags().Changed("max-error-rate") {
+				cfg.MaxErrorRate = &maxErrorRate
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageErr(err)
 			}
@@ -96,7 +108,7 @@ Examples:
 				return usageErr(err)
 			}
 			if code := rep.ExitCode(); code != 0 {
-				return &exitError{code: code, err: fmt.Errorf("%d invariant violation(s)", rep.Invariants.ViolationsTotal)}
+				return &exitError{code: code, err: errors.New(rep.Verdict())}
 			}
 			return nil
 		},
@@ -147,8 +159,10 @@ Examples:
 	f.DurationVar(&cfg.StartWaitMax, "start-wait", 2*time.Minute, "longest wait for the sale to start")
 	f.DurationVar(&cfg.SettleMax, "settle", time.Minute, "longest wait for holds to expire before the stuck-stock check")
 	f.DurationVar(&cfg.OrderWaitMax, "order-wait", 20*time.Second, "longest wait for the order writer")
+	f.DurationVar(&cfg.MaxP99, "max-p99", 0, "fail (exit 1) when any route's p99 is above this, e.g. 200ms (0: no threshold)")
+	f.Float64Var(&maxErrorRate, "max-error-rate", 0, "fail (exit 1) when the main phase's errors (5xx, timeouts, connection errors) over its answers exceed this fraction, e.g. 0.01 (unset: no threshold)")
 	f.StringVar(&reportPath, "report", "", "write the JSON report here")
-	f.StringVar(&html, "html", "", "write a self-contained HTML latency plot here")
+	f.StringVar(&html, "html", "", "write a self-contained HTML report (settings, charts, routes, outcomes, bots, sale totals, invariants) here")
 	f.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
 	return cmd
 }

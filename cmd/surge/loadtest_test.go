@@ -123,3 +123,83 @@ func TestLoadtestExitCodesAndFiles(t *testing.T) {
 		t.Errorf("report after oversell:\n%s", b)
 	}
 }
+
+func TestLoadtestThresholdsExit1(t *testing.T) {
+	dir := t.TempDir()
+	report, plot := filepath.Join(dir, "out.json"), filepath.Join(dir, "plot.html")
+	base := []string{"--admin-token", "tok", "--scenario", "browse", "--rate", "200", "--duration", "100ms",
+		"--quiet", "--report", report, "--html", plot, "--think", "1ms", "--target", statsServer(t, 10)}
+
+	// Generous limits: exit 0, and the verdicts are in the report.
+	code, out := runLoadtest(t, append([]string{"--max-p99", "1m", "--max-error-rate", "0"}, base...)...)
+	if code != 0 {
+		t.Fatalf("generous thresholds: exit %d; want 0\n%s", code, out)
+	}
+	if !strings.Contains(out, "thresholds: OK") || !strings.Contains(out, "ok     p99 of store_page <= 1m0s") {
+		t.Errorf("summary does not show the thresholds:\n%s", out)
+	}
+	var doc struct {
+		Thresholds struct {
+			OK           bool     `json:"ok"`
+			MaxP99Ms     float64  `json:"max_p99_ms"`
+			MaxErrorRate *float64 `json:"max_error_rate"`
+		} `json:"thresholds"`
+		ErrorRate *float64 `json:"error_rate"`
+	}
+	b, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(b, &doc) != nil || !doc.Thresholds.OK || doc.Thresholds.MaxP99Ms != 60000 ||
+		doc.Thresholds.MaxErrorRate == nil || *doc.Thresholds.MaxErrorRate != 0 || doc.ErrorRate == nil {
+		t.Errorf("report (%v): %+v", err, doc)
+	}
+
+	// A p99 nobody can meet: exit 1, the route named.
+	code, out = runLoadtest(t, append([]string{"--max-p99", "1ns"}, base...)...)
+	if code != 1 {
+		t.Fatalf("--max-p99 1ns: exit %d; want 1\n%s", code, out)
+	}
+	for _, want := range []string{"thresholds: EXCEEDED", "FAILED p99 of store_page <= 1ns", "threshold(s) exceeded: p99 of", "(limit 1ns)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--max-p99 1ns: output does not contain %q:\n%s", want, out)
+		}
+	}
+	if h, err := os.ReadFile(plot); err != nil || !bytes.Contains(h, []byte(`id="thresholds"`)) || !bytes.Contains(h, []byte("FAILED")) {
+		t.Errorf("HTML does not show the failed threshold (%v)", err)
+	}
+}
+
+func TestLoadtestErrorRateExit1(t *testing.T) {
+	// Every product page answers 500 without an envelope: errors.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /api/v1/stores/{s}/page", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"code":0,"msg":"ok","data":{"products":[{"sku_id":"k1"}]}}`)
+	})
+	mux.HandleFunc("GET /api/v1/stores/{s}/products/{k}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+	})
+	mux.HandleFunc("GET /admin/v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"code":0,"msg":"ok","data":{"sales":{},"deals":{},"listings":{"st1/k1":{}},"orders":{"written":0,"lag":0}}}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	base := []string{"--target", srv.URL, "--admin-token", "tok", "--scenario", "browse", "--stores", "st1", "--rate", "200", "--duration", "100ms", "--quiet", "--think", "1ms"}
+
+	code, out := runLoadtest(t, append([]string{"--max-error-rate", "0.01"}, base...)...)
+	if code != 1 {
+		t.Fatalf("--max-error-rate 0.01 against a failing server: exit %d; want 1\n%s", code, out)
+	}
+	if !strings.Contains(out, "FAILED error rate of the main phase <= 0.01") || !strings.Contains(out, "http_500") {
+		t.Errorf("summary does not name the threshold or the outcome:\n%s", out)
+	}
+	if code, out := runLoadtest(t, append([]string{"--max-error-rate", "1"}, base...)...); code != 0 {
+		t.Errorf("--max-error-rate 1: exit %d; want 0\n%s", code, out)
+	}
+	if code, out := runLoadtest(t, base...); code != 0 {
+		t.Errorf("no threshold: exit %d; want 0 (errors alone do not fail a run)\n%s", code, out)
+	}
+	for _, bad := range [][]string{{"--max-error-rate", "1.5"}, {"--max-error-rate", "-0.1"}, {"--max-p99", "-1s"}, {"--max-p99", "fast"}} {
+		if code, out := runLoadtest(t, append(bad, base...)...); code != 2 {
+			t.Errorf("%q: exit %d; want 2\n%s", bad, code, out)
+		}
+	}
+}
