@@ -42,6 +42,7 @@ const (
 	rHealthz
 	rReadyz
 	rMetrics
+	rH5Store
 	routesLen
 )
 
@@ -92,6 +93,7 @@ var routes = [routesLen]routeSpec{
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
 	rMetrics:      {"metrics", "GET", classNone, false},
+	rH5Store:      {"h5_store", "GET", classReads, true},
 
 	// salectl.go
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
@@ -166,6 +168,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 		}
 	case (n == 4 || n == 5) && string(segs[0]) == "admin" && string(segs[1]) == "v1":
 		r, p1, p2 = matchAdminSale(segs[2:n])
+	case n == 3 && string(segs[0]) == "h5" && string(segs[1]) == "stores":
+		r, p1 = rH5Store, segs[2]
 	case n == 4 && string(segs[0]) == "internal" && string(segs[1]) == "v1" &&
 		string(segs[2]) == "inventory" && string(segs[3]) == "feed":
 		r = rFeed

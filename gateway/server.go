@@ -52,6 +52,7 @@ type Server struct {
 	ridN       atomic.Uint64
 	ridPfx     [8]byte
 	intern     interner
+	h5         h5Cache // rendered H5 storefronts (h5.go)
 	metricsH   fasthttp.RequestHandler
 	srv        *fasthttp.Server
 	retry      []byte // Retry-After value
@@ -252,6 +253,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveStorePage(ctx, p1)
 	case rProductPage:
 		return s.serveProductPage(ctx, p1, p2)
+	case rH5Store:
+		return s.serveH5Store(ctx, p1)
 	case rHealthz:
 		return s.writeRaw(ctx, 200, []byte(`{"code":0,"msg":"ok","data":{"status":"alive"}}`))
 	case rReadyz:
