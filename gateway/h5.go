@@ -93,6 +93,8 @@ func init() {
 // h5Cache keeps rendered pages by the page API's ETag. The zero value is
 // ready.
 type h5Cache struct {
+	bytesMax int // 0: h5CacheBytesMax (tests set less)
+
 	mu    sync.RWMutex
 	m     map[string]*h5Entry
 	bytes int
@@ -105,6 +107,7 @@ type h5Entry struct {
 	etag string // the page's own ETag (from the page API's, plus h5Version)
 	rest []byte // the page after h5Prefix and the time
 	err  error
+	size int         // len(rest) once counted in h5Cache.bytes; guarded by h5Cache.mu
 	used atomic.Bool // since the last eviction scan
 }
 
@@ -131,8 +134,11 @@ func (c *h5Cache) get(page engine.Page) *h5Entry {
 	e.once.Do(func() {
 		e.rest, e.err = renderH5(page.Body)
 		c.mu.Lock()
-		c.bytes += len(e.rest)
-		c.evict(e)
+		if c.m[page.ETag] == e { // not evicted while rendering
+			e.size = len(e.rest)
+			c.bytes += e.size
+			c.evict(e)
+		}
 		c.mu.Unlock()
 	})
 	return e
@@ -142,18 +148,22 @@ func (c *h5Cache) get(page engine.Page) *h5Entry {
 // was) until the cache is under its bound; keep is never dropped. c.mu is
 // held.
 func (c *h5Cache) evict(keep *h5Entry) {
-	for pass := 0; pass < 3 && c.bytes > h5CacheBytesMax; pass++ {
+	bytesMax := c.bytesMax
+	if bytesMax == 0 {
+		bytesMax = h5CacheBytesMax
+	}
+	for pass := 0; pass < 3 && c.bytes > bytesMax; pass++ {
 		n := 0
 		for k, e := range c.m {
-			if c.bytes <= h5CacheBytesMax || n == h5EvictScanMax {
+			if c.bytes <= bytesMax || n == h5EvictScanMax {
 				break
 			}
 			n++
-			if e == keep || (pass < 2 && e.used.Swap(false)) {
-				continue
+			if e == keep || e.size == 0 || (pass < 2 && e.used.Swap(false)) {
+				continue // kept, being rendered, or used lately
 			}
 			delete(c.m, k)
-			c.bytes -= len(e.rest)
+			c.bytes -= e.size
 		}
 	}
 }

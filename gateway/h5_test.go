@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +198,48 @@ func TestH5EscapesCatalogText(t *testing.T) {
 		t.Errorf("page has %d <script elements; want 2 (data and code)", n)
 	}
 	wantIn(t, "escaped page", body, "&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;/script&gt;&lt;script&gt;alert(3)")
+}
+
+// TestH5CacheIsBounded: page versions past the byte bound push older ones
+// out; concurrent requests of one version share its rendering.
+func TestH5CacheIsBounded(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.wantCode(CodeOK, "PUT", "/admin/v1/catalog", h5Catalog, adminAuth)
+	page, err := h.eng.StorePage("s1", "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h5Cache{bytesMax: 256 << 10}
+	first := c.get(page)
+	if first.err != nil || first.size == 0 {
+		t.Fatalf("get = %v, %d bytes", first.err, first.size)
+	}
+	n := 2*c.bytesMax/first.size + 10
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				p := page
+				if (i+w)%3 != 0 { // a third of the calls share versions
+					p.ETag = `"v` + strconv.Itoa(i) + `"`
+				}
+				if e := c.get(p); e.err != nil || len(e.rest) != first.size {
+					t.Errorf("get(%s) = %v, %d bytes; want %d", p.ETag, e.err, len(e.rest), first.size)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sum := 0
+	for _, e := range c.m {
+		sum += e.size
+	}
+	if sum != c.bytes || c.bytes > c.bytesMax+first.size {
+		t.Errorf("cache holds %d bytes (counted %d) in %d pages; want at most %d", sum, c.bytes, len(c.m), c.bytesMax+first.size)
+	}
 }

@@ -222,7 +222,7 @@
             return;
           }
           pre.textContent = JSON.stringify(p.data, null, 2);
-          say("请在微信中完成支付（wx.requestPayment 的参数见下） · Pay in WeChat with the parameters below", true);
+          say("本店通过微信支付付款，请在微信中完成支付（wx.requestPayment 参数见下） · Payment goes through WeChat Pay: pay in WeChat with the parameters below", true);
         });
       }
       btn.disabled = false;
