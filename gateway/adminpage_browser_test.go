@@ -180,7 +180,7 @@ func TestAdminPageDocsScreenshot(t *testing.T) {
 	}
 	bot := h.login("bot1")
 	h.wantCode(CodeRiskDenied, "POST", "/api/v1/flash-sales/coat-0911/reservations", reserveBody(1), bot, "X-Device-Id: bot")
-	h.wantCode(CodeRiskDenied, "POST", "/api/v1/flash-sales/coat-0911/reservations", reserveBody(1), bot, "X-Device-Id: hasty")
+	h.wantCode(CodeThrottled, "POST", "/api/v1/flash-sales/coat-0911/reservations", reserveBody(1), bot, "X-Device-Id: hasty")
 
 	b := browsertest.New(t, browsertest.Options{Width: 1280, Height: 860, Desktop: true})
 	b.Do(chromedp.Navigate(h.base + "/admin/"))
