@@ -29,5 +29,7 @@
 // to API.md codes.
 //
 // The storefront routes write the engine's precomputed page bytes inside
-// the envelope without encoding or allocating (see alloc_test.go).
+// the envelope without encoding or allocating (see alloc_test.go). The H5
+// storefront (h5.go, /h5/stores/{store_id}) renders the same page bytes
+// into HTML once per page version, kept by ETag in a bounded cache.
 package gateway

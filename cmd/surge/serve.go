@@ -360,6 +360,7 @@ func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath
 	}
 	if demo.StoreID != "" {
 		fmt.Fprintf(out, "  store page:   %s/api/v1/stores/%s/page\n", base, demo.StoreID)
+		fmt.Fprintf(out, "  shop (H5):    %s/h5/stores/%s\n", base, demo.StoreID)
 		fmt.Fprintf(out, "  flash sale:   %s/api/v1/flash-sales/%s\n", base, demo.SaleID)
 		fmt.Fprintf(out, "  group deal:   %s/api/v1/group-buys/%s\n", base, demo.DealID)
 	}
