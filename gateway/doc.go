@@ -32,4 +32,8 @@
 // the envelope without encoding or allocating (see alloc_test.go). The H5
 // storefront (h5.go, /h5/stores/{store_id}) renders the same page bytes
 // into HTML once per page version, kept by ETag in a bounded cache.
+// The operator's page (adminpage.go, /admin/) is one embedded HTML file
+// that reads the admin API with the token the operator pastes into it;
+// GET /admin/v1/stats adds for it the server's clock, 42900s by route and
+// the reserve route's p50/p99 from its histogram (latency.go).
 package gateway

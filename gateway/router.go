@@ -45,6 +45,7 @@ const (
 	rReadyz
 	rMetrics
 	rH5Store
+	rAdminPage // adminpage.go: the operator's live page
 	routesLen
 )
 
@@ -98,6 +99,7 @@ var routes = [routesLen]routeSpec{
 	rReadyz:       {"readyz", "GET", classNone, false},
 	rMetrics:      {"metrics", "GET", classNone, false},
 	rH5Store:      {"h5_store", "GET", classReads, true},
+	rAdminPage:    {"admin_page", "GET", classAdmin, false},
 
 	// salectl.go
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
@@ -123,6 +125,9 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 	}
 	if bytes.HasPrefix(path, []byte("/debug/pprof/")) {
 		return rPprof, nil, nil, true
+	}
+	if string(path) == "/admin/" || string(path) == "/admin" {
+		return rAdminPage, nil, nil, string(method) == "GET" || string(method) == "HEAD"
 	}
 	rest := path[1:]
 	for {

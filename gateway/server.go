@@ -49,6 +49,13 @@ type Server struct {
 	csvExports atomic.Int64           // CSV exports streaming (adminorders.go)
 	m          *metrics
 	shedN      [shedReasonsLen]atomic.Int64
+	// throttledN counts the answers 42900 by route (the "throttles" of
+	// /admin/v1/stats).
+	throttledN [routesLen]atomic.Int64
+	// reserveLat keeps the reserve route's latency histogram as it was a
+	// little while ago, for /admin/v1/stats' recent p50 and p99.
+	reserveLat latencyWindows
+	started    time.Time // when New made the server
 	logN       atomic.Uint64
 	ridN       atomic.Uint64
 	ridPfx     [8]byte
@@ -83,6 +90,7 @@ func New(opts Options) (*Server, error) {
 		loginFails: newFailBuckets(o.LoginFailuresPerSecond, o.LoginFailuresBurst, adminFailClientsMax, o.Now),
 		feedKey:    []byte(o.FeedSecret),
 		retry:      []byte(strconv.Itoa(o.RetryAfterSeconds)),
+		started:    time.Now(),
 	}
 	s.intern.init()
 	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
@@ -210,6 +218,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	dur := time.Since(start)
 	s.m.request(r, codeIndex(code)).Inc()
 	s.m.observeLatency(r, dur)
+	if code == CodeThrottled {
+		s.throttledN[r].Add(1)
+	}
 	if s.o.Logger.Enabled(context.Background(), slog.LevelDebug) && (!routes[r].hot || s.logN.Add(1)%logSampleEvery == 0) {
 		s.o.Logger.Debug("gateway: request", "route", routes[r].name, "method", string(ctx.Method()),
 			"path", string(ctx.Path()), "code", code, "status", ctx.Response.StatusCode(), "dur", dur,
@@ -256,6 +267,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveProductPage(ctx, p1, p2)
 	case rH5Store:
 		return s.serveH5Store(ctx, p1)
+	case rAdminPage:
+		return s.serveAdminPage(ctx)
 	case rHealthz:
 		return s.writeRaw(ctx, 200, []byte(`{"code":0,"msg":"ok","data":{"status":"alive"}}`))
 	case rReadyz:

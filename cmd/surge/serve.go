@@ -372,6 +372,7 @@ func printBanner(out io.Writer, cfg config.Config, addr net.Addr, adminTokenPath
 	if feedSecretPath != "" {
 		fmt.Fprintf(out, "  feed secret:  %s\n", feedSecretPath)
 	}
+	fmt.Fprintf(out, "  admin page:   %s/admin/ (paste the admin token)\n", base)
 	fmt.Fprintf(out, "  stats:        %s/admin/v1/stats (Authorization: Bearer <admin token>)\n", base)
 	fmt.Fprintf(out, "  metrics:      %s/metrics\n", base)
 	if cfg.Payment.Provider == "wechat" {
