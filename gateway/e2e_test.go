@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/buildinfo"
 )
 
 func TestE2EOps(t *testing.T) {
@@ -47,6 +49,8 @@ func TestE2EOps(t *testing.T) {
 		`surge_gateway_sheds_total{reason="sale_gate"} 0`,
 		`surge_orders_lag`,
 		`surge_engine_stats_up 1`,
+		`surge_orders_write_failures_total 0`,
+		`surge_build_info{commit="` + buildinfo.Get().Commit + `",go_version="` + runtime.Version() + `",version="`,
 		`go_goroutines`,
 	} {
 		if !bytes.Contains(body, []byte(want)) {
@@ -554,7 +558,7 @@ func TestE2ERiskAndClientIP(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(mres.Body)
 	mres.Body.Close()
-	for _, want := range []string{`surge_risk_denials{reason="blocklist"} 2`, `surge_gateway_requests_total{code="40300",route="sale_reserve"} 1`,
+	for _, want := range []string{`surge_risk_denials_total{reason="blocklist"} 2`, `surge_gateway_requests_total{code="40300",route="sale_reserve"} 1`,
 		`surge_pool_units{id="f1",kind="sale",state="supplied"} 10`} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
