@@ -59,16 +59,33 @@ func TestE2EOps(t *testing.T) {
 	}
 	// pprof is admin only.
 	h.wantCode(CodeUnauthorized, "GET", "/debug/pprof/", nil)
-	req, _ := http.NewRequest("GET", h.base+"/debug/pprof/cmdline", nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res2, err := h.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	h.wantCode(CodeUnauthorized, "GET", "/debug/pprof/", nil, "Authorization: Bearer not-the-admin-token")
+	h.wantCode(CodeForbidden, "GET", "/debug/pprof/heap", nil, h.login("u-pprof"))
+	pprof := func(path, wantType string, want ...string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), wantType) {
+			t.Errorf("GET %s with the admin token: HTTP %d, Content-Type %q; want 200, %s", path, res.StatusCode, res.Header.Get("Content-Type"), wantType)
+		}
+		for _, w := range want {
+			if !bytes.Contains(body, []byte(w)) {
+				t.Errorf("GET %s with the admin token: body lacks %q", path, w)
+			}
+		}
 	}
-	res2.Body.Close()
-	if res2.StatusCode != 200 {
-		t.Errorf("pprof with admin token: HTTP %d", res2.StatusCode)
-	}
+	// The index lists the profiles, with links relative to it.
+	pprof("/debug/pprof/", "text/html", "Types of profiles available", `href='goroutine?debug=1'`, `href='heap?debug=1'`)
+	pprof("/debug/pprof/cmdline", "text/plain")
+	pprof("/debug/pprof/goroutine?debug=1", "text/plain", "goroutine profile:")
+	pprof("/debug/pprof/heap", "application/octet-stream")
+	h.wantCode(CodeNotFound, "GET", "/debug/pprof/heap/", nil, adminAuth)
 }
 
 func TestE2ESessionsAndAdminAuth(t *testing.T) {
