@@ -42,6 +42,7 @@ const (
 	rHealthz
 	rReadyz
 	rMetrics
+	rOpenAPI // openapi.go
 	routesLen
 )
 
@@ -92,6 +93,7 @@ var routes = [routesLen]routeSpec{
 	rHealthz:      {"healthz", "GET", classNone, false},
 	rReadyz:       {"readyz", "GET", classNone, false},
 	rMetrics:      {"metrics", "GET", classNone, false},
+	rOpenAPI:      {"openapi", "GET", classReads, false},
 
 	// salectl.go
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
@@ -148,6 +150,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = rReadyz
 		case "metrics":
 			r = rMetrics
+		case "openapi.json":
+			r = rOpenAPI
 		}
 	case n >= 3 && string(segs[0]) == "api" && string(segs[1]) == "v1":
 		r, p1, p2 = matchAPI(segs[2:n])
