@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/surge-retail/surge/engine"
 )
 
 // notRoutedYet lists the operations of /openapi.json that API.md has and
@@ -390,4 +392,141 @@ func TestOpenAPIServed(t *testing.T) {
 	if r.Header.Get("Allow") != "GET" {
 		t.Errorf("POST /openapi.json: Allow %q; want GET", r.Header.Get("Allow"))
 	}
+}
+
+// TestOpenAPIAnswersFitSchemas sends requests of most routes, answered
+// and refused, and checks every JSON answer against the schema the
+// document gives its route and status: the schemas are the answers'.
+func TestOpenAPIAnswersFitSchemas(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(openAPIDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, "memory")
+	check := func(r resp, method, path string) resp {
+		t.Helper()
+		path, _, _ = strings.Cut(path, "?")
+		var item *openapi3.PathItem
+		for tmpl, it := range doc.Paths.Map() {
+			if templateMatches(tmpl, path) && it.GetOperation(method) != nil {
+				item = it
+			}
+		}
+		if item == nil {
+			t.Fatalf("%s %s: not in openapi.json", method, path)
+		}
+		answer := item.GetOperation(method).Responses.Status(r.Status)
+		if answer == nil || answer.Value == nil {
+			t.Errorf("%s %s: HTTP %d (code %d) is not an answer openapi.json lists", method, path, r.Status, r.Code)
+			return r
+		}
+		mt := answer.Value.Content.Get("application/json")
+		if mt == nil || mt.Schema == nil {
+			t.Errorf("%s %s: answer %d has no JSON schema", method, path, r.Status)
+			return r
+		}
+		var v any
+		if err := json.Unmarshal(r.Raw, &v); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+			t.Errorf("%s %s: answer %d %s does not fit its schema: %v", method, path, r.Status, r.Raw, err)
+		}
+		return r
+	}
+	do := func(code int, method, path string, body any, hdr ...string) resp {
+		t.Helper()
+		return check(h.wantCode(code, method, path, body, hdr...), method, path)
+	}
+	do(CodeOK, "GET", "/healthz", nil)
+	do(CodeOK, "GET", "/readyz", nil)
+	do(CodeNotFound, "GET", "/api/v1/stores/s1/page", nil)
+	do(CodeOK, "PUT", "/admin/v1/catalog", testCatalog, adminAuth)
+	do(CodeUnauthorized, "PUT", "/admin/v1/catalog", testCatalog)
+	do(CodeOK, "GET", "/api/v1/stores/s1/page?guide=g1", nil)
+	do(CodeOK, "GET", "/api/v1/stores/s1/page", nil)
+	do(CodeOK, "GET", "/api/v1/stores/s1/products/k1?guide=g1", nil)
+	now := time.Now()
+	do(CodeOK, "POST", "/admin/v1/flash-sales", engine.FlashSaleSpec{
+		SaleID: "fs1", StoreID: "s1", SKUID: "k1", Price: 9900, Quantity: 3, PerUserLimit: 1,
+		StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour), HoldSeconds: 300,
+	}, adminAuth)
+	do(CodeOK, "POST", "/admin/v1/group-buys", engine.GroupDealSpec{
+		DealID: "d1", StoreID: "s1", SKUID: "k2", Price: 5000, TeamSize: 2, Quantity: 4,
+		TeamWindowSeconds: 600, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour),
+	}, adminAuth)
+	do(CodeBadRequest, "POST", "/admin/v1/group-buys", `{"deal_id":"d2"}`, adminAuth)
+	do(CodeOK, "GET", "/api/v1/flash-sales/fs1", nil)
+	do(CodeOK, "GET", "/api/v1/group-buys/d1", nil)
+	a, b := h.login("alice"), h.login("bob")
+	do(CodeBadRequest, "POST", "/api/v1/session", `{"code":""}`)
+	res := into[engine.Reservation](t, do(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":1,"guide_id":"g1"}`, a, "Idempotency-Key: k1"))
+	do(CodeLimitExceeded, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":1}`, a)
+	do(CodeIdempotencyConflict, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":2}`, a, "Idempotency-Key: k1")
+	do(CodeUnauthorized, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":1}`)
+	do(CodeRiskDenied, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":1}`, b, "X-Device-Id: bot")
+	do(CodeOK, "GET", "/api/v1/reservations/"+res.ReservationID, nil, a)
+	do(CodeForbidden, "GET", "/api/v1/reservations/"+res.ReservationID, nil, b)
+	do(CodeOK, "POST", "/api/v1/reservations/"+res.ReservationID+"/pay", `{"payment_id":"p1"}`, a)
+	do(CodeBadState, "POST", "/api/v1/reservations/"+res.ReservationID+"/cancel", nil, a)
+	do(CodeForbidden, "POST", "/api/v1/reservations/"+res.ReservationID+"/prepay", nil, a) // payment.provider dev
+	team := into[engine.Team](t, do(CodeOK, "POST", "/api/v1/group-buys/d1/teams", `{"guide_id":"g1"}`, a))
+	do(CodeOK, "GET", "/api/v1/group-buys/d1/teams/"+team.TeamID, nil)
+	do(CodeOK, "POST", "/api/v1/group-buys/d1/teams/"+team.TeamID+"/members", nil, b)
+	do(CodeBadState, "POST", "/api/v1/group-buys/d1/teams/"+team.TeamID+"/members", nil, h.login("carol"))
+	co := into[engine.Reservation](t, do(CodeOK, "POST", "/api/v1/checkout", `{"store_id":"s1","items":[{"sku_id":"k2","quantity":1},{"sku_id":"k3","quantity":1}]}`, b))
+	do(CodeOK, "POST", "/api/v1/reservations/"+co.ReservationID+"/cancel", nil, b)
+	do(CodeSoldOut, "POST", "/api/v1/checkout", `{"store_id":"s1","items":[{"sku_id":"k3","quantity":4}]}`, b)
+	do(CodeNotFound, "GET", "/api/v1/orders/nope", nil, a)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mine := into[ordersAnswer](t, do(CodeOK, "GET", "/api/v1/me/orders", nil, a))
+		if len(mine.Orders) > 0 {
+			do(CodeOK, "GET", "/api/v1/orders/"+mine.Orders[0].OrderID, nil, a)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no order for alice's payment within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts := time.Now().Unix()
+	feed := `{"updates":[{"store_id":"s1","sku_id":"k1","on_hand":90,"seq":1}]}`
+	check(h.feed(feed, ts), "POST", "/internal/v1/inventory/feed")
+	do(CodeUnauthorized, "POST", "/internal/v1/inventory/feed", feed)
+	do(CodeOK, "GET", "/admin/v1/stats", nil, adminAuth)
+	do(CodeOK, "GET", "/admin/v1/reconcile", nil, adminAuth)
+	do(CodeOK, "GET", "/admin/v1/flash-sales", nil, adminAuth)
+	do(CodeOK, "GET", "/admin/v1/group-buys", nil, adminAuth)
+	do(CodeOK, "GET", "/admin/v1/flash-sales/fs1", nil, adminAuth)
+	do(CodeOK, "POST", "/admin/v1/flash-sales/fs1/pause", nil, adminAuth)
+	do(CodeNotActive, "POST", "/api/v1/flash-sales/fs1/reservations", `{"quantity":1}`, b)
+	do(CodeOK, "POST", "/admin/v1/flash-sales/fs1/resume", nil, adminAuth)
+	do(CodeOK, "POST", "/admin/v1/group-buys/d1/end", nil, adminAuth)
+	do(CodeBadState, "POST", "/admin/v1/group-buys/d1/resume", nil, adminAuth)
+	do(CodeNotFound, "GET", "/admin/v1/group-buys/nope", nil, adminAuth)
+	do(CodeForbidden, "GET", "/admin/v1/stats", nil, a)
+	// A known path called with the wrong method: E400, with Allow.
+	r := h.wantCode(CodeBadRequest, "GET", "/api/v1/checkout", nil)
+	var v any
+	_ = json.Unmarshal(r.Raw, &v)
+	e400 := doc.Components.Responses["E400"].Value
+	if err := e400.Content.Get("application/json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /api/v1/checkout: %s (Allow %q) is not E400: %v", r.Raw, r.Header.Get("Allow"), err)
+	}
+	// WeChat Pay is not configured here: every notification is refused,
+	// in WeChat Pay's own format.
+	hres, err := h.client.Post(h.base+"/api/v1/payments/wechat/notify", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(hres.Body)
+	hres.Body.Close()
+	r = resp{Status: hres.StatusCode, Header: hres.Header, Raw: raw}
+	var fail struct{ Code, Message string }
+	if err := json.Unmarshal(r.Raw, &fail); err != nil || r.Status != 400 || fail.Code != "FAIL" {
+		t.Errorf("notify without WeChat Pay: HTTP %d %s", r.Status, r.Raw)
+	}
+	check(r, "POST", "/api/v1/payments/wechat/notify")
 }
