@@ -8,8 +8,14 @@ PKGS := ./...
 demo:
 	$(GO) run ./cmd/surge serve --demo
 
+# The version and commit from git, for builds that record no vcs.revision
+# (-buildvcs=false); `surge version` and surge_build_info show them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDINFO := github.com/surge-retail/surge/internal/buildinfo
+
 build:
-	$(GO) build -o bin/surge ./cmd/surge
+	$(GO) build -ldflags "-X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)" -o bin/surge ./cmd/surge
 
 fmt:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

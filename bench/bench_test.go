@@ -64,3 +64,20 @@ func TestOpenLoopBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownGroup: a misspelt group is refused before anything starts,
+// naming the group and the ones there are.
+func TestUnknownGroup(t *testing.T) {
+	for _, only := range [][]string{{"htpp"}, {"http", "HTTP"}, {""}, {"http,pebble"}} {
+		_, err := Run(context.Background(), Options{Only: only})
+		if err == nil || !strings.Contains(err.Error(), "unknown group") || !strings.Contains(err.Error(), "http, pebble, redis, latency, packages, wrk") {
+			t.Errorf("Run(Only: %q) = %v; want an unknown-group error listing the groups", only, err)
+		}
+	}
+	if err := CheckGroups(Groups); err != nil {
+		t.Errorf("CheckGroups(Groups) = %v", err)
+	}
+	if err := CheckGroups(nil); err != nil {
+		t.Errorf("CheckGroups(nil) = %v", err)
+	}
+}

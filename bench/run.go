@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +44,9 @@ type Options struct {
 	// Callers are the concurrencies of the backend scenarios. Default
 	// 1, 16, 256.
 	Callers []int
-	// Only limits the run to some groups: "http", "pebble", "redis",
-	// "latency". Default all.
+	// Only limits the run to some groups (Groups; "packages" and "wrk"
+	// are the caller's to run, Run skips them). Default all. An unknown
+	// group is an error (CheckGroups).
 	Only []string
 	// Log receives progress lines. Default io.Discard.
 	Log io.Writer
@@ -63,6 +66,25 @@ func (o Options) withDefaults() Options {
 		o.Log = io.Discard
 	}
 	return o
+}
+
+// GroupsInProcess are the groups Run measures, and `surge bench` runs by
+// default; Groups adds the ones its caller runs: the packages' testing.B
+// benchmarks and the external wrk measurement.
+var (
+	GroupsInProcess = []string{"http", "pebble", "redis", "latency"}
+	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk")
+)
+
+// CheckGroups refuses a group that is not one of Groups: a misspelt
+// --only would otherwise run nothing and print a page of "not run".
+func CheckGroups(groups []string) error {
+	for _, g := range groups {
+		if !slices.Contains(Groups, g) {
+			return fmt.Errorf("bench: unknown group %q (the groups are %s)", g, strings.Join(Groups, ", "))
+		}
+	}
+	return nil
 }
 
 func (o Options) want(group string) bool {
@@ -133,6 +155,9 @@ type Results struct {
 
 // Run measures every scenario group and its floors in one run.
 func Run(ctx context.Context, opts Options) (*Results, error) {
+	if err := CheckGroups(opts.Only); err != nil {
+		return nil, err
+	}
 	opts = opts.withDefaults()
 	res := &Results{Started: time.Now().UTC(), Machine: Machine()}
 	dir, err := os.MkdirTemp("", "surge-bench-")

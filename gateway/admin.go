@@ -5,11 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"github.com/valyala/fasthttp/pprofhandler"
 )
 
@@ -71,8 +73,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, r routeID) int {
 	t0 := time.Now()
 	switch r {
 	case rPprof:
-		pprofhandler.PprofHandler(ctx)
-		return CodeOK
+		return s.servePprof(ctx)
 	case rAdminCatalog:
 		var c engine.Catalog
 		if err := decodeStrict(ctx.Request.Body(), &c, false); err != nil {
@@ -106,6 +107,27 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx, r routeID) int {
 		return s.writeErr(ctx, r, err)
 	}
 	return s.writeOK(ctx, r, v)
+}
+
+// pprofIndex is net/http/pprof's index page (the list of profiles, linked
+// relative to /debug/pprof/).
+var pprofIndex = fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
+
+// servePprof serves /debug/pprof/ (the caller is the admin). fasthttp's
+// pprofhandler answers every path ending in "/" with an empty 404, the
+// index's own "/debug/pprof/" too, so the index is served here; other
+// paths ending in "/" are 40400 like any unknown path.
+func (s *Server) servePprof(ctx *fasthttp.RequestCtx) int {
+	path := ctx.Path()
+	switch {
+	case string(path) == "/debug/pprof/":
+		pprofIndex(ctx)
+	case path[len(path)-1] == '/':
+		return s.writeError(ctx, rPprof, CodeNotFound, "no such profile")
+	default:
+		pprofhandler.PprofHandler(ctx)
+	}
+	return CodeOK
 }
 
 // stats is the answer of GET /admin/v1/stats.

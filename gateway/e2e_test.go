@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/buildinfo"
 )
 
 func TestE2EOps(t *testing.T) {
@@ -47,6 +49,8 @@ func TestE2EOps(t *testing.T) {
 		`surge_gateway_sheds_total{reason="sale_gate"} 0`,
 		`surge_orders_lag`,
 		`surge_engine_stats_up 1`,
+		`surge_orders_write_failures_total 0`,
+		`surge_build_info{commit="` + buildinfo.Get().Commit + `",go_version="` + runtime.Version() + `",version="`,
 		`go_goroutines`,
 	} {
 		if !bytes.Contains(body, []byte(want)) {
@@ -55,16 +59,33 @@ func TestE2EOps(t *testing.T) {
 	}
 	// pprof is admin only.
 	h.wantCode(CodeUnauthorized, "GET", "/debug/pprof/", nil)
-	req, _ := http.NewRequest("GET", h.base+"/debug/pprof/cmdline", nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res2, err := h.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	h.wantCode(CodeUnauthorized, "GET", "/debug/pprof/", nil, "Authorization: Bearer not-the-admin-token")
+	h.wantCode(CodeForbidden, "GET", "/debug/pprof/heap", nil, h.login("u-pprof"))
+	pprof := func(path, wantType string, want ...string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", h.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), wantType) {
+			t.Errorf("GET %s with the admin token: HTTP %d, Content-Type %q; want 200, %s", path, res.StatusCode, res.Header.Get("Content-Type"), wantType)
+		}
+		for _, w := range want {
+			if !bytes.Contains(body, []byte(w)) {
+				t.Errorf("GET %s with the admin token: body lacks %q", path, w)
+			}
+		}
 	}
-	res2.Body.Close()
-	if res2.StatusCode != 200 {
-		t.Errorf("pprof with admin token: HTTP %d", res2.StatusCode)
-	}
+	// The index lists the profiles, with links relative to it.
+	pprof("/debug/pprof/", "text/html", "Types of profiles available", `href='goroutine?debug=1'`, `href='heap?debug=1'`)
+	pprof("/debug/pprof/cmdline", "text/plain")
+	pprof("/debug/pprof/goroutine?debug=1", "text/plain", "goroutine profile:")
+	pprof("/debug/pprof/heap", "application/octet-stream")
+	h.wantCode(CodeNotFound, "GET", "/debug/pprof/heap/", nil, adminAuth)
 }
 
 func TestE2ESessionsAndAdminAuth(t *testing.T) {
@@ -554,7 +575,7 @@ func TestE2ERiskAndClientIP(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(mres.Body)
 	mres.Body.Close()
-	for _, want := range []string{`surge_risk_denials{reason="blocklist"} 2`, `surge_gateway_requests_total{code="40300",route="sale_reserve"} 1`,
+	for _, want := range []string{`surge_risk_denials_total{reason="blocklist"} 2`, `surge_gateway_requests_total{code="40300",route="sale_reserve"} 1`,
 		`surge_pool_units{id="f1",kind="sale",state="supplied"} 10`} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)

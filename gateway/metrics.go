@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/buildinfo"
 )
 
 // metrics holds the gateway's Prometheus metrics, resolved per route and
@@ -91,7 +92,14 @@ func newMetrics(reg *prometheus.Registry, eng Engine) (*metrics, error) {
 		Namespace: "surge", Name: "admin_actions_total",
 		Help: "Admin actions carried out (catalog load, sale or deal create, pause, resume, end), by action.",
 	}, []string{"action"})
-	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, m.notifyRefusedVec, m.adminActions, &statsCollector{eng: eng}} {
+	bi := buildinfo.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "surge", Name: "build_info",
+		Help:        "Always 1; the labels say which build runs (as `surge version` prints).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "go_version": bi.GoVersion, "commit": bi.Commit},
+	})
+	build.Set(1)
+	for _, c := range []prometheus.Collector{requests, latency, engineLat, sheds, m.notifyRefusedVec, m.adminActions, build, &statsCollector{eng: eng}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -124,8 +132,8 @@ var (
 	descOrdersWritten = prometheus.NewDesc("surge_orders_written", "Orders in the order store, all time.", nil, nil)
 	descOrdersLag     = prometheus.NewDesc("surge_orders_lag", "Paid reservations whose order is not written yet.", nil, nil)
 	descOrdersOldest  = prometheus.NewDesc("surge_orders_lag_oldest_seconds", "Age of the oldest order not written yet (orders through the store's outbox; 0 otherwise).", nil, nil)
-	descOrdersFail    = prometheus.NewDesc("surge_orders_write_failures", "Failed order-store writes (retried).", nil, nil)
-	descRiskDenials   = prometheus.NewDesc("surge_risk_denials", "Risk-hook denials by reason.", []string{"reason"}, nil)
+	descOrdersFail    = prometheus.NewDesc("surge_orders_write_failures_total", "Failed order-store writes (retried), all time.", nil, nil)
+	descRiskDenials   = prometheus.NewDesc("surge_risk_denials_total", "Risk-hook denials by reason.", []string{"reason"}, nil)
 	descPool          = prometheus.NewDesc("surge_pool_units", "Units of a sale or deal pool by state.", []string{"kind", "id", "state"}, nil)
 	descRefundsOpen   = prometheus.NewDesc("surge_payments_refunds_open", "Refunds recorded and not finished yet (late payments, failed teams; WeChat Pay).", nil, nil)
 	descStatsUp       = prometheus.NewDesc("surge_engine_stats_up", "1 when the engine answered Stats at the last scrape.", nil, nil)

@@ -46,6 +46,7 @@ const (
 	rMetrics
 	rH5Store
 	rAdminPage // adminpage.go: the operator's live page
+	rOpenAPI   // openapi.go
 	routesLen
 )
 
@@ -100,6 +101,7 @@ var routes = [routesLen]routeSpec{
 	rMetrics:      {"metrics", "GET", classNone, false},
 	rH5Store:      {"h5_store", "GET", classReads, true},
 	rAdminPage:    {"admin_page", "GET", classAdmin, false},
+	rOpenAPI:      {"openapi", "GET", classReads, false},
 
 	// salectl.go
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
@@ -159,6 +161,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = rReadyz
 		case "metrics":
 			r = rMetrics
+		case "openapi.json":
+			r = rOpenAPI
 		}
 	case n >= 3 && string(segs[0]) == "api" && string(segs[1]) == "v1":
 		r, p1, p2 = matchAPI(segs[2:n])

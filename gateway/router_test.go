@@ -48,12 +48,16 @@ func TestMatch(t *testing.T) {
 	f("GET", "/healthz", rHealthz, "", "", true)
 	f("GET", "/readyz", rReadyz, "", "", true)
 	f("GET", "/metrics", rMetrics, "", "", true)
+	f("GET", "/openapi.json", rOpenAPI, "", "", true)
+	f("HEAD", "/openapi.json", rOpenAPI, "", "", true)
+	f("POST", "/openapi.json", rOpenAPI, "", "", false)
 	// Not routes.
 	for _, p := range []string{"", "/", "healthz", "/api", "/api/v1", "/api/v1/", "/api/v1/stores", "/api/v1/stores/s1",
 		"/api/v1/stores//page", "/api/v1/stores/s1/page/", "/api/v1/checkout/", "/api/v2/checkout",
 		"/api/v1/flash-sales/f1/reservations/x", "/api/v1/group-buys/d1/teams/t1/members/x",
 		"/api/v1/me", "/api/v1/me/x", "/admin/v1", "/admin/v1/nope", "/admin/v1/flash-sales/f1/nope", "/admin/v1/nope/f1", "/internal/v1/inventory",
-		"/a/b/c/d/e/f/g/h/i/j", "/api/v1/reservations/r1/refund", "/debug/pprof"} {
+		"/a/b/c/d/e/f/g/h/i/j", "/api/v1/reservations/r1/refund", "/debug/pprof",
+		"/openapi", "/openapi.json/", "/api/v1/openapi.json"} {
 		f("GET", p, rUnknown, "", "", false)
 	}
 	long := make([]byte, idLenMax+1)

@@ -276,6 +276,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 	case rMetrics:
 		s.metricsH(ctx)
 		return CodeOK
+	case rOpenAPI:
+		return s.serveOpenAPI(ctx)
 	case rFeed:
 		return s.serveFeed(ctx)
 	case rAdminCatalog, rAdminSales, rAdminDeals, rAdminStats, rPprof:

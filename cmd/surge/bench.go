@@ -16,9 +16,6 @@ import (
 	"github.com/surge-retail/surge/bench"
 )
 
-// benchGroupsInProcess are the groups `surge bench` runs by default.
-var benchGroupsInProcess = []string{"http", "pebble", "redis", "latency"}
-
 var benchOpts struct {
 	duration time.Duration
 	conns    int
@@ -59,12 +56,10 @@ own process; see "surge bench wrk"). The page of record:
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		groups := benchOpts.only
 		if len(groups) == 0 {
-			groups = benchGroupsInProcess
+			groups = bench.GroupsInProcess
 		}
-		for _, g := range groups {
-			if !slices.Contains(benchGroupsInProcess, g) && g != "packages" && g != "wrk" {
-				return fmt.Errorf("--only: unknown group %q (want http, pebble, redis, latency, packages, wrk)", g)
-			}
+		if err := bench.CheckGroups(groups); err != nil {
+			return fmt.Errorf("--only: %w", err)
 		}
 		if benchOpts.packages {
 			groups = append(slices.Clone(groups), "packages")
@@ -207,7 +202,7 @@ func init() {
 	f.DurationVar(&benchOpts.duration, "duration", 5*time.Second, "length of each measurement")
 	f.IntVar(&benchOpts.conns, "conns", bench.ConnsDefault, "closed-loop HTTP connections (every HTTP scenario and its floor)")
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
-	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: http, pebble, redis, latency, packages, wrk (default: the first four)")
+	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: the first four)")
 	f.StringVar(&benchOpts.out, "out", "", "write the page to this file (BENCHMARKS.md)")
 	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
 	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")
