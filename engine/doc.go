@@ -22,7 +22,8 @@
 //	                  into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
-//	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook
+//	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,
+//	                  risklinks.go its linkage signals (accounts per device, devices per address)
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention
 //	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters
