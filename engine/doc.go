@@ -36,7 +36,8 @@
 // each with one conformance suite over its backends.
 //
 // A flash reservation goes gateway -> ReserveFlash (sale lookup, the
-// sold-out and not-active answers from memory, the admission gate, once for
-// an Idempotency-Key, the caller's and the risk hook's checks) ->
-// inventory.Store.Reserve, and back, with no call up.
+// sold-out, paused and not-active answers from memory, the admission gate,
+// the caller's and the risk hook's checks; under an Idempotency-Key the
+// reservation's id is derived from the key) -> inventory.Store.Reserve, and
+// back, with no call up.
 package engine
