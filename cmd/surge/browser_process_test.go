@@ -1,0 +1,123 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/chromedp/chromedp"
+	"github.com/surge-retail/surge/internal/browsertest"
+)
+
+func pollJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second))
+}
+
+// TestPagesOfARealServe opens what people open on sale day, in a real
+// headless Chromium, against the real binary (`surge serve --backend
+// memory --demo`): the shopper's H5 storefront at a phone's width, the
+// operator's /admin/ page (the demo sale listed, its countdown running,
+// pause and resume through the page's buttons), and the HTML report of a
+// `surge loadtest` run against it, with each of its sections.
+func TestPagesOfARealServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	s := startSurge(t, "--backend", "memory", "--demo")
+	var list struct {
+		Sales []struct {
+			SaleID string `json:"sale_id"`
+			Status string `json:"status"`
+		} `json:"sales"`
+	}
+	mustCall(t, "GET", s.base+"/admin/v1/flash-sales", testAdminToken, nil, &list)
+	if len(list.Sales) == 0 {
+		t.Fatal("the demo has no flash sale")
+	}
+	saleID := list.Sales[0].SaleID
+
+	// The shopper's storefront, at a phone's width.
+	phone := browsertest.New(t, browsertest.Options{})
+	phone.Do(chromedp.Navigate(s.base+"/h5/stores/s001?guide=g001"), chromedp.WaitVisible(chromedp.CSS("#store-name")))
+	name := browsertest.Run(phone, chromedp.Text(chromedp.CSS("#store-name")))
+	if !strings.ContainsFunc(name, func(r rune) bool { return unicode.Is(unicode.Han, r) }) {
+		t.Errorf("store name %q: want the demo store's Chinese name", name)
+	}
+	if g := browsertest.Run(phone, chromedp.Text(chromedp.CSS("#guide-name"))); g == "" {
+		t.Error("the guide's page shows no guide")
+	}
+	countdown := `(document.querySelector(".countdown") || {}).textContent || ""`
+	first := browsertest.Eval[string](phone, countdown)
+	phone.Do(pollJS(countdown + ` !== ` + jsString(first)))
+	if w := browsertest.Eval[int](phone, "document.documentElement.scrollWidth"); w > 375 {
+		t.Errorf("the storefront is %d px wide at a 375 px phone", w)
+	}
+	phone.Screenshot("h5-demo")
+	phone.NoConsoleErrors()
+
+	// The operator's page: the demo sale, paused and resumed by its buttons.
+	desk := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Desktop: true})
+	card := `.card[data-kind="flash"][data-id="` + saleID + `"]`
+	desk.Do(chromedp.Navigate(s.base+"/admin/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), testAdminToken),
+		chromedp.Click(chromedp.CSS("#login-btn")),
+		chromedp.WaitVisible(chromedp.CSS(card)))
+	// act clicks a sale button, confirms, and waits until the page shows
+	// the sale paused (or not); the API must agree.
+	act := func(what string, paused bool) {
+		t.Helper()
+		shown := `(document.querySelector('` + card + ` .status') || {}).textContent.indexOf("paused") >= 0`
+		if !paused {
+			shown = "!" + shown
+		}
+		desk.Do(pollJS(`!document.querySelector('`+card+` [data-act=`+what+`]').disabled`),
+			chromedp.Click(chromedp.CSS(card+" [data-act="+what+"]")),
+			chromedp.WaitVisible(chromedp.CSS("#dlg-ok")),
+			chromedp.Click(chromedp.CSS("#dlg-ok")),
+			pollJS(shown))
+		var sale struct {
+			Status string `json:"status"`
+		}
+		mustCall(t, "GET", s.base+"/admin/v1/flash-sales/"+saleID, testAdminToken, nil, &sale)
+		if (sale.Status == "paused") != paused {
+			t.Fatalf("after %s in the page the sale is %q", what, sale.Status)
+		}
+	}
+	act("pause", true)
+	desk.Screenshot("admin-demo-paused")
+	act("resume", false)
+	desk.NoConsoleErrors()
+
+	// A rehearsal's report.
+	dir := t.TempDir()
+	html := filepath.Join(dir, "report.html")
+	lt := exec.Command(surgeBinary(t), "loadtest", "--target", s.base, "--admin-token", testAdminToken,
+		"--scenario", "flash", "--setup", "--setup-stores", "2", "--users", "150", "--rate", "150",
+		"--duration", "2s", "--start-in", "200ms", "--hold", "2", "--bots", "0.1",
+		"--settle", "15s", "--order-wait", "10s", "--quiet", "--html", html)
+	if out, err := lt.CombinedOutput(); err != nil {
+		t.Fatalf("surge loadtest: %v\n%s", err, out)
+	}
+	rep := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Desktop: true})
+	rep.Do(chromedp.Navigate("file://"+html), chromedp.WaitVisible(chromedp.CSS("#settings")))
+	for _, id := range []string{"settings", "sale-totals", "invariants", "bots", "outcomes", "latency-chart", "routes"} {
+		if !browsertest.Eval[bool](rep, `(function(){var e=document.getElementById("`+id+`");return !!e && e.getBoundingClientRect().height > 0;})()`) {
+			t.Errorf("the report has no visible #%s", id)
+		}
+	}
+	if n := browsertest.Eval[int](rep, `document.querySelectorAll("#invariants .check").length`); n == 0 {
+		t.Error("the report lists no invariant check")
+	}
+	rep.Screenshot("loadtest-report")
+	rep.NoConsoleErrors()
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
