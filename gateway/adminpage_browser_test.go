@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +209,41 @@ func TestAdminPageDocsScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", out)
+}
+
+// TestAdminPageCreatesASale: an operator creates a flash sale from the
+// page (no curl): it is listed at once and the API has it, with the
+// window entered in the browser's local time.
+func TestAdminPageCreatesASale(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	b := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Desktop: true})
+	b.Do(chromedp.Navigate(h.base + "/admin/"))
+	enterToken(b, testAdminToken)
+	b.Do(chromedp.WaitVisible(chromedp.CSS("#new-sale")))
+	local := func(d time.Duration) string {
+		return browsertest.Eval[string](b, `(function(){var d=new Date(Date.now()+`+strconv.FormatInt(d.Milliseconds(), 10)+`);`+
+			`var p=function(n){return (n<10?"0":"")+n};return d.getFullYear()+"-"+p(d.getMonth()+1)+"-"+p(d.getDate())+"T"+p(d.getHours())+":"+p(d.getMinutes());})()`)
+	}
+	b.Do(chromedp.SetValue(chromedp.CSS("#ns-sale"), "page-made"),
+		chromedp.SetValue(chromedp.CSS("#ns-store"), "s1"),
+		chromedp.SetValue(chromedp.CSS("#ns-sku"), "k1"),
+		chromedp.SetValue(chromedp.CSS("#ns-price"), "9900"),
+		chromedp.SetValue(chromedp.CSS("#ns-qty"), "7"),
+		chromedp.SetValue(chromedp.CSS("#ns-limit"), "1"),
+		chromedp.SetValue(chromedp.CSS("#ns-start"), local(-time.Minute)),
+		chromedp.SetValue(chromedp.CSS("#ns-end"), local(time.Hour)),
+		chromedp.Click(chromedp.CSS("#ns-go")),
+		chromedp.WaitVisible(chromedp.CSS("#dlg-ok")),
+		chromedp.Click(chromedp.CSS("#dlg-ok")),
+		chromedp.WaitVisible(chromedp.CSS(`.card[data-kind="flash"][data-id="page-made"]`)))
+	r := h.wantCode(CodeOK, "GET", "/admin/v1/flash-sales/page-made", nil, adminAuth)
+	var sale struct {
+		Supplied int64  `json:"supplied"`
+		Status   string `json:"status"`
+	}
+	if err := json.Unmarshal(r.Data, &sale); err != nil || sale.Supplied != 7 || sale.Status != "active" {
+		t.Fatalf("the sale made in the page = %+v (%v); want 7 units, active", sale, err)
+	}
+	b.NoConsoleErrors()
 }

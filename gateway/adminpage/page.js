@@ -45,10 +45,13 @@
 
   // api calls path with the admin token and resolves to {status, env}
   // (env is the JSON envelope, or null when the answer was not one).
-  function api(method, path) {
+  function api(method, path, body) {
+    var headers = { 'Authorization': 'Bearer ' + st.token };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
     return fetch(path, {
       method: method,
-      headers: { 'Authorization': 'Bearer ' + st.token },
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit'
     }).then(function (r) {
@@ -479,6 +482,28 @@
     login(t);
   });
   $('logout').addEventListener('click', function () { logout(''); });
+  $('new-sale').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var num = function (id) { return Number($(id).value); };
+    var at = function (id) { var d = new Date($(id).value); return isNaN(d) ? '' : d.toISOString(); };
+    var spec = {
+      sale_id: $('ns-sale').value.trim(), store_id: $('ns-store').value.trim(), sku_id: $('ns-sku').value.trim(),
+      price: num('ns-price'), quantity: num('ns-qty'), per_user_limit: num('ns-limit'),
+      starts_at: at('ns-start'), ends_at: at('ns-end'), hold_seconds: num('ns-hold')
+    };
+    ask('创建秒杀 ' + spec.sale_id + '？· create flash sale ' + spec.sale_id + '?', function () {
+      api('POST', '/admin/v1/flash-sales', spec).then(function (a) {
+        if (a.env && a.env.code === 0 && a.env.data) {
+          setMsg('已创建 · created ' + spec.sale_id, 'ok');
+          setMeta(a.env.data);
+          render();
+          $('new-sale').reset();
+        } else if (!authFailed(a)) {
+          setMsg('创建失败 · cannot create ' + spec.sale_id + ': ' + errText(a), 'err');
+        }
+      }, function () { setMsg('创建失败 · cannot reach the server', 'err'); });
+    });
+  });
   $('sales').addEventListener('click', function (ev) {
     var b = ev.target.closest('button[data-act]');
     if (!b || b.disabled) return;
