@@ -19,13 +19,12 @@ import (
 	"github.com/surge-retail/surge/engine"
 )
 
-// notRoutedYet lists the operations of /openapi.json that API.md has and
-// the router does not serve yet: registration (预约) for a sale, issue 18.
-// TestOpenAPIMatchesRouter fails for an entry the router serves, so once it
-// is built its entry must be removed here: this list shrinks to empty.
-var notRoutedYet = []string{
-	"POST /api/v1/flash-sales/{sale_id}/registrations",
-}
+// notRoutedYet lists operations of /openapi.json the router does not
+// serve. It is empty: the document describes what the server serves.
+// (API.md's registration route for a sale, 预约, is not built yet, issue
+// 18; it enters the document with the route.) TestOpenAPIMatchesRouter
+// fails for an entry the router serves.
+var notRoutedYet = []string{}
 
 // routeSamples are concrete requests of every route: each must be
 // described by the document (a path template and the method).
