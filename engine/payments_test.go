@@ -50,6 +50,19 @@ func (p *payEnv) paid(t *testing.T, resID string) *wechatpay.Transaction {
 	return &tx
 }
 
+// prepaid holds one unit of fs1 for user and places its WeChat Pay order.
+func (p *payEnv) prepaid(t *testing.T, user string) engine.Reservation {
+	t.Helper()
+	r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: user}, "fs1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.e.Prepay(p.ctx, user, r.ReservationID); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func (p *payEnv) settle(t *testing.T) {
 	t.Helper()
 	if err := p.e.SettlePayments(p.ctx); err != nil {
@@ -140,13 +153,7 @@ func (p *payEnv) waitOrder(t *testing.T, user, orderID, state string) engine.Ord
 func TestNotifyRefusalsChangeNothing(t *testing.T) {
 	p := openPayEnv(t, testBackends()[0], nil)
 	p.sale("fs1", 10, 0)
-	r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: "oBuyer1"}, "fs1", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.e.Prepay(p.ctx, "oBuyer1", r.ReservationID); err != nil {
-		t.Fatal(err)
-	}
+	r := p.prepaid(t, "oBuyer1")
 	good := *p.paid(t, r.ReservationID)
 	cases := []struct {
 		reason string
@@ -191,13 +198,7 @@ func TestLatePaymentsAreRefundedOnce(t *testing.T) {
 			var late []engine.Reservation
 			for i := range buyers {
 				user := fmt.Sprintf("oLate%02d", i)
-				r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: user}, "fs1", 1, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := p.e.Prepay(p.ctx, user, r.ReservationID); err != nil {
-					t.Fatal(err)
-				}
+				r := p.prepaid(t, user)
 				late = append(late, r)
 			}
 			// The holds (60 s) expire while the sale runs on (the fake
@@ -370,13 +371,7 @@ func cutRedis(dir string) (string, bool) { return strings.CutPrefix(dir, "redis:
 func TestExpiredHoldClosesItsOrder(t *testing.T) {
 	p := openPayEnv(t, testBackends()[0], nil)
 	p.sale("fs1", 5, 0)
-	r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: "oBuyer"}, "fs1", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.e.Prepay(p.ctx, "oBuyer", r.ReservationID); err != nil {
-		t.Fatal(err)
-	}
+	r := p.prepaid(t, "oBuyer")
 	p.clock.Advance(2 * time.Minute)
 	p.sweep()
 	p.settle(t)
@@ -460,13 +455,7 @@ func TestFailedTeamIsRefunded(t *testing.T) {
 func TestCloseWaitsForWeChatPay(t *testing.T) {
 	p := openPayEnv(t, testBackends()[0], nil)
 	p.sale("fs1", 5, 0)
-	r, err := p.e.ReserveFlash(p.ctx, engine.Attempt{UserID: "oBuyer"}, "fs1", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.e.Prepay(p.ctx, "oBuyer", r.ReservationID); err != nil {
-		t.Fatal(err)
-	}
+	r := p.prepaid(t, "oBuyer")
 	p.clock.Advance(2 * time.Minute)
 	p.sweep()
 	p.wx.FailNext(1000)
