@@ -461,22 +461,7 @@ func (e *Engine) kickPayments() {
 }
 
 func (e *Engine) paymentsLoop() {
-	defer e.stopped.Done()
-	t := time.NewTicker(e.opts.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		case <-e.payKick:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(e.opts.SweepInterval*10, 30*time.Second))
-		if err := e.SettlePayments(ctx); err != nil {
-			e.opts.Logger.Error("engine: settle payments", "err", err)
-		}
-		cancel()
-	}
+	e.every(e.payKick, 30*time.Second, "settle payments", e.SettlePayments)
 }
 
 // SettlePayments closes the WeChat Pay orders of released holds and moves
@@ -534,7 +519,9 @@ closes:
 var errStopScan = errors.New("engine: enough")
 
 // closeTrade closes the WeChat Pay order of a released reservation, if it
-// placed one.
+// placed one, and then forgets the prepay (nothing reads it once the
+// order is closed: a late payment finds its reservation by its attach),
+// so that prepays do not outlive their reservations.
 func (e *Engine) closeTrade(ctx context.Context, resID string) error {
 	pp, ok, err := e.readPrepay(ctx, resID)
 	if err != nil || !ok {
@@ -547,6 +534,9 @@ func (e *Engine) closeTrade(ctx context.Context, resID string) error {
 		// Refused (paid meanwhile, say): not fatal, a payment that still
 		// comes is refunded.
 		e.logger(ctx).Warn("engine: WeChat Pay refused to close an order", "reservation", resID, "out_trade_no", pp.OutTradeNo, "err", err)
+	}
+	if err := e.tagged.DeleteTagged(ctx, inventory.Tag(resID), prepayRecordKey(resID)); err != nil {
+		return fmt.Errorf("cannot forget the prepay of %s: %w", resID, err)
 	}
 	return nil
 }

@@ -11,7 +11,12 @@ import (
 // after it ended; later it is read from the records when needed.
 const saleKeepAfterEnd = time.Hour
 
-func (e *Engine) sweepLoop() {
+func (e *Engine) sweepLoop() { e.every(nil, 10*time.Second, "sweep", e.Sweep) }
+
+// every runs fn every SweepInterval (and when kick says so; nil: never)
+// until the engine stops, each run bounded by ten intervals and at least
+// timeoutMin, logging its error as what.
+func (e *Engine) every(kick <-chan struct{}, timeoutMin time.Duration, what string, fn func(context.Context) error) {
 	defer e.stopped.Done()
 	t := time.NewTicker(e.opts.SweepInterval)
 	defer t.Stop()
@@ -20,12 +25,13 @@ func (e *Engine) sweepLoop() {
 		case <-e.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), max(e.opts.SweepInterval*10, 10*time.Second))
-			if err := e.Sweep(ctx); err != nil {
-				e.opts.Logger.Error("engine: sweep", "err", err)
-			}
-			cancel()
+		case <-kick:
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(e.opts.SweepInterval*10, timeoutMin))
+		if err := fn(ctx); err != nil {
+			e.opts.Logger.Error("engine: "+what, "err", err)
+		}
+		cancel()
 	}
 }
 
