@@ -13,9 +13,9 @@ import (
 // on Redis Cluster a tagged record lives in the tag's slot, so the writes
 // of one store's payments spread over the cluster with its stock, instead
 // of all meeting in the records' own slot. Tagged records are not meant to
-// be scanned: Redis never lists them, memory and Pebble (one node, no slot
-// to pick) keep them as plain records under "t/<tag>/<key>". Every Records
-// of this package implements it.
+// be scanned: Redis never lists them; other Records (memory, Pebble: one
+// node, no slot to pick) keep them as plain records under "t/<tag>/<key>"
+// through TaggedOf.
 type Tagged interface {
 	// GetTagged reads a tagged record; ok is false when there is none.
 	GetTagged(ctx context.Context, tag, key string) (val []byte, ok bool, err error)
@@ -26,8 +26,8 @@ type Tagged interface {
 	DeleteTagged(ctx context.Context, tag, key string) error
 }
 
-// TaggedOf returns rec's Tagged, or for Records of another package one that
-// keeps tagged records as plain ones under "t/<tag>/<key>".
+// TaggedOf returns rec's Tagged (Redis), or one that keeps tagged records
+// of rec as plain ones under "t/<tag>/<key>".
 func TaggedOf(rec Records) Tagged {
 	if t, ok := rec.(Tagged); ok {
 		return t
@@ -69,30 +69,6 @@ func (p plainTagged) DeleteTagged(ctx context.Context, tag, key string) error {
 		return err
 	}
 	return p.rec.Delete(ctx, plainKey(tag, key))
-}
-
-func (m *memRecords) GetTagged(ctx context.Context, tag, key string) ([]byte, bool, error) {
-	return plainTagged{m}.GetTagged(ctx, tag, key)
-}
-
-func (m *memRecords) PutIfAbsentTagged(ctx context.Context, tag, key string, val []byte) (bool, error) {
-	return plainTagged{m}.PutIfAbsentTagged(ctx, tag, key, val)
-}
-
-func (m *memRecords) DeleteTagged(ctx context.Context, tag, key string) error {
-	return plainTagged{m}.DeleteTagged(ctx, tag, key)
-}
-
-func (p *pebbleRecords) GetTagged(ctx context.Context, tag, key string) ([]byte, bool, error) {
-	return plainTagged{p}.GetTagged(ctx, tag, key)
-}
-
-func (p *pebbleRecords) PutIfAbsentTagged(ctx context.Context, tag, key string, val []byte) (bool, error) {
-	return plainTagged{p}.PutIfAbsentTagged(ctx, tag, key, val)
-}
-
-func (p *pebbleRecords) DeleteTagged(ctx context.Context, tag, key string) error {
-	return plainTagged{p}.DeleteTagged(ctx, tag, key)
 }
 
 // redisTaggedKey is a tagged record's Redis key: in the slot of {tag}.
@@ -154,8 +130,4 @@ func (r *redisRecords) DeleteTagged(ctx context.Context, tag, key string) error 
 	return nil
 }
 
-var (
-	_ Tagged = (*memRecords)(nil)
-	_ Tagged = (*pebbleRecords)(nil)
-	_ Tagged = (*redisRecords)(nil)
-)
+var _ Tagged = (*redisRecords)(nil)
