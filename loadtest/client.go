@@ -62,6 +62,7 @@ type call struct {
 	xff         string // X-Forwarded-For
 	ifNoneMatch string
 	idemKey     string    // Idempotency-Key
+	pageToken   string    // X-Surge-Page-Token, from a store page the caller loaded
 	intended    time.Time // zero: now
 }
 
@@ -73,6 +74,7 @@ type answer struct {
 	msg        string
 	data       json.RawMessage
 	etag       string
+	pageToken  string        // X-Surge-Page-Token of a store page; "" when none
 	retryAfter time.Duration // 0 when absent
 	err        error
 	done       time.Time
@@ -141,6 +143,9 @@ func (c *client) send(ctx context.Context, q call) answer {
 	if q.idemKey != "" {
 		req.Header.Set("Idempotency-Key", q.idemKey)
 	}
+	if q.pageToken != "" {
+		req.Header.Set(pageTokenHeader, q.pageToken)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		a.done = time.Now()
@@ -153,6 +158,7 @@ func (c *client) send(ctx context.Context, q call) answer {
 	a.done = time.Now()
 	a.status = resp.StatusCode
 	a.etag = resp.Header.Get("ETag")
+	a.pageToken = resp.Header.Get(pageTokenHeader)
 	if s := resp.Header.Get("Retry-After"); s != "" {
 		if n, perr := strconv.Atoi(strings.TrimSpace(s)); perr == nil && n >= 0 {
 			a.retryAfter = time.Duration(n) * time.Second

@@ -86,6 +86,25 @@ type Config struct {
 	// Retry-After. Default 2.
 	BotRetries   int
 	HumanRetries int
+	// BotKinds is the mix of bot kinds: "sprinter,farm" (equal shares) or
+	// weighted, "sprinter=1,farm=2"; kinds are basic, sprinter, farm,
+	// rotator, replayer and mimic (see newUsers and doc.go). Default
+	// "basic", the load tester's first bot.
+	BotKinds string
+	// FarmAccountsPerDevice and FarmDevicesPerIP shape the farm (and the
+	// mimics): N accounts share a device id, M devices an address
+	// (X-Forwarded-For); sprinters, rotators and replayers put M accounts
+	// on an address. Defaults 4 and 25: just under the server's default
+	// linkage thresholds (5 and 30), as a farm that knows them would.
+	FarmAccountsPerDevice int
+	FarmDevicesPerIP      int
+	// SprinterTries caps a sprinter's attempts. Default 50.
+	SprinterTries int
+	// PageThinkMin and PageThinkMax: a person waits a uniform time in
+	// [PageThinkMin, PageThinkMax] between the store page showing and
+	// the reserve (mimics too). Defaults 500ms and 3s.
+	PageThinkMin time.Duration
+	PageThinkMax time.Duration
 
 	// Setup creates a fresh catalog, flash sale and group deal through the
 	// admin API (ids prefixed with a per-run tag) instead of using existing
@@ -183,6 +202,15 @@ type Config struct {
 	// above it fails the run (ExitCode 1). Client drops are not answers.
 	// Default nil: no threshold; 0 allows no error at all.
 	MaxErrorRate *float64
+	// MaxBotWinRatio: when set, a bot kind whose per-account win rate is
+	// above this multiple of the humans' fails the run, each kind on its
+	// own. MaxBotUnitShare: when set, the bots (all kinds) taking a larger
+	// share of the units reserved fails it. MaxHumanRiskRefused: when set,
+	// a larger share of the human accounts refused by risk (risk_denied)
+	// at least once fails it. Default nil: no threshold.
+	MaxBotWinRatio      *float64
+	MaxBotUnitShare     *float64
+	MaxHumanRiskRefused *float64
 
 	// Progress receives a live progress line once per second. Default: none.
 	Progress io.Writer
@@ -207,6 +235,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HumanRetries == 0 {
 		c.HumanRetries = 2
+	}
+	if c.FarmAccountsPerDevice == 0 {
+		c.FarmAccountsPerDevice = farmAccountsPerDeviceDefault
+	}
+	if c.FarmDevicesPerIP == 0 {
+		c.FarmDevicesPerIP = farmDevicesPerIPDefault
+	}
+	if c.SprinterTries == 0 {
+		c.SprinterTries = sprinterTriesDefault
+	}
+	if c.PageThinkMin == 0 && c.PageThinkMax == 0 {
+		c.PageThinkMin, c.PageThinkMax = pageThinkMinDefault, pageThinkMaxDefault
 	}
 	if c.SetupStores == 0 {
 		c.SetupStores = 20
@@ -342,6 +382,21 @@ func (c Config) Validate() error {
 		return bad("--max-p99 %v must not be negative", c.MaxP99)
 	case c.MaxErrorRate != nil && !(*c.MaxErrorRate >= 0 && *c.MaxErrorRate <= 1):
 		return bad("--max-error-rate %v out of range 0..1", *c.MaxErrorRate)
+	case c.FarmAccountsPerDevice < 1 || c.FarmAccountsPerDevice > farmShapeMax || c.FarmDevicesPerIP < 1 || c.FarmDevicesPerIP > farmShapeMax:
+		return bad("--farm-accounts-per-device %d and --farm-devices-per-ip %d must be in 1..%d", c.FarmAccountsPerDevice, c.FarmDevicesPerIP, farmShapeMax)
+	case c.SprinterTries < 1 || c.SprinterTries > sprinterTriesMax:
+		return bad("--sprinter-tries %d out of range 1..%d", c.SprinterTries, sprinterTriesMax)
+	case c.PageThinkMin < 0 || c.PageThinkMax < c.PageThinkMin || c.PageThinkMax > time.Minute:
+		return bad("--page-think-min %v and --page-think-max %v: want 0 <= min <= max <= 1m", c.PageThinkMin, c.PageThinkMax)
+	case c.MaxBotWinRatio != nil && !(*c.MaxBotWinRatio >= 0 && *c.MaxBotWinRatio <= 1000):
+		return bad("--max-bot-win-ratio %v out of range 0..1000", *c.MaxBotWinRatio)
+	case c.MaxBotUnitShare != nil && !(*c.MaxBotUnitShare >= 0 && *c.MaxBotUnitShare <= 1):
+		return bad("--max-bot-unit-share %v out of range 0..1", *c.MaxBotUnitShare)
+	case c.MaxHumanRiskRefused != nil && !(*c.MaxHumanRiskRefused >= 0 && *c.MaxHumanRiskRefused <= 1):
+		return bad("--max-human-risk-refused %v out of range 0..1", *c.MaxHumanRiskRefused)
+	}
+	if _, err := parseBotKinds(c.BotKinds); err != nil {
+		return bad("--bot-kinds: %v", err)
 	}
 	for _, d := range []time.Duration{c.DrainMax, c.StartWaitMax, c.SettleMax, c.OrderWaitMax} {
 		if d < 0 || d > waitMax {

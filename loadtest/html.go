@@ -216,10 +216,10 @@ func (r *Report) writeBotsHTML(b *strings.Builder) {
 	bt := r.Bots
 	b.WriteString("<section id=\"bots\"><h2>Bots vs humans</h2>\n")
 	if bt.BotUsers == 0 {
-		fmt.Fprintf(b, "<p>no bots (%d human accounts, %d successful reservations)</p>\n</section>\n", bt.HumanUsers, bt.HumanReservations)
+		fmt.Fprintf(b, "<p>no bots (%d human accounts, %d successful reservations); humans refused by risk: %d (%s)</p>\n</section>\n",
+			bt.HumanUsers, bt.HumanReservations, bt.HumansRiskRefused, pct(bt.HumansRiskRefusedShare))
 		return
 	}
-	pct := func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
 	b.WriteString("<table><tr><th></th><th>bots</th><th>humans</th><th>bots / humans</th></tr>\n")
 	rows := [][4]string{
 		{"accounts (crowd share)", fmt.Sprintf("%d (%s)", bt.BotUsers, pct(bt.BotUserShare)), fmt.Sprintf("%d (%s)", bt.HumanUsers, pct(1-bt.BotUserShare)), ""},
@@ -231,7 +231,9 @@ func (r *Report) writeBotsHTML(b *strings.Builder) {
 	for _, rw := range rows {
 		fmt.Fprintf(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", rw[0], rw[1], rw[2], rw[3])
 	}
-	b.WriteString("</table>\n<table><tr><th class=\"l\">reserving attempts by outcome</th><th class=\"l\">code</th><th>bots</th><th>humans</th></tr>\n")
+	b.WriteString("</table>\n")
+	r.writeKindsHTML(b)
+	b.WriteString("<table><tr><th class=\"l\">reserving attempts by outcome</th><th class=\"l\">code</th><th>bots</th><th>humans</th></tr>\n")
 	all := map[string]int64{}
 	for k, v := range bt.BotOutcomes {
 		all[k] += v

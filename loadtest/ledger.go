@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,13 +11,18 @@ import (
 type user struct {
 	n      int
 	code   string // the dev login code (the openid)
-	bot    bool
-	device string // X-Device-Id; "" for bots that send none
+	bot    bool   // kind != kindHuman
+	kind   botKind
+	device string // X-Device-Id (see deviceID); "" for bots that send none
 	ip     string // X-Forwarded-For
+
+	requests atomic.Uint64 // a rotator's requests, for its next device id
 
 	mu     sync.Mutex
 	token  string
 	userID string
+
+	riskRefused bool // answered risk_denied at least once; under ledger.mu
 }
 
 func (u *user) session() string {
@@ -31,35 +37,13 @@ func (u *user) setSession(token, id string) {
 	u.mu.Unlock()
 }
 
-// botSharedDevice is the one device fingerprint half of the bots share;
-// the other half send none. botIP is the address every bot comes from.
+// botSharedDevice is the one device fingerprint half of the basic bots
+// share; the other half send none. botIP is the address every basic bot
+// comes from.
 const (
 	botSharedDevice = "lt-bot-farm-device"
 	botIP           = "203.0.113.7"
 )
-
-// newUsers makes n users, the first round(n*bots) of them bots (the
-// dispatcher picks users at random, so position does not matter).
-func newUsers(tag string, n int, bots float64) []*user {
-	nb := int(float64(n)*bots + 0.5)
-	us := make([]*user, n)
-	for i := range us {
-		u := &user{n: i, code: fmt.Sprintf("%s-u%07d", tag, i)}
-		if i < nb {
-			u.bot = true
-			u.ip = botIP
-			if i%2 == 0 {
-				u.device = botSharedDevice
-			}
-		} else {
-			u.device = fmt.Sprintf("%s-dev%07d", tag, i)
-			// 100.64.0.0/10 (shared address space): one address per human.
-			u.ip = fmt.Sprintf("100.%d.%d.%d", 64+(i>>16)&63, (i>>8)&255, i&255)
-		}
-		us[i] = u
-	}
-	return us
-}
 
 // Reservation states in the ledger.
 type resState int
@@ -119,10 +103,17 @@ type ledger struct {
 	// botOutcomes and humanOutcomes: reserving attempts by outcome (a
 	// few dozen keys at most: codes and client-side outcomes).
 	botOutcomes, humanOutcomes map[string]int64
+
+	// By kind (kindHuman included): reserving attempts, their outcomes,
+	// the first one's send time, and the accounts refused by risk.
+	kindAttempts    [kindsN]int64
+	kindOutcomes    [kindsN]map[string]int64
+	kindFirstSent   [kindsN]time.Time
+	kindRiskRefused [kindsN]int
 }
 
 func newLedger() *ledger {
-	return &ledger{
+	l := &ledger{
 		res:      make(map[string]*resRec),
 		byUser:   make(map[string][]*resRec),
 		soldOut:  make(map[string]bool),
@@ -133,6 +124,10 @@ func newLedger() *ledger {
 		botOutcomes:   make(map[string]int64),
 		humanOutcomes: make(map[string]int64),
 	}
+	for k := range l.kindOutcomes {
+		l.kindOutcomes[k] = make(map[string]int64)
+	}
+	return l
 }
 
 // clockSlackMs: a hold is only counted as surely live while it has at
@@ -147,10 +142,21 @@ func (l *ledger) violate(v Violation) {
 	}
 }
 
-// attempt counts one reserving attempt and its outcome.
-func (l *ledger) attempt(bot bool, outcome string) {
+// attempt counts one reserving attempt by u, sent at sent, and its
+// outcome.
+func (l *ledger) attempt(u *user, outcome string, sent time.Time) {
 	l.mu.Lock()
-	if bot {
+	k := u.kind
+	l.kindAttempts[k]++
+	l.kindOutcomes[k][outcome]++
+	if f := l.kindFirstSent[k]; f.IsZero() || sent.Before(f) {
+		l.kindFirstSent[k] = sent
+	}
+	if outcome == outcomeRiskDenied && !u.riskRefused {
+		u.riskRefused = true
+		l.kindRiskRefused[k]++
+	}
+	if u.bot {
 		l.botAttempts++
 		l.botOutcomes[outcome]++
 	} else {

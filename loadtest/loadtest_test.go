@@ -25,6 +25,7 @@ func flashConfig(target string) Config {
 		Users: 20, Rate: 300, Duration: 200 * time.Millisecond, Bots: 0.25,
 		SaleQuantity: 10, PerUserLimit: 1, StartIn: 20 * time.Millisecond,
 		PayShare: 0.8, CancelShare: 0.2, ThinkMax: time.Millisecond,
+		PageThinkMin: time.Millisecond, PageThinkMax: 5 * time.Millisecond,
 		Timeout: 2 * time.Second, DrainMax: 5 * time.Second, SettleMax: 3 * time.Second,
 		OrderWaitMax: 500 * time.Millisecond, LoginRate: 2000, SetupStores: 3,
 	}

@@ -73,6 +73,21 @@ type BotReport struct {
 	// outcome, as in Report.Outcomes.
 	BotOutcomes   map[string]int64 `json:"bot_outcomes"`
 	HumanOutcomes map[string]int64 `json:"human_outcomes"`
+	// Kinds: the humans and each bot kind present, on their own (see
+	// KindReport).
+	Kinds []KindReport `json:"kinds"`
+	// BotUnits and BotUnitsPaid: units reserved and paid by all bot kinds;
+	// BotUnitShare and BotPaidShare their shares of all units reserved and
+	// paid in the run (what --max-bot-unit-share judges: reserved).
+	BotUnits     int64   `json:"bot_units"`
+	BotUnitsPaid int64   `json:"bot_units_paid"`
+	BotUnitShare float64 `json:"bot_unit_share"`
+	BotPaidShare float64 `json:"bot_paid_share"`
+	// HumansRiskRefused: human accounts answered risk_denied (40300) at
+	// least once, the risk hook's false positives; and their share of the
+	// human accounts (what --max-human-risk-refused judges).
+	HumansRiskRefused      int     `json:"humans_risk_refused"`
+	HumansRiskRefusedShare float64 `json:"humans_risk_refused_share"`
 }
 
 // botShare computes the BotReport from counts.
@@ -191,8 +206,14 @@ type Thresholds struct {
 	MaxP99Ms float64 `json:"max_p99_ms,omitempty"`
 	// MaxErrorRate applies to ErrorRate; absent: none.
 	MaxErrorRate *float64 `json:"max_error_rate,omitempty"`
-	OK           bool     `json:"ok"`
-	Checks       []Check  `json:"checks"`
+	// MaxBotWinRatio applies to each bot kind's WinRateRatio,
+	// MaxBotUnitShare to Bots.BotUnitShare, MaxHumanRiskRefused to
+	// Bots.HumansRiskRefusedShare; absent: none.
+	MaxBotWinRatio      *float64 `json:"max_bot_win_ratio,omitempty"`
+	MaxBotUnitShare     *float64 `json:"max_bot_unit_share,omitempty"`
+	MaxHumanRiskRefused *float64 `json:"max_human_risk_refused,omitempty"`
+	OK                  bool     `json:"ok"`
+	Checks              []Check  `json:"checks"`
 }
 
 // applyThresholds judges the report against the limits (maxP99 0 and
@@ -266,6 +287,14 @@ type RunConfig struct {
 	BotRetries   int      `json:"bot_retries"`
 	HumanRetries int      `json:"human_retries"`
 	BotKinds     []string `json:"bot_kinds,omitempty"`
+	// BotKindsSpec is --bot-kinds as given; the farm's shape, the
+	// sprinters' attempts and the humans' page think time as run.
+	BotKindsSpec          string  `json:"bot_kinds_spec,omitempty"`
+	FarmAccountsPerDevice int     `json:"farm_accounts_per_device"`
+	FarmDevicesPerIP      int     `json:"farm_devices_per_ip"`
+	SprinterTries         int     `json:"sprinter_tries"`
+	PageThinkMinS         float64 `json:"page_think_min_s"`
+	PageThinkMaxS         float64 `json:"page_think_max_s"`
 	// HoldS and PerUserLimit: the flash sale's, as the run knew them (0:
 	// unknown or no sale).
 	HoldS        int64 `json:"hold_s,omitempty"`

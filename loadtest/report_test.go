@@ -74,7 +74,7 @@ func syntheticReport(t *testing.T) *Report {
 		Config: RunConfig{Users: 20, Rate: 50, RampFrom: 5, RampS: 1, SpikeAtS: 1, SpikeForS: 0.5, SpikeFactor: 4,
 			DurationS: 2, Bots: 0.25, Setup: true, SaleID: "s1", DealID: "d1", Seed: 42, InFlightMax: 4096, Conns: 256,
 			TimeoutS: 2, PayShare: 0.8, CancelShare: 0.2, LoginRate: 500, ThinkMaxS: 0.3, MaxRequests: 1000,
-			BotWeight: 3, BotRetries: 5, HumanRetries: 2, BotKinds: botKinds(5, Config{BotRetries: 5, BotWeight: 3}),
+			BotWeight: 3, BotRetries: 5, HumanRetries: 2, BotKinds: botKinds([kindsN]int{kindBasic: 5}, Config{BotRetries: 5, BotWeight: 3}),
 			HoldS: 7, PerUserLimit: 1, WeChatPay: true, WeChatPayAddr: "127.0.0.1:8090"},
 	}
 	rep.finish(0, nil)

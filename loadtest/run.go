@@ -22,6 +22,10 @@ type runner struct {
 
 	users         []*user
 	bots, humans  []*user
+	schedBots     []*user // the bots the arrival schedule picks from
+	kindCounts    [kindsN]int
+	replay        replayCapture
+	mainStart     time.Time // the main phase's start: the opening
 	sale          *saleInfo
 	deal          *dealInfo
 	dealStarts    time.Time
@@ -100,12 +104,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stopProgress()
 
 	if cfg.needsUsers() {
-		r.users = newUsers(r.tag, cfg.Users, cfg.Bots)
+		kinds, _ := parseBotKinds(cfg.BotKinds) // checked by Validate
+		r.users = newUsers(r.tag, cfg.Users, cfg.Bots, kinds, shape{cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP})
 		for _, u := range r.users {
-			if u.bot {
-				r.bots = append(r.bots, u)
-			} else {
+			r.kindCounts[u.kind]++
+			if !u.bot {
 				r.humans = append(r.humans, u)
+				continue
+			}
+			r.bots = append(r.bots, u)
+			if u.kind != kindSprinter || cfg.Scenario != ScenarioFlash {
+				r.schedBots = append(r.schedBots, u)
 			}
 		}
 		if err := r.login(ctx); err != nil {
@@ -168,6 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bw, hw := r.led.winners()
 	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes).withWinners(bw, hw)
 	rep.Bots.BotOutcomes, rep.Bots.HumanOutcomes = copyCounts(r.led.botOutcomes), copyCounts(r.led.humanOutcomes)
+	rep.Bots = rep.Bots.withKinds(r.led.kindReports(r.kindCounts, r.mainStart))
 	r.led.mu.Unlock()
 	if r.wx != nil {
 		rep.Payments = r.wx.report()
@@ -198,9 +208,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Config.LoginRate, rep.Config.ThinkMaxS, rep.Config.MaxRequests = cfg.LoginRate, cfg.ThinkMax.Seconds(), cfg.MaxRequests
 	rep.Config.BotWeight, rep.Config.BotRetries, rep.Config.HumanRetries = cfg.BotWeight, cfg.BotRetries, cfg.HumanRetries
-	rep.Config.BotKinds = botKinds(len(r.bots), cfg)
+	rep.Config.BotKinds = botKinds(r.kindCounts, cfg)
+	rep.Config.BotKindsSpec = cfg.BotKinds
+	rep.Config.FarmAccountsPerDevice, rep.Config.FarmDevicesPerIP, rep.Config.SprinterTries = cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP, cfg.SprinterTries
+	rep.Config.PageThinkMinS, rep.Config.PageThinkMaxS = cfg.PageThinkMin.Seconds(), cfg.PageThinkMax.Seconds()
 	rep.Config.WeChatPay, rep.Config.WeChatPayAddr = cfg.WeChatPayTestKeys != "", cfg.WeChatPayAddr
 	rep.finish(cfg.MaxP99, cfg.MaxErrorRate)
+	rep.applyBotThresholds(cfg.MaxBotWinRatio, cfg.MaxBotUnitShare, cfg.MaxHumanRiskRefused)
 	return rep, nil
 }
 
@@ -228,20 +242,6 @@ func (r *Report) finish(maxP99 time.Duration, maxErrorRate *float64) {
 		}
 	}
 	r.applyThresholds(maxP99, maxErrorRate)
-}
-
-// botKinds says in plain words how the run's bots behave (newUsers,
-// reserve).
-func botKinds(n int, cfg Config) []string {
-	if n == 0 {
-		return nil
-	}
-	return []string{
-		fmt.Sprintf("%d send the one shared X-Device-Id %q, %d send none", (n+1)/2, botSharedDevice, n/2),
-		fmt.Sprintf("all behind one X-Forwarded-For address, %s", botIP),
-		fmt.Sprintf("no think time; up to %d retries at once, ignoring Retry-After, without an Idempotency-Key", cfg.BotRetries),
-		fmt.Sprintf("a bot arrives %g times as often as a human", cfg.BotWeight),
-	}
 }
 
 func copyCounts(m map[string]int64) map[string]int64 {
@@ -343,8 +343,21 @@ func (r *runner) login(ctx context.Context) error {
 	r.rec.mark(phaseLogins, time.Now())
 	flowCtx, cancel := context.WithCancel(ctx)
 	arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(r.users))/r.cfg.LoginRate*float64(time.Second)) + time.Second}
-	drops := r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(r.users)), func(k int) flowFunc {
-		u := r.users[k]
+	// The farm's accounts log in last, just before the sale (new
+	// accounts); everybody else well ahead.
+	order := make([]*user, 0, len(r.users))
+	for _, u := range r.users {
+		if u.kind != kindFarm {
+			order = append(order, u)
+		}
+	}
+	for _, u := range r.users {
+		if u.kind == kindFarm {
+			order = append(order, u)
+		}
+	}
+	drops := r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(order)), func(k int) flowFunc {
+		u := order[k]
 		return func(ctx context.Context, at time.Time) { r.loginUser(ctx, u, at) }
 	})
 	r.waitFlows(cancel, r.cfg.Timeout+r.cfg.DrainMax)
@@ -373,7 +386,7 @@ type sessionDoc struct {
 
 func (r *runner) loginUser(ctx context.Context, u *user, at time.Time) bool {
 	a := r.c.do(ctx, call{route: "session", method: "POST", path: "/api/v1/session",
-		body: map[string]string{"code": u.code}, device: u.device, xff: u.ip, intended: at})
+		body: map[string]string{"code": u.code}, device: u.deviceID(), xff: u.ip, intended: at})
 	var d sessionDoc
 	if !a.ok() || a.decode(&d) != nil || d.Token == "" {
 		return false
@@ -390,7 +403,11 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f6164))
 	before := r.rec.requests.Load()
 	start = time.Now()
+	r.mainStart = start
 	r.rec.mark(phaseMain, start)
+	if r.sprints() && r.kindCounts[kindSprinter] > 0 {
+		r.launchSprinters(ctx, flowCtx, start, start.Add(r.cfg.Duration))
+	}
 	drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
 		r.arrivals.Add(1)
 		return r.pickFlow(rng, uint64(k))

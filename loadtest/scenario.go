@@ -102,14 +102,18 @@ func (t *teamRing) remove(id string) {
 }
 
 // pickUser picks the user of an arrival: bots arrive BotWeight times as
-// often as humans.
+// often as humans. Sprinters are not in the schedule when they are set
+// off at the opening (launchSprinters).
 func (r *runner) pickUser(rng *rand.Rand) *user {
-	nb, nh := float64(len(r.bots)), float64(len(r.humans))
+	nb, nh := float64(len(r.schedBots)), float64(len(r.humans))
 	if nb > 0 && rng.Float64()*(nb*r.cfg.BotWeight+nh) < nb*r.cfg.BotWeight {
-		return r.bots[rng.IntN(len(r.bots))]
+		return r.schedBots[rng.IntN(len(r.schedBots))]
 	}
 	if len(r.humans) == 0 {
-		return r.bots[rng.IntN(len(r.bots))]
+		if len(r.schedBots) == 0 {
+			return nil
+		}
+		return r.schedBots[rng.IntN(len(r.schedBots))]
 	}
 	return r.humans[rng.IntN(len(r.humans))]
 }
@@ -126,12 +130,21 @@ func (r *runner) pickFlow(rng *rand.Rand, k uint64) flowFunc {
 		return func(ctx context.Context, at time.Time) { r.browseFlow(ctx, frng, at) }
 	case ScenarioFlash:
 		u := r.pickUser(rng)
+		if u == nil {
+			return nil // only sprinters, and they set off at the opening
+		}
 		return func(ctx context.Context, at time.Time) { r.flashFlow(ctx, frng, u, at) }
 	case ScenarioGroup:
 		u := r.pickUser(rng)
+		if u == nil {
+			return nil
+		}
 		return func(ctx context.Context, at time.Time) { r.groupFlow(ctx, frng, u, at) }
 	case ScenarioCheckout:
 		u := r.pickUser(rng)
+		if u == nil {
+			return nil
+		}
 		return func(ctx context.Context, at time.Time) { r.checkoutFlow(ctx, frng, u, at) }
 	}
 	return nil
@@ -188,36 +201,56 @@ func retryable(outcome string) bool {
 
 func lostAnswer(outcome string) bool { return outcome == outcomeTimeout || outcome == outcomeConnError }
 
-// reserve sends a reserving call with the user's retry habits: a bot
-// retries at once, ignoring Retry-After, without an Idempotency-Key; a
-// human waits Retry-After, and keeps the key when the answer was lost.
+// reserve sends a reserving call with the user's retry habits (see
+// reserveWith), without a page view.
 func (r *runner) reserve(ctx context.Context, rng *rand.Rand, u *user, at time.Time, mk func() call) answer {
+	return r.reserveWith(ctx, rng, u, at, nil, mk)
+}
+
+// reserveWith sends a reserving call with the user's retry habits: a
+// person (or a mimic) waits Retry-After, keeps the key when the answer was
+// lost, and after a refusal loads the page again (a fresh page token)
+// before the wait; a bot retries at once, ignoring Retry-After, without an
+// Idempotency-Key, or with the one it replays. pg, when not nil, is the
+// page view the call carries the token of.
+func (r *runner) reserveWith(ctx context.Context, rng *rand.Rand, u *user, at time.Time, pg *pageView, mk func() call) answer {
+	human := u.humanLike()
 	tries := r.cfg.HumanRetries
-	if u.bot {
+	if !human {
 		tries = r.cfg.BotRetries
 	}
 	newKey := func() string { return fmt.Sprintf("%s-%d-%x", r.tag, u.n, rng.Uint64()) }
 	key := ""
-	if !u.bot {
+	switch {
+	case pg != nil && pg.key != "":
+		key = pg.key
+	case human:
 		key = newKey()
 	}
 	for attempt := 0; ; attempt++ {
 		q := mk()
-		q.intended, q.idemKey, q.device, q.xff = at, key, u.device, u.ip
+		q.intended, q.idemKey, q.device, q.xff = at, key, u.deviceID(), u.ip
+		if pg != nil {
+			q.pageToken = pg.token
+		}
+		sent := time.Now()
 		a := r.c.do(ctx, q)
-		r.led.attempt(u.bot, a.outcome)
+		r.led.attempt(u, a.outcome, sent)
 		if !retryable(a.outcome) || attempt >= tries || ctx.Err() != nil {
 			if lostAnswer(a.outcome) || a.outcome == outcomeCanceled {
 				r.led.lostReserve()
 			}
 			return a
 		}
-		if u.bot {
+		if !human {
 			at = time.Now()
 			continue
 		}
 		if !lostAnswer(a.outcome) {
 			key = newKey() // a definite refusal: a fresh attempt
+			if pg != nil {
+				pg.token, _ = r.viewPage(ctx, u, pg.session, time.Now())
+			}
 		}
 		wait := a.retryAfter
 		if wait <= 0 {
@@ -274,7 +307,7 @@ func (t teamDoc) members() ([]memberDoc, int64) {
 }
 
 func (r *runner) think(ctx context.Context, rng *rand.Rand, u *user, from time.Time) (time.Time, bool) {
-	if u.bot || r.cfg.ThinkMax <= 0 {
+	if !u.humanLike() || r.cfg.ThinkMax <= 0 {
 		return from, ctx.Err() == nil
 	}
 	at := from.Add(time.Duration(rng.Int64N(int64(r.cfg.ThinkMax))))
@@ -299,7 +332,7 @@ func (r *runner) afterHold(ctx context.Context, rng *rand.Rand, u *user, rec *re
 	if cancel {
 		r.led.setState(rec, resCancelling)
 		a := r.c.do(ctx, call{route: "cancel", method: "POST", path: path + "/cancel", token: tok,
-			device: u.device, xff: u.ip, intended: at})
+			device: u.deviceID(), xff: u.ip, intended: at})
 		if a.ok() || a.outcome == "40903" { // 40903: it expired first
 			r.led.setState(rec, resReleased)
 		} else {
@@ -315,7 +348,7 @@ func (r *runner) afterHold(ctx context.Context, rng *rand.Rand, u *user, rec *re
 	rec.payID = "lt-pay-" + rec.id
 	for attempt := 0; attempt < 3; attempt++ {
 		a := r.c.do(ctx, call{route: "pay", method: "POST", path: path + "/pay", token: tok,
-			body: map[string]string{"payment_id": rec.payID}, device: u.device, xff: u.ip, intended: at})
+			body: map[string]string{"payment_id": rec.payID}, device: u.deviceID(), xff: u.ip, intended: at})
 		switch {
 		case a.ok():
 			r.led.setState(rec, resPaid)
@@ -338,7 +371,10 @@ func (r *runner) afterHold(ctx context.Context, rng *rand.Rand, u *user, rec *re
 	r.led.setState(rec, resUnknown)
 }
 
-// flashFlow: one rush at the flash sale.
+// flashFlow: one rush at the flash sale. A person (and a mimic) loads the
+// store page first, thinks, and reserves carrying the page token the
+// server gave (none when it gave none); a replayer carries the token and
+// key captured once; the other bots fire at once.
 func (r *runner) flashFlow(ctx context.Context, rng *rand.Rand, u *user, at time.Time) {
 	tok, at := r.ensureSession(ctx, u, at)
 	if tok == "" {
@@ -349,7 +385,20 @@ func (r *runner) flashFlow(ctx context.Context, rng *rand.Rand, u *user, at time
 	if gs := r.guidesByStore[r.firstStore()]; len(gs) > 0 && rng.IntN(2) == 0 {
 		guide = gs[rng.IntN(len(gs))]
 	}
-	a := r.reserve(ctx, rng, u, at, func() call {
+	var pg *pageView
+	switch u.kind {
+	case kindHuman, kindMimic:
+		pg = &pageView{session: tok}
+		pg.token, at = r.viewPage(ctx, u, tok, at)
+		var ok bool
+		if at, ok = r.pageThink(ctx, rng, at); !ok {
+			return
+		}
+	case kindReplayer:
+		pg = &pageView{session: tok}
+		pg.token, pg.key = r.replayed(ctx, u, tok, at)
+	}
+	a := r.reserveWith(ctx, rng, u, at, pg, func() call {
 		body := map[string]any{"quantity": 1}
 		if guide != "" {
 			body["guide_id"] = guide
@@ -358,16 +407,22 @@ func (r *runner) flashFlow(ctx context.Context, rng *rand.Rand, u *user, at time
 	})
 	switch a.outcome {
 	case "0":
-		var d resDoc
-		if a.decode(&d) != nil || d.ReservationID == "" {
-			return
-		}
-		rec := &resRec{id: d.ReservationID, kind: "flash", pool: sale, u: u, qty: max(d.Quantity, 1), expiresMs: msOf(d.ExpiresAtMs, d.ExpiresAt)}
-		r.led.reserved(rec, a.done)
-		r.afterHold(ctx, rng, u, rec, a.done)
+		r.flashWon(ctx, rng, u, sale, a)
 	case "40900":
 		r.led.markSoldOut(sale)
 	}
+}
+
+// flashWon records a successful flash reservation and plays the buyer's
+// part after it: pay, cancel or walk away.
+func (r *runner) flashWon(ctx context.Context, rng *rand.Rand, u *user, sale string, a answer) {
+	var d resDoc
+	if a.decode(&d) != nil || d.ReservationID == "" {
+		return
+	}
+	rec := &resRec{id: d.ReservationID, kind: "flash", pool: sale, u: u, qty: max(d.Quantity, 1), expiresMs: msOf(d.ExpiresAtMs, d.ExpiresAt)}
+	r.led.reserved(rec, a.done)
+	r.afterHold(ctx, rng, u, rec, a.done)
 }
 
 func (r *runner) firstStore() string {

@@ -16,10 +16,11 @@ const catalogBytesMax = 60 << 10
 // saleInfo is the flash sale the run uses.
 type saleInfo struct {
 	id       string
-	owned    bool  // created by this run
-	limit    int64 // per-user limit; 0 unknown
-	holdS    int64 // hold seconds; 0 unknown
-	startsMs int64 // by the server's clock
+	storeID  string // the store whose page shows it; "" unknown
+	owned    bool   // created by this run
+	limit    int64  // per-user limit; 0 unknown
+	holdS    int64  // hold seconds; 0 unknown
+	startsMs int64  // by the server's clock
 	endsMs   int64
 	offsetMs int64 // server clock - local clock, measured
 }
@@ -314,6 +315,7 @@ func (r *runner) discover(ctx context.Context) error {
 // saleDoc is GET /api/v1/flash-sales/{id}.
 type saleDoc struct {
 	SaleID       string    `json:"sale_id"`
+	StoreID      string    `json:"store_id"`
 	PerUserLimit *int64    `json:"per_user_limit"`
 	HoldSeconds  *int64    `json:"hold_seconds"`
 	Remaining    int64     `json:"remaining"`
@@ -349,7 +351,7 @@ func (r *runner) saleInfo(ctx context.Context, id string) (saleInfo, error) {
 	if !a.ok() || a.decode(&d) != nil {
 		return saleInfo{}, fmt.Errorf("%w: cannot read flash sale %s: %s %s", ErrConnect, id, a.outcome, a.msg)
 	}
-	info := saleInfo{id: id, startsMs: msOf(d.StartsAtMs, d.StartsAt), endsMs: msOf(d.EndsAtMs, d.EndsAt)}
+	info := saleInfo{id: id, storeID: d.StoreID, startsMs: msOf(d.StartsAtMs, d.StartsAt), endsMs: msOf(d.EndsAtMs, d.EndsAt)}
 	if d.PerUserLimit != nil {
 		info.limit = *d.PerUserLimit
 	}

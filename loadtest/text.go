@@ -123,7 +123,7 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	th := r.Thresholds
 	if len(th.Checks) == 0 {
-		b.WriteString("\nthresholds: none (--max-p99, --max-error-rate)\n")
+		b.WriteString("\nthresholds: none (--max-p99, --max-error-rate, --max-bot-win-ratio, --max-bot-unit-share, --max-human-risk-refused)\n")
 	} else {
 		if failed := r.failedThresholds(); len(failed) == 0 {
 			b.WriteString("\nthresholds: OK\n")
@@ -181,7 +181,8 @@ func byCount(m map[string]int64) []string {
 func (r *Report) writeBotsText(b *strings.Builder) {
 	bt := r.Bots
 	if bt.BotUsers == 0 {
-		fmt.Fprintf(b, "  no bots (%d human accounts, %d successful reservations)\n", bt.HumanUsers, bt.HumanReservations)
+		fmt.Fprintf(b, "  no bots (%d human accounts, %d successful reservations); humans refused by risk: %d (%s)\n",
+			bt.HumanUsers, bt.HumanReservations, bt.HumansRiskRefused, pct(bt.HumansRiskRefusedShare))
 		return
 	}
 	fmt.Fprintf(b, "  crowd: %d bot and %d human accounts: bots are %.1f%% of accounts and made %.1f%% of reserving attempts (%d of %d)\n",
@@ -193,6 +194,7 @@ func (r *Report) writeBotsText(b *strings.Builder) {
 	fmt.Fprintf(b, "  reservations per account: bots %.3f, humans %.3f: advantage %.2fx\n", bt.BotPerUser, bt.HumanPerUser, bt.Advantage)
 	fmt.Fprintf(b, "  bots' attempts:  %s\n", strings.TrimSpace(outcomeList(bt.BotOutcomes)))
 	fmt.Fprintf(b, "  humans' attempts: %s\n", strings.TrimSpace(outcomeList(bt.HumanOutcomes)))
+	r.writeKindsText(b)
 }
 
 // settings lists the run's settings as label, value pairs.
@@ -237,11 +239,23 @@ func (r *Report) settings() [][2]string {
 	if v := r.Thresholds.MaxErrorRate; v != nil {
 		th = append(th, fmt.Sprintf("max error rate %g", *v))
 	}
+	if v := r.Thresholds.MaxBotWinRatio; v != nil {
+		th = append(th, fmt.Sprintf("max bot win ratio %gx per kind", *v))
+	}
+	if v := r.Thresholds.MaxBotUnitShare; v != nil {
+		th = append(th, fmt.Sprintf("max bot unit share %g", *v))
+	}
+	if v := r.Thresholds.MaxHumanRiskRefused; v != nil {
+		th = append(th, fmt.Sprintf("max humans refused by risk %g", *v))
+	}
 	if len(th) > 0 {
 		thresholds = strings.Join(th, ", ")
 	}
 	bots := fmt.Sprintf("%g of users (%d bots, %d humans); retries bot %d, human %d; bot weight %g",
 		c.Bots, r.Bots.BotUsers, r.Bots.HumanUsers, c.BotRetries, c.HumanRetries, c.BotWeight)
+	if c.BotKindsSpec != "" {
+		bots += "; kinds " + c.BotKindsSpec
+	}
 	out := [][2]string{
 		{"target", r.Target},
 		{"scenario", r.Scenario},
@@ -263,6 +277,8 @@ func (r *Report) settings() [][2]string {
 		[2]string{"hold", hold},
 		[2]string{"per-user limit", limit},
 		[2]string{"buyers", fmt.Sprintf("pay %g, cancel %g, the rest let the hold expire; think up to %gs", c.PayShare, c.CancelShare, c.ThinkMaxS)},
+		[2]string{"humans", fmt.Sprintf("a device each, households of 1-%d on an address; load the store page and think %gs-%gs before reserving, carrying the page token when the server gives one",
+			householdMax, c.PageThinkMinS, c.PageThinkMaxS)},
 		[2]string{"seed", fmt.Sprintf("%d (each arrival's choices: seed and arrival number)", c.Seed)},
 		[2]string{"WeChat Pay", wx},
 		[2]string{"client", fmt.Sprintf("inflight %d, conns %d, timeout %gs", c.InFlightMax, c.Conns, c.TimeoutS)},

@@ -152,7 +152,7 @@ func (r *runner) payWeChat(ctx context.Context, u *user, rec *resRec, at time.Ti
 	var prepayID string
 	for attempt := 1; ; attempt++ {
 		a := r.c.do(ctx, call{method: "POST", path: path + "/prepay", token: u.session(),
-			device: u.device, xff: u.ip, intended: at})
+			device: u.deviceID(), xff: u.ip, intended: at})
 		outcome := a.outcome
 		var bad error
 		if a.ok() {
@@ -254,7 +254,7 @@ func (r *runner) payWeChat(ctx context.Context, u *user, rec *resRec, at time.Ti
 // lost payment.
 func (r *runner) paidOrLate(ctx context.Context, u *user, rec *resRec, takenMs int64) {
 	a := r.c.do(ctx, call{method: "GET", path: "/api/v1/reservations/" + url.PathEscape(rec.id), token: u.session(),
-		device: u.device, xff: u.ip})
+		device: u.deviceID(), xff: u.ip})
 	var d resDoc
 	if !a.ok() || a.decode(&d) != nil {
 		r.led.setState(rec, resUnknown)

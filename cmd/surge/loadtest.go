@@ -38,6 +38,9 @@ func newLoadtestCmd() *cobra.Command {
 		quiet              bool
 		stores, skus, gdes []string
 		maxErrorRate       float64
+		maxBotWinRatio     float64
+		maxBotUnitShare    float64
+		maxHumanRefused    float64
 	)
 	cmd := &cobra.Command{
 		Use:   "loadtest",
@@ -61,8 +64,27 @@ Thresholds: --max-p99 DURATION holds every route's p99 (from the intended send
 time, over the whole run, logins included) to DURATION, each route on its own;
 --max-error-rate FRACTION holds the main phase (with its drain) to at most that
 share of errors: 5xx answers, timeouts and connection errors over all its
-answers (client drops are not answers; 0 allows none). The report names each
+answers (client drops are not answers; 0 allows none). --max-bot-win-ratio X
+holds each bot kind's per-account win rate to X times the humans',
+--max-bot-unit-share F holds all bots together to a share F of the units
+reserved, and --max-human-risk-refused F holds the humans refused by risk
+(risk_denied at least once) to a share F of the humans. The report names each
 threshold exceeded, and the exit status is 1, as for a failed invariant.
+
+Bots (--bots FRACTION of the accounts) come in kinds, mixed by --bot-kinds
+(default basic): basic (a shared or no device, one address, no think time,
+retries at once), sprinter (fires at the opening from a session logged in
+ahead, again at once until it wins, up to --sprinter-tries), farm
+(--farm-accounts-per-device accounts a device, --farm-devices-per-ip devices
+an address, logged in just before the sale), rotator (a new device id on every
+request), replayer (one captured page token and Idempotency-Key replayed by all
+its accounts) and mimic (loads the page and thinks like a human, many accounts
+on the farm's few devices and addresses). Humans have a device each, share an
+address in households of at most three, load the store page, think
+--page-think-min..--page-think-max and reserve carrying the page token the
+server gave (X-Surge-Page-Token; none when it gave none). The report shows
+each kind's share of the crowd and of the units, its win rate per account and
+the ratio to the humans', and the humans refused by risk.
 
 Exit status: 0 when the run completed, every invariant held and no threshold
 was exceeded, 1 when an invariant failed or a threshold was exceeded, 2 for
@@ -72,6 +94,9 @@ Examples:
   surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN \
       --scenario flash --setup --users 5000 --rate 2000 --duration 30s --bots 0.1 \
       --report out.json --html plot.html
+  surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN --scenario flash --setup \
+      --users 2000 --rate 400 --bots 0.2 --bot-kinds sprinter,farm,rotator,replayer,mimic \
+      --max-bot-win-ratio 0.5 --max-bot-unit-share 0.1 --max-human-risk-refused 0.01
   surge loadtest --target http://127.0.0.1:8080 --admin-token $TOKEN --scenario mix \
       --rate 500 --ramp 10s --spike-at 20s --spike-for 5s --spike-factor 10
   surge wechatpay-test-keys ./wx-test-keys     # prints the matching serve settings
@@ -91,6 +116,15 @@ Examples:
 			}
 			if cmd.Flags().Changed("max-error-rate") {
 				cfg.MaxErrorRate = &maxErrorRate
+			}
+			if cmd.Flags().Changed("max-bot-win-ratio") {
+				cfg.MaxBotWinRatio = &maxBotWinRatio
+			}
+			if cmd.Flags().Changed("max-bot-unit-share") {
+				cfg.MaxBotUnitShare = &maxBotUnitShare
+			}
+			if cmd.Flags().Changed("max-human-risk-refused") {
+				cfg.MaxHumanRiskRefused = &maxHumanRefused
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageErr(err)
@@ -129,6 +163,12 @@ Examples:
 	f.Float64Var(&cfg.BotWeight, "bot-weight", 3, "a bot arrives this many times as often as a human")
 	f.IntVar(&cfg.BotRetries, "bot-retries", 5, "retries a bot makes, ignoring Retry-After")
 	f.IntVar(&cfg.HumanRetries, "human-retries", 2, "retries a human makes, after Retry-After")
+	f.StringVar(&cfg.BotKinds, "bot-kinds", "basic", "the bots' kinds, mixed: basic, sprinter, farm, rotator, replayer, mimic; e.g. sprinter,farm or sprinter=1,farm=2")
+	f.IntVar(&cfg.FarmAccountsPerDevice, "farm-accounts-per-device", 4, "farm and mimic bots: accounts sharing one device id")
+	f.IntVar(&cfg.FarmDevicesPerIP, "farm-devices-per-ip", 25, "farm and mimic bots: devices behind one address (sprinters, rotators, replayers: accounts)")
+	f.IntVar(&cfg.SprinterTries, "sprinter-tries", 50, "attempts a sprinter bot makes from the opening, without a pause")
+	f.DurationVar(&cfg.PageThinkMin, "page-think-min", 500*time.Millisecond, "shortest time a human (and a mimic bot) looks at the store page before reserving")
+	f.DurationVar(&cfg.PageThinkMax, "page-think-max", 3*time.Second, "longest time a human (and a mimic bot) looks at the store page before reserving")
 	f.BoolVar(&cfg.Setup, "setup", false, "create a fresh catalog, flash sale and group deal through the admin API")
 	f.StringVar(&cfg.SaleID, "sale", "", "existing flash sale to use (default: discovered from the admin stats)")
 	f.StringVar(&cfg.DealID, "deal", "", "existing group deal to use (default: discovered from the admin stats)")
@@ -161,6 +201,9 @@ Examples:
 	f.DurationVar(&cfg.OrderWaitMax, "order-wait", 20*time.Second, "longest wait for the order writer")
 	f.DurationVar(&cfg.MaxP99, "max-p99", 0, "fail (exit 1) when any route's p99 is above this, e.g. 200ms (0: no threshold)")
 	f.Float64Var(&maxErrorRate, "max-error-rate", 0, "fail (exit 1) when the main phase's errors (5xx, timeouts, connection errors) over its answers exceed this fraction, e.g. 0.01 (unset: no threshold)")
+	f.Float64Var(&maxBotWinRatio, "max-bot-win-ratio", 0, "fail (exit 1) when a bot kind's per-account win rate is above this multiple of the humans', e.g. 0.5 (unset: no threshold)")
+	f.Float64Var(&maxBotUnitShare, "max-bot-unit-share", 0, "fail (exit 1) when the bots (all kinds) reserve more than this share of the units, e.g. 0.1 (unset: no threshold)")
+	f.Float64Var(&maxHumanRefused, "max-human-risk-refused", 0, "fail (exit 1) when more than this share of the humans were refused by risk (risk_denied), e.g. 0.01 (unset: no threshold)")
 	f.StringVar(&reportPath, "report", "", "write the JSON report here")
 	f.StringVar(&html, "html", "", "write a self-contained HTML report (settings, charts, routes, outcomes, bots, sale totals, invariants) here")
 	f.BoolVar(&quiet, "quiet", false, "no progress line on stderr")
