@@ -341,28 +341,31 @@ func (r *runner) waitFlows(cancel context.CancelFunc, d time.Duration) {
 func (r *runner) login(ctx context.Context) error {
 	r.phase.Store("login")
 	r.rec.mark(phaseLogins, time.Now())
-	flowCtx, cancel := context.WithCancel(ctx)
-	arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(r.users))/r.cfg.LoginRate*float64(time.Second)) + time.Second}
-	// The farm's accounts log in last, just before the sale (new
-	// accounts); everybody else well ahead.
-	order := make([]*user, 0, len(r.users))
-	for _, u := range r.users {
-		if u.kind != kindFarm {
-			order = append(order, u)
-		}
-	}
+	// The farm's accounts log in last, once everybody else has, just
+	// before the sale (new accounts); everybody else well ahead.
+	var early, farm []*user
 	for _, u := range r.users {
 		if u.kind == kindFarm {
-			order = append(order, u)
+			farm = append(farm, u)
+		} else {
+			early = append(early, u)
 		}
 	}
-	drops := r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(order)), func(k int) flowFunc {
-		u := order[k]
-		return func(ctx context.Context, at time.Time) { r.loginUser(ctx, u, at) }
-	})
-	r.waitFlows(cancel, r.cfg.Timeout+r.cfg.DrainMax)
-	if err := ctx.Err(); err != nil {
-		return err
+	var drops int64
+	for _, wave := range [][]*user{early, farm} {
+		if len(wave) == 0 {
+			continue
+		}
+		flowCtx, cancel := context.WithCancel(ctx)
+		arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(wave))/r.cfg.LoginRate*float64(time.Second)) + time.Second}
+		drops += r.drive(ctx, flowCtx, time.Now(), arr.Schedule(len(wave)), func(k int) flowFunc {
+			u := wave[k]
+			return func(ctx context.Context, at time.Time) { r.loginUser(ctx, u, at) }
+		})
+		r.waitFlows(cancel, r.cfg.Timeout+r.cfg.DrainMax)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	// Users dropped at login (InFlightMax) log in on first use.
 	n := 0
