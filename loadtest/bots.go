@@ -318,7 +318,7 @@ func (r *runner) sprintFlow(ctx context.Context, rng *rand.Rand, u *user, at, un
 			return
 		case a.outcome == "40900":
 			r.led.markSoldOut(sale)
-		case a.outcome == "40901", retryable(a.outcome):
+		case a.outcome == "40902", retryable(a.outcome): // not active: a hair early
 		default:
 			return
 		}

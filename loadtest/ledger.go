@@ -186,13 +186,15 @@ func (l *ledger) winners() (bots, humans int) {
 
 // reserved records a successful reservation answered at done and checks
 // the per-user limit: units the user surely holds or has paid in this sale,
-// plus this one, must not exceed the limit.
-func (l *ledger) reserved(r *resRec, done time.Time) {
+// plus this one, must not exceed the limit. It reports false when the
+// reservation was known already (an idempotent replay: the flow that got
+// it first plays the buyer's part, not this one).
+func (l *ledger) reserved(r *resRec, done time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if old := l.res[r.id]; old != nil {
 		// The same reservation twice (an idempotent replay): nothing new.
-		return
+		return false
 	}
 	if r.u.bot {
 		l.botRes++
@@ -231,6 +233,7 @@ func (l *ledger) reserved(r *resRec, done time.Time) {
 	}
 	l.res[r.id] = r
 	l.byUser[key] = append(l.byUser[key], r)
+	return true
 }
 
 // surelyLive reports whether the server must still count o for its user.

@@ -421,8 +421,9 @@ func (r *runner) flashWon(ctx context.Context, rng *rand.Rand, u *user, sale str
 		return
 	}
 	rec := &resRec{id: d.ReservationID, kind: "flash", pool: sale, u: u, qty: max(d.Quantity, 1), expiresMs: msOf(d.ExpiresAtMs, d.ExpiresAt)}
-	r.led.reserved(rec, a.done)
-	r.afterHold(ctx, rng, u, rec, a.done)
+	if r.led.reserved(rec, a.done) {
+		r.afterHold(ctx, rng, u, rec, a.done)
+	}
 }
 
 func (r *runner) firstStore() string {
@@ -487,8 +488,9 @@ func (r *runner) groupFlow(ctx context.Context, rng *rand.Rand, u *user, at time
 		return
 	}
 	rec := &resRec{id: d.ReservationID, kind: "group", pool: deal, teamID: d.TeamID, u: u, qty: 1, expiresMs: exp}
-	r.led.reserved(rec, a.done)
-	r.afterHold(ctx, rng, u, rec, a.done)
+	if r.led.reserved(rec, a.done) {
+		r.afterHold(ctx, rng, u, rec, a.done)
+	}
 }
 
 // checkoutFlow: a cart of one to three SKUs of one store.
@@ -528,8 +530,9 @@ func (r *runner) checkoutFlow(ctx context.Context, rng *rand.Rand, u *user, at t
 			return
 		}
 		rec := &resRec{id: d.ReservationID, kind: "checkout", pool: store, u: u, qty: int64(n), expiresMs: msOf(d.ExpiresAtMs, d.ExpiresAt)}
-		r.led.reserved(rec, a.done)
-		r.afterHold(ctx, rng, u, rec, a.done)
+		if r.led.reserved(rec, a.done) {
+			r.afterHold(ctx, rng, u, rec, a.done)
+		}
 	case "40900":
 		r.led.markSoldOut("checkout " + store)
 	}
