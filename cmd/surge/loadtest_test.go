@@ -37,6 +37,12 @@ func TestLoadtestUsageErrorsExit2(t *testing.T) {
 		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--duration", "soon"},
 		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "extra-arg"},
 		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--setup"}, // no admin token
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--bots", "0.1", "--bot-kinds", "sprinter,bogus"},
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--farm-accounts-per-device", "0"},
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--page-think-min", "3s", "--page-think-max", "1s"},
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--max-bot-unit-share", "2"},
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--max-bot-win-ratio", "-1"},
+		{"--target", "http://127.0.0.1:1", "--scenario", "flash", "--max-human-risk-refused", "1.5"},
 	} {
 		if code, out := runLoadtest(t, args...); code != 2 {
 			t.Errorf("surge loadtest %q: exit %d; want 2\n%s", args, code, out)
