@@ -23,10 +23,20 @@
 // it), "browse" (store and guide pages across many stores with If-None-Match
 // revalidation, and product pages), "group" (teams open, fill, pay, and fail
 // when members do not pay in time), "checkout" (multi-item carts) and "mix"
-// (all of them, weighted). A configurable share of users are bots: no think
-// time, retries that ignore Retry-After, a shared or missing X-Device-Id and
-// many accounts behind one X-Forwarded-For address. Buyers behave like buyers:
-// some pay, some cancel and some let the hold expire.
+// (all of them, weighted). A configurable share of users are bots, of the
+// kinds Config.BotKinds mixes (bots.go): basic (no think time, retries that
+// ignore Retry-After, a shared or missing X-Device-Id, all behind one
+// X-Forwarded-For address), sprinter (fires at the opening from a session
+// logged in ahead and again at once until it wins, bounded), farm (N
+// accounts a device, M devices an address, logged in last), rotator (a new
+// device id per request), replayer (one captured page token and
+// Idempotency-Key replayed across accounts) and mimic (a person's page view
+// and think time, on the farm's few devices and addresses). Humans have a
+// device each and share an address in households of at most three; in the
+// flash scenario they load the sale's store page, think PageThinkMin to
+// PageThinkMax and reserve carrying the page's X-Surge-Page-Token (none
+// when the server gives none). Buyers behave like buyers: some pay, some
+// cancel and some let the hold expire.
 //
 // Paying: by default a buyer pays with POST /api/v1/reservations/{id}/pay
 // (payment.provider=dev). With Config.WeChatPayTestKeys (a directory of TEST
@@ -63,12 +73,16 @@
 // every outcome named next to its code ("sold_out (40900)"); the bots
 // against the humans (share of accounts and of reserving attempts, share
 // of successful reservations, the win rate per account and its ratio to
-// the humans', reservations per account, attempts by outcome); the sale
+// the humans', reservations per account, attempts by outcome), and the same
+// per kind (crowd share, units reserved and paid and their shares, win rate
+// and its ratio to the humans', accounts refused by risk, first reserve
+// after the opening), all bots' share of the units and the humans refused
+// by risk (the false positives); the sale
 // totals from the final stats; every invariant check and threshold on its
 // own line with its verdict and detail; and the exit code with the reason.
 // The HTML page's sections carry ids, for tools and browser tests:
 // summary, verdict, settings, latency-chart, requests-chart, routes,
-// route-bars, outcomes, bots, sale-totals, invariants, thresholds, phases
+// route-bars, outcomes, bots (with the table bot-kinds), sale-totals, invariants, thresholds, phases
 // and notes. Its size is bounded: the timeline keeps at most 400 slices
 // however long the run (neighbouring slices merge as the run goes on), and
 // lists of violations are cut (the JSON keeps the first 200).
@@ -82,7 +96,11 @@
 //	 "outcomes":      {"<code>": n},
 //	 "outcome_names": {"<code>": "<name>"},
 //	 "bots":          {"bot_user_share", "bot_attempt_share", "bot_reservation_share", "bot_win_rate",
-//	                   "human_win_rate", "win_rate_ratio", "advantage", "bot_outcomes", "human_outcomes", ...},
+//	                   "human_win_rate", "win_rate_ratio", "advantage", "bot_outcomes", "human_outcomes",
+//	                   "kinds": [{"kind", "accounts", "crowd_share", "attempts", "units_reserved", "units_paid",
+//	                              "unit_share", "paid_share", "winners", "win_rate", "win_rate_ratio",
+//	                              "risk_refused", "risk_refused_share", "first_attempt_ms", "outcomes"}],
+//	                   "bot_unit_share", "bot_paid_share", "humans_risk_refused", "humans_risk_refused_share", ...},
 //	 "sales", "deals": {"<id>": {"supplied", "sold", "held", "remaining"}},
 //	 "phases":        [{"name", "start_s", "end_s", "answers"}],
 //	 "main_answers", "error_rate", "thresholds": {"ok", "checks"}, "config": {...}}
@@ -103,8 +121,12 @@
 // parameters do not verify. Latencies are milliseconds from the intended
 // send time.
 //
-// Thresholds (Config.MaxP99, Config.MaxErrorRate; `surge loadtest
-// --max-p99 DURATION --max-error-rate FRACTION`): the p99 limit applies to
+// Thresholds (Config.MaxP99, Config.MaxErrorRate, Config.MaxBotWinRatio,
+// Config.MaxBotUnitShare, Config.MaxHumanRiskRefused; `surge loadtest
+// --max-p99 DURATION --max-error-rate FRACTION --max-bot-win-ratio X
+// --max-bot-unit-share FRACTION --max-human-risk-refused FRACTION`): the
+// bot limits hold each kind's win-rate ratio, all bots' share of the units
+// reserved and the share of humans refused by risk. The p99 limit applies to
 // every route on its own, each route's p99 over the whole run (logins
 // included), so that a slow pay or page is caught as well as a slow
 // reserve; the error-rate limit applies to the main phase with its drain:
