@@ -348,9 +348,9 @@ func botKinds(counts [kindsN]int, cfg Config) []string {
 				"again at once on throttling, errors, sold out and not active, up to %d attempts each until the arrivals end; "+
 				"a device each, %d accounts an address", cfg.SprinterTries, cfg.FarmDevicesPerIP)
 		case kindFarm:
-			s = fmt.Sprintf("%d accounts a device, %d devices an address, logged in last, just before the sale; "+
+			s = fmt.Sprintf("%d accounts a device, %d devices an address, logged in last (%v after the others), just before the sale; "+
 				"no page view, no think time; up to %d retries at once; arrive %g times as often as a human",
-				cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP, cfg.BotRetries, cfg.BotWeight)
+				cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP, cfg.LoginLead, cfg.BotRetries, cfg.BotWeight)
 		case kindRotator:
 			s = fmt.Sprintf("a new X-Device-Id on every request, %d accounts an address; no page view, no think time; "+
 				"up to %d retries at once; arrive %g times as often as a human", cfg.FarmDevicesPerIP, cfg.BotRetries, cfg.BotWeight)

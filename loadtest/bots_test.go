@@ -162,6 +162,7 @@ func TestBotConfigIsValidated(t *testing.T) {
 		func(c *Config) { c.FarmAccountsPerDevice = -1 },
 		func(c *Config) { c.FarmDevicesPerIP = farmShapeMax + 1 },
 		func(c *Config) { c.SprinterTries = -3 },
+		func(c *Config) { c.LoginLead = -time.Second },
 		func(c *Config) { c.PageThinkMin, c.PageThinkMax = 2*time.Second, time.Second },
 		func(c *Config) { c.PageThinkMin = -time.Second },
 		func(c *Config) { c.PageThinkMax = 2 * time.Minute },

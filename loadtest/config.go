@@ -98,6 +98,11 @@ type Config struct {
 	// linkage thresholds (5 and 30), as a farm that knows them would.
 	FarmAccountsPerDevice int
 	FarmDevicesPerIP      int
+	// LoginLead: everybody but the farm logs in this long before the
+	// farm's accounts and the sale (accounts made well ahead against
+	// accounts made just before; a sale's minimum account age tells them
+	// apart). Default 0: the farm logs in right after the others.
+	LoginLead time.Duration
 	// SprinterTries caps a sprinter's attempts. Default 50.
 	SprinterTries int
 	// PageThinkMin and PageThinkMax: a person waits a uniform time in
@@ -384,6 +389,8 @@ func (c Config) Validate() error {
 		return bad("--max-error-rate %v out of range 0..1", *c.MaxErrorRate)
 	case c.FarmAccountsPerDevice < 1 || c.FarmAccountsPerDevice > farmShapeMax || c.FarmDevicesPerIP < 1 || c.FarmDevicesPerIP > farmShapeMax:
 		return bad("--farm-accounts-per-device %d and --farm-devices-per-ip %d must be in 1..%d", c.FarmAccountsPerDevice, c.FarmDevicesPerIP, farmShapeMax)
+	case c.LoginLead < 0 || c.LoginLead > waitMax:
+		return bad("--login-lead %v out of range 0..%v", c.LoginLead, waitMax)
 	case c.SprinterTries < 1 || c.SprinterTries > sprinterTriesMax:
 		return bad("--sprinter-tries %d out of range 1..%d", c.SprinterTries, sprinterTriesMax)
 	case c.PageThinkMin < 0 || c.PageThinkMax < c.PageThinkMin || c.PageThinkMax > time.Minute:

@@ -295,6 +295,7 @@ type RunConfig struct {
 	SprinterTries         int     `json:"sprinter_tries"`
 	PageThinkMinS         float64 `json:"page_think_min_s"`
 	PageThinkMaxS         float64 `json:"page_think_max_s"`
+	LoginLeadS            float64 `json:"login_lead_s,omitempty"`
 	// HoldS and PerUserLimit: the flash sale's, as the run knew them (0:
 	// unknown or no sale).
 	HoldS        int64 `json:"hold_s,omitempty"`

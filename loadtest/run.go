@@ -212,6 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Config.BotKindsSpec = cfg.BotKinds
 	rep.Config.FarmAccountsPerDevice, rep.Config.FarmDevicesPerIP, rep.Config.SprinterTries = cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP, cfg.SprinterTries
 	rep.Config.PageThinkMinS, rep.Config.PageThinkMaxS = cfg.PageThinkMin.Seconds(), cfg.PageThinkMax.Seconds()
+	rep.Config.LoginLeadS = cfg.LoginLead.Seconds()
 	rep.Config.WeChatPay, rep.Config.WeChatPayAddr = cfg.WeChatPayTestKeys != "", cfg.WeChatPayAddr
 	rep.finish(cfg.MaxP99, cfg.MaxErrorRate)
 	rep.applyBotThresholds(cfg.MaxBotWinRatio, cfg.MaxBotUnitShare, cfg.MaxHumanRiskRefused)
@@ -352,9 +353,15 @@ func (r *runner) login(ctx context.Context) error {
 		}
 	}
 	var drops int64
-	for _, wave := range [][]*user{early, farm} {
+	for i, wave := range [][]*user{early, farm} {
 		if len(wave) == 0 {
 			continue
+		}
+		if i == 1 && r.cfg.LoginLead > 0 && len(early) > 0 {
+			fmt.Fprintf(r.cfg.Progress, "waiting %v before the farm logs in (--login-lead)\n", r.cfg.LoginLead)
+			if !sleepUntil(ctx, time.Now().Add(r.cfg.LoginLead)) {
+				return ctx.Err()
+			}
 		}
 		flowCtx, cancel := context.WithCancel(ctx)
 		arr := Arrival{Rate: r.cfg.LoginRate, Duration: time.Duration(float64(len(wave))/r.cfg.LoginRate*float64(time.Second)) + time.Second}

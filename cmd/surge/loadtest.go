@@ -166,6 +166,7 @@ Examples:
 	f.StringVar(&cfg.BotKinds, "bot-kinds", "basic", "the bots' kinds, mixed: basic, sprinter, farm, rotator, replayer, mimic; e.g. sprinter,farm or sprinter=1,farm=2")
 	f.IntVar(&cfg.FarmAccountsPerDevice, "farm-accounts-per-device", 4, "farm and mimic bots: accounts sharing one device id")
 	f.IntVar(&cfg.FarmDevicesPerIP, "farm-devices-per-ip", 25, "farm and mimic bots: devices behind one address (sprinters, rotators, replayers: accounts)")
+	f.DurationVar(&cfg.LoginLead, "login-lead", 0, "everybody but the farm bots logs in this long before the farm and the sale (account age)")
 	f.IntVar(&cfg.SprinterTries, "sprinter-tries", 50, "attempts a sprinter bot makes from the opening, without a pause")
 	f.DurationVar(&cfg.PageThinkMin, "page-think-min", 500*time.Millisecond, "shortest time a human (and a mimic bot) looks at the store page before reserving")
 	f.DurationVar(&cfg.PageThinkMax, "page-think-max", 3*time.Second, "longest time a human (and a mimic bot) looks at the store page before reserving")
