@@ -76,7 +76,7 @@ func (l *ledger) kindReports(accounts [kindsN]int, opening time.Time) []KindRepo
 		return float64(n) / float64(of)
 	}
 	humanWinRate := share(int64(winners[kindHuman]), int64(accounts[kindHuman]))
-	var out []KindReport
+	out := []KindReport{}
 	for k := kindHuman; k < kindsN; k++ {
 		if accounts[k] == 0 {
 			continue

@@ -260,8 +260,8 @@ func (r *runner) replayed(ctx context.Context, u *user, session string, at time.
 	return c.token, c.key
 }
 
-// sprinterTarget: a sprinter's flow is set off at the opening, not by
-// the arrival schedule.
+// sprints reports whether the sprinters are set off at the opening of a
+// flash sale (launchSprinters) rather than by the arrival schedule.
 func (r *runner) sprints() bool {
 	return r.sale != nil && (r.cfg.Scenario == ScenarioFlash || r.cfg.Scenario == ScenarioMix)
 }
@@ -271,6 +271,11 @@ func (r *runner) sprints() bool {
 // session logged in ahead, with no think time. Flows above InFlightMax
 // are dropped and counted, as arrivals are.
 func (r *runner) launchSprinters(ctx, flowCtx context.Context, open, until time.Time) {
+	if ms := r.sale.startsMs; ms > 0 {
+		if at := time.UnixMilli(ms - r.sale.offsetMs); at.After(open) {
+			open = at // the wait for the start ended a hair early
+		}
+	}
 	if !sleepUntil(ctx, open) {
 		return
 	}
