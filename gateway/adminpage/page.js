@@ -260,6 +260,7 @@
     head.appendChild(el('b', 'id', it.id));
     head.appendChild(el('span', 'status', '…'));
     c.appendChild(head);
+    c.appendChild(el('div', 'title', ''));
     c.appendChild(el('div', 'sub', ''));
     c.appendChild(el('div', 'countdown', ''));
     var bar = el('div', 'bar');
@@ -307,7 +308,8 @@
     badge.textContent = status ? (STATUS_ZH[status] || '') + ' ' + status : '…';
     badge.className = 'status' + (status ? ' s-' + status : '');
     if (m) {
-      q(c, '.sub').textContent = '门店 ' + m.store_id + ' · SKU ' + m.sku_id + ' · ' + yuan(m.price) + ' · 数量 ' + num(m.quantity);
+      q(c, '.title').textContent = m.title || m.sku_id;
+      q(c, '.sub').textContent = named(m.store_name, m.store_id) + ' · SKU ' + m.sku_id + ' · ' + yuan(m.price) + ' · 数量 ' + num(m.quantity);
     }
     renderCountdown(it);
     var total = p.supplied || 0;
@@ -413,10 +415,14 @@
     kv('risk', countRows(d.risk_denials, true), '无拒绝 · no denials');
   }
 
+  // named shows a catalog name with its id ("静安店 s1"), or the id alone.
+  function named(name, id) { return name ? name + ' ' + id : id; }
+
   function renderGuides(data) {
     var guides = data.guides || [];
-    var body = $('guides').tBodies[0];
+    var body = $('guides').tBodies[0], foot = $('guides').tFoot;
     body.textContent = '';
+    foot.textContent = '';
     if (!guides.length) {
       var tr0 = el('tr'), td = el('td', 'muted', '暂无订单 · no orders yet');
       td.colSpan = 6;
@@ -425,10 +431,21 @@
     }
     for (var i = 0; i < guides.length; i++) {
       var g = guides[i], tr = el('tr');
-      var cells = [g.store_id, g.guide_id || '（无导购）', num(g.orders), num(g.units), yuan(g.amount || 0), num(g.refunded_orders || 0)];
-      for (var j = 0; j < cells.length; j++) tr.appendChild(el('td', '', cells[j]));
+      tr.dataset.store = g.store_id;
+      tr.dataset.guide = g.guide_id;
+      var cells = [named(g.store_name, g.store_id), g.guide_id ? named(g.guide_name, g.guide_id) : '（无导购）no guide',
+        num(g.orders), num(g.units), yuan(g.amount || 0), num(g.refunded_orders || 0)];
+      for (var j = 0; j < cells.length; j++) tr.appendChild(el('td', 'c' + j, cells[j]));
       body.appendChild(tr);
     }
+    var t = data.totals;
+    if (t && guides.length) {
+      var tf = el('tr');
+      var sums = ['合计 total', '', num(t.orders), num(t.units), yuan(t.amount || 0), num(t.refunded_orders || 0)];
+      for (var k = 0; k < sums.length; k++) tf.appendChild(el('td', 'c' + k, sums[k]));
+      foot.appendChild(tf);
+    }
+    $('guides-at').textContent = '更新于 · as of ' + clockAt(serverNow());
     $('p-guides').hidden = false;
   }
 
@@ -482,6 +499,10 @@
     login(t);
   });
   $('logout').addEventListener('click', function () { logout(''); });
+  $('guides-refresh').addEventListener('click', function () {
+    st.attribAt = 0;
+    refreshAttribution(st.gen);
+  });
   $('new-sale').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var num = function (id) { return Number($(id).value); };
