@@ -155,9 +155,9 @@ func TestReconcilePlanted(t *testing.T) {
 	ds.badMeta[cutRecord.ReservationID] = true
 	ds.sold["s1:l:k1"] = 2       // a sold counter above its records (none)
 	ds.missing["s2:l:k1"] = true // a listing's pool gone
-	ds.held["s1:fs:fs1"] = 1   // a held counter above its records
-	ds.supplied["s1:l:k2"] = 5 // supplied != available + held + sold
-	ds.held["s1:l:k3"] = -1    // a held counter below its records (none)
+	ds.held["s1:fs:fs1"] = 1     // a held counter above its records
+	ds.supplied["s1:l:k2"] = 5   // supplied != available + held + sold
+	ds.held["s1:l:k3"] = -1      // a held counter below its records (none)
 
 	rep, err := env.e.Reconcile(env.ctx)
 	if err != nil {
