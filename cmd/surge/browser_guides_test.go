@@ -172,9 +172,13 @@ func TestGuideSalesInABrowser(t *testing.T) {
 		}
 	}
 	shows(want)
+	// The sale's counters: 8 units paid, 1 held.
+	desk.Do(pollJS(`document.querySelector('`+card+` .n-sold').textContent === "8" && document.querySelector('`+card+` .n-held').textContent === "1"`))
 
-	// A later order shows after the panel's refresh button.
+	// A later order: the sale's counters move at the next refresh, the
+	// guides' panel after its refresh button.
 	buy("a4", g1.GuideID, 1, true)
+	desk.Do(pollJS(`document.querySelector('` + card + ` .n-sold').textContent === "9"`))
 	w := want[g1.GuideID]
 	w.Orders, w.Units, w.Amount = 3, 4, 4*price
 	want[g1.GuideID] = w
