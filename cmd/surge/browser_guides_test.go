@@ -173,7 +173,7 @@ func TestGuideSalesInABrowser(t *testing.T) {
 	}
 	shows(want)
 	// The sale's counters: 8 units paid, 1 held.
-	desk.Do(pollJS(`document.querySelector('`+card+` .n-sold').textContent === "8" && document.querySelector('`+card+` .n-held').textContent === "1"`))
+	desk.Do(pollJS(`document.querySelector('` + card + ` .n-sold').textContent === "8" && document.querySelector('` + card + ` .n-held').textContent === "1"`))
 
 	// A later order: the sale's counters move at the next refresh, the
 	// guides' panel after its refresh button.
