@@ -176,8 +176,14 @@ func (e *Engine) orderStats(ctx context.Context) (OrderStats, error) {
 // OrderFilter selects orders for the admin reads (orders.Filter).
 type OrderFilter = orders.Filter
 
-// GuideTotals is one row of Attribution (orders.GuideTotals).
-type GuideTotals = orders.GuideTotals
+// GuideTotals is one row of Attribution: the order store's sums
+// (orders.GuideTotals) with the store's and the guide's names in the
+// catalog now ("" when it does not have them).
+type GuideTotals struct {
+	orders.GuideTotals
+	StoreName string `json:"store_name"`
+	GuideName string `json:"guide_name"`
+}
 
 // OrdersPage is a page of ListOrders: newest first (created time, then
 // order id, both descending); NextCursor continues after the last order,
@@ -240,11 +246,12 @@ func (e *Engine) Attribution(ctx context.Context, f OrderFilter) (AttributionRep
 	if err != nil {
 		return AttributionReport{}, ordersErr(err)
 	}
-	r := AttributionReport{Guides: rows}
-	if r.Guides == nil {
-		r.Guides = []GuideTotals{}
-	}
-	for _, g := range rows {
+	r := AttributionReport{Guides: make([]GuideTotals, len(rows))}
+	cat := e.catalog.Load()
+	for i, g := range rows {
+		r.Guides[i] = GuideTotals{GuideTotals: g}
+		r.Guides[i].StoreName, _ = cat.names(g.StoreID, "")
+		r.Guides[i].GuideName = cat.guideName(g.GuideID)
 		r.Totals.Add(g.Totals)
 	}
 	return r, nil

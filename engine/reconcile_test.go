@@ -13,19 +13,36 @@ import (
 )
 
 // damagedStore misreports some pools' counters: a store whose counters
-// disagree with its reservation records.
+// disagree with its reservation records; it can also lose pools and cut
+// reservations' records.
 type damagedStore struct {
 	inventory.Store
-	held, supplied map[string]int64 // added to Held (and Supplied), to Supplied
+	held, sold, supplied map[string]int64 // added to Held (and Supplied), to Sold (and Supplied), to Supplied
+	missing              map[string]bool  // pools answered as not found
+	badMeta              map[string]bool  // reservations whose record Scan cuts to its version byte
 }
 
 func (s *damagedStore) Pool(ctx context.Context, id string) (inventory.Pool, error) {
+	if s.missing[id] {
+		return inventory.Pool{}, inventory.ErrPoolNotFound
+	}
 	p, err := s.Store.Pool(ctx, id)
 	if err == nil {
 		p.Held += s.held[id]
-		p.Supplied += s.held[id] + s.supplied[id]
+		p.Sold += s.sold[id]
+		p.Supplied += s.held[id] + s.sold[id] + s.supplied[id]
 	}
 	return p, err
+}
+
+func (s *damagedStore) Scan(ctx context.Context, state inventory.State, cursor string, limit int) ([]inventory.Reservation, string, error) {
+	rs, next, err := s.Store.Scan(ctx, state, cursor, limit)
+	for i := range rs {
+		if s.badMeta[rs[i].ID] && len(rs[i].Meta) > 0 {
+			rs[i].Meta = rs[i].Meta[:1:1]
+		}
+	}
+	return rs, next, err
 }
 
 // TestReconcileClean: after a crowd of reservations, payments, cancels,
@@ -96,7 +113,8 @@ func TestReconcileClean(t *testing.T) {
 func TestReconcilePlanted(t *testing.T) {
 	clock := newTestClock()
 	ds := &damagedStore{Store: inventory.NewMemory(inventory.Options{Now: clock.Now}),
-		held: map[string]int64{}, supplied: map[string]int64{}}
+		held: map[string]int64{}, sold: map[string]int64{}, supplied: map[string]int64{},
+		missing: map[string]bool{}, badMeta: map[string]bool{}}
 	rec := records.NewMemory()
 	ost := orders.NewRecordsStore(rec)
 	b := testBackend{"damaged", func(testing.TB, *testClock) (inventory.Store, string, func() inventory.Store) { return ds, "", nil }}
@@ -115,7 +133,7 @@ func TestReconcilePlanted(t *testing.T) {
 	if _, err := ds.Confirm(env.ctx, noOrder.ReservationID); err != nil { // paid behind the engine's back
 		t.Fatal(err)
 	}
-	wrongAmount, refunded := paid("u2"), paid("u3")
+	wrongAmount, refunded, otherUser, cutRecord := paid("u2"), paid("u3"), paid("u5"), paid("u6")
 	orphan := env.reserve("u4", "fs1") // held, yet an order is written for it
 	if err := env.e.FlushOrders(env.ctx); err != nil {
 		t.Fatal(err)
@@ -133,9 +151,13 @@ func TestReconcilePlanted(t *testing.T) {
 	upd(wrongAmount.ReservationID, func(o *engine.Order) { o.Amount = 1 })
 	upd(refunded.ReservationID, func(o *engine.Order) { o.State = orders.StateRefunded })
 	upd(orphan.ReservationID, func(*engine.Order) {})
-	ds.held["s1:fs:fs1"] = 1   // a held counter above its records
-	ds.supplied["s1:l:k2"] = 5 // supplied != available + held + sold
-	ds.held["s1:l:k3"] = -1    // a held counter below its records (none)
+	upd(otherUser.ReservationID, func(o *engine.Order) { o.UserID = "u9" })
+	ds.badMeta[cutRecord.ReservationID] = true
+	ds.sold["s1:l:k1"] = 2       // a sold counter above its records (none)
+	ds.missing["s2:l:k1"] = true // a listing's pool gone
+	ds.held["s1:fs:fs1"] = 1     // a held counter above its records
+	ds.supplied["s1:l:k2"] = 5   // supplied != available + held + sold
+	ds.held["s1:l:k3"] = -1      // a held counter below its records (none)
 
 	rep, err := env.e.Reconcile(env.ctx)
 	if err != nil {
@@ -164,13 +186,25 @@ func TestReconcilePlanted(t *testing.T) {
 	want(engine.DiscPoolHeld, "s1:fs:fs1")
 	want(engine.DiscPoolCounters, "s1:l:k2")
 	want(engine.DiscPoolHeld, "s1:l:k3")
-	if rep.DiscrepanciesTotal != len(rep.Discrepancies) || rep.DiscrepanciesTotal != 8 {
-		t.Errorf("%d discrepancies (%d listed); want 8 (k3: a negative held is also a counters one): %+v", rep.DiscrepanciesTotal, len(rep.Discrepancies), rep.Discrepancies)
+	want(engine.DiscOrderMismatch, otherUser.ReservationID)
+	want(engine.DiscReservationRecord, cutRecord.ReservationID)
+	want(engine.DiscPoolSold, "s1:l:k1")
+	want(engine.DiscPoolMissing, "s2:l:k1")
+	if rep.DiscrepanciesTotal != len(rep.Discrepancies) || rep.DiscrepanciesTotal != 12 {
+		t.Errorf("%d discrepancies (%d listed); want 12 (k3: a negative held is also a counters one): %+v", rep.DiscrepanciesTotal, len(rep.Discrepancies), rep.Discrepancies)
+	}
+	// Every kind there is was planted and found.
+	for _, kind := range []string{engine.DiscPoolCounters, engine.DiscPoolHeld, engine.DiscPoolSold, engine.DiscPoolMissing,
+		engine.DiscReservationRecord, engine.DiscOrderMissing, engine.DiscOrderAmount, engine.DiscOrderMismatch,
+		engine.DiscOrderNotSold, engine.DiscOrderOrphan} {
+		if len(found[kind]) == 0 {
+			t.Errorf("no %s discrepancy found", kind)
+		}
 	}
 	// Bounded: the list is capped, the count is not.
 	capped, err := engine.Reconcile(env.ctx, engine.ReconcileSources{Store: ds, Records: rec, Orders: ost},
 		engine.ReconcileOptions{DiscrepanciesMax: 2, PageMax: 2, PoolsListedMax: 1})
-	if err != nil || len(capped.Discrepancies) != 2 || capped.DiscrepanciesTotal != 8 || len(capped.Pools) != 1 || capped.PoolsTotal < 5 {
+	if err != nil || len(capped.Discrepancies) != 2 || capped.DiscrepanciesTotal != 12 || len(capped.Pools) != 1 || capped.PoolsTotal < 5 {
 		t.Fatalf("capped Reconcile = %+v, %v", capped, err)
 	}
 }

@@ -199,11 +199,15 @@ func hasCtl(val []byte) bool { return bytes.Contains(val, []byte(`"ctl_ver"`)) }
 // (upcoming, active, paused, ended), its window and its pool's counts
 // (Supplied == Held + Sold + Remaining).
 type SaleAdmin struct {
-	Kind       string    `json:"kind"` // "flash" or "group"
-	SaleID     string    `json:"sale_id,omitempty"`
-	DealID     string    `json:"deal_id,omitempty"`
-	StoreID    string    `json:"store_id"`
-	SKUID      string    `json:"sku_id"`
+	Kind    string `json:"kind"` // "flash" or "group"
+	SaleID  string `json:"sale_id,omitempty"`
+	DealID  string `json:"deal_id,omitempty"`
+	StoreID string `json:"store_id"`
+	SKUID   string `json:"sku_id"`
+	// Title and StoreName are the product's title and the store's name in
+	// the catalog now ("" when the catalog no longer has them).
+	Title      string    `json:"title"`
+	StoreName  string    `json:"store_name"`
 	Price      int64     `json:"price"`
 	Quantity   int64     `json:"quantity"`
 	Status     string    `json:"status"`
@@ -264,6 +268,7 @@ func (e *Engine) saleAdmin(ctx context.Context, rec *saleRec) (SaleAdmin, error)
 	case rec.Group != nil:
 		v.Kind, v.DealID, v.StoreID, v.SKUID, v.Price, v.Quantity = SaleKindGroup, rec.Group.DealID, rec.Group.StoreID, rec.Group.SKUID, rec.Group.Price, rec.Group.Quantity
 	}
+	v.StoreName, v.Title = e.catalog.Load().names(v.StoreID, v.SKUID)
 	if rec.EndedAtMs > 0 {
 		t := time.UnixMilli(rec.EndedAtMs).UTC()
 		v.EndedAt, v.EndedAtMs = &t, rec.EndedAtMs

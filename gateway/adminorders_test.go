@@ -184,7 +184,9 @@ func TestAdminOrders(t *testing.T) {
 	h.wantCode(CodeUnauthorized, "GET", "/admin/v1/orders", nil)
 	h.wantCode(CodeUnauthorized, "GET", "/admin/v1/attribution", nil)
 
-	// Attribution: per store and guide, refunds apart, plus totals.
+	// Attribution: per store and guide, refunds apart, plus totals; the
+	// store's and guide's names from the catalog (g2 is in none).
+	h.loadCatalog()
 	rep := into[engine.AttributionReport](t, h.wantCode(CodeOK, "GET", "/admin/v1/attribution?store_id=s1&until="+until.Format(time.RFC3339), nil, adminAuth))
 	want := map[string]*orders.GuideTotals{}
 	var total orders.Totals
@@ -207,9 +209,13 @@ func TestAdminOrders(t *testing.T) {
 	if len(rep.Guides) != 3 || rep.Guides[0].GuideID != "" || rep.Totals != total {
 		t.Fatalf("attribution = %+v; want 3 rows (no guide first), totals %+v", rep, total)
 	}
+	names := map[string]string{"": "", "g1": "小王", "g2": ""}
 	for _, g := range rep.Guides {
-		if w := want[g.GuideID]; w == nil || *w != g {
+		if w := want[g.GuideID]; w == nil || *w != g.GuideTotals {
 			t.Errorf("attribution row %+v; want %+v", g, w)
+		}
+		if g.StoreName != "静安店" || g.GuideName != names[g.GuideID] {
+			t.Errorf("attribution row %q: store %q, guide %q; want 静安店, %q", g.GuideID, g.StoreName, g.GuideName, names[g.GuideID])
 		}
 	}
 }

@@ -82,6 +82,11 @@ func TestAdminPageBrowser(t *testing.T) {
 	if got := browsertest.Eval[string](b, cardJS(f1Card, ".n-supplied")); got != "10" {
 		t.Errorf("f1 supplied = %q; want 10", got)
 	}
+	// A card names its product and store, not only their ids.
+	b.Do(pollJS(cardJS(f1Card, ".title") + ` === "羊毛大衣"`))
+	if got := browsertest.Eval[string](b, cardJS(f1Card, ".sub")); !strings.HasPrefix(got, "静安店 s1 · SKU k1") {
+		t.Errorf("f1 card says %q; want the store's name and id, then the SKU", got)
+	}
 	if got := browsertest.Eval[string](b, cardJS(`.card[data-kind="flash"][data-id="f2"]`, ".countdown")); !strings.HasPrefix(got, "距开始 · starts in 01:5") {
 		t.Errorf("f2 countdown = %q; want about 2 hours to its start", got)
 	}
@@ -159,7 +164,9 @@ func TestAdminPageDocsScreenshot(t *testing.T) {
 		t.Skip("set " + envDocsScreenshots + "=1 to write docs/admin.png")
 	}
 	h := newHarness(t, "memory")
-	h.loadCatalog()
+	// The test catalog with a second guide in s1, for the guides' panel.
+	h.wantCode(CodeOK, "PUT", "/admin/v1/catalog", strings.Replace(testCatalog, `"picks": ["k1"]}]`,
+		`"picks": ["k1"]}, {"guide_id": "g2", "store_id": "s1", "name": "李娜", "picks": ["k2"]}]`, 1), adminAuth)
 	now := time.Now()
 	h.wantCode(CodeOK, "POST", "/admin/v1/flash-sales", engine.FlashSaleSpec{
 		SaleID: "coat-0911", StoreID: "s1", SKUID: "k1", Price: 29900, Quantity: 60, PerUserLimit: 2,
@@ -173,9 +180,14 @@ func TestAdminPageDocsScreenshot(t *testing.T) {
 		DealID: "scarf-team", StoreID: "s1", SKUID: "k2", Price: 5900, TeamSize: 2, Quantity: 8,
 		TeamWindowSeconds: 600, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(2 * time.Hour),
 	}, adminAuth)
+	guideOf := []string{"g1", "g1", "g2", "", "g1", "g2", ""}
 	for i, u := range []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7"} {
 		a := h.login(u)
-		r := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/coat-0911/reservations", reserveBody(2), a))
+		body := `{"quantity":2,"guide_id":"` + guideOf[i] + `"}`
+		if guideOf[i] == "" {
+			body = reserveBody(2)
+		}
+		r := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/coat-0911/reservations", body, a))
 		if i < 4 {
 			h.wantCode(CodeOK, "POST", "/api/v1/reservations/"+r.ReservationID+"/pay", `{"payment_id":"pay-`+u+`"}`, a)
 		}
@@ -195,6 +207,14 @@ func TestAdminPageDocsScreenshot(t *testing.T) {
 	b.Do(pollJS(cardJS(card, ".n-held") + ` === "8"`))
 	confirmAction(b, `.card[data-kind="group"][data-id="scarf-team"]`, "pause")
 	b.Do(pollJS(cardJS(`.card[data-kind="group"][data-id="scarf-team"]`, ".status") + `.indexOf("paused") >= 0`))
+	// The four paid orders by guide, once written.
+	for deadline := time.Now().Add(10 * time.Second); h.stats().Orders.Written < 4; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the four orders were not written")
+		}
+	}
+	b.Do(chromedp.Click(chromedp.CSS("#guides-refresh")),
+		pollJS(`document.querySelectorAll("#guides tbody tr").length === 3`))
 	file := b.Screenshot("admin-docs")
 	b.NoConsoleErrors()
 	png, err := os.ReadFile(file)

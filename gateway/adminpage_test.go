@@ -39,7 +39,7 @@ func (h *harness) getPage(method, path string, hdr ...string) (*http.Response, s
 }
 
 var (
-	reExternal   = regexp.MustCompile(`(?i)\s(src|href|action|srcset)\s*=|<link|@import|url\(|//[a-z0-9.-]+\.[a-z]{2,}/`)
+	reExternal   = regexp.MustCompile(`(?i)\s(src|href|action|srcset)\s*=|<link|@import|\burl\(|//[a-z0-9.-]+\.[a-z]{2,}/`)
 	reInlineJS   = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
 	reInlineCSS  = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
 	reScriptTags = regexp.MustCompile(`<script`)

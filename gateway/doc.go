@@ -17,8 +17,9 @@
 //	srv.Shutdown(ctx)             // stops accepting, drains requests in flight
 //
 // Every default is documented on Options. The request path is:
-// route (router.go) -> in-flight bound of the route class (503/50300 when
-// full, nothing waits) -> body limit (413/41300) -> session or admin token
+// route (router.go; a known path with another method is 405 with Allow
+// and code 40000, methods.go) -> in-flight bound of the route class
+// (503/50300 when full, nothing waits) -> body limit (413/41300) -> session or admin token
 // or feed signature -> strict JSON decoding and input checks (40000) -> one
 // engine call, which carries the Idempotency-Key and request digest
 // (engine.Attempt.Once) and decides the rest itself: for a flash

@@ -31,9 +31,29 @@ func TestE2EOps(t *testing.T) {
 	h.wantCode(CodeOK, "GET", "/readyz", nil)
 	h.wantCode(CodeNotFound, "GET", "/nope", nil)
 	h.wantCode(CodeNotFound, "GET", "/api/v1/stores/s1/page", nil) // an engine call
-	r = h.wantCode(CodeBadRequest, "DELETE", "/api/v1/checkout", nil)
-	if r.Header.Get("Allow") != "POST" {
-		t.Errorf("wrong method: Allow %q; want POST", r.Header.Get("Allow"))
+	// A known path with the wrong method: 405, Allow, and the envelope
+	// with 40000 naming the allowed methods.
+	for _, c := range []struct{ method, path, allow string }{
+		{"DELETE", "/api/v1/checkout", "POST"},
+		{"GET", "/api/v1/checkout", "POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"PUT", "/api/v1/stores/s1/page", "GET, HEAD"},
+		{"DELETE", "/admin/v1/flash-sales", "GET, HEAD, POST"},
+		{"PUT", "/admin/v1/group-buys", "GET, HEAD, POST"},
+		{"POST", "/admin/v1/flash-sales/f1", "GET, HEAD"},
+		{"GET", "/admin/v1/flash-sales/f1/pause", "POST"},
+		{"POST", "/admin/", "GET, HEAD"},
+		{"GET", "/admin/v1/catalog", "PUT"},
+	} {
+		r = h.wantCode(CodeBadRequest, c.method, c.path, nil)
+		if r.Status != 405 || r.Header.Get("Allow") != c.allow || !strings.HasSuffix(r.Msg, "allowed: "+c.allow) {
+			t.Errorf("%s %s: HTTP %d, Allow %q, msg %q; want 405, Allow %q named in the message", c.method, c.path, r.Status, r.Header.Get("Allow"), r.Msg, c.allow)
+		}
+	}
+	if res, err := h.client.Head(h.base + "/api/v1/checkout"); err != nil || res.StatusCode != 405 || res.Header.Get("Allow") != "POST" {
+		t.Errorf("HEAD /api/v1/checkout: %v %v; want 405 with Allow POST", res, err)
+	} else {
+		res.Body.Close()
 	}
 	res, err := h.client.Get(h.base + "/metrics")
 	if err != nil {

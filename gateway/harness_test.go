@@ -273,7 +273,9 @@ func (h *harness) do(method, path string, body any, hdr ...string) resp {
 		if err := json.Unmarshal(raw, &r); err != nil {
 			h.t.Fatalf("%s %s: answer is not a JSON envelope: %q", method, path, raw)
 		}
-		if r.Status != statusOf(r.Code) {
+		// A wrong method is 405 (HTTP requires it) with code 40000 and Allow.
+		wrongMethod := r.Status == 405 && r.Code == CodeBadRequest && r.Header.Get("Allow") != ""
+		if r.Status != statusOf(r.Code) && !wrongMethod {
 			h.t.Errorf("%s %s: HTTP %d with code %d (%s); the table says %d", method, path, r.Status, r.Code, r.Msg, statusOf(r.Code))
 		}
 		if (r.Status == 429 || r.Status == 503) && r.Header.Get("Retry-After") == "" {

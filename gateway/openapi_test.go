@@ -385,8 +385,8 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Errorf("If-None-Match: another tag: HTTP %d; want 200", res.StatusCode)
 	}
 	r := h.wantCode(CodeBadRequest, "POST", "/openapi.json", nil)
-	if r.Header.Get("Allow") != "GET" {
-		t.Errorf("POST /openapi.json: Allow %q; want GET", r.Header.Get("Allow"))
+	if r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /openapi.json: HTTP %d, Allow %q; want 405, GET, HEAD", r.Status, r.Header.Get("Allow"))
 	}
 }
 
@@ -503,13 +503,16 @@ func TestOpenAPIAnswersFitSchemas(t *testing.T) {
 	do(CodeBadState, "POST", "/admin/v1/group-buys/d1/resume", nil, adminAuth)
 	do(CodeNotFound, "GET", "/admin/v1/group-buys/nope", nil, adminAuth)
 	do(CodeForbidden, "GET", "/admin/v1/stats", nil, a)
-	// A known path called with the wrong method: E400, with Allow.
+	// A known path called with the wrong method: E405, with Allow.
 	r := h.wantCode(CodeBadRequest, "GET", "/api/v1/checkout", nil)
 	var v any
 	_ = json.Unmarshal(r.Raw, &v)
-	e400 := doc.Components.Responses["E400"].Value
-	if err := e400.Content.Get("application/json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil || r.Header.Get("Allow") != "POST" {
-		t.Errorf("GET /api/v1/checkout: %s (Allow %q) is not E400: %v", r.Raw, r.Header.Get("Allow"), err)
+	e405 := doc.Components.Responses["E405"].Value
+	if err := e405.Content.Get("application/json").Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil || r.Status != 405 || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /api/v1/checkout: HTTP %d %s (Allow %q) is not E405: %v", r.Status, r.Raw, r.Header.Get("Allow"), err)
+	}
+	if e405.Headers["Allow"] == nil || !e405.Headers["Allow"].Value.Required {
+		t.Error("E405 does not require the Allow header")
 	}
 	// WeChat Pay is not configured here: every notification is refused,
 	// in WeChat Pay's own format.

@@ -54,13 +54,14 @@ func TestSaleControlRoutes(t *testing.T) {
 	}
 	list := into[sales](t, h.wantCode(CodeOK, "GET", "/admin/v1/flash-sales", nil, adminAuth))
 	if len(list.Sales) != 1 || list.Sales[0].SaleID != "f1" || list.Sales[0].Status != "active" ||
-		list.Sales[0].Supplied != 10 || list.Sales[0].Held != 1 || list.Sales[0].Remaining != 9 || list.Sales[0].EndsAtMs == 0 {
+		list.Sales[0].Supplied != 10 || list.Sales[0].Held != 1 || list.Sales[0].Remaining != 9 || list.Sales[0].EndsAtMs == 0 ||
+		list.Sales[0].Title != "羊毛大衣" || list.Sales[0].StoreName != "静安店" {
 		t.Fatalf("flash-sales = %s", h.do("GET", "/admin/v1/flash-sales", nil, adminAuth).Data)
 	}
 	deals := into[struct {
 		Deals []engine.SaleAdmin `json:"deals"`
 	}](t, h.wantCode(CodeOK, "GET", "/admin/v1/group-buys", nil, adminAuth))
-	if len(deals.Deals) != 1 || deals.Deals[0].DealID != "d1" || deals.Deals[0].Status != "active" {
+	if len(deals.Deals) != 1 || deals.Deals[0].DealID != "d1" || deals.Deals[0].Status != "active" || deals.Deals[0].Title != "围巾" {
 		t.Fatalf("group-buys = %+v", deals)
 	}
 	status := func(r resp) string { return into[engine.SaleAdmin](t, r).Status }

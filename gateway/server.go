@@ -234,10 +234,7 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.writeError(ctx, r, CodeNotFound, "no such endpoint")
 	}
 	if !methodOK {
-		// 400 (not 405): the HTTP status always follows the code's row of
-		// API.md's table.
-		ctx.Response.Header.Set("Allow", routes[r].method)
-		return s.writeError(ctx, r, CodeBadRequest, "method not allowed; use "+routes[r].method)
+		return s.methodNotAllowed(ctx, r)
 	}
 	if cl := routes[r].class; cl != classNone {
 		sem := s.sems[cl]

@@ -98,19 +98,45 @@ func TestPagesOfARealServe(t *testing.T) {
 	lt := exec.Command(surgeBinary(t), "loadtest", "--target", s.base, "--admin-token", testAdminToken,
 		"--scenario", "flash", "--setup", "--setup-stores", "2", "--users", "150", "--rate", "150",
 		"--duration", "2s", "--start-in", "200ms", "--hold", "2", "--bots", "0.1",
-		"--settle", "15s", "--order-wait", "10s", "--quiet", "--html", html)
+		"--settle", "15s", "--order-wait", "10s", "--max-p99", "30s", "--max-error-rate", "0.5", "--quiet", "--html", html)
 	if out, err := lt.CombinedOutput(); err != nil {
 		t.Fatalf("surge loadtest: %v\n%s", err, out)
 	}
 	rep := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Desktop: true})
 	rep.Do(chromedp.Navigate("file://"+html), chromedp.WaitVisible(chromedp.CSS("#settings")))
-	for _, id := range []string{"settings", "sale-totals", "invariants", "bots", "outcomes", "latency-chart", "routes"} {
+	for _, id := range []string{"summary", "verdict", "settings", "sale-totals", "invariants", "thresholds", "bots", "outcomes",
+		"latency-chart", "requests-chart", "routes", "route-bars", "phases"} {
 		if !browsertest.Eval[bool](rep, `(function(){var e=document.getElementById("`+id+`");return !!e && e.getBoundingClientRect().height > 0;})()`) {
 			t.Errorf("the report has no visible #%s", id)
 		}
 	}
+	text := func(sel string) string {
+		return browsertest.Eval[string](rep, `Array.prototype.map.call(document.querySelectorAll('`+sel+`'), function (e) { return e.textContent; }).join("|")`)
+	}
+	if v := text("#verdict"); !strings.HasPrefix(v, "exit code 0") {
+		t.Errorf("verdict %q; want exit code 0", v)
+	}
 	if n := browsertest.Eval[int](rep, `document.querySelectorAll("#invariants .check").length`); n == 0 {
 		t.Error("the report lists no invariant check")
+	}
+	// The thresholds given, one check a line, each passed.
+	if th := text("#thresholds .check"); !strings.Contains(th, "p99 of") || !strings.Contains(th, "error rate") || strings.Contains(th, "FAILED") {
+		t.Errorf("thresholds shown: %q; want the p99 and error-rate checks, passed", th)
+	}
+	// p95 and mean beside the other percentiles; outcomes by their API.md
+	// names; the answers per route split by class; the phases marked on
+	// the latency chart.
+	if h := text("#routes th"); !strings.Contains(h, "mean") || !strings.Contains(h, "p95") || !strings.Contains(h, "p99.9") {
+		t.Errorf("route latency columns %q; want mean, p95 and p99.9", h)
+	}
+	if o := text("#outcomes td"); !strings.Contains(o, "flash_reserve") || !strings.Contains(o, "|ok|") {
+		t.Errorf("outcomes %q; want flash_reserve's, named", o)
+	}
+	if bars := text("#route-bars rect title"); !strings.Contains(bars, "success") {
+		t.Errorf("route bars %q; want segments by class", bars)
+	}
+	if ph := text("#latency-chart g.phase text"); !strings.Contains(ph, "main") || !strings.Contains(ph, "drain") {
+		t.Errorf("phase markers on the latency chart: %q; want main and drain among them", ph)
 	}
 	rep.Screenshot("loadtest-report")
 	rep.NoConsoleErrors()

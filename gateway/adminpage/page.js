@@ -260,6 +260,7 @@
     head.appendChild(el('b', 'id', it.id));
     head.appendChild(el('span', 'status', '…'));
     c.appendChild(head);
+    c.appendChild(el('div', 'title', ''));
     c.appendChild(el('div', 'sub', ''));
     c.appendChild(el('div', 'countdown', ''));
     var bar = el('div', 'bar');
@@ -307,7 +308,8 @@
     badge.textContent = status ? (STATUS_ZH[status] || '') + ' ' + status : '…';
     badge.className = 'status' + (status ? ' s-' + status : '');
     if (m) {
-      q(c, '.sub').textContent = '门店 ' + m.store_id + ' · SKU ' + m.sku_id + ' · ' + yuan(m.price) + ' · 数量 ' + num(m.quantity);
+      q(c, '.title').textContent = m.title || m.sku_id;
+      q(c, '.sub').textContent = named(m.store_name, m.store_id) + ' · SKU ' + m.sku_id + ' · ' + yuan(m.price) + ' · 数量 ' + num(m.quantity);
     }
     renderCountdown(it);
     var total = p.supplied || 0;
@@ -413,10 +415,14 @@
     kv('risk', countRows(d.risk_denials, true), '无拒绝 · no denials');
   }
 
+  // named shows a catalog name with its id ("静安店 s1"), or the id alone.
+  function named(name, id) { return name ? name + ' ' + id : id; }
+
   function renderGuides(data) {
     var guides = data.guides || [];
-    var body = $('guides').tBodies[0];
+    var body = $('guides').tBodies[0], foot = $('guides').tFoot;
     body.textContent = '';
+    foot.textContent = '';
     if (!guides.length) {
       var tr0 = el('tr'), td = el('td', 'muted', '暂无订单 · no orders yet');
       td.colSpan = 6;
@@ -425,11 +431,73 @@
     }
     for (var i = 0; i < guides.length; i++) {
       var g = guides[i], tr = el('tr');
-      var cells = [g.store_id, g.guide_id || '（无导购）', num(g.orders), num(g.units), yuan(g.amount || 0), num(g.refunded_orders || 0)];
-      for (var j = 0; j < cells.length; j++) tr.appendChild(el('td', '', cells[j]));
+      tr.dataset.store = g.store_id;
+      tr.dataset.guide = g.guide_id;
+      var cells = [named(g.store_name, g.store_id), g.guide_id ? named(g.guide_name, g.guide_id) : '（无导购）no guide',
+        num(g.orders), num(g.units), yuan(g.amount || 0), num(g.refunded_orders || 0)];
+      for (var j = 0; j < cells.length; j++) tr.appendChild(el('td', 'c' + j, cells[j]));
       body.appendChild(tr);
     }
+    var t = data.totals;
+    if (t && guides.length) {
+      var tf = el('tr');
+      var sums = ['合计 total', '', num(t.orders), num(t.units), yuan(t.amount || 0), num(t.refunded_orders || 0)];
+      for (var k = 0; k < sums.length; k++) tf.appendChild(el('td', 'c' + k, sums[k]));
+      foot.appendChild(tf);
+    }
+    $('guides-at').textContent = '更新于 · as of ' + clockAt(serverNow());
     $('p-guides').hidden = false;
+  }
+
+  // --- order export ---
+
+  // exportOrders fetches GET /admin/v1/orders?format=csv with the form's
+  // filter (the token goes in the header, so a plain link cannot do it)
+  // and hands the file to the browser as a download; #export-link keeps
+  // it for saving again.
+  function exportOrders() {
+    var q = ['format=csv'];
+    var add = function (key, v) { if (v) q.push(key + '=' + encodeURIComponent(v)); };
+    var at = function (id) { var d = new Date($(id).value); return $(id).value && !isNaN(d) ? d.toISOString() : ''; };
+    add('store_id', $('ex-store').value.trim());
+    add('guide_id', $('ex-guide').value.trim());
+    add('sale_id', $('ex-sale').value.trim());
+    add('since', at('ex-since'));
+    add('until', at('ex-until'));
+    var msg = $('export-msg'), gen = st.gen;
+    msg.className = 'small';
+    msg.textContent = '导出中 · exporting …';
+    $('ex-go').disabled = true;
+    fetch('/admin/v1/orders?' + q.join('&'), {
+      headers: { 'Authorization': 'Bearer ' + st.token }, cache: 'no-store', credentials: 'omit'
+    }).then(function (r) {
+      // The bytes as sent: text() would drop the byte-order mark Excel needs.
+      return r.arrayBuffer().then(function (buf) {
+        if (gen !== st.gen) return;
+        var t = new TextDecoder().decode(buf);
+        if (!r.ok || !/^text\/csv/.test(r.headers.get('Content-Type') || '')) {
+          var a = { status: r.status, env: null };
+          try { a.env = JSON.parse(t); } catch (e) { a.env = null; }
+          if (authFailed(a)) return;
+          msg.className = 'small err';
+          msg.textContent = '导出失败 · export failed: ' + errText(a);
+          return;
+        }
+        var rows = t.split('\n').length - 2; // the header, and the last line's end
+        var old = $('export-link');
+        if (old) { URL.revokeObjectURL(old.href); old.remove(); }
+        var link = el('a', '', '保存 · save orders.csv');
+        link.id = 'export-link';
+        link.href = URL.createObjectURL(new Blob([buf], { type: 'text/csv;charset=utf-8' }));
+        link.download = 'orders-' + new Date().toISOString().replace(/[:.]/g, '-') + '.csv';
+        msg.textContent = '已导出 ' + rows + ' 笔订单 · exported ' + rows + ' orders ';
+        msg.appendChild(link);
+        link.click();
+      });
+    }, function () {
+      msg.className = 'small err';
+      msg.textContent = '导出失败 · cannot reach the server';
+    }).then(function () { $('ex-go').disabled = false; });
   }
 
   // --- actions ---
@@ -482,6 +550,14 @@
     login(t);
   });
   $('logout').addEventListener('click', function () { logout(''); });
+  $('export').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    exportOrders();
+  });
+  $('guides-refresh').addEventListener('click', function () {
+    st.attribAt = 0;
+    refreshAttribution(st.gen);
+  });
   $('new-sale').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var num = function (id) { return Number($(id).value); };
