@@ -56,7 +56,9 @@ type Engine struct {
 	rec   records.Records
 	// tagged keeps the records of one store's payments in that store's
 	// slot (records.Tagged).
-	tagged     records.Tagged
+	tagged records.Tagged
+	// sets keeps the registrants of sales with registration (registration.go).
+	sets       records.TaggedSets
 	ownRecords bool
 	orders     orders.Store
 	writer     *OrderWriter
@@ -147,6 +149,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.ownRecords = true
 	}
 	e.tagged = records.TaggedOf(e.rec)
+	e.sets = records.SetsOf(e.rec)
 	e.orders = opts.Orders
 	if e.orders == nil {
 		e.orders = orders.NewRecordsStore(e.rec)
