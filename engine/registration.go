@@ -439,19 +439,30 @@ func (e *Engine) readDraw(ctx context.Context, tag, key string) (*drawRecord, bo
 }
 
 // sweepDraws makes the draws of sales with registration that have
-// started, so that the first reserves find them made.
+// started, so that the first reserves find them made, and refreshes the
+// registrant counts of those still registering (registrations made on
+// other nodes).
 func (e *Engine) sweepDraws(ctx context.Context, now time.Time) {
-	var due []*flashState
+	var due, open []*flashState
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
-		if s.reg != nil && s.reg.draw.Load() == nil && !now.Before(s.spec.StartsAt) {
+		switch {
+		case s.reg == nil || s.reg.draw.Load() != nil:
+		case !now.Before(s.spec.StartsAt):
 			due = append(due, s)
+		case !now.Before(s.spec.RegistrationStartsAt):
+			open = append(open, s)
 		}
 	}
 	e.dealsMu.RUnlock()
 	for _, s := range due {
 		if _, err := e.ensureDraw(ctx, s); err != nil {
 			e.logger(ctx).Error("engine: cannot make a draw", "sale", s.spec.SaleID, "err", err)
+		}
+	}
+	for _, s := range open {
+		if n, _, err := e.sets.SetInfo(ctx, s.spec.StoreID, regSet(s.spec.SaleID)); err == nil {
+			s.reg.n.Store(n)
 		}
 	}
 }

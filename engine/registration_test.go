@@ -374,6 +374,13 @@ func TestRegistrationSharedRedis(t *testing.T) {
 			t.Fatalf("RegisterFlash(%s) on node %d: %v", name, i%2+1, err)
 		}
 	}
+	// A node's sweep counts the registrations made on the other node too.
+	if err := e1.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := e1.FlashSale(ctx, "fr4"); err != nil || fs.Registrants != 40 || fs.DrawMade {
+		t.Fatalf("node 1 after a sweep: %+v, %v; want 40 registrants, no draw yet", fs.SaleRegistration, err)
+	}
 	clock.Advance(time.Hour)
 	var wg sync.WaitGroup
 	views := make([]engine.FlashSale, 2)
