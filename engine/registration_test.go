@@ -414,3 +414,64 @@ func TestRegistrationSharedRedis(t *testing.T) {
 		t.Fatalf("ReserveFlash with Redis down = %v; want ErrUnavailable", err)
 	}
 }
+
+// TestRegistrationSurvivesRestart: on Pebble, registrations made before a
+// restart are there after it (counted, bounded, drawn over).
+func TestRegistrationSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clock := newTestClock()
+	ctx := context.Background()
+	var closeAll func()
+	open := func() *engine.Engine {
+		st, err := inventory.OpenPebble(dir+"/inv", inventory.PebbleOptions{Options: inventory.Options{Now: clock.Now}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := engine.Open(ctx, engine.Options{Store: st, Now: clock.Now, SweepInterval: -1, SaleAdmitFactor: -1, Dir: dir + "/rec", RegistrantsPerSaleMax: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close(); _ = st.Close() })
+		closeAll = func() {
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e
+	}
+	e := open()
+	if _, err := e.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if _, err := e.CreateFlashSale(ctx, engine.FlashSaleSpec{
+		SaleID: "fr5", StoreID: "s1", SKUID: "k1", Price: 1, Quantity: 10, PerUserLimit: 1,
+		StartsAt: now.Add(time.Hour), EndsAt: now.Add(2 * time.Hour), RegistrationStartsAt: now, DrawQuantity: 2, DrawSeed: "restart",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		if _, err := e.RegisterFlash(ctx, attempt(u), "fr5"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeAll()
+	e = open()
+	if _, err := e.RegisterFlash(ctx, attempt("d"), "fr5"); !isErr(err, engine.ErrBadState) {
+		t.Fatalf("RegisterFlash past the bound after a restart = %v; want ErrBadState (3 registrants kept)", err)
+	}
+	clock.Advance(time.Hour)
+	won := map[string]bool{}
+	for _, w := range engine.Draw("restart", []string{"a", "b", "c"}, 2) {
+		won[w] = true
+	}
+	for _, u := range []string{"a", "b", "c", "d"} {
+		_, err := e.ReserveFlash(ctx, attempt(u), "fr5", 1, "")
+		if won[u] != (err == nil) {
+			t.Fatalf("ReserveFlash(%s) after a restart: %v; winner %v", u, err, won[u])
+		}
+	}
+}
