@@ -56,9 +56,7 @@ type Engine struct {
 	rec   records.Records
 	// tagged keeps the records of one store's payments in that store's
 	// slot (records.Tagged).
-	tagged records.Tagged
-	// sets keeps the registrants of sales with registration (registration.go).
-	sets       records.TaggedSets
+	tagged     records.Tagged
 	ownRecords bool
 	orders     orders.Store
 	writer     *OrderWriter
@@ -80,6 +78,10 @@ type Engine struct {
 	deals   map[string]*groupState
 	// salesMax bounds len(sales)+len(deals): salesInMemoryMax (tests lower it).
 	salesMax int
+
+	// sets keeps the registrants of sales with registration
+	// (registration.go), in their store's slot.
+	sets records.TaggedSets
 
 	pages pageSet
 
