@@ -82,6 +82,10 @@ type Config struct {
 	// (engine.ReservationRetentionDefault, 24h). Forever (spelled
 	// "forever") keeps them all.
 	ReservationRetention time.Duration `key:"reservation_retention"`
+	// RegistrantsPerSaleMax bounds the registrants (预约) of one flash sale
+	// and its draw_quantity. Zero: the engine's default
+	// (engine.RegistrantsPerSaleMaxDefault, 100000).
+	RegistrantsPerSaleMax int64 `key:"registrants_per_sale_max"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `key:"log_level"`
 
@@ -386,6 +390,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval != 0 && (c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute) {
 		return bad("sweep_interval", "want 0 (the default) or between 10ms and 1m, got %s", c.SweepInterval)
+	}
+	if n := c.RegistrantsPerSaleMax; n != 0 && (n < 1 || n > 10_000_000) {
+		return bad("registrants_per_sale_max", "want 0 (the default) or between 1 and 10000000, got %d", n)
 	}
 	if r := c.ReservationRetention; r != 0 && r != Forever && (r < time.Hour || r > 90*24*time.Hour) {
 		return bad("reservation_retention", "want 0 (the default), %q (keep all) or between 1h and 2160h, got %s", forever, r)

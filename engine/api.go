@@ -17,6 +17,9 @@ var (
 	ErrInvalid = errors.New("engine: invalid request")
 	// ErrRiskDenied: 40300 risk_denied. Returned wrapped in *RiskError.
 	ErrRiskDenied = errors.New("engine: denied by risk control")
+	// ErrNotRegistered: 40302 not_registered (a sale with registration, 预约,
+	// and a caller who did not register or did not win its draw).
+	ErrNotRegistered = errors.New("engine: not registered")
 	// ErrForbidden: 40301 forbidden (not the caller's reservation or order).
 	ErrForbidden = errors.New("engine: forbidden")
 	// ErrNotFound: 40400 not_found.
@@ -139,6 +142,14 @@ type FlashSaleSpec struct {
 	StartsAt     time.Time `json:"starts_at"`
 	EndsAt       time.Time `json:"ends_at"`
 	HoldSeconds  int64     `json:"hold_seconds"`
+	// Registration (预约, registration.go): when RegistrationStartsAt is
+	// set, users register from then until StartsAt and only registrants
+	// (DrawQuantity > 0: only the winners of a draw among them) may
+	// reserve. DrawSeed keys the draw; empty: a random one made at
+	// creation, kept secret until the draw.
+	RegistrationStartsAt time.Time `json:"registration_starts_at,omitzero"`
+	DrawQuantity         int64     `json:"draw_quantity,omitempty"`
+	DrawSeed             string    `json:"draw_seed,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.
@@ -159,6 +170,8 @@ type FlashSale struct {
 	EndsAt       time.Time `json:"ends_at"`
 	EndsAtMs     int64     `json:"ends_at_ms"`
 	ServerTimeMs int64     `json:"server_time_ms"`
+	// Registration, on sales that ask for it (registration.go).
+	*SaleRegistration
 }
 
 // GroupDealSpec creates a group deal (POST /admin/v1/group-buys).

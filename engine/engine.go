@@ -79,6 +79,10 @@ type Engine struct {
 	// salesMax bounds len(sales)+len(deals): salesInMemoryMax (tests lower it).
 	salesMax int
 
+	// sets keeps the registrants of sales with registration
+	// (registration.go), in their store's slot.
+	sets records.TaggedSets
+
 	pages pageSet
 
 	riskMu      sync.Mutex
@@ -147,6 +151,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.ownRecords = true
 	}
 	e.tagged = records.TaggedOf(e.rec)
+	e.sets = records.SetsOf(e.rec)
 	e.orders = opts.Orders
 	if e.orders == nil {
 		e.orders = orders.NewRecordsStore(e.rec)

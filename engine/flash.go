@@ -65,6 +65,8 @@ type flashState struct {
 	inflight atomic.Int64
 	// ctl is the operator's pause or early end (salectl.go).
 	ctl saleCtl
+	// reg is the sale's registration (registration.go); nil without.
+	reg *regState
 }
 
 func (s *flashState) hold(def time.Duration) time.Duration {
@@ -116,11 +118,17 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	}
 	spec.StartsAt = spec.StartsAt.UTC().Truncate(time.Millisecond)
 	spec.EndsAt = spec.EndsAt.UTC().Truncate(time.Millisecond)
+	if err := e.checkRegistrationSpec(&spec); err != nil {
+		return FlashSale{}, err
+	}
 	s, err := e.lookupFlash(ctx, spec.SaleID)
 	if err != nil {
 		return FlashSale{}, err
 	}
 	if s != nil {
+		if spec.DrawSeed == "" && spec.RegistrationStartsAt.Equal(s.spec.RegistrationStartsAt) {
+			spec.DrawSeed = s.spec.DrawSeed // the random seed made at creation
+		}
 		if s.spec == spec {
 			return e.flashView(s), nil
 		}
@@ -129,6 +137,7 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	if e.salesFull() {
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
 	}
+	makeDrawSeed(&spec)
 	rec := saleRec{Flash: &spec}
 	key, from, to := keySalePrefix+spec.SaleID, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID)
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
@@ -216,6 +225,9 @@ func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 		return nil
 	}
 	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID)}
+	if !spec.RegistrationStartsAt.IsZero() {
+		s.reg = newRegState(2 * e.opts.RegistrantsPerSaleMax)
+	}
 	s.remaining.Store(spec.Quantity)
 	e.sales[spec.SaleID] = s
 	return s
@@ -285,6 +297,7 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 		EndsAtMs:     s.spec.EndsAt.UnixMilli(),
 		ServerTimeMs: now.UnixMilli(),
 	}
+	v.SaleRegistration = e.registrationView(s, now)
 	if p, ok := cat.products[s.spec.SKUID]; ok {
 		v.Title = p.Title
 		v.ListPrice = p.Price
@@ -432,6 +445,9 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 	}
 	if st := s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
 		return fmt.Errorf("%w: sale %q is %s", ErrNotActive, s.spec.SaleID, st)
+	}
+	if s.reg != nil {
+		return e.checkRegistered(ctx, s, a.UserID)
 	}
 	return nil
 }

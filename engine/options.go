@@ -131,7 +131,14 @@ type Options struct {
 	// far larger than the stock waits nowhere. Default 4; negative turns
 	// the gate off.
 	SaleAdmitFactor int
+	// RegistrantsPerSaleMax bounds the registrants of one sale with
+	// registration (预约); past it, registering is ErrBadState. It also
+	// bounds a sale's draw_quantity. Default RegistrantsPerSaleMaxDefault.
+	RegistrantsPerSaleMax int64
 }
+
+// RegistrantsPerSaleMaxDefault is the default Options.RegistrantsPerSaleMax.
+const RegistrantsPerSaleMaxDefault = 100_000
 
 // ReservationRetentionDefault is the default of Options.ReservationRetention.
 const ReservationRetentionDefault = 24 * time.Hour
@@ -182,6 +189,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.SaleAdmitFactor == 0 {
 		o.SaleAdmitFactor = 4
+	}
+	if o.RegistrantsPerSaleMax <= 0 {
+		o.RegistrantsPerSaleMax = RegistrantsPerSaleMaxDefault
 	}
 	return o
 }

@@ -23,6 +23,10 @@ type Engine interface {
 	// backend was asked), and replays a.Once's first answer (law 5).
 	FlashSale(ctx context.Context, saleID string) (engine.FlashSale, error)
 	ReserveFlash(ctx context.Context, a engine.Attempt, saleID string, quantity int64, guideID string) (engine.Reservation, error)
+	// Registration (预约) for a sale that asks for it, and the admin's
+	// export of its registrants with the draw.
+	RegisterFlash(ctx context.Context, a engine.Attempt, saleID string) (engine.Registration, error)
+	FlashRegistrations(ctx context.Context, saleID string) (engine.RegistrationList, error)
 
 	// Group buying. OpenTeam, JoinTeam and Checkout replay a.Once's first
 	// answer (law 5); a different digest is ErrIdempotencyConflict.

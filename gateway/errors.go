@@ -15,6 +15,7 @@ const (
 	CodeUnauthorized        = 40100
 	CodeRiskDenied          = 40300
 	CodeForbidden           = 40301
+	CodeNotRegistered       = 40302
 	CodeNotFound            = 40400
 	CodeSoldOut             = 40900
 	CodeLimitExceeded       = 40901
@@ -42,6 +43,7 @@ var codeTable = [...]codeInfo{
 	{CodeUnauthorized, 401, "unauthorized", "missing, bad or expired credentials"},
 	{CodeRiskDenied, 403, "risk_denied", "denied by risk control"},
 	{CodeForbidden, 403, "forbidden", "forbidden"},
+	{CodeNotRegistered, 403, "not_registered", "the sale admits registered (or drawn) users only"},
 	{CodeNotFound, 404, "not_found", "not found"},
 	{CodeSoldOut, 409, "sold_out", "sold out"},
 	{CodeLimitExceeded, 409, "limit_exceeded", "per-user limit reached"},
@@ -77,6 +79,7 @@ var errorMap = [...]struct {
 	{engine.ErrInvalid, CodeBadRequest},
 	{engine.ErrRiskDenied, CodeRiskDenied},
 	{engine.ErrForbidden, CodeForbidden},
+	{engine.ErrNotRegistered, CodeNotRegistered},
 	{engine.ErrNotFound, CodeNotFound},
 	{engine.ErrSoldOut, CodeSoldOut},
 	{engine.ErrLimitExceeded, CodeLimitExceeded},

@@ -28,6 +28,7 @@ func TestErrorMap(t *testing.T) {
 	f(engine.ErrSoldOut, CodeSoldOut, 409)
 	f(engine.ErrLimitExceeded, CodeLimitExceeded, 409)
 	f(engine.ErrNotActive, CodeNotActive, 409)
+	f(engine.ErrNotRegistered, CodeNotRegistered, 403)
 	f(engine.ErrBadState, CodeBadState, 409)
 	f(engine.ErrIdempotencyConflict, CodeIdempotencyConflict, 409)
 	f(engine.ErrThrottled, CodeThrottled, 429)
@@ -49,7 +50,7 @@ func TestErrorMap(t *testing.T) {
 }
 
 func TestCodeTable(t *testing.T) {
-	want := map[int]int{0: 200, 40000: 400, 40100: 401, 40300: 403, 40301: 403, 40400: 404, 40900: 409,
+	want := map[int]int{0: 200, 40000: 400, 40100: 401, 40300: 403, 40301: 403, 40302: 403, 40400: 404, 40900: 409,
 		40901: 409, 40902: 409, 40903: 409, 40904: 409, 41300: 413, 42900: 429, 50000: 500, 50300: 503}
 	if len(want) != len(codeTable) {
 		t.Fatalf("code table has %d codes; API.md has %d", len(codeTable), len(want))

@@ -21,9 +21,7 @@ import (
 
 // notRoutedYet lists operations of /openapi.json the router does not
 // serve. It is empty: the document describes what the server serves.
-// (API.md's registration route for a sale, 预约, is not built yet, issue
-// 18; it enters the document with the route.) TestOpenAPIMatchesRouter
-// fails for an entry the router serves.
+// TestOpenAPIMatchesRouter fails for an entry the router serves.
 var notRoutedYet = []string{}
 
 // routeSamples are concrete requests of every route: each must be
@@ -34,6 +32,8 @@ var routeSamples = map[routeID][]string{
 	rProductPage:    {"GET /api/v1/stores/s1/products/k1"},
 	rSaleGet:        {"GET /api/v1/flash-sales/fs1"},
 	rSaleReserve:    {"POST /api/v1/flash-sales/fs1/reservations"},
+	rSaleRegister:   {"POST /api/v1/flash-sales/fs1/registrations"},
+	rAdminSaleRegs:  {"GET /admin/v1/flash-sales/fs1/registrations"},
 	rDealGet:        {"GET /api/v1/group-buys/d1"},
 	rTeamOpen:       {"POST /api/v1/group-buys/d1/teams"},
 	rTeamGet:        {"GET /api/v1/group-buys/d1/teams/t1"},
@@ -503,6 +503,18 @@ func TestOpenAPIAnswersFitSchemas(t *testing.T) {
 	do(CodeBadState, "POST", "/admin/v1/group-buys/d1/resume", nil, adminAuth)
 	do(CodeNotFound, "GET", "/admin/v1/group-buys/nope", nil, adminAuth)
 	do(CodeForbidden, "GET", "/admin/v1/stats", nil, a)
+	// A sale with registration (预约): the registration, its refusals, the
+	// sale's view and the admin's export fit their schemas.
+	do(CodeOK, "POST", "/admin/v1/flash-sales", engine.FlashSaleSpec{
+		SaleID: "fr1", StoreID: "s1", SKUID: "k1", Price: 100, Quantity: 2, PerUserLimit: 1,
+		StartsAt: now.Add(time.Hour), EndsAt: now.Add(2 * time.Hour), RegistrationStartsAt: now.Add(-time.Minute), DrawQuantity: 1,
+	}, adminAuth)
+	do(CodeOK, "POST", "/api/v1/flash-sales/fr1/registrations", nil, a)
+	do(CodeBadState, "POST", "/api/v1/flash-sales/fs1/registrations", nil, a)
+	do(CodeNotActive, "POST", "/api/v1/flash-sales/fr1/reservations", `{"quantity":1}`, a)
+	do(CodeOK, "GET", "/api/v1/flash-sales/fr1", nil)
+	do(CodeOK, "GET", "/admin/v1/flash-sales/fr1/registrations", nil, adminAuth)
+	do(CodeNotFound, "GET", "/admin/v1/flash-sales/nope/registrations", nil, adminAuth)
 	// A known path called with the wrong method: E405, with Allow.
 	r := h.wantCode(CodeBadRequest, "GET", "/api/v1/checkout", nil)
 	var v any

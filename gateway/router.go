@@ -47,6 +47,9 @@ const (
 	rH5Store
 	rAdminPage // adminpage.go: the operator's live page
 	rOpenAPI   // openapi.go
+	// registration.go: registering for a sale (预约) and the admin's export
+	rSaleRegister
+	rAdminSaleRegs
 	routesLen
 )
 
@@ -102,6 +105,9 @@ var routes = [routesLen]routeSpec{
 	rH5Store:      {"h5_store", "GET", classReads, true},
 	rAdminPage:    {"admin_page", "GET", classAdmin, false},
 	rOpenAPI:      {"openapi", "GET", classReads, false},
+
+	// registration.go
+	rSaleRegister: {"sale_register", "POST", classWrites, true}, rAdminSaleRegs: {"admin_flash_sale_registrations", "GET", classAdmin, false},
 
 	// salectl.go
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
@@ -223,6 +229,9 @@ func matchAPI(s [][]byte) (r routeID, p1, p2 []byte) {
 		}
 		if len(s) == 3 && string(s[2]) == "reservations" {
 			return rSaleReserve, s[1], nil
+		}
+		if len(s) == 3 && string(s[2]) == "registrations" {
+			return rSaleRegister, s[1], nil
 		}
 	case "group-buys":
 		switch {

@@ -43,6 +43,10 @@ func matchAdminSale(s [][]byte) (r routeID, p1, p2 []byte) {
 		switch string(s[2]) {
 		case engine.SaleActionPause, engine.SaleActionResume, engine.SaleActionEnd:
 			return ctl, s[1], s[2]
+		case "registrations":
+			if get == rAdminSaleGet {
+				return rAdminSaleRegs, s[1], nil
+			}
 		}
 	}
 	return rUnknown, nil, nil

@@ -289,6 +289,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveTeamGet(ctx, p1, p2)
 	case rAdminSaleGet, rAdminSaleCtl, rAdminDealGet, rAdminDealCtl, rAdminReconcile:
 		return s.serveSaleAdmin(ctx, r, p1, p2)
+	case rAdminSaleRegs:
+		return s.serveAdminRegistrations(ctx, p1)
 	case rSession:
 		return s.serveSession(ctx)
 	case rPayNotify:
@@ -302,6 +304,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 	switch r {
 	case rSaleReserve:
 		return s.serveReserve(ctx, uid, p1)
+	case rSaleRegister:
+		return s.serveRegister(ctx, uid, p1)
 	case rTeamOpen:
 		return s.serveTeamOpen(ctx, uid, p1)
 	case rTeamJoin:

@@ -133,6 +133,7 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			f("link window", r.LinkWindow, 10*time.Minute)
 			f("sweep interval", e.WithDefaults().SweepInterval, time.Second)
 			f("reservation retention", e.WithDefaults().ReservationRetention, 24*time.Hour)
+			f("registrants per sale", e.WithDefaults().RegistrantsPerSaleMax, int64(100_000))
 		})
 	}
 }
@@ -151,6 +152,7 @@ func TestConfigReachesComponents(t *testing.T) {
 		"SURGE_BACKEND":                     "redis",
 		"SURGE_ADMISSION_WRITES_MAX":        "200",
 		"SURGE_ADMISSION_SALE_ADMIT_FACTOR": "2",
+		"SURGE_REGISTRANTS_PER_SALE_MAX":    "500",
 	}
 	cfg, err := config.Load(config.Sources{Getenv: func(k string) string { return env[k] }})
 	if err != nil {
@@ -181,6 +183,7 @@ func TestConfigReachesComponents(t *testing.T) {
 	f("reads in flight", o.Gateway.ReadsInflightMax, 100)
 	f("writes in flight", o.Gateway.WritesInflightMax, 200)
 	f("sale admit factor", o.Engine.SaleAdmitFactor, 2)
+	f("registrants per sale", o.Engine.RegistrantsPerSaleMax, int64(500))
 	f("login timeout", o.Gateway.Login.Timeout, 2*time.Second)
 	f("per-user burst", o.Risk.UserBurst, 3)
 	if r := o.Engine.WithDefaults().ReservationRetention; r >= 0 {

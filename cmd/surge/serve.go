@@ -260,6 +260,8 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			OutboxWriterOff: cfg.NoOrderWriter,
 			SweepInterval:   cfg.SweepInterval,
 			SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
+			// Zero: the engine's default.
+			RegistrantsPerSaleMax: cfg.RegistrantsPerSaleMax,
 			// Both say "keep everything" with a negative value
 			// (config.Forever) and "the default" with zero.
 			ReservationRetention: cfg.ReservationRetention,
