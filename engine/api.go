@@ -139,6 +139,9 @@ type FlashSaleSpec struct {
 	StartsAt     time.Time `json:"starts_at"`
 	EndsAt       time.Time `json:"ends_at"`
 	HoldSeconds  int64     `json:"hold_seconds"`
+	// Buckets splits the sale's stock over that many pools on different
+	// hash tags (buckets.go): 1 to BucketsMax; 0 means 1.
+	Buckets int `json:"buckets,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.

@@ -52,6 +52,9 @@ const (
 // safe for concurrent use.
 type Engine struct {
 	opts  Options
+	// bucketFault, when set (tests), runs between the two steps of a
+	// transfer between buckets; an error stops the transfer there.
+	bucketFault func(from, to string) error
 	store inventory.Store
 	rec   records.Records
 	// tagged keeps the records of one store's payments in that store's
