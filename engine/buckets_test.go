@@ -375,3 +375,70 @@ func TestBucketsBadInput(t *testing.T) {
 		t.Fatalf("re-create with buckets 0 = %v", err)
 	}
 }
+
+// TestBucketsRebalance: the sweeper moves half the difference from the
+// fullest bucket to the emptiest when the emptiest has less than half,
+// one transfer a sweep, until they are even; nothing is lost on the way.
+func TestBucketsRebalance(t *testing.T) {
+	for _, b := range testBackends()[:2] { // memory, pebble
+		t.Run(b.name, func(t *testing.T) {
+			env := openEnv(t, b, nil)
+			env.bucketSale("fs", 30, 0, 3)
+			pools, _ := engine.SaleBuckets(env.e, "fs", "u")
+			// Unbalance them: 9 units of bucket 2 into bucket 0.
+			if _, sent, err := env.store.Send(env.ctx, pools[2], pools[0], 9); err != nil {
+				t.Fatal(err)
+			} else if _, err := env.store.Receive(env.ctx, pools[0], pools[2], sent); err != nil {
+				t.Fatal(err)
+			}
+			want := func(a0, a1, a2 int64) {
+				t.Helper()
+				for i, w := range []int64{a0, a1, a2} {
+					if p := env.pool(pools[i]); p.Available != w {
+						t.Fatalf("bucket %d = %+v; want %d available", i, p, w)
+					}
+				}
+			}
+			want(19, 10, 1)
+			env.sweep()
+			want(10, 10, 10)
+			env.sweep()
+			want(10, 10, 10) // even: nothing moves
+			if _, _, _, fl := env.bucketSums(pools); fl != 0 {
+				t.Fatalf("in flight after rebalancing: %d", fl)
+			}
+		})
+	}
+}
+
+// TestBucketsIdempotencyKey: a keyed reserve of a bucketed sale lives in
+// the user's home bucket, so a retry gets the first answer again, also
+// once the sale sold out; another body is a conflict.
+func TestBucketsIdempotencyKey(t *testing.T) {
+	env := openEnv(t, testBackends()[0], nil)
+	env.bucketSale("fs", 3, 0, 3)
+	a := attempt("alice")
+	a.Once = engine.Once{Key: "k1", Digest: [32]byte{1}}
+	first, err := env.e.ReserveFlash(env.ctx, a, "fs", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools, h := engine.SaleBuckets(env.e, "fs", "alice")
+	if tag := inventory.Tag(pools[h]); !strings.HasPrefix(first.ReservationID, tag+":") {
+		t.Fatalf("keyed reservation %s is not in the home bucket's tag %s", first.ReservationID, tag)
+	}
+	for i := range 2 {
+		if _, err := env.e.ReserveFlash(env.ctx, attempt(fmt.Sprintf("b%d", i)), "fs", 1, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := env.e.ReserveFlash(env.ctx, a, "fs", 1, "")
+	if err != nil || again.ReservationID != first.ReservationID {
+		t.Fatalf("retry after sold out = %+v, %v; want %s", again, err, first.ReservationID)
+	}
+	other := a
+	other.Once.Digest = [32]byte{2}
+	if _, err := env.e.ReserveFlash(env.ctx, other, "fs", 1, ""); !isErr(err, engine.ErrIdempotencyConflict) {
+		t.Fatalf("same key, other body = %v; want conflict", err)
+	}
+}
