@@ -442,3 +442,55 @@ func TestBucketsIdempotencyKey(t *testing.T) {
 		t.Fatalf("same key, other body = %v; want conflict", err)
 	}
 }
+
+// TestBucketsTransferCrashPebble: on Pebble, a transfer cut between its
+// steps is on disk as sent and not received; after the process restarts
+// (the store reopened from disk), the first sweep delivers it, once.
+func TestBucketsTransferCrashPebble(t *testing.T) {
+	clock := newTestClock()
+	st, dir, reopen := durableBackends()[0].open(t, clock)
+	ctx := context.Background()
+	open := func(st inventory.Store) *engine.Engine {
+		e, err := engine.Open(ctx, engine.Options{Store: st, Dir: dir, Now: clock.Now, SweepInterval: -1, SaleAdmitFactor: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	a := open(st)
+	if _, err := a.LoadCatalog(ctx, testCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{t: t, clock: clock, store: st, e: a, ctx: ctx}
+	env.bucketSale("fs", 3, 0, 3) // one unit a bucket
+	pools, h := engine.SaleBuckets(a, "fs", "alice")
+	if _, err := a.ReserveFlash(ctx, attempt("alice"), "fs", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	engine.SetBucketFault(a, func(from, to string) error { return errors.New("power cut") })
+	if _, err := a.ReserveFlash(ctx, attempt("alice"), "fs", 1, ""); !isErr(err, engine.ErrUnavailable) {
+		t.Fatalf("reserve cut in its transfer = %v", err)
+	}
+	if _, _, _, fl := env.bucketSums(pools); fl != 1 {
+		t.Fatalf("in flight = %d; want 1", fl)
+	}
+	_ = a.Close()
+	_ = st.Close()
+	st = reopen()
+	t.Cleanup(func() { _ = st.Close() })
+	b := open(st)
+	t.Cleanup(func() { _ = b.Close() })
+	env = &testEnv{t: t, clock: clock, store: st, e: b, ctx: ctx}
+	if _, _, _, fl := env.bucketSums(pools); fl != 1 {
+		t.Fatalf("in flight after the restart = %d; want 1 (durable)", fl)
+	}
+	env.sweep()
+	env.sweep()
+	avail, held, _, fl := env.bucketSums(pools)
+	if fl != 0 || avail != 2 || held != 1 || env.pool(pools[h]).Available != 1 {
+		t.Fatalf("after the sweep: available %d held %d in flight %d, home %+v; want 2, 1, 0 and the unit at home", avail, held, fl, env.pool(pools[h]))
+	}
+	if _, err := b.ReserveFlash(ctx, attempt("alice"), "fs", 1, ""); err != nil {
+		t.Fatalf("reserve after the restart: %v", err)
+	}
+}
