@@ -73,7 +73,7 @@ func TestOpenLoopBounds(t *testing.T) {
 func TestUnknownGroup(t *testing.T) {
 	for _, only := range [][]string{{"htpp"}, {"http", "HTTP"}, {""}, {"http,pebble"}} {
 		_, err := Run(context.Background(), Options{Only: only})
-		if err == nil || !strings.Contains(err.Error(), "unknown group") || !strings.Contains(err.Error(), "http, pebble, redis, latency, packages, wrk") {
+		if err == nil || !strings.Contains(err.Error(), "unknown group") || !strings.Contains(err.Error(), "http, pebble, redis, latency, buckets, packages, wrk") {
 			t.Errorf("Run(Only: %q) = %v; want an unknown-group error listing the groups", only, err)
 		}
 	}
