@@ -51,12 +51,9 @@ const (
 // Engine is Surge's business layer over an inventory.Store. Every method is
 // safe for concurrent use.
 type Engine struct {
-	opts Options
-	// bucketFault, when set (tests), runs between the two steps of a
-	// transfer between buckets; an error stops the transfer there.
-	bucketFault func(from, to string) error
-	store       inventory.Store
-	rec         records.Records
+	opts  Options
+	store inventory.Store
+	rec   records.Records
 	// tagged keeps the records of one store's payments in that store's
 	// slot (records.Tagged).
 	tagged     records.Tagged
@@ -104,6 +101,9 @@ type Engine struct {
 	stopped   sync.WaitGroup
 	closeErr  error
 	closed    atomic.Bool
+	// bucketFault, when set (tests), runs between the two steps of a
+	// transfer between buckets; an error stops the transfer there.
+	bucketFault func(from, to string) error
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,
