@@ -12,7 +12,8 @@ type summaryTarget struct {
 	Key   string
 	Label string
 	// Min: the ratio Surge/floor must be at least Min (throughput).
-	// Max: it must be at most Max (time per operation). One of the two.
+	// Max: it must be at most Max (time per operation). One of the two,
+	// or both for a share that must fall in a range (stock buckets).
 	Min, Max float64
 	// ZeroAllocs: Surge's side must also make 0 allocations per op.
 	ZeroAllocs bool
@@ -47,6 +48,9 @@ var summaryTargets = []summaryTarget{
 	{Key: "wrk/reserve-redis", Label: "HTTP flash reserve, redis, vs bare fasthttp (wrk)", Min: 0.5},
 	// Issue 13's.
 	{Key: "http/reserve-redis-keyed", Label: "HTTP flash reserve with an Idempotency-Key vs without, redis (in process)", Min: 0.8},
+	{Key: "buckets/3-share-min", Label: "hot sale with 3 buckets on a 3-master Redis Cluster: the smallest master's share of Redis CPU (INFO commandstats usec)", Min: 0.25, Max: 0.42},
+	{Key: "buckets/3-share-max", Label: "hot sale with 3 buckets on a 3-master Redis Cluster: the largest master's share of Redis CPU", Min: 0.25, Max: 0.42},
+	{Key: "buckets/1-share-max", Label: "the same sale with 1 bucket: the largest master's share of Redis CPU (all on one)", Min: 0.9},
 	{Key: keyOrdersMySQL, Label: "order writer into MariaDB vs raw multi-row INSERTs of the same rows (package benchmark `OrderWriterMySQL`)", Min: 0.7},
 	// Issue 14 asks for the ratio; the bound is ours: the business of a
 	// payment may cost at most as much again as its crypto.
@@ -64,6 +68,9 @@ func targetOf(key string) (summaryTarget, bool) {
 
 // String is the target as the tables show it.
 func (t summaryTarget) String() string {
+	if t.Min > 0 && t.Max > 0 {
+		return fmt.Sprintf("%.2f–%.2f", t.Min, t.Max)
+	}
 	if t.Max > 0 {
 		s := fmt.Sprintf("≤ %.2f", t.Max)
 		if t.ZeroAllocs {
@@ -81,7 +88,7 @@ func (t summaryTarget) met(r Row, allocs float64) bool {
 		return false
 	}
 	if t.Max > 0 {
-		if ratio > t.Max {
+		if ratio > t.Max || ratio < t.Min {
 			return false
 		}
 		return !t.ZeroAllocs || allocs == 0
@@ -324,6 +331,7 @@ const limitsSection = `## What limits each figure
 - **HTTP flash reserve.** Session check, risk hook, admission, body decoding, the engine and the answer, on the same cores as the generator. On Pebble every yes waits for a synced WAL write (group commit shares it), on Redis for the script and its AOF fsync (` + "`appendfsync always`" + `): their throughput is concurrency over commit latency, so it follows the disk.
 - **Pebble reserve.** The floor is raw synced batches on a default Pebble; Surge's store warms its WAL files and waits briefly for more commits when many are waiting, which is why it can exceed the floor. The disk's fsync latency bounds both.
 - **Redis reserve.** The ` + "`return 1`" + ` floor writes nothing and so never waits for the AOF fsync that every reserve pays; the one-key INCR floor pays it and shows how much of the gap is durability.
+- **Stock buckets.** Where Redis spends its CPU is a matter of where the sale's keys live: with one bucket the store's hash tag puts every reserve on one master, with three each master holds a bucket and a user's reserves go to their home bucket (a hash of the user id), so each master's share is about a third, moved by the CPU noise of per-call costs. The three masters, the engine and the callers share these 2 cores, and three tags split the reserve batches (group commit per tag) three ways, so the reserves/s of the two runs are not comparable here: on a real cluster each master has its own machine.
 - **Latency.** Open-model runs at 50% and 90% of the closed-loop maximum: near 90% these 2 cores are close to saturated and the generator itself sends late (see "sent late").
 - **External (wrk).** wrk, ` + "`surge serve`" + ` and the floor server are separate processes on the same cores; the machine is shared with other engineers compiling and testing, so absolute figures are noisy, and floor and Surge alternate in short slices so that the noise lands on both sides of each ratio.
 `

@@ -72,7 +72,7 @@ func (o Options) withDefaults() Options {
 // default; Groups adds the ones its caller runs: the packages' testing.B
 // benchmarks and the external wrk measurement.
 var (
-	GroupsInProcess = []string{"http", "pebble", "redis", "latency"}
+	GroupsInProcess = []string{"http", "pebble", "redis", "latency", "buckets"}
 	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk")
 )
 
@@ -187,6 +187,13 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	}
 	if opts.want("redis") {
 		t, err := runRedis(ctx, dir, opts, logf)
+		if err != nil {
+			return nil, err
+		}
+		res.Tables = append(res.Tables, t)
+	}
+	if opts.want("buckets") {
+		t, err := runBuckets(ctx, dir, opts, logf)
 		if err != nil {
 			return nil, err
 		}

@@ -150,6 +150,9 @@ type FlashSaleSpec struct {
 	RegistrationStartsAt time.Time `json:"registration_starts_at,omitzero"`
 	DrawQuantity         int64     `json:"draw_quantity,omitempty"`
 	DrawSeed             string    `json:"draw_seed,omitempty"`
+	// Buckets splits the sale's stock over that many pools on different
+	// hash tags (buckets.go): 1 to BucketsMax; 0 means 1.
+	Buckets int `json:"buckets,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.

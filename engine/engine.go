@@ -105,6 +105,9 @@ type Engine struct {
 	stopped   sync.WaitGroup
 	closeErr  error
 	closed    atomic.Bool
+	// bucketFault, when set (tests), runs between the two steps of a
+	// transfer between buckets; an error stops the transfer there.
+	bucketFault func(from, to string) error
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,

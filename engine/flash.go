@@ -48,12 +48,18 @@ type saleRec struct {
 	Ctl       string `json:"ctl,omitempty"`
 	CtlVer    int64  `json:"ctl_ver,omitempty"`
 	EndedAtMs int64  `json:"ended_at_ms,omitempty"`
+	// Buckets are a flash sale's bucket pools, bucket 0 (pool()) first;
+	// none for a sale of one bucket (buckets.go).
+	Buckets []string `json:"buckets,omitempty"`
 }
 
 // flashState is a flash sale in memory.
 type flashState struct {
 	spec FlashSaleSpec
 	pool string
+	// pools are the sale's bucket pools, pools[0] == pool; nil for one
+	// bucket (buckets.go).
+	pools []string
 	// remaining is the sale pool's available units as last known: lowered
 	// on each reservation, raised on releases, reset from the pool by the
 	// sweeper. Sold out is answered from it without a backend call.
@@ -113,6 +119,12 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	case spec.HoldSeconds < 0 || spec.HoldSeconds > flashHoldSecondsMax:
 		return FlashSale{}, fmt.Errorf("%w: hold_seconds out of range", ErrInvalid)
 	}
+	if err := validBuckets(spec.Buckets); err != nil {
+		return FlashSale{}, err
+	}
+	if spec.Buckets == 1 {
+		spec.Buckets = 0 // one bucket is the default: the same sale
+	}
 	if err := e.validateWindow(spec.StartsAt, spec.EndsAt); err != nil {
 		return FlashSale{}, err
 	}
@@ -138,17 +150,24 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
 	}
 	makeDrawSeed(&spec)
-	rec := saleRec{Flash: &spec}
+	pools, err := e.bucketPools(ctx, spec)
+	if err != nil {
+		return FlashSale{}, err
+	}
+	rec := saleRec{Flash: &spec, Buckets: pools}
 	key, from, to := keySalePrefix+spec.SaleID, listingPool(spec.StoreID, spec.SKUID), salePool(spec.StoreID, spec.SaleID)
 	if err := e.carve(ctx, key, &rec, from, to, spec.Quantity); err != nil {
 		return FlashSale{}, err
 	}
-	s = e.installFlash(spec)
+	s = e.installFlash(spec, pools)
 	if s == nil {
 		e.uncarve(ctx, key, from, to)
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
 	}
 	s.remaining.Store(spec.Quantity)
+	if len(pools) > 1 {
+		e.spreadBuckets(ctx, pools, spec.Quantity)
+	}
 	e.pages.markDirty(spec.StoreID)
 	e.refreshStore(ctx, spec.StoreID)
 	return e.flashView(s), nil
@@ -175,6 +194,14 @@ func (e *Engine) carve(ctx context.Context, key string, rec *saleRec, from, to s
 	if err := e.store.CreatePool(ctx, to, 0); err != nil && !errors.Is(err, inventory.ErrPoolExists) {
 		undo()
 		return fmt.Errorf("cannot create pool %s: %w", to, storeErr(err))
+	}
+	// A sale's other buckets exist before its stock moves, so a ready
+	// sale (or a pending one found with its stock) has all of them.
+	for _, p := range rec.Buckets[min(1, len(rec.Buckets)):] {
+		if err := e.store.CreatePool(ctx, p, 0); err != nil && !errors.Is(err, inventory.ErrPoolExists) {
+			undo()
+			return fmt.Errorf("cannot create pool %s: %w", p, storeErr(err))
+		}
 	}
 	if err := e.store.Move(ctx, from, to, qty); err != nil {
 		undo()
@@ -214,8 +241,9 @@ func (e *Engine) uncarve(ctx context.Context, key, from, to string) {
 	_ = e.rec.Delete(ctx, key)
 }
 
-// installFlash adds a sale to memory (nil when over salesInMemoryMax).
-func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
+// installFlash adds a sale to memory (nil when over salesInMemoryMax);
+// pools are its buckets (saleRec.Buckets).
+func (e *Engine) installFlash(spec FlashSaleSpec, pools []string) *flashState {
 	e.dealsMu.Lock()
 	defer e.dealsMu.Unlock()
 	if s, ok := e.sales[spec.SaleID]; ok {
@@ -227,6 +255,9 @@ func (e *Engine) installFlash(spec FlashSaleSpec) *flashState {
 	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID)}
 	if !spec.RegistrationStartsAt.IsZero() {
 		s.reg = newRegState(2 * e.opts.RegistrantsPerSaleMax)
+	}
+	if len(pools) > 1 {
+		s.pools = pools
 	}
 	s.remaining.Store(spec.Quantity)
 	e.sales[spec.SaleID] = s
@@ -261,7 +292,7 @@ func (e *Engine) lookupFlash(ctx context.Context, saleID string) (*flashState, e
 	if json.Unmarshal(b, &rec) != nil || rec.Flash == nil || rec.State != "ready" {
 		return nil, nil
 	}
-	s = e.installFlash(*rec.Flash)
+	s = e.installFlash(*rec.Flash, rec.Buckets)
 	if s != nil {
 		s.ctl.apply(&rec)
 		e.syncFlashRemaining(ctx, s)
@@ -270,7 +301,7 @@ func (e *Engine) lookupFlash(ctx context.Context, saleID string) (*flashState, e
 }
 
 func (e *Engine) syncFlashRemaining(ctx context.Context, s *flashState) (inventory.Pool, bool) {
-	p, err := e.store.Pool(ctx, s.pool)
+	p, err := e.saleTotals(ctx, s.pool, s.pools)
 	if err != nil {
 		return p, false
 	}
@@ -362,10 +393,10 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
 	if s.ctl.state.Load() != ctlNone {
-		return e.keyedRefusal(ctx, a, s.spec.StoreID, s.ctl.refusal())
+		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), s.ctl.refusal())
 	}
 	if s.remaining.Load() <= 0 {
-		return e.keyedRefusal(ctx, a, s.spec.StoreID, shedEmpty(s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
+		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), shedEmpty(s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
 	}
 	if f := e.opts.SaleAdmitFactor; f > 0 {
 		if !s.admit(int64(f)) {
@@ -374,11 +405,11 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 		defer s.inflight.Add(-1)
 	}
 	if err := e.checkFlash(ctx, a, s, quantity, guideID); err != nil {
-		return e.keyedRefusal(ctx, a, s.spec.StoreID, err)
+		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), err)
 	}
 	// A pause or end waits for the reserves past this check (salectl.go).
 	if !s.ctl.enter() {
-		return e.keyedRefusal(ctx, a, s.spec.StoreID, s.ctl.refusal())
+		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), s.ctl.refusal())
 	}
 	defer s.ctl.leave()
 	return e.reserveFlash(ctx, a, s, quantity, guideID)
@@ -458,20 +489,28 @@ func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, qua
 	m := resRecord{Kind: kindFlash, SaleID: saleID, StoreID: s.spec.StoreID, GuideID: guideID,
 		Items:  []recordItem{{SKUID: s.spec.SKUID, Quantity: quantity, UnitPrice: s.spec.Price}},
 		Amount: quantity * s.spec.Price}
-	id, err := e.reserveID(a, &m)
+	pool, tag := s.homePool(a.UserID)
+	id, err := e.reserveIDIn(a, &m, tag)
 	if err != nil {
 		return Reservation{}, err
 	}
 	hold := s.hold(e.opts.FlashHoldDefault)
-	r, err := e.store.Reserve(ctx, inventory.ReserveRequest{
+	req := inventory.ReserveRequest{
 		ID:    id,
 		User:  a.UserID,
-		Lines: []inventory.Line{{Pool: s.pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
+		Lines: []inventory.Line{{Pool: pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
 		TTL:   hold,
 		Meta:  m.encode(),
-	})
+	}
+	r, err := e.store.Reserve(ctx, req)
+	if errors.Is(err, inventory.ErrSoldOut) && len(s.pools) > 1 {
+		r, err = e.reserveFromOthers(ctx, s, req)
+	}
 	if err != nil {
-		if errors.Is(err, inventory.ErrSoldOut) && quantity == 1 {
+		if errors.Is(err, inventory.ErrSoldOut) && len(s.pools) > 1 {
+			// Units may be on their way between buckets: count them.
+			e.syncFlashRemaining(ctx, s)
+		} else if errors.Is(err, inventory.ErrSoldOut) && quantity == 1 {
 			if s.remaining.Swap(0) > 0 {
 				e.pages.markDirty(s.spec.StoreID)
 			}

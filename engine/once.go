@@ -208,14 +208,19 @@ func (e *Engine) keyedRefusal(ctx context.Context, a Attempt, storeID string, re
 // key under one (m is then marked keyed, with the request's digest),
 // random without.
 func (e *Engine) reserveID(a Attempt, m *resRecord) (string, error) {
+	return e.reserveIDIn(a, m, m.StoreID)
+}
+
+// reserveIDIn is reserveID in the tag of a sale's bucket (buckets.go).
+func (e *Engine) reserveIDIn(a Attempt, m *resRecord, tag string) (string, error) {
 	if a.Once.Key == "" {
-		return e.newReservationID(m.StoreID), nil
+		return e.newReservationID(tag), nil
 	}
 	if !IdempotencyKeyValid(a.Once.Key) {
 		return "", fmt.Errorf("%w: Idempotency-Key must be 1 to %d printable ASCII characters", ErrInvalid, keyLenMax)
 	}
 	m.Keyed, m.Digest = true, a.Once.Digest
-	return onceReservationID(m.StoreID, a.UserID, a.Once.Key), nil
+	return onceReservationID(tag, a.UserID, a.Once.Key), nil
 }
 
 // reserveErr maps a reserve's error: under a key, a reservation of the

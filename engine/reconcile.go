@@ -254,10 +254,12 @@ func (rc *reconciler) knownPools(ctx context.Context) error {
 			if pool == "" {
 				return nil
 			}
-			p := rc.pool(pool)
-			p.kind, p.id = "sale", id
-			if rec.Group != nil {
-				p.kind = "deal"
+			for _, pool := range append([]string{pool}, rec.Buckets[min(1, len(rec.Buckets)):]...) {
+				p := rc.pool(pool)
+				p.kind, p.id = "sale", id
+				if rec.Group != nil {
+					p.kind = "deal"
+				}
 			}
 			return nil
 		})

@@ -274,7 +274,7 @@ func (e *Engine) saleAdmin(ctx context.Context, rec *saleRec) (SaleAdmin, error)
 		v.EndedAt, v.EndedAtMs = &t, rec.EndedAtMs
 	}
 	_, _, _, pool := rec.pool()
-	p, err := e.store.Pool(ctx, pool)
+	p, err := e.saleTotals(ctx, pool, rec.Buckets)
 	if err != nil {
 		return v, fmt.Errorf("%w: cannot read pool %s: %w", ErrUnavailable, pool, err)
 	}
@@ -437,11 +437,14 @@ func (e *Engine) applyCtl(ctx context.Context, rec *saleRec) {
 func (e *Engine) drainEnded(ctx context.Context, rec *saleRec) {
 	ctx = context.WithoutCancel(ctx)
 	_, store, sku, pool := rec.pool()
+	if err := e.settleBuckets(ctx, rec.Buckets, true); err != nil {
+		e.logger(ctx).Warn("engine: cannot gather an ended sale's buckets now; the sweeper will", "pool", pool, "err", err)
+	}
 	if _, err := e.store.Drain(ctx, pool, listingPool(store, sku)); err != nil {
 		e.logger(ctx).Warn("engine: cannot drain an ended sale now; the sweeper will", "pool", pool, "err", err)
 		return
 	}
-	p, err := e.store.Pool(ctx, pool)
+	p, err := e.saleTotals(ctx, pool, rec.Buckets)
 	if err != nil {
 		return
 	}

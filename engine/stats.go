@@ -19,14 +19,17 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		Listings:    map[string]PoolStats{},
 		RiskDenials: map[string]int64{},
 	}
-	type ref struct{ id, pool string }
+	type ref struct {
+		id, pool string
+		buckets  []string
+	}
 	var sales, deals []ref
 	e.dealsMu.RLock()
 	for id, s := range e.sales {
-		sales = append(sales, ref{id, s.pool})
+		sales = append(sales, ref{id, s.pool, s.pools})
 	}
 	for id, d := range e.deals {
-		deals = append(deals, ref{id, d.pool})
+		deals = append(deals, ref{id, d.pool, nil})
 	}
 	e.dealsMu.RUnlock()
 	for _, set := range []struct {
@@ -34,7 +37,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		into map[string]PoolStats
 	}{{sales, st.Sales}, {deals, st.Deals}} {
 		for _, r := range set.refs {
-			p, err := e.store.Pool(ctx, r.pool)
+			p, err := e.saleTotals(ctx, r.pool, r.buckets)
 			if err != nil {
 				// A known sale's pool that cannot be read (or is gone: the
 				// data was lost) is never "not found" to the operator.

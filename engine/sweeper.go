@@ -104,6 +104,7 @@ func (e *Engine) purgeReleased(ctx context.Context, before time.Time) error {
 func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 	type item struct {
 		id, store, sku, pool string
+		buckets              []string
 		start, end           time.Time
 		remaining            interface{ Store(int64) }
 		finished             interface {
@@ -117,10 +118,10 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 	var items []item
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
-		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false, &s.ctl})
+		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.pools, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false, &s.ctl})
 	}
 	for _, d := range e.deals {
-		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true, &d.ctl})
+		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, nil, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true, &d.ctl})
 	}
 	e.dealsMu.RUnlock()
 	for _, it := range items {
@@ -138,13 +139,19 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 		}
 		// Ended by its window or early by an operator: drained alike.
 		st := it.ctl.status(now, it.start, it.end)
+		// Transfers in flight between buckets are delivered, ended sales'
+		// buckets gathered into bucket 0, running ones rebalanced.
+		if err := e.settleBuckets(ctx, it.buckets, st == statusEnded); err != nil {
+			e.logger(ctx).Error("engine: cannot settle a sale's buckets", "pool", it.pool, "err", err)
+			continue
+		}
 		if st == statusEnded {
 			if _, err := e.store.Drain(ctx, it.pool, listingPool(it.store, it.sku)); err != nil {
 				e.logger(ctx).Error("engine: cannot drain a pool", "pool", it.pool, "err", err)
 				continue
 			}
 		}
-		p, err := e.store.Pool(ctx, it.pool)
+		p, err := e.saleTotals(ctx, it.pool, it.buckets)
 		if err != nil {
 			continue
 		}
@@ -153,7 +160,7 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 			it.finished.Store(true)
 			// A release racing with the read above clears finished before
 			// we set it; look again so that its units are still drained.
-			if p2, err := e.store.Pool(ctx, it.pool); err != nil || p2.Available > 0 || p2.Held > 0 {
+			if p2, err := e.saleTotals(ctx, it.pool, it.buckets); err != nil || p2.Available > 0 || p2.Held > 0 {
 				it.finished.Store(false)
 			}
 			e.pages.markDirty(it.store)

@@ -74,14 +74,14 @@ func (e *Engine) poolBusy(ctx context.Context, rec saleRec) bool {
 	default:
 		return false
 	}
-	p, err := e.store.Pool(ctx, pool)
+	p, err := e.saleTotals(ctx, pool, rec.Buckets)
 	return err != nil || p.Available > 0 || p.Held > 0
 }
 
 func (e *Engine) installRec(ctx context.Context, rec saleRec) {
 	switch {
 	case rec.Flash != nil:
-		if s := e.installFlash(*rec.Flash); s != nil {
+		if s := e.installFlash(*rec.Flash, rec.Buckets); s != nil {
 			s.ctl.apply(&rec)
 			e.syncFlashRemaining(ctx, s)
 			e.pages.markDirty(s.spec.StoreID)

@@ -181,6 +181,8 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 		return badf("per_user_limit must be >= 0")
 	case sp.HoldSeconds < 0 || sp.HoldSeconds > holdSecondsMax:
 		return badf("hold_seconds must be between 0 and " + strconv.FormatInt(holdSecondsMax, 10))
+	case sp.Buckets < 0 || sp.Buckets > engine.BucketsMax:
+		return badf("buckets must be between 1 and " + strconv.Itoa(engine.BucketsMax))
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):
 		return badf("ends_at must be after starts_at")
 	}

@@ -24,6 +24,15 @@
 // Available+Held+Sold. Reserving needs free >= quantity, so held+sold never
 // exceed what the pool was given (law 1).
 //
+// # Transfers
+//
+// Send and Receive move units between pools of different tags (the
+// engine's stock buckets) in two steps, each atomic on its own side and
+// recorded there as a running total per peer pool: sent on the source,
+// received on the destination. Receive is idempotent, so a transfer cut
+// between the steps is completed by anyone who reads the source's Ledger
+// (transfer.go).
+//
 // # Backends here
 //
 // Memory: a CAS on the pool's free counter is the whole reserve decision

@@ -181,6 +181,20 @@ type Store interface {
 	Move(ctx context.Context, from, to string, qty int64) error
 	// Drain moves every available unit of from into to, returning how many.
 	Drain(ctx context.Context, from, to string) (int64, error)
+	// Send takes up to qty (> 0) available units out of pool from for
+	// pool to (any other pool, of any tag) and adds them to from's sent
+	// total for to, atomically; it returns the units taken (0 when none
+	// is available: no error) and the new total. Receive then credits to.
+	// See transfer.go.
+	Send(ctx context.Context, from, to string, qty int64) (taken, sent int64, err error)
+	// Receive credits pool to with sent - received[from] units when sent
+	// (a sent total of from for to, read from Send or from's Ledger) is
+	// above what to received from from, and records sent as received,
+	// atomically; it returns the units added (0 for a total already
+	// received). Idempotent.
+	Receive(ctx context.Context, to, from string, sent int64) (int64, error)
+	// Ledger reads a pool with its transfer totals.
+	Ledger(ctx context.Context, pool string) (Ledger, error)
 	// SetOnHand applies an on-hand level from the store feed (law 7).
 	SetOnHand(ctx context.Context, pool string, onHand int64, seq uint64) (FeedResult, error)
 	// Pool reads a pool.

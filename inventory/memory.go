@@ -68,6 +68,9 @@ type poolWrite struct {
 	net    int64
 	onHand int64
 	seq    uint64
+	// ledger is the pool's transfer totals (transfer.go), written with
+	// every change of the pool so that none drops them.
+	ledger map[string]int64
 }
 
 // reserveRetryMax bounds how often Reserve waits for a concurrent creator of
@@ -688,8 +691,8 @@ func (m *Memory) Move(ctx context.Context, from, to string, qty int64) error {
 func (m *Memory) finishMove(pf, pt *pool, qty int64) error {
 	if m.dur != nil {
 		err := m.dur.putPools([]poolWrite{
-			{id: pf.id, net: pf.net - qty, onHand: pf.onHand.Load(), seq: pf.seq.Load()},
-			{id: pt.id, net: pt.net + qty, onHand: pt.onHand.Load(), seq: pt.seq.Load()},
+			{id: pf.id, net: pf.net - qty, onHand: pf.onHand.Load(), seq: pf.seq.Load(), ledger: pf.ledger},
+			{id: pt.id, net: pt.net + qty, onHand: pt.onHand.Load(), seq: pt.seq.Load(), ledger: pt.ledger},
 		})
 		if err != nil {
 			pf.free.Add(qty)
@@ -754,7 +757,7 @@ func (m *Memory) SetOnHand(ctx context.Context, id string, onHand int64, seq uin
 		p.free.Add(delta)
 	}
 	if m.dur != nil {
-		if err := m.dur.putPools([]poolWrite{{id: id, net: p.net + delta, onHand: onHand, seq: seq}}); err != nil {
+		if err := m.dur.putPools([]poolWrite{{id: id, net: p.net + delta, onHand: onHand, seq: seq, ledger: p.ledger}}); err != nil {
 			if delta < 0 {
 				p.free.Add(-delta)
 			}

@@ -80,6 +80,9 @@ const (
 	keyPool   = 'p'
 	keyRecord = 'r'
 	codecV1   = 1
+	// codecV2 is a pool with transfer totals (codecV1's fields, then the
+	// count of totals and each total's key and value).
+	codecV2 = 2
 )
 
 // OpenPebble opens (or creates) the store in dir and rebuilds its state.
@@ -141,7 +144,7 @@ func (s *Pebble) load() error {
 			_ = it.Close()
 			return err
 		}
-		p := &pool{id: id, net: w.net}
+		p := &pool{id: id, net: w.net, ledger: w.ledger}
 		p.free.Store(w.net)
 		p.onHand.Store(w.onHand)
 		p.seq.Store(w.seq)
@@ -225,21 +228,45 @@ func (s *Pebble) putPools(ws []poolWrite) error {
 }
 
 func encodePool(dst []byte, w poolWrite) []byte {
-	dst = append(dst, codecV1)
+	if len(w.ledger) > 0 {
+		dst = append(dst, codecV2)
+	} else {
+		dst = append(dst, codecV1)
+	}
 	dst = binary.AppendVarint(dst, w.net)
 	dst = binary.AppendVarint(dst, w.onHand)
-	return binary.AppendUvarint(dst, w.seq)
+	dst = binary.AppendUvarint(dst, w.seq)
+	if len(w.ledger) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(w.ledger)))
+		for k, v := range w.ledger {
+			dst = appendString(dst, k)
+			dst = binary.AppendVarint(dst, v)
+		}
+	}
+	return dst
 }
 
 func decodePool(id string, v []byte) (poolWrite, error) {
 	d := decoder{b: v}
 	w := poolWrite{id: id}
-	if d.byte() != codecV1 {
+	ver := d.byte()
+	if ver != codecV1 && ver != codecV2 {
 		return w, fmt.Errorf("cannot decode pool %q: unknown version", id)
 	}
 	w.net = d.varint()
 	w.onHand = d.varint()
 	w.seq = d.uvarint()
+	if ver == codecV2 {
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			return w, fmt.Errorf("cannot decode pool %q: corrupt", id)
+		}
+		w.ledger = make(map[string]int64, n)
+		for range n {
+			k := d.string()
+			w.ledger[k] = d.varint()
+		}
+	}
 	if d.err || len(d.b) != 0 {
 		return w, fmt.Errorf("cannot decode pool %q: corrupt", id)
 	}

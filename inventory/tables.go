@@ -28,7 +28,10 @@ type pool struct {
 	// (reserve, confirm, release and refund move units between the three).
 	// Guarded by mu. The pebble backend persists it.
 	net int64
-	_   [64]byte // keep hot pools off each other's cache lines
+	// ledger is the pool's transfer totals (transfer.go), nil until its
+	// first transfer. Guarded by mu; replaced, never changed in place.
+	ledger map[string]int64
+	_      [64]byte // keep hot pools off each other's cache lines
 }
 
 // take removes q units from free if at least q are available.

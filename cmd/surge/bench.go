@@ -202,7 +202,7 @@ func init() {
 	f.DurationVar(&benchOpts.duration, "duration", 5*time.Second, "length of each measurement")
 	f.IntVar(&benchOpts.conns, "conns", bench.ConnsDefault, "closed-loop HTTP connections (every HTTP scenario and its floor)")
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
-	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: the first four)")
+	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: the first five)")
 	f.StringVar(&benchOpts.out, "out", "", "write the page to this file (BENCHMARKS.md)")
 	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
 	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")

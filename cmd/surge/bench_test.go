@@ -24,7 +24,7 @@ func TestBenchOnlyUnknownGroup(t *testing.T) {
 	if code := exitCode(err); code != 2 {
 		t.Errorf("exit status %d; want 2", code)
 	}
-	for _, want := range []string{`--only`, `unknown group "nope"`, "http, pebble, redis, latency, packages, wrk"} {
+	for _, want := range []string{`--only`, `unknown group "nope"`, "http, pebble, redis, latency, buckets, packages, wrk"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

@@ -34,6 +34,8 @@ func Run(t *testing.T, f Factory) {
 		{"Expire", testExpire},
 		{"ExpireMax", testExpireMax},
 		{"MoveDrain", testMoveDrain},
+		{"Transfer", testTransfer},
+		{"TransferConcurrent", testTransferConcurrent},
 		{"SetOnHand", testSetOnHand},
 		{"Short", testShort},
 		{"Scan", testScan},

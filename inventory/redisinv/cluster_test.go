@@ -28,6 +28,7 @@ func startCluster(t *testing.T) *redistest.Server {
 func TestCluster(t *testing.T) {
 	srv := startCluster(t)
 	t.Run("Flows", func(t *testing.T) { clusterFlows(t, srv) })
+	t.Run("SpreadTags", func(t *testing.T) { clusterSpreadTags(t, srv) })
 	t.Run("Conformance", func(t *testing.T) {
 		invtest.Run(t, func(tb testing.TB, o inventory.Options) inventory.Store {
 			return open(tb, srv, "", o)

@@ -85,6 +85,15 @@ func (n *nodes) Move(ctx context.Context, from, to string, qty int64) error {
 func (n *nodes) Drain(ctx context.Context, from, to string) (int64, error) {
 	return n.pick().Drain(ctx, from, to)
 }
+func (n *nodes) Send(ctx context.Context, from, to string, qty int64) (int64, int64, error) {
+	return n.pick().Send(ctx, from, to, qty)
+}
+func (n *nodes) Receive(ctx context.Context, to, from string, sent int64) (int64, error) {
+	return n.pick().Receive(ctx, to, from, sent)
+}
+func (n *nodes) Ledger(ctx context.Context, pool string) (inventory.Ledger, error) {
+	return n.pick().Ledger(ctx, pool)
+}
 func (n *nodes) SetOnHand(ctx context.Context, pool string, onHand int64, seq uint64) (inventory.FeedResult, error) {
 	return n.pick().SetOnHand(ctx, pool, onHand, seq)
 }

@@ -144,7 +144,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// Load the scripts now so that a bad server shows at Open, not at the
 	// first sale.
 	for _, l := range []*rueidis.Lua{reserveScript, confirmScript, releaseScript, refundScript,
-		expireScript, forgetScript, purgeScript, createScript, moveScript, feedScript, scanScript} {
+		expireScript, forgetScript, purgeScript, createScript, moveScript, feedScript, scanScript,
+		sendScript, receiveScript} {
 		l.ExecMulti(ctx, client) // with no executions it only loads the script
 	}
 	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
