@@ -188,6 +188,17 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	code := CodeBadRequest
 	msg := "cannot read request"
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		// Request headers over the read buffer: HTTP says 431 (RFC 6585),
+		// the one status that differs from its code's row of API.md's
+		// table (41300 is 413 elsewhere).
+		s.setRequestID(ctx)
+		s.writeError(ctx, rUnknown, CodeTooLarge, "request headers too large")
+		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
+		s.m.request(rUnknown, codeIndex(CodeTooLarge)).Inc()
+		return
+	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		code, msg = CodeTooLarge, "request body over "+strconv.Itoa(s.o.BodyMaxBytes)+" bytes"
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
