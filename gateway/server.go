@@ -65,6 +65,10 @@ type Server struct {
 	srv        *fasthttp.Server
 	retry      []byte // Retry-After value
 
+	// writesLimit moves the bound of sems[classWrites] (adaptive.go); nil
+	// with Options.WritesLimitFixed.
+	writesLimit *adaptiveLimit
+
 	mu      sync.Mutex
 	serving bool // Serve was called
 	shut    bool // Shutdown was called
@@ -98,6 +102,9 @@ func New(opts Options) (*Server, error) {
 	s.sems[classAdmin] = newSemaphore(o.AdminInflightMax)
 	s.sems[classSessions] = newSemaphore(o.SessionsInflightMax)
 	s.sems[classPays] = newSemaphore(o.PaysInflightMax)
+	if !o.WritesLimitFixed {
+		s.writesLimit = newAdaptiveLimit(s.sems[classWrites], o.WritesInflightMin, time.Now())
+	}
 	if o.Login.Provider == ProviderWeChat {
 		s.login = newWeChatLogin(o.Login)
 	} else {
@@ -113,6 +120,9 @@ func New(opts Options) (*Server, error) {
 		s.o.Registry = reg
 	}
 	if s.m, err = newMetrics(reg, o.Engine); err != nil {
+		return nil, fmt.Errorf("cannot register metrics: %w", err)
+	}
+	if err := s.registerLimitMetrics(reg); err != nil {
 		return nil, fmt.Errorf("cannot register metrics: %w", err)
 	}
 	s.metricsH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -225,7 +235,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	s.setRequestID(ctx)
 	r, p1, p2, methodOK := match(ctx.Method(), ctx.Path())
-	code := s.serveRoute(ctx, r, p1, p2, methodOK)
+	code := s.serveRoute(ctx, r, p1, p2, methodOK, start)
 	dur := time.Since(start)
 	s.m.request(r, codeIndex(code)).Inc()
 	s.m.observeLatency(r, dur)
@@ -240,7 +250,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // serveRoute admits and dispatches one request and returns its API code.
-func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, methodOK bool) (code int) {
+func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, methodOK bool, start time.Time) (code int) {
 	if r == rUnknown {
 		return s.writeError(ctx, r, CodeNotFound, "no such endpoint")
 	}
@@ -256,6 +266,9 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 			return s.shed(ctx, r, classShed[cl], CodeUnavailable, "server busy, retry later")
 		}
 		defer sem.release()
+		if cl == classWrites && s.writesLimit != nil {
+			defer s.writeDone(start, &code)
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
