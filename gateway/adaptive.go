@@ -32,11 +32,13 @@ import (
 //
 //	gradient = clamp(adaptiveTolerance × noLoad / average, 0.5, 1)
 //	target   = limit × gradient + √limit
-//	limit    = limit × (1 − adaptiveSmoothing) + target × adaptiveSmoothing
+//	limit    = target                                        if target < limit
+//	limit    = limit × (1 − adaptiveSmoothing) + target × adaptiveSmoothing  otherwise
 //
-// clamped to [floor, max]. The limit grows only while it is used (in
-// flight reached half of it in the window), so an idle server does not
-// inflate it.
+// clamped to [floor, max]: it falls at once (at most by half a window, as
+// Vegas backs off) and climbs slowly (Gradient2's smoothing). The limit
+// grows only while it is used (in flight reached half of it in the
+// window), so an idle server does not inflate it.
 const (
 	// adaptiveWindowMin is the shortest window.
 	adaptiveWindowMin = 100 * time.Millisecond
@@ -145,7 +147,13 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 		return // not used enough to tell whether more would do
 	}
 	target := l.limit*gradient + math.Sqrt(l.limit)
-	l.limit = l.limit*(1-adaptiveSmoothing) + target*adaptiveSmoothing
+	if target < l.limit {
+		// Too slow: follow at once (as Vegas does), so a spike is cut
+		// within a few windows rather than tens of them.
+		l.limit = target
+	} else {
+		l.limit = l.limit*(1-adaptiveSmoothing) + target*adaptiveSmoothing
+	}
 	l.limit = math.Max(float64(l.min), math.Min(float64(l.max), l.limit))
 	l.sem.setLimit(int64(l.limit))
 }
