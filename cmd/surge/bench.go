@@ -56,7 +56,7 @@ own process; see "surge bench wrk"). The page of record:
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		groups := benchOpts.only
 		if len(groups) == 0 {
-			groups = bench.GroupsInProcess
+			groups = append(slices.Clone(bench.GroupsInProcess), "overload")
 		}
 		if err := bench.CheckGroups(groups); err != nil {
 			return fmt.Errorf("--only: %w", err)
@@ -83,6 +83,15 @@ own process; see "surge bench wrk"). The page of record:
 		res.Commit = bench.Commit(benchOpts.srcDir)
 		if slices.Contains(groups, "packages") {
 			res.Packages = bench.RunPackages(ctx, benchOpts.srcDir, "", os.Stderr)
+		}
+		if slices.Contains(groups, "overload") {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("cannot find this binary: %w", err)
+			}
+			if res.Overload, err = bench.RunOverload(ctx, bench.OverloadOptions{Surge: self, Log: os.Stderr}); err != nil {
+				return fmt.Errorf("overload: %w", err)
+			}
 		}
 		if slices.Contains(groups, "wrk") && benchOpts.wrkBefore != "" {
 			before, err := runWrk(ctx, benchOpts.wrkBefore, cmp.Or(benchOpts.wrkBeforeLabel, benchOpts.wrkBefore), benchOpts.wrkSlice)
