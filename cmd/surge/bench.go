@@ -46,6 +46,12 @@ summary table against the targets, latency, memory per operation, every
 scenario, what limits each figure) on stdout or in --out. What did not run
 shows as "not run".
 
+It also runs the overload scenario ("overload"): this binary's "surge serve"
+in its own process takes reserves at five times its measured capacity with
+pays beside them; it reports the pays shed, the admitted p99 next to the
+unloaded p99, and the server's resident memory before, at peak and after the
+sales ended (--only overload runs it alone).
+
 --packages also runs the packages' testing.B benchmarks (go test, from the
 source tree in --src); --wrk also runs the external measurement (wrk against
 this binary's "surge serve" in its own process, next to a floor server in its
