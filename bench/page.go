@@ -157,6 +157,12 @@ func (r *Results) Markdown() string {
 	r.writeLatency(&b)
 	r.writeMemory(&b)
 	r.writeScenarios(&b)
+	b.WriteString("## Overload: 5x capacity, pays beside, memory after\n\n")
+	if r.Overload == nil {
+		b.WriteString(notRun + " (`surge bench --only overload`).\n\n")
+	} else {
+		b.WriteString(r.Overload.markdown())
+	}
 	b.WriteString("## External (wrk)\n\n")
 	if r.External == nil {
 		b.WriteString(notRun + " (`surge bench --wrk`, or `bench/wrk.sh` on its own).\n\n")

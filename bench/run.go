@@ -70,10 +70,11 @@ func (o Options) withDefaults() Options {
 
 // GroupsInProcess are the groups Run measures, and `surge bench` runs by
 // default; Groups adds the ones its caller runs: the packages' testing.B
-// benchmarks and the external wrk measurement.
+// benchmarks, the external wrk measurement and the overload scenario
+// (RunOverload, which `surge bench` also runs by default).
 var (
 	GroupsInProcess = []string{"http", "pebble", "redis", "latency", "buckets"}
-	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk")
+	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk", "overload")
 )
 
 // CheckGroups refuses a group that is not one of Groups: a misspelt
@@ -151,6 +152,8 @@ type Results struct {
 	// build (surge bench --wrk-before), run in the same session, for the
 	// page's before-and-after table.
 	ExternalBefore *External
+	// Overload is the overload scenario (RunOverload); nil if not run.
+	Overload *Overload
 }
 
 // Run measures every scenario group and its floors in one run.

@@ -242,8 +242,14 @@ type Admission struct {
 	// ReadsMax bounds in-flight reads (pages, GETs).
 	ReadsMax int `key:"reads_max"`
 	// WritesMax bounds in-flight reserving writes (flash reserve, team
-	// open and join, checkout).
+	// open and join, checkout): the most the adaptive limit admits.
 	WritesMax int `key:"writes_max"`
+	// WritesMin is the floor of the adaptive limit of the reserving
+	// writes (at most WritesMax).
+	WritesMin int `key:"writes_min"`
+	// WritesFixed turns the adaptive limit off: the writes' bound stays
+	// at WritesMax.
+	WritesFixed bool `key:"writes_fixed"`
 	// AdminMax bounds in-flight admin and feed calls.
 	AdminMax int `key:"admin_max"`
 	// SessionsMax bounds in-flight logins.
@@ -443,9 +449,12 @@ func (c Config) Validate() error {
 		return bad("risk.webhook_timeout", "want 0 (the default) or up to 5s, got %s", c.Risk.WebhookTimeout)
 	}
 	a := c.Admission
-	if a.ReadsMax < 0 || a.WritesMax < 0 || a.AdminMax < 0 || a.SessionsMax < 0 || a.PaysMax < 0 ||
-		a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.AdminMax > 1<<20 || a.SessionsMax > 1<<20 || a.PaysMax > 1<<20 {
+	if a.ReadsMax < 0 || a.WritesMax < 0 || a.WritesMin < 0 || a.AdminMax < 0 || a.SessionsMax < 0 || a.PaysMax < 0 ||
+		a.ReadsMax > 1<<20 || a.WritesMax > 1<<20 || a.WritesMin > 1<<20 || a.AdminMax > 1<<20 || a.SessionsMax > 1<<20 || a.PaysMax > 1<<20 {
 		return bad("admission", "in-flight limits must be 0 (the default) or between 1 and 1048576")
+	}
+	if a.WritesMin > 0 && a.WritesMax > 0 && a.WritesMin > a.WritesMax {
+		return bad("admission.writes_min", "want at most admission.writes_max (%d), got %d", a.WritesMax, a.WritesMin)
 	}
 	if a.SaleAdmitFactor < 0 || a.SaleAdmitFactor > 1000 {
 		return bad("admission.sale_admit_factor", "want 0 (the default) or between 1 and 1000, got %d", a.SaleAdmitFactor)

@@ -46,7 +46,7 @@ func TestDefaultsValidate(t *testing.T) {
 func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
 	file := writeFile(t, `{"addr": "127.0.0.1:7000", "backend": "memory", "log_level": "warn",
 		"login": {"timeout": "2s"}, "risk": {"user_rate": 9, "blocklist": ["u1", "10.0.0.9"]},
-		"admission": {"writes_max": 10}}`)
+		"admission": {"writes_max": 10, "writes_min": 4, "writes_fixed": true}}`)
 	c, err := Load(Sources{
 		File:   file,
 		Getenv: env(map[string]string{"SURGE_ADDR": "127.0.0.1:7001", "SURGE_BACKEND": "redis", "SURGE_ADMIN_TOKEN": "tok"}),
@@ -69,6 +69,8 @@ func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
 	f("risk.user_rate", c.Risk.UserRate, 9.0)
 	f("risk.blocklist", strings.Join(c.Risk.Blocklist, "|"), "u1|10.0.0.9")
 	f("admission.writes_max", c.Admission.WritesMax, 10)
+	f("admission.writes_min", c.Admission.WritesMin, 4)
+	f("admission.writes_fixed", c.Admission.WritesFixed, true)
 	f("admission.reads_max (unset: the gateway's default, 4096)", c.Admission.ReadsMax, 0)
 }
 
@@ -102,6 +104,7 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	f(Sources{Flags: map[string]string{"login.provider": "wechat"}}, "app_id")
 	f(Sources{Flags: map[string]string{"trusted_proxies": "127.0.0.1"}}, "CIDR")
 	f(Sources{Flags: map[string]string{"risk.webhook_url": "ftp://x"}}, "webhook_url")
+	f(Sources{Flags: map[string]string{"admission.writes_max": "10", "admission.writes_min": "20"}}, "admission.writes_min")
 	f(Sources{File: writeFile(t, `{"adr": ":1"}`)}, `unknown setting "adr"`)
 	f(Sources{File: writeFile(t, `{"addr": `)}, "config file")
 	f(Sources{File: writeFile(t, `{"risk": {"blocklist": [1]}}`)}, "list of strings")

@@ -472,6 +472,7 @@ type lruShard[V any] struct {
 	mu    sync.Mutex
 	items map[string]*list.Element
 	order list.List // front: most recently used
+	peak  int       // the most items the map held since it was made (idle.go)
 }
 
 type lruEntry[V any] struct {

@@ -49,6 +49,11 @@ type statsAnswer struct {
 	engine.Stats
 	Sheds    map[string]int64 `json:"sheds"`
 	Inflight map[string]int64 `json:"inflight"`
+	// Limits is each route class's in-flight bound in force (the keys of
+	// Inflight); "writes" moves with the adaptive limit (adaptive.go).
+	Limits map[string]int64 `json:"limits"`
+	// WritesLimit tells how the writes' bound is set.
+	WritesLimit writesLimitAnswer `json:"writes_limit"`
 	// Throttles counts the answers 42900 since start by route name (routes
 	// with none are left out): sale gates, risk rate limits, wrong admin
 	// tokens.
@@ -146,6 +151,8 @@ func (s *Server) stats(ctx context.Context) (statsAnswer, error) {
 			"sessions": s.sems[classSessions].inflight(),
 			"pays":     s.sems[classPays].inflight(),
 		},
+		Limits:       s.limits(),
+		WritesLimit:  s.writesLimitAnswer(),
 		Throttles:    s.throttles(),
 		Latency:      s.reserveLatency(),
 		ServerTimeMs: s.o.Now().UnixMilli(),

@@ -7,22 +7,33 @@ import (
 // Admission control (law 9): nothing waits. A request either gets a slot at
 // once or is answered 429/503 with Retry-After.
 
-// semaphore is a non-blocking counting semaphore.
+// semaphore is a non-blocking counting semaphore. Its bound may move
+// (adaptive.go); lowering it sheds new requests, never those in flight.
 type semaphore struct {
 	n   atomic.Int64
-	max int64
+	max atomic.Int64
 }
 
-func newSemaphore(max int) *semaphore { return &semaphore{max: int64(max)} }
+func newSemaphore(max int) *semaphore {
+	s := &semaphore{}
+	s.max.Store(int64(max))
+	return s
+}
 
 // tryAcquire takes a slot, or reports false without waiting.
 func (s *semaphore) tryAcquire() bool {
-	if s.n.Add(1) > s.max {
+	if s.n.Add(1) > s.max.Load() {
 		s.n.Add(-1)
 		return false
 	}
 	return true
 }
+
+// limit is the bound in force.
+func (s *semaphore) limit() int64 { return s.max.Load() }
+
+// setLimit moves the bound.
+func (s *semaphore) setLimit(max int64) { s.max.Store(max) }
 
 func (s *semaphore) release() { s.n.Add(-1) }
 

@@ -35,6 +35,9 @@ const (
 	// that new reserves cannot take: a payment is never shed because of a
 	// crowd of reserves while its hold ticks down.
 	PaysInflightMaxDefault = 512
+	// WritesInflightMinDefault is the lowest the adaptive limit of the
+	// reserving writes goes (adaptive.go).
+	WritesInflightMinDefault = 16
 	// AdminInflightMaxDefault bounds concurrent admin and feed calls.
 	AdminInflightMaxDefault = 64
 	// RetryAfterSecondsDefault is the Retry-After value of shed answers.
@@ -143,6 +146,15 @@ type Options struct {
 	AdminInflightMax    int
 	SessionsInflightMax int
 	PaysInflightMax     int
+	// WritesInflightMin is the floor of the adaptive limit of the
+	// reserving writes: their in-flight bound moves between it and
+	// WritesInflightMax with the latency of admitted writes against their
+	// no-load latency (adaptive.go). Default WritesInflightMinDefault (16),
+	// at most WritesInflightMax.
+	WritesInflightMin int
+	// WritesLimitFixed keeps the writes' bound at WritesInflightMax (no
+	// adaptive limit).
+	WritesLimitFixed bool
 	// RetryAfterSeconds is the Retry-After of shed answers. Default 1.
 	RetryAfterSeconds int
 	// EngineTimeout bounds the engine calls of one request. Default
@@ -236,6 +248,10 @@ func (o Options) WithDefaults() (Options, error) {
 	if o.WritesInflightMax <= 0 {
 		o.WritesInflightMax = WritesInflightMaxDefault
 	}
+	if o.WritesInflightMin <= 0 {
+		o.WritesInflightMin = WritesInflightMinDefault
+	}
+	o.WritesInflightMin = min(o.WritesInflightMin, o.WritesInflightMax)
 	if o.AdminInflightMax <= 0 {
 		o.AdminInflightMax = AdminInflightMaxDefault
 	}

@@ -204,7 +204,29 @@ func newUserCount(key string, q int64) (*userCount, string) {
 type userShard struct {
 	mu sync.RWMutex
 	m  map[string]*userCount
-	_  [40]byte
+	// peak is the most entries m held since it was made: a Go map keeps
+	// its largest size until replaced, so once a crowd's counts are gone
+	// the map is rebuilt at its new size (shrinkLocked).
+	peak int
+	_    [32]byte
+}
+
+// userShrinkPeakMin: a shard map that never held more entries is left as
+// it is (256 shards: about 16,000 users in all).
+const userShrinkPeakMin = 64
+
+// shrinkLocked rebuilds the shard's map once it holds under an eighth of
+// its peak. The counts are pointers, so a caller holding one (acquire,
+// between its lookup and its CAS) still holds the entry of the new map.
+func (sh *userShard) shrinkLocked() {
+	if sh.peak < userShrinkPeakMin || len(sh.m) >= sh.peak/8 {
+		return
+	}
+	m := make(map[string]*userCount, len(sh.m))
+	for k, c := range sh.m {
+		m[k] = c
+	}
+	sh.m, sh.peak = m, len(m)
 }
 
 func (t *userTable) init() {
@@ -238,6 +260,7 @@ func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 				var key string
 				c, key = newUserCount(k, q)
 				sh.m[key] = c
+				sh.peak = max(sh.peak, len(sh.m))
 				sh.mu.Unlock()
 				return true
 			}
@@ -277,6 +300,7 @@ func (t *userTable) release(pool *pool, user string, q int64) {
 		sh.mu.Lock()
 		if sh.m[k] == c && c.n.CompareAndSwap(0, -1) {
 			delete(sh.m, k)
+			sh.shrinkLocked()
 		}
 		sh.mu.Unlock()
 	}

@@ -46,6 +46,12 @@ summary table against the targets, latency, memory per operation, every
 scenario, what limits each figure) on stdout or in --out. What did not run
 shows as "not run".
 
+It also runs the overload scenario ("overload"): this binary's "surge serve"
+in its own process takes reserves at five times its measured capacity with
+pays beside them; it reports the pays shed, the admitted p99 next to the
+unloaded p99, and the server's resident memory before, at peak and after the
+sales ended (--only overload runs it alone).
+
 --packages also runs the packages' testing.B benchmarks (go test, from the
 source tree in --src); --wrk also runs the external measurement (wrk against
 this binary's "surge serve" in its own process, next to a floor server in its
@@ -56,7 +62,7 @@ own process; see "surge bench wrk"). The page of record:
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		groups := benchOpts.only
 		if len(groups) == 0 {
-			groups = bench.GroupsInProcess
+			groups = append(slices.Clone(bench.GroupsInProcess), "overload")
 		}
 		if err := bench.CheckGroups(groups); err != nil {
 			return fmt.Errorf("--only: %w", err)
@@ -83,6 +89,15 @@ own process; see "surge bench wrk"). The page of record:
 		res.Commit = bench.Commit(benchOpts.srcDir)
 		if slices.Contains(groups, "packages") {
 			res.Packages = bench.RunPackages(ctx, benchOpts.srcDir, "", os.Stderr)
+		}
+		if slices.Contains(groups, "overload") {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("cannot find this binary: %w", err)
+			}
+			if res.Overload, err = bench.RunOverload(ctx, bench.OverloadOptions{Surge: self, Log: os.Stderr}); err != nil {
+				return fmt.Errorf("overload: %w", err)
+			}
 		}
 		if slices.Contains(groups, "wrk") && benchOpts.wrkBefore != "" {
 			before, err := runWrk(ctx, benchOpts.wrkBefore, cmp.Or(benchOpts.wrkBeforeLabel, benchOpts.wrkBefore), benchOpts.wrkSlice)

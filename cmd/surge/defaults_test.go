@@ -116,6 +116,8 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			}
 			f("reads in flight", gotG.ReadsInflightMax, 4096)
 			f("writes in flight", gotG.WritesInflightMax, 1024)
+			f("writes in flight, adaptive floor", gotG.WritesInflightMin, 16)
+			f("writes limit adaptive", gotG.WritesLimitFixed, false)
 			f("admin in flight", gotG.AdminInflightMax, 64)
 			f("sale admit factor", e.WithDefaults().SaleAdmitFactor, 4)
 			f("body max bytes", gotG.BodyMaxBytes, 64<<10)
@@ -151,6 +153,8 @@ func TestConfigReachesComponents(t *testing.T) {
 		"SURGE_REDIS":                       "10.0.0.7:6380",
 		"SURGE_BACKEND":                     "redis",
 		"SURGE_ADMISSION_WRITES_MAX":        "200",
+		"SURGE_ADMISSION_WRITES_MIN":        "8",
+		"SURGE_ADMISSION_WRITES_FIXED":      "true",
 		"SURGE_ADMISSION_SALE_ADMIT_FACTOR": "2",
 		"SURGE_REGISTRANTS_PER_SALE_MAX":    "500",
 	}
@@ -182,6 +186,8 @@ func TestConfigReachesComponents(t *testing.T) {
 	f("engine redis seeds", so.Engine.RedisAddr, "10.0.0.1:7000,10.0.0.2:7000")
 	f("reads in flight", o.Gateway.ReadsInflightMax, 100)
 	f("writes in flight", o.Gateway.WritesInflightMax, 200)
+	f("writes in flight, adaptive floor", o.Gateway.WritesInflightMin, 8)
+	f("writes limit fixed", o.Gateway.WritesLimitFixed, true)
 	f("sale admit factor", o.Engine.SaleAdmitFactor, 2)
 	f("registrants per sale", o.Engine.RegistrantsPerSaleMax, int64(500))
 	f("login timeout", o.Gateway.Login.Timeout, 2*time.Second)

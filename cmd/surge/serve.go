@@ -252,6 +252,8 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			TrustedProxies:      cfg.TrustedProxies,
 			ReadsInflightMax:    cfg.Admission.ReadsMax,
 			WritesInflightMax:   cfg.Admission.WritesMax,
+			WritesInflightMin:   cfg.Admission.WritesMin,
+			WritesLimitFixed:    cfg.Admission.WritesFixed,
 			AdminInflightMax:    cfg.Admission.AdminMax,
 			SessionsInflightMax: cfg.Admission.SessionsMax,
 			PaysInflightMax:     cfg.Admission.PaysMax,

@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"container/list"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Memory back to idle (DESIGN.md, "Memory, budgeted like time"): after a
+// crowd has gone, the per-user state it left behind in memory is dropped
+// where dropping changes no answer, and the maps that held it are rebuilt
+// at their new size (a Go map keeps its largest size until replaced).
+
+// pruneRoundMax bounds the entries one prune looks at per LRU shard, so a
+// sweep stays short; a large crowd is dropped over a few sweeps.
+const pruneRoundMax = 16384
+
+// pruneIf drops entries from the least recently used end of each shard
+// while drop says so, looking at most at pruneRoundMax entries per shard,
+// and rebuilds a shard's map once it holds under an eighth of what it
+// held at its largest. It returns the entries dropped.
+func (l *lru[V]) pruneIf(drop func(V) bool) int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		// The largest size seen by a prune (every sweep): close enough to
+		// the map's own largest without a word in the served path.
+		s.peak = max(s.peak, len(s.items))
+		for j := 0; j < pruneRoundMax; j++ {
+			e := s.order.Back()
+			if e == nil || !drop(e.Value.(*lruEntry[V]).val) {
+				break
+			}
+			s.order.Remove(e)
+			delete(s.items, e.Value.(*lruEntry[V]).key)
+			n++
+		}
+		s.shrinkLocked()
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// shrinkLocked rebuilds the shard's map when it holds under an eighth of
+// its largest size (and that size was worth it).
+func (s *lruShard[V]) shrinkLocked() {
+	if s.peak < shrinkPeakMin || len(s.items) >= s.peak/8 {
+		return
+	}
+	m := make(map[string]*list.Element, len(s.items))
+	for k, v := range s.items {
+		m[k] = v
+	}
+	s.items, s.peak = m, len(m)
+}
+
+// shrinkPeakMin: maps that never held more entries are left as they are.
+const shrinkPeakMin = 1024
+
+// Prune drops the token buckets that are full again: a full bucket allows
+// exactly what a new one would, so dropping it changes no verdict. The
+// sweeper calls it; after a sale's crowd has gone, its users' buckets go.
+func (c *riskChain) Prune(now time.Time) int {
+	full := func(lim *rate.Limiter) bool { return lim.TokensAt(now) >= float64(lim.Burst()) }
+	n := 0
+	if c.users != nil {
+		n += c.users.pruneIf(full)
+	}
+	if c.ips != nil {
+		n += c.ips.pruneIf(full)
+	}
+	return n
+}
+
+// pruner is a risk hook that keeps memory it can drop when idle.
+type pruner interface {
+	Prune(now time.Time) int
+}
+
+// pruneRisk lets the risk hook drop what it no longer needs.
+func (e *Engine) pruneRisk(now time.Time) {
+	if p, ok := e.risk.(pruner); ok {
+		p.Prune(now)
+	}
+}

@@ -1,0 +1,258 @@
+package gateway
+
+import (
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// feed runs windows of the limit on a synthetic clock: each window is
+// adaptiveWindowMin long and has adaptiveWindowSamplesMin samples of
+// latency d, taken with inflight(limit) writes in flight.
+type limitFeed struct {
+	l   *adaptiveLimit
+	now time.Time
+}
+
+func (f *limitFeed) windows(n int, d time.Duration, inflight func(limit int64) int64) {
+	for i := 0; i < n; i++ {
+		step := adaptiveWindowMin / adaptiveWindowSamplesMin
+		for j := 0; j < adaptiveWindowSamplesMin; j++ {
+			f.now = f.now.Add(step)
+			f.l.observe(d, inflight(f.l.current()), f.now)
+		}
+	}
+}
+
+func full(limit int64) int64 { return limit }
+func idle(int64) int64       { return 1 }
+
+func newTestLimit(floor, max int) (*limitFeed, *semaphore) {
+	sem := newSemaphore(max)
+	t0 := time.Unix(1_800_000_000, 0)
+	return &limitFeed{l: newAdaptiveLimit(sem, floor, t0), now: t0}, sem
+}
+
+// TestAdaptiveLimitFollowsLatency walks the limit through a sale on a
+// synthetic clock: at its no-load latency and fully used it stays at the
+// maximum; when admitted writes take 10 times as long it falls, window
+// after window, to the floor; when they are fast again and the limit is
+// used, it climbs back to the maximum. It never leaves [floor, max].
+func TestAdaptiveLimitFollowsLatency(t *testing.T) {
+	const floor, max = 16, 1024
+	f, sem := newTestLimit(floor, max)
+	if got := f.l.current(); got != max {
+		t.Fatalf("initial limit %d; want %d (what a fixed limit admits)", got, max)
+	}
+	f.windows(20, time.Millisecond, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit at no-load latency %d; want %d", got, max)
+	}
+	if b := f.l.baseline(); b != time.Millisecond {
+		t.Errorf("baseline %v; want 1ms", b)
+	}
+	prev := f.l.current()
+	for i := 0; i < 60; i++ {
+		f.windows(1, 10*time.Millisecond, full)
+		got := f.l.current()
+		if got > prev || got < floor {
+			t.Fatalf("slow window %d: limit %d after %d; want falling, >= %d", i, got, prev, floor)
+		}
+		prev = got
+	}
+	if got := f.l.current(); got != floor {
+		t.Errorf("limit after 60 slow windows %d; want the floor %d", got, floor)
+	}
+	if got := sem.limit(); got != floor {
+		t.Errorf("semaphore bound %d; want %d", got, floor)
+	}
+	// Within the tolerance (2x): no shrinking.
+	f, _ = newTestLimit(floor, max)
+	f.windows(5, time.Millisecond, full)
+	f.windows(50, 1900*time.Microsecond, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit at 1.9x the no-load latency %d; want %d", got, max)
+	}
+	// Recovery: fast again and used, the limit climbs back.
+	f, _ = newTestLimit(floor, max)
+	f.windows(5, time.Millisecond, full)
+	f.windows(60, 10*time.Millisecond, full)
+	prev = f.l.current()
+	for i := 0; i < 400; i++ {
+		f.windows(1, time.Millisecond, full)
+		if got := f.l.current(); got < prev || got > max {
+			t.Fatalf("fast window %d: limit %d after %d; want rising, <= %d", i, got, prev, max)
+		}
+		prev = f.l.current()
+	}
+	if prev != max {
+		t.Errorf("limit after 400 fast windows %d; want %d", prev, max)
+	}
+}
+
+// TestAdaptiveLimitIdleDoesNotGrow: a limit that is not used (in flight
+// under half of it) does not grow, however fast the writes.
+func TestAdaptiveLimitIdleDoesNotGrow(t *testing.T) {
+	f, _ := newTestLimit(16, 1024)
+	f.windows(5, time.Millisecond, full)
+	f.windows(60, 10*time.Millisecond, full)
+	low := f.l.current()
+	f.windows(200, time.Millisecond, idle)
+	if got := f.l.current(); got != low {
+		t.Errorf("limit after idle fast windows %d; want it kept at %d", got, low)
+	}
+}
+
+// TestAdaptiveLimitBaselineForgets: the no-load latency is a min filter
+// over one to two periods: a machine that got slower for good is
+// followed, and the limit then goes back up.
+func TestAdaptiveLimitBaselineForgets(t *testing.T) {
+	f, _ := newTestLimit(16, 1024)
+	f.windows(5, time.Millisecond, full)
+	periodWindows := int(adaptiveBaselinePeriod / adaptiveWindowMin)
+	f.windows(periodWindows/2, 5*time.Millisecond, full)
+	if b := f.l.baseline(); b != time.Millisecond {
+		t.Errorf("baseline within the period %v; want 1ms", b)
+	}
+	f.windows(6*periodWindows, 5*time.Millisecond, full)
+	if b := f.l.baseline(); b != 5*time.Millisecond {
+		t.Errorf("baseline two periods later %v; want 5ms", b)
+	}
+	if got := f.l.current(); got != 1024 {
+		t.Errorf("limit once the baseline followed %d; want 1024", got)
+	}
+}
+
+// TestAdaptiveLimitWindowNeedsSamples: a window closes after
+// adaptiveWindowMin with enough samples, or after adaptiveWindowMax with
+// any; never before adaptiveWindowMin.
+func TestAdaptiveLimitWindowNeedsSamples(t *testing.T) {
+	f, _ := newTestLimit(16, 1024)
+	for i := 0; i < 1000; i++ { // many samples, all within the minimum window
+		f.l.observe(time.Millisecond, 1, f.now.Add(adaptiveWindowMin/2))
+	}
+	if n := f.l.windows.Load(); n != 0 {
+		t.Fatalf("windows closed before %v: %d", adaptiveWindowMin, n)
+	}
+	f.l.observe(time.Millisecond, 1, f.now.Add(adaptiveWindowMin))
+	if n := f.l.windows.Load(); n != 1 {
+		t.Fatalf("windows after %v and 1001 samples: %d; want 1", adaptiveWindowMin, n)
+	}
+	start := f.now.Add(adaptiveWindowMin)
+	f.l.observe(time.Millisecond, 1, start.Add(adaptiveWindowMax/2))
+	if n := f.l.windows.Load(); n != 1 {
+		t.Fatalf("a window of one sample closed before %v", adaptiveWindowMax)
+	}
+	f.l.observe(time.Millisecond, 1, start.Add(adaptiveWindowMax))
+	if n := f.l.windows.Load(); n != 2 {
+		t.Fatalf("windows after %v: %d; want 2", adaptiveWindowMax, n)
+	}
+}
+
+// TestAdaptiveLimitConcurrent hammers a semaphore whose bound the limit
+// moves, from many goroutines on the real clock (with slow and fast
+// phases): nobody is ever admitted past the maximum, every slot comes
+// back, and the bound stays within [floor, max]. Run under -race.
+func TestAdaptiveLimitConcurrent(t *testing.T) {
+	const floor, max, workers, rounds = 4, 64, 32, 400
+	sem := newSemaphore(max)
+	l := newAdaptiveLimit(sem, floor, time.Now())
+	var inside, peak, admitted, refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				if !sem.tryAcquire() {
+					refused.Add(1)
+					continue
+				}
+				n := inside.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				start := time.Now()
+				if i%50 < 10 {
+					time.Sleep(200 * time.Microsecond)
+				}
+				admitted.Add(1)
+				now := time.Now()
+				l.observe(now.Sub(start), sem.inflight(), now)
+				if lim := sem.limit(); lim < floor || lim > max {
+					t.Errorf("limit %d outside [%d, %d]", lim, floor, max)
+				}
+				inside.Add(-1)
+				sem.release()
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > max {
+		t.Errorf("peak in flight %d; want <= %d", p, max)
+	}
+	if a, r := admitted.Load(), refused.Load(); a+r != workers*rounds || a == 0 {
+		t.Errorf("admitted %d + refused %d; want %d in all", a, r, workers*rounds)
+	}
+	if n := sem.inflight(); n != 0 {
+		t.Errorf("in flight after all released %d; want 0", n)
+	}
+}
+
+// TestAdaptiveLimitServed: the writes' bound and its no-load latency are
+// in /admin/v1/stats and /metrics; admitted successful reserves feed the
+// limit, refusals answered without the backend (sold out) do not; with
+// WritesLimitFixed the bound is the maximum and nothing is measured.
+func TestAdaptiveLimitServed(t *testing.T) {
+	h := newHarness(t, "memory", func(o *Options) { o.WritesInflightMax = 300; o.WritesInflightMin = 20 })
+	h.loadCatalog()
+	h.createSale("f1", 5, 0)
+	a := h.login("alice")
+	for i := 0; i < 5; i++ {
+		h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a)
+	}
+	if n := h.srv.writesLimit.samples.Load() + h.srv.writesLimit.windows.Load(); n == 0 {
+		t.Error("successful reserves fed no sample to the limit")
+	}
+	h.srv.writesLimit.samples.Store(0)
+	for i := 0; i < 20; i++ {
+		h.wantCode(CodeSoldOut, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), a)
+	}
+	if n := h.srv.writesLimit.samples.Load(); n != 0 {
+		t.Errorf("sold-out answers fed %d samples; want 0", n)
+	}
+	st := h.stats()
+	if st.Limits["writes"] != 300 || st.Limits["pays"] != PaysInflightMaxDefault || st.Limits["reads"] != ReadsInflightMaxDefault {
+		t.Errorf("limits = %v", st.Limits)
+	}
+	if w := st.WritesLimit; !w.Adaptive || w.Limit != 300 || w.Min != 20 || w.Max != 300 {
+		t.Errorf("writes_limit = %+v; want adaptive 20..300 at 300", w)
+	}
+	res, err := h.client.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`surge_gateway_inflight_limit{class="writes"} 300`,
+		`surge_gateway_inflight_limit{class="pays"} 512`,
+		`surge_gateway_inflight{class="writes"} 0`,
+		`surge_gateway_writes_latency_baseline_seconds `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %q", want)
+		}
+	}
+
+	fixed := newHarness(t, "memory", func(o *Options) { o.WritesInflightMax = 300; o.WritesLimitFixed = true })
+	fixed.loadCatalog()
+	fixed.createSale("f1", 5, 0)
+	b := fixed.login("bob")
+	fixed.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), b)
+	if w := fixed.stats().WritesLimit; w.Adaptive || w.Limit != 300 || w.Min != 300 || w.Max != 300 {
+		t.Errorf("fixed writes_limit = %+v; want 300 fixed", w)
+	}
+}
