@@ -139,6 +139,12 @@ type FlashSaleSpec struct {
 	StartsAt     time.Time `json:"starts_at"`
 	EndsAt       time.Time `json:"ends_at"`
 	HoldSeconds  int64     `json:"hold_seconds"`
+	// LotteryWindowMs opens the sale with a lottery window (lottery.go):
+	// absent means the server's default (Options.LotteryWindow), 0 none.
+	// In the sale's record it is the window decided at creation (nil:
+	// none). LotterySeed orders the draw; random when not given.
+	LotteryWindowMs *int64 `json:"lottery_window_ms,omitempty"`
+	LotterySeed     string `json:"lottery_seed,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.
@@ -159,6 +165,11 @@ type FlashSale struct {
 	EndsAt       time.Time `json:"ends_at"`
 	EndsAtMs     int64     `json:"ends_at_ms"`
 	ServerTimeMs int64     `json:"server_time_ms"`
+	// The lottery window (lottery.go), when the sale has one: its length,
+	// when it closes (the draw), and the seed once it has closed.
+	LotteryWindowMs   int64  `json:"lottery_window_ms,omitempty"`
+	LotteryClosesAtMs int64  `json:"lottery_closes_at_ms,omitempty"`
+	LotterySeed       string `json:"lottery_seed,omitempty"`
 }
 
 // GroupDealSpec creates a group deal (POST /admin/v1/group-buys).
@@ -321,6 +332,9 @@ type Stats struct {
 	// Payments: who says a reservation is paid, and the refunds that are
 	// not finished yet (WeChat Pay).
 	Payments PaymentStats `json:"payments"`
+	// Lotteries: the sales with a lottery window known to this node, and
+	// their entrants here (each node draws its own).
+	Lotteries map[string]LotteryStats `json:"lotteries"`
 }
 
 // PaymentStats is the payments part of Stats.

@@ -65,6 +65,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	e.sweepSales(ctx, now)
+	e.drawLotteries(now)
 	e.refreshDirtyPages(ctx)
 	// Expired idempotency records are removed once a minute: they are only
 	// a bound on storage, and the scan is not free.
