@@ -183,9 +183,16 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 		return badf("hold_seconds must be between 0 and " + strconv.FormatInt(holdSecondsMax, 10))
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):
 		return badf("ends_at must be after starts_at")
+	case sp.LotteryWindowMs != nil && (*sp.LotteryWindowMs < 0 || *sp.LotteryWindowMs > lotteryWindowMsMax):
+		return badf("lottery_window_ms must be between 0 and " + strconv.FormatInt(lotteryWindowMsMax, 10))
+	case sp.LotterySeed != "" && !engine.ValidLotterySeed(sp.LotterySeed):
+		return badf("lottery_seed must be 16-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")
 	}
 	return nil
 }
+
+// lotteryWindowMsMax bounds a sale's lottery_window_ms.
+var lotteryWindowMsMax = engine.LotteryWindowMax.Milliseconds()
 
 func validDealSpec(sp engine.GroupDealSpec) error {
 	switch {

@@ -169,9 +169,15 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	ectx := s.newEngineCtx(ctx)
 	defer ectx.cancel()
 	t0 := time.Now()
-	res, err := s.eng.ReserveFlash(ectx, a, string(saleB), qty, guideID)
+	res, ticket, err := s.eng.ReserveFlashOrEnter(ectx, a, string(saleB), qty, guideID)
+	if ticket != nil {
+		res, err = s.waitLottery(ctx, ticket)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrShed) {
+			if errors.Is(err, engine.ErrLotteryFull) {
+				return s.shed(ctx, rSaleReserve, shedLottery, CodeThrottled, messageOf(CodeThrottled, err))
+			}
 			if errors.Is(err, engine.ErrThrottled) {
 				return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, messageOf(CodeThrottled, err))
 			}

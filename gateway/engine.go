@@ -23,6 +23,10 @@ type Engine interface {
 	// backend was asked), and replays a.Once's first answer (law 5).
 	FlashSale(ctx context.Context, saleID string) (engine.FlashSale, error)
 	ReserveFlash(ctx context.Context, a engine.Attempt, saleID string, quantity int64, guideID string) (engine.Reservation, error)
+	// ReserveFlashOrEnter is ReserveFlash, except that in a sale's
+	// lottery window it returns a ticket to wait on instead of waiting
+	// (lottery.go).
+	ReserveFlashOrEnter(ctx context.Context, a engine.Attempt, saleID string, quantity int64, guideID string) (engine.Reservation, *engine.LotteryTicket, error)
 
 	// Group buying. OpenTeam, JoinTeam and Checkout replay a.Once's first
 	// answer (law 5); a different digest is ErrIdempotencyConflict.
