@@ -260,6 +260,10 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			OutboxWriterOff: cfg.NoOrderWriter,
 			SweepInterval:   cfg.SweepInterval,
 			SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
+			// Both say "the default" with zero and "none" with a
+			// negative value (config.Off).
+			LotteryWindow:   cfg.Sales.LotteryWindow,
+			LotteryQueueMax: cfg.Sales.LotteryQueueMax,
 			// Both say "keep everything" with a negative value
 			// (config.Forever) and "the default" with zero.
 			ReservationRetention: cfg.ReservationRetention,
