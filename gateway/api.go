@@ -171,6 +171,8 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	t0 := time.Now()
 	res, ticket, err := s.eng.ReserveFlashOrEnter(ectx, a, string(saleB), qty, guideID)
 	if ticket != nil {
+		// The entry is engine time; the wait for the draw is not.
+		s.observeEngine(rSaleReserve, t0)
 		res, err = s.waitLottery(ctx, ticket)
 	}
 	if err != nil {
@@ -182,12 +184,14 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 				return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, messageOf(CodeThrottled, err))
 			}
 			s.countShed(shedSoldOut)
-		} else {
+		} else if ticket == nil {
 			s.observeEngine(rSaleReserve, t0)
 		}
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	s.observeEngine(rSaleReserve, t0)
+	if ticket == nil {
+		s.observeEngine(rSaleReserve, t0)
+	}
 	if body, ok := appendReservationOK(make([]byte, 0, 512), &res); ok {
 		return s.writeRaw(ctx, fasthttp.StatusOK, body)
 	}
