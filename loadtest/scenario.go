@@ -363,8 +363,11 @@ func (r *runner) flashFlow(ctx context.Context, rng *rand.Rand, u *user, at time
 			return
 		}
 		rec := &resRec{id: d.ReservationID, kind: "flash", pool: sale, u: u, qty: max(d.Quantity, 1), expiresMs: msOf(d.ExpiresAtMs, d.ExpiresAt)}
-		r.led.reserved(rec, a.done)
-		r.afterHold(ctx, rng, u, rec, a.done)
+		// A reservation another flow was answered first (the user's
+		// outcome in a lottery window) is that flow's to pay or cancel.
+		if r.led.reserved(rec, a.done) {
+			r.afterHold(ctx, rng, u, rec, a.done)
+		}
 	case "40900":
 		r.led.markSoldOut(sale)
 	}
