@@ -495,9 +495,7 @@ func (t *LotteryTicket) Reserve(ctx context.Context) (Reservation, error) {
 		select {
 		case <-turn:
 			if l.claim(en) {
-				res, err := t.e.serveEntrant(ctx, t.a, t.s, t.qty, t.guideID)
-				l.finish(en, res, err)
-				return res, err
+				return t.serve(ctx)
 			}
 			turn = nil // another request of the user serves the entry
 		case <-en.done:
@@ -513,6 +511,19 @@ func (t *LotteryTicket) Reserve(ctx context.Context) (Reservation, error) {
 			return Reservation{}, errEngineClosed
 		}
 	}
+}
+
+// errLotteryServe is the outcome of an entrant whose reserve panicked (a
+// bug): the requests sharing the entry get it; the panic goes on up.
+var errLotteryServe = fmt.Errorf("%w: the reserve of this entrant failed", ErrUnavailable)
+
+// serve reserves for the ticket's entrant at its turn and passes the turn
+// on, whatever happens: a lottery never stalls behind one entrant.
+func (t *LotteryTicket) serve(ctx context.Context) (res Reservation, err error) {
+	err = errLotteryServe
+	defer func() { t.s.lot.finish(t.en, res, err) }()
+	res, err = t.e.serveEntrant(ctx, t.a, t.s, t.qty, t.guideID)
+	return res, err
 }
 
 // enterLottery is a reserve of a sale with a lottery (s.lot != nil): from

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +179,61 @@ func TestLotteryBadInput(t *testing.T) {
 		if got := h.stockState(); got != before {
 			t.Fatalf("%s changed the stock:\n%s\nwant\n%s", c.name, got, before)
 		}
+	}
+}
+
+// TestLotteryClientsGone: clients that hang up while they wait for the
+// draw leak nothing. fasthttp does not tell a handler that its client
+// left, so their entries keep their places and are served at the draw
+// (their holds expire unpaid, law 2); then every waiting handler returns
+// and the lottery holds nobody.
+func TestLotteryClientsGone(t *testing.T) {
+	const users, qty = 12, 5
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	auths := make([]string, users)
+	for i := range auths {
+		auths[i] = h.login(fmt.Sprintf("gone%02d", i))
+	}
+	goroutines := runtime.NumGoroutine()
+	start := h.clock.now()
+	h.wantCode(CodeOK, "POST", "/admin/v1/flash-sales", map[string]any{
+		"sale_id": "lot2", "store_id": "s1", "sku_id": "k1", "price": 9900, "quantity": qty, "per_user_limit": 1,
+		"starts_at": start.Add(-time.Millisecond), "ends_at": start.Add(time.Hour),
+		"lottery_window_ms": engine.LotteryWindowMax.Milliseconds(),
+	}, adminAuth)
+	impatient := &http.Client{Timeout: 200 * time.Millisecond}
+	var wg sync.WaitGroup
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", h.base+"/api/v1/flash-sales/lot2/reservations", strings.NewReader(reserveBody(1)))
+			req.Header.Set("Authorization", strings.TrimPrefix(auths[i], "Authorization: "))
+			if res, err := impatient.Do(req); err == nil {
+				res.Body.Close()
+				t.Errorf("an answer before the draw: HTTP %d", res.StatusCode)
+			}
+		}()
+	}
+	wg.Wait() // every client gave up
+	impatient.CloseIdleConnections()
+	if st, _ := h.eng.Lottery("lot2"); st.Waiting != users {
+		t.Fatalf("lottery after the clients left = %+v; want %d still waiting", st, users)
+	}
+	h.clock.advance(engine.LotteryWindowMax)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, _ := h.eng.Lottery("lot2")
+		if st.Drawn && st.Waiting == 0 && runtime.NumGoroutine() <= goroutines+5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lottery %+v, %d goroutines (%d before); want drawn, nobody waiting, no goroutine left", st, runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := h.stats().Sales["lot2"]; s.Held != qty {
+		t.Fatalf("sale = %+v; want its %d units held by the entrants first in the draw", s, qty)
 	}
 }
