@@ -572,3 +572,38 @@ func TestLotteryNodes(t *testing.T) {
 		t.Fatalf("won %d, pool %+v; want 20 held", won.Load(), p)
 	}
 }
+
+// TestLotteryPaused: a sale paused while its entrants wait answers them
+// not active at the draw (nothing held), and refuses newcomers at once;
+// resumed, the plain path sells again.
+func TestLotteryPaused(t *testing.T) {
+	env := openEnv(t, testBackends()[0], nil)
+	env.lotterySale("fl1", 5, 1, 1000, lotterySeed)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = env.e.ReserveFlash(env.ctx, attempt(fmt.Sprint("u", i)), "fl1", 1, "")
+		}()
+	}
+	waitEntered(t, env.e, "fl1", int64(len(errs)))
+	env.control(engine.SaleKindFlash, "fl1", engine.SaleActionPause)
+	if _, err := env.e.ReserveFlash(env.ctx, attempt("late"), "fl1", 1, ""); !isErr(err, engine.ErrNotActive) {
+		t.Fatalf("reserve of a paused sale: %v; want ErrNotActive", err)
+	}
+	env.clock.Advance(time.Second)
+	env.sweep()
+	wg.Wait()
+	for i, err := range errs {
+		if !isErr(err, engine.ErrNotActive) {
+			t.Fatalf("entrant %d of a paused sale: %v; want ErrNotActive", i, err)
+		}
+	}
+	if p := env.pool("s1:fs:fl1"); p.Held != 0 || p.Available != 5 {
+		t.Fatalf("pool = %+v; want nothing held", p)
+	}
+	env.control(engine.SaleKindFlash, "fl1", engine.SaleActionResume)
+	env.reserve("u0", "fl1")
+}
