@@ -383,8 +383,7 @@ func (l *lottery) overLocked() bool {
 	if !l.drawn || l.next < len(l.queue) || l.serving > 0 {
 		return false
 	}
-	l.queue, l.next = nil, 0
-	clear(l.users)
+	l.queue, l.next, l.users = nil, 0, nil // nobody enters any more
 	l.over.Store(true)
 	return true
 }
