@@ -93,6 +93,7 @@ type Config struct {
 	Payment   Payment   `key:"payment"`
 	Risk      Risk      `key:"risk"`
 	Admission Admission `key:"admission"`
+	Sales     Sales     `key:"sales"`
 }
 
 // Forever, as Config.ReservationRetention, keeps every released
@@ -102,6 +103,13 @@ const Forever time.Duration = -1
 
 // forever is how Forever is written.
 const forever = "forever"
+
+// Off, as Sales.LotteryWindow, turns the lottery window off even where the
+// engine's default has one. It is spelled "off".
+const Off time.Duration = -2
+
+// off is how Off is written (only where a setting's tag allows it).
+const off = "off"
 
 // Login configures how POST /api/v1/session turns a wx.login code into a
 // user. Zero fields: the gateway's defaults.
@@ -260,6 +268,20 @@ type Admission struct {
 	// SaleAdmitFactor admits at most this many times a sale's remaining
 	// units into its reserve path at once.
 	SaleAdmitFactor int `key:"sale_admit_factor"`
+}
+
+// Sales configures flash sales server-wide. Zero fields: the engine's
+// defaults.
+type Sales struct {
+	// LotteryWindow is the lottery window of the sales created without
+	// lottery_window_ms (and longer than it): up to 10s. Zero: the
+	// engine's default (engine.LotteryWindowDefault); Off (spelled "off")
+	// none.
+	LotteryWindow time.Duration `key:"lottery_window" spell:"off"`
+	// LotteryQueueMax bounds the reserves waiting in one sale's lottery
+	// on one node; past it they are answered 429. Zero: the engine's
+	// default (engine.LotteryQueueMaxDefault).
+	LotteryQueueMax int `key:"lottery_queue_max"`
 }
 
 // Default returns the only defaults config owns: those of the settings
@@ -459,17 +481,30 @@ func (c Config) Validate() error {
 	if a.SaleAdmitFactor < 0 || a.SaleAdmitFactor > 1000 {
 		return bad("admission.sale_admit_factor", "want 0 (the default) or between 1 and 1000, got %d", a.SaleAdmitFactor)
 	}
+	if w := c.Sales.LotteryWindow; w != 0 && w != Off && (w < time.Millisecond || w > 10*time.Second) {
+		return bad("sales.lottery_window", "want 0 (the default), %q or between 1ms and 10s, got %s", off, w)
+	}
+	if q := c.Sales.LotteryQueueMax; q < 0 || q > 1<<20 {
+		return bad("sales.lottery_queue_max", "want 0 (the default) or between 1 and 1048576, got %d", q)
+	}
 	return nil
 }
 
 // field is one settable leaf of Config.
 type field struct {
 	v reflect.Value
+	// off is whether the setting may be spelled "off" (its tag
+	// spell:"off"): a duration, set to Off.
+	off bool
 }
 
 func (f field) set(s string) error {
 	switch f.v.Interface().(type) {
 	case time.Duration:
+		if f.off && s == off {
+			f.v.SetInt(int64(Off))
+			return nil
+		}
 		if s == forever {
 			f.v.SetInt(int64(Forever))
 			return nil
@@ -535,7 +570,7 @@ func fieldsOf(c *Config) map[string]field {
 				walk(key, fv)
 				continue
 			}
-			out[key] = field{v: fv}
+			out[key] = field{v: fv, off: t.Field(i).Tag.Get("spell") == off}
 		}
 	}
 	walk("", reflect.ValueOf(c).Elem())

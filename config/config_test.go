@@ -196,3 +196,30 @@ func TestWeChatPaySettingsAllNamed(t *testing.T) {
 		t.Fatalf("provider alipay: %v; want ErrInvalid", err)
 	}
 }
+
+// TestSalesLottery: sales.lottery_window takes 0 (the engine's default),
+// "off" or a window up to 10s; "off" is no spelling of other durations,
+// and "forever" none of this one.
+func TestSalesLottery(t *testing.T) {
+	for in, want := range map[string]time.Duration{"off": Off, "2s": 2 * time.Second, "1500ms": 1500 * time.Millisecond, "0s": 0} {
+		c, err := Load(Sources{Getenv: env(map[string]string{"SURGE_SALES_LOTTERY_WINDOW": in})})
+		if err != nil || c.Sales.LotteryWindow != want {
+			t.Fatalf("sales.lottery_window %q = %s, %v; want %s", in, c.Sales.LotteryWindow, err, want)
+		}
+	}
+	for _, in := range []string{"11s", "forever", "-1s", "soon", "500us"} {
+		if _, err := Load(Sources{Getenv: env(map[string]string{"SURGE_SALES_LOTTERY_WINDOW": in})}); err == nil {
+			t.Fatalf("sales.lottery_window %q: no error", in)
+		}
+	}
+	if _, err := Load(Sources{Getenv: env(nil), Flags: map[string]string{"reservation_retention": "off"}}); err == nil {
+		t.Fatal(`reservation_retention "off": no error`)
+	}
+	c, err := Load(Sources{Getenv: env(nil), File: writeFile(t, `{"sales": {"lottery_window": "3s", "lottery_queue_max": 5000}}`)})
+	if err != nil || c.Sales.LotteryWindow != 3*time.Second || c.Sales.LotteryQueueMax != 5000 {
+		t.Fatalf("sales from a file = %+v, %v", c.Sales, err)
+	}
+	if _, err := Load(Sources{Getenv: env(map[string]string{"SURGE_SALES_LOTTERY_QUEUE_MAX": "-1"})}); err == nil {
+		t.Fatal("sales.lottery_queue_max -1: no error")
+	}
+}

@@ -153,6 +153,12 @@ type FlashSaleSpec struct {
 	// Buckets splits the sale's stock over that many pools on different
 	// hash tags (buckets.go): 1 to BucketsMax; 0 means 1.
 	Buckets int `json:"buckets,omitempty"`
+	// LotteryWindowMs opens the sale with a lottery window (lottery.go):
+	// absent means the server's default (Options.LotteryWindow), 0 none.
+	// In the sale's record it is the window decided at creation (nil:
+	// none). LotterySeed orders the draw; random when not given.
+	LotteryWindowMs *int64 `json:"lottery_window_ms,omitempty"`
+	LotterySeed     string `json:"lottery_seed,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.
@@ -175,6 +181,11 @@ type FlashSale struct {
 	ServerTimeMs int64     `json:"server_time_ms"`
 	// Registration, on sales that ask for it (registration.go).
 	*SaleRegistration
+	// The lottery window (lottery.go), when the sale has one: its length,
+	// when it closes (the draw), and the seed once it has closed.
+	LotteryWindowMs   int64  `json:"lottery_window_ms,omitempty"`
+	LotteryClosesAtMs int64  `json:"lottery_closes_at_ms,omitempty"`
+	LotterySeed       string `json:"lottery_seed,omitempty"`
 }
 
 // GroupDealSpec creates a group deal (POST /admin/v1/group-buys).
@@ -337,6 +348,9 @@ type Stats struct {
 	// Payments: who says a reservation is paid, and the refunds that are
 	// not finished yet (WeChat Pay).
 	Payments PaymentStats `json:"payments"`
+	// Lotteries: the sales with a lottery window known to this node, and
+	// their entrants here (each node draws its own).
+	Lotteries map[string]LotteryStats `json:"lotteries"`
 }
 
 // PaymentStats is the payments part of Stats.

@@ -12,6 +12,7 @@
 //	storefront.go     store and guide pages (built once per store, a guide is an overlay)
 //	flash.go          flash sales: creation, the sale's admission gate, ReserveFlash
 //	buckets.go        stock buckets: a sale split over pools on several hash tags; transfers, rebalancing
+//	lottery.go        a sale's lottery window: entrants held, drawn by HMAC(seed, user), served in order
 //	group.go          group deals and teams
 //	salectl.go        pause, resume and end of sales and deals (kept in the sale's record); their admin views
 //	checkout.go       a cart, all or nothing

@@ -73,6 +73,8 @@ type flashState struct {
 	ctl saleCtl
 	// reg is the sale's registration (registration.go); nil without.
 	reg *regState
+	// lot is the sale's lottery (lottery.go); nil without a window.
+	lot *lottery
 }
 
 func (s *flashState) hold(def time.Duration) time.Duration {
@@ -133,6 +135,9 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 	if err := e.checkRegistrationSpec(&spec); err != nil {
 		return FlashSale{}, err
 	}
+	if err := e.resolveLottery(&spec); err != nil {
+		return FlashSale{}, err
+	}
 	s, err := e.lookupFlash(ctx, spec.SaleID)
 	if err != nil {
 		return FlashSale{}, err
@@ -141,10 +146,13 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		if spec.DrawSeed == "" && spec.RegistrationStartsAt.Equal(s.spec.RegistrationStartsAt) {
 			spec.DrawSeed = s.spec.DrawSeed // the random seed made at creation
 		}
-		if s.spec == spec {
+		if sameFlashSpec(s.spec, spec) {
 			return e.flashView(s), nil
 		}
 		return FlashSale{}, fmt.Errorf("%w: sale %q exists", ErrBadState, spec.SaleID)
+	}
+	if err := makeLotterySeed(&spec); err != nil {
+		return FlashSale{}, err
 	}
 	if e.salesFull() {
 		return FlashSale{}, fmt.Errorf("%w: too many sales", ErrUnavailable)
@@ -252,7 +260,8 @@ func (e *Engine) installFlash(spec FlashSaleSpec, pools []string) *flashState {
 	if len(e.sales)+len(e.deals) >= e.salesMax {
 		return nil
 	}
-	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID)}
+	s := &flashState{spec: spec, pool: salePool(spec.StoreID, spec.SaleID),
+		lot: newLottery(spec, e.opts.LotteryQueueMax, e.opts.LotteryServeMax)}
 	if !spec.RegistrationStartsAt.IsZero() {
 		s.reg = newRegState(2 * e.opts.RegistrantsPerSaleMax)
 	}
@@ -339,6 +348,7 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 	if v.Status == statusEnded {
 		v.Remaining = 0
 	}
+	v.LotteryWindowMs, v.LotteryClosesAtMs, v.LotterySeed = lotteryView(s.spec, now)
 	return v
 }
 
@@ -380,31 +390,66 @@ const riskReasonsMax = 64
 // the sale's window. Under an Idempotency-Key (a.Once) the reservation's id
 // is derived from the key, so the one reserve call both takes the units
 // and keeps what a retry finds; a retry gets the first answer again, and a
-// refused retry looks for it (keyedRefusal) (law 5).
+// refused retry looks for it (keyedRefusal) (law 5). During a sale's
+// lottery (lottery.go) it waits for the caller's turn.
 func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, error) {
+	r, t, err := e.ReserveFlashOrEnter(ctx, a, saleID, quantity, guideID)
+	if t != nil {
+		return t.Reserve(ctx)
+	}
+	return r, err
+}
+
+// ReserveFlashOrEnter is ReserveFlash, except that during a sale's lottery
+// it does not wait: it enters the caller (after the checks, the risk hook
+// included) and returns a ticket, whose Reserve waits for the caller's
+// turn and reserves. A full lottery queue is ErrLotteryFull (with
+// ErrThrottled, ErrShed).
+func (e *Engine) ReserveFlashOrEnter(ctx context.Context, a Attempt, saleID string, quantity int64, guideID string) (Reservation, *LotteryTicket, error) {
 	if e.closed.Load() {
-		return Reservation{}, errEngineClosed
+		return Reservation{}, nil, errEngineClosed
 	}
 	s, err := e.lookupFlash(ctx, saleID)
 	if err != nil {
-		return Reservation{}, err
+		return Reservation{}, nil, err
 	}
 	if s == nil {
-		return Reservation{}, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
+		return Reservation{}, nil, fmt.Errorf("%w: sale %q", ErrNotFound, saleID)
 	}
 	if s.ctl.state.Load() != ctlNone {
-		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), s.ctl.refusal())
+		r, err := e.keyedRefusal(ctx, a, s.homeTag(a.UserID), s.ctl.refusal())
+		return r, nil, err
 	}
 	if s.remaining.Load() <= 0 {
-		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), shedEmpty(s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
+		r, err := e.keyedRefusal(ctx, a, s.homeTag(a.UserID), shedEmpty(s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt)))
+		return r, nil, err
 	}
+	risked := false
+	if s.lot != nil && !s.lot.over.Load() {
+		t, checked, err := e.enterLottery(ctx, a, s, quantity, guideID)
+		if err != nil {
+			r, err := e.keyedRefusal(ctx, a, s.homeTag(a.UserID), err)
+			return r, nil, err
+		}
+		if t != nil {
+			return Reservation{}, t, nil
+		}
+		risked = checked
+	}
+	r, err := e.reserveFlashChecked(ctx, a, s, quantity, guideID, !risked)
+	return r, nil, err
+}
+
+// reserveFlashChecked is ReserveFlash past the sale's lookup: the gate,
+// the checks (the risk hook unless it was asked already) and the reserve.
+func (e *Engine) reserveFlashChecked(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string, risk bool) (Reservation, error) {
 	if f := e.opts.SaleAdmitFactor; f > 0 {
 		if !s.admit(int64(f)) {
 			return Reservation{}, errShedGate
 		}
 		defer s.inflight.Add(-1)
 	}
-	if err := e.checkFlash(ctx, a, s, quantity, guideID); err != nil {
+	if err := e.checkFlash(ctx, a, s, quantity, guideID, risk); err != nil {
 		return e.keyedRefusal(ctx, a, s.homeTag(a.UserID), err)
 	}
 	// A pause or end waits for the reserves past this check (salectl.go).
@@ -462,8 +507,9 @@ func (s *flashState) admit(factor int64) bool {
 }
 
 // checkFlash is a reserve's checks before anything is written: the
-// quantity, the caller and guide, the risk hook, and the sale's window.
-func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) error {
+// quantity, the caller and guide, the risk hook (when risk), and the
+// sale's window.
+func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string, risk bool) error {
 	if quantity <= 0 || quantity > QuantityMax {
 		return fmt.Errorf("%w: quantity %d", ErrInvalid, quantity)
 	}
@@ -471,8 +517,10 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 		return err
 	}
 	a.Route = "flash_reserve"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
-		return err
+	if risk {
+		if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
+			return err
+		}
 	}
 	if st := s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {
 		return fmt.Errorf("%w: sale %q is %s", ErrNotActive, s.spec.SaleID, st)

@@ -135,6 +135,18 @@ type Options struct {
 	// registration (预约); past it, registering is ErrBadState. It also
 	// bounds a sale's draw_quantity. Default RegistrantsPerSaleMaxDefault.
 	RegistrantsPerSaleMax int64
+	// LotteryWindow is the lottery window (lottery.go) of the sales
+	// created without lottery_window_ms (and long enough for it). Zero:
+	// LotteryWindowDefault; negative: none. At most LotteryWindowMax.
+	LotteryWindow time.Duration
+	// LotteryQueueMax bounds the entrants waiting in one sale's lottery
+	// on this node; past it a reserve is refused at once (ErrLotteryFull).
+	// Default LotteryQueueMaxDefault (20,000).
+	LotteryQueueMax int
+	// LotteryServeMax is how many of a lottery's drawn entrants reserve at
+	// once, in draw order. Default LotteryServeMaxDefault (64); 1 serves
+	// them strictly one after the other.
+	LotteryServeMax int
 }
 
 // RegistrantsPerSaleMaxDefault is the default Options.RegistrantsPerSaleMax.
@@ -192,6 +204,16 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.RegistrantsPerSaleMax <= 0 {
 		o.RegistrantsPerSaleMax = RegistrantsPerSaleMaxDefault
+	}
+	if o.LotteryWindow == 0 {
+		o.LotteryWindow = LotteryWindowDefault
+	}
+	o.LotteryWindow = min(o.LotteryWindow, LotteryWindowMax)
+	if o.LotteryQueueMax <= 0 {
+		o.LotteryQueueMax = LotteryQueueMaxDefault
+	}
+	if o.LotteryServeMax <= 0 {
+		o.LotteryServeMax = LotteryServeMaxDefault
 	}
 	return o
 }

@@ -222,6 +222,10 @@ type SaleAdmin struct {
 	Held      int64      `json:"held"`
 	Sold      int64      `json:"sold"`
 	Remaining int64      `json:"remaining"`
+	// The lottery window of a flash sale (lottery.go), as FlashSale.
+	LotteryWindowMs   int64  `json:"lottery_window_ms,omitempty"`
+	LotteryClosesAtMs int64  `json:"lottery_closes_at_ms,omitempty"`
+	LotterySeed       string `json:"lottery_seed,omitempty"`
 }
 
 func saleKeyPrefix(kind string) (string, error) {
@@ -265,6 +269,7 @@ func (e *Engine) saleAdmin(ctx context.Context, rec *saleRec) (SaleAdmin, error)
 	switch {
 	case rec.Flash != nil:
 		v.Kind, v.SaleID, v.StoreID, v.SKUID, v.Price, v.Quantity = SaleKindFlash, rec.Flash.SaleID, rec.Flash.StoreID, rec.Flash.SKUID, rec.Flash.Price, rec.Flash.Quantity
+		v.LotteryWindowMs, v.LotteryClosesAtMs, v.LotterySeed = lotteryView(*rec.Flash, e.now())
 	case rec.Group != nil:
 		v.Kind, v.DealID, v.StoreID, v.SKUID, v.Price, v.Quantity = SaleKindGroup, rec.Group.DealID, rec.Group.StoreID, rec.Group.SKUID, rec.Group.Price, rec.Group.Quantity
 	}

@@ -18,6 +18,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 		Deals:       map[string]PoolStats{},
 		Listings:    map[string]PoolStats{},
 		RiskDenials: map[string]int64{},
+		Lotteries:   e.lotteryStats(),
 	}
 	type ref struct {
 		id, pool string

@@ -67,6 +67,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	e.sweepSales(ctx, now)
 	e.sweepDraws(ctx, now)
 	e.pruneRisk(now)
+	e.drawLotteries(now)
 	e.refreshDirtyPages(ctx)
 	// Expired idempotency records are removed once a minute: they are only
 	// a bound on storage, and the scan is not free.

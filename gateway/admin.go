@@ -192,9 +192,16 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 		return badf("buckets must be between 1 and " + strconv.Itoa(engine.BucketsMax))
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):
 		return badf("ends_at must be after starts_at")
+	case sp.LotteryWindowMs != nil && (*sp.LotteryWindowMs < 0 || *sp.LotteryWindowMs > lotteryWindowMsMax):
+		return badf("lottery_window_ms must be between 0 and " + strconv.FormatInt(lotteryWindowMsMax, 10))
+	case sp.LotterySeed != "" && !engine.ValidLotterySeed(sp.LotterySeed):
+		return badf("lottery_seed must be 16-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")
 	}
 	return nil
 }
+
+// lotteryWindowMsMax bounds a sale's lottery_window_ms.
+var lotteryWindowMsMax = engine.LotteryWindowMax.Milliseconds()
 
 func validDealSpec(sp engine.GroupDealSpec) error {
 	switch {

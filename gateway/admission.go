@@ -37,6 +37,11 @@ func (s *semaphore) setLimit(max int64) { s.max.Store(max) }
 
 func (s *semaphore) release() { s.n.Add(-1) }
 
+// reclaim takes back a slot given back with release, without the bound: a
+// lottery entrant (lottery.go) gives its slot back while it waits and
+// takes it again for its reserve, which its lottery bounds.
+func (s *semaphore) reclaim() { s.n.Add(1) }
+
 // inflight returns the slots taken.
 func (s *semaphore) inflight() int64 { return s.n.Load() }
 
@@ -50,11 +55,12 @@ const (
 	shedSoldOut         // sold out or not active, answered from memory
 	shedSessions        // route class sessions over its in-flight bound (503)
 	shedPays            // route class pays over its in-flight bound (503)
+	shedLottery         // a sale's lottery queue is full (429; engine.Options.LotteryQueueMax)
 	shedReasonsLen
 )
 
 var shedReasons = [shedReasonsLen]string{"inflight_reads", "inflight_writes", "inflight_admin", "sale_gate", "sold_out_gate",
-	"inflight_sessions", "inflight_pays"}
+	"inflight_sessions", "inflight_pays", "lottery_queue"}
 
 // classShed is the shed reason of each route class.
 var classShed = [classesLen]int{classReads: shedReads, classWrites: shedWrites, classAdmin: shedAdmin,

@@ -169,19 +169,29 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	ectx := s.newEngineCtx(ctx)
 	defer ectx.cancel()
 	t0 := time.Now()
-	res, err := s.eng.ReserveFlash(ectx, a, string(saleB), qty, guideID)
+	res, ticket, err := s.eng.ReserveFlashOrEnter(ectx, a, string(saleB), qty, guideID)
+	if ticket != nil {
+		// The entry is engine time; the wait for the draw is not.
+		s.observeEngine(rSaleReserve, t0)
+		res, err = s.waitLottery(ctx, ticket)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrShed) {
+			if errors.Is(err, engine.ErrLotteryFull) {
+				return s.shed(ctx, rSaleReserve, shedLottery, CodeThrottled, messageOf(CodeThrottled, err))
+			}
 			if errors.Is(err, engine.ErrThrottled) {
 				return s.shed(ctx, rSaleReserve, shedSaleGate, CodeThrottled, messageOf(CodeThrottled, err))
 			}
 			s.countShed(shedSoldOut)
-		} else {
+		} else if ticket == nil {
 			s.observeEngine(rSaleReserve, t0)
 		}
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	s.observeEngine(rSaleReserve, t0)
+	if ticket == nil {
+		s.observeEngine(rSaleReserve, t0)
+	}
 	if body, ok := appendReservationOK(make([]byte, 0, 512), &res); ok {
 		return s.writeRaw(ctx, fasthttp.StatusOK, body)
 	}

@@ -27,7 +27,9 @@
 // nothing is left), the sale's admission gate (429/42900; counted here as
 // sheds when the engine marks them engine.ErrShed) and the replay of a
 // key's first answer -> errors.go's one table from engine sentinel errors
-// to API.md codes.
+// to API.md codes. A reserve in a sale's lottery window gets a ticket from
+// the engine instead and waits for its turn without its write slot
+// (lottery.go).
 //
 // The storefront routes write the engine's precomputed page bytes inside
 // the envelope without encoding or allocating (see alloc_test.go). The H5

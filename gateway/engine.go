@@ -27,6 +27,10 @@ type Engine interface {
 	// export of its registrants with the draw.
 	RegisterFlash(ctx context.Context, a engine.Attempt, saleID string) (engine.Registration, error)
 	FlashRegistrations(ctx context.Context, saleID string) (engine.RegistrationList, error)
+	// ReserveFlashOrEnter is ReserveFlash, except that in a sale's
+	// lottery window it returns a ticket to wait on instead of waiting
+	// (lottery.go).
+	ReserveFlashOrEnter(ctx context.Context, a engine.Attempt, saleID string, quantity int64, guideID string) (engine.Reservation, *engine.LotteryTicket, error)
 
 	// Group buying. OpenTeam, JoinTeam and Checkout replay a.Once's first
 	// answer (law 5); a different digest is ErrIdempotencyConflict.

@@ -186,14 +186,16 @@ func (l *ledger) winners() (bots, humans int) {
 
 // reserved records a successful reservation answered at done and checks
 // the per-user limit: units the user surely holds or has paid in this sale,
-// plus this one, must not exceed the limit. It reports false when the
-// reservation was known already (an idempotent replay: the flow that got
-// it first plays the buyer's part, not this one).
+// plus this one, must not exceed the limit. It reports whether the
+// reservation is new: one already recorded belongs to the flow that was
+// answered it first.
 func (l *ledger) reserved(r *resRec, done time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if old := l.res[r.id]; old != nil {
-		// The same reservation twice (an idempotent replay): nothing new.
+		// The same reservation twice (an idempotent replay, or two
+		// requests of one user in a sale's lottery window, which share
+		// that user's one outcome): nothing new.
 		return false
 	}
 	if r.u.bot {

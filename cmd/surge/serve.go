@@ -264,6 +264,10 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			SaleAdmitFactor: cfg.Admission.SaleAdmitFactor,
 			// Zero: the engine's default.
 			RegistrantsPerSaleMax: cfg.RegistrantsPerSaleMax,
+			// Both say "the default" with zero and "none" with a
+			// negative value (config.Off).
+			LotteryWindow:   cfg.Sales.LotteryWindow,
+			LotteryQueueMax: cfg.Sales.LotteryQueueMax,
 			// Both say "keep everything" with a negative value
 			// (config.Forever) and "the default" with zero.
 			ReservationRetention: cfg.ReservationRetention,
