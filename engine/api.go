@@ -321,6 +321,15 @@ type Stats struct {
 	// Payments: who says a reservation is paid, and the refunds that are
 	// not finished yet (WeChat Pay).
 	Payments PaymentStats `json:"payments"`
+	// Missing names what could not be read (a pool gone or its backend
+	// down, the order count, the refunds), each with why: the rest is
+	// still answered.
+	Missing []Missing `json:"missing"`
+	// DataLost is set while the records' data loss is not recovered
+	// (dataloss.go).
+	DataLost *DataLoss `json:"data_lost"`
+	// Circuits is the state of each backend's circuit breaker.
+	Circuits []CircuitState `json:"circuits"`
 }
 
 // PaymentStats is the payments part of Stats.

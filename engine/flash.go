@@ -341,6 +341,9 @@ func (e *Engine) ReserveFlash(ctx context.Context, a Attempt, saleID string, qua
 	if e.closed.Load() {
 		return Reservation{}, errEngineClosed
 	}
+	if err := e.reservingAllowed(); err != nil {
+		return Reservation{}, err
+	}
 	s, err := e.lookupFlash(ctx, saleID)
 	if err != nil {
 		return Reservation{}, err

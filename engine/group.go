@@ -353,6 +353,9 @@ func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, e
 // leader's unit. With a key (a.Once) it runs at most once and its answer
 // is replayed (law 5).
 func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
+	if err := e.reservingAllowed(); err != nil {
+		return Team{}, err
+	}
 	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.openTeam(ctx, a, dealID, guideID) })
 }
 
@@ -409,6 +412,9 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 // ErrBadState and their unit back. With a key (a.Once) it runs at most
 // once and its answer is replayed (law 5).
 func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
+	if err := e.reservingAllowed(); err != nil {
+		return Team{}, err
+	}
 	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.joinTeam(ctx, a, dealID, teamID) })
 }
 

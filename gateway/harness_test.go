@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
+	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
 // The end-to-end tests run a real Server with a real engine over a real
@@ -122,6 +124,7 @@ type harness struct {
 	srv    *Server
 	eng    *engine.Engine
 	store  inventory.Store
+	redis  *redistest.Server // the "redis" backend's server
 	risk   *testRisk
 	base   string
 	client *http.Client
@@ -134,13 +137,22 @@ type harnessOpt func(*Options)
 // (newHarness applies it before opening the engine).
 type engineOpts func(*engine.Options)
 
-// newHarness starts a Server over a real engine; backend is "memory" or
-// "pebble".
+// newHarness starts a Server over a real engine; backend is "memory",
+// "pebble" or "redis" (inventory and records on a redis-server of the
+// test's own, h.redis).
 func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	t.Helper()
 	clock := &testClock{}
 	var store inventory.Store
+	var rsrv *redistest.Server
 	switch backend {
+	case "redis":
+		rsrv = redistest.Start(t)
+		r, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.now}, Addr: rsrv.Addr})
+		if err != nil {
+			t.Fatalf("redisinv.Open: %v", err)
+		}
+		store = r
 	case "memory":
 		store = inventory.NewMemory(inventory.Options{Now: clock.now})
 	case "pebble":
@@ -155,8 +167,11 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	risk := newTestRisk()
 	ctx := context.Background()
 	eo := engine.Options{Store: store, Risk: risk, Now: clock.now}
-	if backend == "pebble" {
+	switch backend {
+	case "pebble":
 		eo.Dir = t.TempDir()
+	case "redis":
+		eo.RedisAddr = rsrv.Addr
 	}
 	for _, f := range opts {
 		if f, ok := f.(engineOpts); ok {
@@ -198,7 +213,7 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	h := &harness{
-		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk,
+		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk, redis: rsrv,
 		base: "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512,

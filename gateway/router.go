@@ -45,8 +45,9 @@ const (
 	rReadyz
 	rMetrics
 	rH5Store
-	rAdminPage // adminpage.go: the operator's live page
-	rOpenAPI   // openapi.go
+	rAdminPage    // adminpage.go: the operator's live page
+	rOpenAPI      // openapi.go
+	rAdminRecover // recover.go: resuming after a data loss
 	routesLen
 )
 
@@ -107,6 +108,7 @@ var routes = [routesLen]routeSpec{
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
 	rAdminDealGet: {"admin_group_buys_get", "GET", classAdmin, false}, rAdminDealCtl: {"admin_group_buy_control", "POST", classAdmin, false},
 	rAdminReconcile: {"admin_reconcile", "GET", classAdmin, false},
+	rAdminRecover:   {"admin_recover", "POST", classAdmin, false},
 }
 
 // segsMax bounds the path segments looked at; longer paths match nothing.
@@ -176,6 +178,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = adminByMethod(method, rAdminDeals, rAdminDealGet)
 		case "reconcile":
 			r = rAdminReconcile
+		case "recover":
+			r = rAdminRecover
 		case "stats":
 			r = rAdminStats
 		case "orders":

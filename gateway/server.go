@@ -292,6 +292,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveTeamGet(ctx, p1, p2)
 	case rAdminSaleGet, rAdminSaleCtl, rAdminDealGet, rAdminDealCtl, rAdminReconcile:
 		return s.serveSaleAdmin(ctx, r, p1, p2)
+	case rAdminRecover:
+		return s.serveRecover(ctx)
 	case rSession:
 		return s.serveSession(ctx)
 	case rPayNotify:
