@@ -199,3 +199,36 @@ func poolWhy(err error) string {
 		return "cannot read pool: " + err.Error()
 	}
 }
+
+// reconcileLoss adds to a live reconciliation what only this node's
+// memory can tell: a data loss not recovered yet, and the pools of the
+// sales and deals it knows that are gone (the records that named them may
+// be gone too, so the reconciliation over the stores cannot see them).
+func (e *Engine) reconcileLoss(ctx context.Context, rec *Reconciliation) {
+	add := func(d Discrepancy) {
+		rec.OK = false
+		rec.DiscrepanciesTotal++
+		if len(rec.Discrepancies) < reconcileDiscrepanciesMax {
+			rec.Discrepancies = append(rec.Discrepancies, d)
+		}
+	}
+	if l := e.lost.Load(); l != nil {
+		add(Discrepancy{Kind: DiscDataLost, Found: l.At.Format(time.RFC3339),
+			Msg: "Redis lost data at " + l.At.Format(time.RFC3339) + ": " + l.Reason + "; POST /admin/v1/recover resumes reservations"})
+	}
+	listed := make(map[string]bool, len(rec.Discrepancies))
+	for _, d := range rec.Discrepancies {
+		if d.Kind == DiscPoolMissing {
+			listed[d.Pool] = true
+		}
+	}
+	for _, p := range e.knownPools() {
+		if listed[p.pool] {
+			continue
+		}
+		if _, err := e.store.Pool(ctx, p.pool); errors.Is(err, inventory.ErrPoolNotFound) {
+			add(Discrepancy{Kind: DiscPoolMissing, Pool: p.pool, Expected: "pool", Found: "none",
+				Msg: "no such pool (" + p.kind + " " + p.id + ", known to this node): its holds, sales and per-user counts are gone"})
+		}
+	}
+}

@@ -258,6 +258,17 @@ func TestRedisDataLossStopsReservations(t *testing.T) {
 		t.Fatalf("stats after the loss: missing = %+v; want sale fs1 and listing s1/k2 named", st.Missing)
 	}
 
+	// The reconciliation tells what is missing: the loss itself, and the
+	// sale this node knew whose pool is gone.
+	recon := into[engine.Reconciliation](t, h.wantCode(CodeOK, "GET", "/admin/v1/reconcile", nil, adminAuth))
+	kinds := map[string]int{}
+	for _, d := range recon.Discrepancies {
+		kinds[d.Kind]++
+	}
+	if recon.OK || kinds[engine.DiscDataLost] != 1 || kinds[engine.DiscPoolMissing] == 0 {
+		t.Fatalf("reconcile after the loss = ok %v, discrepancies %+v; want data_lost and pool_missing", recon.OK, recon.Discrepancies)
+	}
+
 	rc := into[engine.Recovery](t, h.wantCode(CodeOK, "POST", "/admin/v1/recover", nil, adminAuth))
 	if !rc.Recovered || rc.Lost == nil || !rc.CatalogReloaded || !hasMissing(rc.Missing, "sale", "fs1") || rc.Next == "" {
 		t.Fatalf("recover = %+v; want recovered, the catalog written back, sale fs1 named missing", rc)
