@@ -54,12 +54,20 @@ func (e *Engine) reservingAllowed() error {
 // this node adopts). A records error is returned as is: a backend that
 // cannot be asked has not lost anything we know of.
 func (e *Engine) checkEpoch(ctx context.Context) error {
+	e.epochMu.Lock()
+	mine := e.epoch
+	e.epochMu.Unlock()
 	ep, ok, err := e.rec.Get(ctx, keyEpoch)
 	if err != nil {
 		return fmt.Errorf("%w: cannot read the records: %w", ErrUnavailable, err)
 	}
 	e.epochMu.Lock()
 	defer e.epochMu.Unlock()
+	if e.epoch != mine {
+		// Recover (or another check) moved the epoch while we read: what
+		// we read may be older than it.
+		return nil
+	}
 	switch {
 	case ok && string(ep) == e.epoch:
 		return nil
