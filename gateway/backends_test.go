@@ -320,3 +320,47 @@ func hasMissing(ms []engine.Missing, kind, id string) bool {
 	}
 	return false
 }
+
+// TestPebbleDiskFailingCircuit: with the WAL's writes and syncs failing
+// (errorfs), every reserve is 503 and counts nothing as sold; after a few
+// the inventory's circuit opens, reserves are answered by it without
+// touching the disk, /readyz says not ready; the store stays refusing
+// (internal/pebblefail: a process that cannot sync stops taking writes)
+// even once the disk answers again, until it is restarted.
+func TestPebbleDiskFailingCircuit(t *testing.T) {
+	const openFor = 200 * time.Millisecond
+	h := newHarness(t, "pebble-faults", engineOpts(func(o *engine.Options) {
+		o.Circuit = engine.CircuitOptions{Failures: 3, OpenFor: openFor}
+	}))
+	h.loadCatalog()
+	h.createSale("fs1", 100, 100)
+	a := h.login("u1")
+	h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a)
+
+	h.walFaults.On.Store(true)
+	for i := 0; h.circuit(engine.BackendInventory).State != "open"; i++ {
+		if i == 20 {
+			t.Fatalf("inventory circuit after 20 reserves on a failing disk = %+v; want open", h.circuit(engine.BackendInventory))
+		}
+		h.wantCode(CodeUnavailable, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a)
+	}
+	wantFastRefusals(h, a, 30, openFor)
+	if r := h.wantCode(CodeUnavailable, "GET", "/readyz", nil); !strings.Contains(r.Msg, "inventory") {
+		t.Errorf("/readyz on a failing disk: %q; want the inventory named", r.Msg)
+	}
+	h.walFaults.On.Store(false)
+	// The probes keep failing: the store took a fatal error and refuses
+	// every write until the process restarts.
+	time.Sleep(2 * openFor)
+	h.wantCode(CodeUnavailable, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a)
+	// Nothing refused counts: the store itself (past the circuit) holds
+	// the one acknowledged hold.
+	p, err := h.store.Pool(t.Context(), "s1:fs:fs1")
+	if err != nil || p.Held != 1 || p.Sold != 0 || p.Supplied != 100 {
+		t.Fatalf("sale pool after the refused reserves: %+v, %v; want the one acknowledged hold of 100", p, err)
+	}
+	// The stats name what the circuit keeps them from reading.
+	if st := h.stats(); len(st.Missing) == 0 && st.Sales["fs1"].Held != 1 {
+		t.Fatalf("stats on a failing disk: fs1 %+v, missing %+v; want fs1 read or named missing", st.Sales["fs1"], st.Missing)
+	}
+}

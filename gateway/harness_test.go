@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/pebblefail"
 	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
 	"github.com/surge-retail/surge/inventory/redisinv"
@@ -119,16 +122,19 @@ func (c *testClock) advance(d time.Duration) {
 }
 
 type harness struct {
-	t      *testing.T
-	clock  *testClock
-	srv    *Server
-	eng    *engine.Engine
-	store  inventory.Store
-	redis  *redistest.Server // the "redis" backend's server
-	risk   *testRisk
-	base   string
-	client *http.Client
-	now    time.Time
+	t     *testing.T
+	clock *testClock
+	srv   *Server
+	eng   *engine.Engine
+	store inventory.Store
+	redis *redistest.Server // the "redis" backend's server
+	// walFaults fails the WAL writes of the "pebble-faults" backend
+	// while On (a failing disk).
+	walFaults *pebblefail.WALFaults
+	risk      *testRisk
+	base      string
+	client    *http.Client
+	now       time.Time
 }
 
 type harnessOpt func(*Options)
@@ -145,7 +151,18 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	clock := &testClock{}
 	var store inventory.Store
 	var rsrv *redistest.Server
+	var faults *pebblefail.WALFaults
 	switch backend {
+	case "pebble-faults":
+		faults = &pebblefail.WALFaults{}
+		p, err := inventory.OpenPebble("db", inventory.PebbleOptions{
+			Options: inventory.Options{Now: clock.now},
+			FS:      reuseThroughErrorfs{errorfs.Wrap(vfs.NewMem(), faults)},
+		})
+		if err != nil {
+			t.Fatalf("OpenPebble: %v", err)
+		}
+		store = p
 	case "redis":
 		rsrv = redistest.Start(t)
 		r, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.now}, Addr: rsrv.Addr})
@@ -213,7 +230,7 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	h := &harness{
-		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk, redis: rsrv,
+		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk, redis: rsrv, walFaults: faults,
 		base: "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512,
@@ -237,6 +254,18 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 		store.Close()
 	})
 	return h
+}
+
+// reuseThroughErrorfs makes an errorfs inject its faults into recycled WAL
+// files too (errorfs hands back a reused file unwrapped; see
+// inventory/pebble_wal_test.go).
+type reuseThroughErrorfs struct{ *errorfs.FS }
+
+func (f reuseThroughErrorfs) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if err := f.Rename(oldname, newname); err != nil {
+		return nil, err
+	}
+	return f.OpenReadWrite(newname, category)
 }
 
 // resp is an answer as a client sees it.
