@@ -220,6 +220,11 @@ func invFailed(err error) bool {
 type guardedStore struct {
 	inventory.Store
 	c *circuit
+	// lossCheck, when set, is asked when a reserve finds its pool gone
+	// (dataloss.go): the engine checks the records' epoch at once rather
+	// than at its next sweep, so a pool lost with Redis's data is not
+	// answered "not found" meanwhile.
+	lossCheck func(context.Context) error
 }
 
 func (s *guardedStore) CreatePool(ctx context.Context, pool string, supplied int64) error {
@@ -239,6 +244,11 @@ func (s *guardedStore) Reserve(ctx context.Context, req inventory.ReserveRequest
 	}
 	r, err := s.Store.Reserve(ctx, req)
 	s.c.exit(done, err, invFailed(err))
+	if err != nil && s.lossCheck != nil && errors.Is(err, inventory.ErrPoolNotFound) {
+		if lerr := s.lossCheck(ctx); lerr != nil {
+			return r, lerr
+		}
+	}
 	return r, err
 }
 

@@ -89,6 +89,16 @@ func (e *Engine) checkEpoch(ctx context.Context) error {
 	return nil
 }
 
+// poolGone is called when a reserve found its pool gone: if that is
+// because the records lost their data, the reserve is refused as such
+// (ErrDataLost) rather than "not found".
+func (e *Engine) poolGone(ctx context.Context) error {
+	if err := e.checkEpoch(ctx); err != nil {
+		return err
+	}
+	return e.reservingAllowed()
+}
+
 // Recovery is Recover's answer.
 type Recovery struct {
 	// Recovered is false when there was nothing to recover.

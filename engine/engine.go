@@ -174,7 +174,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e.idem = NewIdempotency(e.rawRec, answerOpts)
 	e.invCircuit = newCircuit(BackendInventory, opts.Circuit)
 	e.recCircuit = newCircuit(BackendRecords, opts.Circuit)
-	e.store = &guardedStore{Store: opts.Store, c: e.invCircuit}
+	e.store = &guardedStore{Store: opts.Store, c: e.invCircuit, lossCheck: e.poolGone}
 	e.rec = &guardedRecords{Records: e.rawRec, c: e.recCircuit}
 	e.catalog.Store(emptyCatalogSnap())
 
