@@ -66,16 +66,7 @@ type Engine struct {
 	outbox       inventory.Outbox
 	outboxWriter *OutboxWriter
 	// epoch is the records' epoch (keyEpoch) when this engine opened them.
-	epoch   string
-	epochMu sync.Mutex // guards epoch after Open
-	// invCircuit and recCircuit guard the inventory store and the
-	// records (circuit.go); store and rec are the guarded ones, rawRec
-	// the records as opened.
-	invCircuit *circuit
-	recCircuit *circuit
-	rawRec     records.Records
-	// lost is set when the records' epoch vanished (dataloss.go).
-	lost      atomic.Pointer[DataLoss]
+	epoch     string
 	idem      *Idempotency
 	risk      RiskHook
 	now       func() time.Time
@@ -110,6 +101,17 @@ type Engine struct {
 	stopped   sync.WaitGroup
 	closeErr  error
 	closed    atomic.Bool
+
+	// epochMu guards epoch after Open. lost is set when the records'
+	// epoch vanished (dataloss.go).
+	epochMu sync.Mutex
+	lost    atomic.Pointer[DataLoss]
+	// invCircuit and recCircuit guard the inventory store and the
+	// records (circuit.go); store and rec are the guarded ones, rawRec
+	// the records as opened.
+	invCircuit *circuit
+	recCircuit *circuit
+	rawRec     records.Records
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,

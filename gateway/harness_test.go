@@ -122,19 +122,20 @@ func (c *testClock) advance(d time.Duration) {
 }
 
 type harness struct {
-	t     *testing.T
-	clock *testClock
-	srv   *Server
-	eng   *engine.Engine
-	store inventory.Store
-	redis *redistest.Server // the "redis" backend's server
-	// walFaults fails the WAL writes of the "pebble-faults" backend
-	// while On (a failing disk).
+	t      *testing.T
+	clock  *testClock
+	srv    *Server
+	eng    *engine.Engine
+	store  inventory.Store
+	risk   *testRisk
+	base   string
+	client *http.Client
+	now    time.Time
+
+	// redis is the "redis" backend's server; walFaults fails the WAL
+	// writes of the "pebble-faults" backend while On (a failing disk).
+	redis     *redistest.Server
 	walFaults *pebblefail.WALFaults
-	risk      *testRisk
-	base      string
-	client    *http.Client
-	now       time.Time
 }
 
 type harnessOpt func(*Options)
@@ -144,8 +145,9 @@ type harnessOpt func(*Options)
 type engineOpts func(*engine.Options)
 
 // newHarness starts a Server over a real engine; backend is "memory",
-// "pebble" or "redis" (inventory and records on a redis-server of the
-// test's own, h.redis).
+// "pebble", "redis" (inventory and records on a redis-server of the
+// test's own, h.redis) or "pebble-faults" (Pebble in memory through
+// errorfs, h.walFaults).
 func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	t.Helper()
 	clock := &testClock{}

@@ -45,8 +45,9 @@ const (
 	rReadyz
 	rMetrics
 	rH5Store
-	rAdminPage    // adminpage.go: the operator's live page
-	rOpenAPI      // openapi.go
+	rAdminPage // adminpage.go: the operator's live page
+	rOpenAPI   // openapi.go
+
 	rAdminRecover // recover.go: resuming after a data loss
 	routesLen
 )
