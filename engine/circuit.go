@@ -106,6 +106,9 @@ func newCircuit(name string, o CircuitOptions) *circuit {
 		ReadyToTrip: func(n gobreaker.Counts) bool {
 			return n.ConsecutiveFailures >= failures
 		},
+		// A probe its caller gave up on proves nothing: its slot goes to
+		// the next call.
+		IsExcluded: excluded,
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			c.state.Store(int32(to))
 			if to == gobreaker.StateOpen {
@@ -151,7 +154,7 @@ func (c *circuit) exit(done func(error), err error, failed bool) {
 	}
 	if done != nil {
 		if excluded(err) {
-			done(nil) // a probe the caller gave up on proves nothing; let another go
+			done(err)
 			return
 		}
 		if failed {
