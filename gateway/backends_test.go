@@ -100,7 +100,7 @@ func TestRedisKilledCircuitOpensAndCloses(t *testing.T) {
 	h.loadCatalog()
 	h.createSale("fs1", 100, 100)
 	a := h.login("u1")
-	h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a)
+	res := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a))
 	if c := h.circuit(engine.BackendInventory); c.State != "closed" {
 		t.Fatalf("inventory circuit before the fault = %+v; want closed", c)
 	}
@@ -119,8 +119,14 @@ func TestRedisKilledCircuitOpensAndCloses(t *testing.T) {
 	if !strings.Contains(r.Msg, "circuit open") {
 		t.Errorf("reserve msg with the circuit open = %q; want it to say the circuit is open", r.Msg)
 	}
+	// Reads that need the backend: 503, never 404 (API.md).
 	h.wantCode(CodeUnavailable, "GET", "/api/v1/flash-sales/nosuch", nil)
 	h.wantCode(CodeUnavailable, "GET", "/api/v1/group-buys/nosuch", nil)
+	h.wantCode(CodeUnavailable, "GET", "/api/v1/group-buys/nosuch/teams/t1", nil)
+	h.wantCode(CodeUnavailable, "GET", "/api/v1/reservations/"+res.ReservationID, nil, a)
+	h.wantCode(CodeUnavailable, "GET", "/api/v1/reservations/s1:nosuch", nil, a)
+	h.wantCode(CodeUnavailable, "POST", "/api/v1/reservations/"+res.ReservationID+"/pay", `{"payment_id":"p1"}`, a)
+	h.wantCode(CodeUnavailable, "GET", "/admin/v1/reconcile", nil, adminAuth)
 	ready := h.wantCode(CodeUnavailable, "GET", "/readyz", nil)
 	if !strings.Contains(ready.Msg, "not ready: ") || !strings.Contains(ready.Msg, "inventory") {
 		t.Errorf("/readyz msg = %q; want the reason (the inventory)", ready.Msg)
@@ -141,7 +147,8 @@ func TestRedisKilledCircuitOpensAndCloses(t *testing.T) {
 	if c := h.circuit(engine.BackendInventory); c.State != "closed" || c.Opens == 0 {
 		t.Fatalf("inventory circuit after Redis came back = %+v; want closed, opened before", c)
 	}
-	h.wantCode(CodeOK, "GET", "/readyz", nil)
+	// The records' circuit closes at its own next probe.
+	waitFor(t, 30*time.Second, "ready after Redis came back", func() bool { return h.do("GET", "/readyz", nil).Code == CodeOK })
 	if st := h.stats(); len(st.Missing) != 0 || st.Sales["fs1"].Supplied != 100 {
 		t.Fatalf("stats after Redis came back: missing %+v, fs1 %+v; want nothing missing, 100 supplied", st.Missing, st.Sales["fs1"])
 	}
