@@ -71,8 +71,11 @@ func (e *Engine) checkEpoch(ctx context.Context) error {
 	switch {
 	case ok && string(ep) == e.epoch:
 		return nil
-	case ok && strings.HasPrefix(string(ep), recoveredEpochPrefix):
-		// An operator recovered through another node.
+	case ok && strings.HasPrefix(string(ep), recoveredEpochPrefix) &&
+		strings.TrimPrefix(string(ep), recoveredEpochPrefix) > strings.TrimPrefix(e.epoch, recoveredEpochPrefix):
+		// An operator recovered through another node, after this node
+		// opened the records (tokens start with their time): an older
+		// recovered epoch is a replica that missed writes, a loss.
 		e.opts.Logger.Warn("engine: adopting the records' recovered epoch", "epoch", string(ep))
 		e.epoch = string(ep)
 		e.lost.Store(nil)

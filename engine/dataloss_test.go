@@ -3,9 +3,11 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // TestDataLossSeenByTheFirstReserve: right after Redis lost its data (no
@@ -35,5 +37,30 @@ func TestDataLossSeenByTheFirstReserve(t *testing.T) {
 	}
 	if rc, err := e.Recover(ctx); err != nil || rc.Recovered {
 		t.Fatalf("a second Recover = %+v, %v; want nothing to recover", rc, err)
+	}
+}
+
+// TestRecoveredEpochAdoption: a node adopts a recovered epoch written
+// after it opened the records (another node's Recover) and stays ready; a
+// recovered epoch older than its own (a replica that missed writes) is a
+// data loss.
+func TestRecoveredEpochAdoption(t *testing.T) {
+	rec := records.NewMemory()
+	t.Cleanup(func() { _ = rec.Close() })
+	env := openEnv(t, testBackends()[0], func(o *engine.Options) { o.Records = rec })
+	ctx := env.ctx
+	newer := "r/" + strings.Repeat("v", 23) // tokens start with their time: "v..." sorts last
+	if err := rec.Put(ctx, "e/epoch", []byte(newer)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.e.Ready(ctx); err != nil || env.e.DataLost() != nil {
+		t.Fatalf("Ready after another node's recover = %v (lost %+v); want the recovered epoch adopted", err, env.e.DataLost())
+	}
+	older := "r/" + strings.Repeat("0", 23)
+	if err := rec.Put(ctx, "e/epoch", []byte(older)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.e.Ready(ctx); !errors.Is(err, engine.ErrDataLost) {
+		t.Fatalf("Ready with an older recovered epoch = %v; want ErrDataLost", err)
 	}
 }
