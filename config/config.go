@@ -88,12 +88,29 @@ type Config struct {
 	RegistrantsPerSaleMax int64 `key:"registrants_per_sale_max"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `key:"log_level"`
+	// IdempotencyNewKeysPerSecond bounds the new Idempotency-Keys one
+	// user makes the records keep in one second (past it: 429). Zero: the
+	// engine's default (engine.NewKeysPerSecondDefault, 10); -1: no bound.
+	IdempotencyNewKeysPerSecond int `key:"idempotency_new_keys_per_second"`
 
 	Login     Login     `key:"login"`
 	Payment   Payment   `key:"payment"`
 	Risk      Risk      `key:"risk"`
 	Admission Admission `key:"admission"`
 	Sales     Sales     `key:"sales"`
+	Circuit   Circuit   `key:"circuit"`
+}
+
+// Circuit configures the circuit breakers in front of the backends (the
+// inventory store and the engine's records). Zero fields: the engine's
+// defaults.
+type Circuit struct {
+	// Failures is how many backend failures in a row open a circuit
+	// (engine default 5); -1 turns the circuits off.
+	Failures int `key:"failures"`
+	// OpenFor is how long an open circuit refuses at once before one
+	// probe goes through (engine default 2s).
+	OpenFor time.Duration `key:"open_for"`
 }
 
 // Forever, as Config.ReservationRetention, keeps every released
@@ -469,6 +486,15 @@ func (c Config) Validate() error {
 	}
 	if c.Risk.WebhookTimeout < 0 || c.Risk.WebhookTimeout > 5*time.Second {
 		return bad("risk.webhook_timeout", "want 0 (the default) or up to 5s, got %s", c.Risk.WebhookTimeout)
+	}
+	if f := c.Circuit.Failures; f < -1 || f > 1000 {
+		return bad("circuit.failures", "want 0 (the default), -1 (off) or between 1 and 1000, got %d", f)
+	}
+	if d := c.Circuit.OpenFor; d != 0 && (d < 100*time.Millisecond || d > 10*time.Minute) {
+		return bad("circuit.open_for", "want 0 (the default) or between 100ms and 10m, got %s", d)
+	}
+	if n := c.IdempotencyNewKeysPerSecond; n < -1 || n > 1_000_000 {
+		return bad("idempotency_new_keys_per_second", "want 0 (the default), -1 (no bound) or between 1 and 1000000, got %d", n)
 	}
 	a := c.Admission
 	if a.ReadsMax < 0 || a.WritesMax < 0 || a.WritesMin < 0 || a.AdminMax < 0 || a.SessionsMax < 0 || a.PaysMax < 0 ||

@@ -105,6 +105,9 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	f(Sources{Flags: map[string]string{"trusted_proxies": "127.0.0.1"}}, "CIDR")
 	f(Sources{Flags: map[string]string{"risk.webhook_url": "ftp://x"}}, "webhook_url")
 	f(Sources{Flags: map[string]string{"admission.writes_max": "10", "admission.writes_min": "20"}}, "admission.writes_min")
+	f(Sources{Getenv: env(map[string]string{"SURGE_CIRCUIT_FAILURES": "-2"})}, "circuit.failures")
+	f(Sources{Getenv: env(map[string]string{"SURGE_CIRCUIT_OPEN_FOR": "1ms"})}, "circuit.open_for")
+	f(Sources{File: writeFile(t, `{"idempotency_new_keys_per_second": -5}`)}, "idempotency_new_keys_per_second")
 	f(Sources{File: writeFile(t, `{"adr": ":1"}`)}, `unknown setting "adr"`)
 	f(Sources{File: writeFile(t, `{"addr": `)}, "config file")
 	f(Sources{File: writeFile(t, `{"risk": {"blocklist": [1]}}`)}, "list of strings")
@@ -116,7 +119,8 @@ func TestEnvNamesAndKeys(t *testing.T) {
 		t.Fatalf("EnvName = %q", got)
 	}
 	keys := strings.Join(Keys(), " ")
-	for _, k := range []string{"addr", "data", "backend", "redis", "demo", "admin_token", "feed_secret", "risk.require_device", "admission.sale_admit_factor"} {
+	for _, k := range []string{"addr", "data", "backend", "redis", "demo", "admin_token", "feed_secret", "risk.require_device", "admission.sale_admit_factor",
+		"circuit.failures", "circuit.open_for", "idempotency_new_keys_per_second"} {
 		if !strings.Contains(" "+keys+" ", " "+k+" ") {
 			t.Errorf("Keys() lacks %q", k)
 		}

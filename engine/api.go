@@ -351,6 +351,15 @@ type Stats struct {
 	// Lotteries: the sales with a lottery window known to this node, and
 	// their entrants here (each node draws its own).
 	Lotteries map[string]LotteryStats `json:"lotteries"`
+	// Missing names what could not be read (a pool gone or its backend
+	// down, the order count, the refunds), each with why: the rest is
+	// still answered.
+	Missing []Missing `json:"missing"`
+	// DataLost is set while the records' data loss is not recovered
+	// (dataloss.go).
+	DataLost *DataLoss `json:"data_lost"`
+	// Circuits is the state of each backend's circuit breaker.
+	Circuits []CircuitState `json:"circuits"`
 }
 
 // PaymentStats is the payments part of Stats.

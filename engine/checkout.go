@@ -13,6 +13,9 @@ import (
 // reservation's id is derived from it, so the cart is reserved at most once
 // and its first answer is replayed (law 5; once.go).
 func (e *Engine) Checkout(ctx context.Context, a Attempt, req CheckoutRequest) (Reservation, error) {
+	if err := e.reservingAllowed(); err != nil {
+		return Reservation{}, err
+	}
 	r, err := e.checkout(ctx, a, req)
 	if err != nil && a.Once.Key != "" && !errors.Is(err, ErrIdempotencyConflict) {
 		if _, known := e.catalog.Load().stores[req.StoreID]; known {

@@ -22,7 +22,10 @@
 //	orders.go         orders of paid reservations, their replay (law 4), the admin's
 //	                  listing and attribution; orderwriter.go the asynchronous writer
 //	                  into an orders.Store
-//	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers
+//	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers;
+//	                  idemlimit.go the bound on new keys per user and second
+//	circuit.go        circuit breakers (sony/gobreaker) in front of the inventory store and the records
+//	dataloss.go       the records' epoch: a data loss stops reservations until Recover
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,
 //	                  risklinks.go its linkage signals (accounts per device, devices per address)

@@ -108,6 +108,17 @@ type Engine struct {
 	// bucketFault, when set (tests), runs between the two steps of a
 	// transfer between buckets; an error stops the transfer there.
 	bucketFault func(from, to string) error
+
+	// epochMu guards epoch after Open. lost is set when the records'
+	// epoch vanished (dataloss.go).
+	epochMu sync.Mutex
+	lost    atomic.Pointer[DataLoss]
+	// invCircuit and recCircuit guard the inventory store and the
+	// records (circuit.go); store and rec are the guarded ones, rawRec
+	// the records as opened.
+	invCircuit *circuit
+	recCircuit *circuit
+	rawRec     records.Records
 }
 
 // Open opens an engine over opts.Store: it opens (or takes) the records,
@@ -153,11 +164,12 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		e.ownRecords = true
 	}
-	e.tagged = records.TaggedOf(e.rec)
-	e.sets = records.SetsOf(e.rec)
+	e.rawRec = e.rec
+	e.tagged = records.TaggedOf(e.rawRec)
+	e.sets = records.SetsOf(e.rawRec)
 	e.orders = opts.Orders
 	if e.orders == nil {
-		e.orders = orders.NewRecordsStore(e.rec)
+		e.orders = orders.NewRecordsStore(e.rawRec)
 	}
 	w, err := NewOrderWriter(e.orders, opts.OrderWriter)
 	if err != nil {
@@ -169,7 +181,11 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if answerOpts.Now == nil {
 		answerOpts.Now = opts.Now
 	}
-	e.idem = NewIdempotency(e.rec, answerOpts)
+	e.idem = NewIdempotency(e.rawRec, answerOpts)
+	e.invCircuit = newCircuit(BackendInventory, opts.Circuit)
+	e.recCircuit = newCircuit(BackendRecords, opts.Circuit)
+	e.store = &guardedStore{Store: opts.Store, c: e.invCircuit, lossCheck: e.poolGone}
+	e.rec = &guardedRecords{Records: e.rawRec, c: e.recCircuit}
 	e.catalog.Store(emptyCatalogSnap())
 
 	if err := e.loadEpoch(ctx); err != nil {
@@ -249,24 +265,26 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
-// Ready reports whether the inventory backend answers.
+// Ready reports whether the backends answer (a call through each: while a
+// circuit is open it fails at once, once it is half-open the call is its
+// probe) and whether the records still hold what this node opened
+// (dataloss.go). The error says why in plain words.
 func (e *Engine) Ready(ctx context.Context) error {
 	if e.closed.Load() {
 		return ErrUnavailable
 	}
 	_, err := e.store.Pool(ctx, "surge-ready:probe")
 	if err != nil && !errors.Is(err, inventory.ErrPoolNotFound) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: inventory: %w", ErrUnavailable, err)
 	}
-	ep, ok, err := e.rec.Get(ctx, keyEpoch)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: cannot read the records: %w", ErrUnavailable, err)
-	case !ok || string(ep) != e.epoch:
+	if err := e.checkEpoch(ctx); err != nil {
+		return err
+	}
+	if l := e.lost.Load(); l != nil {
 		// Sales, reservations and orders this node knew of are gone from
 		// the shared records: an operator must look, and no answer from
 		// them can be trusted meanwhile.
-		return fmt.Errorf("%w: the records lost their data since this node opened them (a Redis restarted without persistence?)", ErrUnavailable)
+		return fmt.Errorf("%w: Redis lost data at %s: %s; POST /admin/v1/recover resumes", ErrDataLost, l.At.Format(time.RFC3339), l.Reason)
 	}
 	return nil
 }

@@ -409,6 +409,9 @@ func (e *Engine) ReserveFlashOrEnter(ctx context.Context, a Attempt, saleID stri
 	if e.closed.Load() {
 		return Reservation{}, nil, errEngineClosed
 	}
+	if err := e.reservingAllowed(); err != nil {
+		return Reservation{}, nil, err
+	}
 	s, err := e.lookupFlash(ctx, saleID)
 	if err != nil {
 		return Reservation{}, nil, err

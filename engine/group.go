@@ -353,10 +353,47 @@ func (e *Engine) groupActive(ctx context.Context, dealID string) (*groupState, e
 // leader's unit. With a key (a.Once) it runs at most once and its answer
 // is replayed (law 5).
 func (e *Engine) OpenTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
-	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.openTeam(ctx, a, dealID, guideID) })
+	if err := e.reservingAllowed(); err != nil {
+		return Team{}, err
+	}
+	riskDone, err := e.teamRiskFirst(ctx, a, dealID, guideID, "group_open")
+	if err != nil {
+		return Team{}, err
+	}
+	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.openTeam(ctx, a, dealID, guideID, riskDone) })
 }
 
-func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string) (Team, error) {
+// teamRiskFirst runs the risk hook (and its rate limits) of a keyed team
+// call before the idempotency records are touched, so that a refused
+// keyed call writes nothing, as an unkeyed one (API.md): a call refused
+// here keeps no answer and its key is decided afresh. Unkeyed calls run
+// it in openTeam and joinTeam; done says it ran here.
+func (e *Engine) teamRiskFirst(ctx context.Context, a Attempt, dealID, guideID, route string) (done bool, err error) {
+	if a.Once.Key == "" {
+		return false, nil
+	}
+	if e.closed.Load() {
+		return false, errEngineClosed
+	}
+	d, err := e.lookupGroup(ctx, dealID)
+	if err != nil {
+		return false, err
+	}
+	if d == nil {
+		return false, fmt.Errorf("%w: deal %q", ErrNotFound, dealID)
+	}
+	store := d.spec.StoreID
+	if guideID == "" {
+		store = ""
+	}
+	if err := e.checkUserGuide(a.UserID, guideID, store); err != nil {
+		return false, err
+	}
+	a.Route = route
+	return true, e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID})
+}
+
+func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string, riskDone bool) (Team, error) {
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
@@ -371,8 +408,10 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 		return Team{}, err
 	}
 	a.Route = "group_open"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
-		return Team{}, err
+	if !riskDone {
+		if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
+			return Team{}, err
+		}
 	}
 	if _, err := e.groupActive(ctx, dealID); err != nil {
 		return Team{}, err
@@ -409,10 +448,17 @@ func (e *Engine) openTeam(ctx context.Context, a Attempt, dealID, guideID string
 // ErrBadState and their unit back. With a key (a.Once) it runs at most
 // once and its answer is replayed (law 5).
 func (e *Engine) JoinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
-	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.joinTeam(ctx, a, dealID, teamID) })
+	if err := e.reservingAllowed(); err != nil {
+		return Team{}, err
+	}
+	riskDone, err := e.teamRiskFirst(ctx, a, dealID, "", "group_join")
+	if err != nil {
+		return Team{}, err
+	}
+	return once(ctx, e, a.UserID, a.Once, func() (Team, error) { return e.joinTeam(ctx, a, dealID, teamID, riskDone) })
 }
 
-func (e *Engine) joinTeam(ctx context.Context, a Attempt, dealID, teamID string) (Team, error) {
+func (e *Engine) joinTeam(ctx context.Context, a Attempt, dealID, teamID string, riskDone bool) (Team, error) {
 	if e.closed.Load() {
 		return Team{}, errEngineClosed
 	}
@@ -427,8 +473,10 @@ func (e *Engine) joinTeam(ctx context.Context, a Attempt, dealID, teamID string)
 		return Team{}, err
 	}
 	a.Route = "group_join"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
-		return Team{}, err
+	if !riskDone {
+		if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: dealID, StoreID: d.spec.StoreID}); err != nil {
+			return Team{}, err
+		}
 	}
 	if _, err := e.groupActive(ctx, dealID); err != nil {
 		return Team{}, err

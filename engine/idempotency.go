@@ -30,6 +30,11 @@ type IdempotencyOptions struct {
 	EntriesMax int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// NewKeysPerSecond bounds the new keys one user makes the records
+	// keep within one second (idemlimit.go); past it a call with another
+	// new key is ErrTooManyKeys (429) and writes nothing. Default
+	// NewKeysPerSecondDefault (10); negative: no bound.
+	NewKeysPerSecond int
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -42,6 +47,9 @@ func (o IdempotencyOptions) WithDefaults() IdempotencyOptions {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.NewKeysPerSecond == 0 {
+		o.NewKeysPerSecond = NewKeysPerSecondDefault
 	}
 	return o
 }
@@ -106,6 +114,8 @@ type Idempotency struct {
 	claims bool
 
 	flight *flightGroup
+	// newKeys bounds the new keys per user and second.
+	newKeys newKeyLimit
 }
 
 // flightGroup tracks the answers being computed in this process, per
@@ -141,9 +151,10 @@ type flightKey struct{}
 func NewIdempotency(rec records.Records, opts IdempotencyOptions) *Idempotency {
 	opts = opts.WithDefaults()
 	i := &Idempotency{
-		rec:   rec,
-		opts:  opts,
-		cache: newLRU[keptAnswer](opts.EntriesMax),
+		rec:     rec,
+		opts:    opts,
+		cache:   newLRU[keptAnswer](opts.EntriesMax),
+		newKeys: newKeyLimit{max: opts.NewKeysPerSecond},
 	}
 	if l, ok := rec.(records.Local); ok {
 		// Every Idempotency over these records in this process shares
@@ -244,7 +255,7 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 				f.mu.Unlock()
 				close(c.done)
 			}()
-			return i.lead(ctx, rkey, digest, c, fn)
+			return i.lead(ctx, userID, rkey, digest, c, fn)
 		}()
 		if !retry {
 			return status, body, err
@@ -267,7 +278,7 @@ func (i *Idempotency) Do(ctx context.Context, userID, key string, digest [32]byt
 // lead resolves the key against the records as this process's only caller
 // for it. retry asks Do to wait and start over (another node's claim). c
 // gets the answer for the waiters of this process.
-func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c *flightCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
+func (i *Idempotency) lead(ctx context.Context, userID, rkey string, digest [32]byte, c *flightCall, fn func() (int, []byte)) (status int, body []byte, retry bool, err error) {
 	var claim []byte // our claim, or (without claims) the record we replace
 	absent := false  // without claims: there is no record
 	for attempt := 0; claim == nil; attempt++ {
@@ -281,6 +292,13 @@ func (i *Idempotency) lead(ctx context.Context, rkey string, digest [32]byte, c 
 		}
 		now := i.opts.Now()
 		mine := encodeClaim(digest, now.Add(claimLease))
+		if !ok && attempt == 0 {
+			// A new key: within the user's bound, or refused before
+			// anything is written.
+			if err := i.newKeys.take(userID, now.Unix()); err != nil {
+				return 0, nil, false, err
+			}
+		}
 		if !ok && !i.claims {
 			claim, absent = noRecord, true
 			break

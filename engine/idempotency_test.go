@@ -215,7 +215,7 @@ func TestIdempotencyPanic(t *testing.T) {
 // the records keep every answer.
 func TestIdempotencyBounded(t *testing.T) {
 	const entriesMax, keys = 64, 1000
-	i := NewIdempotency(records.NewMemory(), IdempotencyOptions{EntriesMax: entriesMax})
+	i := NewIdempotency(records.NewMemory(), IdempotencyOptions{EntriesMax: entriesMax, NewKeysPerSecond: -1})
 	var runs atomic.Int64
 	for k := 0; k < keys; k++ {
 		wantAnswer(t, i, "u", fmt.Sprint(k), "A", answerFn(&runs, 200, fmt.Sprint(k)), 200, fmt.Sprint(k), nil)

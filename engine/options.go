@@ -97,6 +97,9 @@ type Options struct {
 	// Idempotency configures the idempotency records (its Now defaults to
 	// Options.Now).
 	Idempotency IdempotencyOptions
+	// Circuit configures the circuit breakers in front of the inventory
+	// store and the records (circuit.go).
+	Circuit CircuitOptions
 	// CheckoutHold is how long a checkout reservation is held. Default
 	// 15m; at most HoldMax.
 	CheckoutHold time.Duration
@@ -163,6 +166,7 @@ const RetentionForever time.Duration = -1
 // options of the order writer and of idempotency are filled by their own
 // WithDefaults when the engine opens them.
 func (o Options) WithDefaults() Options {
+	o.Circuit = o.Circuit.withDefaults()
 	if o.Risk == nil {
 		o.Risk = AllowAll()
 	}

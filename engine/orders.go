@@ -159,6 +159,11 @@ func (e *Engine) orderStats(ctx context.Context) (OrderStats, error) {
 	if e.outbox == nil {
 		return st, nil
 	}
+	// The outbox lives in the inventory's Redis: while its circuit is
+	// open, do not wait for a timeout to learn that it is down.
+	if err := e.invCircuit.refusing(); err != nil {
+		return st, err
+	}
 	lag, err := e.outbox.OutboxLag(ctx)
 	if err != nil {
 		return st, fmt.Errorf("cannot measure the outbox: %w", storeErr(err))

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -198,7 +197,8 @@ func TestRecordsDownIsNotNotFound(t *testing.T) {
 
 // TestRedisDataLossIsReported: when Redis loses its data under a running
 // node (restarted without persistence; FLUSHALL here), /readyz's Ready
-// says so and the stats answer "unavailable", never "not found".
+// says so, reservations stop, and the stats name what is gone (never "not
+// found").
 func TestRedisDataLossIsReported(t *testing.T) {
 	_, st, e := redisEngineWithSale(t, "lost")
 	ctx := context.Background()
@@ -214,11 +214,19 @@ func TestRedisDataLossIsReported(t *testing.T) {
 	if !strings.Contains(err.Error(), "lost their data") {
 		t.Fatalf("Ready after the loss = %v; want it to say the data was lost", err)
 	}
-	_, err = e.Stats(ctx)
-	wantErr(t, "Stats after the loss", err, engine.ErrUnavailable)
-	if errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("Stats after the loss = %v; must not be not found", err)
+	// The stats answer what they can, name the pools that are gone, and
+	// say when the loss was seen.
+	stats, err := e.Stats(ctx)
+	if err != nil || stats.DataLost == nil || len(stats.Missing) == 0 {
+		t.Fatalf("Stats after the loss = data_lost %+v, missing %+v, %v; want the loss and the missing pools", stats.DataLost, stats.Missing, err)
 	}
+	for _, m := range stats.Missing {
+		if m.Why == "" || m.Kind == "" {
+			t.Fatalf("Stats after the loss: missing %+v without a kind or a why", m)
+		}
+	}
+	_, err = e.ReserveFlash(ctx, engine.Attempt{UserID: "u1"}, "lost", 1, "")
+	wantErr(t, "reserve after the loss", err, engine.ErrDataLost)
 }
 
 // redisEngineWithSale opens an engine on its own redis-server (inventory

@@ -32,6 +32,10 @@ const (
 	// DiscPoolMissing: a sale, deal, listing or reservation names a pool
 	// that does not exist.
 	DiscPoolMissing = "pool_missing"
+	// DiscDataLost: the records lost their data under this node
+	// (dataloss.go); what the node knew of and cannot find is listed
+	// with it as pool_missing.
+	DiscDataLost = "data_lost"
 	// DiscReservationRecord: a reservation whose engine record cannot be
 	// read.
 	DiscReservationRecord = "reservation_record"
@@ -499,5 +503,10 @@ func (e *Engine) Reconcile(ctx context.Context) (Reconciliation, error) {
 	if err := e.writer.Flush(ctx); err != nil {
 		e.logger(ctx).Warn("engine: reconcile: cannot flush the order writer", "err", err)
 	}
-	return Reconcile(ctx, ReconcileSources{Store: e.store, Records: e.rec, Orders: e.orders}, ReconcileOptions{OrderGrace: reconcileLiveGrace})
+	rec, err := Reconcile(ctx, ReconcileSources{Store: e.store, Records: e.rec, Orders: e.orders}, ReconcileOptions{OrderGrace: reconcileLiveGrace})
+	if err != nil {
+		return rec, err
+	}
+	e.reconcileLoss(ctx, &rec)
+	return rec, nil
 }

@@ -45,6 +45,10 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	defer e.sweepMu.Unlock()
 	now := e.now()
 	var errs []error
+	// Has the shared state been lost under us (dataloss.go)? One read.
+	if err := e.checkEpoch(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for range expireRoundsMax {
 		rs, err := e.store.Expire(ctx, now, expireBatchMax)
 		if err != nil {

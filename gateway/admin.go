@@ -303,7 +303,7 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) int {
 	defer cancel()
 	if err := s.eng.Ready(rctx); err != nil {
 		s.o.Logger.Warn("gateway: not ready", "err", err)
-		return s.writeError(ctx, rReadyz, CodeUnavailable, "not ready: backends unreachable")
+		return s.writeError(ctx, rReadyz, CodeUnavailable, "not ready: "+readyReason(err))
 	}
 	return s.writeRaw(ctx, 200, []byte(`{"code":0,"msg":"ok","data":{"status":"ready"}}`))
 }

@@ -39,4 +39,7 @@
 // that reads the admin API with the token the operator pastes into it;
 // GET /admin/v1/stats adds for it the server's clock, 42900s by route and
 // the reserve route's p50/p99 from its histogram (latency.go).
+// POST /admin/v1/recover (recover.go) is the operator's resume after the
+// records lost their data; /readyz gives the engine's reason when not
+// ready (an open circuit, a backend that did not answer, a data loss).
 package gateway

@@ -75,6 +75,9 @@ type Engine interface {
 	AdminSale(ctx context.Context, kind, id string) (engine.SaleAdmin, error)
 	ControlSale(ctx context.Context, kind, id, action string) (engine.SaleAdmin, error)
 	Reconcile(ctx context.Context) (engine.Reconciliation, error)
+	// Recover resumes reservations after the records lost their data
+	// (POST /admin/v1/recover).
+	Recover(ctx context.Context) (engine.Recovery, error)
 
 	// Ready reports whether the backends are reachable.
 	Ready(ctx context.Context) error

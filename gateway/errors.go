@@ -110,6 +110,11 @@ func codeOf(err error) int {
 // without package prefixes for 4xx, a generic text otherwise (internal
 // details are logged, not shown).
 func messageOf(code int, err error) string {
+	if err != nil && code == CodeUnavailable && (errors.Is(err, engine.ErrDataLost) || errors.Is(err, engine.ErrCircuitOpen)) {
+		// What the operator and the client need to know, in the engine's
+		// own words (no backend detail is in them).
+		return strings.TrimPrefix(err.Error(), "engine: ")
+	}
 	if err == nil || code >= 50000 {
 		return codeTable[codeIndex(code)].msg
 	}

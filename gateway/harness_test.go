@@ -15,8 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/pebblefail"
+	"github.com/surge-retail/surge/internal/redistest"
 	"github.com/surge-retail/surge/inventory"
+	"github.com/surge-retail/surge/inventory/redisinv"
 )
 
 // The end-to-end tests run a real Server with a real engine over a real
@@ -126,6 +131,11 @@ type harness struct {
 	base   string
 	client *http.Client
 	now    time.Time
+
+	// redis is the "redis" backend's server; walFaults fails the WAL
+	// writes of the "pebble-faults" backend while On (a failing disk).
+	redis     *redistest.Server
+	walFaults *pebblefail.WALFaults
 }
 
 type harnessOpt func(*Options)
@@ -134,13 +144,34 @@ type harnessOpt func(*Options)
 // (newHarness applies it before opening the engine).
 type engineOpts func(*engine.Options)
 
-// newHarness starts a Server over a real engine; backend is "memory" or
-// "pebble".
+// newHarness starts a Server over a real engine; backend is "memory",
+// "pebble", "redis" (inventory and records on a redis-server of the
+// test's own, h.redis) or "pebble-faults" (Pebble in memory through
+// errorfs, h.walFaults).
 func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	t.Helper()
 	clock := &testClock{}
 	var store inventory.Store
+	var rsrv *redistest.Server
+	var faults *pebblefail.WALFaults
 	switch backend {
+	case "pebble-faults":
+		faults = &pebblefail.WALFaults{}
+		p, err := inventory.OpenPebble("db", inventory.PebbleOptions{
+			Options: inventory.Options{Now: clock.now},
+			FS:      reuseThroughErrorfs{errorfs.Wrap(vfs.NewMem(), faults)},
+		})
+		if err != nil {
+			t.Fatalf("OpenPebble: %v", err)
+		}
+		store = p
+	case "redis":
+		rsrv = redistest.Start(t)
+		r, err := redisinv.Open(context.Background(), redisinv.Options{Options: inventory.Options{Now: clock.now}, Addr: rsrv.Addr})
+		if err != nil {
+			t.Fatalf("redisinv.Open: %v", err)
+		}
+		store = r
 	case "memory":
 		store = inventory.NewMemory(inventory.Options{Now: clock.now})
 	case "pebble":
@@ -155,8 +186,11 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	risk := newTestRisk()
 	ctx := context.Background()
 	eo := engine.Options{Store: store, Risk: risk, Now: clock.now}
-	if backend == "pebble" {
+	switch backend {
+	case "pebble":
 		eo.Dir = t.TempDir()
+	case "redis":
+		eo.RedisAddr = rsrv.Addr
 	}
 	for _, f := range opts {
 		if f, ok := f.(engineOpts); ok {
@@ -198,7 +232,7 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	h := &harness{
-		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk,
+		t: t, clock: clock, srv: srv, eng: eng, store: store, risk: risk, redis: rsrv, walFaults: faults,
 		base: "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512,
@@ -222,6 +256,18 @@ func newHarness(t *testing.T, backend string, opts ...any) *harness {
 		store.Close()
 	})
 	return h
+}
+
+// reuseThroughErrorfs makes an errorfs inject its faults into recycled WAL
+// files too (errorfs hands back a reused file unwrapped; see
+// inventory/pebble_wal_test.go).
+type reuseThroughErrorfs struct{ *errorfs.FS }
+
+func (f reuseThroughErrorfs) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if err := f.Rename(oldname, newname); err != nil {
+		return nil, err
+	}
+	return f.OpenReadWrite(newname, category)
 }
 
 // resp is an answer as a client sees it.

@@ -137,7 +137,16 @@ var (
 	descPool          = prometheus.NewDesc("surge_pool_units", "Units of a sale or deal pool by state.", []string{"kind", "id", "state"}, nil)
 	descRefundsOpen   = prometheus.NewDesc("surge_payments_refunds_open", "Refunds recorded and not finished yet (late payments, failed teams; WeChat Pay).", nil, nil)
 	descStatsUp       = prometheus.NewDesc("surge_engine_stats_up", "1 when the engine answered Stats at the last scrape.", nil, nil)
+	descCircuit       = prometheus.NewDesc("surge_backend_circuit_state", "A backend's circuit breaker: 0 closed, 1 half-open (probing), 2 open (calls refused at once).", []string{"backend"}, nil)
+	descCircuitOpens  = prometheus.NewDesc("surge_backend_circuit_opens_total", "How often a backend's circuit opened.", []string{"backend"}, nil)
+	descBackendFails  = prometheus.NewDesc("surge_backend_failures_total", "Backend calls that failed (not an answer: refused, timed out, disk error).", []string{"backend"}, nil)
+	descDataLost      = prometheus.NewDesc("surge_records_data_lost", "1 while the records' data loss (a Redis restarted empty) is not recovered: reservations are refused until POST /admin/v1/recover.", nil, nil)
+	descDataLostAt    = prometheus.NewDesc("surge_records_data_lost_timestamp_seconds", "When this node saw the records lose their data (0 when none).", nil, nil)
+	descStatsMissing  = prometheus.NewDesc("surge_stats_missing", "Parts of the stats that could not be read at the last scrape (pools gone or their backend down).", nil, nil)
 )
+
+// circuitStates is the value of surge_backend_circuit_state per state.
+var circuitStates = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
 // statsTimeout bounds the engine Stats call of a scrape.
 const statsTimeout = 2 * time.Second
@@ -146,7 +155,8 @@ const statsTimeout = 2 * time.Second
 const poolsExportedMax = 1000
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersOldest, descOrdersFail, descRiskDenials, descPool, descRefundsOpen, descStatsUp} {
+	for _, d := range []*prometheus.Desc{descOrdersWritten, descOrdersLag, descOrdersOldest, descOrdersFail, descRiskDenials, descPool, descRefundsOpen, descStatsUp,
+		descCircuit, descCircuitOpens, descBackendFails, descDataLost, descDataLostAt, descStatsMissing} {
 		ch <- d
 	}
 }
@@ -177,6 +187,20 @@ func (c *statsCollector) collect() []prometheus.Metric {
 		prometheus.MustNewConstMetric(descOrdersOldest, prometheus.GaugeValue, float64(st.Orders.LagOldestMs)/1000),
 		prometheus.MustNewConstMetric(descOrdersFail, prometheus.CounterValue, float64(st.Orders.Failures)),
 		prometheus.MustNewConstMetric(descRefundsOpen, prometheus.GaugeValue, float64(st.Payments.RefundsOpen)),
+		prometheus.MustNewConstMetric(descStatsMissing, prometheus.GaugeValue, float64(len(st.Missing))),
+	}
+	lost, lostAt := 0.0, 0.0
+	if st.DataLost != nil {
+		lost, lostAt = 1, float64(st.DataLost.At.UnixMilli())/1000
+	}
+	out = append(out,
+		prometheus.MustNewConstMetric(descDataLost, prometheus.GaugeValue, lost),
+		prometheus.MustNewConstMetric(descDataLostAt, prometheus.GaugeValue, lostAt))
+	for _, c := range st.Circuits {
+		out = append(out,
+			prometheus.MustNewConstMetric(descCircuit, prometheus.GaugeValue, circuitStates[c.State], c.Backend),
+			prometheus.MustNewConstMetric(descCircuitOpens, prometheus.CounterValue, float64(c.Opens), c.Backend),
+			prometheus.MustNewConstMetric(descBackendFails, prometheus.CounterValue, float64(c.Failures), c.Backend))
 	}
 	for reason, n := range st.RiskDenials {
 		out = append(out, prometheus.MustNewConstMetric(descRiskDenials, prometheus.CounterValue, float64(n), reason))

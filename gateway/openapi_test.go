@@ -55,6 +55,7 @@ var routeSamples = map[routeID][]string{
 	rAdminDealGet:   {"GET /admin/v1/group-buys", "GET /admin/v1/group-buys/d1"},
 	rAdminDealCtl:   {"POST /admin/v1/group-buys/d1/pause", "POST /admin/v1/group-buys/d1/resume", "POST /admin/v1/group-buys/d1/end"},
 	rAdminReconcile: {"GET /admin/v1/reconcile"},
+	rAdminRecover:   {"POST /admin/v1/recover"},
 	rAdminStats:     {"GET /admin/v1/stats"},
 	rPprof:          {"GET /debug/pprof/", "GET /debug/pprof/heap"},
 	rHealthz:        {"GET /healthz"},

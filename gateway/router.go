@@ -50,6 +50,8 @@ const (
 	// registration.go: registering for a sale (预约) and the admin's export
 	rSaleRegister
 	rAdminSaleRegs
+
+	rAdminRecover // recover.go: resuming after a data loss
 	routesLen
 )
 
@@ -113,6 +115,7 @@ var routes = [routesLen]routeSpec{
 	rAdminSaleGet: {"admin_flash_sales_get", "GET", classAdmin, false}, rAdminSaleCtl: {"admin_flash_sale_control", "POST", classAdmin, false},
 	rAdminDealGet: {"admin_group_buys_get", "GET", classAdmin, false}, rAdminDealCtl: {"admin_group_buy_control", "POST", classAdmin, false},
 	rAdminReconcile: {"admin_reconcile", "GET", classAdmin, false},
+	rAdminRecover:   {"admin_recover", "POST", classAdmin, false},
 }
 
 // segsMax bounds the path segments looked at; longer paths match nothing.
@@ -182,6 +185,8 @@ func match(method, path []byte) (r routeID, p1, p2 []byte, methodOK bool) {
 			r = adminByMethod(method, rAdminDeals, rAdminDealGet)
 		case "reconcile":
 			r = rAdminReconcile
+		case "recover":
+			r = rAdminRecover
 		case "stats":
 			r = rAdminStats
 		case "orders":

@@ -43,6 +43,8 @@ func TestMatch(t *testing.T) {
 	f("POST", "/admin/v1/group-buys/d1/resume", rAdminDealCtl, "d1", "resume", true)
 	f("GET", "/admin/v1/group-buys/d1/resume", rAdminDealCtl, "d1", "resume", false)
 	f("GET", "/admin/v1/reconcile", rAdminReconcile, "", "", true)
+	f("POST", "/admin/v1/recover", rAdminRecover, "", "", true)
+	f("GET", "/admin/v1/recover", rAdminRecover, "", "", false)
 	f("GET", "/debug/pprof/", rPprof, "", "", true)
 	f("GET", "/debug/pprof/heap", rPprof, "", "", true)
 	f("GET", "/healthz", rHealthz, "", "", true)

@@ -137,6 +137,8 @@ func adminActionOf(r routeID, action string) string {
 		return "sale_" + action
 	case rAdminDealCtl:
 		return "deal_" + action
+	case rAdminRecover:
+		return "recover"
 	}
 	return ""
 }

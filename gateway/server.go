@@ -315,6 +315,8 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 		return s.serveSaleAdmin(ctx, r, p1, p2)
 	case rAdminSaleRegs:
 		return s.serveAdminRegistrations(ctx, p1)
+	case rAdminRecover:
+		return s.serveRecover(ctx)
 	case rSession:
 		return s.serveSession(ctx)
 	case rPayNotify:

@@ -271,6 +271,8 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			// Both say "keep everything" with a negative value
 			// (config.Forever) and "the default" with zero.
 			ReservationRetention: cfg.ReservationRetention,
+			Circuit:              engine.CircuitOptions{Failures: cfg.Circuit.Failures, OpenFor: cfg.Circuit.OpenFor},
+			Idempotency:          engine.IdempotencyOptions{NewKeysPerSecond: cfg.IdempotencyNewKeysPerSecond},
 		},
 		Risk: engine.RiskConfig{
 			UserRate:          cfg.Risk.UserRate,

@@ -387,7 +387,35 @@
 
   function ms(v) { return v >= 100 ? v.toFixed(0) + ' ms' : v >= 1 ? v.toFixed(1) + ' ms' : v.toFixed(2) + ' ms'; }
 
+  // renderAlert says what is broken below the gateway: a data loss of the
+  // records (reservations stopped until POST /admin/v1/recover), backend
+  // circuits not closed, parts of the stats that could not be read.
+  function renderAlert(d) {
+    var lines = [];
+    if (d.data_lost) {
+      lines.push('Redis 数据丢失，已停止预占 · Redis lost data at ' + d.data_lost.at + ' (' + d.data_lost.reason +
+        '): reservations are stopped until an operator calls POST /admin/v1/recover');
+    }
+    var cs = d.circuits || [];
+    for (var i = 0; i < cs.length; i++) {
+      if (cs[i].state !== 'closed') {
+        lines.push('后端不可用 · backend ' + cs[i].backend + ' is down: circuit ' + cs[i].state +
+          (cs[i].opened_at ? ' since ' + cs[i].opened_at : '') + ' (answered 503 at once)');
+      }
+    }
+    var ms = d.missing || [];
+    if (ms.length) {
+      var names = [];
+      for (var j = 0; j < ms.length && j < 10; j++) names.push(ms[j].kind + ' ' + (ms[j].id || '') + ': ' + ms[j].why);
+      lines.push('无法读取 · missing from these stats (' + ms.length + '): ' + names.join('; ') + (ms.length > 10 ? '; …' : ''));
+    }
+    var el = $('alert');
+    el.textContent = lines.join('\n');
+    el.hidden = lines.length === 0;
+  }
+
   function renderSummary(d) {
+    renderAlert(d);
     var lat = d.latency;
     if (lat) {
       var rows = [];
