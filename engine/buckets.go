@@ -79,7 +79,7 @@ func (e *Engine) bucketPools(ctx context.Context, spec FlashSaleSpec) ([]string,
 		return nil, nil
 	}
 	var tags []string
-	if sp, ok := e.store.(tagSpreader); ok {
+	if sp, ok := e.opts.Store.(tagSpreader); ok { // the store as given: e.store is behind its circuit (circuit.go)
 		var err error
 		if tags, err = sp.SpreadTags(ctx, spec.StoreID, n, bucketTagTries); err != nil {
 			return nil, fmt.Errorf("%w: cannot place buckets: %w", ErrUnavailable, err)
