@@ -607,3 +607,69 @@ func TestLotteryPaused(t *testing.T) {
 	env.control(engine.SaleKindFlash, "fl1", engine.SaleActionResume)
 	env.reserve("u0", "fl1")
 }
+
+// TestLotteryWithRegistration: a sale with registration (预约) and a
+// lottery window admits only the draw's winners into its lottery; the
+// others are refused at once with ErrNotRegistered and never enter.
+func TestLotteryWithRegistration(t *testing.T) {
+	env := openEnv(t, testBackends()[0], nil)
+	now := env.clock.Now()
+	if _, err := env.e.CreateFlashSale(env.ctx, engine.FlashSaleSpec{
+		SaleID: "rl1", StoreID: "s1", SKUID: "k1", Price: 9900, Quantity: 2, PerUserLimit: 1,
+		StartsAt: now.Add(time.Hour), EndsAt: now.Add(2 * time.Hour), HoldSeconds: 60,
+		RegistrationStartsAt: now, DrawQuantity: 2, DrawSeed: "seed-rl1",
+		LotteryWindowMs: ms(1000), LotterySeed: lotterySeed,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"u1", "u2", "u3", "u4"}
+	for _, u := range names {
+		if _, err := env.e.RegisterFlash(env.ctx, attempt(u), "rl1"); err != nil {
+			t.Fatalf("RegisterFlash(%s): %v", u, err)
+		}
+	}
+	env.clock.Advance(time.Hour)
+	env.sweep() // the draw
+	won := map[string]bool{}
+	for _, w := range engine.Draw("seed-rl1", names, 2) {
+		won[w] = true
+	}
+	// Losers and a stranger are refused in the window, without entering.
+	for _, u := range append(slices.Clone(names), "stranger") {
+		if won[u] {
+			continue
+		}
+		if _, err := env.e.ReserveFlash(env.ctx, attempt(u), "rl1", 1, ""); !isErr(err, engine.ErrNotRegistered) {
+			t.Fatalf("ReserveFlash(%s) in the window = %v; want ErrNotRegistered", u, err)
+		}
+	}
+	if st, _ := env.e.Lottery("rl1"); st.Entered != 0 {
+		t.Fatalf("lottery after the refusals = %+v; want nobody in it", st)
+	}
+	// The winners enter, and are served at the window's close.
+	var wg sync.WaitGroup
+	errs := map[string]error{}
+	var mu sync.Mutex
+	for u := range won {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := env.e.ReserveFlash(env.ctx, attempt(u), "rl1", 1, "")
+			mu.Lock()
+			errs[u] = err
+			mu.Unlock()
+		}()
+	}
+	waitEntered(t, env.e, "rl1", 2)
+	env.clock.Advance(time.Second)
+	env.sweep()
+	wg.Wait()
+	for u, err := range errs {
+		if err != nil {
+			t.Fatalf("winner %s: %v", u, err)
+		}
+	}
+	if p := env.pool("s1:fs:rl1"); p.Held != 2 || p.Available != 0 {
+		t.Fatalf("pool = %+v; want 2 held", p)
+	}
+}
