@@ -62,6 +62,9 @@ type Attempt struct {
 	// Once is the call's Idempotency-Key and request digest (law 5); the
 	// zero value means no key.
 	Once Once
+	// Page is the X-Surge-Page-Token the call carried (riskpage.go); the
+	// zero value means none.
+	Page PageView
 }
 
 // Catalog is API.md's catalog document (PUT /admin/v1/catalog and the demo
@@ -139,6 +142,10 @@ type FlashSaleSpec struct {
 	StartsAt     time.Time `json:"starts_at"`
 	EndsAt       time.Time `json:"ends_at"`
 	HoldSeconds  int64     `json:"hold_seconds"`
+	// MinAccountAgeSeconds, when > 0, is the minimum age of a reserving
+	// account (since its first session) for this sale; 0: the risk
+	// hook's default (risk.min_account_age).
+	MinAccountAgeSeconds int64 `json:"min_account_age_seconds,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.
@@ -159,6 +166,9 @@ type FlashSale struct {
 	EndsAt       time.Time `json:"ends_at"`
 	EndsAtMs     int64     `json:"ends_at_ms"`
 	ServerTimeMs int64     `json:"server_time_ms"`
+	// MinAccountAgeSeconds is the sale's own minimum account age (0: the
+	// risk hook's default).
+	MinAccountAgeSeconds int64 `json:"min_account_age_seconds,omitempty"`
 }
 
 // GroupDealSpec creates a group deal (POST /admin/v1/group-buys).

@@ -110,6 +110,8 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		return FlashSale{}, fmt.Errorf("%w: per_user_limit out of range", ErrInvalid)
 	case spec.HoldSeconds < 0 || spec.HoldSeconds > flashHoldSecondsMax:
 		return FlashSale{}, fmt.Errorf("%w: hold_seconds out of range", ErrInvalid)
+	case spec.MinAccountAgeSeconds < 0 || spec.MinAccountAgeSeconds > MinAccountAgeSecondsMax:
+		return FlashSale{}, fmt.Errorf("%w: min_account_age_seconds out of range", ErrInvalid)
 	}
 	if err := e.validateWindow(spec.StartsAt, spec.EndsAt); err != nil {
 		return FlashSale{}, err
@@ -284,6 +286,8 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 		EndsAt:       s.spec.EndsAt,
 		EndsAtMs:     s.spec.EndsAt.UnixMilli(),
 		ServerTimeMs: now.UnixMilli(),
+
+		MinAccountAgeSeconds: s.spec.MinAccountAgeSeconds,
 	}
 	if p, ok := cat.products[s.spec.SKUID]; ok {
 		v.Title = p.Title
@@ -427,7 +431,8 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 		return err
 	}
 	a.Route = "flash_reserve"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID,
+		MinAccountAge: time.Duration(s.spec.MinAccountAgeSeconds) * time.Second}); err != nil {
 		return err
 	}
 	if st := s.ctl.status(e.now(), s.spec.StartsAt, s.spec.EndsAt); st != statusActive {

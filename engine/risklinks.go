@@ -12,9 +12,10 @@ import (
 // between a few. Memory is bounded twice: the devices and addresses
 // tracked (KeysMax each, least recently seen forgotten) and, per device or
 // address, the ids remembered (the threshold plus one: past it the answer
-// is already "too many"). A device over its threshold is a farm: every
-// attempt from it is refused, its first accounts' too, until the window
-// has forgotten enough of them.
+// is already "too many"). A count over its threshold is a signal of the
+// risk score (riskscore.go); with the default weights a device over its
+// threshold is a farm: every attempt from it is refused, its first
+// accounts' too, until the window has forgotten enough of them.
 
 // Linkage reasons of the built-in hook.
 const (
@@ -90,15 +91,13 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 	return l
 }
 
-// check counts in's links at now and returns the reason to deny ("" to
-// go on) and the counts, which the webhook receives as signals.
-func (l *riskLinks) check(in *RiskInput, now time.Time) (reason string, deviceAccounts, ipDevices int) {
+// check counts in's links at now and returns the counts, which the
+// webhook receives as signals, and whether each is over its threshold.
+func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevices int, deviceOver, ipOver bool) {
 	if l.devices != nil && in.DeviceID != "" && in.UserID != "" {
 		set := l.devices.GetOrAdd(in.DeviceID, func() *linkSet { return &linkSet{} })
 		deviceAccounts = set.see(in.UserID, now, l.window, l.accountsPerDevice)
-		if deviceAccounts > l.accountsPerDevice {
-			reason = RiskReasonDeviceAccounts
-		}
+		deviceOver = deviceAccounts > l.accountsPerDevice
 	}
 	if l.ips != nil && in.IP != "" {
 		// An attempt without a device counts its account as the device:
@@ -109,9 +108,7 @@ func (l *riskLinks) check(in *RiskInput, now time.Time) (reason string, deviceAc
 		}
 		set := l.ips.GetOrAdd(in.IP, func() *linkSet { return &linkSet{} })
 		ipDevices = set.see(dev, now, l.window, l.devicesPerIP)
-		if ipDevices > l.devicesPerIP && reason == "" {
-			reason = RiskReasonIPDevices
-		}
+		ipOver = ipDevices > l.devicesPerIP
 	}
-	return reason, deviceAccounts, ipDevices
+	return deviceAccounts, ipDevices, deviceOver, ipOver
 }

@@ -183,6 +183,8 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 		return badf("hold_seconds must be between 0 and " + strconv.FormatInt(holdSecondsMax, 10))
 	case !sp.StartsAt.IsZero() && !sp.EndsAt.IsZero() && !sp.EndsAt.After(sp.StartsAt):
 		return badf("ends_at must be after starts_at")
+	case sp.MinAccountAgeSeconds < 0 || sp.MinAccountAgeSeconds > engine.MinAccountAgeSecondsMax:
+		return badf("min_account_age_seconds must be between 0 and " + strconv.Itoa(engine.MinAccountAgeSecondsMax))
 	}
 	return nil
 }
