@@ -220,12 +220,14 @@ type Risk struct {
 	// WebhookFailOpen allows the attempt when the webhook cannot answer.
 	// Default false (fail closed).
 	WebhookFailOpen bool `key:"webhook_fail_open"`
-	// AccountsPerDevice denies attempts from a device more than this many
-	// accounts used within LinkWindow; 0 means not counted. Default 5.
+	// AccountsPerDevice: a device more than this many accounts used
+	// within LinkWindow raises the signal device_accounts (weight 100:
+	// denied); 0 means not counted. Default 5.
 	AccountsPerDevice int `key:"accounts_per_device"`
-	// DevicesPerIP denies attempts from an address more than this many
-	// devices used within LinkWindow; 0 means not counted. Default 30
-	// (generous: carrier NAT puts many shoppers behind one address).
+	// DevicesPerIP: an address more than this many devices used within
+	// LinkWindow raises the signal ip_devices (weight 60: denied with
+	// another signal); 0 means not counted. Default 30 (generous: carrier
+	// NAT puts many shoppers behind one address).
 	DevicesPerIP int `key:"devices_per_ip"`
 	// LinkWindow is the window of the two counts. Zero: the risk hook's
 	// default (10m).

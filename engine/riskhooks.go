@@ -47,14 +47,16 @@ type RiskConfig struct {
 	// (timeout, error, non-2xx, bad JSON, too many calls in flight);
 	// otherwise it is denied with reason "webhook_unavailable".
 	WebhookFailOpen bool
-	// AccountsPerDevice denies an attempt from a device that more than
-	// this many accounts used within LinkWindow (a farm of accounts on one
-	// phone); 0 means not counted.
+	// AccountsPerDevice raises the signal device_accounts for an attempt
+	// from a device that more than this many accounts used within
+	// LinkWindow (a farm of accounts on one phone; its default weight
+	// denies alone); 0 means not counted.
 	AccountsPerDevice int
-	// DevicesPerIP denies an attempt from an address that more than this
-	// many devices used within LinkWindow (an attempt without a device
-	// counts its account as one); 0 means not counted. Mind carrier NAT,
-	// where many shoppers share an address: keep it generous.
+	// DevicesPerIP raises the signal ip_devices for an attempt from an
+	// address that more than this many devices used within LinkWindow (an
+	// attempt without a device counts its account as one; its default
+	// weight denies only with another signal); 0 means not counted. Mind
+	// carrier NAT, where many shoppers share an address: keep it generous.
 	DevicesPerIP int
 	// LinkWindow is the sliding window of the two counts above. Default
 	// RiskLinkWindowDefault (10m).
