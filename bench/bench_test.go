@@ -46,7 +46,8 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	md := res.Markdown()
-	for _, want := range []string{"store page", "flash reserve, pebble backend", "flash reserve, redis backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |"} {
+	for _, want := range []string{"store page", "flash reserve, pebble backend", "flash reserve, redis backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |",
+		"risk signals off", "risk signals on vs off"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}

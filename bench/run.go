@@ -268,6 +268,9 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 	if _, err := measure("http/reserve-memory", "flash reserve, memory backend", mem, reserveRequest(memTokens), postOK); err != nil {
 		return t, 0, 0, err
 	}
+	if err := runRiskHTTP(ctx, opts, &t, logf); err != nil {
+		return t, 0, 0, fmt.Errorf("risk signals: %w", err)
+	}
 
 	// Pebble backend: durable reserves.
 	ps, err := inventory.OpenPebble(filepath.Join(dir, "http-inventory"), inventory.PebbleOptions{})

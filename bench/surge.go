@@ -27,11 +27,14 @@ const benchAdminToken = "bench-admin-token-0123456789abcdef"
 // StartSurge serves opts.Store through the real engine and gateway on a
 // loopback port. opts says where the engine keeps its records (Dir, or
 // RedisAddr; neither keeps them in memory). Risk control allows
-// everything: the benchmarks measure the reserve path, not the per-user
-// token buckets that would (rightly) refuse a closed loop.
+// everything unless opts.Risk says otherwise: the benchmarks measure the
+// reserve path, not the per-user token buckets that would (rightly)
+// refuse a closed loop.
 func StartSurge(ctx context.Context, opts engine.Options) (*Surge, error) {
 	store := opts.Store
-	opts.Risk = engine.AllowAll()
+	if opts.Risk == nil {
+		opts.Risk = engine.AllowAll()
+	}
 	eng, err := engine.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the engine: %w", err)

@@ -249,16 +249,52 @@ type Risk struct {
 	// WebhookFailOpen allows the attempt when the webhook cannot answer.
 	// Default false (fail closed).
 	WebhookFailOpen bool `key:"webhook_fail_open"`
-	// AccountsPerDevice denies attempts from a device more than this many
-	// accounts used within LinkWindow; 0 means not counted. Default 5.
+	// AccountsPerDevice: a device more than this many accounts used
+	// within LinkWindow raises the signal device_accounts (weight 100:
+	// denied); 0 means not counted. Default 5.
 	AccountsPerDevice int `key:"accounts_per_device"`
-	// DevicesPerIP denies attempts from an address more than this many
-	// devices used within LinkWindow; 0 means not counted. Default 30
-	// (generous: carrier NAT puts many shoppers behind one address).
+	// DevicesPerIP: an address more than this many devices used within
+	// LinkWindow raises the signal ip_devices (weight 60: denied with
+	// another signal); 0 means not counted. Default 30 (generous: carrier
+	// NAT puts many shoppers behind one address).
 	DevicesPerIP int `key:"devices_per_ip"`
 	// LinkWindow is the window of the two counts. Zero: the risk hook's
 	// default (10m).
 	LinkWindow time.Duration `key:"link_window"`
+	// PageTokenOff leaves the page-view token (X-Surge-Page-Token)
+	// unjudged: no signal.
+	PageTokenOff bool `key:"page_token_off"`
+	// PageTokenTTL: an older page token is expired. Zero: the risk hook's
+	// default (10m).
+	PageTokenTTL time.Duration `key:"page_token_ttl"`
+	// PageTokenMinAge: a page token used sooner after its page view is too
+	// young. Zero: the risk hook's default (300ms).
+	PageTokenMinAge time.Duration `key:"page_token_min_age"`
+	// PageTokenUses: a page token used more often (or by a second account)
+	// is reused. Zero: the risk hook's default (5).
+	PageTokenUses int `key:"page_token_uses"`
+	// MinAccountAge is the minimum account age (since its first session)
+	// for sales that set none. Zero: none.
+	MinAccountAge time.Duration `key:"min_account_age"`
+	// ScoreDeny denies an attempt whose signals weigh this much. Zero: the
+	// risk hook's default (100).
+	ScoreDeny int `key:"score_deny"`
+	// Weights of the signals. Zero: the risk hook's default; negative: no
+	// weight (the signal still reaches the webhook).
+	Weights RiskWeights `key:"weights"`
+}
+
+// RiskWeights are the weights of the risk score's signals
+// (engine.RiskWeights).
+type RiskWeights struct {
+	DeviceAccounts   int `key:"device_accounts"`
+	IPDevices        int `key:"ip_devices"`
+	PageTokenMissing int `key:"page_token_missing"`
+	PageTokenInvalid int `key:"page_token_invalid"`
+	PageTokenExpired int `key:"page_token_expired"`
+	PageTokenYoung   int `key:"page_token_young"`
+	PageTokenReused  int `key:"page_token_reused"`
+	AccountYoung     int `key:"account_young"`
 }
 
 // Admission bounds in-flight work per route class (law 9). Zero fields: the
@@ -495,6 +531,21 @@ func (c Config) Validate() error {
 	}
 	if n := c.IdempotencyNewKeysPerSecond; n < -1 || n > 1_000_000 {
 		return bad("idempotency_new_keys_per_second", "want 0 (the default), -1 (no bound) or between 1 and 1000000, got %d", n)
+	}
+	if r := c.Risk; r.PageTokenTTL < 0 || r.PageTokenTTL > 24*time.Hour {
+		return bad("risk.page_token_ttl", "want 0 (the default) or up to 24h, got %s", r.PageTokenTTL)
+	}
+	if r := c.Risk; r.PageTokenMinAge < 0 || r.PageTokenMinAge > time.Hour {
+		return bad("risk.page_token_min_age", "want 0 (the default) or up to 1h, got %s", r.PageTokenMinAge)
+	}
+	if c.Risk.PageTokenUses < 0 {
+		return bad("risk.page_token_uses", "may not be negative (0 is the default)")
+	}
+	if r := c.Risk; r.MinAccountAge < 0 || r.MinAccountAge > 366*24*time.Hour {
+		return bad("risk.min_account_age", "want 0 (none) or up to 8784h, got %s", r.MinAccountAge)
+	}
+	if c.Risk.ScoreDeny < 0 {
+		return bad("risk.score_deny", "may not be negative (0 is the default)")
 	}
 	a := c.Admission
 	if a.ReadsMax < 0 || a.WritesMax < 0 || a.WritesMin < 0 || a.AdminMax < 0 || a.SessionsMax < 0 || a.PaysMax < 0 ||

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,35 @@ func TestSalesLottery(t *testing.T) {
 	if _, err := Load(Sources{Getenv: env(map[string]string{"SURGE_SALES_LOTTERY_QUEUE_MAX": "-1"})}); err == nil {
 		t.Fatal("sales.lottery_queue_max -1: no error")
 	}
+}
+
+// TestRiskScoreSettings: the score's settings load from a file, the
+// environment and flags, weights included, and bad ones are named.
+func TestRiskScoreSettings(t *testing.T) {
+	c, err := Load(Sources{
+		File:   writeFile(t, `{"risk": {"score_deny": 80, "page_token_min_age": "500ms", "weights": {"page_token_missing": 50, "ip_devices": -1}}}`),
+		Getenv: env(map[string]string{"SURGE_RISK_PAGE_TOKEN_TTL": "5m", "SURGE_RISK_WEIGHTS_ACCOUNT_YOUNG": "70"}),
+		Flags:  map[string]string{"risk.min_account_age": "24h", "risk.page_token_uses": "3"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Risk
+	want := Risk{UserRate: 5, IPRate: 50, AccountsPerDevice: 5, DevicesPerIP: 30, ScoreDeny: 80, PageTokenMinAge: 500 * time.Millisecond,
+		PageTokenTTL: 5 * time.Minute, PageTokenUses: 3, MinAccountAge: 24 * time.Hour,
+		Weights: RiskWeights{PageTokenMissing: 50, IPDevices: -1, AccountYoung: 70}}
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("risk settings = %+v; want %+v", r, want)
+	}
+	bad := func(key, val string) {
+		t.Helper()
+		if _, err := Load(Sources{Getenv: env(nil), Flags: map[string]string{key: val}}); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s = %s: %v; want an error naming it", key, val, err)
+		}
+	}
+	bad("risk.score_deny", "-1")
+	bad("risk.page_token_ttl", "48h")
+	bad("risk.page_token_min_age", "-1s")
+	bad("risk.page_token_uses", "-2")
+	bad("risk.min_account_age", "9000h")
 }

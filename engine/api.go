@@ -65,6 +65,9 @@ type Attempt struct {
 	// Once is the call's Idempotency-Key and request digest (law 5); the
 	// zero value means no key.
 	Once Once
+	// Page is the X-Surge-Page-Token the call carried (riskpage.go); the
+	// zero value means none.
+	Page PageView
 }
 
 // Catalog is API.md's catalog document (PUT /admin/v1/catalog and the demo
@@ -159,6 +162,10 @@ type FlashSaleSpec struct {
 	// none). LotterySeed orders the draw; random when not given.
 	LotteryWindowMs *int64 `json:"lottery_window_ms,omitempty"`
 	LotterySeed     string `json:"lottery_seed,omitempty"`
+	// MinAccountAgeSeconds, when > 0, is the minimum age of a reserving
+	// account (since its first session) for this sale; 0: the risk
+	// hook's default (risk.min_account_age).
+	MinAccountAgeSeconds int64 `json:"min_account_age_seconds,omitempty"`
 }
 
 // FlashSale is a sale as GET /api/v1/flash-sales/{id} shows it.
@@ -186,6 +193,9 @@ type FlashSale struct {
 	LotteryWindowMs   int64  `json:"lottery_window_ms,omitempty"`
 	LotteryClosesAtMs int64  `json:"lottery_closes_at_ms,omitempty"`
 	LotterySeed       string `json:"lottery_seed,omitempty"`
+	// MinAccountAgeSeconds is the sale's own minimum account age (0: the
+	// risk hook's default).
+	MinAccountAgeSeconds int64 `json:"min_account_age_seconds,omitempty"`
 }
 
 // GroupDealSpec creates a group deal (POST /admin/v1/group-buys).

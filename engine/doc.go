@@ -29,6 +29,8 @@
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,
 //	                  risklinks.go its linkage signals (accounts per device, devices per address)
+//	                  riskpage.go the page-view token's signals, riskscore.go the score over
+//	                  the signals; accounts.go accounts' first sessions (account age)
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention
 //	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters

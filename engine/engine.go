@@ -87,6 +87,8 @@ type Engine struct {
 
 	riskMu      sync.Mutex
 	riskDenials map[string]int64
+	// accounts caches first-seen times of accounts (accounts.go).
+	accounts *lru[int64]
 
 	sweepMu sync.Mutex // one sweep at a time in this process
 	// answersSweptAt is when expired idempotency records were last removed
@@ -140,6 +142,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		salesMax:    salesInMemoryMax,
 		deals:       make(map[string]*groupState),
 		riskDenials: make(map[string]int64),
+		accounts:    newLRU[int64](accountsCachedMax),
 		stop:        make(chan struct{}),
 		payCloses:   make(chan string, closesQueued),
 		payKick:     make(chan struct{}, 1),

@@ -120,6 +120,8 @@ func (e *Engine) CreateFlashSale(ctx context.Context, spec FlashSaleSpec) (Flash
 		return FlashSale{}, fmt.Errorf("%w: per_user_limit out of range", ErrInvalid)
 	case spec.HoldSeconds < 0 || spec.HoldSeconds > flashHoldSecondsMax:
 		return FlashSale{}, fmt.Errorf("%w: hold_seconds out of range", ErrInvalid)
+	case spec.MinAccountAgeSeconds < 0 || spec.MinAccountAgeSeconds > MinAccountAgeSecondsMax:
+		return FlashSale{}, fmt.Errorf("%w: min_account_age_seconds out of range", ErrInvalid)
 	}
 	if err := validBuckets(spec.Buckets); err != nil {
 		return FlashSale{}, err
@@ -336,6 +338,8 @@ func (e *Engine) flashView(s *flashState) FlashSale {
 		EndsAt:       s.spec.EndsAt,
 		EndsAtMs:     s.spec.EndsAt.UnixMilli(),
 		ServerTimeMs: now.UnixMilli(),
+
+		MinAccountAgeSeconds: s.spec.MinAccountAgeSeconds,
 	}
 	v.SaleRegistration = e.registrationView(s, now)
 	if p, ok := cat.products[s.spec.SKUID]; ok {
@@ -521,7 +525,8 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 	}
 	a.Route = "flash_reserve"
 	if risk {
-		if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
+		if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID,
+			MinAccountAge: time.Duration(s.spec.MinAccountAgeSeconds) * time.Second}); err != nil {
 			return err
 		}
 	}

@@ -565,7 +565,8 @@ func (e *Engine) enterLottery(ctx context.Context, a Attempt, s *flashState, qua
 		}
 	}
 	a.Route = "flash_reserve"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID}); err != nil {
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: s.spec.SaleID, StoreID: s.spec.StoreID,
+		MinAccountAge: time.Duration(s.spec.MinAccountAgeSeconds) * time.Second}); err != nil {
 		return nil, true, err
 	}
 	en, err = l.enter(e.now(), a.UserID, true)

@@ -239,7 +239,8 @@ func (e *Engine) RegisterFlash(ctx context.Context, a Attempt, saleID string) (R
 		return e.registrationAfterDraw(ctx, s, a.UserID)
 	}
 	a.Route = "flash_register"
-	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: saleID, StoreID: s.spec.StoreID}); err != nil {
+	if err := e.checkRisk(ctx, RiskInput{Attempt: a, SaleID: saleID, StoreID: s.spec.StoreID,
+		MinAccountAge: time.Duration(s.spec.MinAccountAgeSeconds) * time.Second}); err != nil {
 		return Registration{}, err
 	}
 	val := strconv.FormatInt(now.UnixMilli(), 10)

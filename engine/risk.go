@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/surge-retail/surge/inventory"
 )
@@ -15,6 +16,13 @@ type RiskInput struct {
 	// UserHeld is how many units of this sale the user holds or bought so
 	// far (as far as the engine knows cheaply).
 	UserHeld int64
+	// MinAccountAge is the sale's minimum account age (0: the hook's
+	// default applies).
+	MinAccountAge time.Duration
+	// AccountFirstSeenMs is when the user's first session was issued
+	// (Unix ms; 0 when unknown or not asked for: the engine looks it up
+	// only for hooks that judge account age).
+	AccountFirstSeenMs int64
 }
 
 // Verdict is a risk hook's answer.
@@ -31,6 +39,9 @@ type RiskHook interface {
 
 // checkRisk asks the risk hook and counts denials by reason.
 func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
+	if err := e.withAccountAge(ctx, &in); err != nil {
+		return err
+	}
 	v := e.risk.Check(ctx, in)
 	if v.Allow {
 		return nil

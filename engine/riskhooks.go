@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/surge-retail/surge/internal/coarseclock"
 )
 
 // RiskConfig configures the built-in risk hook (NewRiskHook). The zero
@@ -34,7 +36,8 @@ type RiskConfig struct {
 	RequireDevice bool
 	// WebhookURL, when set, is POSTed every attempt that passed the other
 	// checks, as JSON {"user_id", "ip", "device_id", "route", "sale_id",
-	// "store_id", "user_held"}, and answers {"allow": bool, "reason":
+	// "store_id", "user_held"} plus the signals and the score
+	// (riskWebhookRequest), and answers {"allow": bool, "reason":
 	// string}.
 	WebhookURL string
 	// WebhookTimeout bounds one webhook call. Default
@@ -44,23 +47,48 @@ type RiskConfig struct {
 	// (timeout, error, non-2xx, bad JSON, too many calls in flight);
 	// otherwise it is denied with reason "webhook_unavailable".
 	WebhookFailOpen bool
-	// AccountsPerDevice denies an attempt from a device that more than
-	// this many accounts used within LinkWindow (a farm of accounts on one
-	// phone); 0 means not counted.
+	// AccountsPerDevice raises the signal device_accounts for an attempt
+	// from a device that more than this many accounts used within
+	// LinkWindow (a farm of accounts on one phone; its default weight
+	// denies alone); 0 means not counted.
 	AccountsPerDevice int
-	// DevicesPerIP denies an attempt from an address that more than this
-	// many devices used within LinkWindow (an attempt without a device
-	// counts its account as one); 0 means not counted. Mind carrier NAT,
-	// where many shoppers share an address: keep it generous.
+	// DevicesPerIP raises the signal ip_devices for an attempt from an
+	// address that more than this many devices used within LinkWindow (an
+	// attempt without a device counts its account as one; its default
+	// weight denies only with another signal); 0 means not counted. Mind
+	// carrier NAT, where many shoppers share an address: keep it generous.
 	DevicesPerIP int
 	// LinkWindow is the sliding window of the two counts above. Default
 	// RiskLinkWindowDefault (10m).
 	LinkWindow time.Duration
+	// PageTokenOff leaves the page-view token unjudged (no signal, no
+	// memory of tokens seen).
+	PageTokenOff bool
+	// PageTokenTTL: a token older than this is expired. Default
+	// RiskPageTokenTTLDefault (10m).
+	PageTokenTTL time.Duration
+	// PageTokenMinAge: a token used sooner after its page view is too
+	// young (no human clicks that fast). Default
+	// RiskPageTokenMinAgeDefault (300ms); negative: no minimum.
+	PageTokenMinAge time.Duration
+	// PageTokenUses: a token used more often than this (or by a second
+	// account) is reused. Default RiskPageTokenUsesDefault (5).
+	PageTokenUses int
+	// MinAccountAge is the minimum account age (since its first session)
+	// of every reserve whose sale does not set its own; 0: none.
+	MinAccountAge time.Duration
+	// ScoreDeny: an attempt whose signals weigh this much or more is
+	// denied, reason its heaviest signal. Default RiskScoreDenyDefault
+	// (100).
+	ScoreDeny int
+	// Weights are the signals' weights (RiskWeightsDefault for zero ones).
+	Weights RiskWeights
 	// KeysMax bounds the users and the IPs tracked by the token buckets,
 	// and the devices and IPs whose links are counted (each); the least
 	// recently seen are forgotten. Default 200_000.
 	KeysMax int
-	// Now is the clock of the token buckets. Default time.Now.
+	// Now is the clock of the token buckets, the link window and the
+	// page token's age. Default coarseclock.Now (milliseconds).
 	Now func() time.Time
 }
 
@@ -107,8 +135,9 @@ type riskAllowAll struct{}
 
 func (riskAllowAll) Check(context.Context, RiskInput) Verdict { return Verdict{Allow: true} }
 
-// riskChain is the built-in hook: blocklist, device, linkage, per-user and per-IP
-// token buckets, webhook, in that order; the first "no" wins.
+// riskChain is the built-in hook: blocklist, device, the score (linkage,
+// page token, account age), per-user and per-IP token buckets, webhook, in
+// that order; the first "no" wins.
 type riskChain struct {
 	block         map[string]struct{}
 	requireDevice bool
@@ -122,6 +151,14 @@ type riskChain struct {
 	now       func() time.Time
 
 	links *riskLinks // nil: not counted
+
+	pages         *pageSeen // nil: page tokens not judged
+	pageTTL       time.Duration
+	pageMinAge    time.Duration
+	pageUses      int
+	minAccountAge time.Duration
+	scoreDeny     int
+	weights       RiskWeights
 
 	webhook *riskWebhook
 }
@@ -146,15 +183,33 @@ func (cfg RiskConfig) WithDefaults() RiskConfig {
 	if cfg.LinkWindow <= 0 {
 		cfg.LinkWindow = RiskLinkWindowDefault
 	}
+	if cfg.PageTokenTTL <= 0 {
+		cfg.PageTokenTTL = RiskPageTokenTTLDefault
+	}
+	if cfg.PageTokenMinAge == 0 {
+		cfg.PageTokenMinAge = RiskPageTokenMinAgeDefault
+	} else if cfg.PageTokenMinAge < 0 {
+		cfg.PageTokenMinAge = 0
+	}
+	if cfg.PageTokenUses <= 0 {
+		cfg.PageTokenUses = RiskPageTokenUsesDefault
+	}
+	if cfg.ScoreDeny <= 0 {
+		cfg.ScoreDeny = RiskScoreDenyDefault
+	}
+	cfg.Weights = cfg.Weights.withDefaults()
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		// Milliseconds are enough for buckets, windows and token ages, and
+		// an atomic load costs far less than time.Now on our VMs.
+		cfg.Now = coarseclock.Now
 	}
 	return cfg
 }
 
-// NewRiskHook returns the built-in chain: blocklist -> device -> linkage
-// (accounts per device, devices per address) -> per-user
-// and per-IP token buckets -> webhook. Bad configuration is ErrInvalid.
+// NewRiskHook returns the built-in chain: blocklist -> device -> the score
+// (linkage: accounts per device, devices per address; the page token; the
+// account's age) -> per-user and per-IP token buckets -> webhook. Bad
+// configuration is ErrInvalid.
 func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 	bad := func(what string) (RiskHook, error) {
 		return nil, fmt.Errorf("cannot create risk hook: %w: %s", ErrInvalid, what)
@@ -167,6 +222,11 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 	if cfg.AccountsPerDevice < 0 || cfg.DevicesPerIP < 0 || cfg.LinkWindow < 0 || cfg.LinkWindow > 24*time.Hour {
 		return bad("accounts per device, devices per IP or the link window out of range")
 	}
+	if cfg.PageTokenTTL < 0 || cfg.PageTokenTTL > 24*time.Hour || cfg.PageTokenMinAge > time.Hour ||
+		cfg.PageTokenUses < 0 || cfg.MinAccountAge < 0 || cfg.MinAccountAge > MinAccountAgeSecondsMax*time.Second ||
+		cfg.ScoreDeny < 0 {
+		return bad("page token TTL, minimum age or uses, minimum account age or deny score out of range")
+	}
 	if cfg.UserBurst < 0 || cfg.IPBurst < 0 || cfg.KeysMax < 0 || cfg.WebhookTimeout < 0 ||
 		cfg.WebhookTimeout > riskWebhookTimeoutMax || len(cfg.Blocklist) > riskBlocklistMax {
 		return bad("bursts, KeysMax, WebhookTimeout or Blocklist out of range")
@@ -177,6 +237,15 @@ func NewRiskHook(cfg RiskConfig) (RiskHook, error) {
 		requireDevice: cfg.RequireDevice,
 		now:           cfg.Now,
 		links:         newRiskLinks(cfg),
+		pageTTL:       cfg.PageTokenTTL,
+		pageMinAge:    cfg.PageTokenMinAge,
+		pageUses:      cfg.PageTokenUses,
+		minAccountAge: cfg.MinAccountAge,
+		scoreDeny:     cfg.ScoreDeny,
+		weights:       cfg.Weights,
+	}
+	if !cfg.PageTokenOff {
+		c.pages = newPageSeen(cfg.KeysMax)
 	}
 	for _, b := range cfg.Blocklist {
 		if b = strings.TrimSpace(b); b != "" {
@@ -221,11 +290,10 @@ func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
 		return Verdict{Reason: RiskReasonNoDevice}
 	}
 	var sig riskSignals
-	if c.links != nil {
-		var reason string
-		reason, sig.DeviceAccounts, sig.IPDevices = c.links.check(&in, c.now())
-		if reason != "" {
-			return Verdict{Reason: reason}
+	if c.scored() {
+		sig = c.measure(&in, c.now())
+		if sig.Score >= c.scoreDeny {
+			return Verdict{Reason: sig.Top}
 		}
 	}
 	if c.users != nil || c.ips != nil {
@@ -238,16 +306,9 @@ func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
 		}
 	}
 	if c.webhook != nil {
-		return c.webhook.check(ctx, in, sig)
+		return c.webhook.check(ctx, in, &sig, c.scoreDeny)
 	}
 	return Verdict{Allow: true}
-}
-
-// riskSignals are what the chain measured of an attempt, for the webhook
-// (0 when not counted).
-type riskSignals struct {
-	DeviceAccounts int
-	IPDevices      int
 }
 
 func (c *riskChain) blocked(id string) bool {
@@ -284,6 +345,21 @@ type riskWebhookRequest struct {
 	// and devices seen on this address within the link window.
 	DeviceAccounts int `json:"device_accounts"`
 	IPDevices      int `json:"ip_devices"`
+	// The page token: "ok", or its signal (page_token_missing, _invalid,
+	// _expired, _young, _reused); "" when not judged. Its age since the
+	// page view and its uses so far (this one included) when signed.
+	PageToken      string `json:"page_token"`
+	PageTokenAgeMs int64  `json:"page_token_age_ms"`
+	PageTokenUses  int    `json:"page_token_uses"`
+	// The account's age since its first session (-1: unknown) and the
+	// minimum that applied (0: none).
+	AccountAgeMs    int64 `json:"account_age_ms"`
+	MinAccountAgeMs int64 `json:"min_account_age_ms"`
+	// Signals raised, their summed weight, and the score at which the
+	// built-in hook denies (this attempt was below it).
+	Signals   []string `json:"signals"`
+	Score     int      `json:"score"`
+	ScoreDeny int      `json:"score_deny"`
 }
 
 type riskWebhookAnswer struct {
@@ -295,7 +371,7 @@ func (w *riskWebhook) unavailable() Verdict {
 	return Verdict{Allow: w.failOpen, Reason: RiskReasonWebhookUnavailable}
 }
 
-func (w *riskWebhook) check(ctx context.Context, in RiskInput, sig riskSignals) Verdict {
+func (w *riskWebhook) check(ctx context.Context, in RiskInput, sig *riskSignals, scoreDeny int) Verdict {
 	select {
 	case w.sem <- struct{}{}:
 		defer func() { <-w.sem }()
@@ -306,6 +382,9 @@ func (w *riskWebhook) check(ctx context.Context, in RiskInput, sig riskSignals) 
 		UserID: in.UserID, IP: in.IP, DeviceID: in.DeviceID, Route: in.Route,
 		SaleID: in.SaleID, StoreID: in.StoreID, UserHeld: in.UserHeld,
 		DeviceAccounts: sig.DeviceAccounts, IPDevices: sig.IPDevices,
+		PageToken: sig.Page, PageTokenAgeMs: sig.PageAgeMs, PageTokenUses: sig.PageUses,
+		AccountAgeMs: sig.AccountAgeMs, MinAccountAgeMs: sig.MinAccountAgeMs,
+		Signals: sig.list(), Score: sig.Score, ScoreDeny: scoreDeny,
 	})
 	if err != nil {
 		return w.unavailable()

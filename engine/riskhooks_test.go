@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,8 +211,10 @@ func TestRiskWebhook(t *testing.T) {
 	}
 	// The service saw the attempt as JSON.
 	first := <-got
-	want := riskWebhookRequest{UserID: "allow", IP: "10.1.1.1", DeviceID: "dev1", Route: "flash_reserve", SaleID: "sale1", StoreID: "s1", UserHeld: 2}
-	if first != want {
+	want := riskWebhookRequest{UserID: "allow", IP: "10.1.1.1", DeviceID: "dev1", Route: "flash_reserve", SaleID: "sale1", StoreID: "s1", UserHeld: 2,
+		PageToken: RiskReasonPageTokenMissing, AccountAgeMs: -1,
+		Signals: []string{RiskReasonPageTokenMissing}, Score: RiskWeightsDefault.PageTokenMissing, ScoreDeny: RiskScoreDenyDefault}
+	if !reflect.DeepEqual(first, want) {
 		t.Fatalf("webhook got %+v; want %+v", first, want)
 	}
 

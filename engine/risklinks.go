@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -12,9 +13,10 @@ import (
 // between a few. Memory is bounded twice: the devices and addresses
 // tracked (KeysMax each, least recently seen forgotten) and, per device or
 // address, the ids remembered (the threshold plus one: past it the answer
-// is already "too many"). A device over its threshold is a farm: every
-// attempt from it is refused, its first accounts' too, until the window
-// has forgotten enough of them.
+// is already "too many"). A count over its threshold is a signal of the
+// risk score (riskscore.go); with the default weights a device over its
+// threshold is a farm: every attempt from it is refused, its first
+// accounts' too, until the window has forgotten enough of them.
 
 // Linkage reasons of the built-in hook.
 const (
@@ -22,21 +24,27 @@ const (
 	RiskReasonIPDevices      = "ip_devices"
 )
 
+// linkNoDevice tells an account counted as its own device apart from a
+// device id that happens to equal the account's id.
+const linkNoDevice = 0x9e3779b97f4a7c15
+
 // RiskLinkWindowDefault is the default of RiskConfig.LinkWindow.
 const RiskLinkWindowDefault = 10 * time.Minute
 
 // linkSet remembers up to max ids seen recently under one key (a device's
-// accounts, an address's devices), each with when it was last seen.
+// accounts, an address's devices), each with when it was last seen. An id
+// is kept as its 64-bit hash: a scan compares integers, not strings, and
+// a set costs 16 bytes an id.
 type linkSet struct {
 	mu   sync.Mutex
-	ids  []string
+	ids  []uint64
 	seen []int64 // unix ms, parallel to ids
 }
 
 // see records id at now and returns how many distinct ids the set saw
 // within window, counting id; when the set is full of live ids and id is
 // new, it is not kept and the count is max+1.
-func (s *linkSet) see(id string, now time.Time, window time.Duration, max int) int {
+func (s *linkSet) see(id uint64, now time.Time, window time.Duration, max int) int {
 	nowMs, cut := now.UnixMilli(), now.Add(-window).UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,6 +77,7 @@ func (s *linkSet) see(id string, now time.Time, window time.Duration, max int) i
 
 // riskLinks counts the links of the built-in hook.
 type riskLinks struct {
+	seed              maphash.Seed
 	window            time.Duration
 	accountsPerDevice int // 0: not counted
 	devicesPerIP      int // 0: not counted
@@ -80,7 +89,7 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 	if cfg.AccountsPerDevice <= 0 && cfg.DevicesPerIP <= 0 {
 		return nil
 	}
-	l := &riskLinks{window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP}
+	l := &riskLinks{seed: maphash.MakeSeed(), window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP}
 	if l.accountsPerDevice > 0 {
 		l.devices = newLRU[*linkSet](cfg.KeysMax)
 	}
@@ -90,28 +99,26 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 	return l
 }
 
-// check counts in's links at now and returns the reason to deny ("" to
-// go on) and the counts, which the webhook receives as signals.
-func (l *riskLinks) check(in *RiskInput, now time.Time) (reason string, deviceAccounts, ipDevices int) {
+// check counts in's links at now and returns the counts, which the
+// webhook receives as signals, and whether each is over its threshold.
+func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevices int, deviceOver, ipOver bool) {
 	if l.devices != nil && in.DeviceID != "" && in.UserID != "" {
 		set := l.devices.GetOrAdd(in.DeviceID, func() *linkSet { return &linkSet{} })
-		deviceAccounts = set.see(in.UserID, now, l.window, l.accountsPerDevice)
-		if deviceAccounts > l.accountsPerDevice {
-			reason = RiskReasonDeviceAccounts
-		}
+		deviceAccounts = set.see(maphash.String(l.seed, in.UserID), now, l.window, l.accountsPerDevice)
+		deviceOver = deviceAccounts > l.accountsPerDevice
 	}
 	if l.ips != nil && in.IP != "" {
 		// An attempt without a device counts its account as the device:
 		// rotating or dropping the device id gains nothing.
-		dev := in.DeviceID
-		if dev == "" {
-			dev = "u:" + in.UserID
+		var dev uint64
+		if in.DeviceID != "" {
+			dev = maphash.String(l.seed, in.DeviceID)
+		} else {
+			dev = maphash.String(l.seed, in.UserID) ^ linkNoDevice
 		}
 		set := l.ips.GetOrAdd(in.IP, func() *linkSet { return &linkSet{} })
 		ipDevices = set.see(dev, now, l.window, l.devicesPerIP)
-		if ipDevices > l.devicesPerIP && reason == "" {
-			reason = RiskReasonIPDevices
-		}
+		ipOver = ipDevices > l.devicesPerIP
 	}
-	return reason, deviceAccounts, ipDevices
+	return deviceAccounts, ipDevices, deviceOver, ipOver
 }

@@ -196,6 +196,8 @@ func validSaleSpec(sp engine.FlashSaleSpec) error {
 		return badf("lottery_window_ms must be between 0 and " + strconv.FormatInt(lotteryWindowMsMax, 10))
 	case sp.LotterySeed != "" && !engine.ValidLotterySeed(sp.LotterySeed):
 		return badf("lottery_seed must be 16-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")
+	case sp.MinAccountAgeSeconds < 0 || sp.MinAccountAgeSeconds > engine.MinAccountAgeSecondsMax:
+		return badf("min_account_age_seconds must be between 0 and " + strconv.Itoa(engine.MinAccountAgeSecondsMax))
 	}
 	return nil
 }

@@ -98,6 +98,12 @@ func (s *Server) serveSession(ctx *fasthttp.RequestCtx) int {
 		}
 		return s.writeErr(ctx, rSession, err)
 	}
+	// The account's first session is kept for the minimum account age of
+	// sales (risk); a login whose record cannot be written is refused, so
+	// that no account goes unrecorded.
+	if _, err := s.eng.AccountSeen(lctx, uid); err != nil {
+		return s.writeErr(ctx, rSession, err)
+	}
 	tok, exp := s.sess.sign(uid)
 	return s.writeOK(ctx, rSession, sessionAnswer{Token: tok, UserID: uid, ExpiresAt: exp.UTC(), ExpiresAtMs: exp.UnixMilli()})
 }
@@ -108,7 +114,8 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, uid, route string) (engine.At
 	if len(dev) > deviceIDLenMax || !printable(dev) {
 		return engine.Attempt{}, errf(CodeBadRequest, "X-Device-Id must be at most 128 printable ASCII characters")
 	}
-	return engine.Attempt{UserID: uid, IP: s.clientIP(ctx), DeviceID: string(dev), Route: route}, nil
+	return engine.Attempt{UserID: uid, IP: s.clientIP(ctx), DeviceID: string(dev), Route: route,
+		Page: s.pageTok.read(ctx.Request.Header.PeekBytes(headerPageToken), &s.intern)}, nil
 }
 
 // idempotencyKey returns the request's Idempotency-Key ("" when absent).

@@ -32,7 +32,10 @@
 // (lottery.go).
 //
 // The storefront routes write the engine's precomputed page bytes inside
-// the envelope without encoding or allocating (see alloc_test.go). The H5
+// the envelope without encoding or allocating (see alloc_test.go), with a
+// fresh page-view token in X-Surge-Page-Token (pagetoken.go: signed with
+// the session secret; a reserve's token is read in attempt and judged by
+// the risk hook). The H5
 // storefront (h5.go, /h5/stores/{store_id}) renders the same page bytes
 // into HTML once per page version, kept by ETag in a bounded cache.
 // The operator's page (adminpage.go, /admin/) is one embedded HTML file

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"time"
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/internal/wechatpay"
@@ -41,6 +42,11 @@ type Engine interface {
 
 	// Checkout.
 	Checkout(ctx context.Context, a engine.Attempt, req engine.CheckoutRequest) (engine.Reservation, error)
+
+	// AccountSeen records the first session of an account (the first
+	// call wins) and returns when it was, for the risk hook's minimum
+	// account age.
+	AccountSeen(ctx context.Context, userID string) (time.Time, error)
 
 	// Reservations and orders; userID is the caller (ErrForbidden when the
 	// reservation or order is someone else's).

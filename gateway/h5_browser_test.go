@@ -35,7 +35,10 @@ func fitsPhone(t *testing.T, b *browsertest.Browser) {
 const saleSel = `[data-sale="fs1"]`
 
 func TestH5BrowserStorePage(t *testing.T) {
-	h := newHarness(t, "memory")
+	// The built-in risk hook, with a missing page token weighing enough to
+	// deny alone: the page's reserves succeed only if it sends the token
+	// the page API handed it, old enough and not reused.
+	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{Weights: engine.RiskWeights{PageTokenMissing: engine.RiskScoreDenyDefault}}))
 	h.wantCode(CodeOK, "PUT", "/admin/v1/catalog", h5Catalog, adminAuth)
 	h.createSale("fs1", 20, 2)
 	b := browsertest.New(t, browsertest.Options{})

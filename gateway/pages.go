@@ -70,6 +70,7 @@ func (s *Server) serveStorePage(ctx *fasthttp.RequestCtx, storeB []byte) int {
 	if !guideKnown {
 		s.intern.keep(guide)
 	}
+	s.pageTok.set(&ctx.Response.Header, store, s.o.Now().UnixMilli())
 	return s.writePage(ctx, page.Body, page.ETag)
 }
 
@@ -95,6 +96,7 @@ func (s *Server) serveProductPage(ctx *fasthttp.RequestCtx, storeB, skuB []byte)
 	if !guideKnown {
 		s.intern.keep(guide)
 	}
+	s.pageTok.set(&ctx.Response.Header, store, s.o.Now().UnixMilli())
 	return s.writePage(ctx, page.Body, page.ETag)
 }
 

@@ -60,7 +60,8 @@ type Server struct {
 	ridN       atomic.Uint64
 	ridPfx     [8]byte
 	intern     interner
-	h5         h5Cache // rendered H5 storefronts (h5.go)
+	h5         h5Cache     // rendered H5 storefronts (h5.go)
+	pageTok    *pageTokens // page-view tokens (pagetoken.go)
 	metricsH   fasthttp.RequestHandler
 	srv        *fasthttp.Server
 	retry      []byte // Retry-After value
@@ -97,6 +98,7 @@ func New(opts Options) (*Server, error) {
 		started:    time.Now(),
 	}
 	s.intern.init()
+	s.pageTok = newPageTokens(o.SessionSecret)
 	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
 	s.sems[classWrites] = newSemaphore(o.WritesInflightMax)
 	s.sems[classAdmin] = newSemaphore(o.AdminInflightMax)

@@ -287,6 +287,13 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			AccountsPerDevice: cfg.Risk.AccountsPerDevice,
 			DevicesPerIP:      cfg.Risk.DevicesPerIP,
 			LinkWindow:        cfg.Risk.LinkWindow,
+			PageTokenOff:      cfg.Risk.PageTokenOff,
+			PageTokenTTL:      cfg.Risk.PageTokenTTL,
+			PageTokenMinAge:   cfg.Risk.PageTokenMinAge,
+			PageTokenUses:     cfg.Risk.PageTokenUses,
+			MinAccountAge:     cfg.Risk.MinAccountAge,
+			ScoreDeny:         cfg.Risk.ScoreDeny,
+			Weights:           engine.RiskWeights(cfg.Risk.Weights),
 		},
 		Redis: redisinv.Options{
 			Username: cfg.RedisUsername,

@@ -99,6 +99,45 @@
     });
   });
 
+  // --- the page-view token ---
+  // The page API answers with a short-lived signed token in
+  // X-Surge-Page-Token; a reserve carries it back, so the server can tell
+  // a shopper who saw the page from a script that never did. One is
+  // fetched at load and after every reserve, and renewed every few
+  // minutes (a token lives 10 minutes); a reserve sends the newest one
+  // that is at least a second old (the server refuses a reserve fired
+  // sooner after its page view than any human would), waiting for it
+  // right after the page was opened.
+  var PAGE_TOKEN_AGE_MIN = 1000, PAGE_TOKEN_RENEW = 180000;
+  var pageToks = []; // {tok, at}: newest last, at most three
+  function fetchPageToken() {
+    var path = "/api/v1/stores/" + encodeURIComponent(data.store_id) + "/page" +
+      (data.guide_id ? "?guide=" + encodeURIComponent(data.guide_id) : "");
+    return fetch(path, {headers: {"Accept": "application/json"}, cache: "no-store"}).then(function (res) {
+      var tok = res.headers.get("X-Surge-Page-Token");
+      if (tok) {
+        pageToks.push({tok: tok, at: Date.now()});
+        if (pageToks.length > 3) { pageToks.shift(); }
+      }
+    }, function () {});
+  }
+  var firstPageToken = fetchPageToken();
+  setInterval(fetchPageToken, PAGE_TOKEN_RENEW);
+  // withPageToken calls fn with the newest token at least
+  // PAGE_TOKEN_AGE_MIN old, waiting for one if needed ("" when the page
+  // API gave none).
+  function withPageToken(fn) {
+    firstPageToken.then(function () {
+      var t = Date.now();
+      for (var i = pageToks.length - 1; i >= 0; i--) {
+        if (t - pageToks[i].at >= PAGE_TOKEN_AGE_MIN) { fn(pageToks[i].tok); return; }
+      }
+      if (!pageToks.length) { fn(""); return; }
+      var tok = pageToks[pageToks.length - 1];
+      setTimeout(function () { fn(tok.tok); }, PAGE_TOKEN_AGE_MIN - (t - tok.at));
+    });
+  }
+
   // --- flash sales ---
   var sales = [];
   var byID = {};
@@ -164,20 +203,27 @@
     tick();
     var body = {quantity: 1};
     if (data.guide_id) { body.guide_id = data.guide_id; }
-    api("POST", "/api/v1/flash-sales/" + encodeURIComponent(s.sale_id) + "/reservations", body,
-      {"Idempotency-Key": s.key}).then(function (r) {
-      s.busy = false;
-      if (r.code !== -1) { s.key = ""; }
-      if (r.code !== 0) {
-        say("抢购失败 · Not reserved: " + words(r));
-        if (r.code === 40100) { store.removeItem(TOKEN); store.removeItem(USER); showUser(); }
-        refresh(s);
-        return;
-      }
-      showReservation(r.data);
-      say("抢到了！请在时限内支付 · Reserved! Please pay before the hold ends", true);
-      refresh(s);
+    withPageToken(function (pageTok) {
+      var hdr = {"Idempotency-Key": s.key};
+      if (pageTok) { hdr["X-Surge-Page-Token"] = pageTok; }
+      api("POST", "/api/v1/flash-sales/" + encodeURIComponent(s.sale_id) + "/reservations", body, hdr).then(function (r) {
+        reserved(s, r);
+      });
     });
+  }
+  function reserved(s, r) {
+    fetchPageToken(); // a fresh token for the next attempt
+    s.busy = false;
+    if (r.code !== -1) { s.key = ""; }
+    if (r.code !== 0) {
+      say("抢购失败 · Not reserved: " + words(r));
+      if (r.code === 40100) { store.removeItem(TOKEN); store.removeItem(USER); showUser(); }
+      refresh(s);
+      return;
+    }
+    showReservation(r.data);
+    say("抢到了！请在时限内支付 · Reserved! Please pay before the hold ends", true);
+    refresh(s);
   }
 
   // --- the reservation and its payment ---
