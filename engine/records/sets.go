@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,10 @@ type plainSet struct {
 	loaded bool // under mu (write)
 	closed bool // under mu
 	n      atomic.Int64
+	// members serializes the adds of one member (by a hash of it), so
+	// that two concurrent first adds of the same member never take two
+	// slots: the second waits and finds the member.
+	members [64]sync.Mutex
 }
 
 func plainSetPrefix(tag, set string) string { return "t/" + tag + "/s/" + set + "/" }
@@ -140,6 +145,11 @@ func (p plainSets) AddToSet(ctx context.Context, tag, set, member string, val []
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(member))
+	ml := &st.members[h.Sum32()%uint32(len(st.members))]
+	ml.Lock()
+	defer ml.Unlock()
 	key := plainSetPrefix(tag, set) + "m/" + member
 	if _, ok, err := p.rec.Get(ctx, key); err != nil {
 		return SetAdd{}, err
