@@ -290,11 +290,14 @@ type RiskWeights struct {
 	DeviceAccounts   int `key:"device_accounts"`
 	IPDevices        int `key:"ip_devices"`
 	PageTokenMissing int `key:"page_token_missing"`
-	PageTokenInvalid int `key:"page_token_invalid"`
-	PageTokenExpired int `key:"page_token_expired"`
-	PageTokenYoung   int `key:"page_token_young"`
-	PageTokenReused  int `key:"page_token_reused"`
-	AccountYoung     int `key:"account_young"`
+	// FlashPageTokenMissing weighs a flash reserve without a page token
+	// (engine default 100: denied); PageTokenMissing the other routes.
+	FlashPageTokenMissing int `key:"flash_page_token_missing"`
+	PageTokenInvalid      int `key:"page_token_invalid"`
+	PageTokenExpired      int `key:"page_token_expired"`
+	PageTokenYoung        int `key:"page_token_young"`
+	PageTokenReused       int `key:"page_token_reused"`
+	AccountYoung          int `key:"account_young"`
 }
 
 // Admission bounds in-flight work per route class (law 9). Zero fields: the

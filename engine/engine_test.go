@@ -10,7 +10,7 @@ import (
 // TestRiskAndReady: a denied attempt takes nothing and is counted by
 // reason; Ready follows the inventory backend.
 func TestRiskAndReady(t *testing.T) {
-	hook, err := engine.NewRiskHook(engine.RiskConfig{Blocklist: []string{"bot"}})
+	hook, err := engine.NewRiskHook(engine.RiskConfig{PageTokenOff: true, Blocklist: []string{"bot"}})
 	if err != nil {
 		t.Fatal(err)
 	}

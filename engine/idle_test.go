@@ -17,7 +17,7 @@ import (
 func TestRiskPruneAfterCrowd(t *testing.T) {
 	const crowd = 20_000
 	clock := newAnswerClock()
-	h, err := NewRiskHook(RiskConfig{UserRate: 1, UserBurst: 2, IPRate: 1000, IPBurst: 100_000, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, UserRate: 1, UserBurst: 2, IPRate: 1000, IPBurst: 100_000, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestRiskPruneReturnsHeap(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return ms.HeapAlloc
 	}
-	h, err := NewRiskHook(RiskConfig{UserRate: 1, UserBurst: 2, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, UserRate: 1, UserBurst: 2, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -455,7 +455,7 @@ func TestLotteryCreate(t *testing.T) {
 // enter; a request that stops waiting leaves the lottery, and its entry
 // takes no unit.
 func TestLotteryRiskAndGiveUp(t *testing.T) {
-	hook, err := engine.NewRiskHook(engine.RiskConfig{Blocklist: []string{"bot"}})
+	hook, err := engine.NewRiskHook(engine.RiskConfig{PageTokenOff: true, Blocklist: []string{"bot"}})
 	if err != nil {
 		t.Fatal(err)
 	}

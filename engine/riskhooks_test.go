@@ -30,7 +30,7 @@ func riskIn(user, ip, device string) RiskInput {
 
 func TestRiskAllowAll(t *testing.T) {
 	riskWant(t, AllowAll(), riskIn("u", "1.1.1.1", ""), true, "")
-	h, err := NewRiskHook(RiskConfig{})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestRiskBadConfig(t *testing.T) {
 }
 
 func TestRiskBlocklistAndDevice(t *testing.T) {
-	h, err := NewRiskHook(RiskConfig{Blocklist: []string{"u-bad", " 10.0.0.9 ", "dev-bad", ""}, RequireDevice: true})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, Blocklist: []string{"u-bad", " 10.0.0.9 ", "dev-bad", ""}, RequireDevice: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestRiskBlocklistAndDevice(t *testing.T) {
 
 func TestRiskTokenBuckets(t *testing.T) {
 	clock := newAnswerClock()
-	h, err := NewRiskHook(RiskConfig{UserRate: 2, UserBurst: 3, IPRate: 10, IPBurst: 5, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, UserRate: 2, UserBurst: 3, IPRate: 10, IPBurst: 5, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestRiskTokenBuckets(t *testing.T) {
 
 	// Exact under concurrency: a frozen clock and a burst of 50 let
 	// exactly 50 of many concurrent attempts through.
-	h, err = NewRiskHook(RiskConfig{UserRate: 1, UserBurst: 50, Now: clock.Now})
+	h, err = NewRiskHook(RiskConfig{PageTokenOff: true, UserRate: 1, UserBurst: 50, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestRiskTokenBuckets(t *testing.T) {
 func TestRiskKeysBounded(t *testing.T) {
 	clock := newAnswerClock()
 	const keysMax = 64
-	h, err := NewRiskHook(RiskConfig{UserRate: 1, IPRate: 1, KeysMax: keysMax, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, UserRate: 1, IPRate: 1, KeysMax: keysMax, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +179,11 @@ func TestRiskWebhook(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
 		// A generous timeout for the answering cases, so a loaded machine
 		// cannot turn them into timeouts; a short one for "slow".
-		h, err := NewRiskHook(RiskConfig{WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second, WebhookFailOpen: failOpen})
+		h, err := NewRiskHook(RiskConfig{Weights: RiskWeights{FlashPageTokenMissing: 40}, WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second, WebhookFailOpen: failOpen})
 		if err != nil {
 			t.Fatal(err)
 		}
-		short, err := NewRiskHook(RiskConfig{WebhookURL: srv.URL, WebhookFailOpen: failOpen})
+		short, err := NewRiskHook(RiskConfig{PageTokenOff: true, WebhookURL: srv.URL, WebhookFailOpen: failOpen})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestRiskWebhook(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	url := down.URL
 	down.Close()
-	h, err := NewRiskHook(RiskConfig{WebhookURL: url, WebhookTimeout: 5 * time.Second})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, WebhookURL: url, WebhookTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRiskWebhook(t *testing.T) {
 
 	// Checks before the webhook answer first: a blocked user never
 	// reaches it.
-	h, err = NewRiskHook(RiskConfig{WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second, Blocklist: []string{"allow"}})
+	h, err = NewRiskHook(RiskConfig{PageTokenOff: true, WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second, Blocklist: []string{"allow"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestRiskWebhook(t *testing.T) {
 // the service, one more is not queued: it is answered as unavailable.
 func TestRiskWebhookInflightBound(t *testing.T) {
 	srv, got, release := riskServer(t)
-	h, err := NewRiskHook(RiskConfig{WebhookURL: srv.URL, WebhookTimeout: riskWebhookTimeoutMax})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, WebhookURL: srv.URL, WebhookTimeout: riskWebhookTimeoutMax})
 	if err != nil {
 		t.Fatal(err)
 	}

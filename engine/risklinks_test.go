@@ -15,7 +15,7 @@ import (
 // attempt), and an attempt without a device counts its account.
 func TestRiskLinks(t *testing.T) {
 	clock := newAnswerClock()
-	h, err := NewRiskHook(RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 10, LinkWindow: 10 * time.Minute, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{Weights: RiskWeights{FlashPageTokenMissing: 40}, AccountsPerDevice: 5, DevicesPerIP: 10, LinkWindow: 10 * time.Minute, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestRiskLinks(t *testing.T) {
 func TestRiskLinksBounded(t *testing.T) {
 	clock := newAnswerClock()
 	const keysMax = 256
-	hook, err := NewRiskHook(RiskConfig{AccountsPerDevice: 3, DevicesPerIP: 3, KeysMax: keysMax, Now: clock.Now})
+	hook, err := NewRiskHook(RiskConfig{PageTokenOff: true, AccountsPerDevice: 3, DevicesPerIP: 3, KeysMax: keysMax, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRiskLinksBounded(t *testing.T) {
 // TestRiskLinksReachTheWebhook: the webhook receives the linkage counts.
 func TestRiskLinksReachTheWebhook(t *testing.T) {
 	srv, got, _ := riskServer(t)
-	h, err := NewRiskHook(RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 10, WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second})
+	h, err := NewRiskHook(RiskConfig{PageTokenOff: true, AccountsPerDevice: 5, DevicesPerIP: 10, WebhookURL: srv.URL, WebhookTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,14 @@ type RiskWeights struct {
 	// IPDevices: more devices on one address than DevicesPerIP (60:
 	// carrier NAT puts many shoppers behind one address).
 	IPDevices int
-	// PageTokenMissing: no X-Surge-Page-Token (40: the mini-program's
-	// existing clients send none).
+	// PageTokenMissing: no X-Surge-Page-Token on a checkout, a team open
+	// or join, or a registration (40: alone it denies nothing).
 	PageTokenMissing int
+	// FlashPageTokenMissing: no X-Surge-Page-Token on a flash reserve
+	// (100: a flash reserve must come from a page view; the storefront
+	// hands a token to every shopper's client, and only a script fires
+	// without one).
+	FlashPageTokenMissing int
 	// PageTokenInvalid: malformed, not ours, or of another store (100).
 	PageTokenInvalid int
 	// PageTokenExpired: older than PageTokenTTL (40: as good as none).
@@ -54,10 +59,12 @@ var RiskWeightsDefault = RiskWeights{
 	IPDevices:        60,
 	PageTokenMissing: 40,
 	PageTokenInvalid: 100,
-	PageTokenExpired: 40,
-	PageTokenYoung:   100,
-	PageTokenReused:  100,
-	AccountYoung:     100,
+
+	FlashPageTokenMissing: 100,
+	PageTokenExpired:      40,
+	PageTokenYoung:        100,
+	PageTokenReused:       100,
+	AccountYoung:          100,
 }
 
 // withDefaults fills zero weights with their defaults and turns negative
@@ -75,6 +82,7 @@ func (w RiskWeights) withDefaults() RiskWeights {
 	f(&w.DeviceAccounts, d.DeviceAccounts)
 	f(&w.IPDevices, d.IPDevices)
 	f(&w.PageTokenMissing, d.PageTokenMissing)
+	f(&w.FlashPageTokenMissing, d.FlashPageTokenMissing)
 	f(&w.PageTokenInvalid, d.PageTokenInvalid)
 	f(&w.PageTokenExpired, d.PageTokenExpired)
 	f(&w.PageTokenYoung, d.PageTokenYoung)
@@ -132,20 +140,26 @@ type riskSignals struct {
 	Signals [riskSignalsMax]string
 	N       int
 	Score   int
-	// Top is the heaviest signal raised (the denial reason).
-	Top string
+	// Top is the heaviest signal raised (the denial reason), topWeight
+	// its weight.
+	Top       string
+	topWeight int
 }
 
 func (s *riskSignals) add(signal string, w *RiskWeights) {
+	s.addWeight(signal, w.weight(signal))
+}
+
+// addWeight raises signal with weight wt.
+func (s *riskSignals) addWeight(signal string, wt int) {
 	if s.N == len(s.Signals) {
 		panic("BUG: more risk signals than riskSignalsMax")
 	}
 	s.Signals[s.N] = signal
 	s.N++
-	wt := w.weight(signal)
 	s.Score += wt
-	if s.Top == "" || wt > w.weight(s.Top) {
-		s.Top = signal
+	if s.Top == "" || wt > s.topWeight {
+		s.Top, s.topWeight = signal, wt
 	}
 }
 
@@ -180,7 +194,11 @@ func (c *riskChain) measure(in *RiskInput, now time.Time) riskSignals {
 			sig.Page = "ok"
 		} else {
 			sig.Page = page
-			sig.add(page, &c.weights)
+			if page == RiskReasonPageTokenMissing && in.Route == "flash_reserve" {
+				sig.addWeight(page, c.weights.FlashPageTokenMissing)
+			} else {
+				sig.add(page, &c.weights)
+			}
 		}
 	}
 	minAge := c.minAccountAgeOf(in)

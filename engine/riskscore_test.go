@@ -23,6 +23,12 @@ func pageIn(user, ip, device, store string, issued time.Time, n byte) RiskInput 
 	return in
 }
 
+// onRoute is in on another route.
+func onRoute(in RiskInput, route string) RiskInput {
+	in.Route = route
+	return in
+}
+
 // scoreOf checks what the chain measures of in (its signals and score)
 // and what it decides.
 func scoreOf(t *testing.T, c *riskChain, in RiskInput, signals []string, score int, allow bool) {
@@ -48,9 +54,16 @@ func TestRiskPageTokenSignals(t *testing.T) {
 	w := RiskWeightsDefault
 	now := clock.Now()
 	none := []string{}
-	// No token: the existing API clients; allowed alone.
-	scoreOf(t, c, riskIn("u1", "10.0.0.1", "d1"), []string{RiskReasonPageTokenMissing}, w.PageTokenMissing, true)
-	riskWant(t, hook, riskIn("u1", "10.0.0.1", "d1"), true, "")
+	// No token on a flash reserve: only a script fires without a page
+	// view; denied alone.
+	scoreOf(t, c, riskIn("u1", "10.0.0.1", "d1"), []string{RiskReasonPageTokenMissing}, w.FlashPageTokenMissing, false)
+	riskWant(t, hook, riskIn("u1", "10.0.0.1", "d1"), false, RiskReasonPageTokenMissing)
+	// No token on a checkout, a team call or a registration: allowed
+	// alone.
+	for _, route := range []string{"checkout", "group_open", "group_join", "flash_register"} {
+		scoreOf(t, c, onRoute(riskIn("u1", "10.0.0.1", "d1"), route), []string{RiskReasonPageTokenMissing}, w.PageTokenMissing, true)
+		riskWant(t, hook, onRoute(riskIn("u1", "10.0.0.1", "d1"), route), true, "")
+	}
 	// A token a human got 600 ms before the click: nothing raised.
 	scoreOf(t, c, pageIn("u2", "10.0.0.2", "d2", "s1", now.Add(-600*time.Millisecond), 2), none, 0, true)
 	// Bad signature or malformed (the gateway says so), or another store's.
@@ -116,15 +129,16 @@ func TestRiskScoreCombines(t *testing.T) {
 	for i := range 3 {
 		riskWant(t, hook, pageIn(fmt.Sprintf("home%d", i), "192.168.1.7", fmt.Sprintf("phone%d", i), "s1", now.Add(-2*time.Second), byte(i)), true, "")
 	}
-	// The household again, without tokens (the mini-program's client).
+	// The household again checking out without tokens.
 	for i := range 3 {
-		riskWant(t, hook, riskIn(fmt.Sprintf("home%d", i), "192.168.1.7", fmt.Sprintf("phone%d", i)), true, "")
+		riskWant(t, hook, onRoute(riskIn(fmt.Sprintf("home%d", i), "192.168.1.7", fmt.Sprintf("phone%d", i)), "checkout"), true, "")
 	}
 	// A fourth device on the address: crowded; with a token it passes,
-	// without one it is denied.
+	// a checkout without one is denied.
 	scoreOf(t, c, pageIn("guest", "192.168.1.7", "phone3", "s1", now.Add(-2*time.Second), 10), []string{RiskReasonIPDevices}, w.IPDevices, true)
-	scoreOf(t, c, riskIn("guest", "192.168.1.7", "phone3"), []string{RiskReasonIPDevices, RiskReasonPageTokenMissing}, w.IPDevices+w.PageTokenMissing, false)
-	riskWant(t, hook, riskIn("guest", "192.168.1.7", "phone3"), false, RiskReasonIPDevices)
+	guest := onRoute(riskIn("guest", "192.168.1.7", "phone3"), "checkout")
+	scoreOf(t, c, guest, []string{RiskReasonIPDevices, RiskReasonPageTokenMissing}, w.IPDevices+w.PageTokenMissing, false)
+	riskWant(t, hook, guest, false, RiskReasonIPDevices)
 	// The farm: 50 accounts on one phone, each from its own address, each
 	// with its own good token.
 	allowed := 0
@@ -235,7 +249,7 @@ func riskEngine(t *testing.T, hook RiskHook, clock *answerClock, redisAddr strin
 // without their own; a later login does not make an account younger.
 func TestRiskAccountAge(t *testing.T) {
 	clock := newAnswerClock()
-	hook, err := NewRiskHook(RiskConfig{MinAccountAge: 10 * time.Minute, Now: clock.Now})
+	hook, err := NewRiskHook(RiskConfig{MinAccountAge: 10 * time.Minute, PageTokenOff: true, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,9 @@ func startSurgeAt(t *testing.T, addr string, env []string, args ...string) *proc
 		// bucket would refuse most of them, which is not under test here.
 		"SURGE_RISK_IP_RATE=0",
 		"SURGE_RISK_DEVICES_PER_IP=0",
+		// They reserve as API clients, without a page view: a flash
+		// reserve without a page token is denied by default.
+		"SURGE_RISK_PAGE_TOKEN_OFF=true",
 		"SURGE_SWEEP_INTERVAL=100ms",
 	)
 	logs := &bytes.Buffer{}
