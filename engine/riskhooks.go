@@ -290,7 +290,9 @@ func (c *riskChain) Check(ctx context.Context, in RiskInput) Verdict {
 		return Verdict{Reason: RiskReasonNoDevice}
 	}
 	var sig riskSignals
-	if c.scored() {
+	// A sale's own minimum account age is judged even when nothing else
+	// of the score is on.
+	if c.scored() || in.MinAccountAge > 0 {
 		sig = c.measure(&in, c.now())
 		if sig.Score >= c.scoreDeny {
 			return Verdict{Reason: sig.Top}

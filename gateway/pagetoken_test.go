@@ -116,10 +116,11 @@ func TestPageTokenReserve(t *testing.T) {
 	s2 := h.pageToken("s2", "page")
 	h.clock.advance(61 * time.Second)
 	h.want(reserve(bob, "X-Surge-Page-Token: "+s2), CodeRiskDenied)
-	// No token: allowed alone.
-	h.want(reserve(bob), CodeOK)
+	// No token: a flash reserve is refused (only a script reserves
+	// without a page view); a checkout is allowed alone.
+	h.want(reserve(bob), CodeRiskDenied)
 	h.wantCode(CodeOK, "POST", "/api/v1/checkout", `{"store_id":"s1","items":[{"sku_id":"k2","quantity":1}]}`, bob)
-	// An expired token is as good as none.
+	// An expired token still shows a page view: 40, allowed alone.
 	old := h.pageToken("s1", "page")
 	h.clock.advance(11 * time.Minute)
 	h.want(reserve(bob, "X-Surge-Page-Token: "+old), CodeOK)
@@ -133,6 +134,7 @@ func TestPageTokenReserve(t *testing.T) {
 		engine.RiskReasonPageTokenYoung:   2,
 		engine.RiskReasonPageTokenReused:  1,
 		engine.RiskReasonPageTokenInvalid: 2,
+		engine.RiskReasonPageTokenMissing: 1,
 	}
 	st := h.stats()
 	for reason, n := range want {
@@ -154,7 +156,9 @@ func TestPageTokenReserve(t *testing.T) {
 // address, each on its phone, is not, however often it reserves; without
 // tokens, the same household plus a crowd on its address is refused.
 func TestRiskLinksOverHTTP(t *testing.T) {
-	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 4}))
+	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 4,
+		// The household's tokenless reserves below weigh as a checkout's.
+		Weights: engine.RiskWeights{FlashPageTokenMissing: 40}}))
 	h.loadCatalog()
 	h.wantCode(CodeOK, "POST", "/admin/v1/flash-sales", engine.FlashSaleSpec{
 		SaleID: "f1", StoreID: "s1", SKUID: "k1", Price: 9900, Quantity: 100, PerUserLimit: 1,
@@ -213,7 +217,9 @@ func TestRiskLinksOverHTTP(t *testing.T) {
 // refuses an account whose first session is younger; the first login is
 // what counts, not the latest; bad values are refused at creation.
 func TestAccountAgeOverHTTP(t *testing.T) {
-	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{}))
+	// The sale's own minimum is judged even with nothing else of the
+	// score on (these buyers send no page token).
+	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{PageTokenOff: true}))
 	h.loadCatalog()
 	spec := engine.FlashSaleSpec{SaleID: "f1", StoreID: "s1", SKUID: "k1", Price: 9900, Quantity: 10, PerUserLimit: 1,
 		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(48 * time.Hour), HoldSeconds: 300, MinAccountAgeSeconds: 86400}

@@ -79,6 +79,12 @@ func TestBucketsThroughServe(t *testing.T) {
 						return
 					case env.Code == 40900 || env.Code == 40901:
 						continue
+					case env.Code == 42900:
+						// The sale's admission gate (sale_admit_factor ×
+						// remaining) sheds a crowd near the end of the
+						// stock: a refusal that changes nothing.
+						time.Sleep(10 * time.Millisecond)
+						continue
 					case env.Code != 0:
 						t.Errorf("reserve: %+v", env)
 						return
