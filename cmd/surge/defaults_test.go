@@ -116,7 +116,7 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			}
 			f("reads in flight", gotG.ReadsInflightMax, 4096)
 			f("writes in flight", gotG.WritesInflightMax, 1024)
-			f("writes in flight, adaptive floor", gotG.WritesInflightMin, 16)
+			f("writes in flight, adaptive floor", gotG.WritesInflightMin, 128)
 			f("writes limit adaptive", gotG.WritesLimitFixed, false)
 			f("admin in flight", gotG.AdminInflightMax, 64)
 			f("sale admit factor", e.WithDefaults().SaleAdmitFactor, 4)
