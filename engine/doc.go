@@ -13,10 +13,13 @@
 //	flash.go          flash sales: creation, the sale's admission gate, ReserveFlash
 //	buckets.go        stock buckets: a sale split over pools on several hash tags; transfers, rebalancing
 //	lottery.go        a sale's lottery window: entrants held, drawn by HMAC(seed, user), served in order
+//	registration.go   registration (预约) before a sale; draw.go the draw (抽签) among registrants
 //	group.go          group deals and teams
-//	salectl.go        pause, resume and end of sales and deals (kept in the sale's record); their admin views
+//	salectl.go        pause, resume and end of sales and deals (kept in the sale's record); their admin views;
+//	                  names.go the titles and store names they show
 //	checkout.go       a cart, all or nothing
-//	resrecord.go      the typed, versioned record kept with every reservation
+//	resrecord.go      the typed, versioned record kept with every reservation (resrecord_legacy.go:
+//	                  reading the older encodings; once_legacy.go likewise for idempotency records)
 //	reservations.go   a reservation's view, Pay, Cancel, and what a release gives back
 //	payments.go       WeChat Pay: prepay, verified notifications, refunds, closing orders
 //	orders.go         orders of paid reservations, their replay (law 4), the admin's
@@ -32,7 +35,8 @@
 //	                  riskpage.go the page-view token's signals, riskscore.go the score over
 //	                  the signals; accounts.go accounts' first sessions (account age)
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
-//	sweeper.go        expiry, team deadlines, draining ended sales, retention
+//	sweeper.go        expiry, team deadlines, draining ended sales, retention; idle.go what leaves
+//	                  memory after a crowd (full risk buckets, shrunken maps)
 //	feed.go           the POS / ERP stock feed (law 7); stats.go the admin counters
 //	reconcile.go      pool counters vs reservation records vs orders (admin reconcile, surge check)
 //	ids.go, errors.go ids and pool names; inventory errors onto the engine's sentinels
