@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startSurgeRiskDefaults is startSurge with the risk settings left at
@@ -18,40 +16,7 @@ import (
 // is what the defaults do to the bots, and to the humans.
 func startSurgeRiskDefaults(t *testing.T, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"SURGE_ADMIN_TOKEN="+testAdminToken,
-		"SURGE_SESSION_SECRET="+testSessionSecret,
-		"SURGE_FEED_SECRET=test-feed-secret-0123456789",
-		"SURGE_SWEEP_INTERVAL=100ms",
-	)
-	logs := &bytes.Buffer{}
-	cmd.Stdout = &syncWriter{w: logs}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{base: "http://" + addr, cmd: cmd, logs: logs, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("surge serve exited early:\n%s", p.output())
-		default:
-		}
-		if resp, err := http.Get(p.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("surge serve did not become ready:\n%s", p.output())
-	return nil
+	return launchSurge(t, freeAddr(t), false, nil, args...)
 }
 
 // TestLoadtestEveryBotKindAgainstDemoDefaults runs `surge loadtest

@@ -83,21 +83,34 @@ func startSurge(t *testing.T, args ...string) *proc {
 // startSurgeAt is startSurge on addr, with env added to the environment.
 func startSurgeAt(t *testing.T, addr string, env []string, args ...string) *proc {
 	t.Helper()
+	return launchSurge(t, addr, true, env, args...)
+}
+
+// launchSurge starts `surge serve` on addr with env added to the
+// environment and waits until /readyz answers. riskOff turns off the risk
+// settings that a crowd from one address, reserving as API clients, would
+// meet; without it the risk hook keeps its defaults.
+func launchSurge(t *testing.T, addr string, riskOff bool, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env,
 		"SURGE_ADMIN_TOKEN="+testAdminToken,
 		"SURGE_SESSION_SECRET="+testSessionSecret,
 		"SURGE_FEED_SECRET=test-feed-secret-0123456789",
-		// Every buyer of these tests comes from 127.0.0.1: the per-IP
-		// bucket would refuse most of them, which is not under test here.
-		"SURGE_RISK_IP_RATE=0",
-		"SURGE_RISK_DEVICES_PER_IP=0",
-		// They reserve as API clients, without a page view: a flash
-		// reserve without a page token is denied by default.
-		"SURGE_RISK_PAGE_TOKEN_OFF=true",
 		"SURGE_SWEEP_INTERVAL=100ms",
 	)
+	if riskOff {
+		cmd.Env = append(cmd.Env,
+			// Every buyer of these tests comes from 127.0.0.1: the per-IP
+			// bucket would refuse most of them, which is not under test here.
+			"SURGE_RISK_IP_RATE=0",
+			"SURGE_RISK_DEVICES_PER_IP=0",
+			// They reserve as API clients, without a page view: a flash
+			// reserve without a page token is denied by default.
+			"SURGE_RISK_PAGE_TOKEN_OFF=true",
+		)
+	}
 	logs := &bytes.Buffer{}
 	cmd.Stdout = &syncWriter{w: logs}
 	cmd.Stderr = cmd.Stdout
