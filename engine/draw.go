@@ -2,8 +2,6 @@ package engine
 
 import (
 	"container/heap"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"sort"
 )
@@ -21,10 +19,11 @@ import (
 
 // DrawDigest is a registrant's draw digest: HMAC-SHA256 keyed with the
 // seed over the user id, as lowercase hex.
+// It is the lottery window's rank (lotteryRank) in hex, so both draws
+// order users alike: hex order is byte order.
 func DrawDigest(seed, userID string) string {
-	m := hmac.New(sha256.New, []byte(seed))
-	m.Write([]byte(userID))
-	return hex.EncodeToString(m.Sum(nil))
+	r := lotteryRank(seed, userID)
+	return hex.EncodeToString(r[:])
 }
 
 // Draw returns the winners of a draw among registrants (a user listed
