@@ -351,6 +351,16 @@ func (s *guardedStore) Forget(ctx context.Context, id string) error {
 	return err
 }
 
+func (s *guardedStore) ClosePool(ctx context.Context, pool string) error {
+	done, err := s.c.enter()
+	if err != nil {
+		return err
+	}
+	err = s.Store.ClosePool(ctx, pool)
+	s.c.exit(done, err, invFailed(err))
+	return err
+}
+
 func (s *guardedStore) Purge(ctx context.Context, before time.Time, n int) (int, error) {
 	done, err := s.c.enter()
 	if err != nil {

@@ -134,6 +134,8 @@ type Pool struct {
 	OnHand int64
 	// Seq is the last feed sequence applied (0 if none).
 	Seq uint64
+	// Closed is set once ClosePool closed the pool.
+	Closed bool
 	// Short counts units the feed removed that were not available (they were
 	// held or sold). It is paid back first by later increases. Non-zero
 	// Short means the store has fewer units than we committed: reported,
@@ -217,6 +219,18 @@ type Store interface {
 	// forgotten once. The engine's sweeper calls it with now minus the
 	// retention window.
 	Purge(ctx context.Context, before time.Time, max int) (int, error)
+	// ClosePool closes a finished pool for good: from then on it refuses
+	// every reserve with ErrSoldOut (whatever its available units), and
+	// the per-user counts that guarded its limits are forgotten, so that
+	// a sale's crowd costs nothing once the sale is over. No limit can
+	// be passed after that, since nothing more is reserved from the pool
+	// (law 6). Confirm, Release, Refund, moves, transfers and the feed
+	// work as before. It needs nothing held in the pool (ErrBadState: a
+	// hold's count still guards its user's limit); closing a closed pool
+	// is a no-op; an unknown pool is ErrPoolNotFound. Durable like every
+	// other change: a reopened store keeps the pool closed and rebuilds
+	// no counts for it.
+	ClosePool(ctx context.Context, pool string) error
 	// Close releases resources; later calls return ErrClosed.
 	Close() error
 }

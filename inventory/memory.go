@@ -71,6 +71,9 @@ type poolWrite struct {
 	// ledger is the pool's transfer totals (transfer.go), written with
 	// every change of the pool so that none drops them.
 	ledger map[string]int64
+	// closed: ClosePool closed the pool (written with every change, like
+	// the ledger).
+	closed bool
 }
 
 // reserveRetryMax bounds how often Reserve waits for a concurrent creator of
@@ -195,7 +198,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	// give them before creating and persisting a pending record. take
 	// decides again, atomically, for the requests that pass.
 	for i, p := range pools {
-		if p.free.Load() < req.Lines[i].Quantity {
+		if p.free.Load() < req.Lines[i].Quantity || p.closed.Load() {
 			sh.mu.Unlock()
 			return Reservation{}, ErrSoldOut
 		}
@@ -311,7 +314,7 @@ func (m *Memory) recLines(rec *record, lines *[LinesMax]Line, pools *[LinesMax]*
 // allocates nothing.
 func (m *Memory) take(user string, lines []Line, pools []*pool) error {
 	for i := range lines {
-		if pools[i].free.Load() < lines[i].Quantity {
+		if pools[i].free.Load() < lines[i].Quantity || pools[i].closed.Load() {
 			return ErrSoldOut
 		}
 	}
@@ -320,6 +323,9 @@ func (m *Memory) take(user string, lines []Line, pools []*pool) error {
 		if !m.users.acquire(pools[i], user, l.Quantity, l.Limit) {
 			for j := 0; j < i; j++ {
 				m.users.release(pools[j], user, lines[j].Quantity)
+			}
+			if pools[i].closed.Load() {
+				return ErrSoldOut // closed meanwhile
 			}
 			return ErrLimitExceeded
 		}
@@ -691,8 +697,8 @@ func (m *Memory) Move(ctx context.Context, from, to string, qty int64) error {
 func (m *Memory) finishMove(pf, pt *pool, qty int64) error {
 	if m.dur != nil {
 		err := m.dur.putPools([]poolWrite{
-			{id: pf.id, net: pf.net - qty, onHand: pf.onHand.Load(), seq: pf.seq.Load(), ledger: pf.ledger},
-			{id: pt.id, net: pt.net + qty, onHand: pt.onHand.Load(), seq: pt.seq.Load(), ledger: pt.ledger},
+			{id: pf.id, net: pf.net - qty, onHand: pf.onHand.Load(), seq: pf.seq.Load(), ledger: pf.ledger, closed: pf.closed.Load()},
+			{id: pt.id, net: pt.net + qty, onHand: pt.onHand.Load(), seq: pt.seq.Load(), ledger: pt.ledger, closed: pt.closed.Load()},
 		})
 		if err != nil {
 			pf.free.Add(qty)
@@ -757,7 +763,7 @@ func (m *Memory) SetOnHand(ctx context.Context, id string, onHand int64, seq uin
 		p.free.Add(delta)
 	}
 	if m.dur != nil {
-		if err := m.dur.putPools([]poolWrite{{id: id, net: p.net + delta, onHand: onHand, seq: seq, ledger: p.ledger}}); err != nil {
+		if err := m.dur.putPools([]poolWrite{{id: id, net: p.net + delta, onHand: onHand, seq: seq, ledger: p.ledger, closed: p.closed.Load()}}); err != nil {
 			if delta < 0 {
 				p.free.Add(-delta)
 			}
@@ -908,8 +914,42 @@ func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []by
 		} else {
 			p.sold.Add(q)
 		}
-		m.users.acquire(pools[i], user, q, 0)
+		if !p.closed.Load() { // a closed pool's counts were forgotten
+			m.users.acquire(pools[i], user, q, 0)
+		}
 	}
+}
+
+// ClosePool implements Store. The pool's counts are dropped from the
+// sharded user table (one pass over it) and the shard maps rebuilt at
+// their new size; on a durable store the pool is written closed first.
+func (m *Memory) ClosePool(ctx context.Context, id string) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	if !ValidID(id) {
+		return invalidf("bad pool id")
+	}
+	p := m.pools.get(id)
+	if p == nil {
+		return fmt.Errorf("cannot close pool %q: %w", id, ErrPoolNotFound)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return nil
+	}
+	if h := p.held.Load(); h != 0 {
+		return fmt.Errorf("cannot close pool %q: %d units held: %w", id, h, ErrBadState)
+	}
+	if m.dur != nil {
+		if err := m.dur.putPools([]poolWrite{{id: id, net: p.net, onHand: p.onHand.Load(), seq: p.seq.Load(), ledger: p.ledger, closed: true}}); err != nil {
+			return err
+		}
+	}
+	p.closed.Store(true)
+	m.users.dropPool(p)
+	return nil
 }
 
 // Close implements Store.

@@ -83,6 +83,11 @@ const (
 	// codecV2 is a pool with transfer totals (codecV1's fields, then the
 	// count of totals and each total's key and value).
 	codecV2 = 2
+	// codecV3 is a closed pool (ClosePool): codecV1's fields, a flags
+	// byte (poolFlagClosed), then the totals as in codecV2 (a count of 0
+	// when there are none).
+	codecV3        = 3
+	poolFlagClosed = 1
 )
 
 // OpenPebble opens (or creates) the store in dir and rebuilds its state.
@@ -145,6 +150,7 @@ func (s *Pebble) load() error {
 			return err
 		}
 		p := &pool{id: id, net: w.net, ledger: w.ledger}
+		p.closed.Store(w.closed) // before its reservations: no counts for it
 		p.free.Store(w.net)
 		p.onHand.Store(w.onHand)
 		p.seq.Store(w.seq)
@@ -228,15 +234,25 @@ func (s *Pebble) putPools(ws []poolWrite) error {
 }
 
 func encodePool(dst []byte, w poolWrite) []byte {
-	if len(w.ledger) > 0 {
+	switch {
+	case w.closed:
+		dst = append(dst, codecV3)
+	case len(w.ledger) > 0:
 		dst = append(dst, codecV2)
-	} else {
+	default:
 		dst = append(dst, codecV1)
 	}
 	dst = binary.AppendVarint(dst, w.net)
 	dst = binary.AppendVarint(dst, w.onHand)
 	dst = binary.AppendUvarint(dst, w.seq)
-	if len(w.ledger) > 0 {
+	if w.closed {
+		dst = append(dst, poolFlagClosed)
+		dst = binary.AppendUvarint(dst, uint64(len(w.ledger)))
+		for k, v := range w.ledger {
+			dst = appendString(dst, k)
+			dst = binary.AppendVarint(dst, v)
+		}
+	} else if len(w.ledger) > 0 {
 		dst = binary.AppendUvarint(dst, uint64(len(w.ledger)))
 		for k, v := range w.ledger {
 			dst = appendString(dst, k)
@@ -250,18 +266,27 @@ func decodePool(id string, v []byte) (poolWrite, error) {
 	d := decoder{b: v}
 	w := poolWrite{id: id}
 	ver := d.byte()
-	if ver != codecV1 && ver != codecV2 {
+	if ver != codecV1 && ver != codecV2 && ver != codecV3 {
 		return w, fmt.Errorf("cannot decode pool %q: unknown version", id)
 	}
 	w.net = d.varint()
 	w.onHand = d.varint()
 	w.seq = d.uvarint()
-	if ver == codecV2 {
+	if ver == codecV3 {
+		flags := d.byte()
+		if flags&^poolFlagClosed != 0 {
+			return w, fmt.Errorf("cannot decode pool %q: unknown flags", id)
+		}
+		w.closed = flags&poolFlagClosed != 0
+	}
+	if ver == codecV2 || ver == codecV3 {
 		n := d.uvarint()
 		if n > uint64(len(d.b)) {
 			return w, fmt.Errorf("cannot decode pool %q: corrupt", id)
 		}
-		w.ledger = make(map[string]int64, n)
+		if n > 0 {
+			w.ledger = make(map[string]int64, n)
+		}
 		for range n {
 			k := d.string()
 			w.ledger[k] = d.varint()
@@ -572,6 +597,18 @@ func (s *Pebble) Purge(ctx context.Context, before time.Time, max int) (int, err
 	}
 	defer s.leave()
 	return s.mem.Purge(ctx, before, max)
+}
+
+// ClosePool implements Store: the pool is written closed in one synced
+// batch before its counts are dropped; Open then rebuilds no counts for
+// it. Pebble keeps no per-user counts of its own (they are derived from
+// the reservations on open), so nothing else is deleted.
+func (s *Pebble) ClosePool(ctx context.Context, id string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.mem.ClosePool(ctx, id)
 }
 
 // Close implements Store. It waits for operations in flight. After a

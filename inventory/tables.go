@@ -18,6 +18,9 @@ type pool struct {
 	// onHand and seq are the feed state; written under mu, read lock-free.
 	onHand atomic.Int64
 	seq    atomic.Uint64
+	// closed is set (under mu) by ClosePool, before the pool's per-user
+	// counts are dropped: a closed pool takes no reserve.
+	closed atomic.Bool
 	id     string
 	// idx is the pool's index in the table (records refer to pools by it).
 	idx uint32
@@ -54,7 +57,7 @@ func (p *pool) snapshot() Pool {
 	sold := p.sold.Load()
 	held := p.held.Load()
 	free := p.free.Load()
-	s := Pool{ID: p.id, Held: held, Sold: sold, OnHand: p.onHand.Load(), Seq: p.seq.Load()}
+	s := Pool{ID: p.id, Held: held, Sold: sold, OnHand: p.onHand.Load(), Seq: p.seq.Load(), Closed: p.closed.Load()}
 	if free >= 0 {
 		s.Available = free
 	} else {
@@ -241,7 +244,9 @@ func (t *userTable) shard(user string) *userShard {
 }
 
 // acquire adds q to the user's units in pool unless that would pass limit
-// (0 means no limit).
+// (0 means no limit) or the pool is closed (a new count is made under the
+// shard's lock after checking closed, and dropPool marks the counts it
+// drops, so no count of a closed pool grows once dropPool has run).
 func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 	sh := t.shard(user)
 	var buf userKeyBuf
@@ -257,6 +262,10 @@ func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 			sh.mu.Lock()
 			c = sh.m[k]
 			if c == nil {
+				if pool.closed.Load() {
+					sh.mu.Unlock()
+					return false
+				}
 				var key string
 				c, key = newUserCount(k, q)
 				sh.m[key] = c
@@ -281,7 +290,8 @@ func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 	}
 }
 
-// release gives back q units acquired before.
+// release gives back q units acquired before. The counts of a closed pool
+// may have been dropped (dropPool): there is nothing to give back to.
 func (t *userTable) release(pool *pool, user string, q int64) {
 	sh := t.shard(user)
 	var buf userKeyBuf
@@ -290,10 +300,16 @@ func (t *userTable) release(pool *pool, user string, q int64) {
 	c := sh.m[k]
 	sh.mu.RUnlock()
 	if c == nil {
+		if pool.closed.Load() {
+			return
+		}
 		panic("BUG: inventory: releasing units of an unknown user count")
 	}
 	v := c.n.Add(-q)
 	if v < 0 {
+		if pool.closed.Load() {
+			return
+		}
 		panic("BUG: inventory: user count below zero")
 	}
 	if v == 0 {
@@ -304,6 +320,53 @@ func (t *userTable) release(pool *pool, user string, q int64) {
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// dropPool drops every count of pool, which is closed, and rebuilds the
+// shard maps that shrank below an eighth of their peak. It visits every
+// shard (a count's shard is picked by its user), each under its lock for
+// one pass over its map. It returns the counts dropped.
+func (t *userTable) dropPool(pool *pool) int {
+	if !pool.closed.Load() {
+		panic("BUG: inventory: dropping the counts of an open pool")
+	}
+	var prefix [4]byte
+	binary.LittleEndian.PutUint32(prefix[:], pool.idx)
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		before := len(sh.m)
+		for k, c := range sh.m {
+			if len(k) >= 4 && k[:4] == string(prefix[:]) {
+				c.n.Store(-1) // a concurrent acquire looks again, and finds none
+				delete(sh.m, k)
+			}
+		}
+		n += before - len(sh.m)
+		sh.peak = max(sh.peak, before)
+		sh.shrinkLocked()
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// poolLen returns the counts of pool (tests).
+func (t *userTable) poolLen(pool *pool) int {
+	var prefix [4]byte
+	binary.LittleEndian.PutUint32(prefix[:], pool.idx)
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for k := range sh.m {
+			if len(k) >= 4 && k[:4] == string(prefix[:]) {
+				n++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 func (t *userTable) get(pool *pool, user string) int64 {

@@ -110,7 +110,7 @@ func (m *Memory) Send(ctx context.Context, from, to string, qty int64) (taken, s
 	}
 	next[key] += taken
 	if m.dur != nil {
-		if err := m.dur.putPools([]poolWrite{{id: p.id, net: p.net - taken, onHand: p.onHand.Load(), seq: p.seq.Load(), ledger: next}}); err != nil {
+		if err := m.dur.putPools([]poolWrite{{id: p.id, net: p.net - taken, onHand: p.onHand.Load(), seq: p.seq.Load(), ledger: next, closed: p.closed.Load()}}); err != nil {
 			p.free.Add(taken)
 			return 0, 0, err
 		}
@@ -147,7 +147,7 @@ func (m *Memory) Receive(ctx context.Context, to, from string, sent int64) (int6
 	next[key] = sent
 	// Units coming in are persisted first (see durable).
 	if m.dur != nil {
-		if err := m.dur.putPools([]poolWrite{{id: p.id, net: p.net + d, onHand: p.onHand.Load(), seq: p.seq.Load(), ledger: next}}); err != nil {
+		if err := m.dur.putPools([]poolWrite{{id: p.id, net: p.net + d, onHand: p.onHand.Load(), seq: p.seq.Load(), ledger: next, closed: p.closed.Load()}}); err != nil {
 			return 0, err
 		}
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, f Factory) {
 		{"Forget", testForget},
 		{"Purge", testPurge},
 		{"PurgeConcurrent", testPurgeConcurrent},
+		{"ClosePool", testClosePool},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -890,4 +891,5 @@ func testClosed(t *testing.T, f Factory) {
 	wantErr(t, "Forget after Close", h.s.Forget(ctx, "s1:r1"), inventory.ErrClosed)
 	_, err = h.s.Purge(ctx, time.Now(), 1)
 	wantErr(t, "Purge after Close", err, inventory.ErrClosed)
+	wantErr(t, "ClosePool after Close", h.s.ClosePool(ctx, "s1:a"), inventory.ErrClosed)
 }

@@ -112,6 +112,9 @@ func (n *nodes) Forget(ctx context.Context, id string) error {
 func (n *nodes) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	return n.pick().Purge(ctx, before, max)
 }
+func (n *nodes) ClosePool(ctx context.Context, pool string) error {
+	return n.pick().ClosePool(ctx, pool)
+}
 func (n *nodes) Close() error {
 	for _, s := range n.all {
 		s.Close()

@@ -145,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// first sale.
 	for _, l := range []*rueidis.Lua{reserveScript, confirmScript, releaseScript, refundScript,
 		expireScript, forgetScript, purgeScript, createScript, moveScript, feedScript, scanScript,
-		sendScript, receiveScript} {
+		sendScript, receiveScript, closeScript} {
 		l.ExecMulti(ctx, client) // with no executions it only loads the script
 	}
 	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
@@ -431,14 +431,37 @@ func (s *Store) Pool(ctx context.Context, pool string) (inventory.Pool, error) {
 		return inventory.Pool{}, inventory.ErrInvalid
 	}
 	key := s.base(inventory.Tag(pool)) + "p:" + pool
-	vals, err := s.client.Do(ctx, s.client.B().Hmget().Key(key).Field("fr", "hd", "sd", "oh", "sq").Build()).ToArray()
+	vals, err := s.client.Do(ctx, s.client.B().Hmget().Key(key).Field("fr", "hd", "sd", "oh", "sq", "cl").Build()).ToArray()
 	if err != nil {
 		return inventory.Pool{}, s.mapErr("read pool", err)
 	}
-	if len(vals) != 5 || vals[0].IsNil() {
+	if len(vals) != 6 || vals[0].IsNil() {
 		return inventory.Pool{}, inventory.ErrPoolNotFound
 	}
-	return parsePool(pool, vals)
+	p, err := parsePool(pool, vals[:5])
+	p.Closed = !vals[5].IsNil()
+	return p, err
+}
+
+// ClosePool implements inventory.Store: one script marks the pool closed
+// (reserves of it answer sold out from then on) and deletes its per-user
+// counts hash.
+func (s *Store) ClosePool(ctx context.Context, pool string) error {
+	if s.closed.Load() {
+		return inventory.ErrClosed
+	}
+	if !inventory.ValidID(pool) {
+		return inventory.ErrInvalid
+	}
+	base := s.base(inventory.Tag(pool))
+	held, err := closeScript.Exec(ctx, s.client, []string{base + "p:" + pool}, []string{base, pool}).AsInt64()
+	if err != nil {
+		return s.mapErr("close pool", err)
+	}
+	if held != 0 {
+		return fmt.Errorf("redisinv: cannot close pool %q: %d units held: %w", pool, held, inventory.ErrBadState)
+	}
+	return nil
 }
 
 // parsePool parses fr hd sd oh sq.

@@ -41,7 +41,7 @@ const (
 // change rewrites the first two bytes only (SETRANGE).
 //
 // Pool hash fields: fr free, hd held, sd sold, oh on hand, sq seq (decimal
-// uint64). Free is Available minus Short: a feed that removes more than is
+// uint64), cl '1' once closed (absent before). Free is Available minus Short: a feed that removes more than is
 // available drives it below zero, and any unit that comes back (a feed
 // increase, a release, a refund, a move in) pays the short back first.
 // Available = max(fr, 0), Short = max(-fr, 0), Supplied = Available + hd + sd.
@@ -157,9 +157,10 @@ end
 local fr, hd, cnt = {}, {}, {}
 for j = 1, m do
   local name = ARGV[5 + j]
-  local h = redis.call('HMGET', base .. 'p:' .. name, 'fr', 'hd')
+  local h = redis.call('HMGET', base .. 'p:' .. name, 'fr', 'hd', 'cl')
   if h[1] then
-    fr[j] = tonumber(h[1])
+    -- A closed pool (closeScript) reserves nothing: sold out.
+    fr[j] = h[3] and -1 or tonumber(h[1])
     hd[j] = tonumber(h[2])
     local us = ul[j]
     local v = redis.call('HMGET', base .. 'u:' .. name, unpack(us))
@@ -469,6 +470,20 @@ local pk = base .. 'p:' .. ARGV[2]
 if redis.call('EXISTS', pk) == 1 then return err('SURGE_POOLEXISTS') end
 redis.call('HSET', pk, 'fr', ARGV[3], 'hd', '0', 'sd', '0', 'oh', '0', 'sq', '0')
 return 1
+`)
+
+// closeScript: ARGV base, pool. Closes the pool (cl 1: reserveScript
+// answers sold out for it from then on) and deletes its per-user counts.
+// Returns 0, or the units held (nothing written) when some are.
+var closeScript = rueidis.NewLuaScript(prelude + `
+local pk = base .. 'p:' .. ARGV[2]
+local h = redis.call('HMGET', pk, 'fr', 'hd')
+if not h[1] then return err('SURGE_NOPOOL') end
+local held = tonumber(h[2])
+if held ~= 0 then return held end
+redis.call('HSET', pk, 'cl', '1')
+redis.call('DEL', base .. 'u:' .. ARGV[2])
+return 0
 `)
 
 // moveScript: ARGV base, from, to, quantity or "all". Returns the units
