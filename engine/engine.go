@@ -97,6 +97,12 @@ type Engine struct {
 	// purgedAt is when released reservations were last purged. Guarded
 	// by sweepMu.
 	purgedAt time.Time
+	// freeOSPending is set when a crowd's memory was dropped; freedOSAt
+	// (guarded by sweepMu) is when it was last handed back to the OS,
+	// freedOS how often (idle.go).
+	freeOSPending atomic.Bool
+	freedOSAt     time.Time
+	freedOS       atomic.Int64
 	// payCloses queues released reservations whose WeChat Pay order is to
 	// be closed; payKick wakes the payments loop; settleMu: one
 	// SettlePayments at a time in this process.
@@ -147,6 +153,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		payCloses:   make(chan string, closesQueued),
 		payKick:     make(chan struct{}, 1),
 	}
+	e.accounts.stamp = func() int64 { return e.now().Unix() }
 	e.pages.init(opts.PageGuidesMax)
 	if e.rec == nil {
 		var err error

@@ -156,6 +156,7 @@ func NewIdempotency(rec records.Records, opts IdempotencyOptions) *Idempotency {
 		cache:   newLRU[keptAnswer](opts.EntriesMax),
 		newKeys: newKeyLimit{max: opts.NewKeysPerSecond},
 	}
+	i.cache.stamp = func() int64 { return i.opts.Now().Unix() }
 	if l, ok := rec.(records.Local); ok {
 		// Every Idempotency over these records in this process shares
 		// one single flight (two engines over one memory records, say).
@@ -413,6 +414,15 @@ func (i *Idempotency) remember(rkey string, a keptAnswer) {
 	}
 }
 
+// PruneIdle drops the cached answers nobody read or stored since before
+// (the records still keep them until they expire: a late retry costs one
+// read), and rebuilds the cache's maps once they shrank (idle.go). It
+// returns how many it dropped. The engine's sweeper calls it, so that a
+// crowd's answers leave memory when the crowd does.
+func (i *Idempotency) PruneIdle(before time.Time) int {
+	return i.cache.pruneIdle(before.Unix())
+}
+
 // Sweep removes expired records and returns how many it removed. The
 // engine calls it now and then (e.g. from its sweeper); records are also
 // taken over lazily when a key is used again.
@@ -484,6 +494,9 @@ type lru[V any] struct {
 	seed     maphash.Seed
 	shards   [lruShards]lruShard[V]
 	shardMax int
+	// stamp, when set, stamps each entry with the time (any unit) it was
+	// last added or read, for pruneIdle (idle.go). nil: no stamps.
+	stamp func() int64
 }
 
 type lruShard[V any] struct {
@@ -494,8 +507,9 @@ type lruShard[V any] struct {
 }
 
 type lruEntry[V any] struct {
-	key string
-	val V
+	key  string
+	val  V
+	used int64 // see lru.stamp
 }
 
 // newLRU returns an LRU holding at most entriesMax entries (rounded
@@ -519,7 +533,11 @@ func (l *lru[V]) Get(key string) (V, bool) {
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
 		s.order.MoveToFront(e)
-		return e.Value.(*lruEntry[V]).val, true
+		en := e.Value.(*lruEntry[V])
+		if l.stamp != nil {
+			en.used = l.stamp()
+		}
+		return en.val, true
 	}
 	var zero V
 	return zero, false
@@ -533,7 +551,11 @@ func (l *lru[V]) GetOrAdd(key string, mk func() V) V {
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
 		s.order.MoveToFront(e)
-		return e.Value.(*lruEntry[V]).val
+		en := e.Value.(*lruEntry[V])
+		if l.stamp != nil {
+			en.used = l.stamp()
+		}
+		return en.val
 	}
 	v := mk()
 	l.addLocked(s, key, v)
@@ -546,7 +568,11 @@ func (l *lru[V]) Add(key string, v V) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		e.Value.(*lruEntry[V]).val = v
+		en := e.Value.(*lruEntry[V])
+		en.val = v
+		if l.stamp != nil {
+			en.used = l.stamp()
+		}
 		s.order.MoveToFront(e)
 		return
 	}
@@ -559,7 +585,11 @@ func (l *lru[V]) addLocked(s *lruShard[V], key string, v V) {
 		s.order.Remove(old)
 		delete(s.items, old.Value.(*lruEntry[V]).key)
 	}
-	s.items[key] = s.order.PushFront(&lruEntry[V]{key: key, val: v})
+	en := &lruEntry[V]{key: key, val: v}
+	if l.stamp != nil {
+		en.used = l.stamp()
+	}
+	s.items[key] = s.order.PushFront(en)
 }
 
 // Remove deletes key.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"container/list"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -21,6 +22,19 @@ const pruneRoundMax = 16384
 // and rebuilds a shard's map once it holds under an eighth of what it
 // held at its largest. It returns the entries dropped.
 func (l *lru[V]) pruneIf(drop func(V) bool) int {
+	return l.pruneEntries(func(en *lruEntry[V]) bool { return drop(en.val) })
+}
+
+// pruneIdle drops the entries last used before `before` (in the unit of
+// l.stamp, which must be set), as pruneIf does.
+func (l *lru[V]) pruneIdle(before int64) int {
+	if l.stamp == nil {
+		panic("BUG: engine: pruneIdle of an LRU without stamps")
+	}
+	return l.pruneEntries(func(en *lruEntry[V]) bool { return en.used < before })
+}
+
+func (l *lru[V]) pruneEntries(drop func(*lruEntry[V]) bool) int {
 	n := 0
 	for i := range l.shards {
 		s := &l.shards[i]
@@ -30,7 +44,7 @@ func (l *lru[V]) pruneIf(drop func(V) bool) int {
 		s.peak = max(s.peak, len(s.items))
 		for j := 0; j < pruneRoundMax; j++ {
 			e := s.order.Back()
-			if e == nil || !drop(e.Value.(*lruEntry[V]).val) {
+			if e == nil || !drop(e.Value.(*lruEntry[V])) {
 				break
 			}
 			s.order.Remove(e)
@@ -82,6 +96,55 @@ type pruner interface {
 // pruneRisk lets the risk hook drop what it no longer needs.
 func (e *Engine) pruneRisk(now time.Time) {
 	if p, ok := e.risk.(pruner); ok {
-		p.Prune(now)
+		if p.Prune(now) >= droppedLargeMin {
+			e.memoryDropped()
+		}
 	}
+}
+
+const (
+	// accountsIdleFor: a cached first-seen time unused for this long is
+	// dropped (a user who comes back costs one read of the records).
+	accountsIdleFor = time.Minute
+	// answersIdleFor: a kept idempotency answer unread for this long
+	// leaves the memory cache (retries come within seconds).
+	answersIdleFor = 5 * time.Minute
+	// droppedLargeMin: a prune that drops at least this many entries is
+	// a crowd gone (memoryDropped).
+	droppedLargeMin = 4096
+	// freeOSMemoryEvery bounds how often the sweeper hands freed memory
+	// back to the operating system.
+	freeOSMemoryEvery = time.Minute
+)
+
+// pruneAccounts drops the first-seen times nobody asked for lately, and
+// the kept idempotency answers likewise (both are read again from the
+// records when asked).
+func (e *Engine) pruneAccounts(now time.Time) {
+	n := e.accounts.pruneIdle(now.Add(-accountsIdleFor).Unix())
+	n += e.idem.PruneIdle(now.Add(-answersIdleFor))
+	if n >= droppedLargeMin {
+		e.memoryDropped()
+	}
+}
+
+// memoryDropped notes that a crowd's memory was dropped (a sale finished,
+// a large prune): the sweep ends with returnMemory.
+func (e *Engine) memoryDropped() { e.freeOSPending.Store(true) }
+
+// returnMemory hands the heap freed by the drops back to the operating
+// system at once (debug.FreeOSMemory: a collection, then every free page
+// returned), at most once per freeOSMemoryEvery. Without it the runtime's
+// scavenger returns those pages slowly, and the process stays at its peak
+// resident size for minutes after a sale. It runs in the sweeper, never
+// in a request; it costs a full collection (tens of milliseconds for a
+// heap of tens of megabytes) and the page faults of memory used again.
+func (e *Engine) returnMemory(now time.Time) {
+	if !e.freeOSPending.Load() || now.Sub(e.freedOSAt) < freeOSMemoryEvery {
+		return
+	}
+	e.freeOSPending.Store(false)
+	e.freedOSAt = now
+	e.freedOS.Add(1)
+	debug.FreeOSMemory()
 }

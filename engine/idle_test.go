@@ -100,3 +100,83 @@ func TestRiskPruneReturnsHeap(t *testing.T) {
 		t.Errorf("heap after the prune %d KiB; want within a tenth of the crowd's %d KiB over %d KiB", after>>10, (peak-before)>>10, before>>10)
 	}
 }
+
+// TestAccountsAndAnswersPrunedWhenIdle: a crowd's cached first-seen times
+// and kept idempotency answers leave memory once unused for their idle
+// time (the records still answer for them), a user seen meanwhile keeps
+// its entry, and the drop hands memory back to the OS once (rate
+// limited), from the sweep.
+func TestAccountsAndAnswersPrunedWhenIdle(t *testing.T) {
+	const crowd = 6000
+	clock := newAnswerClock()
+	store := inventory.NewMemory(inventory.Options{Now: clock.Now})
+	defer store.Close()
+	eng, err := Open(context.Background(), Options{Store: store, Now: clock.Now, SweepInterval: -1,
+		Idempotency: IdempotencyOptions{NewKeysPerSecond: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx := context.Background()
+	first := map[string]time.Time{}
+	for i := 0; i < crowd; i++ {
+		u := fmt.Sprint("crowd-", i)
+		at, err := eng.AccountSeen(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[u] = at
+		if _, _, err := eng.idem.Do(ctx, u, "k", testDigest("b"), func() (int, []byte) { return 200, []byte("ok") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := eng.accounts.Len(); n != crowd {
+		t.Fatalf("accounts cached %d; want %d", n, crowd)
+	}
+	sweep := func() {
+		t.Helper()
+		if err := eng.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep()
+	if n := eng.accounts.Len(); n != crowd {
+		t.Fatalf("accounts cached right after the crowd %d; want %d (nothing idle yet)", n, crowd)
+	}
+	freed := eng.freedOS.Load()
+	clock.Advance(accountsIdleFor - time.Second)
+	if _, err := eng.accountFirstSeen(ctx, "crowd-7"); err != nil { // crowd-7 is back
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	for range crowd/pruneRoundMax + 2 {
+		sweep()
+	}
+	if n := eng.accounts.Len(); n != 1 {
+		t.Fatalf("accounts cached after the crowd idled %d; want 1 (crowd-7)", n)
+	}
+	if n := eng.idem.cache.Len(); n != crowd {
+		t.Fatalf("answers cached after a minute %d; want %d (idle for %v only)", n, crowd, answersIdleFor)
+	}
+	if eng.freedOS.Load() != freed+1 {
+		t.Fatalf("memory returned %d times after the drop; want once", eng.freedOS.Load()-freed)
+	}
+	clock.Advance(answersIdleFor)
+	for range crowd/pruneRoundMax + 2 {
+		sweep()
+	}
+	if n := eng.idem.cache.Len(); n != 0 {
+		t.Fatalf("answers cached after %v idle %d; want 0", answersIdleFor, n)
+	}
+	// Nothing changes for the users: the records answer.
+	for _, u := range []string{"crowd-0", "crowd-7", "crowd-5999"} {
+		ms, err := eng.accountFirstSeen(ctx, u)
+		if err != nil || !time.UnixMilli(ms).Equal(first[u]) {
+			t.Fatalf("first seen of %s after the prune = %v, %v; want %v", u, time.UnixMilli(ms), err, first[u])
+		}
+		st, body, err := eng.idem.Do(ctx, u, "k", testDigest("b"), func() (int, []byte) { return 500, nil })
+		if err != nil || st != 200 || string(body) != "ok" {
+			t.Fatalf("answer of %s after the prune = %d %q %v; want the first one", u, st, body, err)
+		}
+	}
+}

@@ -388,6 +388,14 @@ func (l *lottery) overLocked() bool {
 	return true
 }
 
+// dropIdle frees the lottery's queue and entrants if it is over (the
+// sale is finished: nobody waits any more).
+func (l *lottery) dropIdle() {
+	l.mu.Lock()
+	l.overLocked()
+	l.mu.Unlock()
+}
+
 // claim lets one request serve an entrant whose turn came.
 func (l *lottery) claim(en *entrant) bool {
 	l.mu.Lock()

@@ -68,6 +68,15 @@ const (
 	decWon
 )
 
+// dropCached forgets the cached decisions (a finished sale's; they are
+// read again from the draw if asked), in a new empty map: a Go map keeps
+// its largest size until replaced.
+func (r *regState) dropCached() {
+	r.mu.Lock()
+	r.decisions = map[string]uint8{}
+	r.mu.Unlock()
+}
+
 func newRegState(cacheMax int64) *regState {
 	return &regState{drawing: make(chan struct{}, 1), decisions: map[string]uint8{}, cacheMax: int(min(cacheMax, 1<<22))}
 }

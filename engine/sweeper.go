@@ -71,6 +71,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	e.sweepSales(ctx, now)
 	e.sweepDraws(ctx, now)
 	e.pruneRisk(now)
+	e.pruneAccounts(now)
 	e.drawLotteries(now)
 	e.refreshDirtyPages(ctx)
 	// Expired idempotency records are removed once a minute: they are only
@@ -87,6 +88,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	e.returnMemory(now)
 	return errors.Join(errs...)
 }
 
@@ -105,6 +107,32 @@ func (e *Engine) purgeReleased(ctx context.Context, before time.Time) error {
 	return nil
 }
 
+// closeFinished forgets what a finished sale or deal (ended, nothing held,
+// nothing left to drain) keeps per user (DESIGN.md, "Memory, budgeted
+// like time"): its pools are closed, which drops their per-user counts
+// (a closed pool reserves nothing, so no limit can be passed: law 6), and
+// its registration's cached decisions and its lottery's queue go. Every
+// node's sweeper does it; closing twice is a no-op.
+func (e *Engine) closeFinished(ctx context.Context, pool string, buckets []string, reg *regState, lot *lottery) error {
+	pools := buckets
+	if len(pools) == 0 {
+		pools = []string{pool}
+	}
+	for _, p := range pools {
+		if err := e.store.ClosePool(ctx, p); err != nil {
+			return fmt.Errorf("cannot close pool %s: %w", p, err)
+		}
+	}
+	if reg != nil {
+		reg.dropCached()
+	}
+	if lot != nil {
+		lot.dropIdle()
+	}
+	e.memoryDropped()
+	return nil
+}
+
 // sweepSales resyncs remaining counts from the pools and drains ended sales
 // and deals back into their listing pools (law 2).
 func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
@@ -120,14 +148,16 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 		status string
 		deal   bool
 		ctl    *saleCtl
+		reg    *regState
+		lot    *lottery
 	}
 	var items []item
 	e.dealsMu.RLock()
 	for _, s := range e.sales {
-		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.pools, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false, &s.ctl})
+		items = append(items, item{s.spec.SaleID, s.spec.StoreID, s.spec.SKUID, s.pool, s.pools, s.spec.StartsAt, s.spec.EndsAt, &s.remaining, &s.finished, "", false, &s.ctl, s.reg, s.lot})
 	}
 	for _, d := range e.deals {
-		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, nil, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true, &d.ctl})
+		items = append(items, item{d.spec.DealID, d.spec.StoreID, d.spec.SKUID, d.pool, nil, d.spec.StartsAt, d.spec.EndsAt, &d.remaining, &d.finished, "", true, &d.ctl, nil, nil})
 	}
 	e.dealsMu.RUnlock()
 	for _, it := range items {
@@ -168,6 +198,9 @@ func (e *Engine) sweepSales(ctx context.Context, now time.Time) {
 			// we set it; look again so that its units are still drained.
 			if p2, err := e.saleTotals(ctx, it.pool, it.buckets); err != nil || p2.Available > 0 || p2.Held > 0 {
 				it.finished.Store(false)
+			} else if err := e.closeFinished(ctx, it.pool, it.buckets, it.reg, it.lot); err != nil {
+				e.logger(ctx).Error("engine: cannot close a finished sale's pools", "pool", it.pool, "err", err)
+				it.finished.Store(false) // the next sweep tries again
 			}
 			e.pages.markDirty(it.store)
 		}
