@@ -118,6 +118,12 @@ type Overload struct {
 	// (AfterWait later, at most SettleMax).
 	RSSBeforeKiB, RSSPeakKiB, RSSAfterKiB int64
 	AfterWait                             time.Duration
+	// The Go heap of the server (its /metrics), KiB, before and after:
+	// in use (live objects and fragments), and idle but not yet returned
+	// to the OS (freed heap still resident). RSS is these, the runtime's
+	// other memory, Pebble's caches and the binary's pages.
+	HeapInuseBeforeKiB, HeapInuseAfterKiB int64
+	HeapIdleBeforeKiB, HeapIdleAfterKiB   int64
 	GoroutinesBefore, GoroutinesPeak      int64
 	GoroutinesAfter                       int64
 }
@@ -211,6 +217,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 	}
 	time.Sleep(2 * time.Second)
 	res.RSSBeforeKiB, _ = rssKiB(pid)
+	res.HeapInuseBeforeKiB, res.HeapIdleBeforeKiB = heapKiB(base)
 	res.GoroutinesBefore = goroutines(base)
 	logf("server pid %d, GOMAXPROCS %d: RSS before %d MiB, %d goroutines", pid, o.ServerProcs, res.RSSBeforeKiB>>10, res.GoroutinesBefore)
 
@@ -403,8 +410,10 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 		time.Sleep(time.Second)
 	}
 	res.GoroutinesAfter = goroutines(base)
-	logf("RSS before %d MiB, peak %d MiB, after %d MiB (%.2fx, %v after the holds ended); goroutines %d / %d / %d",
+	res.HeapInuseAfterKiB, res.HeapIdleAfterKiB = heapKiB(base)
+	logf("RSS before %d MiB, peak %d MiB, after %d MiB (%.2fx, %v after the holds ended); Go heap in use %d -> %d MiB, idle not returned %d -> %d MiB; goroutines %d / %d / %d",
 		res.RSSBeforeKiB>>10, res.RSSPeakKiB>>10, res.RSSAfterKiB>>10, res.RSSAfterRatio(), res.AfterWait.Round(time.Second),
+		res.HeapInuseBeforeKiB>>10, res.HeapInuseAfterKiB>>10, res.HeapIdleBeforeKiB>>10, res.HeapIdleAfterKiB>>10,
 		res.GoroutinesBefore, res.GoroutinesPeak, res.GoroutinesAfter)
 	return res, nil
 }
@@ -425,19 +434,34 @@ func rssKiB(pid int) (int64, error) {
 
 // goroutines reads go_goroutines from /metrics (0 if it cannot).
 func goroutines(base string) int64 {
+	return int64(metricValues(base, "go_goroutines")[0])
+}
+
+// heapKiB reads the Go heap in use, and idle but not released to the OS,
+// from /metrics (0 if it cannot).
+func heapKiB(base string) (inuse, idleKept int64) {
+	v := metricValues(base, "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes")
+	return int64(v[0]) >> 10, int64(v[1]-v[2]) >> 10
+}
+
+// metricValues reads unlabelled samples from /metrics, 0 for those it
+// cannot read.
+func metricValues(base string, names ...string) []float64 {
+	out := make([]float64, len(names))
 	var req fasthttp.Request
 	var resp fasthttp.Response
 	req.SetRequestURI(base + "/metrics")
 	if err := fasthttp.DoTimeout(&req, &resp, 5*time.Second); err != nil {
-		return 0
+		return out
 	}
 	for _, line := range bytes.Split(resp.Body(), []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("go_goroutines ")); ok {
-			n, _ := strconv.ParseFloat(string(v), 64)
-			return int64(n)
+		for i, name := range names {
+			if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
+				out[i], _ = strconv.ParseFloat(string(v), 64)
+			}
 		}
 	}
-	return 0
+	return out
 }
 
 // writesLimit reads the writes' bound in force and its maximum from the
@@ -572,7 +596,7 @@ func (o *Overload) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "`surge serve` (pebble, its own process, GOMAXPROCS=%d so that the load generator on the same 2 cores can offer five times its capacity; risk rate limits off) takes reserves on %d flash sales (per-user limit 1, an Idempotency-Key each, %d users logged in) at 5x the reserve capacity measured just before on the same server, for %v, with %d pays of held reservations spread over the storm. ",
 		o.ServerProcs, o.Sales, o.Users, o.Storm, o.Pays)
-	b.WriteString("Latency counts from each request's intended send time. The sales are then ended and their holds run out; RSS after is read once every hold is released, then each second until it is within 1.5x of before or the wait ends. No `debug.FreeOSMemory`, no GOMEMLIMIT: the runtime's own collection and scavenging.\n\n")
+	b.WriteString("Latency counts from each request's intended send time. The sales are then ended and their holds run out; RSS after is read once every hold is released, then each second until it is within 1.5x of before or the wait ends. No GOMEMLIMIT; the server's sweeper hands freed memory back to the OS itself (`debug.FreeOSMemory`, at most once a minute) after a finished sale's per-user state or an idle crowd's cached entries were dropped.\n\n")
 	b.WriteString("| figure | measured | next to | target | met |\n|---|---:|---:|---:|---|\n")
 	fmt.Fprintf(&b, "| pays shed | %d of %d (%.1f%%) | %d paid, %d failed otherwise | 0 | %s |\n", o.PaysShed, o.Pays, 100*o.PaysShedShare(), o.PaysOK, o.PaysFailed, yesNo(o.PaysShed == 0))
 	fmt.Fprintf(&b, "| admitted reserve p99, from the intended send time | %s | unloaded p99 %s (p50 %s) | ≤ 50 ms | %s |\n", ms(o.AdmittedP99), ms(o.UnloadedP99), ms(o.UnloadedP50), yesNo(o.AdmittedP99 <= 50*time.Millisecond))
@@ -583,6 +607,7 @@ func (o *Overload) markdown() string {
 	fmt.Fprintf(&b, "- Capacity %.0f reserves/s (closed loop, %d connections, 2 s); offered %.0f/s; sent %d (%d over 10 ms late: the generator's own lag, charged to the latency).\n", o.Capacity, overloadConns, o.Offered, o.Sent, o.Late)
 	fmt.Fprintf(&b, "- Reserves: %d admitted (p50 %s), %d shed with 503/50300 and Retry-After, %d refused (sold out, limit, sale gate), %d errors.\n", o.Admitted, ms(o.AdmittedP50), o.Shed, o.Refused, o.Errors)
 	fmt.Fprintf(&b, "- Adaptive writes limit: lowest %d of %d during the storm.\n", o.LimitLowest, o.LimitMax)
+	fmt.Fprintf(&b, "- Go heap in use: %d MiB before, %d MiB after; heap freed but not yet returned to the OS: %d MiB before, %d MiB after (the rest of RSS is the runtime's own memory, Pebble's caches and the binary's pages).\n", o.HeapInuseBeforeKiB>>10, o.HeapInuseAfterKiB>>10, o.HeapIdleBeforeKiB>>10, o.HeapIdleAfterKiB>>10)
 	fmt.Fprintf(&b, "- Goroutines: %d before, %d at peak, %d after.\n\n", o.GoroutinesBefore, o.GoroutinesPeak, o.GoroutinesAfter)
 	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/surge-retail/surge/engine/orders"
@@ -126,6 +127,9 @@ type refundRecord struct {
 	Tries     int    `json:"tries"`
 	NextMs    int64  `json:"next_ms"` // not before: a lease, or a backoff
 	CreatedMs int64  `json:"created_ms"`
+	// DoneMs is when it finished (a finished refund's retention counts
+	// from it; CreatedMs for records written before it was kept).
+	DoneMs    int64  `json:"done_ms,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 }
 
@@ -346,6 +350,13 @@ func (e *Engine) startRefund(ctx context.Context, r inventory.Reservation, m res
 		State: refundPending, CreatedMs: e.now().UnixMilli(),
 	}
 	b, _ := json.Marshal(rr)
+	// A refund that finished is kept (e/refunded/) for the retention: a
+	// repeated notification then starts none (the open record is gone).
+	if _, done, err := e.rec.Get(ctx, keyRefundedPrefix+r.ID); err != nil {
+		return fmt.Errorf("%w: cannot read the refund: %w", ErrUnavailable, err)
+	} else if done {
+		return nil
+	}
 	wrote, err := e.rec.PutIfAbsent(ctx, keyRefundPrefix+r.ID, b)
 	if err != nil {
 		return fmt.Errorf("%w: cannot record the refund: %w", ErrUnavailable, err)
@@ -427,7 +438,7 @@ func (e *Engine) finishRefund(ctx context.Context, resID, status string) error {
 	if err := e.orders.Upsert(ctx, []Order{o}); err != nil {
 		return fmt.Errorf("%w: cannot mark the order refunded: %w", ErrUnavailable, err)
 	}
-	rr.State, rr.Status = refundDone, status
+	rr.State, rr.Status, rr.DoneMs = refundDone, status, e.now().UnixMilli()
 	done, _ := json.Marshal(rr)
 	if err := e.rec.Put(ctx, keyRefundedPrefix+resID, done); err != nil {
 		return fmt.Errorf("%w: cannot record the refund done: %w", ErrUnavailable, err)
@@ -437,6 +448,62 @@ func (e *Engine) finishRefund(ctx context.Context, resID, status string) error {
 	}
 	e.logger(ctx).Info("engine: refunded", "reservation", resID, "amount", rr.Refund, "reason", rr.Reason)
 	return nil
+}
+
+// purgeRefunds forgets finished refunds (e/refunded/ and the refund
+// number's e/refundno/) that finished at or before `before`, at most
+// expireBatchMax per call. The sweeper calls it with the reservation
+// retention, as it purges released reservations: within it a repeated
+// notification finds the refund done and starts none; after it, the
+// reservation itself is forgotten too (and WeChat Pay takes a repeated
+// out_refund_no as the same refund). Open refunds (e/refund/) are never
+// purged.
+func (e *Engine) purgeRefunds(ctx context.Context, before time.Time) (int, error) {
+	type done struct {
+		key      string
+		val      []byte
+		refundNo string
+	}
+	var old []done
+	err := e.rec.Scan(ctx, keyRefundedPrefix, func(k string, v []byte) error {
+		if len(old) >= expireBatchMax {
+			return nil
+		}
+		var rr refundRecord
+		if err := json.Unmarshal(v, &rr); err != nil {
+			return nil // not ours to judge; kept
+		}
+		at := rr.DoneMs
+		if at == 0 {
+			at = rr.CreatedMs
+		}
+		if at <= before.UnixMilli() {
+			old = append(old, done{k, v, rr.OutRefundNo})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot purge finished refunds: %w", err)
+	}
+	n := 0
+	for _, d := range old {
+		resID := strings.TrimPrefix(d.key, keyRefundedPrefix)
+		// The number's record first: a purge cut between the two leaves
+		// the finished refund, which the next purge finds again.
+		if d.refundNo != "" {
+			if _, err := records.DeleteIfEqual(ctx, e.rec, keyRefundNoPrefix+d.refundNo, []byte(resID)); err != nil {
+				return n, fmt.Errorf("cannot purge finished refunds: %w", err)
+			}
+		}
+		ok, err := records.DeleteIfEqual(ctx, e.rec, d.key, d.val)
+		if err != nil {
+			return n, fmt.Errorf("cannot purge finished refunds: %w", err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // queueClose asks for the WeChat Pay order of a released reservation to be

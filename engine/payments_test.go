@@ -273,6 +273,36 @@ func TestLatePaymentsAreRefundedOnce(t *testing.T) {
 			if st, err := p.e.Stats(p.ctx); err != nil || st.Payments.RefundsOpen != 0 || st.Payments.Provider != "wechat" {
 				t.Fatalf("stats payments = %+v, %v; want wechat with no refund open", st.Payments, err)
 			}
+			// Within the retention a repeated payment notification finds
+			// the refund done: no second refund.
+			p.clock.Advance(engine.ReservationRetentionDefault - time.Hour)
+			p.sweep()
+			for i := range late {
+				if err := p.e.PaymentNotified(p.ctx, txs[i]); err != nil {
+					t.Fatalf("repeated late notification within the retention: %v", err)
+				}
+			}
+			if st, err := p.e.Stats(p.ctx); err != nil || st.Payments.RefundsOpen != 0 {
+				t.Fatalf("stats after repeated notifications = %+v, %v; want no refund opened again", st.Payments, err)
+			}
+			p.settle(t)
+			if st, err := p.e.Stats(p.ctx); err != nil || st.Payments.RefundsOpen != 0 || p.wx.Stats().Refunds != buyers {
+				t.Fatalf("after repeated notifications: stats %+v, %v, %d refunds; want none open, %d in all", st.Payments, err, p.wx.Stats().Refunds, buyers)
+			}
+			// Past it the finished refunds are forgotten, as the released
+			// reservations are: the refund number is unknown then.
+			p.clock.Advance(2 * time.Hour)
+			p.sweep()
+			for _, r := range late {
+				rs, err := p.wx.SettleRefund(engine.OutRefundNo(r.ReservationID), wechatpay.RefundSuccess)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var refusal *engine.PayRefusal
+				if err := p.e.RefundNotified(p.ctx, &rs); !errors.As(err, &refusal) || refusal.Reason != "unknown_out_refund_no" {
+					t.Fatalf("RefundNotified past the retention = %v; want unknown_out_refund_no (records purged)", err)
+				}
+			}
 		})
 	}
 }

@@ -87,6 +87,9 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		if err := e.purgeReleased(ctx, now.Add(-e.opts.ReservationRetention)); err != nil {
 			errs = append(errs, err)
 		}
+		if _, err := e.purgeRefunds(ctx, now.Add(-e.opts.ReservationRetention)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	e.returnMemory(now)
 	return errors.Join(errs...)
