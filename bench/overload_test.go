@@ -26,11 +26,13 @@ func TestOverloadSection(t *testing.T) {
 	o := &Overload{ServerProcs: 1, Sales: 4, Users: 100000, Capacity: 2000, Offered: 10000, Storm: 10 * time.Second,
 		Sent: 100000, Admitted: 9000, Shed: 91000, Pays: 1000, PaysOK: 1000,
 		UnloadedP50: time.Millisecond, UnloadedP99: 4 * time.Millisecond, AdmittedP99: 40 * time.Millisecond, AdmittedSentP99: 30 * time.Millisecond,
-		LimitLowest: 16, LimitMax: 1024, RSSBeforeKiB: 100 << 10, RSSPeakKiB: 300 << 10, RSSAfterKiB: 140 << 10, AfterWait: 20 * time.Second}
+		LimitLowest: 16, LimitMax: 1024, RSSBeforeKiB: 100 << 10, RSSPeakKiB: 300 << 10, RSSAfterKiB: 140 << 10, AfterWait: 20 * time.Second,
+		HeapInuseBeforeKiB: 20 << 10, HeapInuseAfterKiB: 30 << 10, HeapIdleBeforeKiB: 1 << 10, HeapIdleAfterKiB: 2 << 10}
 	f(o, "| pays shed | 0 of 1000 (0.0%) | 1000 paid, 0 failed otherwise | 0 | yes |",
 		"| admitted reserve p99, from the intended send time | 40.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | ≤ 50 ms | yes |",
 		"| RSS after the sales (20s after the holds ended) | 140 MiB | before 100 MiB, peak 300 MiB | ≤ 1.5x before | yes |",
-		"lowest 16 of 1024")
+		"lowest 16 of 1024",
+		"- Go heap in use: 20 MiB before, 30 MiB after; heap freed but not yet returned to the OS: 1 MiB before, 2 MiB after")
 	o.PaysShed, o.PaysOK, o.AdmittedP99, o.RSSAfterKiB = 3, 997, 80*time.Millisecond, 160<<10
 	f(o, "| pays shed | 3 of 1000 (0.3%) | 997 paid, 0 failed otherwise | 0 | **no** |",
 		"| 80.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | ≤ 50 ms | **no** |",

@@ -62,4 +62,12 @@
 // window). Paid reservations are never dropped: they count toward per-user
 // limits and back orders. Context arguments are accepted for the
 // interface; memory and pebble do not block on anything but disk.
+//
+// ClosePool ends a finished pool's per-user state: once nothing in it is
+// held, the pool is marked closed (durably: Pebble's pool record, Redis's
+// pool hash) and reserves nothing from then on, and its per-user counts
+// are dropped (memory's user table, Redis's counts hash; Pebble derives
+// counts from reservations on open and skips a closed pool's). Paid
+// reservations stay; Confirm, Release, Refund, moves and the feed work as
+// before.
 package inventory

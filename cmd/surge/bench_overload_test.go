@@ -34,7 +34,8 @@ func TestBenchOverloadSmall(t *testing.T) {
 		t.Errorf("reserves: sent %d = admitted %d + shed %d + refused %d + errors %d; want >= 600 sent, some admitted, no errors",
 			res.Sent, res.Admitted, res.Shed, res.Refused, res.Errors)
 	}
-	if res.RSSBeforeKiB <= 0 || res.RSSPeakKiB <= 0 || res.RSSAfterKiB <= 0 || res.Capacity <= 0 || res.LimitMax != 1024 {
+	if res.RSSBeforeKiB <= 0 || res.RSSPeakKiB <= 0 || res.RSSAfterKiB <= 0 || res.Capacity <= 0 || res.LimitMax != 1024 ||
+		res.HeapInuseBeforeKiB <= 0 || res.HeapInuseAfterKiB <= 0 {
 		t.Errorf("figures missing: %+v", res)
 	}
 	md := (&bench.Results{Overload: res}).Markdown()
