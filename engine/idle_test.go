@@ -40,7 +40,7 @@ func TestRiskPruneAfterCrowd(t *testing.T) {
 	// Through the engine's sweep, as in production.
 	store := inventory.NewMemory(inventory.Options{Now: clock.Now})
 	defer store.Close()
-	eng, err := Open(context.Background(), Options{Store: store, Risk: h, Now: clock.Now})
+	eng, err := Open(context.Background(), Options{Store: store, Risk: h, Now: clock.Now, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
