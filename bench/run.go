@@ -70,11 +70,12 @@ func (o Options) withDefaults() Options {
 
 // GroupsInProcess are the groups Run measures, and `surge bench` runs by
 // default; Groups adds the ones its caller runs: the packages' testing.B
-// benchmarks, the external wrk measurement and the overload scenario
-// (RunOverload, which `surge bench` also runs by default).
+// benchmarks, the external wrk measurement, the overload scenario
+// (RunOverload) and the fairness scenario (RunFairness); `surge bench`
+// also runs the last two by default.
 var (
 	GroupsInProcess = []string{"http", "pebble", "redis", "latency", "buckets"}
-	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk", "overload")
+	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk", "overload", "fairness")
 )
 
 // CheckGroups refuses a group that is not one of Groups: a misspelt
@@ -154,6 +155,8 @@ type Results struct {
 	ExternalBefore *External
 	// Overload is the overload scenario (RunOverload); nil if not run.
 	Overload *Overload
+	// Fairness is the fairness scenario (RunFairness); nil if not run.
+	Fairness *Fairness
 }
 
 // Run measures every scenario group and its floors in one run.
