@@ -512,14 +512,19 @@ func (l *lru[V]) shard(key string) *lruShard[V] {
 	return &l.shards[maphash.String(l.seed, key)%lruShards]
 }
 
+// touch marks e used.
+func (l *lru[V]) touch(s *lruShard[V], e *list.Element) *lruEntry[V] {
+	s.order.MoveToFront(e)
+	return e.Value.(*lruEntry[V])
+}
+
 // Get returns the value of key and marks it used.
 func (l *lru[V]) Get(key string) (V, bool) {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		s.order.MoveToFront(e)
-		return e.Value.(*lruEntry[V]).val, true
+		return l.touch(s, e).val, true
 	}
 	var zero V
 	return zero, false
@@ -532,11 +537,24 @@ func (l *lru[V]) GetOrAdd(key string, mk func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		s.order.MoveToFront(e)
-		return e.Value.(*lruEntry[V]).val
+		return l.touch(s, e).val
 	}
 	v := mk()
 	l.addLocked(s, key, v)
+	return v
+}
+
+// GetOrAddBytes is GetOrAdd with the key as bytes: the key is copied
+// into a string only when it is added.
+func (l *lru[V]) GetOrAddBytes(key []byte, mk func() V) V {
+	s := &l.shards[maphash.Bytes(l.seed, key)%lruShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.items[string(key)]; ok {
+		return l.touch(s, e).val
+	}
+	v := mk()
+	l.addLocked(s, string(key), v)
 	return v
 }
 
@@ -546,8 +564,7 @@ func (l *lru[V]) Add(key string, v V) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		e.Value.(*lruEntry[V]).val = v
-		s.order.MoveToFront(e)
+		l.touch(s, e).val = v
 		return
 	}
 	l.addLocked(s, key, v)
