@@ -110,12 +110,19 @@ type Row struct {
 	Surge    float64
 	Floor    float64
 	Unit     string
+	// Median, when above 0, is the ratio: the median of the per-round
+	// ratios of a comparison in alternating rounds (AlternateRounds),
+	// Surge and Floor being the sides' throughput over all rounds.
+	Median float64
 }
 
-// Ratio is Surge / Floor (0 when the floor is missing).
+// Ratio is Surge / Floor (0 when the floor is missing), or Median when set.
 func (r Row) Ratio() float64 {
 	if r.Floor <= 0 {
 		return 0
+	}
+	if r.Median > 0 {
+		return r.Median
 	}
 	return r.Surge / r.Floor
 }
