@@ -85,3 +85,50 @@ func TestUnknownGroup(t *testing.T) {
 		t.Errorf("CheckGroups(nil) = %v", err)
 	}
 }
+
+// TestAlternateRounds: each side runs once a round, in turn (a first in
+// even rounds, b first in odd ones), and the row's ratio is the median of
+// the rounds' ratios of requests per CPU-second, with each side's
+// throughput over all rounds.
+func TestAlternateRounds(t *testing.T) {
+	var order []string
+	spin := func(d time.Duration) int64 { // burns CPU for d, returns work done
+		var n int64
+		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		}
+		return n
+	}
+	side := func(name string, perSlice int64) func(time.Duration) (Throughput, error) {
+		return func(d time.Duration) (Throughput, error) {
+			order = append(order, name)
+			spin(d)
+			return Throughput{Requests: perSlice, Successes: perSlice, Elapsed: d}, nil
+		}
+	}
+	r, err := AlternateRounds(5, 20*time.Millisecond, side("a", 100), side("b", 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ""); got != "abbaabbaab" {
+		t.Errorf("order %q; want abbaabbaab", got)
+	}
+	if len(r.Ratios) != 5 || median(r.Ratios) != 0.5 || r.Pooled() != 0.5 {
+		t.Errorf("ratios %v, pooled %.2f; want five of 0.5", r.Ratios, r.Pooled())
+	}
+	if len(r.CPURatios) != 5 {
+		t.Fatalf("CPU ratios %v; want 5", r.CPURatios)
+	}
+	row := r.Row("k", "s", "req/s")
+	if row.Ratio() != median(r.CPURatios) || row.Surge != 50/0.02 || row.Floor != 100/0.02 {
+		t.Errorf("row %+v: ratio %.3f; want the CPU ratios' median %.3f, surge 2500, floor 5000", row, row.Ratio(), median(r.CPURatios))
+	}
+	if !strings.Contains(row.Scenario, "5 alternating rounds") {
+		t.Errorf("scenario %q does not say how it was measured", row.Scenario)
+	}
+	if m := median([]float64{3, 1, 2, 10}); m != 2.5 {
+		t.Errorf("median of 1,2,3,10 = %v; want 2.5", m)
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median of 1,2,3 = %v; want 2", m)
+	}
+}

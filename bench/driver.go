@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -165,4 +167,116 @@ func Alternate(d time.Duration, floor, surge func(d time.Duration) (Throughput, 
 		f, s = add(f, ft), add(s, st)
 	}
 	return f, s, nil
+}
+
+// Rounds is an alternating comparison of two sides, A (the floor) and B
+// (Surge), in rounds: each side's throughput of every round, and the CPU
+// time this process spent in it (the client and both servers run here).
+type Rounds struct {
+	A, B       []Throughput
+	ACPU, BCPU []time.Duration
+	// Ratios: B's requests per second over A's, each round; CPURatios:
+	// B's successful requests per CPU-second over A's, each round. On a
+	// machine of its own a closed loop is CPU-bound and the two agree;
+	// when other processes take the cores, the second moves far less.
+	Ratios, CPURatios []float64
+}
+
+// processCPU is the CPU time (user and system) this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// AlternateRounds measures a and b n times each, for slice each time, in
+// turn: a then b in even rounds, b then a in odd ones (so neither side
+// always runs right after the other, warm or cold).
+func AlternateRounds(n int, slice time.Duration, a, b func(d time.Duration) (Throughput, error)) (Rounds, error) {
+	var r Rounds
+	timed := func(f func(d time.Duration) (Throughput, error)) (Throughput, time.Duration, error) {
+		c0 := processCPU()
+		t, err := f(slice)
+		return t, processCPU() - c0, err
+	}
+	for i := 0; i < n; i++ {
+		var at, bt Throughput
+		var ac, bc time.Duration
+		var err error
+		if i%2 == 0 {
+			if at, ac, err = timed(a); err == nil {
+				bt, bc, err = timed(b)
+			}
+		} else {
+			if bt, bc, err = timed(b); err == nil {
+				at, ac, err = timed(a)
+			}
+		}
+		if err != nil {
+			return r, err
+		}
+		r.A, r.B = append(r.A, at), append(r.B, bt)
+		r.ACPU, r.BCPU = append(r.ACPU, ac), append(r.BCPU, bc)
+		if ar := at.PerSecond(); ar > 0 {
+			r.Ratios = append(r.Ratios, bt.PerSecond()/ar)
+		}
+		if ac > 0 && bc > 0 && at.Successes > 0 {
+			r.CPURatios = append(r.CPURatios, (float64(bt.Successes)/bc.Seconds())/(float64(at.Successes)/ac.Seconds()))
+		}
+	}
+	return r, nil
+}
+
+func sumThroughput(ts []Throughput) Throughput {
+	var s Throughput
+	for _, t := range ts {
+		s.Requests += t.Requests
+		s.Successes += t.Successes
+		s.Errors += t.Errors
+		s.Elapsed += t.Elapsed
+	}
+	return s
+}
+
+// median is the median of vs (0 without any).
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(vs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// spread is the lowest and highest of vs.
+func spread(vs []float64) (lo, hi float64) {
+	if len(vs) == 0 {
+		return 0, 0
+	}
+	return slices.Min(vs), slices.Max(vs)
+}
+
+// Pooled is B's throughput over A's with every round added up.
+func (r Rounds) Pooled() float64 {
+	a := sumThroughput(r.A).PerSecond()
+	if a <= 0 {
+		return 0
+	}
+	return sumThroughput(r.B).PerSecond() / a
+}
+
+// Row is the comparison as a row: each side's throughput over all rounds,
+// and as its ratio the median of the rounds' ratios of requests per
+// CPU-second (the rounds' throughput ratios are in the scenario's words).
+func (r Rounds) Row(key, scenario, unit string) Row {
+	clo, chi := spread(r.CPURatios)
+	lo, hi := spread(r.Ratios)
+	return Row{Key: key, Unit: unit,
+		Scenario: fmt.Sprintf("%s (%d alternating rounds; the ratio is the median of the rounds' ratios of reserves per CPU-second of the process, %.2f–%.2f; of reserves per second: median %.2f, %.2f–%.2f, all rounds pooled %.2f)",
+			scenario, len(r.CPURatios), clo, chi, median(r.Ratios), lo, hi, r.Pooled()),
+		Surge: sumThroughput(r.B).PerSecond(), Floor: sumThroughput(r.A).PerSecond(), Median: median(r.CPURatios)}
 }

@@ -17,6 +17,9 @@ type summaryTarget struct {
 	Min, Max float64
 	// ZeroAllocs: Surge's side must also make 0 allocations per op.
 	ZeroAllocs bool
+	// ZeroMeets: a Surge side of 0 can meet the target (a bot kind that
+	// wins nothing); only the floor must be measured.
+	ZeroMeets bool
 }
 
 // Summary keys of the memory reserve, made from two package benchmarks.
@@ -31,9 +34,9 @@ const (
 	summaryTargetsTitle = "Summary: every target, next to its floor from the same run"
 )
 
-// summaryTargets are the issue's targets (17), in the page's order. The
+// summaryTargets are the issues' targets (17 first), in the page's order. The
 // HTTP ones apply both in process (surge bench) and to the external wrk run.
-var summaryTargets = []summaryTarget{
+var summaryTargets = append([]summaryTarget{
 	{Key: keyMemoryReserve, Label: "memory reserve (package benchmark `uncontended-reused` vs `floor-essential-reused`, time per op)", Max: 3.5, ZeroAllocs: true},
 	{Key: "pebble/reserve-256", Label: "Pebble durable reserve, 256 callers, vs raw synced Pebble batches", Min: 0.5},
 	{Key: "redis/reserve-256", Label: "Redis reserve, 256 callers, vs raw EVALSHA (`return 1`)", Min: 0.5},
@@ -52,12 +55,12 @@ var summaryTargets = []summaryTarget{
 	{Key: "buckets/3-share-max", Label: "hot sale with 3 buckets on a 3-master Redis Cluster: the largest master's share of Redis CPU", Min: 0.25, Max: 0.42},
 	{Key: "buckets/1-share-max", Label: "the same sale with 1 bucket: the largest master's share of Redis CPU (all on one)", Min: 0.9},
 	// Issue 18's: the risk signals may cost at most 5% of the reserve.
-	{Key: "http/reserve-risk-on-vs-off", Label: "HTTP flash reserve with the risk signals on vs off, memory (in process, alternating)", Min: 0.95},
+	{Key: "http/reserve-risk-on-vs-off", Label: "HTTP flash reserve with the risk signals on vs off, memory (in process, 12 alternating rounds: median of the rounds' ratios of reserves per CPU-second)", Min: 0.95},
 	{Key: keyOrdersMySQL, Label: "order writer into MariaDB vs raw multi-row INSERTs of the same rows (package benchmark `OrderWriterMySQL`)", Min: 0.7},
 	// Issue 14 asks for the ratio; the bound is ours: the business of a
 	// payment may cost at most as much again as its crypto.
 	{Key: keyNotifyPay, Label: "WeChat Pay notification handled (verify, decrypt, pay) vs bare RSA verify + AES-GCM open of the same messages (package benchmark `NotifyPay`, time per op; target ours)", Max: 2},
-}
+}, fairnessTargets()...)
 
 func targetOf(key string) (summaryTarget, bool) {
 	for _, t := range summaryTargets {
@@ -86,7 +89,7 @@ func (t summaryTarget) String() string {
 // met says whether r (and allocs, -1 if unknown) meets t.
 func (t summaryTarget) met(r Row, allocs float64) bool {
 	ratio := r.Ratio()
-	if r.Floor <= 0 || r.Surge <= 0 {
+	if r.Floor <= 0 || r.Surge < 0 || r.Surge == 0 && !t.ZeroMeets {
 		return false
 	}
 	if t.Max > 0 {
@@ -110,6 +113,11 @@ func (r *Results) measurements() map[string]measured {
 	m := make(map[string]measured)
 	for _, t := range r.Tables {
 		for _, row := range t.Rows {
+			m[row.Key] = measured{row: row, allocs: -1}
+		}
+	}
+	if r.Fairness != nil {
+		for _, row := range r.Fairness.rows() {
 			m[row.Key] = measured{row: row, allocs: -1}
 		}
 	}
@@ -164,6 +172,12 @@ func (r *Results) Markdown() string {
 		b.WriteString(notRun + " (`surge bench --only overload`).\n\n")
 	} else {
 		b.WriteString(r.Overload.markdown())
+	}
+	b.WriteString("## Fairness: every bot kind against `surge serve --demo` defaults\n\n")
+	if r.Fairness == nil {
+		b.WriteString(notRun + " (`surge bench --only fairness`).\n\n")
+	} else {
+		b.WriteString(r.Fairness.markdown())
 	}
 	b.WriteString("## External (wrk)\n\n")
 	if r.External == nil {
@@ -239,9 +253,16 @@ func allocs(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
+// countUnits are the units of whole counts (the fairness rows).
+var countUnits = map[string]bool{"units": true, "humans": true}
+
 // value prints a figure with as many decimals as its size deserves.
 func value(v float64, unit string) string {
 	switch {
+	case strings.HasPrefix(unit, "%"):
+		return fmt.Sprintf("%.1f%s", v, unit)
+	case countUnits[unit]:
+		return fmt.Sprintf("%.0f %s", v, unit)
 	case v >= 100:
 		return fmt.Sprintf("%.0f %s", v, unit)
 	case v >= 10:
@@ -337,7 +358,7 @@ const limitsSection = `## What limits each figure
 - **Memory reserve.** The floor ` + "`floor-essential-reused`" + ` is the work any reserve with caller-supplied ids must do, in the cheapest form Go offers (a map insert, a record write, one atomic add, a per-user count, an expiry append); the ratio is what Surge adds around it: input checks, the idempotency index, the per-user table, the pointer-free record and its arena copy, the expiry heap and the answer. Both sides touch fresh memory for every id (65,536 ids per chunk), so the machine's memory latency weighs on both; 0 allocs/op is the other half of the target.
 - **HTTP pages.** A page is precomputed bytes; over the floor there is only routing, the ETag comparison and the envelope. The load generator shares the machine's cores with the server, which caps the floor and Surge alike.
 - **HTTP flash reserve.** Session check, risk hook, admission, body decoding, the engine and the answer, on the same cores as the generator. On Pebble every yes waits for a synced WAL write (group commit shares it), on Redis for the script and its AOF fsync (` + "`appendfsync always`" + `): their throughput is concurrency over commit latency, so it follows the disk.
-- **Risk signals.** On and off are two memory-backend servers measured alternately; "on" reads and checks each request's page token (an HMAC), counts its device and address (all 127.0.0.1, so the devices-per-address signal is raised and, with a good token, stays under the deny score), consults the token's seen-set (uses not limited, or a closed loop would be refused) and the account's cached first session; "off" sends neither token nor device. The drop is a few microseconds a request, so it shows more on an idle machine than on a loaded one.
+- **Risk signals.** On and off are two memory-backend servers measured alternately; "on" reads and checks each request's page token (an HMAC), counts its device and address (all 127.0.0.1, so the devices-per-address signal is raised and, with a good token, stays under the deny score), consults the token's seen-set (uses not limited, or a closed loop would be refused) and the account's cached first session; "off" sends neither token nor device. The drop is a few microseconds a request, so it shows more on an idle machine than on a loaded one. On against off: both servers, and the client, share this process; each of 12 rounds measures both in turn (the order flipped every round), and the ratio is the median of the rounds' ratios of successful reserves per CPU-second the process used, so that a round in which other processes took the cores moves it little. On a machine of its own a closed loop is CPU-bound and the ratio of reserves per second agrees; the scenario's row gives that too, with the rounds' spread.
 - **Pebble reserve.** The floor is raw synced batches on a default Pebble; Surge's store warms its WAL files and waits briefly for more commits when many are waiting, which is why it can exceed the floor. The disk's fsync latency bounds both.
 - **Redis reserve.** The ` + "`return 1`" + ` floor writes nothing and so never waits for the AOF fsync that every reserve pays; the one-key INCR floor pays it and shows how much of the gap is durability.
 - **Stock buckets.** Where Redis spends its CPU is a matter of where the sale's keys live: with one bucket the store's hash tag puts every reserve on one master, with three each master holds a bucket and a user's reserves go to their home bucket (a hash of the user id), so each master's share is about a third, moved by the CPU noise of per-call costs. The three masters, the engine and the callers share these 2 cores, and three tags split the reserve batches (group commit per tag) three ways, so the reserves/s of the two runs are not comparable here: on a real cluster each master has its own machine.

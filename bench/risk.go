@@ -26,6 +26,10 @@ import (
 // the devices-per-address signal is raised on every request (below the
 // deny score on its own): the requests are answered 200, as off.
 
+// riskRounds is the rounds of the on-against-off comparison (each side
+// gets 2 x Duration in all).
+const riskRounds = 12
+
 // riskOnConfig is the hook of the "on" server: the linkage counts of
 // `surge serve`'s defaults, page tokens, a minimum account age.
 func riskOnConfig() engine.RiskConfig {
@@ -76,9 +80,13 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 	time.Sleep(engine.RiskPageTokenMinAgeDefault + 100*time.Millisecond)
 	offReq := reserveRequest(offTokens)
 	plainOn := reserveRequest(onTokens)
+	devices := make([]string, len(pageToks))
+	for i := range devices {
+		devices[i] = "bench-device-" + strconv.Itoa(i)
+	}
 	onReq := func(w, seq int, req *fasthttp.Request) {
 		plainOn(w, seq, req)
-		req.Header.Set("X-Device-Id", "bench-device-"+strconv.Itoa(w%len(pageToks)))
+		req.Header.Set("X-Device-Id", devices[w%len(devices)])
 		req.Header.Set("X-Surge-Page-Token", pageToks[w%len(pageToks)])
 	}
 	body, err := sample(on.Addr, onReq)
@@ -116,14 +124,17 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 			offRate = row.Ratio()
 		}
 	}
-	// On against off, alternating: the drop itself.
-	ot, nt, err := Alternate(opts.Duration, loop(off.Addr, offReq), loop(on.Addr, onReq))
+	// On against off, alternating: the drop itself. Each round measures
+	// both, in turn (off first in even rounds, on first in odd ones, so a
+	// side never always follows the other); the ratio is the median of
+	// the rounds' ratios, so that a round the machine spent elsewhere
+	// moves it little.
+	rounds, err := AlternateRounds(riskRounds, 2*opts.Duration/riskRounds, loop(off.Addr, offReq), loop(on.Addr, onReq))
 	if err != nil {
 		return fmt.Errorf("risk on vs off: %w", err)
 	}
-	row := Row{Key: "http/reserve-risk-on-vs-off", Scenario: "flash reserve, memory, risk signals on vs off (alternating)",
-		Surge: nt.PerSecond(), Floor: ot.PerSecond(), Unit: "req/s"}
-	logf("%-40s %10.0f req/s   off   %10.0f req/s   ratio %.2f (off to floor %.2f)", "risk on vs off", row.Surge, row.Floor, row.Ratio(), offRate)
+	row := rounds.Row("http/reserve-risk-on-vs-off", "flash reserve, memory, risk signals on vs off", "req/s")
+	logf("%-40s %10.0f req/s   off   %10.0f req/s   ratio %.2f (off to floor %.2f): %s", "risk on vs off", row.Surge, row.Floor, row.Ratio(), offRate, row.Scenario)
 	t.Rows = append(t.Rows, row)
 	return nil
 }

@@ -70,11 +70,12 @@ func (o Options) withDefaults() Options {
 
 // GroupsInProcess are the groups Run measures, and `surge bench` runs by
 // default; Groups adds the ones its caller runs: the packages' testing.B
-// benchmarks, the external wrk measurement and the overload scenario
-// (RunOverload, which `surge bench` also runs by default).
+// benchmarks, the external wrk measurement, the overload scenario
+// (RunOverload) and the fairness scenario (RunFairness); `surge bench`
+// also runs the last two by default.
 var (
 	GroupsInProcess = []string{"http", "pebble", "redis", "latency", "buckets"}
-	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk", "overload")
+	Groups          = append(slices.Clone(GroupsInProcess), "packages", "wrk", "overload", "fairness")
 )
 
 // CheckGroups refuses a group that is not one of Groups: a misspelt
@@ -109,12 +110,19 @@ type Row struct {
 	Surge    float64
 	Floor    float64
 	Unit     string
+	// Median, when above 0, is the ratio: the median of the per-round
+	// ratios of a comparison in alternating rounds (AlternateRounds),
+	// Surge and Floor being the sides' throughput over all rounds.
+	Median float64
 }
 
-// Ratio is Surge / Floor (0 when the floor is missing).
+// Ratio is Surge / Floor (0 when the floor is missing), or Median when set.
 func (r Row) Ratio() float64 {
 	if r.Floor <= 0 {
 		return 0
+	}
+	if r.Median > 0 {
+		return r.Median
 	}
 	return r.Surge / r.Floor
 }
@@ -154,6 +162,8 @@ type Results struct {
 	ExternalBefore *External
 	// Overload is the overload scenario (RunOverload); nil if not run.
 	Overload *Overload
+	// Fairness is the fairness scenario (RunFairness); nil if not run.
+	Fairness *Fairness
 }
 
 // Run measures every scenario group and its floors in one run.

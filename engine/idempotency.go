@@ -526,18 +526,23 @@ func (l *lru[V]) shard(key string) *lruShard[V] {
 	return &l.shards[maphash.String(l.seed, key)%lruShards]
 }
 
+// touch marks e used (and stamps when, where the cache keeps that).
+func (l *lru[V]) touch(s *lruShard[V], e *list.Element) *lruEntry[V] {
+	s.order.MoveToFront(e)
+	en := e.Value.(*lruEntry[V])
+	if l.stamp != nil {
+		en.used = l.stamp()
+	}
+	return en
+}
+
 // Get returns the value of key and marks it used.
 func (l *lru[V]) Get(key string) (V, bool) {
 	s := l.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		s.order.MoveToFront(e)
-		en := e.Value.(*lruEntry[V])
-		if l.stamp != nil {
-			en.used = l.stamp()
-		}
-		return en.val, true
+		return l.touch(s, e).val, true
 	}
 	var zero V
 	return zero, false
@@ -550,15 +555,24 @@ func (l *lru[V]) GetOrAdd(key string, mk func() V) V {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		s.order.MoveToFront(e)
-		en := e.Value.(*lruEntry[V])
-		if l.stamp != nil {
-			en.used = l.stamp()
-		}
-		return en.val
+		return l.touch(s, e).val
 	}
 	v := mk()
 	l.addLocked(s, key, v)
+	return v
+}
+
+// GetOrAddBytes is GetOrAdd with the key as bytes: the key is copied
+// into a string only when it is added.
+func (l *lru[V]) GetOrAddBytes(key []byte, mk func() V) V {
+	s := &l.shards[maphash.Bytes(l.seed, key)%lruShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.items[string(key)]; ok {
+		return l.touch(s, e).val
+	}
+	v := mk()
+	l.addLocked(s, string(key), v)
 	return v
 }
 
@@ -568,12 +582,7 @@ func (l *lru[V]) Add(key string, v V) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.items[key]; ok {
-		en := e.Value.(*lruEntry[V])
-		en.val = v
-		if l.stamp != nil {
-			en.used = l.stamp()
-		}
-		s.order.MoveToFront(e)
+		l.touch(s, e).val = v
 		return
 	}
 	l.addLocked(s, key, v)

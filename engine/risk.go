@@ -39,10 +39,27 @@ type RiskHook interface {
 
 // checkRisk asks the risk hook and counts denials by reason.
 func (e *Engine) checkRisk(ctx context.Context, in RiskInput) error {
-	if err := e.withAccountAge(ctx, &in); err != nil {
-		return err
+	var v Verdict
+	if c, ok := e.risk.(*riskChain); ok {
+		// The built-in hook, called as itself: in stays on the stack (an
+		// interface call taking &in would move it to the heap every time).
+		if c.wantsAccountAge(&in) {
+			ms, err := e.accountFirstSeen(ctx, in.UserID)
+			if err != nil {
+				return err
+			}
+			in.AccountFirstSeenMs = ms
+		}
+		v = c.Check(ctx, in)
+	} else if _, ok := e.risk.(accountAger); !ok {
+		v = e.risk.Check(ctx, in)
+	} else {
+		other := in
+		if err := e.withAccountAge(ctx, &other); err != nil {
+			return err
+		}
+		v = e.risk.Check(ctx, other)
 	}
-	v := e.risk.Check(ctx, in)
 	if v.Allow {
 		return nil
 	}

@@ -90,7 +90,7 @@ func newPageSeen(keysMax int) *pageSeen {
 // first.
 func (p *pageSeen) use(nonce *[PageNonceLen]byte, userID string) (uses int, other bool) {
 	h := maphash.String(p.seed, userID)
-	u := p.users.GetOrAdd(string(nonce[:]), func() *pageUse { return &pageUse{user: h} })
+	u := p.users.GetOrAddBytes(nonce[:], func() *pageUse { return &pageUse{user: h} })
 	return int(u.uses.Add(1)), u.user != h
 }
 

@@ -52,6 +52,13 @@ pays beside them; it reports the pays shed, the admitted p99 next to the
 unloaded p99, and the server's resident memory before, at peak and after the
 sales ended (--only overload runs it alone).
 
+And it runs the fairness scenario ("fairness", issue 18): this binary's
+"surge serve --demo" with its defaults (risk on) in its own process meets
+the load test's flash scenario (2,000 accounts, a fifth of them bots of
+every kind, 400 arrivals/s for 10 s); the page gives each bot kind's
+per-account win rate against the humans', the bots' share of the units and
+the humans refused by risk (--only fairness runs it alone, about a minute).
+
 --packages also runs the packages' testing.B benchmarks (go test, from the
 source tree in --src); --wrk also runs the external measurement (wrk against
 this binary's "surge serve" in its own process, next to a floor server in its
@@ -62,7 +69,7 @@ own process; see "surge bench wrk"). The page of record:
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		groups := benchOpts.only
 		if len(groups) == 0 {
-			groups = append(slices.Clone(bench.GroupsInProcess), "overload")
+			groups = append(slices.Clone(bench.GroupsInProcess), "overload", "fairness")
 		}
 		if err := bench.CheckGroups(groups); err != nil {
 			return fmt.Errorf("--only: %w", err)
@@ -97,6 +104,15 @@ own process; see "surge bench wrk"). The page of record:
 			}
 			if res.Overload, err = bench.RunOverload(ctx, bench.OverloadOptions{Surge: self, Log: os.Stderr}); err != nil {
 				return fmt.Errorf("overload: %w", err)
+			}
+		}
+		if slices.Contains(groups, "fairness") {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("cannot find this binary: %w", err)
+			}
+			if res.Fairness, err = bench.RunFairness(ctx, bench.FairnessOptions{Surge: self, Log: os.Stderr}); err != nil {
+				return fmt.Errorf("fairness: %w", err)
 			}
 		}
 		if slices.Contains(groups, "wrk") && benchOpts.wrkBefore != "" {
@@ -217,7 +233,7 @@ func init() {
 	f.DurationVar(&benchOpts.duration, "duration", 5*time.Second, "length of each measurement")
 	f.IntVar(&benchOpts.conns, "conns", bench.ConnsDefault, "closed-loop HTTP connections (every HTTP scenario and its floor)")
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
-	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: the first five)")
+	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: all but packages and wrk)")
 	f.StringVar(&benchOpts.out, "out", "", "write the page to this file (BENCHMARKS.md)")
 	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
 	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")
