@@ -261,6 +261,18 @@ type Risk struct {
 	// LinkWindow is the window of the two counts. Zero: the risk hook's
 	// default (10m).
 	LinkWindow time.Duration `key:"link_window"`
+	// DeviceAccountsFree: accounts sharing a device that weigh nothing (a
+	// family phone); from there device_accounts grows a step an account
+	// up to its full weight past AccountsPerDevice. Zero: the risk hook's
+	// default (2); -1: none free.
+	DeviceAccountsFree int `key:"device_accounts_free"`
+	// IPDevicesFree: devices on an address that weigh nothing (a
+	// household); from there ip_devices grows up to DevicesPerIP. Zero:
+	// the risk hook's default (10); -1: none free.
+	IPDevicesFree int `key:"ip_devices_free"`
+	// LinkLoginsOff counts links only at reserving attempts, not at
+	// logins.
+	LinkLoginsOff bool `key:"link_logins_off"`
 	// PageTokenOff leaves the page-view token (X-Surge-Page-Token)
 	// unjudged: no signal.
 	PageTokenOff bool `key:"page_token_off"`
@@ -298,6 +310,9 @@ type RiskWeights struct {
 	PageTokenYoung        int `key:"page_token_young"`
 	PageTokenReused       int `key:"page_token_reused"`
 	AccountYoung          int `key:"account_young"`
+	// FarmShape weighs a shared device on a crowded address (engine
+	// default 50).
+	FarmShape int `key:"farm_shape"`
 }
 
 // Admission bounds in-flight work per route class (law 9). Zero fields: the
@@ -511,6 +526,10 @@ func (c Config) Validate() error {
 	}
 	if c.Risk.AccountsPerDevice < 0 || c.Risk.DevicesPerIP < 0 {
 		return bad("risk.accounts_per_device", "counts may not be negative (0 turns the signal off)")
+	}
+	if c.Risk.DeviceAccountsFree < -1 || c.Risk.DeviceAccountsFree > 1000 || c.Risk.IPDevicesFree < -1 || c.Risk.IPDevicesFree > 100_000 {
+		return bad("risk.device_accounts_free", "want 0 (the default), -1 (none free) or a count up to 1000 (ip_devices_free: 100000), got %d and %d",
+			c.Risk.DeviceAccountsFree, c.Risk.IPDevicesFree)
 	}
 	if c.Risk.LinkWindow < 0 || c.Risk.LinkWindow > 24*time.Hour {
 		return bad("risk.link_window", "want 0 (the default) or up to 24h, got %s", c.Risk.LinkWindow)
