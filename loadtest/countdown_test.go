@@ -77,7 +77,7 @@ func TestCountdownConfig(t *testing.T) {
 		{func(c *Config) { c.Arrival = "crowd" }, false},
 		{func(c *Config) { c.Arrival, c.Scenario = ArrivalCountdown, ScenarioBrowse }, false},
 		{func(c *Config) { c.Arrival, c.CountdownSpread = ArrivalCountdown, -time.Second }, false},
-		{func(c *Config) { c.Arrival, c.CountdownSpread = ArrivalCountdown, 2 * time.Minute }, false},
+		{func(c *Config) { c.Arrival, c.CountdownSpread = ArrivalCountdown, 2*time.Minute }, false},
 	} {
 		cfg := base
 		c.edit(&cfg)
