@@ -532,9 +532,11 @@ func (c Config) Validate() error {
 	if c.Risk.AccountsPerDevice < 0 || c.Risk.DevicesPerIP < 0 {
 		return bad("risk.accounts_per_device", "counts may not be negative (0 turns the signal off)")
 	}
-	if c.Risk.DeviceAccountsFree < -1 || c.Risk.DeviceAccountsFree > 1000 || c.Risk.IPDevicesFree < -1 || c.Risk.IPDevicesFree > 100_000 {
-		return bad("risk.device_accounts_free", "want 0 (the default), -1 (none free) or a count up to 1000 (ip_devices_free: 100000), got %d and %d",
-			c.Risk.DeviceAccountsFree, c.Risk.IPDevicesFree)
+	if v := c.Risk.DeviceAccountsFree; v < -1 || v > 1000 {
+		return bad("risk.device_accounts_free", "want 0 (the default), -1 (none free) or a count up to 1000, got %d", v)
+	}
+	if v := c.Risk.IPDevicesFree; v < -1 || v > 100_000 {
+		return bad("risk.ip_devices_free", "want 0 (the default), -1 (none free) or a count up to 100000, got %d", v)
 	}
 	if c.Risk.LinkWindow < 0 || c.Risk.LinkWindow > 24*time.Hour {
 		return bad("risk.link_window", "want 0 (the default) or up to 24h, got %s", c.Risk.LinkWindow)
