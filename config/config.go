@@ -261,6 +261,18 @@ type Risk struct {
 	// LinkWindow is the window of the two counts. Zero: the risk hook's
 	// default (10m).
 	LinkWindow time.Duration `key:"link_window"`
+	// DeviceAccountsFree: accounts sharing a device that weigh nothing (a
+	// family phone); from there device_accounts grows a step an account
+	// up to its full weight past AccountsPerDevice. Zero: the risk hook's
+	// default (2); -1: none free.
+	DeviceAccountsFree int `key:"device_accounts_free"`
+	// IPDevicesFree: devices on an address that weigh nothing (a
+	// household); from there ip_devices grows up to DevicesPerIP. Zero:
+	// the risk hook's default (10); -1: none free.
+	IPDevicesFree int `key:"ip_devices_free"`
+	// LinkLoginsOff counts links only at reserving attempts, not at
+	// logins.
+	LinkLoginsOff bool `key:"link_logins_off"`
 	// PageTokenOff leaves the page-view token (X-Surge-Page-Token)
 	// unjudged: no signal.
 	PageTokenOff bool `key:"page_token_off"`
@@ -298,6 +310,9 @@ type RiskWeights struct {
 	PageTokenYoung        int `key:"page_token_young"`
 	PageTokenReused       int `key:"page_token_reused"`
 	AccountYoung          int `key:"account_young"`
+	// FarmShape weighs a shared device on a crowded address (engine
+	// default 50).
+	FarmShape int `key:"farm_shape"`
 }
 
 // Admission bounds in-flight work per route class (law 9). Zero fields: the
@@ -330,9 +345,9 @@ type Admission struct {
 // defaults.
 type Sales struct {
 	// LotteryWindow is the lottery window of the sales created without
-	// lottery_window_ms (and longer than it): up to 10s. Zero: the
-	// engine's default (engine.LotteryWindowDefault); Off (spelled "off")
-	// none.
+	// lottery_window_ms (and longer than it): up to 10s. Default 2s
+	// (Default); zero: the engine's default (engine.LotteryWindowDefault,
+	// none); Off (spelled "off") none.
 	LotteryWindow time.Duration `key:"lottery_window" spell:"off"`
 	// LotteryQueueMax bounds the reserves waiting in one sale's lottery
 	// on one node; past it they are answered 429. Zero: the engine's
@@ -351,6 +366,11 @@ func Default() Config {
 		Data:     "./surge-data",
 		Backend:  "pebble",
 		LogLevel: "info",
+		// A flash sale opens with a 2 s lottery window unless it says
+		// otherwise (README, "Fair opening"): measured with a crowd that
+		// waits at the countdown, it takes the opening millisecond's edge
+		// from a bot that the risk signals cannot see.
+		Sales: Sales{LotteryWindow: 2 * time.Second},
 		Risk: Risk{
 			UserRate:          5,
 			IPRate:            50,
@@ -511,6 +531,12 @@ func (c Config) Validate() error {
 	}
 	if c.Risk.AccountsPerDevice < 0 || c.Risk.DevicesPerIP < 0 {
 		return bad("risk.accounts_per_device", "counts may not be negative (0 turns the signal off)")
+	}
+	if v := c.Risk.DeviceAccountsFree; v < -1 || v > 1000 {
+		return bad("risk.device_accounts_free", "want 0 (the default), -1 (none free) or a count up to 1000, got %d", v)
+	}
+	if v := c.Risk.IPDevicesFree; v < -1 || v > 100_000 {
+		return bad("risk.ip_devices_free", "want 0 (the default), -1 (none free) or a count up to 100000, got %d", v)
 	}
 	if c.Risk.LinkWindow < 0 || c.Risk.LinkWindow > 24*time.Hour {
 		return bad("risk.link_window", "want 0 (the default) or up to 24h, got %s", c.Risk.LinkWindow)

@@ -259,3 +259,28 @@ func TestRiskScoreSettings(t *testing.T) {
 	bad("risk.page_token_uses", "-2")
 	bad("risk.min_account_age", "9000h")
 }
+
+// TestLinkageSettings: the graded linkage settings load from the
+// environment and a file, bad ones are named, and flash sales open with a
+// 2 s lottery window unless told otherwise.
+func TestLinkageSettings(t *testing.T) {
+	c, err := Load(Sources{
+		File: writeFile(t, `{"risk": {"weights": {"farm_shape": 70}}}`),
+		Getenv: env(map[string]string{"SURGE_RISK_DEVICE_ACCOUNTS_FREE": "-1", "SURGE_RISK_IP_DEVICES_FREE": "20",
+			"SURGE_RISK_LINK_LOGINS_OFF": "true"}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Risk; r.DeviceAccountsFree != -1 || r.IPDevicesFree != 20 || !r.LinkLoginsOff || r.Weights.FarmShape != 70 {
+		t.Fatalf("linkage settings = %+v", r)
+	}
+	if c.Sales.LotteryWindow != 2*time.Second {
+		t.Fatalf("sales.lottery_window by default = %s; want 2s", c.Sales.LotteryWindow)
+	}
+	for key, val := range map[string]string{"risk.device_accounts_free": "-2", "risk.ip_devices_free": "100001"} {
+		if _, err := Load(Sources{Getenv: env(nil), Flags: map[string]string{key: val}}); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s = %s: %v; want an error naming it", key, val, err)
+		}
+	}
+}

@@ -31,7 +31,7 @@
 //	dataloss.go       the records' epoch: a data loss stops reservations until Recover
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,
-//	                  risklinks.go its linkage signals (accounts per device, devices per address)
+//	                  risklinks.go its linkage signals (accounts per device, devices per address, graded, farm_shape; logins counted)
 //	                  riskpage.go the page-view token's signals, riskscore.go the score over
 //	                  the signals; accounts.go accounts' first sessions (account age)
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals

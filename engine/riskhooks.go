@@ -61,6 +61,21 @@ type RiskConfig struct {
 	// LinkWindow is the sliding window of the two counts above. Default
 	// RiskLinkWindowDefault (10m).
 	LinkWindow time.Duration
+	// DeviceAccountsFree is how many accounts may share a device before
+	// device_accounts weighs anything (a family phone); from there each
+	// account more weighs a step more, up to the full weight past
+	// AccountsPerDevice. Default RiskDeviceAccountsFreeDefault (2);
+	// negative: none free; AccountsPerDevice or more: no grading (a
+	// cliff at AccountsPerDevice).
+	DeviceAccountsFree int
+	// IPDevicesFree is the same for devices on an address (a household,
+	// a shop's Wi-Fi) up to DevicesPerIP. Default
+	// RiskIPDevicesFreeDefault (10).
+	IPDevicesFree int
+	// LinkLoginsOff counts links only at reserving attempts; by default a
+	// login with a device id counts its account on the device and the
+	// device on the address too.
+	LinkLoginsOff bool
 	// PageTokenOff leaves the page-view token unjudged (no signal, no
 	// memory of tokens seen).
 	PageTokenOff bool
@@ -183,6 +198,18 @@ func (cfg RiskConfig) WithDefaults() RiskConfig {
 	if cfg.LinkWindow <= 0 {
 		cfg.LinkWindow = RiskLinkWindowDefault
 	}
+	switch {
+	case cfg.DeviceAccountsFree == 0:
+		cfg.DeviceAccountsFree = RiskDeviceAccountsFreeDefault
+	case cfg.DeviceAccountsFree < 0:
+		cfg.DeviceAccountsFree = 0
+	}
+	switch {
+	case cfg.IPDevicesFree == 0:
+		cfg.IPDevicesFree = RiskIPDevicesFreeDefault
+	case cfg.IPDevicesFree < 0:
+		cfg.IPDevicesFree = 0
+	}
 	if cfg.PageTokenTTL <= 0 {
 		cfg.PageTokenTTL = RiskPageTokenTTLDefault
 	}
@@ -207,7 +234,8 @@ func (cfg RiskConfig) WithDefaults() RiskConfig {
 }
 
 // NewRiskHook returns the built-in chain: blocklist -> device -> the score
-// (linkage: accounts per device, devices per address; the page token; the
+// (linkage: accounts per device, devices per address, graded, and the two
+// together; the page token; the
 // account's age) -> per-user and per-IP token buckets -> webhook. Bad
 // configuration is ErrInvalid.
 func NewRiskHook(cfg RiskConfig) (RiskHook, error) {

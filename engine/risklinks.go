@@ -17,12 +17,45 @@ import (
 // risk score (riskscore.go); with the default weights a device over its
 // threshold is a farm: every attempt from it is refused, its first
 // accounts' too, until the window has forgotten enough of them.
+//
+// Below the thresholds the two signals are graded (linkGrade): a count up
+// to its "free" number (DeviceAccountsFree, IPDevicesFree) weighs
+// nothing, then each account or device more weighs a step more, until
+// the count past the threshold weighs the signal's full weight. A third
+// signal, farm_shape, is raised when a device is shared by more accounts
+// than its free number AND its address is crowded past its free number:
+// a family phone, a household and a campus NAT each raise one of the
+// two at most, a farm that stays just under both thresholds raises all
+// three. Logins count too (observeLogin): a farm's accounts are linked to
+// their device when they log in, before any of them reserves.
 
 // Linkage reasons of the built-in hook.
 const (
 	RiskReasonDeviceAccounts = "device_accounts"
 	RiskReasonIPDevices      = "ip_devices"
+	RiskReasonFarmShape      = "farm_shape"
 )
+
+// Defaults of the graded linkage signals (RiskConfig.DeviceAccountsFree,
+// IPDevicesFree).
+const (
+	RiskDeviceAccountsFreeDefault = 2  // a family phone
+	RiskIPDevicesFreeDefault      = 10 // a household, a small shop's Wi-Fi
+)
+
+// linkGrade is the weight of a linkage count n with full weight w: 0 up to
+// free, then w*(n-free)/(over-free) up to the threshold, w past it (over
+// is the threshold plus one, the first count past it). free >= the
+// threshold makes it a cliff: 0, then w past the threshold.
+func linkGrade(n, free, threshold, w int) int {
+	switch {
+	case n > threshold:
+		return w
+	case n <= free:
+		return 0
+	}
+	return w * (n - free) / (threshold + 1 - free)
+}
 
 // linkNoDevice tells an account counted as its own device apart from a
 // device id that happens to equal the account's id.
@@ -81,6 +114,9 @@ type riskLinks struct {
 	window            time.Duration
 	accountsPerDevice int // 0: not counted
 	devicesPerIP      int // 0: not counted
+	deviceFree        int // accounts on a device that weigh nothing
+	ipFree            int // devices on an address that weigh nothing
+	logins            bool
 	devices           *lru[*linkSet]
 	ips               *lru[*linkSet]
 }
@@ -89,7 +125,8 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 	if cfg.AccountsPerDevice <= 0 && cfg.DevicesPerIP <= 0 {
 		return nil
 	}
-	l := &riskLinks{seed: maphash.MakeSeed(), window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP}
+	l := &riskLinks{seed: maphash.MakeSeed(), window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP,
+		deviceFree: min(cfg.DeviceAccountsFree, cfg.AccountsPerDevice), ipFree: min(cfg.IPDevicesFree, cfg.DevicesPerIP), logins: !cfg.LinkLoginsOff}
 	if l.accountsPerDevice > 0 {
 		l.devices = newLRU[*linkSet](cfg.KeysMax)
 	}
@@ -100,12 +137,11 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 }
 
 // check counts in's links at now and returns the counts, which the
-// webhook receives as signals, and whether each is over its threshold.
-func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevices int, deviceOver, ipOver bool) {
+// webhook receives as signals (0: not counted).
+func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevices int) {
 	if l.devices != nil && in.DeviceID != "" && in.UserID != "" {
 		set := l.devices.GetOrAdd(in.DeviceID, func() *linkSet { return &linkSet{} })
 		deviceAccounts = set.see(maphash.String(l.seed, in.UserID), now, l.window, l.accountsPerDevice)
-		deviceOver = deviceAccounts > l.accountsPerDevice
 	}
 	if l.ips != nil && in.IP != "" {
 		// An attempt without a device counts its account as the device:
@@ -118,7 +154,61 @@ func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevic
 		}
 		set := l.ips.GetOrAdd(in.IP, func() *linkSet { return &linkSet{} })
 		ipDevices = set.see(dev, now, l.window, l.devicesPerIP)
-		ipOver = ipDevices > l.devicesPerIP
 	}
-	return deviceAccounts, ipDevices, deviceOver, ipOver
+	return deviceAccounts, ipDevices
+}
+
+// score raises the linkage signals of the counts: each graded, and
+// farm_shape when both are past their free numbers.
+func (l *riskLinks) score(sig *riskSignals, w *RiskWeights) {
+	var dev, ip int
+	if l.devices != nil {
+		if dev = linkGrade(sig.DeviceAccounts, l.deviceFree, l.accountsPerDevice, w.DeviceAccounts); sig.DeviceAccounts > l.deviceFree {
+			sig.addWeight(RiskReasonDeviceAccounts, dev)
+		}
+	}
+	if l.ips != nil {
+		if ip = linkGrade(sig.IPDevices, l.ipFree, l.devicesPerIP, w.IPDevices); sig.IPDevices > l.ipFree {
+			sig.addWeight(RiskReasonIPDevices, ip)
+		}
+	}
+	if l.devices != nil && l.ips != nil && sig.DeviceAccounts > l.deviceFree && sig.IPDevices > l.ipFree {
+		sig.add(RiskReasonFarmShape, w)
+	}
+}
+
+// observeLogin counts the links of a login (a session issued to in.UserID
+// on in.DeviceID from in.IP): the accounts a device logs in count before
+// any of them reserves. A login without a device counts nothing (the
+// account would count as a device of its own on the address, and again
+// under its device when it reserves with one).
+func (l *riskLinks) observeLogin(in *RiskInput, now time.Time) {
+	if !l.logins || in.DeviceID == "" || in.UserID == "" {
+		return
+	}
+	l.check(in, now)
+}
+
+// RiskLoginObserver is implemented by risk hooks that want to hear of
+// logins (Engine.LoginSeen): the built-in hook counts their links.
+type RiskLoginObserver interface {
+	ObserveLogin(in RiskInput)
+}
+
+// ObserveLogin counts the links of a login when linkage is counted.
+func (c *riskChain) ObserveLogin(in RiskInput) {
+	if c.links != nil {
+		c.links.observeLogin(&in, c.now())
+	}
+}
+
+var _ RiskLoginObserver = (*riskChain)(nil)
+
+// LoginSeen tells the risk hook, when it listens (RiskLoginObserver),
+// that a session was issued to a.UserID on a.DeviceID from a.IP (a.Route
+// "session"). It never refuses: the login itself is not judged.
+func (e *Engine) LoginSeen(a Attempt) {
+	if o, ok := e.risk.(RiskLoginObserver); ok {
+		o.ObserveLogin(RiskInput{Attempt: a})
+	}
 }

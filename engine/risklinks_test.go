@@ -12,10 +12,13 @@ import (
 // configured count (and, once over it, the device's first accounts too); a
 // household of 3 accounts behind one address is not; the counts slide
 // with the window; devices per address catch a rotator (a new device id per
-// attempt), and an attempt without a device counts its account.
+// attempt), and an attempt without a device counts its account. The counts
+// here are cliffs (nothing free below the thresholds); TestRiskLinksGraded
+// has the defaults' grades.
 func TestRiskLinks(t *testing.T) {
 	clock := newAnswerClock()
-	h, err := NewRiskHook(RiskConfig{Weights: RiskWeights{FlashPageTokenMissing: 40}, AccountsPerDevice: 5, DevicesPerIP: 10, LinkWindow: 10 * time.Minute, Now: clock.Now})
+	h, err := NewRiskHook(RiskConfig{Weights: RiskWeights{FlashPageTokenMissing: 40}, AccountsPerDevice: 5, DevicesPerIP: 10,
+		DeviceAccountsFree: 5, IPDevicesFree: 10, LinkWindow: 10 * time.Minute, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,4 +109,169 @@ func TestRiskLinksReachTheWebhook(t *testing.T) {
 	if second.DeviceAccounts != 1 || second.IPDevices != 2 {
 		t.Fatalf("webhook signals = device_accounts %d, ip_devices %d; want 1 and 2", second.DeviceAccounts, second.IPDevices)
 	}
+}
+
+// TestLinkGrade: nothing up to free, a step a count up to the threshold,
+// the full weight past it; free at the threshold is a cliff.
+func TestLinkGrade(t *testing.T) {
+	for _, c := range []struct{ n, free, threshold, w, want int }{
+		{0, 2, 5, 100, 0}, {2, 2, 5, 100, 0}, {3, 2, 5, 100, 25}, {4, 2, 5, 100, 50}, {5, 2, 5, 100, 75}, {6, 2, 5, 100, 100}, {50, 2, 5, 100, 100},
+		{10, 10, 30, 60, 0}, {11, 10, 30, 60, 2}, {25, 10, 30, 60, 42}, {30, 10, 30, 60, 57}, {31, 10, 30, 60, 60}, {200, 10, 30, 60, 60},
+		{5, 5, 5, 100, 0}, {6, 5, 5, 100, 100}, {1, 0, 3, 40, 10},
+	} {
+		if got := linkGrade(c.n, c.free, c.threshold, c.w); got != c.want {
+			t.Errorf("linkGrade(%d, free %d, threshold %d, weight %d) = %d; want %d", c.n, c.free, c.threshold, c.w, got, c.want)
+		}
+	}
+}
+
+// gradedHook is the built-in hook with `surge serve`'s linkage defaults
+// (5 accounts a device, 30 devices an address, the grades' defaults) and
+// page tokens left unjudged: only the linkage signals score.
+func gradedHook(t *testing.T, clock *answerClock) *riskChain {
+	t.Helper()
+	h, err := NewRiskHook(RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenOff: true, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.(*riskChain)
+}
+
+// TestRiskLinksGraded: with the defaults, each linkage count weighs more
+// the higher it is, and the two together (farm_shape) deny a farm that
+// stays just under both thresholds, while a family phone, a household and
+// a campus NAT pass. Every case on its own device and address.
+func TestRiskLinksGraded(t *testing.T) {
+	clock := newAnswerClock()
+	c := gradedHook(t, clock)
+	w := RiskWeightsDefault
+	none := []string{}
+
+	// A family phone: 2 accounts, one device, one address, again and again.
+	for range 5 {
+		for i := range 2 {
+			scoreOf(t, c, riskIn(fmt.Sprintf("fam%d", i), "192.168.7.1", "family-phone"), none, 0, true)
+		}
+	}
+	// A household: 3 accounts on 3 phones behind one address.
+	for range 5 {
+		for i := range 3 {
+			scoreOf(t, c, riskIn(fmt.Sprintf("home%d", i), "192.168.7.2", fmt.Sprintf("home-phone-%d", i)), none, 0, true)
+		}
+	}
+	// A device shared by more accounts on a quiet address: each account
+	// past the free two weighs a quarter more, the sixth denies alone.
+	dev := []string{RiskReasonDeviceAccounts}
+	for i, want := range []int{0, 0, 25, 50, 75, 100} {
+		sig := none
+		if want > 0 {
+			sig = dev
+		}
+		scoreOf(t, c, riskIn(fmt.Sprintf("shared%d", i), "192.168.7.3", "shared-phone"), sig, want, want < 100)
+	}
+	// A campus NAT: 200 devices, one account each, behind one address:
+	// the address weighs up to its full weight (60), never a denial.
+	for i := range 200 {
+		in := riskIn(fmt.Sprintf("campus%03d", i), "100.64.9.9", fmt.Sprintf("campus-phone-%03d", i))
+		sig := c.measure(&in, c.now())
+		if sig.Score >= c.scoreDeny || sig.Score > w.IPDevices {
+			t.Fatalf("campus device %d scored %d (%q); want at most %d, allowed", i, sig.Score, sig.list(), w.IPDevices)
+		}
+	}
+	// A family phone behind the campus NAT: still allowed.
+	for range 3 {
+		for i := range 2 {
+			scoreOf(t, c, riskIn(fmt.Sprintf("natfam%d", i), "100.64.9.9", "nat-family-phone"), []string{RiskReasonIPDevices}, w.IPDevices, true)
+		}
+	}
+
+	// The mimic's farm: 4 accounts a device, 25 devices an address (just
+	// under both thresholds). Once its shape is seen, every attempt of it
+	// weighs device 50 + address 42 + farm_shape 50 and is denied, the
+	// first accounts of each device too.
+	mimic := func(d, a int) RiskInput {
+		return riskIn(fmt.Sprintf("mimic-d%02d-a%d", d, a), "10.6.0.1", fmt.Sprintf("mimic-phone-%02d", d))
+	}
+	allowedFirst := 0
+	for d := range 25 {
+		for a := range 4 {
+			if in := mimic(d, a); c.Check(context.Background(), in).Allow {
+				allowedFirst++
+			}
+		}
+	}
+	for d := range 25 {
+		for a := range 4 {
+			scoreOf(t, c, mimic(d, a), []string{RiskReasonDeviceAccounts, RiskReasonIPDevices, RiskReasonFarmShape},
+				w.DeviceAccounts/2+w.IPDevices*15/21+w.FarmShape, false)
+		}
+	}
+	riskWant(t, c, mimic(0, 0), false, RiskReasonDeviceAccounts)
+	// Counted at reserves only, the first pass lets through what does not
+	// yet look like a farm: all 4 accounts of the first 10 devices (the
+	// address is not crowded yet), 3 of devices 10-17 (the fourth weighs
+	// 50 + 2.. + 50), 2 of devices 18-24 (the third weighs 25 + 25.. + 50):
+	// 40 + 24 + 14. TestRiskLinksLogins: counted at logins, none.
+	if allowedFirst != 78 {
+		t.Errorf("mimic attempts allowed on the first pass = %d; want 78", allowedFirst)
+	}
+	t.Logf("mimic farm, counted at reserves only: %d of 100 first attempts allowed, every later one denied", allowedFirst)
+}
+
+// TestRiskLinksLogins: logins count the links, so a farm whose accounts
+// logged in on their shared devices is denied from its first reserve on,
+// while humans who logged in the same way are not; logins without a device
+// count nothing; LinkLoginsOff counts only reserves.
+func TestRiskLinksLogins(t *testing.T) {
+	clock := newAnswerClock()
+	c := gradedHook(t, clock)
+	login := func(c RiskLoginObserver, user, ip, device string) {
+		c.ObserveLogin(RiskInput{Attempt: Attempt{UserID: user, IP: ip, DeviceID: device, Route: "session"}})
+	}
+	for d := range 25 {
+		for a := range 4 {
+			login(c, fmt.Sprintf("mimic-d%02d-a%d", d, a), "10.6.0.1", fmt.Sprintf("mimic-phone-%02d", d))
+		}
+	}
+	for i := range 3 {
+		login(c, fmt.Sprintf("home%d", i), "192.168.7.2", fmt.Sprintf("home-phone-%d", i))
+	}
+	for i := range 50 {
+		login(c, fmt.Sprintf("nodev%d", i), "192.168.7.3", "")
+	}
+	for d := range 25 {
+		for a := range 4 {
+			riskWant(t, c, riskIn(fmt.Sprintf("mimic-d%02d-a%d", d, a), "10.6.0.1", fmt.Sprintf("mimic-phone-%02d", d)), false, RiskReasonDeviceAccounts)
+		}
+	}
+	for i := range 3 {
+		scoreOf(t, c, riskIn(fmt.Sprintf("home%d", i), "192.168.7.2", fmt.Sprintf("home-phone-%d", i)), []string{}, 0, true)
+	}
+	// 50 logins without a device left the address uncounted: one reserve
+	// from it is one device.
+	scoreOf(t, c, riskIn("nodev0", "192.168.7.3", "nodev-phone"), []string{}, 0, true)
+	if in := riskIn("nodev0", "192.168.7.3", "nodev-phone"); c.measure(&in, c.now()).IPDevices != 1 {
+		t.Errorf("logins without a device were counted on their address")
+	}
+
+	off, err := NewRiskHook(RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenOff: true, LinkLoginsOff: true, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a := range 4 {
+		login(off.(*riskChain), fmt.Sprintf("farm%d", a), "10.6.0.2", "farm-phone")
+	}
+	scoreOf(t, off.(*riskChain), riskIn("farm0", "10.6.0.2", "farm-phone"), []string{}, 0, true)
+}
+
+// TestLoginSeenThroughTheEngine: Engine.LoginSeen reaches the built-in
+// hook (the gateway calls it for every session it issues).
+func TestLoginSeenThroughTheEngine(t *testing.T) {
+	clock := newAnswerClock()
+	c := gradedHook(t, clock)
+	e := riskEngine(t, c, clock, "")
+	for a := range 6 {
+		e.LoginSeen(Attempt{UserID: fmt.Sprintf("farm%d", a), IP: "10.6.0.3", DeviceID: "farm-phone", Route: "session"})
+	}
+	riskWant(t, c, riskIn("farm0", "10.6.0.3", "farm-phone"), false, RiskReasonDeviceAccounts)
 }

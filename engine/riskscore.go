@@ -26,10 +26,11 @@ const RiskScoreDenyDefault = 100
 // (it is still measured and sent to the webhook).
 type RiskWeights struct {
 	// DeviceAccounts: more accounts on one device than AccountsPerDevice
-	// (100: a farm).
+	// (100: a farm); graded below it, from DeviceAccountsFree.
 	DeviceAccounts int
 	// IPDevices: more devices on one address than DevicesPerIP (60:
-	// carrier NAT puts many shoppers behind one address).
+	// carrier NAT puts many shoppers behind one address); graded below
+	// it, from IPDevicesFree.
 	IPDevices int
 	// PageTokenMissing: no X-Surge-Page-Token on a checkout, a team open
 	// or join, or a registration (40: alone it denies nothing).
@@ -51,6 +52,10 @@ type RiskWeights struct {
 	// AccountYoung: the account is younger than the minimum account age
 	// (100: the operator asked for it).
 	AccountYoung int
+	// FarmShape: a device shared by more than DeviceAccountsFree accounts
+	// on an address with more than IPDevicesFree devices (50: with the two
+	// graded signals of a farm just under both thresholds, it denies).
+	FarmShape int
 }
 
 // RiskWeightsDefault are the default weights.
@@ -65,6 +70,7 @@ var RiskWeightsDefault = RiskWeights{
 	PageTokenYoung:        100,
 	PageTokenReused:       100,
 	AccountYoung:          100,
+	FarmShape:             50,
 }
 
 // withDefaults fills zero weights with their defaults and turns negative
@@ -88,6 +94,7 @@ func (w RiskWeights) withDefaults() RiskWeights {
 	f(&w.PageTokenYoung, d.PageTokenYoung)
 	f(&w.PageTokenReused, d.PageTokenReused)
 	f(&w.AccountYoung, d.AccountYoung)
+	f(&w.FarmShape, d.FarmShape)
 	return w
 }
 
@@ -110,13 +117,15 @@ func (w *RiskWeights) weight(signal string) int {
 		return w.PageTokenReused
 	case RiskReasonAccountYoung:
 		return w.AccountYoung
+	case RiskReasonFarmShape:
+		return w.FarmShape
 	}
 	return 0
 }
 
-// riskSignalsMax bounds the signals of one attempt: two linkage signals,
-// one page token signal, the account age.
-const riskSignalsMax = 4
+// riskSignalsMax bounds the signals of one attempt: three linkage
+// signals, one page token signal, the account age.
+const riskSignalsMax = 5
 
 // riskSignals are what the chain measured of an attempt, for the score
 // and the webhook.
@@ -178,14 +187,8 @@ func (c *riskChain) scored() bool {
 func (c *riskChain) measure(in *RiskInput, now time.Time) riskSignals {
 	sig := riskSignals{AccountAgeMs: -1}
 	if c.links != nil {
-		var devOver, ipOver bool
-		sig.DeviceAccounts, sig.IPDevices, devOver, ipOver = c.links.check(in, now)
-		if devOver {
-			sig.add(RiskReasonDeviceAccounts, &c.weights)
-		}
-		if ipOver {
-			sig.add(RiskReasonIPDevices, &c.weights)
-		}
+		sig.DeviceAccounts, sig.IPDevices = c.links.check(in, now)
+		c.links.score(&sig, &c.weights)
 	}
 	if c.pages != nil {
 		var page string

@@ -104,6 +104,12 @@ func (s *Server) serveSession(ctx *fasthttp.RequestCtx) int {
 	if _, err := s.eng.AccountSeen(lctx, uid); err != nil {
 		return s.writeErr(ctx, rSession, err)
 	}
+	// The risk hook counts the login's links (accounts on the device,
+	// devices on the address) before any of the account's reserves; a
+	// malformed device id is not counted (the login does not judge it).
+	if dev := ctx.Request.Header.Peek("X-Device-Id"); len(dev) > 0 && len(dev) <= deviceIDLenMax && printable(dev) {
+		s.eng.LoginSeen(engine.Attempt{UserID: uid, IP: ip, DeviceID: string(dev), Route: "session"})
+	}
 	tok, exp := s.sess.sign(uid)
 	return s.writeOK(ctx, rSession, sessionAnswer{Token: tok, UserID: uid, ExpiresAt: exp.UTC(), ExpiresAtMs: exp.UnixMilli()})
 }

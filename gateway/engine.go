@@ -47,6 +47,9 @@ type Engine interface {
 	// call wins) and returns when it was, for the risk hook's minimum
 	// account age.
 	AccountSeen(ctx context.Context, userID string) (time.Time, error)
+	// LoginSeen tells the risk hook of a session issued on a device from
+	// an address (it counts the links; it never refuses).
+	LoginSeen(a engine.Attempt)
 
 	// Reservations and orders; userID is the caller (ErrForbidden when the
 	// reservation or order is someone else's).

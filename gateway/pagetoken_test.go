@@ -333,3 +333,52 @@ func tamperTag(tok string) string {
 	}
 	return tok[:i] + string(c) + tok[i+1:]
 }
+
+// TestRiskLinksCountedAtLogin: with `surge serve`'s linkage defaults, a
+// farm whose 100 accounts logged in 4 to a phone and 25 phones to an
+// address is refused from its very first reserve (good tokens and all),
+// while a household whose 3 accounts logged in on their phones behind one
+// address reserves; a login with a malformed X-Device-Id still gets its
+// session (the login is not judged) and counts nothing.
+func TestRiskLinksCountedAtLogin(t *testing.T) {
+	h := newHarness(t, "memory", withRisk(t, engine.RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30}))
+	h.loadCatalog()
+	h.wantCode(CodeOK, "POST", "/admin/v1/flash-sales", engine.FlashSaleSpec{
+		SaleID: "f1", StoreID: "s1", SKUID: "k1", Price: 9900, Quantity: 50, PerUserLimit: 1,
+		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour), HoldSeconds: 300,
+	}, adminAuth)
+	loginOn := func(uid string, hdr ...string) string {
+		t.Helper()
+		r := h.wantCode(CodeOK, "POST", "/api/v1/session", map[string]string{"code": uid}, hdr...)
+		return "Authorization: Bearer " + into[sessionAnswer](t, r).Token
+	}
+	farm := make([]string, 0, 100)
+	for d := range 25 {
+		for a := range 4 {
+			farm = append(farm, loginOn(fmt.Sprintf("farm-%02d-%d", d, a), fmt.Sprintf("X-Device-Id: farm-phone-%02d", d), "X-Forwarded-For: 198.51.100.9"))
+		}
+	}
+	home := make([]string, 0, 3)
+	for i := range 3 {
+		home = append(home, loginOn(fmt.Sprintf("home%d", i), fmt.Sprintf("X-Device-Id: home-phone-%d", i), "X-Forwarded-For: 203.0.113.7"))
+	}
+	odd := loginOn("odd", "X-Device-Id: "+strings.Repeat("x", 200), "X-Forwarded-For: 203.0.113.8")
+	tokens := make([]string, 0, 104)
+	for range 104 {
+		tokens = append(tokens, h.pageToken("s1", "page"))
+	}
+	h.clock.advance(time.Second)
+	for i, auth := range farm {
+		h.wantCode(CodeRiskDenied, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), auth,
+			fmt.Sprintf("X-Device-Id: farm-phone-%02d", i/4), "X-Forwarded-For: 198.51.100.9", "X-Surge-Page-Token: "+tokens[i])
+	}
+	for i, auth := range home {
+		h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), auth,
+			fmt.Sprintf("X-Device-Id: home-phone-%d", i), "X-Forwarded-For: 203.0.113.7", "X-Surge-Page-Token: "+tokens[100+i])
+	}
+	h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), odd,
+		"X-Device-Id: odd-phone", "X-Forwarded-For: 203.0.113.8", "X-Surge-Page-Token: "+tokens[103])
+	if st := h.stats(); st.RiskDenials[engine.RiskReasonDeviceAccounts] != 100 {
+		t.Fatalf("risk denials = %v; want device_accounts 100 (the heaviest of device 50, address 42, farm_shape 50)", st.RiskDenials)
+	}
+}

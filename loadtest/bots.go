@@ -266,16 +266,29 @@ func (r *runner) sprints() bool {
 	return r.sale != nil && (r.cfg.Scenario == ScenarioFlash || r.cfg.Scenario == ScenarioMix)
 }
 
+// opening is the sale's start by the local clock, or from if that is
+// later (the wait for the start ended a hair early, or no start is known).
+func (r *runner) opening(from time.Time) time.Time {
+	if ms := r.sale.startsMs; ms > 0 {
+		if at := time.UnixMilli(ms - r.sale.offsetMs); at.After(from) {
+			return at
+		}
+	}
+	return from
+}
+
+// countdowns reports whether the main phase is the countdown model's
+// (Config.Arrival) rather than the schedule's.
+func (r *runner) countdowns() bool {
+	return r.cfg.Arrival == ArrivalCountdown && r.sale != nil && r.cfg.Scenario == ScenarioFlash
+}
+
 // launchSprinters sets every sprinter off at the sale's opening (the main
 // phase's start, or the sale's start if that is later), each from its
 // session logged in ahead, with no think time. Flows above InFlightMax
 // are dropped and counted, as arrivals are.
 func (r *runner) launchSprinters(ctx, flowCtx context.Context, open, until time.Time) {
-	if ms := r.sale.startsMs; ms > 0 {
-		if at := time.UnixMilli(ms - r.sale.offsetMs); at.After(open) {
-			open = at // the wait for the start ended a hair early
-		}
-	}
+	open = r.opening(open)
 	if !sleepUntil(ctx, open) {
 		return
 	}

@@ -110,6 +110,13 @@ type Config struct {
 	// the reserve (mimics too). Defaults 500ms and 3s.
 	PageThinkMin time.Duration
 	PageThinkMax time.Duration
+	// Arrival is the main phase's arrival model: ArrivalSpread (default)
+	// or ArrivalCountdown (flash scenario only: each account once around
+	// the opening, countdown.go). CountdownSpread is the mean of a
+	// person's reaction after the opening beyond its 150 ms minimum
+	// (exponential; default 1s).
+	Arrival         string
+	CountdownSpread time.Duration
 
 	// Setup creates a fresh catalog, flash sale and group deal through the
 	// admin API (ids prefixed with a per-run tag) instead of using existing
@@ -249,6 +256,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SprinterTries == 0 {
 		c.SprinterTries = sprinterTriesDefault
+	}
+	if c.Arrival == "" {
+		c.Arrival = ArrivalSpread
+	}
+	if c.CountdownSpread == 0 {
+		c.CountdownSpread = countdownSpreadDefault
 	}
 	if c.PageThinkMin == 0 && c.PageThinkMax == 0 {
 		c.PageThinkMin, c.PageThinkMax = pageThinkMinDefault, pageThinkMaxDefault
@@ -393,6 +406,12 @@ func (c Config) Validate() error {
 		return bad("--login-lead %v out of range 0..%v", c.LoginLead, waitMax)
 	case c.SprinterTries < 1 || c.SprinterTries > sprinterTriesMax:
 		return bad("--sprinter-tries %d out of range 1..%d", c.SprinterTries, sprinterTriesMax)
+	case c.Arrival != "" && c.Arrival != ArrivalSpread && c.Arrival != ArrivalCountdown:
+		return bad("--arrival %q: want %s or %s", c.Arrival, ArrivalSpread, ArrivalCountdown)
+	case c.Arrival == ArrivalCountdown && c.Scenario != ScenarioFlash:
+		return bad("--arrival %s is for --scenario %s", ArrivalCountdown, ScenarioFlash)
+	case c.CountdownSpread < 0 || c.CountdownSpread > countdownSpreadMax:
+		return bad("--countdown-spread %v out of range 0..%v", c.CountdownSpread, countdownSpreadMax)
 	case c.PageThinkMin < 0 || c.PageThinkMax < c.PageThinkMin || c.PageThinkMax > time.Minute:
 		return bad("--page-think-min %v and --page-think-max %v: want 0 <= min <= max <= 1m", c.PageThinkMin, c.PageThinkMax)
 	case c.MaxBotWinRatio != nil && !(*c.MaxBotWinRatio >= 0 && *c.MaxBotWinRatio <= 1000):

@@ -35,8 +35,12 @@
 // device each and share an address in households of at most three; in the
 // flash scenario they load the sale's store page, think PageThinkMin to
 // PageThinkMax and reserve carrying the page's X-Surge-Page-Token (none
-// when the server gives none). Buyers behave like buyers: some pay, some
-// cancel and some let the hold expire.
+// when the server gives none). Arrivals follow the rate schedule
+// (Config.Arrival "spread") or, for a flash sale, the countdown
+// (countdown.go): every account once, people loading the page during the
+// countdown and tapping a reaction time after the opening, bots at the
+// opening millisecond. Buyers behave like buyers: some pay, some cancel and
+// some let the hold expire.
 //
 // Paying: by default a buyer pays with POST /api/v1/reservations/{id}/pay
 // (payment.provider=dev). With Config.WeChatPayTestKeys (a directory of TEST

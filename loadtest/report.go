@@ -296,6 +296,10 @@ type RunConfig struct {
 	PageThinkMinS         float64 `json:"page_think_min_s"`
 	PageThinkMaxS         float64 `json:"page_think_max_s"`
 	LoginLeadS            float64 `json:"login_lead_s,omitempty"`
+	// Arrival is the arrival model (spread, countdown); CountdownSpreadS
+	// the mean of a person's reaction after the opening (countdown).
+	Arrival          string  `json:"arrival,omitempty"`
+	CountdownSpreadS float64 `json:"countdown_spread_s,omitempty"`
 	// HoldS and PerUserLimit: the flash sale's, as the run knew them (0:
 	// unknown or no sale).
 	HoldS        int64 `json:"hold_s,omitempty"`

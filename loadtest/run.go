@@ -25,7 +25,8 @@ type runner struct {
 	schedBots     []*user // the bots the arrival schedule picks from
 	kindCounts    [kindsN]int
 	replay        replayCapture
-	mainStart     time.Time // the main phase's start: the opening
+	mainStart     time.Time // the main phase's start: the opening (a countdown run's starts before it)
+	openAt        time.Time // the opening: the sale's start by the local clock, or mainStart
 	sale          *saleInfo
 	deal          *dealInfo
 	dealStarts    time.Time
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if r.deal != nil && r.deal.owned {
-		sleepUntil(ctx, r.dealStarts)
+		sleepUntil(ctx, r.dealStarts.Add(-r.cfg.countdownLead()))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -177,7 +178,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bw, hw := r.led.winners()
 	rep.Bots = botShare(len(r.bots), len(r.humans), r.led.botAttempts, r.led.humanAttempts, r.led.botRes, r.led.humanRes).withWinners(bw, hw)
 	rep.Bots.BotOutcomes, rep.Bots.HumanOutcomes = copyCounts(r.led.botOutcomes), copyCounts(r.led.humanOutcomes)
-	rep.Bots = rep.Bots.withKinds(r.led.kindReports(r.kindCounts, r.mainStart))
+	rep.Bots = rep.Bots.withKinds(r.led.kindReports(r.kindCounts, r.openAt))
 	r.led.mu.Unlock()
 	if r.wx != nil {
 		rep.Payments = r.wx.report()
@@ -213,6 +214,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Config.FarmAccountsPerDevice, rep.Config.FarmDevicesPerIP, rep.Config.SprinterTries = cfg.FarmAccountsPerDevice, cfg.FarmDevicesPerIP, cfg.SprinterTries
 	rep.Config.PageThinkMinS, rep.Config.PageThinkMaxS = cfg.PageThinkMin.Seconds(), cfg.PageThinkMax.Seconds()
 	rep.Config.LoginLeadS = cfg.LoginLead.Seconds()
+	rep.Config.Arrival = cfg.Arrival
+	if r.countdowns() {
+		rep.Config.CountdownSpreadS = cfg.CountdownSpread.Seconds()
+	}
 	rep.Config.WeChatPay, rep.Config.WeChatPayAddr = cfg.WeChatPayTestKeys != "", cfg.WeChatPayAddr
 	rep.finish(cfg.MaxP99, cfg.MaxErrorRate)
 	rep.applyBotThresholds(cfg.MaxBotWinRatio, cfg.MaxBotUnitShare, cfg.MaxHumanRiskRefused)
@@ -413,15 +418,24 @@ func (r *runner) mainPhase(ctx context.Context) (start, end time.Time, drops int
 	rng := rand.New(rand.NewPCG(seed, 0x6c6f6164))
 	before := r.rec.requests.Load()
 	start = time.Now()
-	r.mainStart = start
+	r.mainStart, r.openAt = start, start
+	if r.sale != nil {
+		r.openAt = r.opening(start)
+	}
 	r.rec.mark(phaseMain, start)
-	if r.sprints() && r.kindCounts[kindSprinter] > 0 {
+	if r.sprints() && r.kindCounts[kindSprinter] > 0 && !r.countdowns() { // a countdown sets them off itself
 		r.launchSprinters(ctx, flowCtx, start, start.Add(r.cfg.Duration))
 	}
-	drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
-		r.arrivals.Add(1)
-		return r.pickFlow(rng, uint64(k))
-	})
+	if r.countdowns() {
+		r.notef("countdown arrivals: every account once; people load the page during the countdown and tap %v + an exponential of mean %v after the opening, bots fire at the opening; the countdown ran %v of the %v wanted (--start-in)",
+			countdownReactMin, r.cfg.CountdownSpread, r.openAt.Sub(r.mainStart).Round(time.Millisecond), r.cfg.countdownLead())
+		drops = r.countdown(ctx, flowCtx, r.openAt)
+	} else {
+		drops = r.drive(ctx, flowCtx, start, r.arrival().Schedule(r.cfg.MaxRequests), func(k int) flowFunc {
+			r.arrivals.Add(1)
+			return r.pickFlow(rng, uint64(k))
+		})
+	}
 	r.phase.Store("drain")
 	r.rec.mark(phaseDrain, time.Now())
 	r.waitFlows(cancel, r.cfg.DrainMax)

@@ -390,7 +390,9 @@ func (r *runner) resolveSale(ctx context.Context) error {
 	if info.endsMs > 0 && info.endsMs <= nowSrv {
 		return fmt.Errorf("%w: flash sale %s has ended", ErrUsage, info.id)
 	}
-	if wait := time.Duration(info.startsMs-nowSrv) * time.Millisecond; wait > 0 {
+	// A countdown run starts its main phase before the opening: people
+	// load the page during the countdown.
+	if wait := time.Duration(info.startsMs-nowSrv)*time.Millisecond - r.cfg.countdownLead(); wait > 0 {
 		if wait > r.cfg.StartWaitMax {
 			return fmt.Errorf("%w: flash sale %s starts in %v, beyond --start-wait %v", ErrUsage, info.id, wait.Round(time.Second), r.cfg.StartWaitMax)
 		}

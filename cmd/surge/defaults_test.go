@@ -71,9 +71,11 @@ func TestEmptyConfigIsComponentDefaults(t *testing.T) {
 			}
 			sameOptions(t, "gateway.Options", gotG, wantG)
 
-			// The engine, with its order writer and idempotency.
+			// The engine, with its order writer and idempotency: the
+			// engine's defaults, but config's own lottery window for
+			// flash sales (2s; the engine's own is none).
 			e := o.Engine
-			wantE := engine.Options{Dir: e.Dir, RedisAddr: e.RedisAddr}
+			wantE := engine.Options{Dir: e.Dir, RedisAddr: e.RedisAddr, LotteryWindow: 2 * time.Second}
 			sameOptions(t, "engine.Options", e.WithDefaults(), wantE.WithDefaults())
 			sameOptions(t, "engine.OrderWriterOptions", e.OrderWriter.WithDefaults(), engine.OrderWriterOptions{}.WithDefaults())
 			sameOptions(t, "engine.IdempotencyOptions", e.Idempotency.WithDefaults(), engine.IdempotencyOptions{}.WithDefaults())

@@ -170,6 +170,8 @@ Examples:
 	f.IntVar(&cfg.SprinterTries, "sprinter-tries", 50, "attempts a sprinter bot makes from the opening, without a pause")
 	f.DurationVar(&cfg.PageThinkMin, "page-think-min", 500*time.Millisecond, "shortest time a human (and a mimic bot) looks at the store page before reserving")
 	f.DurationVar(&cfg.PageThinkMax, "page-think-max", 3*time.Second, "longest time a human (and a mimic bot) looks at the store page before reserving")
+	f.StringVar(&cfg.Arrival, "arrival", "spread", "arrival model: spread (the --rate schedule) or countdown (--scenario flash: every account once; people load the page during the countdown and tap after the opening, bots at the opening millisecond)")
+	f.DurationVar(&cfg.CountdownSpread, "countdown-spread", time.Second, "--arrival countdown: mean of a person's reaction after the opening beyond 150ms (exponential)")
 	f.BoolVar(&cfg.Setup, "setup", false, "create a fresh catalog, flash sale and group deal through the admin API")
 	f.StringVar(&cfg.SaleID, "sale", "", "existing flash sale to use (default: discovered from the admin stats)")
 	f.StringVar(&cfg.DealID, "deal", "", "existing group deal to use (default: discovered from the admin stats)")

@@ -69,11 +69,17 @@ type gw struct {
 
 func startGateway(t *testing.T, tokens bool) *gw {
 	t.Helper()
-	store := inventory.NewMemory(inventory.Options{})
 	// The humans here think 100-150 ms after a page view: the hook's
 	// minimum token age is set under that (its default, 300 ms, is a
 	// person's; these tests are about the client's behaviour).
-	risk, err := engine.NewRiskHook(engine.RiskConfig{PageTokenMinAge: 50 * time.Millisecond})
+	return startGatewayRisk(t, tokens, engine.RiskConfig{PageTokenMinAge: 50 * time.Millisecond})
+}
+
+// startGatewayRisk is startGateway with the risk hook's configuration.
+func startGatewayRisk(t *testing.T, tokens bool, rc engine.RiskConfig) *gw {
+	t.Helper()
+	store := inventory.NewMemory(inventory.Options{})
+	risk, err := engine.NewRiskHook(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,4 +514,39 @@ func TestMimicViewsThinksAndShares(t *testing.T) {
 	if len(devAccounts) > 3 || len(ips) != 1 {
 		t.Errorf("mimics used %d devices on %d addresses; want at most 3 devices on 1 address", len(devAccounts), len(ips))
 	}
+}
+
+// TestMimicHeldToHalfAHumansRate: against the linkage defaults of `surge
+// serve` (5 accounts a device, 30 devices an address, graded from 2 and
+// 10, counted at logins too), the mimic's farm (4 accounts a device, 25
+// devices an address, page views, a person's think time) wins at most
+// half a person's rate, judged by the load tester's own threshold
+// (--max-bot-win-ratio 0.5), and no person is refused by risk
+// (--max-human-risk-refused 0). The verdict does not depend on timing:
+// the farm's accounts are linked to their devices when they log in.
+func TestMimicHeldToHalfAHumansRate(t *testing.T) {
+	g := startGatewayRisk(t, true, engine.RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenMinAge: 50 * time.Millisecond})
+	half, none := 0.5, 0.0
+	rep := run(t, g, 400, 0.5, "mimic", func(c *loadtest.Config) {
+		c.SaleQuantity = 100 // a contest: 400 accounts for 100 units
+		c.MaxBotWinRatio, c.MaxHumanRiskRefused = &half, &none
+	})
+	mimic, human := kindOf(t, rep, "mimic"), kindOf(t, rep, "human")
+	if mimic.Accounts != 200 || mimic.Attempts == 0 || human.Winners == 0 {
+		t.Fatalf("mimic %+v, human %+v: want 200 mimic accounts that reserved, and human winners", mimic, human)
+	}
+	checks := 0
+	for _, c := range rep.Thresholds.Checks {
+		if strings.Contains(c.Name, "bot kind mimic") || strings.Contains(c.Name, "refused by risk") {
+			checks++
+			if !c.OK {
+				t.Errorf("threshold %q failed: %s", c.Name, c.Detail)
+			}
+		}
+	}
+	if checks != 2 {
+		t.Errorf("%d of the 2 thresholds judged: %+v", checks, rep.Thresholds.Checks)
+	}
+	t.Logf("mimic: %d of %d accounts won (%.2fx the humans' rate), %d refused by risk; humans refused %d",
+		mimic.Winners, mimic.Accounts, mimic.WinRateRatio, mimic.RiskRefused, human.RiskRefused)
 }
