@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,9 @@ type OverloadOptions struct {
 	// generator shares the machine, and on two cores it can offer five
 	// times the capacity only of a server on one.
 	ServerProcs int
+	// ServerEnv is more environment of the server, after the bench's own
+	// (to compare settings: SURGE_ADMISSION_WRITES_MIN=64, say).
+	ServerEnv []string
 	// Log receives progress lines. Default io.Discard.
 	Log io.Writer
 }
@@ -111,8 +115,16 @@ type Overload struct {
 	// AdmittedSentP99 counts from the moment the request was sent: what
 	// the server (and the socket queue in front of it) took, without the
 	// generator's own lag.
-	AdmittedSentP99       time.Duration
-	LimitMax, LimitLowest int64
+	AdmittedSentP99 time.Duration
+	// ServerReserveP99 and EngineReserveP99 are the server's own view of
+	// the storm's reserves, from its /metrics histograms (bucket
+	// interpolation): from routing to the answer written (sheds too), and
+	// the time in the engine and the store below it (admitted only). Set
+	// next to AdmittedSentP99 they say where an admitted reserve waited:
+	// in the engine (the store's group commit), in the gateway, or before
+	// the server read it (socket, scheduler, the generator's own lag).
+	ServerReserveP99, EngineReserveP99 time.Duration
+	LimitMax, LimitLowest              int64
 	// Resident memory of the server, KiB: before the storm (sales made,
 	// nobody logged in), the highest seen, and after the holds ended
 	// (AfterWait later, at most SettleMax).
@@ -171,6 +183,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 		}
 	}
 	env = append(env, "GOMAXPROCS="+strconv.Itoa(o.ServerProcs))
+	env = append(env, o.ServerEnv...)
 	args := []string{"serve", "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
 	srv, err := startProcess(ctx, o.Surge, args, filepath.Join(dir, "surge.log"), "--addr", env)
 	if err != nil {
@@ -304,6 +317,8 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 			}
 		}
 	}()
+	gwBefore := readHistogram(base, "surge_gateway_request_duration_seconds", "sale_reserve")
+	engBefore := readHistogram(base, "surge_engine_call_duration_seconds", "sale_reserve")
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	start := time.Now()
 	for w := 0; w < overloadConns; w++ {
@@ -374,15 +389,17 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 		}()
 	}
 	wg.Wait()
+	res.ServerReserveP99 = readHistogram(base, "surge_gateway_request_duration_seconds", "sale_reserve").quantileSince(gwBefore, 0.99)
+	res.EngineReserveP99 = readHistogram(base, "surge_engine_call_duration_seconds", "sale_reserve").quantileSince(engBefore, 0.99)
 	stopSampling()
 	<-sampled
 	res.Sent, res.Admitted, res.Shed, res.Refused, res.Errors, res.Late = sent.Load(), okN.Load(), shedN.Load(), refN.Load(), errN.Load(), lateN.Load()
 	res.PaysOK, res.PaysShed, res.PaysFailed = paysOK.Load(), paysShed.Load(), paysFailed.Load()
 	res.AdmittedP50, res.AdmittedP99 = quantile(admitted, 50), quantile(admitted, 99)
 	res.AdmittedSentP99 = quantile(admittedSent, 99)
-	logf("storm took %v: sent %d, admitted %d, shed %d, refused %d, errors %d, late %d; pays %d ok, %d shed; admitted p99 %v (from the send %v); writes limit lowest %d of %d",
+	logf("storm took %v: sent %d, admitted %d, shed %d, refused %d, errors %d, late %d; pays %d ok, %d shed; admitted p99 %v (from the send %v; server's own p99 %v, in the engine %v); writes limit lowest %d of %d",
 		time.Since(start).Round(time.Millisecond), res.Sent, res.Admitted, res.Shed, res.Refused, res.Errors, res.Late,
-		res.PaysOK, res.PaysShed, res.AdmittedP99, res.AdmittedSentP99, res.LimitLowest, res.LimitMax)
+		res.PaysOK, res.PaysShed, res.AdmittedP99, res.AdmittedSentP99, res.ServerReserveP99, res.EngineReserveP99, res.LimitLowest, res.LimitMax)
 
 	// The sales end; their holds run out; memory should come back.
 	for _, id := range append(saleIDs, "capacity", "pays") {
@@ -606,8 +623,84 @@ func (o *Overload) markdown() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Capacity %.0f reserves/s (closed loop, %d connections, 2 s); offered %.0f/s; sent %d (%d over 10 ms late: the generator's own lag, charged to the latency).\n", o.Capacity, overloadConns, o.Offered, o.Sent, o.Late)
 	fmt.Fprintf(&b, "- Reserves: %d admitted (p50 %s), %d shed with 503/50300 and Retry-After, %d refused (sold out, limit, sale gate), %d errors.\n", o.Admitted, ms(o.AdmittedP50), o.Shed, o.Refused, o.Errors)
+	fmt.Fprintf(&b, "- The server's own p99 of the storm's reserves (its /metrics histograms): %s from routing to the answer (sheds included), %s in the engine and the store (admitted); the rest of the %s from the send was spent before the server read the request or after it wrote the answer (socket queues, the scheduler, the generator on the same cores).\n",
+		ms(o.ServerReserveP99), ms(o.EngineReserveP99), ms(o.AdmittedSentP99))
 	fmt.Fprintf(&b, "- Adaptive writes limit: lowest %d of %d during the storm.\n", o.LimitLowest, o.LimitMax)
 	fmt.Fprintf(&b, "- Go heap in use: %d MiB before, %d MiB after; heap freed but not yet returned to the OS: %d MiB before, %d MiB after (the rest of RSS is the runtime's own memory, Pebble's caches and the binary's pages).\n", o.HeapInuseBeforeKiB>>10, o.HeapInuseAfterKiB>>10, o.HeapIdleBeforeKiB>>10, o.HeapIdleAfterKiB>>10)
 	fmt.Fprintf(&b, "- Goroutines: %d before, %d at peak, %d after.\n\n", o.GoroutinesBefore, o.GoroutinesPeak, o.GoroutinesAfter)
 	return b.String()
+}
+
+// histogram is a Prometheus histogram's cumulative buckets read from
+// /metrics: upper bounds (seconds, ascending, +Inf last) and counts.
+type histogram struct {
+	bounds []float64
+	cum    []float64
+}
+
+// readHistogram reads the buckets of metric with route="route" from
+// /metrics (empty if it cannot).
+func readHistogram(base, metric, route string) histogram {
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	req.SetRequestURI(base + "/metrics")
+	if err := fasthttp.DoTimeout(&req, &resp, 5*time.Second); err != nil {
+		return histogram{}
+	}
+	prefix := []byte(metric + `_bucket{route="` + route + `",le="`)
+	var h histogram
+	for _, line := range bytes.Split(resp.Body(), []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		le, val, ok := bytes.Cut(rest, []byte(`"} `))
+		if !ok {
+			continue
+		}
+		b, err1 := strconv.ParseFloat(string(le), 64)
+		v, err2 := strconv.ParseFloat(string(val), 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		h.bounds, h.cum = append(h.bounds, b), append(h.cum, v)
+	}
+	return h
+}
+
+// quantileSince is the q-quantile (0..1) of the observations made between
+// before and h, by linear interpolation inside a bucket (as Prometheus'
+// histogram_quantile); 0 when there are none.
+func (h histogram) quantileSince(before histogram, q float64) time.Duration {
+	if len(h.cum) == 0 {
+		return 0
+	}
+	delta := make([]float64, len(h.cum))
+	for i := range h.cum {
+		delta[i] = h.cum[i]
+		if len(before.cum) == len(h.cum) {
+			delta[i] -= before.cum[i]
+		}
+	}
+	total := delta[len(delta)-1]
+	if total <= 0 {
+		return 0
+	}
+	rank := q * total
+	lo, prev := 0.0, 0.0
+	for i, c := range delta {
+		if c >= rank {
+			hi := h.bounds[i]
+			if math.IsInf(hi, 1) {
+				return time.Duration(lo * float64(time.Second))
+			}
+			frac := 0.0
+			if c > prev {
+				frac = (rank - prev) / (c - prev)
+			}
+			return time.Duration((lo + (hi-lo)*frac) * float64(time.Second))
+		}
+		lo, prev = h.bounds[i], c
+	}
+	return 0
 }

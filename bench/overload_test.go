@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -37,4 +38,35 @@ func TestOverloadSection(t *testing.T) {
 	f(o, "| pays shed | 3 of 1000 (0.3%) | 997 paid, 0 failed otherwise | 0 | **no** |",
 		"| 80.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | ≤ 50 ms | **no** |",
 		"| 160 MiB | before 100 MiB, peak 300 MiB | ≤ 1.5x before | **no** |")
+}
+
+// TestHistogramQuantileSince: the server's own p99 is read from the
+// difference of two scrapes of a cumulative histogram, interpolated
+// inside the bucket that holds the rank; observations before the first
+// scrape do not count, and a rank in the +Inf bucket reads as the last
+// finite bound.
+func TestHistogramQuantileSince(t *testing.T) {
+	inf := math.Inf(1)
+	bounds := []float64{0.001, 0.01, 0.1, inf}
+	before := histogram{bounds: bounds, cum: []float64{1000, 1000, 1000, 1000}}
+	// Since before: 50 under 1 ms, 40 in (1, 10] ms, 10 in (10, 100] ms.
+	after := histogram{bounds: bounds, cum: []float64{1050, 1090, 1100, 1100}}
+	if got := after.quantileSince(before, 0.5); got != time.Millisecond {
+		t.Errorf("p50 = %v; want 1ms (the 50th of 100 is the first bucket's last)", got)
+	}
+	// The 99th of 100 is the 9th of the 10 in (10, 100] ms: 10 + 90*0.9.
+	if got := after.quantileSince(before, 0.99); got != 91*time.Millisecond {
+		t.Errorf("p99 = %v; want 91ms", got)
+	}
+	// Without the scrape before, the 1000 early fast ones dominate.
+	if got := after.quantileSince(histogram{}, 0.5); got >= time.Millisecond {
+		t.Errorf("p50 over everything = %v; want under 1ms", got)
+	}
+	late := histogram{bounds: bounds, cum: []float64{1000, 1000, 1000, 1010}}
+	if got := late.quantileSince(before, 0.99); got != 100*time.Millisecond {
+		t.Errorf("p99 in the +Inf bucket = %v; want the last finite bound, 100ms", got)
+	}
+	if got := before.quantileSince(before, 0.99); got != 0 {
+		t.Errorf("p99 of nothing = %v; want 0", got)
+	}
 }

@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"github.com/surge-retail/surge/engine/orders"
 	"github.com/surge-retail/surge/engine/records"
 	"github.com/surge-retail/surge/inventory"
 )
 
-// Circuit breakers in front of the engine's backends: the inventory store
-// and the records. After CircuitOptions.Failures backend failures in a row
+// Circuit breakers in front of the engine's backends: the inventory store,
+// the records (the engine's own, and the idempotency, payment, account and
+// registration records kept there) and an order store of its own (MariaDB:
+// Options.Orders; orders kept in the records go through the records'
+// circuit). After CircuitOptions.Failures backend failures in a row
 // (errors that are not an answer: a refused connection, a timeout, a
 // failing disk) a backend's circuit opens, and every call that needs that
 // backend fails at once with ErrCircuitOpen (503 / 50300 with Retry-After)
@@ -37,6 +41,8 @@ const (
 const (
 	BackendInventory = "inventory"
 	BackendRecords   = "records"
+	// BackendOrders is the order store given in Options.Orders (MariaDB).
+	BackendOrders = "orders"
 )
 
 // ErrCircuitOpen answers a call whose backend is known to be down: its
@@ -200,7 +206,11 @@ func (c *circuit) snapshot() CircuitState {
 
 // Circuits returns the state of each backend's circuit.
 func (e *Engine) Circuits() []CircuitState {
-	return []CircuitState{e.invCircuit.snapshot(), e.recCircuit.snapshot()}
+	cs := []CircuitState{e.invCircuit.snapshot(), e.recCircuit.snapshot()}
+	if e.ordCircuit != nil {
+		cs = append(cs, e.ordCircuit.snapshot())
+	}
+	return cs
 }
 
 // invFailed reports whether err from the inventory is the backend failing
@@ -404,10 +414,11 @@ func (s *guardedStore) Ledger(ctx context.Context, pool string) (inventory.Ledge
 	return l, err
 }
 
-// guardedRecords is the engine's records behind their circuit. Only the
-// engine's own calls go through it; the idempotency records, the tagged
-// payment records and the order store over the records keep the Records
-// they were given (their optional interfaces included).
+// guardedRecords is the records behind their circuit: the engine's own
+// calls, the idempotency records and the order store over the records all
+// go through it (guardRecords keeps records.Local); the tagged records
+// (payments, accounts, draws) and the registrants' sets go through
+// guardedTagged and guardedSets, on the same circuit.
 type guardedRecords struct {
 	records.Records
 	c *circuit
@@ -415,7 +426,8 @@ type guardedRecords struct {
 
 // recFailed reports whether err from the records is the backend failing.
 func recFailed(err error) bool {
-	return err != nil && !excluded(err) && !errors.Is(err, records.ErrInvalid)
+	return err != nil && !excluded(err) && !errors.Is(err, records.ErrInvalid) &&
+		!errors.Is(err, records.ErrSetClosed) && !errors.Is(err, records.ErrSetFull)
 }
 
 func (r *guardedRecords) Get(ctx context.Context, key string) ([]byte, bool, error) {
@@ -516,8 +528,271 @@ func (r *guardedRecords) DeleteIfEqual(ctx context.Context, key string, old []by
 	return ok, err
 }
 
+// ScanFrom keeps the records' range scan (records.RangeScanner) behind
+// the circuit; records without one scan the whole prefix (records.ScanFrom).
+func (r *guardedRecords) ScanFrom(ctx context.Context, prefix, from string, fn func(key string, val []byte) error) error {
+	done, err := r.c.enter()
+	if err != nil {
+		return err
+	}
+	err = records.ScanFrom(ctx, r.Records, prefix, from, func(k string, v []byte) error {
+		if err := fn(k, v); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		r.c.exit(done, nil, false)
+		return fe.err
+	}
+	r.c.exit(done, err, recFailed(err))
+	return err
+}
+
+// guardedLocalRecords is guardedRecords over records.Local records (memory,
+// a Pebble directory): the idempotency's single flight stays in process.
+type guardedLocalRecords struct {
+	*guardedRecords
+	local records.Local
+}
+
+// Value is the records' own records.Local value: no backend call.
+func (r *guardedLocalRecords) Value(key any, mk func() any) any { return r.local.Value(key, mk) }
+
+// guardRecords puts rec behind c, keeping records.Local when rec has it
+// (whether the records are this process's alone decides how idempotency
+// claims keys).
+func guardRecords(rec records.Records, c *circuit) records.Records {
+	g := &guardedRecords{Records: rec, c: c}
+	if l, ok := rec.(records.Local); ok {
+		return &guardedLocalRecords{guardedRecords: g, local: l}
+	}
+	return g
+}
+
+// guardedTagged is the tagged records (records.TaggedOf) behind the
+// records' circuit: payment, prepay, account and draw records.
+type guardedTagged struct {
+	t records.Tagged
+	c *circuit
+}
+
+func (g *guardedTagged) GetTagged(ctx context.Context, tag, key string) ([]byte, bool, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return nil, false, err
+	}
+	v, ok, err := g.t.GetTagged(ctx, tag, key)
+	g.c.exit(done, err, recFailed(err))
+	return v, ok, err
+}
+
+func (g *guardedTagged) PutIfAbsentTagged(ctx context.Context, tag, key string, val []byte) (bool, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return false, err
+	}
+	ok, err := g.t.PutIfAbsentTagged(ctx, tag, key, val)
+	g.c.exit(done, err, recFailed(err))
+	return ok, err
+}
+
+func (g *guardedTagged) DeleteTagged(ctx context.Context, tag, key string) error {
+	done, err := g.c.enter()
+	if err != nil {
+		return err
+	}
+	err = g.t.DeleteTagged(ctx, tag, key)
+	g.c.exit(done, err, recFailed(err))
+	return err
+}
+
+// guardedSets is the registrants' sets (records.SetsOf) behind the
+// records' circuit.
+type guardedSets struct {
+	s records.TaggedSets
+	c *circuit
+}
+
+func (g *guardedSets) AddToSet(ctx context.Context, tag, set, member string, val []byte, max int64) (records.SetAdd, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return records.SetAdd{}, err
+	}
+	a, err := g.s.AddToSet(ctx, tag, set, member, val, max)
+	g.c.exit(done, err, recFailed(err))
+	return a, err
+}
+
+func (g *guardedSets) SetMember(ctx context.Context, tag, set, member string) ([]byte, bool, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return nil, false, err
+	}
+	v, ok, err := g.s.SetMember(ctx, tag, set, member)
+	g.c.exit(done, err, recFailed(err))
+	return v, ok, err
+}
+
+func (g *guardedSets) CloseSet(ctx context.Context, tag, set string) (int64, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return 0, err
+	}
+	n, err := g.s.CloseSet(ctx, tag, set)
+	g.c.exit(done, err, recFailed(err))
+	return n, err
+}
+
+func (g *guardedSets) SetInfo(ctx context.Context, tag, set string) (int64, bool, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return 0, false, err
+	}
+	n, closed, err := g.s.SetInfo(ctx, tag, set)
+	g.c.exit(done, err, recFailed(err))
+	return n, closed, err
+}
+
+func (g *guardedSets) ScanSet(ctx context.Context, tag, set string, fn func(member string, val []byte) error) error {
+	done, err := g.c.enter()
+	if err != nil {
+		return err
+	}
+	err = g.s.ScanSet(ctx, tag, set, func(m string, v []byte) error {
+		if err := fn(m, v); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		g.c.exit(done, nil, false)
+		return fe.err
+	}
+	g.c.exit(done, err, recFailed(err))
+	return err
+}
+
+// guardedOrders is an order store behind a circuit: the order store's own
+// (BackendOrders) for Options.Orders, the records' for orders kept in the
+// records. While it is open the order writer keeps its batches and backs
+// off (orderwriter.go), and reads of orders answer ErrCircuitOpen.
+type guardedOrders struct {
+	orders.Store
+	c *circuit
+}
+
+// ordFailed reports whether err from the order store is the backend
+// failing rather than an answer (an order it refuses).
+func ordFailed(err error) bool {
+	return err != nil && !excluded(err) && !errors.Is(err, orders.ErrInvalid) && !errors.Is(err, ErrCircuitOpen)
+}
+
+func (g *guardedOrders) Upsert(ctx context.Context, os []orders.Order) error {
+	done, err := g.c.enter()
+	if err != nil {
+		return err
+	}
+	err = g.Store.Upsert(ctx, os)
+	g.c.exit(done, err, ordFailed(err))
+	return err
+}
+
+func (g *guardedOrders) Get(ctx context.Context, orderID string) (orders.Order, bool, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return orders.Order{}, false, err
+	}
+	o, ok, err := g.Store.Get(ctx, orderID)
+	g.c.exit(done, err, ordFailed(err))
+	return o, ok, err
+}
+
+func (g *guardedOrders) ByUser(ctx context.Context, userID string, limit int) ([]orders.Order, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return nil, err
+	}
+	os, err := g.Store.ByUser(ctx, userID, limit)
+	g.c.exit(done, err, ordFailed(err))
+	return os, err
+}
+
+func (g *guardedOrders) Count(ctx context.Context) (int64, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return 0, err
+	}
+	n, err := g.Store.Count(ctx)
+	g.c.exit(done, err, ordFailed(err))
+	return n, err
+}
+
+func (g *guardedOrders) List(ctx context.Context, f orders.Filter, after orders.Position, limit int) ([]orders.Order, orders.Position, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return nil, orders.Position{}, err
+	}
+	page, next, err := g.Store.List(ctx, f, after, limit)
+	g.c.exit(done, err, ordFailed(err))
+	return page, next, err
+}
+
+func (g *guardedOrders) Attribution(ctx context.Context, f orders.Filter) ([]orders.GuideTotals, error) {
+	done, err := g.c.enter()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := g.Store.Attribution(ctx, f)
+	g.c.exit(done, err, ordFailed(err))
+	return rows, err
+}
+
+// guardedScanOrders is guardedOrders over an orders.Scanner (both of
+// Surge's order stores): reconciliation's walk goes through the circuit.
+type guardedScanOrders struct {
+	*guardedOrders
+	sc orders.Scanner
+}
+
+func (g *guardedScanOrders) ScanOrders(ctx context.Context, fn func(orders.Order) error) error {
+	done, err := g.c.enter()
+	if err != nil {
+		return err
+	}
+	err = g.sc.ScanOrders(ctx, func(o orders.Order) error {
+		if err := fn(o); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		g.c.exit(done, nil, false)
+		return fe.err
+	}
+	g.c.exit(done, err, ordFailed(err))
+	return err
+}
+
+// guardOrders puts st behind c, keeping orders.Scanner when st has it.
+func guardOrders(st orders.Store, c *circuit) orders.Store {
+	g := &guardedOrders{Store: st, c: c}
+	if sc, ok := st.(orders.Scanner); ok {
+		return &guardedScanOrders{guardedOrders: g, sc: sc}
+	}
+	return g
+}
+
 var (
 	_ inventory.Store        = (*guardedStore)(nil)
 	_ records.Records        = (*guardedRecords)(nil)
 	_ records.CompareDeleter = (*guardedRecords)(nil)
+	_ records.RangeScanner   = (*guardedRecords)(nil)
+	_ records.Local          = (*guardedLocalRecords)(nil)
+	_ records.Tagged         = (*guardedTagged)(nil)
+	_ records.TaggedSets     = (*guardedSets)(nil)
+	_ orders.Scanner         = (*guardedScanOrders)(nil)
 )

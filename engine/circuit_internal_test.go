@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/surge-retail/surge/engine/orders"
+	"github.com/surge-retail/surge/engine/records"
 )
 
 // TestCircuitStates: failures in a row open the circuit (a success
@@ -57,5 +60,65 @@ func TestCircuitStates(t *testing.T) {
 	wantState("closed")
 	if s := c.snapshot(); s.Opens != 2 || s.Failures != 6 {
 		t.Fatalf("snapshot = %+v; want 2 opens, 6 failures", s)
+	}
+}
+
+// countingRecords counts the calls that reach the records.
+type countingRecords struct {
+	records.Records
+	calls int
+}
+
+func (c *countingRecords) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c.calls++
+	return c.Records.Get(ctx, key)
+}
+
+// TestGuardedWrappersKeepTheirInterfaces: the records behind their
+// circuit stay records.Local only when they were (it decides how
+// idempotency claims keys), the order stores stay orders.Scanner, and
+// with the circuit open the tagged records, the sets, the idempotency
+// records and the orders answer ErrCircuitOpen without a call.
+func TestGuardedWrappersKeepTheirInterfaces(t *testing.T) {
+	ctx := context.Background()
+	mem := records.NewMemory()
+	defer mem.Close()
+	c := newCircuit(BackendRecords, CircuitOptions{Failures: 1, OpenFor: time.Hour})
+	if _, ok := guardRecords(mem, c).(records.Local); !ok {
+		t.Fatal("memory records behind the circuit lost records.Local")
+	}
+	foreign := &countingRecords{Records: mem}
+	g := guardRecords(foreign, c)
+	if _, ok := g.(records.Local); ok {
+		t.Fatal("records that are not records.Local became one behind the circuit")
+	}
+	if _, ok := guardOrders(orders.NewRecordsStore(mem), c).(orders.Scanner); !ok {
+		t.Fatal("the records' order store behind the circuit lost orders.Scanner")
+	}
+	type plainOrders struct{ orders.Store }
+	if _, ok := guardOrders(plainOrders{orders.NewRecordsStore(mem)}, c).(orders.Scanner); ok {
+		t.Fatal("an order store without ScanOrders became an orders.Scanner")
+	}
+
+	// One failure opens this circuit (Failures 1).
+	done, _ := c.enter()
+	c.exit(done, errors.New("connection refused"), true)
+	if c.snapshot().State != "open" {
+		t.Fatalf("circuit = %+v; want open", c.snapshot())
+	}
+	idem := NewIdempotency(g, IdempotencyOptions{})
+	_, _, err := idem.Do(ctx, "u1", "k1", [32]byte{}, func() (int, []byte) { return 200, nil })
+	tagged := &guardedTagged{t: records.TaggedOf(mem), c: c}
+	_, _, terr := tagged.GetTagged(ctx, "s1", "pay/r1")
+	sets := &guardedSets{s: records.SetsOf(mem), c: c}
+	_, serr := sets.AddToSet(ctx, "s1", "reg", "u1", nil, 10)
+	_, _, oerr := guardOrders(orders.NewRecordsStore(foreign), c).Get(ctx, "o1")
+	for what, err := range map[string]error{"idempotency": err, "tagged": terr, "sets": serr, "orders": oerr} {
+		if !errors.Is(err, ErrCircuitOpen) || !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with the records circuit open = %v; want ErrCircuitOpen", what, err)
+		}
+	}
+	if foreign.calls != 0 {
+		t.Fatalf("%d calls reached the records with the circuit open; want 0", foreign.calls)
 	}
 }

@@ -27,7 +27,7 @@
 //	                  into an orders.Store
 //	once.go           idempotency of a creating call (law 5) over idempotency.go's kept answers;
 //	                  idemlimit.go the bound on new keys per user and second
-//	circuit.go        circuit breakers (sony/gobreaker) in front of the inventory store and the records
+//	circuit.go        circuit breakers (sony/gobreaker) in front of the inventory store, the records (idempotency, payment and order records included) and a SQL order store
 //	dataloss.go       the records' epoch: a data loss stops reservations until Recover
 //	outbox.go         the writer of orders handed to the store's outbox (Redis: one stream per store)
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,

@@ -122,10 +122,13 @@ type Engine struct {
 	epochMu sync.Mutex
 	lost    atomic.Pointer[DataLoss]
 	// invCircuit and recCircuit guard the inventory store and the
-	// records (circuit.go); store and rec are the guarded ones, rawRec
-	// the records as opened.
+	// records, ordCircuit an order store of its own (Options.Orders; nil
+	// when orders are kept in the records) (circuit.go); store, rec,
+	// tagged, sets and orders are the guarded ones, rawRec the records as
+	// opened.
 	invCircuit *circuit
 	recCircuit *circuit
+	ordCircuit *circuit
 	rawRec     records.Records
 }
 
@@ -175,11 +178,22 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.ownRecords = true
 	}
 	e.rawRec = e.rec
-	e.tagged = records.TaggedOf(e.rawRec)
-	e.sets = records.SetsOf(e.rawRec)
-	e.orders = opts.Orders
-	if e.orders == nil {
-		e.orders = orders.NewRecordsStore(e.rawRec)
+	// Every call that hits a backend goes through that backend's circuit
+	// (circuit.go): the records' for the engine's own records, the
+	// idempotency records, the tagged payment and account records, the
+	// registrants' sets and orders kept in the records; the order store's
+	// own for an order store of its own (MariaDB).
+	e.invCircuit = newCircuit(BackendInventory, opts.Circuit)
+	e.recCircuit = newCircuit(BackendRecords, opts.Circuit)
+	e.store = &guardedStore{Store: opts.Store, c: e.invCircuit, lossCheck: e.poolGone}
+	e.rec = guardRecords(e.rawRec, e.recCircuit)
+	e.tagged = &guardedTagged{t: records.TaggedOf(e.rawRec), c: e.recCircuit}
+	e.sets = &guardedSets{s: records.SetsOf(e.rawRec), c: e.recCircuit}
+	if opts.Orders != nil {
+		e.ordCircuit = newCircuit(BackendOrders, opts.Circuit)
+		e.orders = guardOrders(opts.Orders, e.ordCircuit)
+	} else {
+		e.orders = guardOrders(orders.NewRecordsStore(e.rawRec), e.recCircuit)
 	}
 	w, err := NewOrderWriter(e.orders, opts.OrderWriter)
 	if err != nil {
@@ -191,11 +205,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if answerOpts.Now == nil {
 		answerOpts.Now = opts.Now
 	}
-	e.idem = NewIdempotency(e.rawRec, answerOpts)
-	e.invCircuit = newCircuit(BackendInventory, opts.Circuit)
-	e.recCircuit = newCircuit(BackendRecords, opts.Circuit)
-	e.store = &guardedStore{Store: opts.Store, c: e.invCircuit, lossCheck: e.poolGone}
-	e.rec = &guardedRecords{Records: e.rawRec, c: e.recCircuit}
+	e.idem = NewIdempotency(e.rec, answerOpts)
 	e.catalog.Store(emptyCatalogSnap())
 
 	if err := e.loadEpoch(ctx); err != nil {
@@ -277,8 +287,9 @@ func (e *Engine) Close() error {
 
 // Ready reports whether the backends answer (a call through each: while a
 // circuit is open it fails at once, once it is half-open the call is its
-// probe) and whether the records still hold what this node opened
-// (dataloss.go). The error says why in plain words.
+// probe), whether the order store's own circuit (Options.Orders) is open,
+// and whether the records still hold what this node opened (dataloss.go).
+// The error says why in plain words.
 func (e *Engine) Ready(ctx context.Context) error {
 	if e.closed.Load() {
 		return ErrUnavailable
@@ -289,6 +300,13 @@ func (e *Engine) Ready(ctx context.Context) error {
 	}
 	if err := e.checkEpoch(ctx); err != nil {
 		return err
+	}
+	if e.ordCircuit != nil {
+		// The order store is asked by the order writer, whose retries
+		// are the circuit's probes: readiness only looks at the state.
+		if err := e.ordCircuit.refusing(); err != nil {
+			return err
+		}
 	}
 	if l := e.lost.Load(); l != nil {
 		// Sales, reservations and orders this node knew of are gone from

@@ -208,9 +208,12 @@ func TestSlowWeChatPayDoesNotSlowReserves(t *testing.T) {
 	for range pays {
 		<-started
 	}
-	// Wait until the pays class is full (the prepays are in flight).
+	// Wait until the pays class is full (the prepays are in flight): a
+	// prepay sent before them would take a slot itself and shed one of
+	// them instead.
 	auth := h.login("oLate")
 	res := into[engine.Reservation](t, h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), auth))
+	waitFor(t, 10*time.Second, "the pays class full", func() bool { return h.srv.sems[classPays].inflight() >= pays })
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		r := h.do("POST", "/api/v1/reservations/"+res.ReservationID+"/prepay", nil, auth)
 		if r.Code == CodeUnavailable && strings.Contains(r.Msg, "busy") {

@@ -30,6 +30,8 @@ var benchOpts struct {
 	wrkBefore      string
 	wrkBeforeLabel string
 	srcDir         string
+	// overloadEnv is more environment of the overload scenario's server.
+	overloadEnv []string
 }
 
 var benchCmd = &cobra.Command{
@@ -102,7 +104,7 @@ own process; see "surge bench wrk"). The page of record:
 			if err != nil {
 				return fmt.Errorf("cannot find this binary: %w", err)
 			}
-			if res.Overload, err = bench.RunOverload(ctx, bench.OverloadOptions{Surge: self, Log: os.Stderr}); err != nil {
+			if res.Overload, err = bench.RunOverload(ctx, bench.OverloadOptions{Surge: self, ServerEnv: benchOpts.overloadEnv, Log: os.Stderr}); err != nil {
 				return fmt.Errorf("overload: %w", err)
 			}
 		}
@@ -235,6 +237,7 @@ func init() {
 	f.IntSliceVar(&benchOpts.callers, "callers", []int{1, 16, 256}, "concurrencies of the backend scenarios")
 	f.StringSliceVar(&benchOpts.only, "only", nil, "run only these groups: "+strings.Join(bench.Groups, ", ")+" (default: all but packages and wrk)")
 	f.StringVar(&benchOpts.out, "out", "", "write the page to this file (BENCHMARKS.md)")
+	f.StringSliceVar(&benchOpts.overloadEnv, "overload-env", nil, "more environment of the overload scenario's server, to compare settings (e.g. SURGE_ADMISSION_WRITES_MIN=64)")
 	f.BoolVar(&benchOpts.packages, "packages", false, "also run the packages' testing.B benchmarks (needs the source tree and go)")
 	f.BoolVar(&benchOpts.wrk, "wrk", false, "also run the external wrk measurement (needs wrk and redis-server)")
 	f.DurationVar(&benchOpts.wrkSlice, "wrk-slice", 3*time.Second, "length of one wrk run (4 per side per scenario)")
