@@ -290,6 +290,11 @@ func surgeEnv() []string {
 		// wrk sends no page token (the risk signals' cost is measured
 		// in process: http/reserve-risk-on-vs-off).
 		"SURGE_RISK_PAGE_TOKEN_OFF=true",
+		// The bench's sales open a second before they are made; serve's
+		// default lottery window would hold the first reserves of a
+		// measurement for the draw. The window is measured in the
+		// fairness group, not here.
+		"SURGE_SALES_LOTTERY_WINDOW=off",
 		"SURGE_ADMISSION_READS_MAX=4096",
 		"SURGE_ADMISSION_WRITES_MAX=4096",
 	)
@@ -567,7 +572,7 @@ func (e *External) Markdown() string {
 func (e *External) body() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run at %s on %s. Measured: `surge serve` from %s, in its own process.\n\n", e.Started.UTC().Format(time.RFC3339), e.Machine, e.Label)
-	fmt.Fprintf(&b, "%s, %d thread, %d connections, HTTP/1.1 keep-alive over loopback, against `surge serve` (risk buckets, the devices-per-address signal and the page token off: `SURGE_RISK_IP_RATE=0`, `SURGE_RISK_USER_RATE=0`, `SURGE_RISK_DEVICES_PER_IP=0`, `SURGE_RISK_PAGE_TOKEN_OFF=true`; %d users logged in, requests rotate through their tokens; a sale of %d units with a per-user limit of %d) and, alternating with it in %d slices of %v per side, a bare fasthttp server in its own process (`surge bench floor-server`) answering every request with a fixed JSON body of the same size as Surge's answer. Surge and floor get the same wrk script, so the generator's cost per request is the same on both sides. Only successful (2xx) answers count.\n\n",
+	fmt.Fprintf(&b, "%s, %d thread, %d connections, HTTP/1.1 keep-alive over loopback, against `surge serve` (risk buckets, the devices-per-address signal and the page token off: `SURGE_RISK_IP_RATE=0`, `SURGE_RISK_USER_RATE=0`, `SURGE_RISK_DEVICES_PER_IP=0`, `SURGE_RISK_PAGE_TOKEN_OFF=true`; the default lottery window off: `SURGE_SALES_LOTTERY_WINDOW=off`; %d users logged in, requests rotate through their tokens; a sale of %d units with a per-user limit of %d) and, alternating with it in %d slices of %v per side, a bare fasthttp server in its own process (`surge bench floor-server`) answering every request with a fixed JSON body of the same size as Surge's answer. Surge and floor get the same wrk script, so the generator's cost per request is the same on both sides. Only successful (2xx) answers count.\n\n",
 		e.Wrk, externalThreads, e.Conns, e.Users, externalSaleQuantity, externalPerUserLimit, alternateSegments, e.Slice)
 	b.WriteString("The machine is shared with other engineers compiling and testing, so the absolute figures are noisy; the floor alternates with Surge in the same run so that the noise lands on both sides of each ratio. Read the ratios.\n\n")
 	b.WriteString("| scenario | Surge | floor | ratio | target | met | Surge non-2xx / socket errors |\n|---|---:|---:|---:|---:|---|---:|\n")
