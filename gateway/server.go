@@ -65,6 +65,9 @@ type Server struct {
 	metricsH   fasthttp.RequestHandler
 	srv        *fasthttp.Server
 	retry      []byte // Retry-After value
+	// wallClock: Options.Now was unset, so the clock is time.Now and a
+	// request's start time (handle) is its wall time too.
+	wallClock bool
 
 	// writesLimit moves the bound of sems[classWrites] (adaptive.go); nil
 	// with Options.WritesLimitFixed.
@@ -96,6 +99,7 @@ func New(opts Options) (*Server, error) {
 		feedKey:    []byte(o.FeedSecret),
 		retry:      []byte(strconv.Itoa(o.RetryAfterSeconds)),
 		started:    time.Now(),
+		wallClock:  opts.Now == nil,
 	}
 	s.intern.init()
 	s.pageTok = newPageTokens(o.SessionSecret)
@@ -285,9 +289,9 @@ func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, r routeID, p1, p2 []byte, 
 	}
 	switch r {
 	case rStorePage:
-		return s.serveStorePage(ctx, p1)
+		return s.serveStorePage(ctx, p1, start)
 	case rProductPage:
-		return s.serveProductPage(ctx, p1, p2)
+		return s.serveProductPage(ctx, p1, p2, start)
 	case rH5Store:
 		return s.serveH5Store(ctx, p1)
 	case rAdminPage:
@@ -415,15 +419,19 @@ const ridLenMax = 64
 // setRequestID echoes a sane X-Request-Id or makes one.
 func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) {
 	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= ridLenMax && printable(in) {
-		ctx.Response.Header.SetBytesV("X-Request-Id", in)
+		ctx.Response.Header.SetCanonical(headerRequestID, in)
 		return
 	}
 	var b [8 + 1 + 16]byte
 	copy(b[:], s.ridPfx[:])
 	b[8] = '-'
 	buf := strconv.AppendUint(b[:9], s.ridN.Add(1), 16)
-	ctx.Response.Header.SetBytesV("X-Request-Id", buf)
+	ctx.Response.Header.SetCanonical(headerRequestID, buf)
 }
+
+// headerRequestID is the request id header's name, already in canonical
+// form: SetCanonical skips normalizing it on every request.
+var headerRequestID = []byte("X-Request-Id")
 
 func printable(b []byte) bool {
 	for _, c := range b {

@@ -152,9 +152,10 @@ func TestRecShardIndexCollisions(t *testing.T) {
 	id := func(i int) string { return fmt.Sprintf("s:r%d", i) }
 	for i := range recs {
 		h := uint64(7)<<32 | uint64(i%3) // fingerprint 7 for all
-		recs[i] = sh.newRecord(h, id(i), "u1", lines, pools, nil, 1, 2)
+		var ref newRef
+		recs[i], ref = sh.newRecord(h, id(i), "u1", lines, pools, nil, 1, 2)
 		recs[i].state = StateReleased
-		sh.publish(recs[i], -1)
+		sh.publish(ref.entry, -1)
 	}
 	check := func(gone map[int]bool) {
 		t.Helper()
@@ -198,8 +199,8 @@ func TestRecShardIndexWraps(t *testing.T) {
 	for i := range int(size/2) - 1 {
 		// Fingerprints at the last two positions: runs wrap to 0.
 		h := (size-1-uint64(i%2))<<32 | uint64(i)
-		r := sh.newRecord(h, fmt.Sprintf("s:w%d", i), "u1", lines, pools, nil, 1, 2)
-		sh.publish(r, -1)
+		r, ref := sh.newRecord(h, fmt.Sprintf("s:w%d", i), "u1", lines, pools, nil, 1, 2)
+		sh.publish(ref.entry, -1)
 		recs = append(recs, r)
 	}
 	if uint64(len(sh.index)) != size {
@@ -262,12 +263,13 @@ func TestMemoryCycleStaysBounded(t *testing.T) {
 	// A shard never holds more live records than the ids of one round that
 	// hash to it (each round's are all forgotten by its end), so with reuse
 	// its slots stay at most that many.
-	slotsMax := make([]int, recShards)
+	shards := len(m.recs)
+	slotsMax := make([]int, shards)
 	for round := range rounds {
-		var n [recShards]int
+		n := make([]int, shards)
 		for i := range live {
 			h := maphash.String(m.recSeed, fmt.Sprintf("s:r%d-%d", round, i))
-			n[h%recShards]++
+			n[h&m.shardMask]++
 		}
 		for i := range n {
 			slotsMax[i] = max(slotsMax[i], n[i])
@@ -293,11 +295,11 @@ func TestMemoryCycleStaysBounded(t *testing.T) {
 	// Without reuse there would be live*rounds = 18000 slots and 36000
 	// heap entries; stale entries are compacted past staleMin a shard.
 	t.Logf("record slots: %d for %d reservations in all", slots, live*rounds)
-	if entries > recShards*2*(staleMin*2+2) {
+	if entries > shards*2*(staleMin*2+2) {
 		t.Errorf("heap entries = %d; want them compacted", entries)
 	}
-	if chunks > recShards*(arenaSpareMax+1) {
-		t.Errorf("arena chunks = %d; want at most %d", chunks, recShards*(arenaSpareMax+1))
+	if chunks > shards*(arenaSpareMax+1) {
+		t.Errorf("arena chunks = %d; want at most %d", chunks, shards*(arenaSpareMax+1))
 	}
 	if p, _ := m.Pool(ctx, "s:p"); p.Available != 1000 || p.Held != 0 {
 		t.Fatalf("Pool = %+v", p)
@@ -372,5 +374,19 @@ func TestDefaultClockStampsNoFuture(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestShardsFor checks the record shard count: 8 a processor, a power of
+// two within [recShardsMin, recShardsMax].
+func TestShardsFor(t *testing.T) {
+	for _, c := range []struct{ procs, want int }{{1, 16}, {2, 16}, {3, 32}, {4, 32}, {8, 64}, {16, 128}, {64, 128}, {0, 16}} {
+		if got := shardsFor(c.procs); got != c.want {
+			t.Errorf("shardsFor(%d) = %d; want %d", c.procs, got, c.want)
+		}
+	}
+	m := NewMemory(Options{})
+	if n := len(m.recs); n&(n-1) != 0 || uint64(n-1) != m.shardMask {
+		t.Fatalf("shards %d, mask %#x", n, m.shardMask)
 	}
 }

@@ -65,7 +65,10 @@ func blobSize(id, user string, meta []byte, nLines int) int {
 }
 
 const (
-	recShards = 128
+	// recShardsMin and recShardsMax bound a store's record shards (see
+	// shardsFor); both powers of two.
+	recShardsMin = 16
+	recShardsMax = 128
 	// recChunk records are allocated at once, and never move.
 	recChunk = 256
 	// indexSlotsMin is a shard's index size before it first grows.
@@ -95,11 +98,14 @@ type recShard struct {
 	n     int // entries in index
 	// chunks hold the record slots: slot s is chunks[s/recChunk][s%recChunk].
 	chunks []*[recChunk]record
-	slots  uint32   // slots handed out so far
-	free   []uint32 // freed slots, reused first
-	arena  arena
-	exp    expHeap // held records by expiry (entries may be stale)
-	purge  expHeap // released records by expiry (entries may be stale)
+	slots  uint32 // slots handed out so far
+	// free holds the freed slots, reused first, each as gen<<32 | slot
+	// with the slot's record's gen: taking a slot then reads nothing
+	// from the record, whose line is usually not in cache.
+	free  []uint64
+	arena arena
+	exp   expHeap // held records by expiry (entries may be stale)
+	purge expHeap // released records by expiry (entries may be stale)
 	// No entry of exp (purge) is later than expMax (purgeMax).
 	expMax   int64
 	purgeMax int64
@@ -174,12 +180,15 @@ func (s *recShard) find(h uint64, id string) (rec *record, gen uint32, pos int) 
 }
 
 // newRecord takes a free slot and fills it with a reservation; lines[i]'s
-// pool has index pools[i]. It is not yet in the index (see publish).
+// pool has index pools[i]. It is not yet in the index: publish puts the
+// returned entry there (computed here, so that publishing does not read
+// back the record's line while its writes are still on their way).
 // Requires mu.
-func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []uint32, meta []byte, createdMs, expiresMs int64) *record {
-	var slot uint32
+func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []uint32, meta []byte, createdMs, expiresMs int64) (*record, newRef) {
+	var slot, gen uint32
 	if n := len(s.free); n > 0 {
-		slot = s.free[n-1]
+		f := s.free[n-1]
+		slot, gen = uint32(f), uint32(f>>32)
 		s.free = s.free[:n-1]
 	} else {
 		if s.slots%recChunk == 0 {
@@ -206,17 +215,26 @@ func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []ui
 		binary.LittleEndian.PutUint64(b[o+12:], uint64(lines[i].Limit))
 		o += lineBytes
 	}
-	return r
+	return r, newRef{entry: entryOf(h, slot), slot: slot, gen: gen}
 }
 
-// publish adds rec (filled by newRecord, id absent) to the index at pos,
-// which find returned with mu held since; pos < 0 to search. Requires mu.
-func (s *recShard) publish(rec *record, pos int) {
+// newRef is what newRecord knows of the record it filled: its index entry,
+// slot and gen. Publishing and queueing the record's expiry use it rather
+// than load the record back: its writes are then still on their way to a
+// line that was usually not in cache, and a load would wait for the line.
+type newRef struct {
+	entry     uint64
+	slot, gen uint32
+}
+
+// publish adds the index entry e of a record (from newRecord, id absent)
+// at pos, which find returned with mu held since; pos < 0 to search.
+// Requires mu.
+func (s *recShard) publish(e uint64, pos int) {
 	if (s.n+1)*2 > len(s.index) {
 		s.grow()
 		pos = -1
 	}
-	e := indexEntry(rec)
 	if pos >= 0 {
 		s.index[pos] = e
 	} else {
@@ -225,7 +243,10 @@ func (s *recShard) publish(rec *record, pos int) {
 	s.n++
 }
 
-func indexEntry(rec *record) uint64 { return rec.hash>>32<<32 | uint64(rec.slot+1) }
+func indexEntry(rec *record) uint64 { return entryOf(rec.hash, rec.slot) }
+
+// entryOf is the index entry of the record in slot whose id hash is h.
+func entryOf(h uint64, slot uint32) uint64 { return h>>32<<32 | uint64(slot+1) }
 
 func (s *recShard) place(index []uint64, e uint64) {
 	mask := len(index) - 1
@@ -263,7 +284,7 @@ func (s *recShard) forget(rec *record) {
 	}
 	rec.gen++
 	rec.state, rec.refunded = stateFree, false
-	s.free = append(s.free, rec.slot)
+	s.free = append(s.free, uint64(rec.gen)<<32|uint64(rec.slot))
 }
 
 // unindex removes entry e, shifting later entries of its probe run back.
@@ -290,10 +311,16 @@ func (s *recShard) unindex(e uint64) {
 
 // pushExp adds rec's expiry entry. Requires mu.
 func (s *recShard) pushExp(rec *record) {
+	s.pushExpNew(rec, newRef{slot: rec.slot, gen: rec.gen}, rec.expiresMs)
+}
+
+// pushExpNew adds the expiry entry of rec, just filled by newRecord (ref)
+// with expiresMs, without loading from rec. Requires mu.
+func (s *recShard) pushExpNew(rec *record, ref newRef, expiresMs int64) {
 	if s.expStale > staleMin && s.expStale*2 > len(s.exp) {
 		s.expStale = s.compact(&s.exp)
 	}
-	s.exp.pushAfter(expEntry{ms: rec.expiresMs, slot: rec.slot, gen: rec.gen}, &s.expMax)
+	s.exp.pushAfter(expEntry{ms: expiresMs, slot: ref.slot, gen: ref.gen}, &s.expMax)
 	rec.inExp = true
 }
 

@@ -186,9 +186,13 @@ func SameRequest(res *Reservation, req *ReserveRequest) bool {
 // millisecond after creation, so a positive ttl always holds for at least
 // one millisecond.
 func ExpiryMs(now time.Time, ttl time.Duration) (createdMs, expiresMs int64) {
-	createdMs = now.UnixMilli()
+	return expiryMs(now.UnixMilli(), ttl)
+}
+
+// expiryMs is ExpiryMs from a time already in Unix milliseconds.
+func expiryMs(nowMs int64, ttl time.Duration) (createdMs, expiresMs int64) {
 	ttlMs := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-	return createdMs, createdMs + ttlMs
+	return nowMs, nowMs + ttlMs
 }
 
 type invalidError string
