@@ -341,12 +341,33 @@ func (r *Results) writeScenarios(b *strings.Builder) {
 	}
 	for _, t := range r.Tables {
 		fmt.Fprintf(b, "### %s\n\nFloor: %s. Floor and Surge run in %d alternating slices each.\n\n", t.Title, t.Floor, alternateSegments)
-		b.WriteString("| scenario | Surge | floor | ratio |\n|---|---:|---:|---:|\n")
+		counted := false
 		for _, row := range t.Rows {
-			fmt.Fprintf(b, "| %s | %s | %s | %.2f |\n", row.Scenario, value(row.Surge, row.Unit), value(row.Floor, row.Unit), row.Ratio())
+			counted = counted || row.Sent > 0
+		}
+		if !counted {
+			b.WriteString("| scenario | Surge | floor | ratio |\n|---|---:|---:|---:|\n")
+		} else {
+			b.WriteString("| scenario | Surge | floor | ratio | Surge refused (shed, non-2xx) |\n|---|---:|---:|---:|---:|\n")
+		}
+		for _, row := range t.Rows {
+			fmt.Fprintf(b, "| %s | %s | %s | %.2f |", row.Scenario, value(row.Surge, row.Unit), value(row.Floor, row.Unit), row.Ratio())
+			if counted {
+				b.WriteString(" " + refused(row) + " |")
+			}
+			b.WriteString("\n")
 		}
 		b.WriteString("\n")
 	}
+}
+
+// refused is a row's refused requests out of those sent, "" where not
+// counted.
+func refused(r Row) string {
+	if r.Sent <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d (%.0f%%)", r.Refused, r.Sent, 100*float64(r.Refused)/float64(r.Sent))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -357,7 +378,7 @@ const limitsSection = `## What limits each figure
 
 - **Memory reserve.** The floor ` + "`floor-essential-reused`" + ` is the work any reserve with caller-supplied ids must do, in the cheapest form Go offers (a map insert, a record write, one atomic add, a per-user count, an expiry append); the ratio is what Surge adds around it: input checks, the idempotency index, the per-user table, the pointer-free record and its arena copy, the expiry heap and the answer. Both sides touch fresh memory for every id (65,536 ids per chunk), so the machine's memory latency weighs on both; 0 allocs/op is the other half of the target.
 - **HTTP pages.** A page is precomputed bytes; over the floor there is only routing, the ETag comparison and the envelope. The load generator shares the machine's cores with the server, which caps the floor and Surge alike.
-- **HTTP flash reserve.** Session check, risk hook, admission, body decoding, the engine and the answer, on the same cores as the generator. On Pebble every yes waits for a synced WAL write (group commit shares it), on Redis for the script and its AOF fsync (` + "`appendfsync always`" + `): their throughput is concurrency over commit latency, so it follows the disk.
+- **HTTP flash reserve.** Session check, risk hook, admission, body decoding, the engine and the answer, on the same cores as the generator. On Pebble every yes waits for a synced WAL write (group commit shares it), on Redis for the script and its AOF fsync (` + "`appendfsync always`" + `): their throughput is concurrency over commit latency, so it follows the disk. In process the closed loop keeps 256 connections busy, more than the adaptive writes limit's floor (128, ` + "`admission.writes_min`" + `): when admitted writes run slower than twice their no-load latency the limit falls toward that floor and sheds the rest at once (503/50300), and the loop sends them again. Only successes count, so where the "Surge refused" column is large the ratio measures that shedding as much as the reserve; wrk's 128 connections stay within the floor.
 - **Risk signals.** On and off are two memory-backend servers measured alternately; "on" reads and checks each request's page token (an HMAC), counts its device and address (all 127.0.0.1, so the devices-per-address signal is raised and, with a good token, stays under the deny score), consults the token's seen-set (uses not limited, or a closed loop would be refused) and the account's cached first session; "off" sends neither token nor device. The drop is a few microseconds a request, so it shows more on an idle machine than on a loaded one. On against off: both servers, and the client, share this process; each of 12 rounds measures both in turn (the order flipped every round), and the ratio is the median of the rounds' ratios of successful reserves per CPU-second the process used, so that a round in which other processes took the cores moves it little. On a machine of its own a closed loop is CPU-bound and the ratio of reserves per second agrees; the scenario's row gives that too, with the rounds' spread.
 - **Pebble reserve.** The floor is raw synced batches on a default Pebble; Surge's store warms its WAL files and waits briefly for more commits when many are waiting, which is why it can exceed the floor. The disk's fsync latency bounds both.
 - **Redis reserve.** The ` + "`return 1`" + ` floor writes nothing and so never waits for the AOF fsync that every reserve pays; the one-key INCR floor pays it and shows how much of the gap is durability.

@@ -173,3 +173,27 @@ func TestPageOrdersMySQL(t *testing.T) {
 		t.Fatalf("summary line = %q; want it to end with %q", got, want)
 	}
 }
+
+// TestPageRefused: a closed-loop HTTP table whose rows counted their
+// requests shows the Surge side's refusals next to the ratio; a table
+// that counted none keeps its four columns.
+func TestPageRefused(t *testing.T) {
+	res := &Results{Tables: []Table{
+		{Title: "HTTP", Rows: []Row{
+			{Key: "http/reserve-pebble", Scenario: "flash reserve, pebble", Surge: 500, Floor: 1000, Unit: "req/s", Sent: 20, Refused: 5},
+			{Key: "http/reserve-redis-keyed", Scenario: "keyed", Surge: 900, Floor: 1000, Unit: "req/s"},
+		}},
+		{Title: "Pebble", Rows: []Row{{Key: "pebble/reserve-1", Scenario: "reserve, 1 callers", Surge: 1, Floor: 2, Unit: "ops/s"}}},
+	}}
+	md := res.Markdown()
+	for _, want := range []string{
+		"| scenario | Surge | floor | ratio | Surge refused (shed, non-2xx) |",
+		"| flash reserve, pebble | 500 req/s | 1000 req/s | 0.50 | 5 of 20 (25%) |",
+		"| keyed | 900 req/s | 1000 req/s | 0.90 |  |",
+		"| reserve, 1 callers | 1.00 ops/s | 2.00 ops/s | 0.50 |\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q:\n%s", want, md)
+		}
+	}
+}

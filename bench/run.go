@@ -114,6 +114,12 @@ type Row struct {
 	// ratios of a comparison in alternating rounds (AlternateRounds),
 	// Surge and Floor being the sides' throughput over all rounds.
 	Median float64
+	// Sent and Refused count the Surge side's requests and those not
+	// answered with success (shed by admission control, refused, failed)
+	// in a closed-loop HTTP scenario; 0 where not counted. Surge counts
+	// successes only, so a scenario whose answers are mostly refusals
+	// measures the refusing.
+	Sent, Refused int64
 }
 
 // Ratio is Surge / Floor (0 when the floor is missing), or Median when set.
@@ -249,8 +255,9 @@ func runHTTP(ctx context.Context, dir string, opts Options, logf func(string, ..
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
-		row := Row{Key: key, Scenario: name + fmt.Sprintf(" (%d B body)", len(body)), Surge: st.PerSecond(), Floor: ft.PerSecond(), Unit: "req/s"}
-		logf("%-40s %10.0f req/s   floor %10.0f req/s   ratio %.2f", name, row.Surge, row.Floor, row.Ratio())
+		row := Row{Key: key, Scenario: name + fmt.Sprintf(" (%d B body)", len(body)), Surge: st.PerSecond(), Floor: ft.PerSecond(), Unit: "req/s",
+			Sent: st.Requests, Refused: st.Requests - st.Successes}
+		logf("%-40s %10.0f req/s   floor %10.0f req/s   ratio %.2f   (Surge refused %d of %d)", name, row.Surge, row.Floor, row.Ratio(), row.Refused, row.Sent)
 		t.Rows = append(t.Rows, row)
 		return row.Surge, nil
 	}

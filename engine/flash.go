@@ -542,10 +542,18 @@ func (e *Engine) checkFlash(ctx context.Context, a Attempt, s *flashState, quant
 // reserveFlash is ReserveFlash past its checks: the reserve itself.
 func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, quantity int64, guideID string) (Reservation, error) {
 	saleID := s.spec.SaleID
-	m := resRecord{Kind: kindFlash, SaleID: saleID, StoreID: s.spec.StoreID, GuideID: guideID,
-		Items:  []recordItem{{SKUID: s.spec.SKUID, Quantity: quantity, UnitPrice: s.spec.Price}},
-		Amount: quantity * s.spec.Price}
 	pool, tag := s.homePool(a.UserID)
+	// The record's one item and the request's one line share one
+	// allocation (both escape: the line into the store).
+	one := &struct {
+		items [1]recordItem
+		lines [1]inventory.Line
+	}{
+		items: [1]recordItem{{SKUID: s.spec.SKUID, Quantity: quantity, UnitPrice: s.spec.Price}},
+		lines: [1]inventory.Line{{Pool: pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
+	}
+	m := resRecord{Kind: kindFlash, SaleID: saleID, StoreID: s.spec.StoreID, GuideID: guideID,
+		Items: one.items[:], Amount: quantity * s.spec.Price}
 	id, err := e.reserveIDIn(a, &m, tag)
 	if err != nil {
 		return Reservation{}, err
@@ -554,7 +562,7 @@ func (e *Engine) reserveFlash(ctx context.Context, a Attempt, s *flashState, qua
 	req := inventory.ReserveRequest{
 		ID:    id,
 		User:  a.UserID,
-		Lines: []inventory.Line{{Pool: pool, Quantity: quantity, Limit: s.spec.PerUserLimit}},
+		Lines: one.lines[:],
 		TTL:   hold,
 		Meta:  m.encode(),
 	}

@@ -179,9 +179,9 @@ func (s *Server) serveReserve(ctx *fasthttp.RequestCtx, uid string, saleB []byte
 	if a.Once, err = once(ctx); err != nil {
 		return s.writeErr(ctx, rSaleReserve, err)
 	}
-	ectx := s.newEngineCtx(ctx)
-	defer ectx.cancel()
 	t0 := time.Now()
+	ectx := s.newEngineCtxAt(ctx, t0)
+	defer ectx.cancel()
 	res, ticket, err := s.eng.ReserveFlashOrEnter(ectx, a, string(saleB), qty, guideID)
 	if ticket != nil {
 		// The entry is engine time; the wait for the draw is not.

@@ -86,6 +86,9 @@ type limitConn struct {
 	net.Conn
 	l    *connLimitListener
 	once sync.Once
+	// ip is the remote address as text, made by connIP at the first
+	// request that needs it.
+	ip atomic.Pointer[string]
 }
 
 func (c *limitConn) Close() error {

@@ -781,3 +781,29 @@ func TestE2EEndedSale(t *testing.T) {
 		t.Errorf("sale status = %q; want ended", s.Status)
 	}
 }
+
+// TestClientIPPerConnection: a connection's address is formatted once and
+// kept on the connection, and X-Forwarded-For from a trusted peer still
+// decides on every request of that connection, in either order.
+func TestClientIPPerConnection(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	h.createSale("f1", 100, 50)
+	a := h.login("alice")
+	for i, c := range []struct{ xff, want string }{
+		{"", "127.0.0.1"},
+		{"X-Forwarded-For: 203.0.113.9, 10.0.0.1", "10.0.0.1"},
+		{"", "127.0.0.1"},
+		{"X-Forwarded-For: 198.51.100.4", "198.51.100.4"},
+		{"", "127.0.0.1"},
+	} {
+		hdr := []string{a}
+		if c.xff != "" {
+			hdr = append(hdr, c.xff)
+		}
+		h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/f1/reservations", reserveBody(1), hdr...)
+		if ip := h.risk.lastIP(); ip != c.want {
+			t.Errorf("request %d (%q): client ip = %q; want %q", i, c.xff, ip, c.want)
+		}
+	}
+}

@@ -121,12 +121,62 @@ func containsLineSep(s string) bool {
 // appendJSONTime appends t as time.Time.MarshalJSON does (RFC 3339 with
 // nanoseconds, quoted); false for years it refuses.
 func appendJSONTime(dst []byte, t time.Time) ([]byte, bool) {
+	if t.Location() == time.UTC {
+		return appendJSONTimeUTC(dst, t)
+	}
 	if y := t.Year(); y < 0 || y > 9999 {
 		return dst, false
 	}
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"'), true
+}
+
+// appendJSONTimeUTC is appendJSONTime of a UTC time (every time of a
+// reservation answer) written digit by digit: the bytes of
+// time.RFC3339Nano (fraction without trailing zeros, "Z"), without
+// AppendFormat's walk of the layout.
+func appendJSONTimeUTC(dst []byte, t time.Time) ([]byte, bool) {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return dst, false
+	}
+	hour, minute, sec := t.Clock()
+	var b [len(`"2006-01-02T15:04:05.999999999Z"`)]byte
+	b[0] = '"'
+	put4(b[1:], year)
+	b[5] = '-'
+	put2(b[6:], int(month))
+	b[8] = '-'
+	put2(b[9:], day)
+	b[11] = 'T'
+	put2(b[12:], hour)
+	b[14] = ':'
+	put2(b[15:], minute)
+	b[17] = ':'
+	put2(b[18:], sec)
+	n := 20
+	if ns := t.Nanosecond(); ns != 0 {
+		b[20] = '.'
+		for i := 29; i > 20; i-- {
+			b[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n = 30
+		for b[n-1] == '0' {
+			n--
+		}
+	}
+	b[n] = 'Z'
+	b[n+1] = '"'
+	return append(dst, b[:n+2]...), true
+}
+
+func put2(b []byte, v int) { b[0], b[1] = byte('0'+v/10), byte('0'+v%10) }
+
+func put4(b []byte, v int) {
+	put2(b, v/100)
+	put2(b[2:], v%100)
 }
 
 // reserveBodyFast parses the common reserve body, {"quantity":N} with N a

@@ -207,3 +207,39 @@ func TestEngineCtxRequestID(t *testing.T) {
 		t.Fatalf("Value(other) = %v; want nil", got)
 	}
 }
+
+// TestAppendJSONTimeUTC: the digit-by-digit UTC path writes what
+// time.Time's MarshalJSON writes, over random instants and fractions
+// (whole seconds, milliseconds, microseconds, nanoseconds) of years 0-9999.
+func TestAppendJSONTimeUTC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	lo := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	hi := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	fracs := []func() int{
+		func() int { return 0 },
+		func() int { return rng.IntN(1000) * 1e6 },
+		func() int { return rng.IntN(1e6) * 1e3 },
+		func() int { return rng.IntN(1e9) },
+		func() int { return []int{1, 10, 100, 1e8, 5e8, 999999999}[rng.IntN(6)] },
+	}
+	for i := 0; i < 200000; i++ {
+		sec := lo + rng.Int64N(hi-lo+1)
+		if i%4 == 0 {
+			sec = time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC).Unix() + rng.Int64N(400*86400)
+		}
+		tm := time.Unix(sec, int64(fracs[i%len(fracs)]())).UTC()
+		want, err := tm.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendJSONTime([]byte("x"), tm)
+		if !ok || string(got) != "x"+string(want) {
+			t.Fatalf("appendJSONTime(%v) = %q, %v; want x%s", tm, got, ok, want)
+		}
+	}
+	for _, tm := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 12, 31, 0, 0, 0, 0, time.UTC)} {
+		if got, ok := appendJSONTime([]byte("x"), tm); ok || string(got) != "x" {
+			t.Errorf("appendJSONTime(%v) = %q, %v; want it declined", tm, got, ok)
+		}
+	}
+}

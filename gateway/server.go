@@ -418,7 +418,10 @@ const ridLenMax = 64
 
 // setRequestID echoes a sane X-Request-Id or makes one.
 func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) {
-	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= ridLenMax && printable(in) {
+	// SetCanonical: the name is already canonical, and the value is
+	// printable ASCII (checked, or made here), so fasthttp's key
+	// normalisation has nothing to do.
+	if in := ctx.Request.Header.PeekBytes(headerRequestID); len(in) > 0 && len(in) <= ridLenMax && printable(in) {
 		ctx.Response.Header.SetCanonical(headerRequestID, in)
 		return
 	}
@@ -447,16 +450,41 @@ func printable(b []byte) bool {
 // rightmost address that is not a trusted proxy, as nginx's real_ip with
 // real_ip_recursive on).
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) string {
+	xff := ctx.Request.Header.Peek("X-Forwarded-For")
+	if len(xff) == 0 {
+		return connIP(ctx)
+	}
 	remote, ok := netip.AddrFromSlice(ctx.RemoteIP())
 	if !ok {
 		return ""
 	}
 	remote = remote.Unmap()
-	xff := ctx.Request.Header.Peek("X-Forwarded-For")
-	if len(xff) == 0 || !s.isTrusted(remote) {
-		return remote.String()
+	if !s.isTrusted(remote) {
+		return connIP(ctx)
 	}
 	return s.realIP(remote, xff).String()
+}
+
+// connIP is the connection's remote address as clientIP writes it ("" if
+// it has none). A connection's address does not change, so a connection
+// accepted by Serve formats it once and keeps the string.
+func connIP(ctx *fasthttp.RequestCtx) string {
+	lc, _ := ctx.Conn().(*limitConn)
+	if lc != nil {
+		if p := lc.ip.Load(); p != nil {
+			return *p
+		}
+	}
+	var ip string
+	if remote, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		ip = remote.Unmap().String()
+	}
+	if lc != nil {
+		p := new(string)
+		*p = ip
+		lc.ip.Store(p)
+	}
+	return ip
 }
 
 // realIP walks X-Forwarded-For from the right.
@@ -593,8 +621,14 @@ func (s *Server) engineCtx(rc *fasthttp.RequestCtx) (context.Context, context.Ca
 // newEngineCtx is engineCtx for the hot routes: one allocation, and no
 // timer unless somebody waits on Done.
 func (s *Server) newEngineCtx(rc *fasthttp.RequestCtx) *lazyDeadline {
-	c := &lazyDeadline{deadline: time.Now().Add(s.o.EngineTimeout)}
-	c.ridLen = uint8(copy(c.rid[:], rc.Response.Header.Peek("X-Request-Id")))
+	return s.newEngineCtxAt(rc, time.Now())
+}
+
+// newEngineCtxAt is newEngineCtx for a caller that has just read the clock
+// (the hot route times its engine call from the same reading).
+func (s *Server) newEngineCtxAt(rc *fasthttp.RequestCtx, now time.Time) *lazyDeadline {
+	c := &lazyDeadline{deadline: now.Add(s.o.EngineTimeout)}
+	c.ridLen = uint8(copy(c.rid[:], rc.Response.Header.PeekBytes(headerRequestID)))
 	return c
 }
 
