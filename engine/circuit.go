@@ -496,12 +496,15 @@ type fnError struct{ err error }
 
 func (f *fnError) Error() string { return f.err.Error() }
 
-func (r *guardedRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
-	done, err := r.c.enter()
+// scanThrough runs scan behind c, passing each pair to fn: an error of
+// fn is the caller's and neither opens the circuit nor counts as the
+// backend failing; scan's own error is judged by recFailed.
+func scanThrough(c *circuit, scan func(func(string, []byte) error) error, fn func(string, []byte) error) error {
+	done, err := c.enter()
 	if err != nil {
 		return err
 	}
-	err = r.Records.Scan(ctx, prefix, func(k string, v []byte) error {
+	err = scan(func(k string, v []byte) error {
 		if err := fn(k, v); err != nil {
 			return &fnError{err}
 		}
@@ -509,11 +512,15 @@ func (r *guardedRecords) Scan(ctx context.Context, prefix string, fn func(key st
 	})
 	var fe *fnError
 	if errors.As(err, &fe) {
-		r.c.exit(done, nil, false)
+		c.exit(done, nil, false)
 		return fe.err
 	}
-	r.c.exit(done, err, recFailed(err))
+	c.exit(done, err, recFailed(err))
 	return err
+}
+
+func (r *guardedRecords) Scan(ctx context.Context, prefix string, fn func(key string, val []byte) error) error {
+	return scanThrough(r.c, func(f func(string, []byte) error) error { return r.Records.Scan(ctx, prefix, f) }, fn)
 }
 
 // DeleteIfEqual keeps the records' atomic compare-and-delete
@@ -531,23 +538,7 @@ func (r *guardedRecords) DeleteIfEqual(ctx context.Context, key string, old []by
 // ScanFrom keeps the records' range scan (records.RangeScanner) behind
 // the circuit; records without one scan the whole prefix (records.ScanFrom).
 func (r *guardedRecords) ScanFrom(ctx context.Context, prefix, from string, fn func(key string, val []byte) error) error {
-	done, err := r.c.enter()
-	if err != nil {
-		return err
-	}
-	err = records.ScanFrom(ctx, r.Records, prefix, from, func(k string, v []byte) error {
-		if err := fn(k, v); err != nil {
-			return &fnError{err}
-		}
-		return nil
-	})
-	var fe *fnError
-	if errors.As(err, &fe) {
-		r.c.exit(done, nil, false)
-		return fe.err
-	}
-	r.c.exit(done, err, recFailed(err))
-	return err
+	return scanThrough(r.c, func(f func(string, []byte) error) error { return records.ScanFrom(ctx, r.Records, prefix, from, f) }, fn)
 }
 
 // guardedLocalRecords is guardedRecords over records.Local records (memory,
@@ -656,23 +647,7 @@ func (g *guardedSets) SetInfo(ctx context.Context, tag, set string) (int64, bool
 }
 
 func (g *guardedSets) ScanSet(ctx context.Context, tag, set string, fn func(member string, val []byte) error) error {
-	done, err := g.c.enter()
-	if err != nil {
-		return err
-	}
-	err = g.s.ScanSet(ctx, tag, set, func(m string, v []byte) error {
-		if err := fn(m, v); err != nil {
-			return &fnError{err}
-		}
-		return nil
-	})
-	var fe *fnError
-	if errors.As(err, &fe) {
-		g.c.exit(done, nil, false)
-		return fe.err
-	}
-	g.c.exit(done, err, recFailed(err))
-	return err
+	return scanThrough(g.c, func(f func(string, []byte) error) error { return g.s.ScanSet(ctx, tag, set, f) }, fn)
 }
 
 // guardedOrders is an order store behind a circuit: the order store's own

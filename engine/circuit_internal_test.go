@@ -122,3 +122,46 @@ func TestGuardedWrappersKeepTheirInterfaces(t *testing.T) {
 		t.Fatalf("%d calls reached the records with the circuit open; want 0", foreign.calls)
 	}
 }
+
+// failingScan is records whose scans fail as a backend does.
+type failingScan struct {
+	records.Records
+	err error
+}
+
+func (f failingScan) Scan(context.Context, string, func(string, []byte) error) error { return f.err }
+
+// TestGuardedScansJudgeOnlyTheBackend: an error from a scan's callback is
+// the caller's: it comes back as it was, and however often it happens
+// the circuit stays closed; the backend's own scan errors open it.
+func TestGuardedScansJudgeOnlyTheBackend(t *testing.T) {
+	ctx := context.Background()
+	mem := records.NewMemory()
+	defer mem.Close()
+	if err := mem.Put(ctx, "k/1", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	c := newCircuit(BackendRecords, CircuitOptions{Failures: 2, OpenFor: time.Hour})
+	g := guardRecords(mem, c).(*guardedLocalRecords)
+	mine := errors.New("stop here")
+	for i := 0; i < 5; i++ {
+		if err := g.Scan(ctx, "k/", func(string, []byte) error { return mine }); err != mine {
+			t.Fatalf("Scan = %v; want the callback's own error", err)
+		}
+		if err := g.ScanFrom(ctx, "k/", "", func(string, []byte) error { return mine }); err != mine {
+			t.Fatalf("ScanFrom = %v; want the callback's own error", err)
+		}
+	}
+	if s := c.snapshot(); s.State != "closed" || s.Failures != 0 {
+		t.Fatalf("after callback errors: %+v; want closed, no failures", s)
+	}
+	down := guardRecords(failingScan{Records: mem, err: errors.New("connection refused")}, c)
+	for i := 0; i < 2; i++ {
+		if err := down.Scan(ctx, "k/", func(string, []byte) error { return nil }); err == nil {
+			t.Fatal("a failing backend's scan answered nil")
+		}
+	}
+	if err := down.Scan(ctx, "k/", func(string, []byte) error { return nil }); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("scan after 2 backend failures = %v; want ErrCircuitOpen", err)
+	}
+}
