@@ -15,8 +15,8 @@ import (
 
 // The overhead of the risk signals (issue 18): the memory backend's flash
 // reserve through the whole gateway with the built-in risk hook's signals
-// off (no page token judged, no linkage counted, no account age; the
-// requests carry no token and no device) and on (every signal measured:
+// off (no page token judged, no linkage counted, no account age) and on
+// (every signal measured:
 // each request carries its own device id and a page token old enough,
 // the linkage counts, the token's seen-set and the account's first
 // session are consulted), each next to the fasthttp floor, then on against
@@ -24,7 +24,11 @@ import (
 // sends each worker's token thousands of times; the seen-set is still
 // consulted on every request), and all workers come from 127.0.0.1, so
 // the devices-per-address signal is raised on every request (below the
-// deny score on its own): the requests are answered 200, as off.
+// deny score on its own): the requests are answered 200, as off. Both
+// servers get the same requests, device id and page token included (a
+// client sends them whatever the server's settings), so that the
+// comparison charges the signals' work, not the client's sending of two
+// headers.
 
 // riskRounds is the rounds of the on-against-off comparison (each side
 // gets 2 x Duration in all).
@@ -79,16 +83,25 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 	// Older than the minimum think time before the first request.
 	time.Sleep(engine.RiskPageTokenMinAgeDefault + 100*time.Millisecond)
 	offReq := reserveRequest(offTokens)
-	plainOn := reserveRequest(onTokens)
-	devices := make([]string, len(pageToks))
+	devices := make([][]byte, len(pageToks))
+	pageHdrs := make([][]byte, len(pageToks))
 	for i := range devices {
-		devices[i] = "bench-device-" + strconv.Itoa(i)
+		devices[i] = []byte("bench-device-" + strconv.Itoa(i))
+		pageHdrs[i] = []byte(pageToks[i])
 	}
-	onReq := func(w, seq int, req *fasthttp.Request) {
-		plainOn(w, seq, req)
-		req.Header.Set("X-Device-Id", devices[w%len(devices)])
-		req.Header.Set("X-Surge-Page-Token", pageToks[w%len(pageToks)])
+	// withSignals adds the device and page-token headers to build's
+	// requests (names already canonical: nothing to normalize).
+	withSignals := func(build Request) Request {
+		return func(w, seq int, req *fasthttp.Request) {
+			build(w, seq, req)
+			req.Header.SetCanonical(headerDeviceID, devices[w%len(devices)])
+			req.Header.SetCanonical(headerPageToken, pageHdrs[w%len(pageHdrs)])
+		}
 	}
+	onReq := withSignals(reserveRequest(onTokens))
+	// The off server ignores both headers (its token check is off, it
+	// counts no links) but receives them, as it would from the app.
+	offSigReq := withSignals(offReq)
 	body, err := sample(on.Addr, onReq)
 	if err != nil {
 		return fmt.Errorf("risk on: %w", err)
@@ -110,7 +123,7 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 		s         *Surge
 		build     Request
 	}{
-		{"http/reserve-risk-off", "flash reserve, memory, risk signals off", off, offReq},
+		{"http/reserve-risk-off", "flash reserve, memory, risk signals off", off, offSigReq},
 		{"http/reserve-risk-on", "flash reserve, memory, risk signals on", on, onReq},
 	} {
 		ft, st, err := Alternate(opts.Duration, floorLoop, loop(c.s.Addr, c.build))
@@ -129,7 +142,7 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 	// side never always follows the other); the ratio is the median of
 	// the rounds' ratios, so that a round the machine spent elsewhere
 	// moves it little.
-	rounds, err := AlternateRounds(riskRounds, 2*opts.Duration/riskRounds, loop(off.Addr, offReq), loop(on.Addr, onReq))
+	rounds, err := AlternateRounds(riskRounds, 2*opts.Duration/riskRounds, loop(off.Addr, offSigReq), loop(on.Addr, onReq))
 	if err != nil {
 		return fmt.Errorf("risk on vs off: %w", err)
 	}
@@ -138,6 +151,12 @@ func runRiskHTTP(ctx context.Context, opts Options, t *Table, logf func(string, 
 	t.Rows = append(t.Rows, row)
 	return nil
 }
+
+// The headers of the signals, in canonical form.
+var (
+	headerDeviceID  = []byte("X-Device-Id")
+	headerPageToken = []byte("X-Surge-Page-Token")
+)
 
 // pageTokens gets n page tokens from the bench store's page.
 func pageTokens(addr string, n int) ([]string, error) {

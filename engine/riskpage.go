@@ -121,3 +121,14 @@ func (c *riskChain) judgePage(in *RiskInput, now time.Time) (signal string, ageM
 	}
 	return "", ageMs, uses
 }
+
+// JudgesPageViews reports whether the risk hook reads an attempt's page
+// view (Attempt.Page): false only for the built-in hook with its page
+// token off (risk.page_token_off), which neither judges a token nor sends
+// its state to the webhook. The gateway then leaves the token unchecked.
+func (e *Engine) JudgesPageViews() bool {
+	if c, ok := e.risk.(*riskChain); ok {
+		return c.pages != nil
+	}
+	return e.risk != nil
+}

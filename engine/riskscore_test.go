@@ -415,3 +415,32 @@ func TestRiskSignalsReachTheWebhook(t *testing.T) {
 	default:
 	}
 }
+
+// TestJudgesPageViews: the gateway checks a reserve's page token only
+// when the risk hook reads it: the built-in hook with its page token on,
+// or any other hook (it may read Attempt.Page); not the built-in hook
+// with risk.page_token_off, nor an engine without a hook.
+func TestJudgesPageViews(t *testing.T) {
+	hook := func(cfg RiskConfig) RiskHook {
+		h, err := NewRiskHook(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		name string
+		risk RiskHook
+		want bool
+	}{
+		{"built-in, page token on", hook(RiskConfig{}), true},
+		{"built-in, page token off", hook(RiskConfig{PageTokenOff: true}), false},
+		{"another hook", AllowAll(), true},
+		{"no hook", nil, false},
+	} {
+		e := &Engine{risk: tc.risk}
+		if got := e.JudgesPageViews(); got != tc.want {
+			t.Errorf("%s: JudgesPageViews() = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}

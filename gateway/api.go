@@ -120,8 +120,11 @@ func (s *Server) attempt(ctx *fasthttp.RequestCtx, uid, route string) (engine.At
 	if len(dev) > deviceIDLenMax || !printable(dev) {
 		return engine.Attempt{}, errf(CodeBadRequest, "X-Device-Id must be at most 128 printable ASCII characters")
 	}
-	return engine.Attempt{UserID: uid, IP: s.clientIP(ctx), DeviceID: string(dev), Route: route,
-		Page: s.pageTok.read(ctx.Request.Header.PeekBytes(headerPageToken), &s.intern)}, nil
+	a := engine.Attempt{UserID: uid, IP: s.clientIP(ctx), DeviceID: string(dev), Route: route}
+	if s.pageViews {
+		a.Page = s.pageTok.read(ctx.Request.Header.PeekBytes(headerPageToken), &s.intern)
+	}
+	return a, nil
 }
 
 // idempotencyKey returns the request's Idempotency-Key ("" when absent).

@@ -62,9 +62,13 @@ type Server struct {
 	intern     interner
 	h5         h5Cache     // rendered H5 storefronts (h5.go)
 	pageTok    *pageTokens // page-view tokens (pagetoken.go)
-	metricsH   fasthttp.RequestHandler
-	srv        *fasthttp.Server
-	retry      []byte // Retry-After value
+	// pageViews: the engine's risk hook reads an attempt's page view, so
+	// a reserve's token is checked; false when nothing would read it
+	// (the built-in hook with risk.page_token_off).
+	pageViews bool
+	metricsH  fasthttp.RequestHandler
+	srv       *fasthttp.Server
+	retry     []byte // Retry-After value
 	// wallClock: Options.Now was unset, so the clock is time.Now and a
 	// request's start time (handle) is its wall time too.
 	wallClock bool
@@ -103,6 +107,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.intern.init()
 	s.pageTok = newPageTokens(o.SessionSecret)
+	s.pageViews = true
+	if j, ok := o.Engine.(interface{ JudgesPageViews() bool }); ok {
+		s.pageViews = j.JudgesPageViews()
+	}
 	s.sems[classReads] = newSemaphore(o.ReadsInflightMax)
 	s.sems[classWrites] = newSemaphore(o.WritesInflightMax)
 	s.sems[classAdmin] = newSemaphore(o.AdminInflightMax)
