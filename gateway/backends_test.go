@@ -162,7 +162,12 @@ func TestRedisHungCircuit(t *testing.T) {
 	const openFor = 500 * time.Millisecond
 	h := newHarness(t, "redis", engineOpts(func(o *engine.Options) {
 		o.Circuit = engine.CircuitOptions{Failures: 3, OpenFor: openFor}
-	}), harnessOpt(func(o *Options) { o.EngineTimeout = 300 * time.Millisecond }))
+	}), harnessOpt(func(o *Options) {
+		// Short enough that the hung calls end soon, long enough that the
+		// set-up's own calls (catalog, sale, first reserve) finish on a
+		// loaded machine: at 300 ms the catalog load was seen to time out.
+		o.EngineTimeout = time.Second
+	}))
 	h.loadCatalog()
 	h.createSale("fs1", 100, 100)
 	a := h.login("u1")
