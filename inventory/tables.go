@@ -187,6 +187,11 @@ func userKey(buf *userKeyBuf, pool uint32, user string) string {
 	return unsafe.String(&buf[0], n)
 }
 
+// userKeyOf reports whether k, a key of userKey, is a count of pool.
+func userKeyOf(k string, pool *pool) bool {
+	return len(k) >= 4 && binary.LittleEndian.Uint32([]byte(k[:4])) == pool.idx
+}
+
 // userCount is one (pool, user) count; -1 marks an entry being dropped.
 type userCount struct{ n atomic.Int64 }
 
@@ -330,15 +335,13 @@ func (t *userTable) dropPool(pool *pool) int {
 	if !pool.closed.Load() {
 		panic("BUG: inventory: dropping the counts of an open pool")
 	}
-	var prefix [4]byte
-	binary.LittleEndian.PutUint32(prefix[:], pool.idx)
 	n := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		before := len(sh.m)
 		for k, c := range sh.m {
-			if len(k) >= 4 && k[:4] == string(prefix[:]) {
+			if userKeyOf(k, pool) {
 				c.n.Store(-1) // a concurrent acquire looks again, and finds none
 				delete(sh.m, k)
 			}
@@ -353,14 +356,12 @@ func (t *userTable) dropPool(pool *pool) int {
 
 // poolLen returns the counts of pool (tests).
 func (t *userTable) poolLen(pool *pool) int {
-	var prefix [4]byte
-	binary.LittleEndian.PutUint32(prefix[:], pool.idx)
 	n := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
 		for k := range sh.m {
-			if len(k) >= 4 && k[:4] == string(prefix[:]) {
+			if userKeyOf(k, pool) {
 				n++
 			}
 		}
