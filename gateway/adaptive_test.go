@@ -3,8 +3,6 @@ package gateway
 import (
 	"io"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -160,45 +158,17 @@ func TestAdaptiveLimitConcurrent(t *testing.T) {
 	const floor, max, workers, rounds = 4, 64, 32, 400
 	sem := newSemaphore(max)
 	l := newAdaptiveLimit(sem, floor, time.Now())
-	var inside, peak, admitted, refused atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				if !sem.tryAcquire() {
-					refused.Add(1)
-					continue
-				}
-				n := inside.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-				start := time.Now()
-				if i%50 < 10 {
-					time.Sleep(200 * time.Microsecond)
-				}
-				admitted.Add(1)
-				now := time.Now()
-				l.observe(now.Sub(start), sem.inflight(), now)
-				if lim := sem.limit(); lim < floor || lim > max {
-					t.Errorf("limit %d outside [%d, %d]", lim, floor, max)
-				}
-				inside.Add(-1)
-				sem.release()
-			}
-		}()
-	}
-	wg.Wait()
-	if p := peak.Load(); p > max {
-		t.Errorf("peak in flight %d; want <= %d", p, max)
-	}
-	if a, r := admitted.Load(), refused.Load(); a+r != workers*rounds || a == 0 {
-		t.Errorf("admitted %d + refused %d; want %d in all", a, r, workers*rounds)
-	}
-	if n := sem.inflight(); n != 0 {
-		t.Errorf("in flight after all released %d; want 0", n)
-	}
+	hammerSemaphore(t, sem, max, workers, rounds, func(i int) {
+		start := time.Now()
+		if i%50 < 10 {
+			time.Sleep(200 * time.Microsecond)
+		}
+		now := time.Now()
+		l.observe(now.Sub(start), sem.inflight(), now)
+		if lim := sem.limit(); lim < floor || lim > max {
+			t.Errorf("limit %d outside [%d, %d]", lim, floor, max)
+		}
+	})
 }
 
 // TestAdaptiveLimitServed: the writes' bound and its no-load latency are

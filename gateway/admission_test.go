@@ -6,9 +6,13 @@ import (
 	"testing"
 )
 
-func TestSemaphoreBound(t *testing.T) {
-	const max, workers, rounds = 7, 64, 200
-	s := newSemaphore(max)
+// hammerSemaphore runs workers goroutines, each trying rounds times to
+// take a slot of s and, when admitted, running held(i) before giving it
+// back. It fails t if more than max were ever inside at once, if not
+// every try was admitted or refused (or none was admitted), or if a slot
+// stayed taken.
+func hammerSemaphore(t *testing.T, s *semaphore, max int64, workers, rounds int, held func(i int)) {
+	t.Helper()
 	var peak, admitted, refused atomic.Int64
 	var inside atomic.Int64
 	var wg sync.WaitGroup
@@ -22,11 +26,10 @@ func TestSemaphoreBound(t *testing.T) {
 					continue
 				}
 				n := inside.Add(1)
-				for {
-					p := peak.Load()
-					if n <= p || peak.CompareAndSwap(p, n) {
-						break
-					}
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				if held != nil {
+					held(i)
 				}
 				admitted.Add(1)
 				inside.Add(-1)
@@ -38,12 +41,18 @@ func TestSemaphoreBound(t *testing.T) {
 	if p := peak.Load(); p > max {
 		t.Errorf("peak in flight = %d; want <= %d", p, max)
 	}
-	if a, r := admitted.Load(), refused.Load(); a+r != workers*rounds || a == 0 {
-		t.Errorf("admitted %d + refused %d != %d", a, r, workers*rounds)
+	if a, r := admitted.Load(), refused.Load(); a+r != int64(workers*rounds) || a == 0 {
+		t.Errorf("admitted %d + refused %d; want %d in all, some admitted", a, r, workers*rounds)
 	}
 	if n := s.inflight(); n != 0 {
-		t.Errorf("inflight after all released = %d; want 0", n)
+		t.Errorf("in flight after all released = %d; want 0", n)
 	}
+}
+
+func TestSemaphoreBound(t *testing.T) {
+	const max, workers, rounds = 7, 64, 200
+	s := newSemaphore(max)
+	hammerSemaphore(t, s, max, workers, rounds, nil)
 	// Exactly max slots without releases.
 	for i := 0; i < max; i++ {
 		if !s.tryAcquire() {
