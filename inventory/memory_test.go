@@ -390,3 +390,70 @@ func TestShardsFor(t *testing.T) {
 		t.Fatalf("shards %d, mask %#x", n, m.shardMask)
 	}
 }
+
+// TestMemoryCompactKeepsLiveExpiries: forgotten reservations leave stale
+// expiry entries that the shards compact (emptying a heap whose entries
+// are all stale without reading records), but every held reservation
+// among them keeps its entry: Expire later releases exactly those, and
+// the pool gets every unit back.
+func TestMemoryCompactKeepsLiveExpiries(t *testing.T) {
+	m := NewMemory(Options{})
+	ctx := context.Background()
+	const supply = 100_000
+	if err := m.CreatePool(ctx, "s:p", supply); err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(id string) {
+		t.Helper()
+		_, err := m.Reserve(ctx, ReserveRequest{ID: id, User: "u1", TTL: time.Hour, Lines: []Line{{Pool: "s:p", Quantity: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := 0
+	for round := range 20 {
+		// A burst released and forgotten: all its entries go stale.
+		for i := range 2000 {
+			id := fmt.Sprintf("s:f%d-%d", round, i)
+			reserve(id)
+			if _, err := m.Release(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Forget(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A few held ones that stay, among the stale entries.
+		for i := range round % 3 * 7 {
+			reserve(fmt.Sprintf("s:h%d-%d", round, i))
+			held++
+		}
+	}
+	if p, _ := m.Pool(ctx, "s:p"); p.Held != int64(held) {
+		t.Fatalf("Held = %d; want %d", p.Held, held)
+	}
+	entries := 0
+	for i := range m.recs {
+		entries += len(m.recs[i].exp)
+	}
+	if entries > len(m.recs)*(staleMin*2+2)+held {
+		t.Errorf("expiry entries = %d; want stale ones compacted", entries)
+	}
+	var expired []Reservation
+	for {
+		rs, err := m.Expire(ctx, time.Now().Add(2*time.Hour), ExpireMax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 {
+			break
+		}
+		expired = append(expired, rs...)
+	}
+	if len(expired) != held {
+		t.Fatalf("Expire released %d; want the %d held", len(expired), held)
+	}
+	if p, _ := m.Pool(ctx, "s:p"); p.Available != supply || p.Held != 0 {
+		t.Fatalf("Pool after expiry = %+v; want all %d available", p, supply)
+	}
+}

@@ -318,7 +318,7 @@ func (s *recShard) pushExp(rec *record) {
 // with expiresMs, without loading from rec. Requires mu.
 func (s *recShard) pushExpNew(rec *record, ref newRef, expiresMs int64) {
 	if s.expStale > staleMin && s.expStale*2 > len(s.exp) {
-		s.expStale = s.compact(&s.exp)
+		s.expStale = s.compact(&s.exp, s.expStale)
 	}
 	s.exp.pushAfter(expEntry{ms: expiresMs, slot: ref.slot, gen: ref.gen}, &s.expMax)
 	rec.inExp = true
@@ -327,7 +327,7 @@ func (s *recShard) pushExpNew(rec *record, ref newRef, expiresMs int64) {
 // pushPurge adds rec's purge entry (rec was just released). Requires mu.
 func (s *recShard) pushPurge(rec *record) {
 	if s.purgeStale > staleMin && s.purgeStale*2 > len(s.purge) {
-		s.purgeStale = s.compact(&s.purge)
+		s.purgeStale = s.compact(&s.purge, s.purgeStale)
 	}
 	s.purge.pushAfter(expEntry{ms: rec.expiresMs, slot: rec.slot, gen: rec.gen}, &s.purgeMax)
 	rec.inPurge = true
@@ -357,8 +357,15 @@ func (s *recShard) popDue(h *expHeap, stale *int, shard int, ms int64, max int, 
 	return due
 }
 
-// compact drops h's stale entries and returns the new stale count (0).
-func (s *recShard) compact(h *expHeap) int {
+// compact drops h's stale entries, given stale of them, and returns the new
+// stale count (0). When all are stale (a sale's holds all released and
+// forgotten) it empties h without reading a record: each read would be a
+// cache miss on a record line.
+func (s *recShard) compact(h *expHeap, stale int) int {
+	if stale == len(*h) {
+		*h = (*h)[:0]
+		return 0
+	}
 	kept := (*h)[:0]
 	for _, e := range *h {
 		if s.rec(e.slot).gen == e.gen {
