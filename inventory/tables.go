@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -157,95 +156,188 @@ func (t *poolTable) all() []*pool {
 }
 
 // userTable counts each user's live (held or paid) units per pool, for
-// per-user limits. Counts are atomics; a shard lock guards only map
-// membership. An entry is dropped when its count returns to zero, so a user
-// with no live units costs nothing.
+// per-user limits. Counts are atomics; an entry is dropped when its count
+// returns to zero, so a user with no live units costs nothing.
 //
-// The map key is the pool's index (4 bytes) followed by the user id, one
-// string, so that lookups take the map's string fast path; the key of a
-// lookup is built on the stack (see userKey).
+// Lookups take no lock: each shard is an open-addressing table of atomic
+// pointers to counts (linear probing, at most half full counting
+// tombstones), and a shard's mutex serializes only inserts and drops. A
+// count carries its key (pool index and user) and the key's hash, so a
+// lookup hashes the user once (the hash picks the shard and the slot) and
+// builds no key. A reserve's lookup is then a few plain loads where a
+// read-locked map cost two atomic read-modify-writes and two hashes.
 type userTable struct {
 	seed   maphash.Seed
 	shards [userShards]userShard
 }
 
-const userShards = 256
-
-// userKeyBuf holds a key: pool index and user id.
-type userKeyBuf [4 + IDLenMax]byte
-
-// userKey writes the key of (pool, user) into buf and returns it as a
-// string aliasing buf: valid for lookups only, while buf lives; a stored
-// key must be cloned.
-func userKey(buf *userKeyBuf, pool uint32, user string) string {
-	if len(user) > IDLenMax {
-		// Validate refuses such users; a truncated key could merge two.
-		panic("BUG: inventory: user id longer than IDLenMax in the user table")
-	}
-	binary.LittleEndian.PutUint32(buf[:4], pool)
-	n := 4 + copy(buf[4:], user)
-	return unsafe.String(&buf[0], n)
-}
-
-// userKeyOf reports whether k, a key of userKey, is a count of pool.
-func userKeyOf(k string, pool *pool) bool {
-	return len(k) >= 4 && binary.LittleEndian.Uint32([]byte(k[:4])) == pool.idx
-}
+const (
+	userShards = 256
+	// userSlotsMin is a shard table's size when it holds few counts
+	// (256 shards: 2,048 slots, 16 KiB, in all).
+	userSlotsMin = 8
+)
 
 // userCount is one (pool, user) count; -1 marks an entry being dropped.
-type userCount struct{ n atomic.Int64 }
+// The user id's bytes follow it in the same allocation (newUserCount).
+type userCount struct {
+	n       atomic.Int64
+	hash    uint64
+	pool    uint32
+	userLen uint32
+}
 
-// newUserCount allocates a count holding q and a copy of key after it, in
-// one allocation, and returns the count and the copy (the map key).
-func newUserCount(key string, q int64) (*userCount, string) {
-	// The size is rounded up to a multiple of 8, so it is at least 16
-	// (an 8-byte count and a 4-byte pool index, rounded up): the block
-	// skips the tiny allocator and starts at a multiple of its size
-	// class, itself a multiple of 8, so the atomic is 8-byte aligned.
-	b := make([]byte, (8+len(key)+7)&^7)
+// userCountSize is the header before the user id's bytes.
+const userCountSize = unsafe.Sizeof(userCount{})
+
+// userTombstone marks a slot whose count was dropped: probes go past it,
+// inserts reuse it.
+var userTombstone = new(userCount)
+
+// newUserCount allocates a count holding q with its key and hash, and the
+// user id after it, in one pointer-free allocation (the garbage collector
+// does not scan it).
+func newUserCount(h uint64, pool uint32, user string, q int64) *userCount {
+	// The size is rounded up to a multiple of 8, so it is at least 32:
+	// the block skips the tiny allocator and starts at a multiple of its
+	// size class, itself a multiple of 8, so the atomic is 8-byte aligned.
+	b := make([]byte, (int(userCountSize)+len(user)+7)&^7)
 	c := (*userCount)(unsafe.Pointer(&b[0]))
 	c.n.Store(q)
-	n := copy(b[8:], key)
-	return c, unsafe.String(&b[8], n)
+	c.hash, c.pool, c.userLen = h, pool, uint32(copy(b[userCountSize:], user))
+	return c
+}
+
+// is reports whether c is the count of (pool, user), whose hash is h.
+func (c *userCount) is(h uint64, pool uint32, user string) bool {
+	return c.hash == h && c.pool == pool && int(c.userLen) == len(user) &&
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(c), userCountSize)), c.userLen) == user
 }
 
 type userShard struct {
-	mu sync.RWMutex
-	m  map[string]*userCount
-	// peak is the most entries m held since it was made: a Go map keeps
-	// its largest size until replaced, so once a crowd's counts are gone
-	// the map is rebuilt at its new size (shrinkLocked).
-	peak int
-	_    [32]byte
+	mu  sync.Mutex
+	tab atomic.Pointer[userSlots]
+	// n counts the live entries, used the slots that are not empty (live
+	// or tombstones). Guarded by mu.
+	n, used int
+	_       [32]byte
 }
 
-// userShrinkPeakMin: a shard map that never held more entries is left as
-// it is (256 shards: about 16,000 users in all).
-const userShrinkPeakMin = 64
+// userSlots is a shard's table: a power of two of slots, each nil (empty),
+// userTombstone or a count. Written under the shard's mu; replaced whole
+// (rebuild), never resized in place, so a reader keeps a consistent one.
+type userSlots struct {
+	slots []atomic.Pointer[userCount]
+	mask  uint64
+}
 
-// shrinkLocked rebuilds the shard's map once it holds under an eighth of
-// its peak. The counts are pointers, so a caller holding one (acquire,
-// between its lookup and its CAS) still holds the entry of the new map.
-func (sh *userShard) shrinkLocked() {
-	if sh.peak < userShrinkPeakMin || len(sh.m) >= sh.peak/8 {
-		return
-	}
-	m := make(map[string]*userCount, len(sh.m))
-	for k, c := range sh.m {
-		m[k] = c
-	}
-	sh.m, sh.peak = m, len(m)
+func newUserSlots(n int) *userSlots {
+	return &userSlots{slots: make([]atomic.Pointer[userCount], n), mask: uint64(n - 1)}
 }
 
 func (t *userTable) init() {
 	t.seed = maphash.MakeSeed()
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]*userCount)
+		t.shards[i].tab.Store(newUserSlots(userSlotsMin))
 	}
 }
 
-func (t *userTable) shard(user string) *userShard {
-	return &t.shards[maphash.String(t.seed, user)%userShards]
+// hash returns the hash of (pool, user): the user's seeded hash, mixed
+// with the pool index, so that one user's counts in different pools
+// spread like different users'. The low bits pick the shard, the others
+// the slot.
+func (t *userTable) hash(pool uint32, user string) uint64 {
+	return maphash.String(t.seed, user) ^ uint64(pool)*0x9e3779b97f4a7c15
+}
+
+func (t *userTable) shard(h uint64) *userShard { return &t.shards[h%userShards] }
+
+// lookup returns the count of (pool, user), hash h, or nil; without a lock.
+// A count it returns may be being dropped (-1); one inserted meanwhile may
+// be missed: callers that must not miss one look again under mu.
+func (sh *userShard) lookup(h uint64, pool uint32, user string) *userCount {
+	tab := sh.tab.Load()
+	for i := h / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+		c := tab.slots[i].Load()
+		if c == nil {
+			return nil
+		}
+		if c != userTombstone && c.is(h, pool, user) {
+			return c
+		}
+	}
+}
+
+// insertLocked adds c, whose key is absent. Requires mu.
+func (sh *userShard) insertLocked(c *userCount) {
+	tab := sh.tab.Load()
+	if (sh.used+1)*2 > len(tab.slots) {
+		tab = sh.rebuildLocked(sh.n + 1)
+	}
+	for i := c.hash / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+		switch tab.slots[i].Load() {
+		case nil:
+			sh.used++
+		case userTombstone:
+		default:
+			continue
+		}
+		tab.slots[i].Store(c)
+		sh.n++
+		return
+	}
+}
+
+// dropLocked removes c, which is in the table and whose count the caller
+// set to -1, and rebuilds the table at its new size once it holds under an
+// eighth of it. Requires mu.
+func (sh *userShard) dropLocked(c *userCount) {
+	tab := sh.tab.Load()
+	for i := c.hash / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+		switch tab.slots[i].Load() {
+		case nil:
+			panic("BUG: inventory: dropping a user count that is not in its table")
+		case c:
+			tab.slots[i].Store(userTombstone)
+			sh.n--
+			sh.shrinkLocked()
+			return
+		}
+	}
+}
+
+// shrinkLocked rebuilds the table at its new size once it holds under an
+// eighth of its slots, so that a crowd's slots go when its counts did.
+func (sh *userShard) shrinkLocked() {
+	if l := len(sh.tab.Load().slots); l > userSlotsMin && sh.n*8 < l {
+		sh.rebuildLocked(sh.n)
+	}
+}
+
+// rebuildLocked replaces the table with one sized for n live entries (at
+// most half full) holding the live ones, without tombstones, and returns
+// it. Readers of the old table find the same counts there (entries dropped
+// since are -1) or miss new ones (and look again under mu). Requires mu.
+func (sh *userShard) rebuildLocked(n int) *userSlots {
+	size := userSlotsMin
+	for size < 2*n+2 {
+		size *= 2
+	}
+	old, tab := sh.tab.Load(), newUserSlots(size)
+	for i := range old.slots {
+		c := old.slots[i].Load()
+		if c == nil || c == userTombstone {
+			continue
+		}
+		j := c.hash / userShards & tab.mask
+		for tab.slots[j].Load() != nil {
+			j = (j + 1) & tab.mask
+		}
+		tab.slots[j].Store(c)
+	}
+	sh.used = sh.n
+	sh.tab.Store(tab)
+	return tab
 }
 
 // acquire adds q to the user's units in pool unless that would pass limit
@@ -253,28 +345,22 @@ func (t *userTable) shard(user string) *userShard {
 // shard's lock after checking closed, and dropPool marks the counts it
 // drops, so no count of a closed pool grows once dropPool has run).
 func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
-	sh := t.shard(user)
-	var buf userKeyBuf
-	k := userKey(&buf, pool.idx, user)
+	h := t.hash(pool.idx, user)
+	sh := t.shard(h)
 	for {
-		sh.mu.RLock()
-		c := sh.m[k]
-		sh.mu.RUnlock()
+		c := sh.lookup(h, pool.idx, user)
 		if c == nil {
 			if limit > 0 && q > limit {
 				return false
 			}
 			sh.mu.Lock()
-			c = sh.m[k]
+			c = sh.lookup(h, pool.idx, user)
 			if c == nil {
 				if pool.closed.Load() {
 					sh.mu.Unlock()
 					return false
 				}
-				var key string
-				c, key = newUserCount(k, q)
-				sh.m[key] = c
-				sh.peak = max(sh.peak, len(sh.m))
+				sh.insertLocked(newUserCount(h, pool.idx, user, q))
 				sh.mu.Unlock()
 				return true
 			}
@@ -298,12 +384,11 @@ func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 // release gives back q units acquired before. The counts of a closed pool
 // may have been dropped (dropPool): there is nothing to give back to.
 func (t *userTable) release(pool *pool, user string, q int64) {
-	sh := t.shard(user)
-	var buf userKeyBuf
-	k := userKey(&buf, pool.idx, user)
-	sh.mu.RLock()
-	c := sh.m[k]
-	sh.mu.RUnlock()
+	h := t.hash(pool.idx, user)
+	sh := t.shard(h)
+	// A count with live units is in the table until it drops to zero, and
+	// only its owner's releases take it there: the lookup cannot miss it.
+	c := sh.lookup(h, pool.idx, user)
 	if c == nil {
 		if pool.closed.Load() {
 			return
@@ -319,18 +404,19 @@ func (t *userTable) release(pool *pool, user string, q int64) {
 	}
 	if v == 0 {
 		sh.mu.Lock()
-		if sh.m[k] == c && c.n.CompareAndSwap(0, -1) {
-			delete(sh.m, k)
-			sh.shrinkLocked()
+		// Still zero: no acquire came back meanwhile. A count at zero is
+		// in the table (counts leave it only once -1).
+		if c.n.CompareAndSwap(0, -1) {
+			sh.dropLocked(c)
 		}
 		sh.mu.Unlock()
 	}
 }
 
 // dropPool drops every count of pool, which is closed, and rebuilds the
-// shard maps that shrank below an eighth of their peak. It visits every
+// shard tables that shrank below an eighth of their size. It visits every
 // shard (a count's shard is picked by its user), each under its lock for
-// one pass over its map. It returns the counts dropped.
+// one pass over its table. It returns the counts dropped.
 func (t *userTable) dropPool(pool *pool) int {
 	if !pool.closed.Load() {
 		panic("BUG: inventory: dropping the counts of an open pool")
@@ -339,43 +425,51 @@ func (t *userTable) dropPool(pool *pool) int {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		before := len(sh.m)
-		for k, c := range sh.m {
-			if userKeyOf(k, pool) {
+		tab := sh.tab.Load()
+		for j := range tab.slots {
+			if c := tab.slots[j].Load(); c != nil && c != userTombstone && c.pool == pool.idx {
 				c.n.Store(-1) // a concurrent acquire looks again, and finds none
-				delete(sh.m, k)
+				tab.slots[j].Store(userTombstone)
+				sh.n--
+				n++
 			}
 		}
-		n += before - len(sh.m)
-		sh.peak = max(sh.peak, before)
 		sh.shrinkLocked()
 		sh.mu.Unlock()
 	}
 	return n
 }
 
+// each calls fn with every live count of every shard, under its shard's
+// lock (tests).
+func (t *userTable) each(fn func(c *userCount)) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		tab := sh.tab.Load()
+		for j := range tab.slots {
+			if c := tab.slots[j].Load(); c != nil && c != userTombstone {
+				fn(c)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
 // poolLen returns the counts of pool (tests).
 func (t *userTable) poolLen(pool *pool) int {
 	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		for k := range sh.m {
-			if userKeyOf(k, pool) {
-				n++
-			}
+	t.each(func(c *userCount) {
+		if c.pool == pool.idx {
+			n++
 		}
-		sh.mu.RUnlock()
-	}
+	})
 	return n
 }
 
 func (t *userTable) get(pool *pool, user string) int64 {
-	sh := t.shard(user)
-	var buf userKeyBuf
-	sh.mu.RLock()
-	c := sh.m[userKey(&buf, pool.idx, user)]
-	sh.mu.RUnlock()
+	h := t.hash(pool.idx, user)
+	c := t.shard(h).lookup(h, pool.idx, user)
 	if c == nil {
 		return 0
 	}
@@ -384,11 +478,6 @@ func (t *userTable) get(pool *pool, user string) int64 {
 
 func (t *userTable) len() int {
 	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
+	t.each(func(*userCount) { n++ })
 	return n
 }
