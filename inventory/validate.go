@@ -1,6 +1,11 @@
 package inventory
 
-import "time"
+import (
+	"encoding/binary"
+	"math/bits"
+	"time"
+	"unsafe"
+)
 
 // This file holds the input rules every backend shares, so that the memory,
 // pebble and redis backends refuse exactly the same requests.
@@ -72,13 +77,44 @@ func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > IDLenMax {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if idBad8(load8(s, i)) != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if !idByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// Eight bytes at a time (SWAR): every reserve checks its id, user and
+// pools, and a byte-table loop was a tenth of a memory reserve.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// load8 returns s[i:i+8] as a little-endian word (the first byte lowest).
+func load8(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:i+8]), 8))
+}
+
+// idBad8 returns a nonzero word if some byte of x is not an id byte (see
+// idByte), else 0.
+func idBad8(x uint64) uint64 {
+	below := (x - swarLo*'!') &^ x                           // a byte < '!' (or >= 0x80, below)
+	above := (x + swarLo*(0x7f-'~')) | x                     // a byte > '~'
+	brace := swarZero(x^swarLo*'{') | swarZero(x^swarLo*'}') // '{' or '}'
+	return (below | above | brace) & swarHi
+}
+
+// swarZero returns a word whose high bit is set in the lowest zero byte of
+// x (higher bytes may be flagged too), or 0 if no byte of x is zero.
+func swarZero(x uint64) uint64 { return (x - swarLo) &^ x & swarHi }
 
 // idByte tells the bytes allowed in an id.
 var idByte = func() (t [256]bool) {
@@ -101,7 +137,17 @@ func reservationTagLen(s string) int {
 		return 0
 	}
 	tag := -1
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := load8(s, i)
+		if idBad8(x) != 0 {
+			return 0
+		}
+		if z := swarZero(x ^ swarLo*':'); z != 0 && tag < 0 {
+			tag = i + bits.TrailingZeros64(z)/8
+		}
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if !idByte[c] {
 			return 0
