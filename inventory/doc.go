@@ -37,8 +37,8 @@
 //
 // Memory: a CAS on the pool's free counter is the whole reserve decision
 // (no lock per pool); multi-line reserves take pools in id order and roll
-// back; per-user counts are atomics dropped at zero (about 60 bytes a
-// user); reservations are pointer-free records in shards (8 a processor,
+// back; per-user counts are atomics dropped at zero, found without a lock
+// in sharded open-addressing tables (about 60 bytes a user); reservations are pointer-free records in shards (8 a processor,
 // 16 to 128), each with an open-addressing index, an arena for ids, users
 // and meta, an expiry heap and a purge heap. A reserve never loads back the
 // record it writes (its line is usually not in cache): what publishing and
