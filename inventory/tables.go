@@ -179,16 +179,19 @@ const (
 )
 
 // userCount is one (pool, user) count; -1 marks an entry being dropped.
-// The user id's bytes follow it in the same allocation (newUserCount).
+// The user id's bytes follow userLen in the same allocation
+// (newUserCount), so a count of a short user id takes 24 bytes.
 type userCount struct {
-	n       atomic.Int64
-	hash    uint64
-	pool    uint32
-	userLen uint32
+	n    atomic.Int64
+	pool uint32
+	// hash is the low 32 bits of the key's hash: the shard and slot bits
+	// (rebuilds place by it) and a quick check before the user id's bytes.
+	hash    uint32
+	userLen uint8
 }
 
-// userCountSize is the header before the user id's bytes.
-const userCountSize = unsafe.Sizeof(userCount{})
+// userCountUserOff is where the user id's bytes start.
+const userCountUserOff = unsafe.Offsetof(userCount{}.userLen) + 1
 
 // userTombstone marks a slot whose count was dropped: probes go past it,
 // inserts reuse it.
@@ -196,22 +199,27 @@ var userTombstone = new(userCount)
 
 // newUserCount allocates a count holding q with its key and hash, and the
 // user id after it, in one pointer-free allocation (the garbage collector
-// does not scan it).
+// does not scan it). user is at most IDLenMax bytes.
 func newUserCount(h uint64, pool uint32, user string, q int64) *userCount {
-	// The size is rounded up to a multiple of 8, so it is at least 32:
-	// the block skips the tiny allocator and starts at a multiple of its
-	// size class, itself a multiple of 8, so the atomic is 8-byte aligned.
-	b := make([]byte, (int(userCountSize)+len(user)+7)&^7)
+	if len(user) > IDLenMax {
+		// Validate refuses such users; userLen could not hold every one.
+		panic("BUG: inventory: user id longer than IDLenMax in the user table")
+	}
+	// The size is rounded up to a multiple of 8, so it is at least
+	// unsafe.Sizeof(userCount{}) (24): the block skips the tiny allocator
+	// and starts at a multiple of its size class, itself a multiple of 8,
+	// so the atomic is 8-byte aligned.
+	b := make([]byte, (int(userCountUserOff)+len(user)+7)&^7)
 	c := (*userCount)(unsafe.Pointer(&b[0]))
 	c.n.Store(q)
-	c.hash, c.pool, c.userLen = h, pool, uint32(copy(b[userCountSize:], user))
+	c.hash, c.pool, c.userLen = uint32(h), pool, uint8(copy(b[userCountUserOff:], user))
 	return c
 }
 
 // is reports whether c is the count of (pool, user), whose hash is h.
 func (c *userCount) is(h uint64, pool uint32, user string) bool {
-	return c.hash == h && c.pool == pool && int(c.userLen) == len(user) &&
-		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(c), userCountSize)), c.userLen) == user
+	return c.hash == uint32(h) && c.pool == pool && int(c.userLen) == len(user) &&
+		unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(c), userCountUserOff)), c.userLen) == user
 }
 
 type userShard struct {
@@ -231,6 +239,10 @@ type userSlots struct {
 	mask  uint64
 }
 
+// home is the first slot to probe for a count whose hash's low 32 bits are
+// h: the bits above the shard's.
+func (t *userSlots) home(h uint32) uint64 { return uint64(h) / userShards & t.mask }
+
 func newUserSlots(n int) *userSlots {
 	return &userSlots{slots: make([]atomic.Pointer[userCount], n), mask: uint64(n - 1)}
 }
@@ -244,8 +256,8 @@ func (t *userTable) init() {
 
 // hash returns the hash of (pool, user): the user's seeded hash, mixed
 // with the pool index, so that one user's counts in different pools
-// spread like different users'. The low bits pick the shard, the others
-// the slot.
+// spread like different users'. The low 8 bits pick the shard, the next
+// 24 the slot (home).
 func (t *userTable) hash(pool uint32, user string) uint64 {
 	return maphash.String(t.seed, user) ^ uint64(pool)*0x9e3779b97f4a7c15
 }
@@ -257,7 +269,7 @@ func (t *userTable) shard(h uint64) *userShard { return &t.shards[h%userShards] 
 // be missed: callers that must not miss one look again under mu.
 func (sh *userShard) lookup(h uint64, pool uint32, user string) *userCount {
 	tab := sh.tab.Load()
-	for i := h / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+	for i := tab.home(uint32(h)); ; i = (i + 1) & tab.mask {
 		c := tab.slots[i].Load()
 		if c == nil {
 			return nil
@@ -274,7 +286,7 @@ func (sh *userShard) insertLocked(c *userCount) {
 	if (sh.used+1)*2 > len(tab.slots) {
 		tab = sh.rebuildLocked(sh.n + 1)
 	}
-	for i := c.hash / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+	for i := tab.home(c.hash); ; i = (i + 1) & tab.mask {
 		switch tab.slots[i].Load() {
 		case nil:
 			sh.used++
@@ -293,7 +305,7 @@ func (sh *userShard) insertLocked(c *userCount) {
 // eighth of it. Requires mu.
 func (sh *userShard) dropLocked(c *userCount) {
 	tab := sh.tab.Load()
-	for i := c.hash / userShards & tab.mask; ; i = (i + 1) & tab.mask {
+	for i := tab.home(c.hash); ; i = (i + 1) & tab.mask {
 		switch tab.slots[i].Load() {
 		case nil:
 			panic("BUG: inventory: dropping a user count that is not in its table")
@@ -329,7 +341,7 @@ func (sh *userShard) rebuildLocked(n int) *userSlots {
 		if c == nil || c == userTombstone {
 			continue
 		}
-		j := c.hash / userShards & tab.mask
+		j := tab.home(c.hash)
 		for tab.slots[j].Load() != nil {
 			j = (j + 1) & tab.mask
 		}
