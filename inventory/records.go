@@ -113,7 +113,17 @@ type recShard struct {
 	// are compacted when more than half their entries are stale.
 	expStale   int
 	purgeStale int
-	_          [64]byte
+	// disk counts the disk entries in index (see onDisk); evicts counts
+	// the disk entries ever added, so that a Reserve that read the disk
+	// can tell whether one was added since.
+	disk   int
+	evicts uint64
+	// claims are the ids on disk being deleted (Purge, Forget), each
+	// with a channel closed when the deletion is over: a Reserve of one
+	// waits for it rather than create the id while its old record is
+	// still on disk. At most the deletions in flight.
+	claims map[string]chan struct{}
+	_      [64]byte
 }
 
 func (s *recShard) init() {
@@ -163,20 +173,58 @@ func (s *recShard) line(rec *record, i int) (pool uint32, qty, limit int64) {
 // find returns the record of id (hash h) and its gen, or nil and the
 // index position where id would go (for publish). Requires mu.
 func (s *recShard) find(h uint64, id string) (rec *record, gen uint32, pos int) {
+	rec, gen, pos, _ = s.probe(h, id)
+	return rec, gen, pos
+}
+
+// probe is find that also reports, when id has no record, whether the
+// index holds a disk entry (onDisk) with id's fingerprint: id may then be
+// a released reservation kept on disk only (see Memory.evicts). A
+// fingerprint is 32 bits, so that is a hint to read the disk, not an
+// answer. Requires mu.
+func (s *recShard) probe(h uint64, id string) (rec *record, gen uint32, pos int, disk bool) {
 	fp := uint32(h >> 32)
 	mask := len(s.index) - 1
 	for i := int(fp) & mask; ; i = (i + 1) & mask {
 		e := s.index[i]
 		if e == 0 {
-			return nil, 0, i
+			return nil, 0, i, disk
 		}
 		if uint32(e>>32) == fp {
+			if uint32(e) == onDisk {
+				disk = true
+				continue
+			}
 			r := s.rec(uint32(e) - 1)
 			if int(r.idLen) == len(id) && string(s.idBytes(r)) == id {
-				return r, r.gen, 0
+				return r, r.gen, 0, false
 			}
 		}
 	}
+}
+
+// onDisk is the low half of a disk entry: an index entry that stands for a
+// released reservation kept on disk only (fingerprint<<32 | onDisk). Disk
+// entries of ids with the same fingerprint are equal, so any of them may be
+// removed for any of those ids: the index counts them, it cannot tell them
+// apart. No record slot reaches it (slot+1 < 2^32-1).
+const onDisk = math.MaxUint32
+
+// diskEntry is the disk entry of the id whose hash is h.
+func diskEntry(h uint64) uint64 { return h>>32<<32 | onDisk }
+
+// addDisk adds a disk entry for the id whose hash is h. Requires mu.
+func (s *recShard) addDisk(h uint64) {
+	s.publish(diskEntry(h), -1)
+	s.disk++
+	s.evicts++
+}
+
+// dropDisk removes a disk entry for the id whose hash is h (the id was
+// deleted from disk). Requires mu.
+func (s *recShard) dropDisk(h uint64) {
+	s.unindex(diskEntry(h))
+	s.disk--
 }
 
 // newRecord takes a free slot and fills it with a reservation; lines[i]'s
@@ -273,6 +321,32 @@ func (s *recShard) grow() {
 // mu and rec.mu.
 func (s *recShard) forget(rec *record) {
 	s.unindex(indexEntry(rec))
+	s.free1(rec)
+}
+
+// evict frees the slot of rec, released and written so on disk, and puts a
+// disk entry in its place in the index (same fingerprint, same probe run,
+// so nothing moves): from then on its id is read from disk. Requires mu and
+// rec.mu.
+func (s *recShard) evict(rec *record) {
+	e := indexEntry(rec)
+	mask := len(s.index) - 1
+	i := int(e>>32) & mask
+	for s.index[i] != e {
+		if s.index[i] == 0 {
+			panic("BUG: inventory: evicting a record that is not in the index")
+		}
+		i = (i + 1) & mask
+	}
+	s.index[i] = diskEntry(rec.hash)
+	s.disk++
+	s.evicts++
+	s.free1(rec)
+}
+
+// free1 frees rec's slot, which is out of the index. Requires mu and
+// rec.mu.
+func (s *recShard) free1(rec *record) {
 	s.arena.releaseBlob(rec.blobChunk)
 	if rec.inExp {
 		s.expStale++
