@@ -73,3 +73,21 @@ func DropPurgeIndex(s *Pebble) {
 		panic(err)
 	}
 }
+
+// MemSlots returns the record slots s's shards hold (in use or free) and
+// their index sizes, in all.
+func MemSlots(s Store) (slots, index int) {
+	m := memOf(s)
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		slots += int(sh.slots)
+		index += len(sh.index)
+		sh.mu.Unlock()
+	}
+	return slots, index
+}
+
+// Shards returns how many record shards s has, and how many slots a shard
+// must have before it is rebuilt when mostly empty.
+func Shards(s Store) (shards, rebuildSlots int) { return len(memOf(s).recs), rebuildSlotsMin }

@@ -579,11 +579,7 @@ func (m *Memory) lookup(id string) (*record, *Reservation, error) {
 				return rec, nil, nil
 			}
 			rec.mu.Unlock()
-			if m.dur != nil {
-				continue // failed, forgotten or evicted since: look again
-			}
-			// Failed or forgotten since: it was absent at that moment.
-			break
+			continue // failed, forgotten, moved or evicted since: look again
 		}
 		if disk && m.dur != nil {
 			res, found, err := m.dur.readReleased(id)
@@ -605,18 +601,22 @@ func (m *Memory) lookup(id string) (*record, *Reservation, error) {
 func (m *Memory) memReservation(id string) (res Reservation, ok bool) {
 	h := maphash.String(m.recSeed, id)
 	sh := m.shardOfHash(h)
-	sh.mu.Lock()
-	rec, gen, _ := sh.find(h, id)
-	sh.mu.Unlock()
-	if rec == nil {
-		return Reservation{}, false
+	for range reserveRetryMax {
+		sh.mu.Lock()
+		rec, gen, _ := sh.find(h, id)
+		sh.mu.Unlock()
+		if rec == nil {
+			break
+		}
+		rec.mu.Lock()
+		if rec.gen == gen {
+			res = m.view(sh, rec, id)
+			rec.mu.Unlock()
+			return res, true
+		}
+		rec.mu.Unlock() // failed, forgotten, moved or evicted since: look again
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.gen != gen {
-		return Reservation{}, false
-	}
-	return m.view(sh, rec, id), true
+	return Reservation{}, false
 }
 
 // Confirm implements Store.
@@ -809,7 +809,23 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservat
 			return out, err
 		}
 	}
+	m.shrink()
 	return out, nil
+}
+
+// shrink rebuilds the record shards that are mostly empty space
+// (recShard.wantsRebuild), so that the memory a crowd's records took goes
+// back once they are gone. Expire and Purge call it (the sweeper calls
+// Expire every tick) with no record locked.
+func (m *Memory) shrink() {
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		if sh.wantsRebuild() {
+			sh.rebuild()
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // expireDue releases the held records of due (popped from the heaps) and
@@ -896,6 +912,7 @@ func (m *Memory) Purge(ctx context.Context, before time.Time, max int) (int, err
 		}
 		n += len(rel)
 	}
+	m.shrink()
 	return n, nil
 }
 
@@ -1094,13 +1111,20 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 	var rs []Reservation
 	for _, c := range cands {
 		c.rec.mu.Lock()
-		ok := c.rec.gen == c.gen && c.rec.state == state
+		same := c.rec.gen == c.gen
 		var res Reservation
-		if ok {
+		if same {
 			res = m.view(m.shardOf(c.rec), c.rec, c.id)
 		}
 		c.rec.mu.Unlock()
-		if !ok {
+		if !same {
+			// Forgotten, or moved (recShard.rebuild): look it up.
+			var ok bool
+			if res, ok = m.memReservation(c.id); !ok {
+				continue
+			}
+		}
+		if res.State != state {
 			continue
 		}
 		if len(rs) == limit {

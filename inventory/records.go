@@ -32,7 +32,12 @@ const (
 // whoever found a record under the shard's mu and then locked mu checks gen
 // to know the slot still holds what it found, and reads state under mu.
 type record struct {
-	mu        sync.Mutex
+	mu sync.Mutex
+	recFields
+}
+
+// recFields are a record's fields but its mutex: rebuild copies them.
+type recFields struct {
 	state     State
 	refunded  bool
 	gen       uint32
@@ -411,6 +416,117 @@ func (s *recShard) pushPurge(rec *record) {
 // considers compacting.
 const staleMin = 64
 
+// Shard rebuilding (rebuild): a shard whose records in use fell to a
+// quarter of its slots, with at least rebuildSlotsMin slots, or whose
+// index is over rebuildIndexRatio times what its entries need, is
+// rebuilt at its new size.
+const (
+	rebuildSlotsMin   = 4 * recChunk
+	rebuildIndexRatio = 8
+)
+
+// wantsRebuild reports whether the shard's slots, arena or index are
+// mostly empty space: after a crowd's holds ended, its records and arena
+// chunks stay allocated for the few paid records scattered among them
+// (slots are reused, never given back), and its index and heaps keep
+// their largest size. Requires mu.
+func (s *recShard) wantsRebuild() bool {
+	live := int(s.slots) - len(s.free)
+	if s.slots >= rebuildSlotsMin && live*4 <= int(s.slots) {
+		return true
+	}
+	return len(s.index) > indexSlotsMin && len(s.index) > rebuildIndexRatio*2*s.n
+}
+
+// rebuild moves the shard's records into new slots, arena and heaps of
+// their size and rebuilds its index, so that the old ones are garbage. It
+// must lock every record in use, with TryLock (the lock order is a
+// record's mu before its shard's): if one is locked it gives up and says
+// so, and a later call tries again. Whoever holds a moved record's old
+// pointer sees its gen changed (as if it were forgotten) and looks its id
+// up again. Every held record gets a new expiry entry and every released
+// one a purge entry, so an entry popped before the move (dropped by its
+// popper, whose gen no longer matches) is not lost. Requires mu.
+func (s *recShard) rebuild() bool {
+	type moved struct {
+		rec   *record
+		entry int // its index position
+	}
+	var recs []moved
+	for i, e := range s.index {
+		if e == 0 || uint32(e) == onDisk {
+			continue
+		}
+		r := s.rec(uint32(e) - 1)
+		if !r.mu.TryLock() {
+			for _, m := range recs {
+				m.rec.mu.Unlock()
+			}
+			return false
+		}
+		recs = append(recs, moved{rec: r, entry: i})
+	}
+	oldTab := *s.arena.tab.Load()
+	s.chunks, s.slots, s.free = nil, 0, nil
+	s.arena.reset()
+	s.exp, s.purge = nil, nil
+	s.expMax, s.purgeMax = math.MinInt64, math.MinInt64
+	s.expStale, s.purgeStale = 0, 0
+	for _, m := range recs {
+		old := m.rec
+		if s.slots%recChunk == 0 {
+			s.chunks = append(s.chunks, new([recChunk]record))
+		}
+		slot := s.slots
+		s.slots++
+		r := s.rec(slot)
+		r.recFields = old.recFields
+		r.slot, r.gen = slot, 0
+		size := blobSize0(old)
+		var b []byte
+		r.blobChunk, r.blobOff, b = s.arena.alloc(size)
+		copy(b, oldTab[old.blobChunk][old.blobOff:old.blobOff+uint32(size)])
+		r.inExp, r.inPurge = false, false
+		switch r.state {
+		case StateHeld, statePending:
+			s.exp.push(expEntry{ms: r.expiresMs, slot: slot})
+			r.inExp = true
+			s.expMax = max(s.expMax, r.expiresMs)
+		case StateReleased:
+			s.purge.push(expEntry{ms: r.expiresMs, slot: slot})
+			r.inPurge = true
+			s.purgeMax = max(s.purgeMax, r.expiresMs)
+		}
+		s.index[m.entry] = entryOf(r.hash, slot)
+		old.gen++
+		old.state, old.refunded = stateFree, false
+	}
+	s.resizeIndex()
+	for _, m := range recs {
+		m.rec.mu.Unlock()
+	}
+	return true
+}
+
+// resizeIndex rebuilds the index at the size its entries need: at most a
+// quarter full, at least indexSlotsMin. Requires mu.
+func (s *recShard) resizeIndex() {
+	size := indexSlotsMin
+	for size < 4*s.n {
+		size *= 2
+	}
+	if size == len(s.index) {
+		return
+	}
+	index := make([]uint64, size)
+	for _, e := range s.index {
+		if e != 0 {
+			s.place(index, e)
+		}
+	}
+	s.index = index
+}
+
 // popDue pops h's entries due at or before ms, up to max, skipping stale
 // ones, and appends the records to due. Requires mu.
 func (s *recShard) popDue(h *expHeap, stale *int, shard int, ms int64, max int, due []dueRec) []dueRec {
@@ -489,6 +605,14 @@ type arena struct {
 	off     int     // next free byte of cur
 	spare   []uint32
 	dropped []uint32 // nil slots of tab
+}
+
+// reset empties the arena: its chunks are left to whoever still reads
+// them (rebuild).
+func (a *arena) reset() {
+	var tab []*arenaChunk
+	a.tab.Store(&tab)
+	a.live, a.cur, a.off, a.spare, a.dropped = nil, -1, 0, nil, nil
 }
 
 // alloc returns space for n bytes.
