@@ -13,6 +13,13 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
+// evictStore returns a clock, a directory and options for a Pebble store
+// of these tests.
+func evictStore(t *testing.T) (*fakeClock, string, inventory.PebbleOptions) {
+	clk := newFakeClock()
+	return clk, t.TempDir(), inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}, NoWALWarmup: true}
+}
+
 // evictReq is the request of reservation i of TestPebbleReleasedLeaveMemory.
 func evictReq(i int) inventory.ReserveRequest {
 	return inventory.ReserveRequest{ID: fmt.Sprintf("e:r%04d", i), User: fmt.Sprintf("u%d", i%50), TTL: time.Minute,
@@ -28,9 +35,7 @@ func evictReq(i int) inventory.ReserveRequest {
 // disk, purge index included.
 func TestPebbleReleasedLeaveMemory(t *testing.T) {
 	ctx := context.Background()
-	clk := newFakeClock()
-	dir := t.TempDir()
-	o := inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}, NoWALWarmup: true}
+	clk, dir, o := evictStore(t)
 	s := mustOpen(t, dir, o)
 	defer func() { s.Close() }()
 	const n, supply = 1000, 10_000
@@ -125,19 +130,8 @@ func TestPebbleReleasedLeaveMemory(t *testing.T) {
 		}
 		for _, st := range []inventory.State{inventory.StateReleased, inventory.StatePaid} {
 			var ids []string
-			cursor := ""
-			for {
-				rs, next, err := s.Scan(ctx, st, cursor, 97)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, r := range rs {
-					ids = append(ids, r.ID)
-				}
-				if next == "" {
-					break
-				}
-				cursor = next
+			for _, r := range scanPages(t, s, st, 97) {
+				ids = append(ids, r.ID)
 			}
 			var wantIDs []string
 			for _, w := range want {
@@ -195,6 +189,25 @@ func TestPebbleReleasedLeaveMemory(t *testing.T) {
 	}
 }
 
+// purgeAll purges until nothing is left before before, max at a time,
+// adding what it purged to purged. It reports an error with t.Errorf (it
+// runs in goroutines).
+func purgeAll(t *testing.T, s interface {
+	Purge(context.Context, time.Time, int) (int, error)
+}, before time.Time, max int, purged *atomic.Int64) {
+	for {
+		k, err := s.Purge(context.Background(), before, max)
+		if err != nil {
+			t.Errorf("Purge = %v", err)
+			return
+		}
+		if k == 0 {
+			return
+		}
+		purged.Add(int64(k))
+	}
+}
+
 // sameRes compares the reservations' contents (not Existed).
 func sameRes(a, b inventory.Reservation) bool {
 	return a.ID == b.ID && a.User == b.User && fmt.Sprint(a.Lines) == fmt.Sprint(b.Lines) && a.State == b.State &&
@@ -206,9 +219,7 @@ func sameRes(a, b inventory.Reservation) bool {
 // still finds every released reservation.
 func TestPebblePurgeIndexBuiltOnOpen(t *testing.T) {
 	ctx := context.Background()
-	clk := newFakeClock()
-	dir := t.TempDir()
-	o := inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}, NoWALWarmup: true}
+	clk, dir, o := evictStore(t)
 	s := mustOpen(t, dir, o)
 	if err := s.CreatePool(ctx, "e:p", 100); err != nil {
 		t.Fatal(err)
@@ -244,9 +255,8 @@ func TestPebblePurgeIndexBuiltOnOpen(t *testing.T) {
 // id, and the pool holds exactly the new ones.
 func TestPebbleReserveWhilePurging(t *testing.T) {
 	ctx := context.Background()
-	clk := newFakeClock()
-	o := inventory.PebbleOptions{Options: inventory.Options{Now: clk.Now}, NoWALWarmup: true}
-	s := mustOpen(t, t.TempDir(), o)
+	clk, dir, o := evictStore(t)
+	s := mustOpen(t, dir, o)
 	defer s.Close()
 	const n, supply = 300, 1000
 	if err := s.CreatePool(ctx, "e:p", supply); err != nil {
@@ -269,17 +279,8 @@ func TestPebbleReserveWhilePurging(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if g < 3 {
-				for {
-					k, err := s.Purge(ctx, clk.Now(), 1+g*5)
-					if err != nil {
-						t.Errorf("Purge = %v", err)
-						return
-					}
-					if k == 0 {
-						return
-					}
-					purged.Add(int64(k))
-				}
+				purgeAll(t, s, clk.Now(), 1+g*5, &purged)
+				return
 			}
 			rng := rand.New(rand.NewPCG(uint64(g), 7))
 			for _, i := range rng.Perm(n) {
@@ -307,12 +308,16 @@ func TestPebbleReserveWhilePurging(t *testing.T) {
 		if c > 1 {
 			t.Fatalf("reservation %d created %d times", i, c)
 		}
+		// Created again: held. Not: still released, or purged after
+		// the last reserve of it.
 		res, err := s.Reservation(ctx, evictReq(i).ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := map[bool]inventory.State{true: inventory.StateHeld, false: inventory.StateReleased}[c == 1]; res.State != want {
-			t.Fatalf("reservation %d created %d times is %s", i, c, res.State)
+		switch {
+		case c == 1 && (err != nil || res.State != inventory.StateHeld):
+			t.Fatalf("reservation %d, created again, is %+v, %v; want held", i, res, err)
+		case c == 0 && err == nil && res.State != inventory.StateReleased:
+			t.Fatalf("reservation %d, not created again, is %+v; want released", i, res)
+		case c == 0 && err != nil && !errors.Is(err, inventory.ErrReservationNotFound):
+			t.Fatalf("reservation %d: %v", i, err)
 		}
 		news += int(c)
 	}

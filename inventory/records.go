@@ -334,16 +334,7 @@ func (s *recShard) forget(rec *record) {
 // so nothing moves): from then on its id is read from disk. Requires mu and
 // rec.mu.
 func (s *recShard) evict(rec *record) {
-	e := indexEntry(rec)
-	mask := len(s.index) - 1
-	i := int(e>>32) & mask
-	for s.index[i] != e {
-		if s.index[i] == 0 {
-			panic("BUG: inventory: evicting a record that is not in the index")
-		}
-		i = (i + 1) & mask
-	}
-	s.index[i] = diskEntry(rec.hash)
+	s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash)
 	s.disk++
 	s.evicts++
 	s.free1(rec)
@@ -366,16 +357,23 @@ func (s *recShard) free1(rec *record) {
 	s.free = append(s.free, uint64(rec.gen)<<32|uint64(rec.slot))
 }
 
-// unindex removes entry e, shifting later entries of its probe run back.
-func (s *recShard) unindex(e uint64) {
+// indexOf returns the position of entry e in the index, which holds it.
+func (s *recShard) indexOf(e uint64) int {
 	mask := len(s.index) - 1
 	i := int(e>>32) & mask
 	for s.index[i] != e {
 		if s.index[i] == 0 {
-			panic("BUG: inventory: unindexing a record that is not in the index")
+			panic("BUG: inventory: an entry that is not in the index")
 		}
 		i = (i + 1) & mask
 	}
+	return i
+}
+
+// unindex removes entry e, shifting later entries of its probe run back.
+func (s *recShard) unindex(e uint64) {
+	mask := len(s.index) - 1
+	i := s.indexOf(e)
 	for j := (i + 1) & mask; s.index[j] != 0; j = (j + 1) & mask {
 		home := int(s.index[j]>>32) & mask
 		// The entry at j may move to i if its home is not in (i, j].

@@ -166,7 +166,7 @@ func TestRecordsShrinkAfterCrowd(t *testing.T) {
 			}
 		}
 	}
-	if got := len(scanAll(t, s, inventory.StatePaid)); got != paid {
+	if got := len(scanPages(t, s, inventory.StatePaid, inventory.ScanLimitMax)); got != paid {
 		t.Fatalf("Scan(paid) = %d; want %d", got, paid)
 	}
 	// The holds left, moved by the rebuild, still expire.
@@ -190,12 +190,13 @@ func TestRecordsShrinkAfterCrowd(t *testing.T) {
 	}
 }
 
-func scanAll(t *testing.T, s inventory.Store, st inventory.State) []inventory.Reservation {
+// scanPages scans every reservation in state st, limit a page.
+func scanPages(t *testing.T, s inventory.Store, st inventory.State, limit int) []inventory.Reservation {
 	t.Helper()
 	var all []inventory.Reservation
 	cursor := ""
 	for {
-		rs, next, err := s.Scan(context.Background(), st, cursor, inventory.ScanLimitMax)
+		rs, next, err := s.Scan(context.Background(), st, cursor, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
