@@ -1,6 +1,10 @@
 package inventory
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // SyncGaps returns how many WAL syncs of s waited for the sync gap.
 func SyncGaps(s *Pebble) int64 { return s.syncGaps.Load() }
@@ -8,18 +12,82 @@ func SyncGaps(s *Pebble) int64 { return s.syncGaps.Load() }
 // UserCounts returns the per-user counts the store keeps in memory for
 // pool (Memory or Pebble; -1 for an unknown pool).
 func UserCounts(s Store, pool string) int {
-	var m *Memory
-	switch s := s.(type) {
-	case *Memory:
-		m = s
-	case *Pebble:
-		m = s.mem
-	default:
-		panic("BUG: UserCounts of a " + fmt.Sprintf("%T", s))
-	}
+	m := memOf(s)
 	p := m.pools.get(pool)
 	if p == nil {
 		return -1
 	}
 	return m.users.poolLen(p)
 }
+
+func memOf(s Store) *Memory {
+	switch s := s.(type) {
+	case *Memory:
+		return s
+	case *Pebble:
+		return s.mem
+	}
+	panic("BUG: memory of a " + fmt.Sprintf("%T", s))
+}
+
+// MemRecords returns how many reservation records s (Memory or Pebble)
+// keeps in memory, and how many disk entries its index holds for released
+// reservations kept on disk only.
+func MemRecords(s Store) (records, disk int) {
+	m := memOf(s)
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		records += sh.n - sh.disk
+		disk += sh.disk
+		sh.mu.Unlock()
+	}
+	return records, disk
+}
+
+// DiskKeys returns how many keys s's Pebble holds that start with prefix.
+func DiskKeys(s *Pebble, prefix byte) int {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		panic(err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	return n
+}
+
+// DropPurgeIndex deletes s's purge index and its marker, as a store written
+// before the index has neither.
+func DropPurgeIndex(s *Pebble) {
+	b := s.db.NewBatch()
+	if err := b.DeleteRange([]byte{keyPurge}, []byte{keyPurge + 1}, nil); err != nil {
+		panic(err)
+	}
+	if err := b.Delete([]byte(keyPurgeIndexed), nil); err != nil {
+		panic(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		panic(err)
+	}
+}
+
+// MemSlots returns the record slots s's shards hold (in use or free) and
+// their index sizes, in all.
+func MemSlots(s Store) (slots, index int) {
+	m := memOf(s)
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		slots += int(sh.slots)
+		index += len(sh.index)
+		sh.mu.Unlock()
+	}
+	return slots, index
+}
+
+// Shards returns how many record shards s has, and how many slots a shard
+// must have before it is rebuilt when mostly empty.
+func Shards(s Store) (shards, rebuildSlots int) { return len(memOf(s).recs), rebuildSlotsMin }

@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -30,6 +32,14 @@ import (
 // Scan and Reservation read released ones too. A reservation costs about
 // 130 bytes (record, index entry, heap entries) plus its id, user and meta;
 // slots and arena space of forgotten ones are reused.
+//
+// As the memory layer of a durable store (Pebble) it keeps only held and
+// paid reservations: a released one is evicted once its release is on
+// disk, leaving a disk entry in the index (8 bytes, see onDisk), and is
+// read back from disk on the cold paths that ask for it (Reservation, a
+// retried Reserve, Confirm, Release, Refund and Forget of it). Deleting it
+// from disk (Pebble's Purge, Forget) claims the id first (claimDisk), so
+// that a Reserve of the id waits instead of creating it twice.
 type Memory struct {
 	opts    Options
 	pools   poolTable
@@ -51,16 +61,30 @@ type Memory struct {
 
 var _ Store = (*Memory)(nil)
 
+// errRetry: a reserve of an id being deleted from disk waited for the
+// deletion; look again.
+var errRetry = errors.New("inventory: look again")
+
 // durable persists state changes, synced, before Memory acknowledges them.
 // Units that leave a pool's free counter are taken in memory first and
 // rolled back if persisting fails; units that return to free are persisted
 // first. So memory never promises a unit the disk does not have.
 //
 // The records passed are locked (their mu) and current.
+//
+// Released records are evicted from memory once persisted: readReleased
+// reads one back, deleteReleased deletes them (see claimDisk).
 type durable interface {
 	putRecords(ws []recWrite) error
 	putPools(ws []poolWrite) error
 	deleteRecords(recs []*record) error
+	// readReleased reads id's record from disk: found is false when
+	// there is none or it is not released.
+	readReleased(id string) (res Reservation, found bool, err error)
+	// deleteReleased deletes, in one synced batch, those of ids whose
+	// record is released with ExpiresAt at or before beforeMs, and says
+	// which it deleted. The ids are claimed (claimDisk).
+	deleteReleased(ids []string, beforeMs int64) (deleted []bool, err error)
 }
 
 // recWrite is a record with the state it is moving to.
@@ -170,14 +194,37 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	h := maphash.String(m.recSeed, req.ID)
 	sh := m.shardOfHash(h)
 	var pos int
+	// readEvicts is the shard's evicts when the disk said req.ID is not
+	// there (diskRead).
+	var readEvicts uint64
+	diskRead := false
 	for attempt := 0; ; attempt++ {
 		sh.mu.Lock()
 		var rec *record
 		var gen uint32
-		rec, gen, pos = sh.find(h, req.ID)
+		var disk bool
+		rec, gen, pos, disk = sh.probe(h, req.ID)
 		if rec == nil {
-			// sh.mu stays locked: create below.
-			break
+			// No disk entry of its fingerprint, or the disk did not
+			// have it and none was added or claimed since: a new id.
+			if !disk || (diskRead && sh.evicts == readEvicts && sh.claims[req.ID] == nil) {
+				// sh.mu stays locked: create below.
+				break
+			}
+			if attempt >= reserveRetryMax {
+				sh.mu.Unlock()
+				return Reservation{}, fmt.Errorf("cannot reserve %q: its record on disk keeps changing: %w", req.ID, ErrUnavailable)
+			}
+			readEvicts = sh.evicts
+			res, err := m.reserveOnDisk(ctx, sh, &req) // unlocks sh.mu
+			if err == errRetry {
+				continue
+			}
+			if err != nil || res.ID != "" {
+				return res, err
+			}
+			diskRead = true
+			continue
 		}
 		sh.mu.Unlock()
 		rec.mu.Lock() // waits for a concurrent creator
@@ -275,6 +322,103 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	rec.state, rec.refunded = StateHeld, false
 	rec.mu.Unlock()
 	return res, nil
+}
+
+// reserveOnDisk answers a Reserve of an id that may be a released
+// reservation on disk (its fingerprint has a disk entry): the reservation
+// (Existed) if the disk has it, ErrIDConflict if it has it for another
+// request, errRetry after waiting for a deletion of the id, or nothing
+// (no error, no id) if the disk does not have it. Requires sh.mu, which it
+// unlocks.
+func (m *Memory) reserveOnDisk(ctx context.Context, sh *recShard, req *ReserveRequest) (Reservation, error) {
+	if ch := sh.claims[req.ID]; ch != nil {
+		sh.mu.Unlock()
+		select {
+		case <-ch:
+			return Reservation{}, errRetry
+		case <-ctx.Done():
+			return Reservation{}, ctx.Err()
+		}
+	}
+	sh.mu.Unlock()
+	res, found, err := m.dur.readReleased(req.ID)
+	if err != nil || !found {
+		return Reservation{}, err
+	}
+	if !SameRequest(&res, req) {
+		return Reservation{}, fmt.Errorf("cannot reserve %q: %w", req.ID, ErrIDConflict)
+	}
+	res.Existed = true
+	return res, nil
+}
+
+// claimDisk claims id, whose fingerprint has a disk entry and which has no
+// record in memory, for deleting its record from disk: a Reserve of id
+// then waits (see Memory.Reserve) until unclaimDisk. ok is false when id
+// has no such entry (nothing to delete), or when another deletion claimed
+// it; wait is then that deletion's channel.
+func (m *Memory) claimDisk(id string) (ok bool, wait chan struct{}) {
+	h := maphash.String(m.recSeed, id)
+	sh := m.shardOfHash(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ch := sh.claims[id]; ch != nil {
+		return false, ch
+	}
+	if rec, _, _, disk := sh.probe(h, id); rec != nil || !disk {
+		return false, nil
+	}
+	if sh.claims == nil {
+		sh.claims = make(map[string]chan struct{})
+	}
+	sh.claims[id] = make(chan struct{})
+	return true, nil
+}
+
+// unclaimDisk ends claimDisk's claim of id; deleted says its record was
+// deleted from disk, and its disk entry goes too.
+func (m *Memory) unclaimDisk(id string, deleted bool) {
+	h := maphash.String(m.recSeed, id)
+	sh := m.shardOfHash(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if deleted {
+		sh.dropDisk(h)
+	}
+	close(sh.claims[id])
+	delete(sh.claims, id)
+	if len(sh.claims) == 0 {
+		sh.claims = nil // a map never shrinks: drop it
+	}
+}
+
+// forgetOnDisk deletes id's released record from disk (Forget of an
+// evicted reservation).
+func (m *Memory) forgetOnDisk(ctx context.Context, id string) error {
+	for range reserveRetryMax {
+		ok, wait := m.claimDisk(id)
+		if !ok {
+			if wait == nil {
+				break
+			}
+			select {
+			case <-wait: // another deletion ended: look again
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		deleted, err := m.dur.deleteReleased([]string{id}, math.MaxInt64)
+		m.unclaimDisk(id, err == nil && deleted[0])
+		if err != nil {
+			return err
+		}
+		if deleted[0] {
+			return nil
+		}
+		break
+	}
+	return fmt.Errorf("cannot find reservation %q: %w", id, ErrReservationNotFound)
 }
 
 // newHeld returns the reservation that req creates, held, with the
@@ -413,35 +557,76 @@ func (m *Memory) untake(user string, lines []Line, pools []*pool) {
 	}
 }
 
-// lookup returns the record of id with its mu locked.
-func (m *Memory) lookup(id string) (*record, error) {
+// lookup returns the record of id with its mu locked or, for a released
+// reservation kept on disk only (see durable), nil and the reservation read
+// from disk.
+func (m *Memory) lookup(id string) (*record, *Reservation, error) {
 	if m.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if !ValidReservationID(id) {
-		return nil, invalidf("bad reservation id")
+		return nil, nil, invalidf("bad reservation id")
 	}
 	h := maphash.String(m.recSeed, id)
 	sh := m.shardOfHash(h)
-	sh.mu.Lock()
-	rec, gen, _ := sh.find(h, id)
-	sh.mu.Unlock()
-	if rec != nil {
+	for range reserveRetryMax {
+		sh.mu.Lock()
+		rec, gen, _, disk := sh.probe(h, id)
+		sh.mu.Unlock()
+		if rec != nil {
+			rec.mu.Lock()
+			if rec.gen == gen {
+				return rec, nil, nil
+			}
+			rec.mu.Unlock()
+			continue // failed, forgotten, moved or evicted since: look again
+		}
+		if disk && m.dur != nil {
+			res, found, err := m.dur.readReleased(id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if found {
+				return nil, &res, nil
+			}
+		}
+		break
+	}
+	return nil, nil, fmt.Errorf("cannot find reservation %q: %w", id, ErrReservationNotFound)
+}
+
+// memReservation reads id from memory only: ok is false when memory holds
+// no record of it (a released one on a durable store is on disk). The
+// state of a record being created is statePending.
+func (m *Memory) memReservation(id string) (res Reservation, ok bool) {
+	h := maphash.String(m.recSeed, id)
+	sh := m.shardOfHash(h)
+	for range reserveRetryMax {
+		sh.mu.Lock()
+		rec, gen, _ := sh.find(h, id)
+		sh.mu.Unlock()
+		if rec == nil {
+			break
+		}
 		rec.mu.Lock()
 		if rec.gen == gen {
-			return rec, nil
+			res = m.view(sh, rec, id)
+			rec.mu.Unlock()
+			return res, true
 		}
-		// Failed or forgotten since: it was absent at that moment.
-		rec.mu.Unlock()
+		rec.mu.Unlock() // failed, forgotten, moved or evicted since: look again
 	}
-	return nil, fmt.Errorf("cannot find reservation %q: %w", id, ErrReservationNotFound)
+	return Reservation{}, false
 }
 
 // Confirm implements Store.
 func (m *Memory) Confirm(ctx context.Context, id string) (Reservation, error) {
-	rec, err := m.lookup(id)
+	rec, disk, err := m.lookup(id)
 	if err != nil {
 		return Reservation{}, err
+	}
+	if disk != nil {
+		return *disk, fmt.Errorf("cannot confirm %q: released: %w", id, ErrBadState)
 	}
 	defer rec.mu.Unlock()
 	sh := m.shardOf(rec)
@@ -455,7 +640,9 @@ func (m *Memory) Confirm(ctx context.Context, id string) (Reservation, error) {
 		if err := m.releaseLocked(rec); err != nil {
 			return Reservation{}, err
 		}
-		return m.view(sh, rec, id), fmt.Errorf("cannot confirm %q: expired: %w", id, ErrBadState)
+		res := m.view(sh, rec, id)
+		m.retire(rec)
+		return res, fmt.Errorf("cannot confirm %q: expired: %w", id, ErrBadState)
 	}
 	if m.dur != nil {
 		if err := m.dur.putRecords([]recWrite{{rec: rec, state: StatePaid}}); err != nil {
@@ -485,8 +672,9 @@ func (m *Memory) releaseLocked(rec *record) error {
 	return nil
 }
 
-// applyRelease returns rec's units and makes it a purge candidate. Requires
-// rec.mu; rec is held or paid.
+// applyRelease returns rec's units and marks it released; retire then
+// makes it a purge candidate (or evicts it). Requires rec.mu; rec is held
+// or paid.
 func (m *Memory) applyRelease(rec *record) {
 	refund := rec.state == StatePaid
 	var linesBuf [LinesMax]Line
@@ -504,17 +692,30 @@ func (m *Memory) applyRelease(rec *record) {
 		m.users.release(pools[i], user, q)
 	}
 	rec.state, rec.refunded = StateReleased, refund
+}
+
+// retire follows applyRelease, once whatever the caller answers was read
+// from rec: rec becomes a purge candidate or, on a durable store (where
+// its release is on disk), leaves memory (recShard.evict). Requires rec.mu.
+func (m *Memory) retire(rec *record) {
 	sh := m.shardOf(rec)
 	sh.mu.Lock()
-	sh.pushPurge(rec)
+	if m.dur != nil {
+		sh.evict(rec)
+	} else {
+		sh.pushPurge(rec)
+	}
 	sh.mu.Unlock()
 }
 
 // Release implements Store.
 func (m *Memory) Release(ctx context.Context, id string) (Reservation, error) {
-	rec, err := m.lookup(id)
+	rec, disk, err := m.lookup(id)
 	if err != nil {
 		return Reservation{}, err
+	}
+	if disk != nil {
+		return *disk, nil
 	}
 	defer rec.mu.Unlock()
 	sh := m.shardOf(rec)
@@ -527,14 +728,22 @@ func (m *Memory) Release(ctx context.Context, id string) (Reservation, error) {
 	if err := m.releaseLocked(rec); err != nil {
 		return Reservation{}, err
 	}
-	return m.view(sh, rec, id), nil
+	res := m.view(sh, rec, id)
+	m.retire(rec)
+	return res, nil
 }
 
 // Refund implements Store.
 func (m *Memory) Refund(ctx context.Context, id string) (Reservation, error) {
-	rec, err := m.lookup(id)
+	rec, disk, err := m.lookup(id)
 	if err != nil {
 		return Reservation{}, err
+	}
+	if disk != nil {
+		if disk.Refunded {
+			return *disk, nil
+		}
+		return *disk, fmt.Errorf("cannot refund %q: released: %w", id, ErrBadState)
 	}
 	defer rec.mu.Unlock()
 	sh := m.shardOf(rec)
@@ -547,7 +756,9 @@ func (m *Memory) Refund(ctx context.Context, id string) (Reservation, error) {
 	if err := m.releaseLocked(rec); err != nil {
 		return Reservation{}, err
 	}
-	return m.view(sh, rec, id), nil
+	res := m.view(sh, rec, id)
+	m.retire(rec)
+	return res, nil
 }
 
 // popDue pops up to max records due at or before ms from the shards' expiry
@@ -598,7 +809,23 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]Reservat
 			return out, err
 		}
 	}
+	m.shrink()
 	return out, nil
+}
+
+// shrink rebuilds the record shards that are mostly empty space
+// (recShard.wantsRebuild), so that the memory a crowd's records took goes
+// back once they are gone. Expire and Purge call it (the sweeper calls
+// Expire every tick) with no record locked.
+func (m *Memory) shrink() {
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		if sh.wantsRebuild() {
+			sh.rebuild()
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // expireDue releases the held records of due (popped from the heaps) and
@@ -628,6 +855,7 @@ func (m *Memory) expireDue(due []dueRec, out []Reservation) ([]Reservation, erro
 		m.applyRelease(d.rec)
 		sh := &m.recs[d.shard]
 		out = append(out, m.view(sh, d.rec, string(sh.idBytes(d.rec))))
+		m.retire(d.rec)
 		d.rec.mu.Unlock()
 	}
 	return out, nil
@@ -684,6 +912,7 @@ func (m *Memory) Purge(ctx context.Context, before time.Time, max int) (int, err
 		}
 		n += len(rel)
 	}
+	m.shrink()
 	return n, nil
 }
 
@@ -835,9 +1064,12 @@ func (m *Memory) Pool(ctx context.Context, id string) (Pool, error) {
 
 // Reservation implements Store.
 func (m *Memory) Reservation(ctx context.Context, id string) (Reservation, error) {
-	rec, err := m.lookup(id)
+	rec, disk, err := m.lookup(id)
 	if err != nil {
 		return Reservation{}, err
+	}
+	if disk != nil {
+		return *disk, nil
 	}
 	res := m.view(m.shardOf(rec), rec, id)
 	rec.mu.Unlock()
@@ -865,7 +1097,7 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 		sh := &m.recs[i]
 		sh.mu.Lock()
 		for _, e := range sh.index {
-			if e == 0 {
+			if e == 0 || uint32(e) == onDisk {
 				continue
 			}
 			rec := sh.rec(uint32(e) - 1)
@@ -879,13 +1111,20 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 	var rs []Reservation
 	for _, c := range cands {
 		c.rec.mu.Lock()
-		ok := c.rec.gen == c.gen && c.rec.state == state
+		same := c.rec.gen == c.gen
 		var res Reservation
-		if ok {
+		if same {
 			res = m.view(m.shardOf(c.rec), c.rec, c.id)
 		}
 		c.rec.mu.Unlock()
-		if !ok {
+		if !same {
+			// Forgotten, or moved (recShard.rebuild): look it up.
+			var ok bool
+			if res, ok = m.memReservation(c.id); !ok {
+				continue
+			}
+		}
+		if res.State != state {
 			continue
 		}
 		if len(rs) == limit {
@@ -900,9 +1139,12 @@ func (m *Memory) Scan(ctx context.Context, state State, cursor string, limit int
 // not keep every reservation it ever made; its id may then be reused. It
 // returns ErrBadState for a held or paid reservation. Purge forgets in bulk.
 func (m *Memory) Forget(ctx context.Context, id string) error {
-	rec, err := m.lookup(id)
+	rec, disk, err := m.lookup(id)
 	if err != nil {
 		return err
+	}
+	if disk != nil {
+		return m.forgetOnDisk(ctx, id)
 	}
 	defer rec.mu.Unlock()
 	if st := rec.state; st != StateReleased {
@@ -921,11 +1163,18 @@ func (m *Memory) Forget(ctx context.Context, id string) error {
 }
 
 // restore adds a stored reservation (Pebble's load): the record, its units
-// in its pools and the user's counts, and its heap entry. pools[i] is the
-// pool of lines[i]. The id must be absent.
+// in its pools and the user's counts, and its heap entry; for a released
+// one only a disk entry (it stays on disk). pools[i] is the pool of
+// lines[i]. The id must be absent.
 func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []byte, createdMs, expiresMs int64, st State, refunded bool) {
 	h := maphash.String(m.recSeed, id)
 	sh := m.shardOfHash(h)
+	if st == StateReleased {
+		sh.mu.Lock()
+		sh.addDisk(h)
+		sh.mu.Unlock()
+		return
+	}
 	var idxBuf [LinesMax]uint32
 	for i, p := range pools {
 		idxBuf[i] = p.idx
@@ -935,11 +1184,7 @@ func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []by
 	rec, ref := sh.newRecord(h, id, user, lines, idxBuf[:len(pools)], meta, createdMs, expiresMs)
 	rec.state, rec.refunded = st, refunded
 	sh.publish(ref.entry, -1)
-	switch st {
-	case StateReleased:
-		sh.pushPurge(rec)
-		return
-	case StateHeld:
+	if st == StateHeld {
 		sh.pushExpNew(rec, ref, expiresMs)
 	}
 	for i := range lines {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +50,14 @@ type PebbleOptions struct {
 // group commit. Open rebuilds the counters from what Pebble holds.
 //
 // What is stored: "p"+pool -> net units, on-hand, feed seq; "r"+id -> the
-// reservation. Held and sold counts, per-user counts and the expiry index
-// are derived from the reservations on open.
+// reservation; for a released reservation also "x"+expiry+id -> nothing
+// (the purge index: Purge walks it in expiry order). Held and sold counts,
+// per-user counts and the expiry index are derived from the reservations
+// on open.
+//
+// Memory holds the held and paid reservations only: a released one
+// leaves memory once its release is committed (and is not loaded on open),
+// and the cold paths that ask for it read it from Pebble (see Memory).
 //
 // A failed commit is never acknowledged: the operation returns
 // ErrUnavailable, its in-memory change is rolled back and the store stops
@@ -79,7 +87,14 @@ var _ Store = (*Pebble)(nil)
 const (
 	keyPool   = 'p'
 	keyRecord = 'r'
-	codecV1   = 1
+	// keyPurge+expiry+id is the purge index of released records: the
+	// expiry is 8 bytes, big-endian, of the Unix milliseconds with the sign
+	// bit flipped, so that keys sort by expiry.
+	keyPurge = 'x'
+	// keyPurgeIndexed marks a store whose released records all have their
+	// purge index key (written by the first open that builds it).
+	keyPurgeIndexed = "m/purge-indexed"
+	codecV1         = 1
 	// codecV2 is a pool with transfer totals (codecV1's fields, then the
 	// count of totals and each total's key and value).
 	codecV2 = 2
@@ -164,6 +179,20 @@ func (s *Pebble) load() error {
 		return fmt.Errorf("cannot read reservations: %w", err)
 	}
 	defer it.Close()
+	// A store written before the purge index has released records
+	// without their index key: write them now, once.
+	_, closer, err := s.db.Get([]byte(keyPurgeIndexed))
+	indexed := err == nil
+	if indexed {
+		_ = closer.Close()
+	} else if err != pebble.ErrNotFound {
+		return fmt.Errorf("cannot read reservations: %w", err)
+	}
+	var b *pebble.Batch
+	if !indexed {
+		b = s.db.NewBatch()
+		defer func() { _ = b.Close() }()
+	}
 	var r storedRecord
 	for it.First(); it.Valid(); it.Next() {
 		id := string(it.Key()[1:])
@@ -171,8 +200,41 @@ func (s *Pebble) load() error {
 			return err
 		}
 		m.restore(id, r.user, r.lines, r.pools, r.meta, r.createdMs, r.expiresMs, r.state, r.refunded)
+		if b != nil && r.state == StateReleased {
+			if err := b.Set(purgeKey(nil, r.expiresMs, id), nil, nil); err != nil {
+				return fmt.Errorf("cannot index released reservations: %w", err)
+			}
+		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if b != nil {
+		if err := b.Set([]byte(keyPurgeIndexed), nil, nil); err != nil {
+			return fmt.Errorf("cannot index released reservations: %w", err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("cannot index released reservations: %w: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// purgeKey appends the purge index key of the released record id, which
+// expires at expiresMs, to dst.
+func purgeKey[ID string | []byte](dst []byte, expiresMs int64, id ID) []byte {
+	dst = append(dst, keyPurge)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(expiresMs)^1<<63)
+	return append(dst, id...)
+}
+
+// purgeKeyUpper is the least purge index key of a record expiring after
+// ms.
+func purgeKeyUpper(ms int64) []byte {
+	if ms == math.MaxInt64 {
+		return []byte{keyPurge + 1}
+	}
+	return binary.BigEndian.AppendUint64([]byte{keyPurge}, uint64(ms+1)^1<<63)
 }
 
 // commit writes b with pebble.Sync. It never reports success for a commit
@@ -198,26 +260,109 @@ func (s *Pebble) putRecords(ws []recWrite) error {
 	var key, val []byte
 	for _, w := range ws {
 		sh := s.mem.shardOf(w.rec)
-		key = append(append(key[:0], keyRecord), sh.idBytes(w.rec)...)
+		id := sh.idBytes(w.rec)
+		key = append(append(key[:0], keyRecord), id...)
 		val = s.encodeRecord(val[:0], w.rec, w.state, w.refunded)
 		if err := b.Set(key, val, nil); err != nil {
 			return fmt.Errorf("cannot write reservation: %w", err)
+		}
+		if w.state == StateReleased {
+			key = purgeKey(key[:0], w.rec.expiresMs, id)
+			if err := b.Set(key, nil, nil); err != nil {
+				return fmt.Errorf("cannot write reservation: %w", err)
+			}
 		}
 	}
 	return s.commit(b)
 }
 
-// deleteRecords deletes the records in one synced batch.
+// deleteRecords deletes the records, released ones with their purge index
+// keys, in one synced batch.
 func (s *Pebble) deleteRecords(recs []*record) error {
 	b := s.db.NewBatch()
 	var key []byte
 	for _, rec := range recs {
-		key = append(append(key[:0], keyRecord), s.mem.shardOf(rec).idBytes(rec)...)
+		id := s.mem.shardOf(rec).idBytes(rec)
+		key = append(append(key[:0], keyRecord), id...)
 		if err := b.Delete(key, nil); err != nil {
 			return fmt.Errorf("cannot delete reservation: %w", err)
 		}
+		if rec.state == StateReleased {
+			if err := b.Delete(purgeKey(key[:0], rec.expiresMs, id), nil); err != nil {
+				return fmt.Errorf("cannot delete reservation: %w", err)
+			}
+		}
 	}
 	return s.commit(b)
+}
+
+// readReleased implements durable.
+func (s *Pebble) readReleased(id string) (Reservation, bool, error) {
+	v, closer, err := s.db.Get(append([]byte{keyRecord}, id...))
+	if err == pebble.ErrNotFound {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, fmt.Errorf("cannot read reservation %q: %w: %w", id, ErrUnavailable, err)
+	}
+	defer closer.Close()
+	var r storedRecord
+	if err := r.decode(id, v, s.mem.pools.get); err != nil {
+		return Reservation{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if r.state != StateReleased {
+		return Reservation{}, false, nil
+	}
+	return r.reservation(id), true, nil
+}
+
+// deleteReleased implements durable.
+func (s *Pebble) deleteReleased(ids []string, beforeMs int64) ([]bool, error) {
+	deleted := make([]bool, len(ids))
+	b := s.db.NewBatch()
+	committing := false
+	defer func() {
+		if !committing { // commit closes it
+			_ = b.Close()
+		}
+	}()
+	var r storedRecord
+	var key []byte
+	n := 0
+	for i, id := range ids {
+		key = append(append(key[:0], keyRecord), id...)
+		v, closer, err := s.db.Get(key)
+		if err == pebble.ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read reservation %q: %w: %w", id, ErrUnavailable, err)
+		}
+		err = r.decode(id, v, s.mem.pools.get)
+		_ = closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if r.state != StateReleased || r.expiresMs > beforeMs {
+			continue
+		}
+		if err := b.Delete(key, nil); err != nil {
+			return nil, fmt.Errorf("cannot delete reservation: %w", err)
+		}
+		if err := b.Delete(purgeKey(key[:0], r.expiresMs, id), nil); err != nil {
+			return nil, fmt.Errorf("cannot delete reservation: %w", err)
+		}
+		deleted[i] = true
+		n++
+	}
+	if n == 0 {
+		return deleted, nil
+	}
+	committing = true
+	if err := s.commit(b); err != nil {
+		return nil, err
+	}
+	return deleted, nil
 }
 
 func (s *Pebble) putPools(ws []poolWrite) error {
@@ -341,6 +486,23 @@ type storedRecord struct {
 	lines                []Line
 	pools                []*pool
 	meta                 []byte
+}
+
+// reservation returns r as the reservation id, with its own slices.
+func (r *storedRecord) reservation(id string) Reservation {
+	res := Reservation{
+		ID:        id,
+		User:      r.user,
+		Lines:     slices.Clone(r.lines),
+		State:     r.state,
+		CreatedAt: time.UnixMilli(r.createdMs),
+		ExpiresAt: time.UnixMilli(r.expiresMs),
+		Refunded:  r.refunded,
+	}
+	if len(r.meta) > 0 {
+		res.Meta = slices.Clone(r.meta)
+	}
+	return res
 }
 
 // decode fills r from v; pools resolves pool ids.
@@ -551,7 +713,9 @@ func (s *Pebble) Scan(ctx context.Context, state State, cursor string, limit int
 	// cursor and a walk to the next limit matches: replaying every paid
 	// reservation at start-up costs one pass over the records, not one
 	// pass (and a sort) per page. The state is read from memory, which
-	// holds what was acknowledged.
+	// holds what was acknowledged, for held and paid records; a record
+	// memory does not hold is released (or being deleted) and is read
+	// from Pebble.
 	lower := append(append([]byte{keyRecord}, cursor...), 0)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{keyRecord + 1}})
 	if err != nil {
@@ -563,9 +727,23 @@ func (s *Pebble) Scan(ctx context.Context, state State, cursor string, limit int
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		res, err := s.mem.Reservation(ctx, string(it.Key()[1:]))
-		if err != nil || res.State != state {
-			continue // forgotten meanwhile, or in another state
+		id := string(it.Key()[1:])
+		res, ok := s.mem.memReservation(id)
+		if !ok {
+			if state != StateReleased {
+				continue // released, or forgotten meanwhile
+			}
+			// The iterator's value may predate the release: read it.
+			var found bool
+			if res, found, err = s.readReleased(id); err != nil {
+				return nil, "", err
+			}
+			if !found {
+				continue // deleted meanwhile
+			}
+		}
+		if res.State != state {
+			continue // in another state
 		}
 		if len(rs) == limit {
 			return rs, rs[len(rs)-1].ID, nil
@@ -588,15 +766,56 @@ func (s *Pebble) Forget(ctx context.Context, id string) error {
 }
 
 // Purge forgets up to max released reservations whose ExpiresAt is at or
-// before before and returns how many it forgot (see Memory.Purge). Each
-// round's records are deleted in one synced batch before memory forgets
-// them; Open rebuilds the purge candidates from the stored records.
+// before before and returns how many it forgot. Released reservations are
+// on disk only: it walks the purge index ("x" keys, in expiry order) up to
+// before, claims each id (claimDisk: concurrent purgers skip what another
+// claimed, so each reservation is forgotten once; a Reserve of the id
+// waits), checks the record is still released, and deletes the claimed
+// records in one synced batch. It reads at most max index keys that it
+// could claim, plus those claimed by others.
 func (s *Pebble) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.leave()
-	return s.mem.Purge(ctx, before, max)
+	if max <= 0 || max > ExpireMax {
+		return 0, invalidf("max out of range")
+	}
+	beforeMs := before.UnixMilli()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyPurge}, UpperBound: purgeKeyUpper(beforeMs)})
+	if err != nil {
+		return 0, fmt.Errorf("cannot purge reservations: %w: %w", ErrUnavailable, err)
+	}
+	var ids []string
+	for valid := it.First(); valid && len(ids) < max; valid = it.Next() {
+		if k := it.Key(); len(k) > 9 {
+			id := string(k[9:])
+			if ok, _ := s.mem.claimDisk(id); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	err = it.Error()
+	_ = it.Close()
+	if err == nil {
+		err = ctx.Err()
+	}
+	var deleted []bool
+	if err == nil && len(ids) > 0 {
+		deleted, err = s.deleteReleased(ids, beforeMs)
+	}
+	n := 0
+	for i, id := range ids {
+		ok := err == nil && deleted[i]
+		s.mem.unclaimDisk(id, ok)
+		if ok {
+			n++
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot purge reservations: %w", err)
+	}
+	return n, nil
 }
 
 // ClosePool implements Store: the pool is written closed in one synced

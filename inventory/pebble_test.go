@@ -755,17 +755,7 @@ func TestPurgeConcurrent(t *testing.T) {
 						}
 						return
 					}
-					for {
-						k, err := s.Purge(ctx, clk.Now(), 1+g*3)
-						if err != nil {
-							t.Errorf("Purge = %v", err)
-							return
-						}
-						if k == 0 {
-							return
-						}
-						purged.Add(int64(k))
-					}
+					purgeAll(t, s, clk.Now(), 1+g*3, &purged)
 				}()
 			}
 			wg.Wait()

@@ -32,7 +32,12 @@ const (
 // whoever found a record under the shard's mu and then locked mu checks gen
 // to know the slot still holds what it found, and reads state under mu.
 type record struct {
-	mu        sync.Mutex
+	mu sync.Mutex
+	recFields
+}
+
+// recFields are a record's fields but its mutex: rebuild copies them.
+type recFields struct {
 	state     State
 	refunded  bool
 	gen       uint32
@@ -113,7 +118,17 @@ type recShard struct {
 	// are compacted when more than half their entries are stale.
 	expStale   int
 	purgeStale int
-	_          [64]byte
+	// disk counts the disk entries in index (see onDisk); evicts counts
+	// the disk entries ever added, so that a Reserve that read the disk
+	// can tell whether one was added since.
+	disk   int
+	evicts uint64
+	// claims are the ids on disk being deleted (Purge, Forget), each
+	// with a channel closed when the deletion is over: a Reserve of one
+	// waits for it rather than create the id while its old record is
+	// still on disk. At most the deletions in flight.
+	claims map[string]chan struct{}
+	_      [64]byte
 }
 
 func (s *recShard) init() {
@@ -163,20 +178,58 @@ func (s *recShard) line(rec *record, i int) (pool uint32, qty, limit int64) {
 // find returns the record of id (hash h) and its gen, or nil and the
 // index position where id would go (for publish). Requires mu.
 func (s *recShard) find(h uint64, id string) (rec *record, gen uint32, pos int) {
+	rec, gen, pos, _ = s.probe(h, id)
+	return rec, gen, pos
+}
+
+// probe is find that also reports, when id has no record, whether the
+// index holds a disk entry (onDisk) with id's fingerprint: id may then be
+// a released reservation kept on disk only (see Memory.evicts). A
+// fingerprint is 32 bits, so that is a hint to read the disk, not an
+// answer. Requires mu.
+func (s *recShard) probe(h uint64, id string) (rec *record, gen uint32, pos int, disk bool) {
 	fp := uint32(h >> 32)
 	mask := len(s.index) - 1
 	for i := int(fp) & mask; ; i = (i + 1) & mask {
 		e := s.index[i]
 		if e == 0 {
-			return nil, 0, i
+			return nil, 0, i, disk
 		}
 		if uint32(e>>32) == fp {
+			if uint32(e) == onDisk {
+				disk = true
+				continue
+			}
 			r := s.rec(uint32(e) - 1)
 			if int(r.idLen) == len(id) && string(s.idBytes(r)) == id {
-				return r, r.gen, 0
+				return r, r.gen, 0, false
 			}
 		}
 	}
+}
+
+// onDisk is the low half of a disk entry: an index entry that stands for a
+// released reservation kept on disk only (fingerprint<<32 | onDisk). Disk
+// entries of ids with the same fingerprint are equal, so any of them may be
+// removed for any of those ids: the index counts them, it cannot tell them
+// apart. No record slot reaches it (slot+1 < 2^32-1).
+const onDisk = math.MaxUint32
+
+// diskEntry is the disk entry of the id whose hash is h.
+func diskEntry(h uint64) uint64 { return h>>32<<32 | onDisk }
+
+// addDisk adds a disk entry for the id whose hash is h. Requires mu.
+func (s *recShard) addDisk(h uint64) {
+	s.publish(diskEntry(h), -1)
+	s.disk++
+	s.evicts++
+}
+
+// dropDisk removes a disk entry for the id whose hash is h (the id was
+// deleted from disk). Requires mu.
+func (s *recShard) dropDisk(h uint64) {
+	s.unindex(diskEntry(h))
+	s.disk--
 }
 
 // newRecord takes a free slot and fills it with a reservation; lines[i]'s
@@ -273,6 +326,23 @@ func (s *recShard) grow() {
 // mu and rec.mu.
 func (s *recShard) forget(rec *record) {
 	s.unindex(indexEntry(rec))
+	s.free1(rec)
+}
+
+// evict frees the slot of rec, released and written so on disk, and puts a
+// disk entry in its place in the index (same fingerprint, same probe run,
+// so nothing moves): from then on its id is read from disk. Requires mu and
+// rec.mu.
+func (s *recShard) evict(rec *record) {
+	s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash)
+	s.disk++
+	s.evicts++
+	s.free1(rec)
+}
+
+// free1 frees rec's slot, which is out of the index. Requires mu and
+// rec.mu.
+func (s *recShard) free1(rec *record) {
 	s.arena.releaseBlob(rec.blobChunk)
 	if rec.inExp {
 		s.expStale++
@@ -287,16 +357,23 @@ func (s *recShard) forget(rec *record) {
 	s.free = append(s.free, uint64(rec.gen)<<32|uint64(rec.slot))
 }
 
-// unindex removes entry e, shifting later entries of its probe run back.
-func (s *recShard) unindex(e uint64) {
+// indexOf returns the position of entry e in the index, which holds it.
+func (s *recShard) indexOf(e uint64) int {
 	mask := len(s.index) - 1
 	i := int(e>>32) & mask
 	for s.index[i] != e {
 		if s.index[i] == 0 {
-			panic("BUG: inventory: unindexing a record that is not in the index")
+			panic("BUG: inventory: an entry that is not in the index")
 		}
 		i = (i + 1) & mask
 	}
+	return i
+}
+
+// unindex removes entry e, shifting later entries of its probe run back.
+func (s *recShard) unindex(e uint64) {
+	mask := len(s.index) - 1
+	i := s.indexOf(e)
 	for j := (i + 1) & mask; s.index[j] != 0; j = (j + 1) & mask {
 		home := int(s.index[j]>>32) & mask
 		// The entry at j may move to i if its home is not in (i, j].
@@ -336,6 +413,117 @@ func (s *recShard) pushPurge(rec *record) {
 // staleMin is how many stale heap entries a shard tolerates before it
 // considers compacting.
 const staleMin = 64
+
+// Shard rebuilding (rebuild): a shard whose records in use fell to a
+// quarter of its slots, with at least rebuildSlotsMin slots, or whose
+// index is over rebuildIndexRatio times what its entries need, is
+// rebuilt at its new size.
+const (
+	rebuildSlotsMin   = 4 * recChunk
+	rebuildIndexRatio = 8
+)
+
+// wantsRebuild reports whether the shard's slots, arena or index are
+// mostly empty space: after a crowd's holds ended, its records and arena
+// chunks stay allocated for the few paid records scattered among them
+// (slots are reused, never given back), and its index and heaps keep
+// their largest size. Requires mu.
+func (s *recShard) wantsRebuild() bool {
+	live := int(s.slots) - len(s.free)
+	if s.slots >= rebuildSlotsMin && live*4 <= int(s.slots) {
+		return true
+	}
+	return len(s.index) > indexSlotsMin && len(s.index) > rebuildIndexRatio*2*s.n
+}
+
+// rebuild moves the shard's records into new slots, arena and heaps of
+// their size and rebuilds its index, so that the old ones are garbage. It
+// must lock every record in use, with TryLock (the lock order is a
+// record's mu before its shard's): if one is locked it gives up and says
+// so, and a later call tries again. Whoever holds a moved record's old
+// pointer sees its gen changed (as if it were forgotten) and looks its id
+// up again. Every held record gets a new expiry entry and every released
+// one a purge entry, so an entry popped before the move (dropped by its
+// popper, whose gen no longer matches) is not lost. Requires mu.
+func (s *recShard) rebuild() bool {
+	type moved struct {
+		rec   *record
+		entry int // its index position
+	}
+	var recs []moved
+	for i, e := range s.index {
+		if e == 0 || uint32(e) == onDisk {
+			continue
+		}
+		r := s.rec(uint32(e) - 1)
+		if !r.mu.TryLock() {
+			for _, m := range recs {
+				m.rec.mu.Unlock()
+			}
+			return false
+		}
+		recs = append(recs, moved{rec: r, entry: i})
+	}
+	oldTab := *s.arena.tab.Load()
+	s.chunks, s.slots, s.free = nil, 0, nil
+	s.arena.reset()
+	s.exp, s.purge = nil, nil
+	s.expMax, s.purgeMax = math.MinInt64, math.MinInt64
+	s.expStale, s.purgeStale = 0, 0
+	for _, m := range recs {
+		old := m.rec
+		if s.slots%recChunk == 0 {
+			s.chunks = append(s.chunks, new([recChunk]record))
+		}
+		slot := s.slots
+		s.slots++
+		r := s.rec(slot)
+		r.recFields = old.recFields
+		r.slot, r.gen = slot, 0
+		size := blobSize0(old)
+		var b []byte
+		r.blobChunk, r.blobOff, b = s.arena.alloc(size)
+		copy(b, oldTab[old.blobChunk][old.blobOff:old.blobOff+uint32(size)])
+		r.inExp, r.inPurge = false, false
+		switch r.state {
+		case StateHeld, statePending:
+			s.exp.push(expEntry{ms: r.expiresMs, slot: slot})
+			r.inExp = true
+			s.expMax = max(s.expMax, r.expiresMs)
+		case StateReleased:
+			s.purge.push(expEntry{ms: r.expiresMs, slot: slot})
+			r.inPurge = true
+			s.purgeMax = max(s.purgeMax, r.expiresMs)
+		}
+		s.index[m.entry] = entryOf(r.hash, slot)
+		old.gen++
+		old.state, old.refunded = stateFree, false
+	}
+	s.resizeIndex()
+	for _, m := range recs {
+		m.rec.mu.Unlock()
+	}
+	return true
+}
+
+// resizeIndex rebuilds the index at the size its entries need: at most a
+// quarter full, at least indexSlotsMin. Requires mu.
+func (s *recShard) resizeIndex() {
+	size := indexSlotsMin
+	for size < 4*s.n {
+		size *= 2
+	}
+	if size == len(s.index) {
+		return
+	}
+	index := make([]uint64, size)
+	for _, e := range s.index {
+		if e != 0 {
+			s.place(index, e)
+		}
+	}
+	s.index = index
+}
 
 // popDue pops h's entries due at or before ms, up to max, skipping stale
 // ones, and appends the records to due. Requires mu.
@@ -422,6 +610,14 @@ type arena struct {
 	off     int     // next free byte of cur
 	spare   []uint32
 	dropped []uint32 // nil slots of tab
+}
+
+// reset empties the arena: its chunks are left to whoever still reads
+// them (rebuild).
+func (a *arena) reset() {
+	var tab []*arenaChunk
+	a.tab.Store(&tab)
+	a.live, a.cur, a.off, a.spare, a.dropped = nil, -1, 0, nil, nil
 }
 
 // alloc returns space for n bytes.
