@@ -28,9 +28,17 @@ import (
 // the writes that finished in it. The no-load latency is the lowest
 // window average of the last one to two adaptiveBaselinePeriod (a min
 // filter that forgets, so a machine that got slower for good is followed).
-// Then, as Gradient2:
+// The latency allowed is adaptiveTolerance × noLoad, but never less
+// than noLoad + adaptiveQueueAllowance: a write whose backend answers in
+// half a millisecond without load (one Redis round trip and fsync) waits
+// a few milliseconds as soon as a few hundred share the same group
+// commits, and shedding such a write to keep it under a millisecond
+// helps no shopper. Below that allowance the queue is left alone, as
+// CoDel leaves a standing queue below its 5 ms target; above it the
+// limit cuts the queue. Then, as Gradient2:
 //
-//	gradient = clamp(adaptiveTolerance × noLoad / average, 0.5, 1)
+//	allowed  = max(adaptiveTolerance × noLoad, noLoad + adaptiveQueueAllowance)
+//	gradient = clamp(allowed / average, 0.5, 1)
 //	target   = limit × gradient + √limit
 //	limit    = target                                        if target < limit
 //	limit    = limit × (1 − adaptiveSmoothing) + target × adaptiveSmoothing  otherwise
@@ -50,6 +58,11 @@ const (
 	// adaptiveTolerance is how far above the no-load latency the average
 	// may go before the limit shrinks.
 	adaptiveTolerance = 2.0
+	// adaptiveQueueAllowance is the waiting above the no-load latency
+	// that never shrinks the limit, whatever the ratio (CoDel's target).
+	// It stays far under issue 15's 50 ms p99, and a backend ten times
+	// slower than its no-load latency of 1 ms still exceeds it.
+	adaptiveQueueAllowance = 5 * time.Millisecond
 	// adaptiveSmoothing is the weight of a window's target in the limit.
 	adaptiveSmoothing = 0.2
 	// adaptiveBaselinePeriod is the period of the no-load latency's min
@@ -142,7 +155,8 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 		base = l.basePrev
 	}
 	l.baselineNs.Store(int64(base))
-	gradient := math.Max(0.5, math.Min(1, adaptiveTolerance*base/avg))
+	allowed := math.Max(adaptiveTolerance*base, base+float64(adaptiveQueueAllowance))
+	gradient := math.Max(0.5, math.Min(1, allowed/avg))
 	if gradient >= 1 && float64(peak) < l.limit/2 {
 		return // not used enough to tell whether more would do
 	}

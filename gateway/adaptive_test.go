@@ -91,6 +91,30 @@ func TestAdaptiveLimitFollowsLatency(t *testing.T) {
 	}
 }
 
+// TestAdaptiveLimitQueueAllowance: a standing queue within
+// adaptiveQueueAllowance of a small no-load latency does not shrink the
+// limit, however large the ratio (a Redis reserve of 0.5 ms without load
+// waits 4 ms with a few hundred in flight: eight times, and still fast);
+// past noLoad + allowance the limit falls to its floor as before.
+func TestAdaptiveLimitQueueAllowance(t *testing.T) {
+	const floor, max = 128, 1024
+	noLoad := 500 * time.Microsecond
+	f, _ := newTestLimit(floor, max)
+	f.windows(5, noLoad, full)
+	f.windows(100, 8*noLoad, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit at 8x a no-load latency of %v (within %v of it) %d; want %d", noLoad, adaptiveQueueAllowance, got, max)
+	}
+	f.windows(100, noLoad+adaptiveQueueAllowance-100*time.Microsecond, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit just under no-load + allowance %d; want %d", got, max)
+	}
+	f.windows(60, 4*(noLoad+adaptiveQueueAllowance), full)
+	if got := f.l.current(); got != floor {
+		t.Errorf("limit at 4x (no-load + allowance) %d; want the floor %d", got, floor)
+	}
+}
+
 // TestAdaptiveLimitIdleDoesNotGrow: a limit that is not used (in flight
 // under half of it) does not grow, however fast the writes.
 func TestAdaptiveLimitIdleDoesNotGrow(t *testing.T) {
