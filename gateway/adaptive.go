@@ -47,6 +47,25 @@ import (
 // Vegas backs off) and climbs slowly (Gradient2's smoothing). The limit
 // grows only while it is used (in flight reached half of it in the
 // window), so an idle server does not inflate it.
+//
+// A cut must not cost throughput. Shedding helps when the writes shed
+// leave (an open crowd, or clients that honour Retry-After): the admitted
+// writes per second stay what the backend gives, and only the queue
+// shrinks. When the shed writes come straight back instead (a client in a
+// closed loop), every shed is one more request to parse and answer on
+// the same cores; admitted throughput falls, the admitted writes wait
+// for the CPU instead, their latency stays high, and the limit stays
+// pinned at its floor while most of the work is shedding. So the limit
+// also follows the admitted writes per second (each window's averaged
+// with the window before, so that one burst is not taken for the best),
+// with a max filter of the same periods as the no-load latency, and the
+// in flight of the best window.
+// When the limit is below that in flight and adaptiveGoodputWindows
+// windows in a row deliver less than adaptiveGoodputLoss of the best, the
+// cuts cost more than they saved: the limit goes back up to that in
+// flight (at most twice the limit in force) and is not cut below it for
+// one adaptiveBaselinePeriod. An open overload keeps its throughput when
+// the limit falls, so it is cut as before.
 const (
 	// adaptiveWindowMin is the shortest window.
 	adaptiveWindowMin = 100 * time.Millisecond
@@ -66,8 +85,14 @@ const (
 	// adaptiveSmoothing is the weight of a window's target in the limit.
 	adaptiveSmoothing = 0.2
 	// adaptiveBaselinePeriod is the period of the no-load latency's min
-	// filter.
+	// filter, of the best throughput's max filter and of a kept floor.
 	adaptiveBaselinePeriod = 10 * time.Second
+	// adaptiveGoodputLoss is the share of the best throughput under which
+	// a window counts as one that lost throughput to the cuts.
+	adaptiveGoodputLoss = 0.6
+	// adaptiveGoodputWindows is how many such windows in a row undo the
+	// cuts.
+	adaptiveGoodputWindows = 5
 )
 
 // adaptiveLimit moves the bound of a semaphore.
@@ -92,6 +117,19 @@ type adaptiveLimit struct {
 	baseCur, basePrev     float64 // min window average of this and the last period, ns
 	basePeriodStartNs     int64
 	baseCurOK, basePrevOK bool
+	// Throughput: admitted writes per second of the last window, the
+	// average of the last two, the highest average of this and the last
+	// period with the in flight seen in that window, the windows in a
+	// row that lost throughput under a cut, and a floor kept until
+	// keepUntilNs.
+	lastPerSec        float64
+	goodput           float64
+	bestCur, bestPrev float64
+	inflightCur       int64
+	inflightPrev      int64
+	lossRun           int
+	keepFloor         float64
+	keepUntilNs       int64
 }
 
 // newAdaptiveLimit makes sem's bound adaptive between floor and its
@@ -137,18 +175,48 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	n := l.samples.Swap(0)
 	sum := l.sumNs.Swap(0)
 	peak := l.peak.Swap(0)
-	l.windowStartNs.Store(nowNs)
+	startNs := l.windowStartNs.Swap(nowNs)
 	if n <= 0 {
 		return
 	}
-	l.windows.Add(1)
+	windows := l.windows.Add(1)
 	avg := math.Max(float64(sum)/float64(n), 1)
+	perSec := float64(n) / math.Max(float64(nowNs-startNs)/1e9, 1e-3)
+	if windows == 1 {
+		l.lastPerSec = perSec
+	}
+	l.goodput, l.lastPerSec = (perSec+l.lastPerSec)/2, perSec
 	if !l.baseCurOK || nowNs-l.basePeriodStartNs >= int64(adaptiveBaselinePeriod) {
 		l.basePrev, l.basePrevOK = l.baseCur, l.baseCurOK
 		l.baseCur, l.baseCurOK = avg, true
+		l.bestPrev, l.inflightPrev = l.bestCur, l.inflightCur
+		l.bestCur, l.inflightCur = l.goodput, peak
 		l.basePeriodStartNs = nowNs
-	} else if avg < l.baseCur {
-		l.baseCur = avg
+	} else {
+		l.baseCur = math.Min(l.baseCur, avg)
+		if l.goodput > l.bestCur {
+			l.bestCur, l.inflightCur = l.goodput, peak
+		}
+	}
+	best, bestInflight := l.bestCur, l.inflightCur
+	if l.bestPrev > best {
+		best, bestInflight = l.bestPrev, l.inflightPrev
+	}
+	if l.limit < float64(bestInflight) && l.goodput < adaptiveGoodputLoss*best {
+		l.lossRun++
+	} else {
+		l.lossRun = 0
+	}
+	if l.lossRun >= adaptiveGoodputWindows {
+		// The cuts cost throughput: go back up and keep that floor.
+		l.lossRun = 0
+		l.keepFloor = math.Min(float64(bestInflight), 2*l.limit)
+		l.keepUntilNs = nowNs + int64(adaptiveBaselinePeriod)
+		l.limit = math.Max(l.limit, l.keepFloor)
+	}
+	floor := float64(l.min)
+	if nowNs < l.keepUntilNs {
+		floor = math.Max(floor, l.keepFloor)
 	}
 	base := l.baseCur
 	if l.basePrevOK && l.basePrev < base {
@@ -158,6 +226,8 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	allowed := math.Max(adaptiveTolerance*base, base+float64(adaptiveQueueAllowance))
 	gradient := math.Max(0.5, math.Min(1, allowed/avg))
 	if gradient >= 1 && float64(peak) < l.limit/2 {
+		l.limit = math.Max(floor, math.Min(float64(l.max), l.limit))
+		l.sem.setLimit(int64(l.limit))
 		return // not used enough to tell whether more would do
 	}
 	target := l.limit*gradient + math.Sqrt(l.limit)
@@ -168,7 +238,7 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	} else {
 		l.limit = l.limit*(1-adaptiveSmoothing) + target*adaptiveSmoothing
 	}
-	l.limit = math.Max(float64(l.min), math.Min(float64(l.max), l.limit))
+	l.limit = math.Max(floor, math.Min(float64(l.max), l.limit))
 	l.sem.setLimit(int64(l.limit))
 }
 
