@@ -60,8 +60,10 @@ import (
 // with the window before, so that one burst is not taken for the best),
 // with a max filter of the same periods as the no-load latency, and the
 // in flight of the best window.
-// When the limit is below that in flight and adaptiveGoodputWindows
-// windows in a row deliver less than adaptiveGoodputLoss of the best, the
+// When the limit is below that in flight and used (as above), and
+// adaptiveGoodputWindows windows in a row deliver less than
+// adaptiveGoodputLoss of the best (a quiet spell after a sale does not
+// count: the limit is not used then), the
 // cuts cost more than they saved: the limit goes back up to that in
 // flight (at most twice the limit in force) and is not cut below it for
 // one adaptiveBaselinePeriod. An open overload keeps its throughput when
@@ -202,7 +204,7 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	if l.bestPrev > best {
 		best, bestInflight = l.bestPrev, l.inflightPrev
 	}
-	if l.limit < float64(bestInflight) && l.goodput < adaptiveGoodputLoss*best {
+	if l.limit < float64(bestInflight) && float64(peak) >= l.limit/2 && l.goodput < adaptiveGoodputLoss*best {
 		l.lossRun++
 	} else {
 		l.lossRun = 0

@@ -167,6 +167,17 @@ func TestAdaptiveLimitCutsThatCostThroughput(t *testing.T) {
 	if got := f.l.current(); share != 1 || got != floor {
 		t.Errorf("open overload: limit %d, at the floor for %.0f%% of the last 9 s; want the floor %d all the time", got, 100*share, floor)
 	}
+	// A crowd that leaves after a short storm: fewer writes per second,
+	// but the limit is not used, so that is no loss to undo.
+	f, _ = newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full)
+	f.run(3*time.Second, floor+1, func(limit int64) (float64, time.Duration, int64) {
+		return 3200, time.Duration(float64(limit) / 3200 * float64(time.Second)), limit
+	})
+	f.run(5*time.Second, floor+1, func(int64) (float64, time.Duration, int64) { return 100, time.Millisecond, 1 })
+	if got := f.l.current(); got != floor {
+		t.Errorf("after the crowd left: limit %d; want the floor %d", got, floor)
+	}
 }
 
 // TestAdaptiveLimitIdleDoesNotGrow: a limit that is not used (in flight
