@@ -59,15 +59,14 @@ import (
 // also follows the admitted writes per second (each window's averaged
 // with the window before, so that one burst is not taken for the best),
 // with a max filter of the same periods as the no-load latency, and the
-// in flight of the best window.
-// When the limit is below that in flight and used (as above), and
-// adaptiveGoodputWindows windows in a row deliver less than
-// adaptiveGoodputLoss of the best (a quiet spell after a sale does not
-// count: the limit is not used then), the
-// cuts cost more than they saved: the limit goes back up to that in
-// flight (at most twice the limit in force) and is not cut below it for
-// one adaptiveBaselinePeriod. An open overload keeps its throughput when
-// the limit falls, so it is cut as before.
+// in flight of the best window. When the limit is below that in flight
+// and used (as above), and adaptiveGoodputWindows windows in a row
+// deliver less than adaptiveGoodputLoss of the best (a quiet spell after
+// a sale does not count: the limit is not used then), the cuts cost more
+// than they saved: the limit goes back up to that in flight (at most
+// twice the limit in force) and is not cut below it for one
+// adaptiveBaselinePeriod. An open overload keeps its throughput when the
+// limit falls, so it is cut as before.
 const (
 	// adaptiveWindowMin is the shortest window.
 	adaptiveWindowMin = 100 * time.Millisecond
