@@ -28,9 +28,17 @@ import (
 // the writes that finished in it. The no-load latency is the lowest
 // window average of the last one to two adaptiveBaselinePeriod (a min
 // filter that forgets, so a machine that got slower for good is followed).
-// Then, as Gradient2:
+// The latency allowed is adaptiveTolerance × noLoad, but never less
+// than noLoad + adaptiveQueueAllowance: a write whose backend answers in
+// half a millisecond without load (one Redis round trip and fsync) waits
+// a few milliseconds as soon as a few hundred share the same group
+// commits, and shedding such a write to keep it under a millisecond
+// helps no shopper. Below that allowance the queue is left alone, as
+// CoDel leaves a standing queue below its 5 ms target; above it the
+// limit cuts the queue. Then, as Gradient2:
 //
-//	gradient = clamp(adaptiveTolerance × noLoad / average, 0.5, 1)
+//	allowed  = max(adaptiveTolerance × noLoad, noLoad + adaptiveQueueAllowance)
+//	gradient = clamp(allowed / average, 0.5, 1)
 //	target   = limit × gradient + √limit
 //	limit    = target                                        if target < limit
 //	limit    = limit × (1 − adaptiveSmoothing) + target × adaptiveSmoothing  otherwise
@@ -39,6 +47,26 @@ import (
 // Vegas backs off) and climbs slowly (Gradient2's smoothing). The limit
 // grows only while it is used (in flight reached half of it in the
 // window), so an idle server does not inflate it.
+//
+// A cut must not cost throughput. Shedding helps when the writes shed
+// leave (an open crowd, or clients that honour Retry-After): the admitted
+// writes per second stay what the backend gives, and only the queue
+// shrinks. When the shed writes come straight back instead (a client in a
+// closed loop), every shed is one more request to parse and answer on
+// the same cores; admitted throughput falls, the admitted writes wait
+// for the CPU instead, their latency stays high, and the limit stays
+// pinned at its floor while most of the work is shedding. So the limit
+// also follows the admitted writes per second (each window's averaged
+// with the window before, so that one burst is not taken for the best),
+// with a max filter of the same periods as the no-load latency, and the
+// in flight of the best window. When the limit is below that in flight
+// and used (as above), and adaptiveGoodputWindows windows in a row
+// deliver less than adaptiveGoodputLoss of the best (a quiet spell after
+// a sale does not count: the limit is not used then), the cuts cost more
+// than they saved: the limit goes back up to that in flight (at most
+// twice the limit in force) and is not cut below it for one
+// adaptiveBaselinePeriod. An open overload keeps its throughput when the
+// limit falls, so it is cut as before.
 const (
 	// adaptiveWindowMin is the shortest window.
 	adaptiveWindowMin = 100 * time.Millisecond
@@ -50,11 +78,22 @@ const (
 	// adaptiveTolerance is how far above the no-load latency the average
 	// may go before the limit shrinks.
 	adaptiveTolerance = 2.0
+	// adaptiveQueueAllowance is the waiting above the no-load latency
+	// that never shrinks the limit, whatever the ratio (CoDel's target).
+	// It stays far under issue 15's 50 ms p99, and a backend ten times
+	// slower than its no-load latency of 1 ms still exceeds it.
+	adaptiveQueueAllowance = 5 * time.Millisecond
 	// adaptiveSmoothing is the weight of a window's target in the limit.
 	adaptiveSmoothing = 0.2
 	// adaptiveBaselinePeriod is the period of the no-load latency's min
-	// filter.
+	// filter, of the best throughput's max filter and of a kept floor.
 	adaptiveBaselinePeriod = 10 * time.Second
+	// adaptiveGoodputLoss is the share of the best throughput under which
+	// a window counts as one that lost throughput to the cuts.
+	adaptiveGoodputLoss = 0.6
+	// adaptiveGoodputWindows is how many such windows in a row undo the
+	// cuts.
+	adaptiveGoodputWindows = 5
 )
 
 // adaptiveLimit moves the bound of a semaphore.
@@ -79,6 +118,19 @@ type adaptiveLimit struct {
 	baseCur, basePrev     float64 // min window average of this and the last period, ns
 	basePeriodStartNs     int64
 	baseCurOK, basePrevOK bool
+	// Throughput: admitted writes per second of the last window, the
+	// average of the last two, the highest average of this and the last
+	// period with the in flight seen in that window, the windows in a
+	// row that lost throughput under a cut, and a floor kept until
+	// keepUntilNs.
+	lastPerSec        float64
+	goodput           float64
+	bestCur, bestPrev float64
+	inflightCur       int64
+	inflightPrev      int64
+	lossRun           int
+	keepFloor         float64
+	keepUntilNs       int64
 }
 
 // newAdaptiveLimit makes sem's bound adaptive between floor and its
@@ -124,26 +176,59 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	n := l.samples.Swap(0)
 	sum := l.sumNs.Swap(0)
 	peak := l.peak.Swap(0)
-	l.windowStartNs.Store(nowNs)
+	startNs := l.windowStartNs.Swap(nowNs)
 	if n <= 0 {
 		return
 	}
-	l.windows.Add(1)
+	windows := l.windows.Add(1)
 	avg := math.Max(float64(sum)/float64(n), 1)
+	perSec := float64(n) / math.Max(float64(nowNs-startNs)/1e9, 1e-3)
+	if windows == 1 {
+		l.lastPerSec = perSec
+	}
+	l.goodput, l.lastPerSec = (perSec+l.lastPerSec)/2, perSec
 	if !l.baseCurOK || nowNs-l.basePeriodStartNs >= int64(adaptiveBaselinePeriod) {
 		l.basePrev, l.basePrevOK = l.baseCur, l.baseCurOK
 		l.baseCur, l.baseCurOK = avg, true
+		l.bestPrev, l.inflightPrev = l.bestCur, l.inflightCur
+		l.bestCur, l.inflightCur = l.goodput, peak
 		l.basePeriodStartNs = nowNs
-	} else if avg < l.baseCur {
-		l.baseCur = avg
+	} else {
+		l.baseCur = math.Min(l.baseCur, avg)
+		if l.goodput > l.bestCur {
+			l.bestCur, l.inflightCur = l.goodput, peak
+		}
+	}
+	best, bestInflight := l.bestCur, l.inflightCur
+	if l.bestPrev > best {
+		best, bestInflight = l.bestPrev, l.inflightPrev
+	}
+	if l.limit < float64(bestInflight) && float64(peak) >= l.limit/2 && l.goodput < adaptiveGoodputLoss*best {
+		l.lossRun++
+	} else {
+		l.lossRun = 0
+	}
+	if l.lossRun >= adaptiveGoodputWindows {
+		// The cuts cost throughput: go back up and keep that floor.
+		l.lossRun = 0
+		l.keepFloor = math.Min(float64(bestInflight), 2*l.limit)
+		l.keepUntilNs = nowNs + int64(adaptiveBaselinePeriod)
+		l.limit = math.Max(l.limit, l.keepFloor)
+	}
+	floor := float64(l.min)
+	if nowNs < l.keepUntilNs {
+		floor = math.Max(floor, l.keepFloor)
 	}
 	base := l.baseCur
 	if l.basePrevOK && l.basePrev < base {
 		base = l.basePrev
 	}
 	l.baselineNs.Store(int64(base))
-	gradient := math.Max(0.5, math.Min(1, adaptiveTolerance*base/avg))
+	allowed := math.Max(adaptiveTolerance*base, base+float64(adaptiveQueueAllowance))
+	gradient := math.Max(0.5, math.Min(1, allowed/avg))
 	if gradient >= 1 && float64(peak) < l.limit/2 {
+		l.limit = math.Max(floor, math.Min(float64(l.max), l.limit))
+		l.sem.setLimit(int64(l.limit))
 		return // not used enough to tell whether more would do
 	}
 	target := l.limit*gradient + math.Sqrt(l.limit)
@@ -154,7 +239,7 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	} else {
 		l.limit = l.limit*(1-adaptiveSmoothing) + target*adaptiveSmoothing
 	}
-	l.limit = math.Max(float64(l.min), math.Min(float64(l.max), l.limit))
+	l.limit = math.Max(floor, math.Min(float64(l.max), l.limit))
 	l.sem.setLimit(int64(l.limit))
 }
 

@@ -91,6 +91,95 @@ func TestAdaptiveLimitFollowsLatency(t *testing.T) {
 	}
 }
 
+// TestAdaptiveLimitQueueAllowance: a standing queue within
+// adaptiveQueueAllowance of a small no-load latency does not shrink the
+// limit, however large the ratio (a Redis reserve of 0.5 ms without load
+// waits 4 ms with a few hundred in flight: eight times, and still fast);
+// past noLoad + allowance the limit falls to its floor as before.
+func TestAdaptiveLimitQueueAllowance(t *testing.T) {
+	const floor, max = 128, 1024
+	noLoad := 500 * time.Microsecond
+	f, _ := newTestLimit(floor, max)
+	f.windows(5, noLoad, full)
+	f.windows(100, 8*noLoad, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit at 8x a no-load latency of %v (within %v of it) %d; want %d", noLoad, adaptiveQueueAllowance, got, max)
+	}
+	f.windows(100, noLoad+adaptiveQueueAllowance-100*time.Microsecond, full)
+	if got := f.l.current(); got != max {
+		t.Errorf("limit just under no-load + allowance %d; want %d", got, max)
+	}
+	f.windows(60, 4*(noLoad+adaptiveQueueAllowance), full)
+	if got := f.l.current(); got != floor {
+		t.Errorf("limit at 4x (no-load + allowance) %d; want the floor %d", got, floor)
+	}
+}
+
+// run feeds the limit for dur on the synthetic clock from a model of the
+// server: at the limit in force, admitted writes complete at perSec, each
+// taking d, with inflight in flight. It returns the share of the writes
+// of the run's second half admitted while the limit was under below.
+func (f *limitFeed) run(dur time.Duration, below int64, model func(limit int64) (perSec float64, d time.Duration, inflight int64)) float64 {
+	end := f.now.Add(dur)
+	var n, under int
+	for f.now.Before(end) {
+		perSec, d, inflight := model(f.l.current())
+		f.now = f.now.Add(time.Duration(float64(time.Second) / perSec))
+		f.l.observe(d, inflight, f.now)
+		if end.Sub(f.now) < dur/2 {
+			n++
+			if f.l.current() < below {
+				under++
+			}
+		}
+	}
+	return float64(under) / float64(max(n, 1))
+}
+
+// TestAdaptiveLimitCutsThatCostThroughput: a closed loop of 256 clients
+// that resend a shed write at once. Unshed, the server completes 3200
+// writes/s in 80 ms each (far above its no-load latency); once the limit
+// is under 256, the sheds come straight back and eat the cores, so only
+// 1280 complete. The limit then goes back to the 256 in flight of its
+// best throughput and keeps it (trying a cut again once a period), rather
+// than shedding most of the loop from its floor. An open crowd whose
+// throughput does not fall when it is cut (sheds leave) is still cut to
+// the floor and kept there.
+func TestAdaptiveLimitCutsThatCostThroughput(t *testing.T) {
+	const floor, max, conns = 128, 1024, 256
+	f, _ := newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full) // no load
+	share := f.run(18*time.Second, conns, func(limit int64) (float64, time.Duration, int64) {
+		if limit >= conns {
+			return 3200, 80 * time.Millisecond, conns
+		}
+		return 1280, time.Duration(float64(limit) / 1280 * float64(time.Second)), limit
+	})
+	if share > 0.1 || f.l.current() < conns {
+		t.Errorf("closed loop: limit %d, under %d for %.0f%% of the last 9 s; want >= %d (the in flight of the best throughput) for 90%%",
+			f.l.current(), conns, 100*share, conns)
+	}
+	f, _ = newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full)
+	share = f.run(18*time.Second, floor+1, func(limit int64) (float64, time.Duration, int64) {
+		return 3200, time.Duration(float64(limit) / 3200 * float64(time.Second)), limit
+	})
+	if got := f.l.current(); share != 1 || got != floor {
+		t.Errorf("open overload: limit %d, at the floor for %.0f%% of the last 9 s; want the floor %d all the time", got, 100*share, floor)
+	}
+	// A crowd that leaves after a short storm: fewer writes per second,
+	// but the limit is not used, so that is no loss to undo.
+	f, _ = newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full)
+	f.run(3*time.Second, floor+1, func(limit int64) (float64, time.Duration, int64) {
+		return 3200, time.Duration(float64(limit) / 3200 * float64(time.Second)), limit
+	})
+	f.run(5*time.Second, floor+1, func(int64) (float64, time.Duration, int64) { return 100, time.Millisecond, 1 })
+	if got := f.l.current(); got != floor {
+		t.Errorf("after the crowd left: limit %d; want the floor %d", got, floor)
+	}
+}
+
 // TestAdaptiveLimitIdleDoesNotGrow: a limit that is not used (in flight
 // under half of it) does not grow, however fast the writes.
 func TestAdaptiveLimitIdleDoesNotGrow(t *testing.T) {

@@ -153,7 +153,7 @@ type Options struct {
 	// WritesInflightMin is the floor of the adaptive limit of the
 	// reserving writes: their in-flight bound moves between it and
 	// WritesInflightMax with the latency of admitted writes against their
-	// no-load latency (adaptive.go). Default WritesInflightMinDefault (16),
+	// no-load latency (adaptive.go). Default WritesInflightMinDefault (128),
 	// at most WritesInflightMax.
 	WritesInflightMin int
 	// WritesLimitFixed keeps the writes' bound at WritesInflightMax (no
