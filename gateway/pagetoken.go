@@ -8,6 +8,7 @@ import (
 	"hash"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 
 	"github.com/surge-retail/surge/engine"
 	"github.com/valyala/fasthttp"
@@ -27,6 +28,13 @@ import (
 // hook judges the rest (age, store, reuse: engine/riskpage.go). Minting
 // one allocates nothing: a pooled MAC with its scratch buffer, a nonce
 // from the runtime's per-thread generator.
+//
+// A shopper's client sends the same token with each reserve of its page
+// view, so the gateway remembers the tokens whose signature it checked in
+// a fixed table (pageCheckedSlots, a slot picked by the tag, a newer token
+// taking an older one's slot): a token equal byte for byte to one checked
+// before is ours without its HMAC again (the HMAC is most of a read). An
+// invalid token is never remembered.
 
 const (
 	pageTokenPrefix = "p1."
@@ -38,14 +46,25 @@ const (
 	pagePayloadMax = 8 + engine.PageNonceLen + engine.KeyLenMax
 	// pageTokenLenMax bounds a token we try to read (bytes).
 	pageTokenLenMax = 256
+	// pageCheckedSlots is the size of the table of tokens checked (a
+	// power of two; at most ~1.2 MB with tokens of the longest stores).
+	pageCheckedSlots = 4096
 )
 
 var headerPageToken = []byte("X-Surge-Page-Token")
 
 // pageTokens signs and reads page-view tokens.
 type pageTokens struct {
-	key  []byte
-	macs sync.Pool // of *pageMAC
+	key     []byte
+	macs    sync.Pool // of *pageMAC
+	checked [pageCheckedSlots]atomic.Pointer[pageChecked]
+}
+
+// pageChecked is a token whose signature was checked: its tag and what it
+// signs.
+type pageChecked struct {
+	tag    [pageTagLen]byte
+	signed string
 }
 
 // pageMAC is a reusable HMAC with scratch room for a token.
@@ -128,7 +147,7 @@ func (p *pageTokens) read(tok []byte, intern *interner) engine.PageView {
 	if n, err := b64Strict.Decode(tag[:], tagPart); err != nil || n != pageTagLen {
 		return bad
 	}
-	if !hmac.Equal(m.tag(signed), tag[:]) {
+	if !p.signedByUs(m, signed, &tag) {
 		return bad
 	}
 	enc := signed[len(pageTokenPrefix):]
@@ -144,4 +163,20 @@ func (p *pageTokens) read(tok []byte, intern *interner) engine.PageView {
 	copy(v.Nonce[:], pl[8:8+engine.PageNonceLen])
 	v.StoreID, _ = intern.get(pl[8+engine.PageNonceLen:])
 	return v
+}
+
+// signedByUs reports whether tag is the tag of signed: remembered, or
+// computed (and then remembered when good).
+func (p *pageTokens) signedByUs(m *pageMAC, signed []byte, tag *[pageTagLen]byte) bool {
+	slot := &p.checked[binary.LittleEndian.Uint32(tag[:4])%pageCheckedSlots]
+	// The tag compared in constant time: a slot holds another shopper's
+	// token, whose tag a caller must not learn byte by byte.
+	if c := slot.Load(); c != nil && hmac.Equal(c.tag[:], tag[:]) && c.signed == string(signed) {
+		return true
+	}
+	if !hmac.Equal(m.tag(signed), tag[:]) {
+		return false
+	}
+	slot.Store(&pageChecked{tag: *tag, signed: string(signed)})
+	return true
 }
