@@ -96,8 +96,10 @@ type linkID struct {
 // new, it is not kept and the count is max+1.
 func (s *linkSet) see(id uint64, now time.Time, window time.Duration, max int) int {
 	nowMs, cut := now.UnixMilli(), now.Add(-window).UnixMilli()
-	if n, done := s.count(s.snap.Load(), id, nowMs, cut, max); done {
-		return n
+	if snap := s.snap.Load(); snap != nil {
+		if live, found := scanLinks(*snap, id, nowMs, cut, nil); found || live > max {
+			return linkCount(live, found)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -109,25 +111,8 @@ func (s *linkSet) see(id uint64, now time.Time, window time.Duration, max int) i
 		old = *snap
 	}
 	ids := make([]*linkID, 0, len(old)+1)
-	found := false
-	for _, e := range old {
-		seen := e.seen.Load()
-		if e.id == id {
-			found = true
-			if seen < nowMs {
-				e.seen.Store(nowMs)
-				seen = nowMs
-			}
-		}
-		if seen >= cut {
-			ids = append(ids, e)
-		}
-	}
-	switch {
-	case found:
-		return len(ids)
-	case len(ids) > max:
-		return len(ids) + 1
+	if live, found := scanLinks(old, id, nowMs, cut, &ids); found || live > max {
+		return linkCount(live, found)
 	}
 	e := &linkID{id: id}
 	e.seen.Store(nowMs)
@@ -136,15 +121,11 @@ func (s *linkSet) see(id uint64, now time.Time, window time.Duration, max int) i
 	return len(ids)
 }
 
-// count counts the live ids of snap at nowMs, stamping id's entry, and
-// says whether that is the answer: id is in the set, or the set is full
-// of live ids (max+1 of them: id would make one more).
-func (s *linkSet) count(snap *[]*linkID, id uint64, nowMs, cut int64, max int) (n int, done bool) {
-	if snap == nil {
-		return 0, false
-	}
-	live, found := 0, false
-	for _, e := range *snap {
+// scanLinks stamps id's entry of ids at nowMs (when there) and counts the
+// live entries (seen at cut or later), appending them to *keep unless keep
+// is nil.
+func scanLinks(ids []*linkID, id uint64, nowMs, cut int64, keep *[]*linkID) (live int, found bool) {
+	for _, e := range ids {
 		seen := e.seen.Load()
 		if e.id == id {
 			found = true
@@ -155,15 +136,21 @@ func (s *linkSet) count(snap *[]*linkID, id uint64, nowMs, cut int64, max int) (
 		}
 		if seen >= cut {
 			live++
+			if keep != nil {
+				*keep = append(*keep, e)
+			}
 		}
 	}
-	switch {
-	case found:
-		return live, true
-	case live > max:
-		return live + 1, true
+	return live, found
+}
+
+// linkCount is the count of a set with live ids, id among them (found)
+// or not (a set full of live ids: id would make one more).
+func linkCount(live int, found bool) int {
+	if found {
+		return live
 	}
-	return 0, false
+	return live + 1
 }
 
 // len is how many ids the set remembers, forgotten ones included (tests).

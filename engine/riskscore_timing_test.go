@@ -11,17 +11,22 @@ import (
 	"github.com/surge-retail/surge/inventory"
 )
 
+// riskBenchConfigs are the hook with its signals off and on (surge bench's
+// servers: the linkage counts of `surge serve`'s defaults, page tokens, a
+// minimum account age).
+var riskBenchConfigs = []struct {
+	name string
+	cfg  RiskConfig
+}{
+	{"off", RiskConfig{PageTokenOff: true}},
+	{"on", RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenUses: 1 << 30, MinAccountAge: time.Millisecond}},
+}
+
 // BenchmarkRiskCheck is the built-in hook's cost per attempt with the
 // signals off and on (the loopback crowd of surge bench: 256 users, each
 // on its device, one address, each with its page token).
 func BenchmarkRiskCheck(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		cfg  RiskConfig
-	}{
-		{"off", RiskConfig{PageTokenOff: true}},
-		{"on", RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenUses: 1 << 30, MinAccountAge: time.Millisecond}},
-	} {
+	for _, tc := range riskBenchConfigs {
 		b.Run(tc.name, func(b *testing.B) {
 			hook, err := NewRiskHook(tc.cfg)
 			if err != nil {
@@ -51,13 +56,7 @@ func BenchmarkRiskCheck(b *testing.B) {
 // on its device with its page token. The shared address's link set and
 // the caches' hot entries are where attempts meet.
 func BenchmarkRiskCheckParallel(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		cfg  RiskConfig
-	}{
-		{"off", RiskConfig{PageTokenOff: true}},
-		{"on", RiskConfig{AccountsPerDevice: 5, DevicesPerIP: 30, PageTokenUses: 1 << 30, MinAccountAge: time.Millisecond}},
-	} {
+	for _, tc := range riskBenchConfigs {
 		b.Run(tc.name, func(b *testing.B) {
 			hook, err := NewRiskHook(tc.cfg)
 			if err != nil {
