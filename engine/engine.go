@@ -106,6 +106,9 @@ type Engine struct {
 	freeOSPending atomic.Bool
 	freedOSAt     time.Time
 	freedOS       atomic.Int64
+	// accountsPrunedAt is when the first-seen cache was last pruned
+	// (guarded by sweepMu; idle.go).
+	accountsPrunedAt time.Time
 	// payCloses queues released reservations whose WeChat Pay order is to
 	// be closed; payKick wakes the payments loop; settleMu: one
 	// SettlePayments at a time in this process.
