@@ -33,7 +33,8 @@
 //	risk.go           the risk hook's call and the caller's checks; riskhooks.go the built-in hook,
 //	                  risklinks.go its linkage signals (accounts per device, devices per address, graded, farm_shape; logins counted)
 //	                  riskpage.go the page-view token's signals, riskscore.go the score over
-//	                  the signals; accounts.go accounts' first sessions (account age)
+//	                  the signals; accounts.go accounts' first sessions (account age);
+//	                  touchmap.go the bounded lock-free map their per-attempt lookups use
 //	sync.go           what other nodes (or an earlier process) recorded: catalog, sales, deals
 //	sweeper.go        expiry, team deadlines, draining ended sales, retention; idle.go what leaves
 //	                  memory after a crowd (full risk buckets, shrunken maps)

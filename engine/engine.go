@@ -88,7 +88,10 @@ type Engine struct {
 	riskMu      sync.Mutex
 	riskDenials map[string]int64
 	// accounts caches first-seen times of accounts (accounts.go).
-	accounts *lru[int64]
+	accounts *touchMap[string, int64]
+	// coarseNow: now is the default clock (time.Now), so the accounts'
+	// stamps may come from the coarse clock (accountsStamp).
+	coarseNow bool
 
 	sweepMu sync.Mutex // one sweep at a time in this process
 	// answersSweptAt is when expired idempotency records were last removed
@@ -103,6 +106,9 @@ type Engine struct {
 	freeOSPending atomic.Bool
 	freedOSAt     time.Time
 	freedOS       atomic.Int64
+	// accountsPrunedAt is when the first-seen cache was last pruned
+	// (guarded by sweepMu; idle.go).
+	accountsPrunedAt time.Time
 	// payCloses queues released reservations whose WeChat Pay order is to
 	// be closed; payKick wakes the payments loop; settleMu: one
 	// SettlePayments at a time in this process.
@@ -137,6 +143,7 @@ type Engine struct {
 // paid reservations that the order store lacks (law 4) and starts the
 // sweeper.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
+	coarseNow := opts.Now == nil
 	opts = opts.WithDefaults()
 	if opts.Store == nil {
 		return nil, fmt.Errorf("cannot open engine: %w: Options.Store is required", ErrInvalid)
@@ -147,16 +154,16 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		rec:         opts.Records,
 		risk:        opts.Risk,
 		now:         opts.Now,
+		coarseNow:   coarseNow,
 		sales:       make(map[string]*flashState),
 		salesMax:    salesInMemoryMax,
 		deals:       make(map[string]*groupState),
 		riskDenials: make(map[string]int64),
-		accounts:    newLRU[int64](accountsCachedMax),
+		accounts:    newTouchMap[string, int64](accountsCachedMax),
 		stop:        make(chan struct{}),
 		payCloses:   make(chan string, closesQueued),
 		payKick:     make(chan struct{}, 1),
 	}
-	e.accounts.stamp = func() int64 { return e.now().Unix() }
 	e.pages.init(opts.PageGuidesMax)
 	if e.rec == nil {
 		var err error

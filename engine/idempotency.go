@@ -488,7 +488,8 @@ func decodeKept(b []byte) (state byte, digest [32]byte, deadline time.Time, rest
 }
 
 // ---------------------------------------------------------------------------
-// A bounded, sharded LRU map with string keys (also used by the risk hook).
+// A bounded, sharded LRU map with string keys (also used by the risk
+// hook's token buckets; its per-attempt maps are touchMaps, touchmap.go).
 
 type lru[V any] struct {
 	seed     maphash.Seed
@@ -559,20 +560,6 @@ func (l *lru[V]) GetOrAdd(key string, mk func() V) V {
 	}
 	v := mk()
 	l.addLocked(s, key, v)
-	return v
-}
-
-// GetOrAddBytes is GetOrAdd with the key as bytes: the key is copied
-// into a string only when it is added.
-func (l *lru[V]) GetOrAddBytes(key []byte, mk func() V) V {
-	s := &l.shards[maphash.Bytes(l.seed, key)%lruShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.items[string(key)]; ok {
-		return l.touch(s, e).val
-	}
-	v := mk()
-	l.addLocked(s, string(key), v)
 	return v
 }
 

@@ -250,24 +250,6 @@ func TestLRU(t *testing.T) {
 	if _, ok := l.Get("x"); ok {
 		t.Fatal("Get after Remove found the key")
 	}
-	// GetOrAddBytes finds the entry of the same key as a string (the same
-	// shard), adds one when absent, and keeps no alias of the caller's
-	// bytes.
-	l.Add("y", 7)
-	if v := l.GetOrAddBytes([]byte("y"), func() int { return 8 }); v != 7 {
-		t.Fatalf("GetOrAddBytes(y) = %d; want 7, the entry added as a string", v)
-	}
-	b := []byte("zz")
-	if v := l.GetOrAddBytes(b, func() int { return 9 }); v != 9 {
-		t.Fatalf("GetOrAddBytes(new) = %d; want 9", v)
-	}
-	b[0], b[1] = 'q', 'q'
-	if v, ok := l.Get("zz"); !ok || v != 9 {
-		t.Fatalf("Get(zz) after the caller's bytes changed = %d, %v; want 9, true", v, ok)
-	}
-	if _, ok := l.Get("qq"); ok {
-		t.Fatal("the key aliases the caller's bytes")
-	}
 	if n := l.Len(); n > lruShards {
 		t.Fatalf("Len() = %d; want at most %d", n, lruShards)
 	}

@@ -106,6 +106,8 @@ const (
 	// accountsIdleFor: a cached first-seen time unused for this long is
 	// dropped (a user who comes back costs one read of the records).
 	accountsIdleFor = time.Minute
+	// accountsPruneEvery bounds how often the cache is pruned.
+	accountsPruneEvery = 10 * time.Second
 	// answersIdleFor: a kept idempotency answer unread for this long
 	// leaves the memory cache (retries come within seconds).
 	answersIdleFor = 5 * time.Minute
@@ -119,9 +121,15 @@ const (
 
 // pruneAccounts drops the first-seen times nobody asked for lately, and
 // the kept idempotency answers likewise (both are read again from the
-// records when asked).
+// records when asked). The first-seen cache is pruned at most every
+// accountsPruneEvery: a prune looks at every entry (it has no order of
+// use to stop early on).
 func (e *Engine) pruneAccounts(now time.Time) {
-	n := e.accounts.pruneIdle(now.Add(-accountsIdleFor).Unix())
+	n := 0
+	if now.Sub(e.accountsPrunedAt) >= accountsPruneEvery {
+		e.accountsPrunedAt = now
+		n += e.accounts.pruneIdle(now.Add(-accountsIdleFor).Unix())
+	}
 	n += e.idem.PruneIdle(now.Add(-answersIdleFor))
 	if n >= droppedLargeMin {
 		e.memoryDropped()

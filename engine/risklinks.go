@@ -3,6 +3,7 @@ package engine
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,12 +67,28 @@ const RiskLinkWindowDefault = 10 * time.Minute
 
 // linkSet remembers up to max ids seen recently under one key (a device's
 // accounts, an address's devices), each with when it was last seen. An id
-// is kept as its 64-bit hash: a scan compares integers, not strings, and
-// a set costs 16 bytes an id.
+// is kept as its 64-bit hash: a scan compares integers, not strings.
+//
+// The ids are an immutable snapshot behind an atomic pointer, so that the
+// common attempts read it without a lock: an id already in the set (a
+// known account on its device, a known device on its address) only
+// stamps its entry, and so does a set already full of live ids (its count
+// is past the threshold whatever the new id). Only an id that joins takes
+// the lock and writes a new snapshot (the live ids and the new one:
+// forgotten ids leave then), at most max+1 entries, so it is rare and
+// bounded. Readers skip the forgotten ids a snapshot still holds. The one
+// difference from a lock: an id stamped by a reader of the old snapshot
+// just as a writer drops it as forgotten (at the window's edge) is seen
+// afresh by its next attempt.
 type linkSet struct {
-	mu   sync.Mutex
-	ids  []uint64
-	seen []int64 // unix ms, parallel to ids
+	mu   sync.Mutex // writers of snap
+	snap atomic.Pointer[[]*linkID]
+}
+
+// linkID is one id of a set and when it was last seen (Unix ms).
+type linkID struct {
+	id   uint64
+	seen atomic.Int64
 }
 
 // see records id at now and returns how many distinct ids the set saw
@@ -79,33 +96,69 @@ type linkSet struct {
 // new, it is not kept and the count is max+1.
 func (s *linkSet) see(id uint64, now time.Time, window time.Duration, max int) int {
 	nowMs, cut := now.UnixMilli(), now.Add(-window).UnixMilli()
+	if snap := s.snap.Load(); snap != nil {
+		if live, found := scanLinks(*snap, id, nowMs, cut, nil); found || live > max {
+			return linkCount(live, found)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := 0
-	found := false
-	for i := 0; i < len(s.ids); {
-		if s.ids[i] == id {
-			s.seen[i] = nowMs
-			found = true
-		}
-		if s.seen[i] < cut { // forgotten: out of the window
-			last := len(s.ids) - 1
-			s.ids[i], s.seen[i] = s.ids[last], s.seen[last]
-			s.ids, s.seen = s.ids[:last], s.seen[:last]
-			continue
-		}
-		live++
-		i++
+	// Again under the lock (id may have joined, or the set filled,
+	// meanwhile), in one pass that keeps what it counts: a stamp a reader
+	// moves meanwhile cannot make the new snapshot longer than counted.
+	var old []*linkID
+	if snap := s.snap.Load(); snap != nil {
+		old = *snap
 	}
+	ids := make([]*linkID, 0, len(old)+1)
+	if live, found := scanLinks(old, id, nowMs, cut, &ids); found || live > max {
+		return linkCount(live, found)
+	}
+	e := &linkID{id: id}
+	e.seen.Store(nowMs)
+	ids = append(ids, e)
+	s.snap.Store(&ids)
+	return len(ids)
+}
+
+// scanLinks stamps id's entry of ids at nowMs (when there) and counts the
+// live entries (seen at cut or later), appending them to *keep unless keep
+// is nil.
+func scanLinks(ids []*linkID, id uint64, nowMs, cut int64, keep *[]*linkID) (live int, found bool) {
+	for _, e := range ids {
+		seen := e.seen.Load()
+		if e.id == id {
+			found = true
+			if seen < nowMs {
+				e.seen.Store(nowMs)
+				seen = nowMs
+			}
+		}
+		if seen >= cut {
+			live++
+			if keep != nil {
+				*keep = append(*keep, e)
+			}
+		}
+	}
+	return live, found
+}
+
+// linkCount is the count of a set with live ids, id among them (found)
+// or not (a set full of live ids: id would make one more).
+func linkCount(live int, found bool) int {
 	if found {
 		return live
 	}
-	if len(s.ids) > max {
-		return live + 1 // full of live ids: over the threshold already
-	}
-	s.ids = append(s.ids, id)
-	s.seen = append(s.seen, nowMs)
 	return live + 1
+}
+
+// len is how many ids the set remembers, forgotten ones included (tests).
+func (s *linkSet) len() int {
+	if snap := s.snap.Load(); snap != nil {
+		return len(*snap)
+	}
+	return 0
 }
 
 // riskLinks counts the links of the built-in hook.
@@ -117,8 +170,8 @@ type riskLinks struct {
 	deviceFree        int // accounts on a device that weigh nothing
 	ipFree            int // devices on an address that weigh nothing
 	logins            bool
-	devices           *lru[*linkSet]
-	ips               *lru[*linkSet]
+	devices           *touchMap[string, *linkSet]
+	ips               *touchMap[string, *linkSet]
 }
 
 func newRiskLinks(cfg RiskConfig) *riskLinks {
@@ -128,10 +181,10 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 	l := &riskLinks{seed: maphash.MakeSeed(), window: cfg.LinkWindow, accountsPerDevice: cfg.AccountsPerDevice, devicesPerIP: cfg.DevicesPerIP,
 		deviceFree: min(cfg.DeviceAccountsFree, cfg.AccountsPerDevice), ipFree: min(cfg.IPDevicesFree, cfg.DevicesPerIP), logins: !cfg.LinkLoginsOff}
 	if l.accountsPerDevice > 0 {
-		l.devices = newLRU[*linkSet](cfg.KeysMax)
+		l.devices = newTouchMap[string, *linkSet](cfg.KeysMax)
 	}
 	if l.devicesPerIP > 0 {
-		l.ips = newLRU[*linkSet](cfg.KeysMax)
+		l.ips = newTouchMap[string, *linkSet](cfg.KeysMax)
 	}
 	return l
 }
@@ -139,8 +192,9 @@ func newRiskLinks(cfg RiskConfig) *riskLinks {
 // check counts in's links at now and returns the counts, which the
 // webhook receives as signals (0: not counted).
 func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevices int) {
+	nowMs := now.UnixMilli()
 	if l.devices != nil && in.DeviceID != "" && in.UserID != "" {
-		set := l.devices.GetOrAdd(in.DeviceID, func() *linkSet { return &linkSet{} })
+		set := l.devices.GetOrAdd(in.DeviceID, nowMs, func() *linkSet { return &linkSet{} })
 		deviceAccounts = set.see(maphash.String(l.seed, in.UserID), now, l.window, l.accountsPerDevice)
 	}
 	if l.ips != nil && in.IP != "" {
@@ -152,7 +206,7 @@ func (l *riskLinks) check(in *RiskInput, now time.Time) (deviceAccounts, ipDevic
 		} else {
 			dev = maphash.String(l.seed, in.UserID) ^ linkNoDevice
 		}
-		set := l.ips.GetOrAdd(in.IP, func() *linkSet { return &linkSet{} })
+		set := l.ips.GetOrAdd(in.IP, nowMs, func() *linkSet { return &linkSet{} })
 		ipDevices = set.see(dev, now, l.window, l.devicesPerIP)
 	}
 	return deviceAccounts, ipDevices

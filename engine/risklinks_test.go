@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -86,11 +88,8 @@ func TestRiskLinksBounded(t *testing.T) {
 	if n := c.links.ips.Len(); n > keysMax+lruShards {
 		t.Fatalf("addresses tracked = %d; want at most about %d", n, keysMax)
 	}
-	set := c.links.devices.GetOrAdd("d1", func() *linkSet { return &linkSet{} })
-	set.mu.Lock()
-	kept := len(set.ids)
-	set.mu.Unlock()
-	if kept > 4 {
+	set := c.links.devices.GetOrAdd("d1", clock.Now().UnixMilli(), func() *linkSet { return &linkSet{} })
+	if kept := set.len(); kept > 4 {
 		t.Fatalf("one device remembers %d accounts; want at most threshold+1 = 4", kept)
 	}
 }
@@ -274,4 +273,139 @@ func TestLoginSeenThroughTheEngine(t *testing.T) {
 		e.LoginSeen(Attempt{UserID: fmt.Sprintf("farm%d", a), IP: "10.6.0.3", DeviceID: "farm-phone", Route: "session"})
 	}
 	riskWant(t, c, riskIn("farm0", "10.6.0.3", "farm-phone"), false, RiskReasonDeviceAccounts)
+}
+
+// TestRiskLinksConcurrentFarm: a farm's accounts hammering one device and
+// one address at once (the link sets' lock-free reads and copy-on-write
+// joins) get what one at a time would: the sets never remember more than
+// the threshold plus one ids, exactly the first AccountsPerDevice accounts
+// to join are ever allowed, and once the farm is seen every one of its
+// accounts is refused; the address's devices likewise.
+func TestRiskLinksConcurrentFarm(t *testing.T) {
+	clock := newAnswerClock()
+	const perDevice, perIP = 5, 10
+	hook, err := NewRiskHook(RiskConfig{PageTokenOff: true, AccountsPerDevice: perDevice, DevicesPerIP: perIP,
+		DeviceAccountsFree: perDevice, IPDevicesFree: perIP, Weights: RiskWeights{IPDevices: 100}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hook.(*riskChain)
+	const accounts, attempts = 64, 200
+	var over atomic.Int64
+	stop := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() { // the sets' sizes, while the farm runs
+		defer watch.Done()
+		for {
+			if dev, ok := c.links.devices.Get("phone", 0); ok && dev.len() > perDevice+1 {
+				over.Add(1)
+			}
+			if ip, ok := c.links.ips.Get("10.1.1.1", 0); ok && ip.len() > perIP+1 {
+				over.Add(1)
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var allowed [accounts]atomic.Bool
+	start := make(chan struct{}) // all at once: joins meet under the lock
+	for a := range accounts {
+		for range 2 { // an account of the farm's phone, from two apps at once
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range attempts {
+					if hook.Check(context.Background(), riskIn(fmt.Sprintf("farm%02d", a), fmt.Sprintf("10.0.%d.1", a), "phone")).Allow {
+						allowed[a].Store(true)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() { // a device of the crowded address
+			defer wg.Done()
+			<-start
+			for range attempts {
+				hook.Check(context.Background(), riskIn(fmt.Sprintf("u%02d", a), "10.1.1.1", fmt.Sprintf("dev%02d", a)))
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(stop)
+	watch.Wait()
+	if n := over.Load(); n != 0 {
+		t.Fatalf("a link set held more than its threshold plus one ids %d times", n)
+	}
+	allowedAccounts := 0
+	for a := range allowed {
+		if allowed[a].Load() {
+			allowedAccounts++
+		}
+	}
+	if n := allowedAccounts; n != perDevice {
+		t.Fatalf("farm accounts ever allowed = %d; want exactly %d (the first to join)", n, perDevice)
+	}
+	dev, _ := c.links.devices.Get("phone", 0)
+	ip, _ := c.links.ips.Get("10.1.1.1", 0)
+	if dev.len() != perDevice+1 || ip.len() != perIP+1 {
+		t.Fatalf("link sets hold %d accounts and %d devices; want %d and %d", dev.len(), ip.len(), perDevice+1, perIP+1)
+	}
+	for a := range accounts {
+		riskWant(t, hook, riskIn(fmt.Sprintf("farm%02d", a), fmt.Sprintf("10.0.%d.1", a), "phone"), false, RiskReasonDeviceAccounts)
+		riskWant(t, hook, riskIn(fmt.Sprintf("u%02d", a), "10.1.1.1", fmt.Sprintf("dev%02d", a)), false, RiskReasonIPDevices)
+	}
+}
+
+// TestLinkSetConcurrentChurn: goroutines sharing ids join, refresh and
+// forget (a window of a few ticks of a clock they advance themselves) one
+// link set at once; a snapshot never holds more than max+1 ids nor one id
+// twice, and every count is between 1 and max+2 (the answer of a full
+// set).
+func TestLinkSetConcurrentChurn(t *testing.T) {
+	const max, window, ids, workers, rounds = 5, 2 * time.Millisecond, 8, 16, 20000
+	// More Ps than cores: the OS preempts a worker anywhere, also between
+	// the lock-free read and the lock (on two cores with two Ps the
+	// workers seldom meet there).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4 * runtime.NumCPU()))
+	var s linkSet
+	var tick atomic.Int64
+	base := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+	var bad atomic.Int64
+	var fail sync.Once
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				now := base.Add(time.Duration(tick.Add(1)/4) * time.Millisecond)
+				id := uint64((w/2*7 + i) % ids) // two workers per id sequence
+				n := s.see(id, now, window, max)
+				snap := *s.snap.Load()
+				seen := map[uint64]bool{}
+				dup := false
+				for _, e := range snap {
+					dup = dup || seen[e.id]
+					seen[e.id] = true
+				}
+				if n < 1 || n > max+2 || len(snap) > max+1 || dup {
+					bad.Add(1)
+					fail.Do(func() {
+						t.Errorf("see = %d, snapshot of %d ids (duplicates: %v); want 1..%d, at most %d, none", n, len(snap), dup, max+2, max+1)
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d answers out of bounds", n)
+	}
 }

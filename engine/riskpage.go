@@ -78,19 +78,19 @@ type pageUse struct {
 // older ones are expired anyway).
 type pageSeen struct {
 	seed  maphash.Seed
-	users *lru[*pageUse]
+	users *touchMap[[PageNonceLen]byte, *pageUse]
 }
 
 func newPageSeen(keysMax int) *pageSeen {
-	return &pageSeen{seed: maphash.MakeSeed(), users: newLRU[*pageUse](keysMax)}
+	return &pageSeen{seed: maphash.MakeSeed(), users: newTouchMap[[PageNonceLen]byte, *pageUse](keysMax)}
 }
 
-// use counts one attempt of userID with the token of nonce and returns the
-// uses so far (this one included) and whether another account used it
-// first.
-func (p *pageSeen) use(nonce *[PageNonceLen]byte, userID string) (uses int, other bool) {
+// use counts one attempt of userID at nowMs with the token of nonce and
+// returns the uses so far (this one included) and whether another account
+// used it first.
+func (p *pageSeen) use(nonce *[PageNonceLen]byte, userID string, nowMs int64) (uses int, other bool) {
 	h := maphash.String(p.seed, userID)
-	u := p.users.GetOrAddBytes(nonce[:], func() *pageUse { return &pageUse{user: h} })
+	u := p.users.GetOrAdd(*nonce, nowMs, func() *pageUse { return &pageUse{user: h} })
 	return int(u.uses.Add(1)), u.user != h
 }
 
@@ -112,7 +112,7 @@ func (c *riskChain) judgePage(in *RiskInput, now time.Time) (signal string, ageM
 	if ageMs > c.pageTTL.Milliseconds() {
 		return RiskReasonPageTokenExpired, ageMs, 0
 	}
-	uses, other := c.pages.use(&p.Nonce, in.UserID)
+	uses, other := c.pages.use(&p.Nonce, in.UserID, now.UnixMilli())
 	switch {
 	case other || uses > c.pageUses:
 		return RiskReasonPageTokenReused, ageMs, uses

@@ -382,3 +382,40 @@ func TestRiskLinksCountedAtLogin(t *testing.T) {
 		t.Fatalf("risk denials = %v; want device_accounts 100 (the heaviest of device 50, address 42, farm_shape 50)", st.RiskDenials)
 	}
 }
+
+// TestPageTokenCheckRemembered: a token read before is read again from the
+// table of tokens checked, still as what it says; a token with its tag but
+// another payload (one byte of the issue time changed, so it lands in the
+// same slot), or its payload with another tag, is still bad, and the good
+// one stays good after them.
+func TestPageTokenCheckRemembered(t *testing.T) {
+	p := newPageTokens([]byte("test-session-secret-0123456789abcd"))
+	var in interner
+	in.init()
+	in.keep("s1")
+	now := time.Now().UnixMilli()
+	good := p.sign("s1", now)
+	want := p.read([]byte(good), &in)
+	if want.State != engine.PageTokenSigned || want.StoreID != "s1" || want.IssuedMs != now {
+		t.Fatalf("token reads %+v; want signed, store s1, issued %d", want, now)
+	}
+	dot := strings.LastIndexByte(good, '.')
+	forged := []byte(good)
+	i := len(pageTokenPrefix) + 2 // within the issue time
+	if forged[i] == 'A' {
+		forged[i] = 'B'
+	} else {
+		forged[i] = 'A'
+	}
+	for round := range 3 {
+		if v := p.read([]byte(good), &in); v != want {
+			t.Fatalf("round %d: the token read again reads %+v; want %+v", round, v, want)
+		}
+		if v := p.read(forged, &in); v.State != engine.PageTokenBad {
+			t.Fatalf("round %d: its tag on another payload (%q) reads %+v; want bad", round, forged[:dot], v)
+		}
+		if v := p.read([]byte(tamperTag(good)), &in); v.State != engine.PageTokenBad {
+			t.Fatalf("round %d: its payload with another tag reads %+v; want bad", round, v)
+		}
+	}
+}

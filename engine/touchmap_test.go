@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestTouchMapEvictsLeastRecentlyUsed: past max, the entries used longest
+// ago go (an eighth of max at once), the ones used lately stay.
+func TestTouchMapEvictsLeastRecentlyUsed(t *testing.T) {
+	const max = 100
+	m := newTouchMap[string, int](max)
+	for i := range max {
+		if v := m.GetOrAdd(fmt.Sprint("k", i), int64(i+1), func() int { return i }); v != i {
+			t.Fatalf("GetOrAdd(k%d) = %d; want %d", i, v, i)
+		}
+	}
+	for i := range 10 { // the first ten used again, last
+		if v, ok := m.Get(fmt.Sprint("k", i), 1000); !ok || v != i {
+			t.Fatalf("Get(k%d) = %d, %v; want %d, true", i, v, ok, i)
+		}
+	}
+	m.Add("new", -1, 1001)
+	if n := m.Len(); n != max+1-(1+max/8) || n != m.m.Size() {
+		t.Fatalf("Len = %d (map %d) after one insert past %d; want %d", n, m.m.Size(), max, max+1-(1+max/8))
+	}
+	for i := range 10 {
+		if _, ok := m.Get(fmt.Sprint("k", i), 0); !ok {
+			t.Fatalf("k%d, used last, was evicted", i)
+		}
+	}
+	if _, ok := m.Get("new", 0); !ok {
+		t.Fatal("the new entry was evicted")
+	}
+	for i := 10; i < 10+1+max/8; i++ {
+		if _, ok := m.Get(fmt.Sprint("k", i), 0); ok {
+			t.Fatalf("k%d, among the least recently used, is still there", i)
+		}
+	}
+	if n := m.pruneIdle(1000); n != max+1-(1+max/8)-11 || m.Len() != 11 || m.m.Size() != 11 {
+		t.Fatalf("pruneIdle dropped %d, %d left; want %d dropped, 11 left (used at 1000 or later)", n, m.Len(), max+1-(1+max/8)-11)
+	}
+}
+
+// TestTouchMapBoundedConcurrent: goroutines adding new keys and reading
+// hot ones at once never take the map past max plus the inserts in
+// flight, and its count stays exact.
+func TestTouchMapBoundedConcurrent(t *testing.T) {
+	const max, workers, keys = 512, 8, 5000
+	m := newTouchMap[string, int](max)
+	var peak atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range keys {
+				now := int64(i)
+				m.GetOrAdd(fmt.Sprint("hot", i%4), now, func() int { return -1 })
+				m.GetOrAdd(fmt.Sprintf("w%d-%d", w, i), now, func() int { return i })
+				if n := int64(m.m.Size()); n > peak.Load() {
+					peak.Store(n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n, size := m.Len(), m.m.Size(); n != size || n > max {
+		t.Fatalf("Len = %d, map holds %d; want equal and at most %d", n, size, max)
+	}
+	if p := peak.Load(); p > max+workers {
+		t.Fatalf("map held %d entries at its peak; want at most %d", p, max+workers)
+	}
+}
