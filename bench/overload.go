@@ -8,7 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,10 +54,12 @@ type OverloadOptions struct {
 	// HoldSeconds is the hold of the storm's reservations: the memory
 	// after is read once they ran out. Default 10.
 	HoldSeconds int
-	// ServerProcs is the server's GOMAXPROCS. Default 1: the load
-	// generator shares the machine, and on two cores it can offer five
-	// times the capacity only of a server on one.
-	ServerProcs int
+	// ServerCores is the number of cores the server may run on (its
+	// CPU affinity, set with taskset; the last ones of the machine).
+	// Default 1: the load generator shares the machine, and on two cores
+	// it can offer five times the capacity only of a server on one. The
+	// server chooses its GOMAXPROCS itself, as on a machine of that size.
+	ServerCores int
 	// ServerEnv is more environment of the server, after the bench's own
 	// (to compare settings: SURGE_ADMISSION_WRITES_MIN=64, say).
 	ServerEnv []string
@@ -82,9 +86,10 @@ func (o OverloadOptions) withDefaults() OverloadOptions {
 	if o.HoldSeconds <= 0 {
 		o.HoldSeconds = 10
 	}
-	if o.ServerProcs <= 0 {
-		o.ServerProcs = 1
+	if o.ServerCores <= 0 {
+		o.ServerCores = 1
 	}
+	o.ServerCores = min(o.ServerCores, runtime.NumCPU())
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -93,9 +98,11 @@ func (o OverloadOptions) withDefaults() OverloadOptions {
 
 // Overload is what the overload scenario measured.
 type Overload struct {
-	ServerProcs int
-	Sales       int
-	Users       int
+	// ServerCores is the server's CPU affinity (cores); ServerProcs the
+	// GOMAXPROCS it chose on them (its /metrics).
+	ServerCores, ServerProcs int
+	Sales                    int
+	Users                    int
 	// Capacity is reserves/s of a closed loop (256 connections, 2s).
 	Capacity float64
 	// Offered is the storm's arrival rate (5x Capacity); Sent what the
@@ -124,7 +131,12 @@ type Overload struct {
 	// in the engine (the store's group commit), in the gateway, or before
 	// the server read it (socket, scheduler, the generator's own lag).
 	ServerReserveP99, EngineReserveP99 time.Duration
-	LimitMax, LimitLowest              int64
+	// SchedWaitMean is the server's mean wait of a goroutine ready to run
+	// for a P during the storm (runtime/metrics /sched/latencies, from
+	// its /metrics): a P held by a blocking syscall, or too few for the
+	// work, shows here.
+	SchedWaitMean         time.Duration
+	LimitMax, LimitLowest int64
 	// Resident memory of the server, KiB: before the storm (sales made,
 	// nobody logged in), the highest seen, and after the holds ended
 	// (AfterWait later, at most SettleMax).
@@ -182,17 +194,23 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "GOMAXPROCS="+strconv.Itoa(o.ServerProcs))
 	env = append(env, o.ServerEnv...)
-	args := []string{"serve", "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
-	srv, err := startProcess(ctx, o.Surge, args, filepath.Join(dir, "surge.log"), "--addr", env)
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, fmt.Errorf("bench: overload pins the server to %d core(s) with taskset (util-linux): %w", o.ServerCores, err)
+	}
+	n := runtime.NumCPU()
+	cores := strconv.Itoa(n-o.ServerCores) + "-" + strconv.Itoa(n-1)
+	args := []string{"-c", cores, o.Surge, "serve", "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
+	srv, err := startProcess(ctx, taskset, args, filepath.Join(dir, "surge.log"), "--addr", env)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
 	base := "http://" + srv.addr
-	pid := srv.cmd.Process.Pid
-	res := &Overload{ServerProcs: o.ServerProcs, Sales: o.Sales, Storm: o.Storm, Pays: int64(o.Pays)}
+	pid := srv.cmd.Process.Pid // taskset execs surge: the same process
+	res := &Overload{ServerCores: o.ServerCores, Sales: o.Sales, Storm: o.Storm, Pays: int64(o.Pays)}
+	res.ServerProcs = int(metricValues(base, "go_sched_gomaxprocs_threads")[0])
 
 	// Catalog and sales, as an operator makes them.
 	cat := benchCatalog()
@@ -232,7 +250,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 	res.RSSBeforeKiB, _ = rssKiB(pid)
 	res.HeapInuseBeforeKiB, res.HeapIdleBeforeKiB = heapKiB(base)
 	res.GoroutinesBefore = goroutines(base)
-	logf("server pid %d, GOMAXPROCS %d: RSS before %d MiB, %d goroutines", pid, o.ServerProcs, res.RSSBeforeKiB>>10, res.GoroutinesBefore)
+	logf("server pid %d on core(s) %s, GOMAXPROCS %d: RSS before %d MiB, %d goroutines", pid, cores, res.ServerProcs, res.RSSBeforeKiB>>10, res.GoroutinesBefore)
 
 	client := &fasthttp.HostClient{Addr: srv.addr, MaxConns: 2 * overloadConns, ReadTimeout: overloadTimeout, WriteTimeout: overloadTimeout}
 	defer client.CloseIdleConnections()
@@ -319,6 +337,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 	}()
 	gwBefore := readHistogram(base, "surge_gateway_request_duration_seconds", "sale_reserve")
 	engBefore := readHistogram(base, "surge_engine_call_duration_seconds", "sale_reserve")
+	schedBefore := metricValues(base, "go_sched_latencies_seconds_sum", "go_sched_latencies_seconds_count")
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	start := time.Now()
 	for w := 0; w < overloadConns; w++ {
@@ -391,15 +410,18 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 	wg.Wait()
 	res.ServerReserveP99 = readHistogram(base, "surge_gateway_request_duration_seconds", "sale_reserve").quantileSince(gwBefore, 0.99)
 	res.EngineReserveP99 = readHistogram(base, "surge_engine_call_duration_seconds", "sale_reserve").quantileSince(engBefore, 0.99)
+	if sched := metricValues(base, "go_sched_latencies_seconds_sum", "go_sched_latencies_seconds_count"); sched[1] > schedBefore[1] {
+		res.SchedWaitMean = time.Duration((sched[0] - schedBefore[0]) / (sched[1] - schedBefore[1]) * float64(time.Second))
+	}
 	stopSampling()
 	<-sampled
 	res.Sent, res.Admitted, res.Shed, res.Refused, res.Errors, res.Late = sent.Load(), okN.Load(), shedN.Load(), refN.Load(), errN.Load(), lateN.Load()
 	res.PaysOK, res.PaysShed, res.PaysFailed = paysOK.Load(), paysShed.Load(), paysFailed.Load()
 	res.AdmittedP50, res.AdmittedP99 = quantile(admitted, 50), quantile(admitted, 99)
 	res.AdmittedSentP99 = quantile(admittedSent, 99)
-	logf("storm took %v: sent %d, admitted %d, shed %d, refused %d, errors %d, late %d; pays %d ok, %d shed; admitted p99 %v (from the send %v; server's own p99 %v, in the engine %v); writes limit lowest %d of %d",
+	logf("storm took %v: sent %d, admitted %d, shed %d, refused %d, errors %d, late %d; pays %d ok, %d shed; admitted p99 %v (from the send %v; server's own p99 %v, in the engine %v; ready goroutines waited %v on average for a P); writes limit lowest %d of %d",
 		time.Since(start).Round(time.Millisecond), res.Sent, res.Admitted, res.Shed, res.Refused, res.Errors, res.Late,
-		res.PaysOK, res.PaysShed, res.AdmittedP99, res.AdmittedSentP99, res.ServerReserveP99, res.EngineReserveP99, res.LimitLowest, res.LimitMax)
+		res.PaysOK, res.PaysShed, res.AdmittedP99, res.AdmittedSentP99, res.ServerReserveP99, res.EngineReserveP99, res.SchedWaitMean, res.LimitLowest, res.LimitMax)
 
 	// The sales end; their holds run out; memory should come back.
 	for _, id := range append(saleIDs, "capacity", "pays") {
@@ -599,6 +621,14 @@ func post(client *fasthttp.HostClient, path, token, key string, body []byte) (in
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), err
 }
 
+// plural is "1 core", "2 cores".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
 // quantile is the q-th percentile of d (sorted in place); 0 if empty.
 func quantile(d []time.Duration, q int) time.Duration {
 	if len(d) == 0 {
@@ -611,8 +641,8 @@ func quantile(d []time.Duration, q int) time.Duration {
 // markdown is the overload section of BENCHMARKS.md.
 func (o *Overload) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`surge serve` (pebble, its own process, GOMAXPROCS=%d so that the load generator on the same 2 cores can offer five times its capacity; risk rate limits off) takes reserves on %d flash sales (per-user limit 1, an Idempotency-Key each, %d users logged in) at 5x the reserve capacity measured just before on the same server, for %v, with %d pays of held reservations spread over the storm. ",
-		o.ServerProcs, o.Sales, o.Users, o.Storm, o.Pays)
+	fmt.Fprintf(&b, "`surge serve` (pebble, its own process, pinned to %s with taskset so that the load generator on the same cores can offer five times its capacity, as on a machine of that size; it chose GOMAXPROCS %d itself; risk rate limits off) takes reserves on %d flash sales (per-user limit 1, an Idempotency-Key each, %d users logged in) at 5x the reserve capacity measured just before on the same server, for %v, with %d pays of held reservations spread over the storm. ",
+		plural(o.ServerCores, "core"), o.ServerProcs, o.Sales, o.Users, o.Storm, o.Pays)
 	b.WriteString("Latency counts from each request's intended send time. The sales are then ended and their holds run out; RSS after is read once every hold is released, then each second until it is within 1.5x of before or the wait ends. No GOMEMLIMIT; the server's sweeper hands freed memory back to the OS itself (`debug.FreeOSMemory`, at most once a minute) after a finished sale's per-user state or an idle crowd's cached entries were dropped.\n\n")
 	b.WriteString("| figure | measured | next to | target | met |\n|---|---:|---:|---:|---|\n")
 	fmt.Fprintf(&b, "| pays shed | %d of %d (%.1f%%) | %d paid, %d failed otherwise | 0 | %s |\n", o.PaysShed, o.Pays, 100*o.PaysShedShare(), o.PaysOK, o.PaysFailed, yesNo(o.PaysShed == 0))
@@ -625,6 +655,8 @@ func (o *Overload) markdown() string {
 	fmt.Fprintf(&b, "- Reserves: %d admitted (p50 %s), %d shed with 503/50300 and Retry-After, %d refused (sold out, limit, sale gate), %d errors.\n", o.Admitted, ms(o.AdmittedP50), o.Shed, o.Refused, o.Errors)
 	fmt.Fprintf(&b, "- The server's own p99 of the storm's reserves (its /metrics histograms): %s from routing to the answer (sheds included), %s in the engine and the store (admitted); the rest of the %s from the send was spent before the server read the request or after it wrote the answer (socket queues, the scheduler, the generator on the same cores).\n",
 		ms(o.ServerReserveP99), ms(o.EngineReserveP99), ms(o.AdmittedSentP99))
+	fmt.Fprintf(&b, "- A goroutine of the server ready to run waited %s on average for one of its %d Ps during the storm (runtime/metrics `/sched/latencies`). On one P a goroutine waiting in the WAL's fsync keeps the P, and the runtime seldom hands it on for fsyncs this short, so `surge serve` on Pebble takes at least two Ps (GOMAXPROCS 2 on one core; see the README, \"When things go wrong\").\n",
+		ms(o.SchedWaitMean), o.ServerProcs)
 	fmt.Fprintf(&b, "- Adaptive writes limit: lowest %d of %d during the storm.\n", o.LimitLowest, o.LimitMax)
 	fmt.Fprintf(&b, "- Go heap in use: %d MiB before, %d MiB after; heap freed but not yet returned to the OS: %d MiB before, %d MiB after (the rest of RSS is the runtime's own memory, Pebble's caches and the binary's pages).\n", o.HeapInuseBeforeKiB>>10, o.HeapInuseAfterKiB>>10, o.HeapIdleBeforeKiB>>10, o.HeapIdleAfterKiB>>10)
 	fmt.Fprintf(&b, "- Goroutines: %d before, %d at peak, %d after.\n\n", o.GoroutinesBefore, o.GoroutinesPeak, o.GoroutinesAfter)

@@ -24,7 +24,7 @@ func TestOverloadSection(t *testing.T) {
 			}
 		}
 	}
-	o := &Overload{ServerProcs: 1, Sales: 4, Users: 100000, Capacity: 2000, Offered: 10000, Storm: 10 * time.Second,
+	o := &Overload{ServerCores: 1, ServerProcs: 2, Sales: 4, Users: 100000, Capacity: 2000, Offered: 10000, Storm: 10 * time.Second,
 		Sent: 100000, Admitted: 9000, Shed: 91000, Pays: 1000, PaysOK: 1000,
 		UnloadedP50: time.Millisecond, UnloadedP99: 4 * time.Millisecond, AdmittedP99: 40 * time.Millisecond, AdmittedSentP99: 30 * time.Millisecond,
 		LimitLowest: 16, LimitMax: 1024, RSSBeforeKiB: 100 << 10, RSSPeakKiB: 300 << 10, RSSAfterKiB: 140 << 10, AfterWait: 20 * time.Second,

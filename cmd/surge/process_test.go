@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -92,7 +93,16 @@ func startSurgeAt(t *testing.T, addr string, env []string, args ...string) *proc
 // meet; without it the risk hook keeps its defaults.
 func launchSurge(t *testing.T, addr string, riskOff bool, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(surgeBinary(t), append([]string{"serve", "--addr", addr, "--log-level", "warn"}, args...)...)
+	return launchSurgeVia(t, nil, addr, riskOff, env, args...)
+}
+
+// launchSurgeVia is launchSurge with the binary started by a wrapper
+// command (taskset, env), when wrapper is not empty.
+func launchSurgeVia(t *testing.T, wrapper []string, addr string, riskOff bool, env []string, args ...string) *proc {
+	t.Helper()
+	argv := append([]string{surgeBinary(t), "serve", "--addr", addr, "--log-level", "warn"}, args...)
+	argv = append(slices.Clip(wrapper), argv...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env,
 		"SURGE_ADMIN_TOKEN="+testAdminToken,
