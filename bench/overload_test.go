@@ -38,6 +38,15 @@ func TestOverloadSection(t *testing.T) {
 	f(o, "| pays shed | 3 of 1000 (0.3%) | 997 paid, 0 failed otherwise | 0 | **no** |",
 		"| 80.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | ≤ 50 ms | **no** |",
 		"| 160 MiB | before 100 MiB, peak 300 MiB | ≤ 1.5x before | **no** |")
+	// A generator that fell behind its schedule: the p99 from the
+	// intended time is its backlog and is not judged; the p99 from the
+	// actual send still is.
+	o.Late = o.Sent/10 + 1
+	f(o, "| admitted reserve p99, from the intended send time | 80.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | — (the generator fell behind its schedule: below) | — |",
+		"| admitted reserve p99, from the actual send | 30.00 ms | unloaded p99 4.00 ms | ≤ 50 ms | yes |",
+		"- The generator fell behind")
+	o.Late = o.Sent / 10
+	f(o, "| 80.00 ms | unloaded p99 4.00 ms (p50 1.00 ms) | ≤ 50 ms | **no** |")
 }
 
 // TestHistogramQuantileSince: the server's own p99 is read from the
