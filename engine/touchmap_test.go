@@ -60,8 +60,13 @@ func TestTouchMapBoundedConcurrent(t *testing.T) {
 				now := int64(i)
 				m.GetOrAdd(fmt.Sprint("hot", i%4), now, func() int { return -1 })
 				m.GetOrAdd(fmt.Sprintf("w%d-%d", w, i), now, func() int { return i })
-				if n := int64(m.m.Size()); n > peak.Load() {
-					peak.Store(n)
+				for n := int64(m.m.Size()); ; {
+					// An atomic maximum: a plain load-then-store could
+					// lose a higher peak to a lower one.
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
 				}
 			}
 		}()
