@@ -18,9 +18,10 @@ import (
 )
 
 // notifyJSON decodes notifications and their resources as encoding/json
-// does (strings copied and checked), in a fifth of its time: the JSON was
-// a fifth of a notification's handling past the RSA verify and AES open
-// no handler can skip.
+// does (strings copied and checked). With encoding/json the decoding was
+// about a fifth of a notification's handling (profile of
+// BenchmarkNotifyPay), about half of what it adds to the RSA verify and
+// AES open; with sonic the benchmark runs about a tenth faster.
 var notifyJSON = sonic.ConfigStd
 
 // Event types of notifications.
