@@ -211,7 +211,10 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	if l.lossRun >= adaptiveGoodputWindows {
 		// The cuts cost throughput: go back up and keep that floor.
 		l.lossRun = 0
-		l.keepFloor = math.Min(float64(bestInflight), 2*l.limit)
+		// The in-flight count can exceed the maximum (a rejected
+		// tryAcquire counts itself before it backs out; the lottery
+		// reclaims slots): the floor kept never does.
+		l.keepFloor = math.Min(math.Min(float64(bestInflight), 2*l.limit), float64(l.max))
 		l.keepUntilNs = nowNs + int64(adaptiveBaselinePeriod)
 		l.limit = math.Max(l.limit, l.keepFloor)
 	}

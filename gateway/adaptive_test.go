@@ -180,6 +180,35 @@ func TestAdaptiveLimitCutsThatCostThroughput(t *testing.T) {
 	}
 }
 
+// TestAdaptiveLimitUndoStaysUnderMax: the in-flight count the undo
+// remembers can exceed the maximum (a rejected tryAcquire counts itself
+// before it backs out; the lottery reclaims), yet the limit never does.
+// Here a closed loop reports 600 in flight against a maximum of 512, and
+// a cut under 500 costs throughput, so the cut is undone.
+func TestAdaptiveLimitUndoStaysUnderMax(t *testing.T) {
+	const floor, max = 128, 512
+	f, sem := newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full)
+	highest := int64(0)
+	f.run(18*time.Second, 0, func(limit int64) (float64, time.Duration, int64) {
+		highest = maxInt64(highest, limit)
+		if limit >= 500 {
+			return 3200, 9 * time.Millisecond, 600
+		}
+		return 1280, time.Millisecond, 600
+	})
+	if highest > max || sem.limit() > max {
+		t.Fatalf("limit reached %d (now %d); want at most the maximum %d", highest, sem.limit(), max)
+	}
+}
+
+func maxInt64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
 // TestAdaptiveLimitIdleDoesNotGrow: a limit that is not used (in flight
 // under half of it) does not grow, however fast the writes.
 func TestAdaptiveLimitIdleDoesNotGrow(t *testing.T) {
