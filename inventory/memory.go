@@ -218,6 +218,10 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 			readEvicts = sh.evicts
 			res, err := m.reserveOnDisk(ctx, sh, &req) // unlocks sh.mu
 			if err == errRetry {
+				// No answer from the disk this pass (it waited on a
+				// claim): an older "not there" must not count, or a
+				// later pass could create an id the disk holds again.
+				diskRead = false
 				continue
 			}
 			if err != nil || res.ID != "" {
