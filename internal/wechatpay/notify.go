@@ -192,7 +192,9 @@ func (v *Verifier) Verify(h SignatureHeaders, body []byte, now time.Time) (*Even
 		err = notifyJSON.Unmarshal(ev.Plaintext, ev.Refund)
 	}
 	if err != nil {
-		return nil, refuse(ReasonMalformed, fmt.Errorf("%w: %s resource: %v", ErrMalformed, ev.EventType, err))
+		// Not the decoder's message: it quotes the decrypted resource
+		// (openid, order number, amount), and refusals are logged.
+		return nil, refuse(ReasonMalformed, fmt.Errorf("%w: %s resource is not its JSON (%d bytes)", ErrMalformed, ev.EventType, len(ev.Plaintext)))
 	}
 	return ev, nil
 }
