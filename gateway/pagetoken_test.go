@@ -325,8 +325,11 @@ func TestPageTokenTwoNodes(t *testing.T) {
 }
 
 // tamperTag changes the first character of a token's tag.
-func tamperTag(tok string) string {
-	i := strings.LastIndexByte(tok, '.') + 1
+func tamperTag(tok string) string { return tamperTagAt(tok, 0) }
+
+// tamperTagAt changes the character at offset at of a token's tag.
+func tamperTagAt(tok string, at int) string {
+	i := strings.LastIndexByte(tok, '.') + 1 + at
 	c := byte('A')
 	if tok[i] == 'A' {
 		c = 'B'
@@ -416,6 +419,12 @@ func TestPageTokenCheckRemembered(t *testing.T) {
 		}
 		if v := p.read([]byte(tamperTag(good)), &in); v.State != engine.PageTokenBad {
 			t.Fatalf("round %d: its payload with another tag reads %+v; want bad", round, v)
+		}
+		// A tag that differs only past the bytes that choose the slot
+		// finds the remembered token in its slot: the tag compare
+		// refuses it.
+		if v := p.read([]byte(tamperTagAt(good, 8)), &in); v.State != engine.PageTokenBad {
+			t.Fatalf("round %d: its payload with a tag differing in its slot reads %+v; want bad", round, v)
 		}
 	}
 }
