@@ -381,7 +381,13 @@ func (t *userTable) acquire(pool *pool, user string, q, limit int64) bool {
 		for {
 			v := c.n.Load()
 			if v < 0 {
-				break // being dropped: look the entry up again
+				// Being dropped: its dropper holds sh.mu until the entry
+				// has left the table. Wait for it rather than spin (on
+				// one P a spinner would keep the dropper off the CPU),
+				// then look the entry up again.
+				sh.mu.Lock()
+				sh.mu.Unlock()
+				break
 			}
 			if limit > 0 && v+q > limit {
 				return false
