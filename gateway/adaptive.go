@@ -67,6 +67,16 @@ import (
 // twice the limit in force) and is not cut below it for one
 // adaptiveBaselinePeriod. An open overload keeps its throughput when the
 // limit falls, so it is cut as before.
+//
+// An undo is a bet that the cuts cost the throughput, and a backend that
+// itself got slower looks the same (fewer writes per second, the limit
+// used and under the in flight of the best); going back up then buys
+// nothing and only lengthens the queue. So an undo must win the goodput
+// back: if none of the adaptiveGoodputWindows used windows after it
+// delivers adaptiveGoodputLoss of the best again, it was wrong. The kept
+// floor goes, so the limit is cut as in any open overload, and the best
+// is forgotten (the backend no longer gives it; the max filter starts
+// again from that window), so the same undo is not tried again and again.
 const (
 	// adaptiveWindowMin is the shortest window.
 	adaptiveWindowMin = 100 * time.Millisecond
@@ -92,7 +102,8 @@ const (
 	// a window counts as one that lost throughput to the cuts.
 	adaptiveGoodputLoss = 0.6
 	// adaptiveGoodputWindows is how many such windows in a row undo the
-	// cuts.
+	// cuts, and how many used windows after an undo may pass without the
+	// throughput coming back before the undo counts as wrong.
 	adaptiveGoodputWindows = 5
 )
 
@@ -121,8 +132,9 @@ type adaptiveLimit struct {
 	// Throughput: admitted writes per second of the last window, the
 	// average of the last two, the highest average of this and the last
 	// period with the in flight seen in that window, the windows in a
-	// row that lost throughput under a cut, and a floor kept until
-	// keepUntilNs.
+	// row that lost throughput under a cut, a floor kept until
+	// keepUntilNs, and the used windows left for the undo that set it to
+	// win the throughput back (0: no undo on trial).
 	lastPerSec        float64
 	goodput           float64
 	bestCur, bestPrev float64
@@ -131,6 +143,7 @@ type adaptiveLimit struct {
 	lossRun           int
 	keepFloor         float64
 	keepUntilNs       int64
+	undoTrial         int
 }
 
 // newAdaptiveLimit makes sem's bound adaptive between floor and its
@@ -199,24 +212,16 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 			l.bestCur, l.inflightCur = l.goodput, peak
 		}
 	}
-	best, bestInflight := l.bestCur, l.inflightCur
-	if l.bestPrev > best {
-		best, bestInflight = l.bestPrev, l.inflightPrev
-	}
-	if l.limit < float64(bestInflight) && float64(peak) >= l.limit/2 && l.goodput < adaptiveGoodputLoss*best {
+	l.judgeUndo(peak, nowNs)
+	best, bestInflight := l.best()
+	// An undo on trial is not undone again: its verdict comes first.
+	if l.undoTrial == 0 && l.limit < float64(bestInflight) && float64(peak) >= l.limit/2 && l.goodput < adaptiveGoodputLoss*best {
 		l.lossRun++
 	} else {
 		l.lossRun = 0
 	}
 	if l.lossRun >= adaptiveGoodputWindows {
-		// The cuts cost throughput: go back up and keep that floor.
-		l.lossRun = 0
-		// The in-flight count can exceed the maximum (a rejected
-		// tryAcquire counts itself before it backs out; the lottery
-		// reclaims slots): the floor kept never does.
-		l.keepFloor = math.Min(math.Min(float64(bestInflight), 2*l.limit), float64(l.max))
-		l.keepUntilNs = nowNs + int64(adaptiveBaselinePeriod)
-		l.limit = math.Max(l.limit, l.keepFloor)
+		l.undo(bestInflight, nowNs)
 	}
 	floor := float64(l.min)
 	if nowNs < l.keepUntilNs {
@@ -244,6 +249,59 @@ func (l *adaptiveLimit) closeWindow(nowNs int64) {
 	}
 	l.limit = math.Max(floor, math.Min(float64(l.max), l.limit))
 	l.sem.setLimit(int64(l.limit))
+}
+
+// best is the highest throughput of this and the last period, with the
+// in flight of its window.
+func (l *adaptiveLimit) best() (perSec float64, inflight int64) {
+	if l.bestPrev > l.bestCur {
+		return l.bestPrev, l.inflightPrev
+	}
+	return l.bestCur, l.inflightCur
+}
+
+// undo takes the cuts back: they cost throughput, so the limit goes back
+// up to the in flight of the best (at most twice the limit in force, at
+// most the maximum) and keeps that floor, on trial until judgeUndo has
+// seen the throughput come back.
+func (l *adaptiveLimit) undo(bestInflight, nowNs int64) {
+	l.lossRun = 0
+	// The in-flight count can exceed the maximum (a rejected tryAcquire
+	// counts itself before it backs out; the lottery reclaims slots): the
+	// floor kept never does.
+	l.keepFloor = math.Min(math.Min(float64(bestInflight), 2*l.limit), float64(l.max))
+	l.keepUntilNs = nowNs + int64(adaptiveBaselinePeriod)
+	l.limit = math.Max(l.limit, l.keepFloor)
+	l.undoTrial = adaptiveGoodputWindows
+}
+
+// judgeUndo tells an undo on trial whether it won the throughput back, by
+// the window just ended (goodput and peak already count it). A window
+// that delivers adaptiveGoodputLoss of the best again acquits it: the cuts
+// did cost throughput. A used window that does not counts against it; an
+// unused one says nothing (the crowd may have left). After
+// adaptiveGoodputWindows used windows against it, the backend got slower
+// rather than the cuts costing throughput: the kept floor goes, and the
+// best is forgotten, since the backend no longer gives it and a best kept
+// would undo the next cuts again within a few windows.
+func (l *adaptiveLimit) judgeUndo(peak, nowNs int64) {
+	if l.undoTrial == 0 {
+		return
+	}
+	best, _ := l.best()
+	switch {
+	case nowNs >= l.keepUntilNs || l.goodput >= adaptiveGoodputLoss*best:
+		l.undoTrial = 0 // the floor ran its period, or the throughput came back
+		return
+	case float64(peak) < l.limit/2:
+		return
+	}
+	if l.undoTrial--; l.undoTrial > 0 {
+		return
+	}
+	l.keepUntilNs = 0
+	l.bestCur, l.inflightCur = l.goodput, peak
+	l.bestPrev, l.inflightPrev = 0, 0
 }
 
 // current is the limit in force.

@@ -180,6 +180,43 @@ func TestAdaptiveLimitCutsThatCostThroughput(t *testing.T) {
 	}
 }
 
+// TestAdaptiveLimitBackendSlowedDown: an open crowd is cut to the floor
+// while the backend completes 3200 writes/s, then the backend's capacity
+// drops to 1000/s. Goodput falls under adaptiveGoodputLoss of the best
+// with the limit used and under the in flight of the best, which is what
+// a cut that cost throughput looks like, so the cut is undone; but going
+// back up buys nothing (the backend gives 1000/s at any limit) and only
+// lengthens the queue. The undo is then found wrong and the limit is cut
+// to the floor again, rather than held high for a period with the
+// admitted writes waiting four times as long.
+func TestAdaptiveLimitBackendSlowedDown(t *testing.T) {
+	const floor, max = 128, 1024
+	f, _ := newTestLimit(floor, max)
+	f.windows(5, 500*time.Microsecond, full)
+	open := func(perSec float64) func(limit int64) (float64, time.Duration, int64) {
+		return func(limit int64) (float64, time.Duration, int64) {
+			return perSec, time.Duration(float64(limit) / perSec * float64(time.Second)), limit
+		}
+	}
+	f.run(6*time.Second, floor+1, open(3200))
+	if got := f.l.current(); got != floor {
+		t.Fatalf("open overload at 3200/s: limit %d; want the floor %d", got, floor)
+	}
+	// The undo may be tried once; within a few windows it is found wrong,
+	// so the last 6 s of 12 are all at the floor.
+	settled := f.now.Add(6 * time.Second)
+	highest := int64(0)
+	share := f.run(12*time.Second, floor+1, func(limit int64) (float64, time.Duration, int64) {
+		if !f.now.Before(settled) {
+			highest = maxInt64(highest, limit)
+		}
+		return open(1000)(limit)
+	})
+	if share != 1 || highest != floor {
+		t.Errorf("backend slowed to 1000/s: limit up to %d, at the floor for %.0f%% of the last 6 s; want the floor %d all the time", highest, 100*share, floor)
+	}
+}
+
 // TestAdaptiveLimitUndoStaysUnderMax: the in-flight count the undo
 // remembers can exceed the maximum (a rejected tryAcquire counts itself
 // before it backs out; the lottery reclaims), yet the limit never does.
