@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -336,4 +338,160 @@ func TestPebbleReserveWhilePurging(t *testing.T) {
 		t.Fatalf("in memory: %d records, %d disk entries; want %d, 0", recs, disk, news)
 	}
 	t.Logf("%d purged, %d created again", purged.Load()+int64(k), news)
+}
+
+// memEvictStore is evictStore on an in-memory file system: the tests of
+// many synced commits do not wait for a disk, and every key stays in the
+// memtable, where a deleted key's tombstone is read again by an iterator
+// over it.
+func memEvictStore(t *testing.T) (*fakeClock, string, inventory.PebbleOptions) {
+	clk, _, o := evictStore(t)
+	o.FS = vfs.NewMem()
+	return clk, "db", o
+}
+
+// TestPebblePurgeReadsEachKeyOnce drains many released reservations in
+// rounds: each round reads about the keys it deletes, not again the
+// tombstones of those the rounds before it deleted (which made a drain
+// quadratic).
+func TestPebblePurgeReadsEachKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	clk, dir, o := memEvictStore(t)
+	s := mustOpen(t, dir, o)
+	defer s.Close()
+	const n, max = 2000, 100
+	if err := s.CreatePool(ctx, "e:p", n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := s.Reserve(ctx, evictReq(i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Release(ctx, evictReq(i).ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Minute)
+	purged := 0
+	for round := 0; ; round++ {
+		before := inventory.PurgePoints(s)
+		k, err := s.Purge(ctx, clk.Now(), max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The keys it deletes, and the one it stops at.
+		if read := inventory.PurgePoints(s) - before; read > max+1 {
+			t.Fatalf("round %d (%d purged before it) read %d index keys; want at most %d", round, purged, read, max+1)
+		}
+		if k == 0 {
+			break
+		}
+		purged += k
+	}
+	if purged != n || inventory.DiskKeys(s, 'x') != 0 || inventory.DiskKeys(s, 'r') != 0 {
+		t.Fatalf("purged %d; want %d, and no records or purge keys left (%d, %d)", purged, n,
+			inventory.DiskKeys(s, 'r'), inventory.DiskKeys(s, 'x'))
+	}
+}
+
+// TestPebblePurgeFindsKeysWrittenBelow: a reservation released after a
+// Purge round went past its expiry (a refund of one paid long ago, a hold
+// the sweeper expires late) is still purged by the next round.
+func TestPebblePurgeFindsKeysWrittenBelow(t *testing.T) {
+	ctx := context.Background()
+	clk, dir, o := memEvictStore(t)
+	s := mustOpen(t, dir, o)
+	defer s.Close()
+	if err := s.CreatePool(ctx, "e:p", 100); err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(i int, ttl time.Duration) string {
+		t.Helper()
+		req := evictReq(i)
+		req.TTL = ttl
+		if _, err := s.Reserve(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		return req.ID
+	}
+	paid, held := reserve(0, time.Minute), reserve(1, time.Minute)
+	if _, err := s.Confirm(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 12; i++ {
+		if _, err := s.Release(ctx, reserve(i, 2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(3 * time.Minute)
+	if k, err := s.Purge(ctx, clk.Now(), 100); err != nil || k != 10 {
+		t.Fatalf("Purge = %d, %v; want 10", k, err)
+	}
+	// Both expired a minute before the keys just purged.
+	if _, err := s.Refund(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := s.Expire(ctx, clk.Now(), 10); err != nil || len(rs) != 1 || rs[0].ID != held {
+		t.Fatalf("Expire = %v, %v; want %s", rs, err, held)
+	}
+	if k, err := s.Purge(ctx, clk.Now(), 100); err != nil || k != 2 {
+		t.Fatalf("Purge after the late releases = %d, %v; want 2", k, err)
+	}
+	if x := inventory.DiskKeys(s, 'x'); x != 0 {
+		t.Fatalf("purge keys left = %d; want 0", x)
+	}
+}
+
+// TestPebblePurgeWhileRefunding refunds reservations paid long ago (their
+// purge keys go below where the rounds have reached) while rounds run:
+// a key written while a round runs, after its iterator was made, is not
+// skipped by the rounds after it. Every refunded reservation is purged.
+func TestPebblePurgeWhileRefunding(t *testing.T) {
+	ctx := context.Background()
+	clk, dir, o := memEvictStore(t)
+	s := mustOpen(t, dir, o)
+	defer s.Close()
+	const n = 400
+	if err := s.CreatePool(ctx, "e:p", n); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		req := evictReq(i)
+		req.TTL = time.Duration(1+i%7) * time.Second
+		if _, err := s.Reserve(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(ctx, req.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(time.Minute)
+	var purged atomic.Int64
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer done.Store(true)
+		for _, i := range rand.New(rand.NewPCG(3, 5)).Perm(n) {
+			if _, err := s.Refund(ctx, evictReq(i).ID); err != nil {
+				t.Errorf("Refund(%d) = %v", i, err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for !done.Load() {
+			purgeAll(t, s, clk.Now(), 3, &purged)
+		}
+	}()
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	purgeAll(t, s, clk.Now(), 3, &purged)
+	if got, x := purged.Load(), inventory.DiskKeys(s, 'x'); got != n || x != 0 {
+		t.Fatalf("purged %d, %d purge keys left; want %d, 0", got, x, n)
+	}
 }

@@ -91,3 +91,7 @@ func MemSlots(s Store) (slots, index int) {
 // Shards returns how many record shards s has, and how many slots a shard
 // must have before it is rebuilt when mostly empty.
 func Shards(s Store) (shards, rebuildSlots int) { return len(memOf(s).recs), rebuildSlotsMin }
+
+// PurgePoints returns how many keys, deleted ones included, s's Purge
+// iterators have stepped over.
+func PurgePoints(s *Pebble) int64 { return s.purgePoints.Load() }

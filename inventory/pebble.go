@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -75,6 +76,33 @@ type Pebble struct {
 	committing atomic.Int64
 	// syncGaps counts the syncs that were made to wait for the gap.
 	syncGaps atomic.Int64
+
+	// purgeTurn lets one Purge round run at a time (a one-slot
+	// semaphore, waited on with the caller's context): each round starts
+	// where the one before it stopped (purgeFrom), which a round running
+	// beside it could not know.
+	purgeTurn chan struct{}
+	// purgeMu guards the purge bounds below. It is never held across a
+	// commit: writers of purge keys take it after theirs.
+	purgeMu sync.Mutex
+	// purgeFrom is the lower bound of the next Purge round's iterator:
+	// no purge key below it is on disk. Without it every round would
+	// start at the first purge key and step over the tombstones of every
+	// key the rounds before it deleted (until a compaction drops them):
+	// quadratic over a large drain. A released record can be written
+	// below it (a refund of a reservation paid long ago, an expiry the
+	// sweeper reached late), so every writer of purge keys lowers it to
+	// its least key (notePurgeKey).
+	purgeFrom []byte
+	// purgeLow is the least purge key written while a round runs
+	// (purging): the round may not have seen it (its iterator reads the
+	// disk as it was when made), so the round moves purgeFrom no higher.
+	purgeLow []byte
+	purging  bool
+	// purgePoints counts the keys Purge's iterators stepped over,
+	// deleted ones included (Pebble's iterator stats): what the rounds
+	// cost. Tests read it.
+	purgePoints atomic.Int64
 }
 
 const (
@@ -108,7 +136,7 @@ const (
 // OpenPebble opens (or creates) the store in dir and rebuilds its state.
 func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	po := &pebble.Options{}
-	s := &Pebble{}
+	s := &Pebble{purgeTurn: make(chan struct{}, 1), purgeFrom: []byte{keyPurge}}
 	if opts.WALSyncGap == 0 {
 		opts.WALSyncGap = walSyncGapDefault
 	}
@@ -257,7 +285,7 @@ func (s *Pebble) commit(b *pebble.Batch) error {
 
 func (s *Pebble) putRecords(ws []recWrite) error {
 	b := s.db.NewBatch()
-	var key, val []byte
+	var key, val, low []byte
 	for _, w := range ws {
 		sh := s.mem.shardOf(w.rec)
 		id := sh.idBytes(w.rec)
@@ -271,9 +299,35 @@ func (s *Pebble) putRecords(ws []recWrite) error {
 			if err := b.Set(key, nil, nil); err != nil {
 				return fmt.Errorf("cannot write reservation: %w", err)
 			}
+			if low == nil || bytes.Compare(key, low) < 0 {
+				low = append(low[:0], key...)
+			}
 		}
 	}
-	return s.commit(b)
+	if err := s.commit(b); err != nil {
+		return err
+	}
+	if low != nil {
+		s.notePurgeKey(low)
+	}
+	return nil
+}
+
+// notePurgeKey tells Purge that the purge key k is on disk: the next
+// round starts at or below it. k is kept (the caller must not reuse it).
+// It is called after the commit that wrote k: a round whose iterator was
+// made before that commit does not see k, and either it is still running,
+// and finds k in purgeLow when it ends, or it has ended, and k lowers the
+// purgeFrom it left.
+func (s *Pebble) notePurgeKey(k []byte) {
+	s.purgeMu.Lock()
+	if bytes.Compare(k, s.purgeFrom) < 0 {
+		s.purgeFrom = k
+	}
+	if s.purging && (s.purgeLow == nil || bytes.Compare(k, s.purgeLow) < 0) {
+		s.purgeLow = k
+	}
+	s.purgeMu.Unlock()
 }
 
 // deleteRecords deletes the records, released ones with their purge index
@@ -768,11 +822,16 @@ func (s *Pebble) Forget(ctx context.Context, id string) error {
 // Purge forgets up to max released reservations whose ExpiresAt is at or
 // before before and returns how many it forgot. Released reservations are
 // on disk only: it walks the purge index ("x" keys, in expiry order) up to
-// before, claims each id (claimDisk: concurrent purgers skip what another
-// claimed, so each reservation is forgotten once; a Reserve of the id
-// waits), checks the record is still released, and deletes the claimed
-// records in one synced batch. It reads at most max index keys that it
-// could claim, plus those claimed by others.
+// before, claims each id (claimDisk: a concurrent Forget skips what Purge
+// claimed and the other way round, so each reservation is forgotten once;
+// a Reserve of the id waits), checks the record is still released, and
+// deletes the claimed records in one synced batch. It reads at most max
+// index keys that it could claim, plus those claimed by others.
+//
+// One round runs at a time, and starts where the round before it stopped
+// (purgeFrom), so a drain in rounds reads each index key about once
+// instead of stepping again over the tombstones of the keys deleted
+// before.
 func (s *Pebble) Purge(ctx context.Context, before time.Time, max int) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -781,21 +840,72 @@ func (s *Pebble) Purge(ctx context.Context, before time.Time, max int) (int, err
 	if max <= 0 || max > ExpireMax {
 		return 0, invalidf("max out of range")
 	}
-	beforeMs := before.UnixMilli()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyPurge}, UpperBound: purgeKeyUpper(beforeMs)})
+	select {
+	case s.purgeTurn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("cannot purge reservations: %w", ctx.Err())
+	}
+	defer func() { <-s.purgeTurn }()
+	s.purgeMu.Lock()
+	from := s.purgeFrom
+	s.purgeLow, s.purging = nil, true
+	s.purgeMu.Unlock()
+	n, next, err := s.purgeRound(ctx, from, before.UnixMilli(), max)
+	s.purgeMu.Lock()
+	if err == nil && next != nil {
+		if s.purgeLow != nil && bytes.Compare(s.purgeLow, next) < 0 {
+			next = s.purgeLow
+		}
+		s.purgeFrom = next
+	}
+	// After an error purgeFrom stays where it was (lowered by the
+	// writers meanwhile): the round may have deleted nothing.
+	s.purgeLow, s.purging = nil, false
+	s.purgeMu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("cannot purge reservations: %w: %w", ErrUnavailable, err)
+		return 0, fmt.Errorf("cannot purge reservations: %w", err)
+	}
+	return n, nil
+}
+
+// purgeRound is one round of Purge from the purge key from, and returns
+// how many it forgot and where the next round may start: the first key
+// it read and did not delete (claimed by a Forget, or its record still in
+// memory between its release's commit and its eviction), else the key it
+// stopped at, else the end of what it could read (nil: purgeFrom stays,
+// when nothing could be read). Requires purgeTurn.
+func (s *Pebble) purgeRound(ctx context.Context, from []byte, beforeMs int64, max int) (n int, next []byte, err error) {
+	upper := purgeKeyUpper(beforeMs)
+	if bytes.Compare(from, upper) >= 0 {
+		return 0, nil, nil // every key due is below from: deleted
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: upper})
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var ids []string
-	for valid := it.First(); valid && len(ids) < max; valid = it.Next() {
-		if k := it.Key(); len(k) > 9 {
-			id := string(k[9:])
-			if ok, _ := s.mem.claimDisk(id); ok {
-				ids = append(ids, id)
-			}
+	var exps []uint64 // the expiry bytes of ids' keys, to rebuild a key
+	var kept []byte   // the first key read and not claimed
+	valid := it.First()
+	for ; valid && len(ids) < max; valid = it.Next() {
+		k := it.Key()
+		if len(k) <= 9 {
+			continue // not a purge key: nothing to wait for
+		}
+		id := string(k[9:])
+		if ok, _ := s.mem.claimDisk(id); ok {
+			ids = append(ids, id)
+			exps = append(exps, binary.BigEndian.Uint64(k[1:9]))
+		} else if kept == nil {
+			kept = slices.Clone(k)
 		}
 	}
+	next = upper // read to the end
+	if valid {
+		next = slices.Clone(it.Key()) // stopped at max
+	}
 	err = it.Error()
+	s.purgePoints.Add(int64(it.Stats().InternalStats.PointCount))
 	_ = it.Close()
 	if err == nil {
 		err = ctx.Err()
@@ -804,18 +914,28 @@ func (s *Pebble) Purge(ctx context.Context, before time.Time, max int) (int, err
 	if err == nil && len(ids) > 0 {
 		deleted, err = s.deleteReleased(ids, beforeMs)
 	}
-	n := 0
+	var undeleted []byte // the first claimed key not deleted
 	for i, id := range ids {
 		ok := err == nil && deleted[i]
 		s.mem.unclaimDisk(id, ok)
 		if ok {
 			n++
+		} else if undeleted == nil {
+			// Its record is gone or no longer released (neither
+			// happens while its key is there), and the key stays.
+			undeleted = binary.BigEndian.AppendUint64([]byte{keyPurge}, exps[i])
+			undeleted = append(undeleted, id...)
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("cannot purge reservations: %w", err)
+		return 0, nil, err
 	}
-	return n, nil
+	for _, k := range [][]byte{kept, undeleted} {
+		if k != nil && bytes.Compare(k, next) < 0 {
+			next = k
+		}
+	}
+	return n, next, nil
 }
 
 // ClosePool implements Store: the pool is written closed in one synced
