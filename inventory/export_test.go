@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"hash/maphash"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -95,3 +96,46 @@ func Shards(s Store) (shards, rebuildSlots int) { return len(memOf(s).recs), reb
 // PurgePoints returns how many keys, deleted ones included, s's Purge
 // iterators have stepped over.
 func PurgePoints(s *Pebble) int64 { return s.purgePoints.Load() }
+
+// LockRecord locks the record of id, held or paid in memory, as an
+// operation on it would, and returns its unlock.
+func LockRecord(s Store, id string) (unlock func()) {
+	m := memOf(s)
+	h := maphash.String(m.recSeed, id)
+	sh := m.shardOfHash(h)
+	sh.mu.Lock()
+	rec, gen, _ := sh.find(h, id)
+	sh.mu.Unlock()
+	if rec == nil {
+		panic("BUG: no record of " + id)
+	}
+	rec.mu.Lock()
+	if rec.gen != gen {
+		panic("BUG: the record of " + id + " moved")
+	}
+	return rec.mu.Unlock
+}
+
+// ShardOf returns the slots of id's record shard (in use or free), and
+// how many rebuilds of it were tried.
+func ShardOf(s Store, id string) (slots int, rebuildTries uint64) {
+	m := memOf(s)
+	sh := m.shardOfHash(maphash.String(m.recSeed, id))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return int(sh.slots), sh.rebuildTries
+}
+
+// ShardSlotsMax returns the most record slots one of s's shards holds (in
+// use or free).
+func ShardSlotsMax(s Store) int {
+	m := memOf(s)
+	most := 0
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		most = max(most, int(sh.slots))
+		sh.mu.Unlock()
+	}
+	return most
+}

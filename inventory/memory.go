@@ -87,6 +87,33 @@ type durable interface {
 	deleteReleased(ids []string, beforeMs int64) (deleted []bool, err error)
 }
 
+// putRecords persists ws (m.dur.putRecords), counting the records as
+// committing in their shards meanwhile: they stay locked across the sync
+// (see recShard.tryRebuild).
+func (m *Memory) putRecords(ws []recWrite) error {
+	for _, w := range ws {
+		m.shardOf(w.rec).committing.Add(1)
+	}
+	err := m.dur.putRecords(ws)
+	for _, w := range ws {
+		m.shardOf(w.rec).committing.Add(-1)
+	}
+	return err
+}
+
+// deleteRecords deletes recs from disk (m.dur.deleteRecords), counting
+// them as committing as putRecords does.
+func (m *Memory) deleteRecords(recs []*record) error {
+	for _, rec := range recs {
+		m.shardOf(rec).committing.Add(1)
+	}
+	err := m.dur.deleteRecords(recs)
+	for _, rec := range recs {
+		m.shardOf(rec).committing.Add(-1)
+	}
+	return err
+}
+
 // recWrite is a record with the state it is moving to.
 type recWrite struct {
 	rec      *record
@@ -312,7 +339,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 
 	err := m.take(req.User, req.Lines, pools)
 	if err == nil {
-		if err = m.dur.putRecords([]recWrite{{rec: rec, state: StateHeld}}); err != nil {
+		if err = m.putRecords([]recWrite{{rec: rec, state: StateHeld}}); err != nil {
 			m.untake(req.User, req.Lines, pools)
 		}
 	}
@@ -649,7 +676,7 @@ func (m *Memory) Confirm(ctx context.Context, id string) (Reservation, error) {
 		return res, fmt.Errorf("cannot confirm %q: expired: %w", id, ErrBadState)
 	}
 	if m.dur != nil {
-		if err := m.dur.putRecords([]recWrite{{rec: rec, state: StatePaid}}); err != nil {
+		if err := m.putRecords([]recWrite{{rec: rec, state: StatePaid}}); err != nil {
 			return Reservation{}, err
 		}
 	}
@@ -668,7 +695,7 @@ func (m *Memory) Confirm(ctx context.Context, id string) (Reservation, error) {
 func (m *Memory) releaseLocked(rec *record) error {
 	refund := rec.state == StatePaid
 	if m.dur != nil {
-		if err := m.dur.putRecords([]recWrite{{rec: rec, state: StateReleased, refunded: refund}}); err != nil {
+		if err := m.putRecords([]recWrite{{rec: rec, state: StateReleased, refunded: refund}}); err != nil {
 			return err
 		}
 	}
@@ -826,7 +853,7 @@ func (m *Memory) shrink() {
 		sh := &m.recs[i]
 		sh.mu.Lock()
 		if sh.wantsRebuild() {
-			sh.rebuild()
+			sh.tryRebuild()
 		}
 		sh.mu.Unlock()
 	}
@@ -844,7 +871,7 @@ func (m *Memory) expireDue(due []dueRec, out []Reservation) ([]Reservation, erro
 		for i, d := range held {
 			ws[i] = recWrite{rec: d.rec, state: StateReleased}
 		}
-		if err := m.dur.putRecords(ws); err != nil {
+		if err := m.putRecords(ws); err != nil {
 			for _, d := range held {
 				sh := &m.recs[d.shard]
 				sh.mu.Lock()
@@ -896,7 +923,7 @@ func (m *Memory) Purge(ctx context.Context, before time.Time, max int) (int, err
 			for _, d := range rel {
 				recs = append(recs, d.rec)
 			}
-			if err := m.dur.deleteRecords(recs); err != nil {
+			if err := m.deleteRecords(recs); err != nil {
 				for _, d := range rel {
 					sh := &m.recs[d.shard]
 					sh.mu.Lock()
@@ -1155,7 +1182,7 @@ func (m *Memory) Forget(ctx context.Context, id string) error {
 		return fmt.Errorf("cannot forget %q: %s: %w", id, st, ErrBadState)
 	}
 	if m.dur != nil {
-		if err := m.dur.deleteRecords([]*record{rec}); err != nil {
+		if err := m.deleteRecords([]*record{rec}); err != nil {
 			return err
 		}
 	}

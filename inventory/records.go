@@ -128,7 +128,15 @@ type recShard struct {
 	// waits for it rather than create the id while its old record is
 	// still on disk. At most the deletions in flight.
 	claims map[string]chan struct{}
-	_      [64]byte
+	// committing counts the shard's records locked across a durable
+	// write (Memory.putRecords, deleteRecords): a rebuild would fail on
+	// them, after walking the index, so none is tried meanwhile (see
+	// tryRebuild). Atomic: the writers hold a record's mu, not the
+	// shard's.
+	committing atomic.Int32
+	// rebuildTries counts the rebuilds tried (tests read it).
+	rebuildTries uint64
+	_            [64]byte
 }
 
 func (s *recShard) init() {
@@ -436,15 +444,32 @@ func (s *recShard) wantsRebuild() bool {
 	return len(s.index) > indexSlotsMin && len(s.index) > rebuildIndexRatio*2*s.n
 }
 
+// tryRebuild rebuilds the shard, which wants it, unless one of its records
+// is locked across a durable write: on Pebble a Reserve (or a Confirm, a
+// release) holds its record's lock across the WAL sync, so under steady
+// traffic some record of the shard often is, and each try would walk the
+// index under mu to fail on it. Skipped, it is tried at the next call
+// (Expire and Purge make them, the sweeper every tick); it can still fail
+// on a lock held briefly (a read), and is then tried again too. Requires
+// mu.
+func (s *recShard) tryRebuild() {
+	if s.committing.Load() > 0 {
+		return
+	}
+	s.rebuildTries++
+	s.rebuild()
+}
+
 // rebuild moves the shard's records into new slots, arena and heaps of
 // their size and rebuilds its index, so that the old ones are garbage. It
 // must lock every record in use, with TryLock (the lock order is a
 // record's mu before its shard's): if one is locked it gives up and says
-// so, and a later call tries again. Whoever holds a moved record's old
-// pointer sees its gen changed (as if it were forgotten) and looks its id
-// up again. Every held record gets a new expiry entry and every released
-// one a purge entry, so an entry popped before the move (dropped by its
-// popper, whose gen no longer matches) is not lost. Requires mu.
+// so, and a later call tries again (see tryRebuild). Whoever holds a
+// moved record's old pointer sees its gen changed (as if it were
+// forgotten) and looks its id up again. Every held record gets a new
+// expiry entry and every released one a purge entry, so an entry popped
+// before the move (dropped by its popper, whose gen no longer matches) is
+// not lost. Requires mu.
 func (s *recShard) rebuild() bool {
 	type moved struct {
 		rec   *record
