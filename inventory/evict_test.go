@@ -28,6 +28,20 @@ func evictReq(i int) inventory.ReserveRequest {
 		Meta: []byte(fmt.Sprintf("meta%d", i)), Lines: []inventory.Line{{Pool: "e:p", Quantity: 1, Limit: 100}}}
 }
 
+// reserveReleased reserves and releases evictReq(0) to evictReq(n-1).
+func reserveReleased(t *testing.T, s *inventory.Pebble, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		if _, err := s.Reserve(ctx, evictReq(i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Release(ctx, evictReq(i).ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestPebbleReleasedLeaveMemory checks that Pebble keeps released
 // reservations on disk only (memory holds the paid ones; a crowd's holds
 // that end cost no memory), and that every answer about a released one is
@@ -264,14 +278,7 @@ func TestPebbleReserveWhilePurging(t *testing.T) {
 	if err := s.CreatePool(ctx, "e:p", supply); err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
-		if _, err := s.Reserve(ctx, evictReq(i)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Release(ctx, evictReq(i).ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reserveReleased(t, s, n)
 	clk.Advance(2 * time.Minute)
 	var created [n]atomic.Int32
 	var purged atomic.Int64
@@ -363,14 +370,7 @@ func TestPebblePurgeReadsEachKeyOnce(t *testing.T) {
 	if err := s.CreatePool(ctx, "e:p", n); err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
-		if _, err := s.Reserve(ctx, evictReq(i)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Release(ctx, evictReq(i).ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reserveReleased(t, s, n)
 	clk.Advance(2 * time.Minute)
 	purged := 0
 	for round := 0; ; round++ {
