@@ -139,3 +139,25 @@ func ShardSlotsMax(s Store) int {
 	}
 	return most
 }
+
+// DiskEntries walks the record indexes of s (Memory or Pebble) and returns
+// the disk entries they hold, the disk entries their shards count, and
+// how many shards hold none any more (past their bound: diskAny).
+func DiskEntries(s Store) (entries, counted, overflowed int) {
+	m := memOf(s)
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.mu.Lock()
+		for _, e := range sh.index {
+			if e != 0 && uint32(e) == onDisk {
+				entries++
+			}
+		}
+		counted += sh.disk
+		if sh.diskAny {
+			overflowed++
+		}
+		sh.mu.Unlock()
+	}
+	return entries, counted, overflowed
+}

@@ -39,7 +39,10 @@ import (
 // read back from disk on the cold paths that ask for it (Reservation, a
 // retried Reserve, Confirm, Release, Refund and Forget of it). Deleting it
 // from disk (Pebble's Purge, Forget) claims the id first (claimDisk), so
-// that a Reserve of the id waits instead of creating it twice.
+// that a Reserve of the id waits instead of creating it twice. The disk
+// entries are bounded (PebbleOptions.DiskEntriesMax): a shard at its
+// bound drops them and reads the disk for every id it does not hold, as
+// if each had a disk entry (recShard.overflowDisk).
 type Memory struct {
 	opts    Options
 	pools   poolTable
@@ -152,6 +155,18 @@ func NewMemory(opts Options) *Memory {
 	return m
 }
 
+// boundDisk bounds the disk entries of a durable store's shards to
+// entriesMax in all (PebbleOptions.DiskEntriesMax): entriesMax/shards each,
+// rounded down so that the total never passes it; a shard whose part is 0
+// holds none from the start. Called before any record is added.
+func (m *Memory) boundDisk(entriesMax int) {
+	for i := range m.recs {
+		sh := &m.recs[i]
+		sh.diskMax = entriesMax / len(m.recs)
+		sh.diskAny = sh.diskMax == 0
+	}
+}
+
 // shardsFor returns how many record shards a store uses on procs
 // processors: 8 a processor, as a power of two between recShardsMin and
 // recShardsMax. A reserve holds its shard's lock for well under a
@@ -221,9 +236,9 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	h := maphash.String(m.recSeed, req.ID)
 	sh := m.shardOfHash(h)
 	var pos int
-	// readEvicts is the shard's evicts when the disk said req.ID is not
-	// there (diskRead).
-	var readEvicts uint64
+	// readEvicts is the shard's evictions of ids like req.ID (evicted)
+	// when the disk said req.ID is not there (diskRead).
+	var readEvicts uint32
 	diskRead := false
 	for attempt := 0; ; attempt++ {
 		sh.mu.Lock()
@@ -232,9 +247,11 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		var disk bool
 		rec, gen, pos, disk = sh.probe(h, req.ID)
 		if rec == nil {
-			// No disk entry of its fingerprint, or the disk did not
-			// have it and none was added or claimed since: a new id.
-			if !disk || (diskRead && sh.evicts == readEvicts && sh.claims[req.ID] == nil) {
+			// No disk entry of its fingerprint (and the shard keeps
+			// them: diskAny is off), or the disk did not have it and
+			// nothing that may be it was evicted (evicted) or claimed
+			// since: a new id.
+			if !disk || (diskRead && sh.evicted(h) == readEvicts && sh.claims[req.ID] == nil) {
 				// sh.mu stays locked: create below.
 				break
 			}
@@ -242,7 +259,7 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 				sh.mu.Unlock()
 				return Reservation{}, fmt.Errorf("cannot reserve %q: its record on disk keeps changing: %w", req.ID, ErrUnavailable)
 			}
-			readEvicts = sh.evicts
+			readEvicts = sh.evicted(h)
 			res, err := m.reserveOnDisk(ctx, sh, &req) // unlocks sh.mu
 			if err == errRetry {
 				// No answer from the disk this pass (it waited on a
@@ -356,7 +373,8 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 }
 
 // reserveOnDisk answers a Reserve of an id that may be a released
-// reservation on disk (its fingerprint has a disk entry): the reservation
+// reservation on disk (its fingerprint has a disk entry, or its shard
+// holds none: recShard.overflowDisk): the reservation
 // (Existed) if the disk has it, ErrIDConflict if it has it for another
 // request, errRetry after waiting for a deletion of the id, or nothing
 // (no error, no id) if the disk does not have it. Requires sh.mu, which it
@@ -383,11 +401,12 @@ func (m *Memory) reserveOnDisk(ctx context.Context, sh *recShard, req *ReserveRe
 	return res, nil
 }
 
-// claimDisk claims id, whose fingerprint has a disk entry and which has no
-// record in memory, for deleting its record from disk: a Reserve of id
-// then waits (see Memory.Reserve) until unclaimDisk. ok is false when id
-// has no such entry (nothing to delete), or when another deletion claimed
-// it; wait is then that deletion's channel.
+// claimDisk claims id, whose fingerprint has a disk entry (or whose shard
+// holds none, diskAny) and which has no record in memory, for deleting
+// its record from disk: a Reserve of id then waits (see Memory.Reserve)
+// until unclaimDisk. ok is false when id has no such entry (nothing to
+// delete), or when another deletion claimed it; wait is then that
+// deletion's channel.
 func (m *Memory) claimDisk(id string) (ok bool, wait chan struct{}) {
 	h := maphash.String(m.recSeed, id)
 	sh := m.shardOfHash(h)
@@ -1195,7 +1214,9 @@ func (m *Memory) Forget(ctx context.Context, id string) error {
 
 // restore adds a stored reservation (Pebble's load): the record, its units
 // in its pools and the user's counts, and its heap entry; for a released
-// one only a disk entry (it stays on disk). pools[i] is the pool of
+// one only a disk entry (it stays on disk), within the shard's bound of
+// them (recShard.addDisk: past it, the shard reads the disk for every id
+// it does not hold, and keeps no entries). pools[i] is the pool of
 // lines[i]. The id must be absent.
 func (m *Memory) restore(id, user string, lines []Line, pools []*pool, meta []byte, createdMs, expiresMs int64, st State, refunded bool) {
 	h := maphash.String(m.recSeed, id)

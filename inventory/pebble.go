@@ -43,7 +43,24 @@ type PebbleOptions struct {
 	// WALSyncGapCommits is how many commits must be waiting for the gap to
 	// apply. Default 32.
 	WALSyncGapCommits int
+	// DiskEntriesMax bounds the disk entries the store keeps in memory:
+	// one for each released reservation it evicted to disk (or found there
+	// at open) until Purge or Forget deletes it, 16 to 32 bytes each in the
+	// record index, so that a Reserve of a new id knows the disk does not
+	// hold it without reading it. The bound is split evenly over the
+	// record shards; a shard that would pass its part drops its entries
+	// and from then on reads the disk (one Pebble Get, cheap with bloom
+	// filters) before it creates any id it does not hold (see
+	// recShard.overflowDisk). Answers never depend on it, only that cost
+	// does. Default DiskEntriesMaxDefault; negative keeps none.
+	DiskEntriesMax int
 }
+
+// DiskEntriesMaxDefault is the default of PebbleOptions.DiskEntriesMax:
+// about two million released reservations on disk (a day's retention of
+// a large sale) before reserves of new ids read the disk, for 32 to 64 MiB
+// of index at most (an eighth of the demo's 512 MiB budget).
+const DiskEntriesMaxDefault = 2 << 20
 
 // Pebble is the embedded durable backend: Memory's atomic counters in
 // front, Pebble behind. Every acknowledged change was committed to Pebble
@@ -143,6 +160,9 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 	if opts.WALSyncGapCommits <= 0 {
 		opts.WALSyncGapCommits = walSyncGapCommitsDefault
 	}
+	if opts.DiskEntriesMax == 0 {
+		opts.DiskEntriesMax = DiskEntriesMaxDefault
+	}
 	if gap, busy := opts.WALSyncGap, int64(opts.WALSyncGapCommits); gap > 0 {
 		po.WALMinSyncInterval = func() time.Duration {
 			if s.committing.Load() >= busy {
@@ -164,6 +184,7 @@ func OpenPebble(dir string, opts PebbleOptions) (*Pebble, error) {
 		return nil, fmt.Errorf("cannot open pebble in %q: %w: %w", dir, ErrUnavailable, err)
 	}
 	s.mem, s.db = NewMemory(opts.Options), db
+	s.mem.boundDisk(max(opts.DiskEntriesMax, 0))
 	if err := s.load(); err != nil {
 		_ = db.Close()
 		return nil, err

@@ -119,10 +119,24 @@ type recShard struct {
 	expStale   int
 	purgeStale int
 	// disk counts the disk entries in index (see onDisk); evicts counts
-	// the disk entries ever added, so that a Reserve that read the disk
-	// can tell whether one was added since.
+	// the released records ever evicted (or restored) to disk, by their
+	// id's fingerprint mod evictBuckets (noteEvict), so that a Reserve
+	// that read the disk can tell whether one that may be its id was
+	// added since. Counted by bucket, not by shard: once the shard holds
+	// no disk entries (diskAny) every Reserve of a new id reads the disk,
+	// and a shard-wide count would make it read again after any release
+	// in the shard meanwhile (a sweep's burst of expiries makes hundreds),
+	// up to reserveRetryMax times.
 	disk   int
-	evicts uint64
+	evicts [evictBuckets]uint32
+	// diskMax bounds disk (the store's DiskEntriesMax over its shards).
+	// diskAny is set when one more disk entry would pass it: the shard
+	// then drops its disk entries and adds none again, and probe
+	// reports every id it does not hold as possibly on disk, so that
+	// its callers read the disk first, as they do for a disk entry (see
+	// overflowDisk). Never unset: a reopened store counts again.
+	diskMax int
+	diskAny bool
 	// claims are the ids on disk being deleted (Purge, Forget), each
 	// with a channel closed when the deletion is over: a Reserve of one
 	// waits for it rather than create the id while its old record is
@@ -191,17 +205,17 @@ func (s *recShard) find(h uint64, id string) (rec *record, gen uint32, pos int) 
 }
 
 // probe is find that also reports, when id has no record, whether the
-// index holds a disk entry (onDisk) with id's fingerprint: id may then be
-// a released reservation kept on disk only (see Memory.evicts). A
-// fingerprint is 32 bits, so that is a hint to read the disk, not an
-// answer. Requires mu.
+// index holds a disk entry (onDisk) with id's fingerprint, or the shard
+// holds no disk entries any more (diskAny): id may then be a released
+// reservation kept on disk only (see Memory). A fingerprint is 32 bits,
+// so that is a hint to read the disk, not an answer. Requires mu.
 func (s *recShard) probe(h uint64, id string) (rec *record, gen uint32, pos int, disk bool) {
 	fp := uint32(h >> 32)
 	mask := len(s.index) - 1
 	for i := int(fp) & mask; ; i = (i + 1) & mask {
 		e := s.index[i]
 		if e == 0 {
-			return nil, 0, i, disk
+			return nil, 0, i, disk || s.diskAny
 		}
 		if uint32(e>>32) == fp {
 			if uint32(e) == onDisk {
@@ -226,18 +240,89 @@ const onDisk = math.MaxUint32
 // diskEntry is the disk entry of the id whose hash is h.
 func diskEntry(h uint64) uint64 { return h>>32<<32 | onDisk }
 
-// addDisk adds a disk entry for the id whose hash is h. Requires mu.
+// evictBuckets is how many fingerprint buckets a shard counts evictions
+// in (recShard.evicts).
+const evictBuckets = 64
+
+// noteEvict counts an eviction (or a restore) to disk of the id whose
+// hash is h. Requires mu.
+func (s *recShard) noteEvict(h uint64) { s.evicts[uint32(h>>32)%evictBuckets]++ }
+
+// evicted returns the evictions counted in the bucket of the id whose hash
+// is h: when it has not changed, that id was not evicted meanwhile (a
+// uint32 would have to wrap around during one disk read). Requires mu.
+func (s *recShard) evicted(h uint64) uint32 { return s.evicts[uint32(h>>32)%evictBuckets] }
+
+// addDisk adds a disk entry for the id whose hash is h (a released
+// reservation found on disk at open), or none once the shard holds no
+// disk entries (diskAny). Requires mu.
 func (s *recShard) addDisk(h uint64) {
+	s.noteEvict(h)
+	if s.diskFull() {
+		return
+	}
 	s.publish(diskEntry(h), -1)
 	s.disk++
-	s.evicts++
 }
 
 // dropDisk removes a disk entry for the id whose hash is h (the id was
-// deleted from disk). Requires mu.
+// deleted from disk); a shard that holds no disk entries (diskAny) has
+// none to remove, also for an id claimed before it dropped them. Requires
+// mu.
 func (s *recShard) dropDisk(h uint64) {
+	if s.diskAny {
+		return
+	}
 	s.unindex(diskEntry(h))
 	s.disk--
+}
+
+// diskFull reports whether the shard takes no more disk entries: it holds
+// none (diskAny), or it held diskMax of them and one more would pass the
+// bound, so it drops them now (overflowDisk). Requires mu.
+func (s *recShard) diskFull() bool {
+	if !s.diskAny && s.disk >= s.diskMax {
+		s.overflowDisk()
+	}
+	return s.diskAny
+}
+
+// overflowDisk drops the shard's disk entries and sets diskAny: from then
+// on the disk may hold any id the shard has no record of, and every
+// Reserve (lookup, claim) of such an id reads the disk first, the path a
+// disk entry's hint takes (Memory.reserveOnDisk), so that idempotency
+// never depends on the entries. The price is one Pebble Get per reserve
+// of a new id in the shard, which Pebble's bloom filters keep cheap (the
+// id is usually in no table); the sold-out answers of a crowd pay it too,
+// since a replay of a released id must get its record, not ErrSoldOut.
+//
+// The bound is per shard, not per store: everything it decides (count,
+// switch, drop) happens under the shard's mu, where probe, evict and the
+// claims already are, so a Reserve sees the shard before or after the
+// switch, never half of it, and no lock or counter is shared by the
+// shards on the eviction path. Ids hash evenly over the shards, so they
+// reach their bounds at about the same time. Requires mu.
+func (s *recShard) overflowDisk() {
+	s.diskAny = true
+	if s.disk == 0 {
+		return
+	}
+	// The records' entries are placed again, in an index of their size
+	// (as resizeIndex sizes it): the dropped entries would leave holes in
+	// their probe runs.
+	s.n -= s.disk
+	s.disk = 0
+	size := indexSlotsMin
+	for size < 4*s.n {
+		size *= 2
+	}
+	old := s.index
+	s.index = make([]uint64, size)
+	for _, e := range old {
+		if e != 0 && uint32(e) != onDisk {
+			s.place(s.index, e)
+		}
+	}
 }
 
 // newRecord takes a free slot and fills it with a reservation; lines[i]'s
@@ -339,12 +424,17 @@ func (s *recShard) forget(rec *record) {
 
 // evict frees the slot of rec, released and written so on disk, and puts a
 // disk entry in its place in the index (same fingerprint, same probe run,
-// so nothing moves): from then on its id is read from disk. Requires mu and
-// rec.mu.
+// so nothing moves): from then on its id is read from disk. A shard at its
+// bound of disk entries (diskFull) only drops rec's entry: its probe
+// reports every absent id as possibly on disk. Requires mu and rec.mu.
 func (s *recShard) evict(rec *record) {
-	s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash)
-	s.disk++
-	s.evicts++
+	s.noteEvict(rec.hash)
+	if s.diskFull() {
+		s.unindex(indexEntry(rec))
+	} else {
+		s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash)
+		s.disk++
+	}
 	s.free1(rec)
 }
 
