@@ -82,6 +82,12 @@ type Config struct {
 	// (engine.ReservationRetentionDefault, 24h). Forever (spelled
 	// "forever") keeps them all.
 	ReservationRetention time.Duration `key:"reservation_retention"`
+	// DiskEntriesMax bounds the released reservations the pebble backend
+	// remembers in memory as "on disk" (16 to 32 bytes each) before its
+	// reserves of new ids read the disk instead. Zero: the inventory's
+	// default (inventory.DiskEntriesMaxDefault, about two million); -1:
+	// none kept.
+	DiskEntriesMax int `key:"disk_entries_max"`
 	// RegistrantsPerSaleMax bounds the registrants (预约) of one flash sale
 	// and its draw_quantity. Zero: the engine's default
 	// (engine.RegistrantsPerSaleMaxDefault, 100000).
@@ -494,6 +500,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval != 0 && (c.SweepInterval < 10*time.Millisecond || c.SweepInterval > time.Minute) {
 		return bad("sweep_interval", "want 0 (the default) or between 10ms and 1m, got %s", c.SweepInterval)
+	}
+	if n := c.DiskEntriesMax; n != 0 && n != -1 && (n < 1024 || n > 1<<30) {
+		return bad("disk_entries_max", "want 0 (the default), -1 (none) or between 1024 and 1073741824, got %d", n)
 	}
 	if n := c.RegistrantsPerSaleMax; n != 0 && (n < 1 || n > 10_000_000) {
 		return bad("registrants_per_sale_max", "want 0 (the default) or between 1 and 10000000, got %d", n)

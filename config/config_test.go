@@ -102,6 +102,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 	f(Sources{Getenv: env(map[string]string{"SURGE_SWEEP_INTERVAL": "soon"})}, "duration")
 	f(Sources{Flags: map[string]string{"reservation_retention": "5m"}}, "reservation_retention")
 	f(Sources{Getenv: env(map[string]string{"SURGE_RESERVATION_RETENTION": "-1h"})}, "reservation_retention")
+	f(Sources{Flags: map[string]string{"disk_entries_max": "10"}}, "disk_entries_max")
+	f(Sources{Getenv: env(map[string]string{"SURGE_DISK_ENTRIES_MAX": "-2"})}, "disk_entries_max")
 	f(Sources{Flags: map[string]string{"login.provider": "wechat"}}, "app_id")
 	f(Sources{Flags: map[string]string{"trusted_proxies": "127.0.0.1"}}, "CIDR")
 	f(Sources{Flags: map[string]string{"risk.webhook_url": "ftp://x"}}, "webhook_url")

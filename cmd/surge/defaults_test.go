@@ -159,6 +159,7 @@ func TestConfigReachesComponents(t *testing.T) {
 		"SURGE_ADMISSION_WRITES_FIXED":      "true",
 		"SURGE_ADMISSION_SALE_ADMIT_FACTOR": "2",
 		"SURGE_REGISTRANTS_PER_SALE_MAX":    "500",
+		"SURGE_DISK_ENTRIES_MAX":            "-1",
 	}
 	cfg, err := config.Load(config.Sources{Getenv: func(k string) string { return env[k] }})
 	if err != nil {
@@ -192,6 +193,7 @@ func TestConfigReachesComponents(t *testing.T) {
 	f("writes limit fixed", o.Gateway.WritesLimitFixed, true)
 	f("sale admit factor", o.Engine.SaleAdmitFactor, 2)
 	f("registrants per sale", o.Engine.RegistrantsPerSaleMax, int64(500))
+	f("disk entries", o.Pebble.DiskEntriesMax, -1)
 	f("login timeout", o.Gateway.Login.Timeout, 2*time.Second)
 	f("per-user burst", o.Risk.UserBurst, 3)
 	if r := o.Engine.WithDefaults().ReservationRetention; r >= 0 {

@@ -302,6 +302,7 @@ func componentOptionsOf(cfg config.Config) componentOptions {
 			ScoreDeny:          cfg.Risk.ScoreDeny,
 			Weights:            engine.RiskWeights(cfg.Risk.Weights),
 		},
+		Pebble: inventory.PebbleOptions{DiskEntriesMax: cfg.DiskEntriesMax},
 		Redis: redisinv.Options{
 			Username: cfg.RedisUsername,
 			Password: cfg.RedisPassword,
