@@ -1,11 +1,9 @@
 package redistest
 
 import (
-	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 )
 
@@ -46,19 +44,4 @@ func (s *Server) Restart(tb testing.TB, keep bool, extra ...string) {
 		tb.Fatalf("redistest: cannot restart redis-server on %s: %v", s.Addr, err)
 	}
 	s.cmd, s.Dir = ns.cmd, ns.Dir
-}
-
-// Freeze stops the server's process (SIGSTOP): connections stay open and
-// nothing is answered until Thaw. Stop (and the test's cleanup) still
-// kill it.
-func (s *Server) Freeze() error { return s.signal(syscall.SIGSTOP) }
-
-// Thaw lets a frozen server go on (SIGCONT).
-func (s *Server) Thaw() error { return s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig syscall.Signal) error {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return fmt.Errorf("redistest: server not running")
-	}
-	return s.cmd.Process.Signal(sig)
 }
