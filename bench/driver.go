@@ -8,10 +8,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/surge-retail/surge/internal/cputime"
 )
 
 // Request builds one request of a closed-loop worker. worker and seq
@@ -182,13 +183,11 @@ type Rounds struct {
 	Ratios, CPURatios []float64
 }
 
-// processCPU is the CPU time (user and system) this process used so far.
+// processCPU is the CPU time (user and system) this process used so far,
+// or 0 where it cannot be read: a round with no CPU time has no CPU ratio.
 func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d, _ := cputime.Process()
+	return d
 }
 
 // AlternateRounds measures a and b n times each, for slice each time, in

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/surge-retail/surge/internal/cputime"
 	"github.com/surge-retail/surge/inventory"
 )
 
@@ -84,6 +85,15 @@ func newBenchMemory(b *testing.B, supply int64) *inventory.Memory {
 		b.Fatal(err)
 	}
 	return m
+}
+
+// cpuTime returns the CPU time the process used so far, or 0 where it
+// cannot be read (benchmarks then report wall time only). Benchmarks report
+// it per op next to wall time: on a shared machine wall time also counts
+// time spent waiting for a core.
+func cpuTime() time.Duration {
+	d, _ := cputime.Process()
+	return d
 }
 
 // reportCPU reports CPU time per op since start (all threads, GC included).
