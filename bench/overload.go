@@ -55,7 +55,8 @@ type OverloadOptions struct {
 	// after is read once they ran out. Default 10.
 	HoldSeconds int
 	// ServerCores is the number of cores the server may run on (its
-	// CPU affinity, set with taskset; the last ones of the machine).
+	// CPU affinity, set with taskset; the last ones of those this process
+	// may run on), at most as many as those.
 	// Default 1: the load generator shares the machine, and on two cores
 	// it can offer five times the capacity only of a server on one. The
 	// server chooses its GOMAXPROCS itself, as on a machine of that size.
@@ -89,7 +90,11 @@ func (o OverloadOptions) withDefaults() OverloadOptions {
 	if o.ServerCores <= 0 {
 		o.ServerCores = 1
 	}
-	o.ServerCores = min(o.ServerCores, runtime.NumCPU())
+	allowed := runtime.NumCPU()
+	if cpus, err := allowedCPUs(); err == nil {
+		allowed = len(cpus)
+	}
+	o.ServerCores = min(o.ServerCores, allowed)
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -199,8 +204,14 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*Overload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: overload pins the server to %d core(s) with taskset (util-linux): %w", o.ServerCores, err)
 	}
-	n := runtime.NumCPU()
-	cores := strconv.Itoa(n-o.ServerCores) + "-" + strconv.Itoa(n-1)
+	allowed, err := allowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	cores, err := serverCPUs(allowed, o.ServerCores)
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"-c", cores, o.Surge, "serve", "--backend", "pebble", "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
 	srv, err := startProcess(ctx, taskset, args, filepath.Join(dir, "surge.log"), "--addr", env)
 	if err != nil {
