@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -5,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestServeProcsOnOneCore: on one core (taskset, as on a one-CPU machine
@@ -27,11 +31,26 @@ func TestServeProcsOnOneCore(t *testing.T) {
 		{"memory", nil, "memory", 1},
 		{"pebble, GOMAXPROCS=1 set", []string{"GOMAXPROCS=1"}, "pebble", 1},
 	}
+	// The first CPU this process may run on: CPU 0 need not be in its
+	// cpuset (a container allowed CPUs 4-5).
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatalf("cannot read the CPU affinity: %v", err)
+	}
+	cpu := -1
+	for c := 0; c < 1024 && cpu < 0; c++ {
+		if set.IsSet(c) {
+			cpu = c
+		}
+	}
+	if cpu < 0 {
+		t.Fatal("the CPU affinity holds no CPU below 1024")
+	}
 	procs := regexp.MustCompile(`(?m)^go_sched_gomaxprocs_threads (\d+)$`)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			wrapper := append([]string{"env", "-u", "GOMAXPROCS"}, c.env...)
-			wrapper = append(wrapper, taskset, "-c", "0")
+			wrapper = append(wrapper, taskset, "-c", strconv.Itoa(cpu))
 			p := launchSurgeVia(t, wrapper, freeAddr(t), true, nil, "--backend", c.backend, "--data", t.TempDir())
 			m := procs.FindStringSubmatch(metricsText(t, p.base))
 			if m == nil {
