@@ -46,8 +46,8 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	md := res.Markdown()
-	for _, want := range []string{"store page", "flash reserve, pebble backend", "flash reserve, redis backend", "reserve, 4 callers, vs `return 1`", "vs one-key INCR script", "p99.9", "| ratio |",
-		"risk signals off", "risk signals on vs off"} {
+	for _, want := range []string{"| HTTP store page (in process) | ", "| HTTP flash reserve, pebble (in process) | ", "| HTTP flash reserve, redis (in process) | ", "p99.9",
+		"| HTTP flash reserve, memory, risk signals on vs off (reserves per CPU-second) | ", "Against a one-key INCR script"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}

@@ -571,10 +571,7 @@ func (e *External) Markdown() string {
 
 func (e *External) body() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run at %s on %s. Measured: `surge serve` from %s, in its own process.\n\n", e.Started.UTC().Format(time.RFC3339), e.Machine, e.Label)
-	fmt.Fprintf(&b, "%s, %d thread, %d connections, HTTP/1.1 keep-alive over loopback, against `surge serve` (risk buckets, the devices-per-address signal and the page token off: `SURGE_RISK_IP_RATE=0`, `SURGE_RISK_USER_RATE=0`, `SURGE_RISK_DEVICES_PER_IP=0`, `SURGE_RISK_PAGE_TOKEN_OFF=true`; the default lottery window off: `SURGE_SALES_LOTTERY_WINDOW=off`; %d users logged in, requests rotate through their tokens; a sale of %d units with a per-user limit of %d) and, alternating with it in %d slices of %v per side, a bare fasthttp server in its own process (`surge bench floor-server`) answering every request with a fixed JSON body of the same size as Surge's answer. Surge and floor get the same wrk script, so the generator's cost per request is the same on both sides. Only successful (2xx) answers count.\n\n",
-		e.Wrk, externalThreads, e.Conns, e.Users, externalSaleQuantity, externalPerUserLimit, alternateSegments, e.Slice)
-	b.WriteString("The machine is shared with other engineers compiling and testing, so the absolute figures are noisy; the floor alternates with Surge in the same run so that the noise lands on both sides of each ratio. Read the ratios.\n\n")
+	fmt.Fprintf(&b, "Run at %s on %s. %s\n\n", e.Started.UTC().Format(time.RFC3339), e.Machine, e.method())
 	b.WriteString("| scenario | Surge | floor | ratio | target | met | Surge non-2xx / socket errors |\n|---|---:|---:|---:|---:|---|---:|\n")
 	for _, r := range e.Rows {
 		target, met := "—", "—"
@@ -585,4 +582,11 @@ func (e *External) body() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// method says how the external run measures, for the page and the
+// fragment alike.
+func (e *External) method() string {
+	return fmt.Sprintf("%s, %d thread, %d connections, keep-alive over loopback, against `surge serve` from %s in its own process, alternating in %d slices of %v per side with `surge bench floor-server` (a bare fasthttp server answering a fixed JSON body of the same size); both get the same wrk script, so the generator's cost per request is the same. The server runs with the risk buckets, the devices-per-address signal, the page token and the lottery window off (`SURGE_RISK_IP_RATE=0`, `SURGE_RISK_USER_RATE=0`, `SURGE_RISK_DEVICES_PER_IP=0`, `SURGE_RISK_PAGE_TOKEN_OFF=true`, `SURGE_SALES_LOTTERY_WINDOW=off`); requests rotate through %d logged-in users' tokens, on a sale of %d units with a per-user limit of %d. Only 2xx answers count.",
+		e.Wrk, externalThreads, e.Conns, orNotRecorded(e.Label), alternateSegments, e.Slice, e.Users, externalSaleQuantity, externalPerUserLimit)
 }

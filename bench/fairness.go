@@ -97,11 +97,11 @@ func fairnessTargets() []summaryTarget {
 	var out []summaryTarget
 	for _, k := range FairnessKinds {
 		out = append(out, summaryTarget{Key: keyFairnessWinPrefix + k, ZeroMeets: true, Max: 0.5,
-			Label: fmt.Sprintf("fairness: `%s` bots' per-account win rate vs the humans' (`surge serve --demo` defaults, all kinds at 20%% of the crowd)", k)})
+			Label: fmt.Sprintf("fairness: `%s` bots' win rate vs the humans'", k)})
 	}
 	return append(out,
-		summaryTarget{Key: keyFairnessUnitShare, ZeroMeets: true, Max: 0.10, Label: "fairness: units reserved by the bots (all kinds, 20% of the crowd) vs all units reserved"},
-		summaryTarget{Key: keyFairnessHumansDeny, ZeroMeets: true, Max: 0.01, Label: "fairness: humans refused by risk (`risk_denied` at least once) vs all humans"},
+		summaryTarget{Key: keyFairnessUnitShare, ZeroMeets: true, Max: 0.10, Label: "fairness: units the bots reserved vs all units reserved"},
+		summaryTarget{Key: keyFairnessHumansDeny, ZeroMeets: true, Max: 0.01, Label: "fairness: humans refused by risk vs all humans"},
 	)
 }
 
@@ -197,7 +197,7 @@ func (f *Fairness) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "`surge serve --demo` with its defaults (risk on, Pebble in a temporary directory, its own process) against `surge loadtest --scenario flash --setup --users %d --rate %.0f --duration %v --bots %g --bot-kinds %s` (the load test's other settings at their defaults; it took %v in all). ",
 		f.Users, f.Rate, f.Duration, f.Bots, strings.Join(FairnessKinds, ","), f.Elapsed.Round(time.Second))
-	b.WriteString("A kind's win rate is the share of its accounts that reserved at least once; the ratio is that over the humans' (target ≤ 0.5). The figures depend on the crowd's timing and move between runs; the summary judges them against issue 18's targets.\n\n")
+	b.WriteString("A kind's win rate is the share of its accounts that reserved at least once; the summary judges its ratio to the humans'. The figures depend on the crowd's timing and move between runs.\n\n")
 	b.WriteString("| kind | accounts | crowd share | reserving attempts | units reserved | unit share | win rate | vs humans | refused by risk | first reserve after the opening |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range f.Kinds {
 		first := "—"

@@ -21,7 +21,7 @@ func TestFairnessSection(t *testing.T) {
 	if !strings.Contains(md, "## Fairness: every bot kind against `surge serve --demo` defaults\n\nnot run") {
 		t.Errorf("page without the scenario lacks its \"not run\"")
 	}
-	if !strings.Contains(md, "| fairness: `mimic` bots' per-account win rate vs the humans'") {
+	if !strings.Contains(md, "| fairness: `mimic` bots' win rate vs the humans'") {
 		t.Errorf("the summary lacks the mimic's row when not run")
 	}
 	f := &Fairness{Users: 1000, Bots: 0.2, Rate: 400, Duration: 10 * time.Second, Elapsed: 25 * time.Second,
@@ -33,11 +33,11 @@ func TestFairnessSection(t *testing.T) {
 		BotUnits: 20, AllUnits: 400, HumanUsers: 800, HumansRiskRefused: 2, InvariantsOK: true}
 	md = (&Results{Fairness: f}).Markdown()
 	for _, want := range []string{
-		"| fairness: `sprinter` bots' per-account win rate vs the humans' (`surge serve --demo` defaults, all kinds at 20% of the crowd) | 0.0% won | 50.0% won | 0.00 | ≤ 0.50 | yes |",
-		"| fairness: `mimic` bots' per-account win rate vs the humans' (`surge serve --demo` defaults, all kinds at 20% of the crowd) | 20.0% won | 50.0% won | 0.40 | ≤ 0.50 | yes |",
-		"| fairness: `farm` bots' per-account win rate vs the humans' (`surge serve --demo` defaults, all kinds at 20% of the crowd) | not run |",
-		"| fairness: units reserved by the bots (all kinds, 20% of the crowd) vs all units reserved | 20 units | 400 units | 0.05 | ≤ 0.10 | yes |",
-		"| fairness: humans refused by risk (`risk_denied` at least once) vs all humans | 2 humans | 800 humans | 0.00 | ≤ 0.01 | yes |",
+		"| fairness: `sprinter` bots' win rate vs the humans' | 0.0% won | 50.0% won | 0.00 | ≤ 0.50 | yes |",
+		"| fairness: `mimic` bots' win rate vs the humans' | 20.0% won | 50.0% won | 0.40 | ≤ 0.50 | yes |",
+		"| fairness: `farm` bots' win rate vs the humans' | not run |",
+		"| fairness: units the bots reserved vs all units reserved | 20 units | 400 units | 0.05 | ≤ 0.10 | yes |",
+		"| fairness: humans refused by risk vs all humans | 2 humans | 800 humans | 0.00 | ≤ 0.01 | yes |",
 		"| human | 800 | 80.0% | 1200 | 380 | 95.0% | 50.0% | 1 (floor) | 2 (0.2%) | — |",
 		"| sprinter | 100 | 10.0% | 100 | 0 | 0.0% | 0.0% | 0.00x | 100 (100.0%) | — |",
 		"invariants held",

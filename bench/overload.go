@@ -657,9 +657,9 @@ func quantile(d []time.Duration, q int) time.Duration {
 // markdown is the overload section of BENCHMARKS.md.
 func (o *Overload) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "`surge serve` (pebble, its own process, pinned to %s with taskset so that the load generator on the same cores can offer five times its capacity, as on a machine of that size; it chose GOMAXPROCS %d itself; risk rate limits off) takes reserves on %d flash sales (per-user limit 1, an Idempotency-Key each, %d users logged in) at 5x the reserve capacity measured just before on the same server, for %v, with %d pays of held reservations spread over the storm. ",
-		plural(o.ServerCores, "core"), o.ServerProcs, o.Sales, o.Users, o.Storm, o.Pays)
-	b.WriteString("Latency counts from each request's intended send time. The sales are then ended and their holds run out; RSS after is read once every hold is released, then each second until it is within 1.5x of before or the wait ends. No GOMEMLIMIT; the server's sweeper hands freed memory back to the OS itself (`debug.FreeOSMemory`, at most once a minute) after a finished sale's per-user state or an idle crowd's cached entries were dropped.\n\n")
+	fmt.Fprintf(&b, "`surge serve` (pebble, its own process, pinned to %s with taskset, as on a machine of that size, so that the generator can offer five times its capacity; GOMAXPROCS %d, its own choice; risk rate limits off) takes reserves on %d flash sales (per-user limit 1, an Idempotency-Key each, %d users logged in) at 5x the capacity measured just before, for %v, with %d pays of held reservations spread over the storm. ",
+		plural(o.ServerCores, "core"), o.ServerProcs, o.Sales, o.Users, o.Storm.Round(time.Millisecond), o.Pays)
+	b.WriteString("Then the sales end and their holds run out; RSS is read once every hold is released, then each second until it is within 1.5x of before (no GOMEMLIMIT: the sweeper returns freed memory to the OS itself, at most once a minute).\n\n")
 	b.WriteString("| figure | measured | next to | target | met |\n|---|---:|---:|---:|---|\n")
 	fmt.Fprintf(&b, "| pays shed | %d of %d (%.1f%%) | %d paid, %d failed otherwise | 0 | %s |\n", o.PaysShed, o.Pays, 100*o.PaysShedShare(), o.PaysOK, o.PaysFailed, yesNo(o.PaysShed == 0))
 	if o.GeneratorKeptUp() {
@@ -673,16 +673,12 @@ func (o *Overload) markdown() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Capacity %.0f reserves/s (closed loop, %d connections, 2 s); offered %.0f/s; sent %d (%d over 10 ms late: the generator's own lag, charged to the latency from the intended time).\n", o.Capacity, overloadConns, o.Offered, o.Sent, o.Late)
 	if !o.GeneratorKeptUp() {
-		fmt.Fprintf(&b, "- The generator fell behind: more than a tenth of the sends left over 10 ms after their time. Its %d workers each wait for their answer, so it sends no faster than the server answers, and five times this capacity is more than these cores can send even to a bare fasthttp server (the HTTP floors above). The p99 from the intended time then measures that backlog, which grows with the storm's length, and is not judged; the p99 from the actual send is.\n", overloadConns)
+		fmt.Fprintf(&b, "- The generator fell behind: over a tenth of the sends left more than 10 ms after their time. Its %d workers each wait for their answer, and five times this capacity is more than these cores can send even to a bare fasthttp server, so the p99 from the intended time measures the generator's backlog and is not judged; the p99 from the actual send is.\n", overloadConns)
 	}
 	fmt.Fprintf(&b, "- Reserves: %d admitted (p50 %s), %d shed with 503/50300 and Retry-After, %d refused (sold out, limit, sale gate), %d errors.\n", o.Admitted, ms(o.AdmittedP50), o.Shed, o.Refused, o.Errors)
-	fmt.Fprintf(&b, "- The server's own p99 of the storm's reserves (its /metrics histograms): %s from routing to the answer (sheds included), %s in the engine and the store (admitted); the rest of the %s from the send was spent before the server read the request or after it wrote the answer (socket queues, the scheduler, the generator on the same cores).\n",
-		ms(o.ServerReserveP99), ms(o.EngineReserveP99), ms(o.AdmittedSentP99))
-	fmt.Fprintf(&b, "- A goroutine of the server ready to run waited %s on average for one of its %d Ps during the storm (runtime/metrics `/sched/latencies`). On one P a goroutine waiting in the WAL's fsync keeps the P, and the runtime seldom hands it on for fsyncs this short, so `surge serve` on Pebble takes at least two Ps (GOMAXPROCS 2 on one core; see the README, \"When things go wrong\").\n",
-		ms(o.SchedWaitMean), o.ServerProcs)
-	fmt.Fprintf(&b, "- Adaptive writes limit: lowest %d of %d during the storm.\n", o.LimitLowest, o.LimitMax)
-	fmt.Fprintf(&b, "- Go heap in use: %d MiB before, %d MiB after; heap freed but not yet returned to the OS: %d MiB before, %d MiB after (the rest of RSS is the runtime's own memory, Pebble's caches and the binary's pages).\n", o.HeapInuseBeforeKiB>>10, o.HeapInuseAfterKiB>>10, o.HeapIdleBeforeKiB>>10, o.HeapIdleAfterKiB>>10)
-	fmt.Fprintf(&b, "- Goroutines: %d before, %d at peak, %d after.\n\n", o.GoroutinesBefore, o.GoroutinesPeak, o.GoroutinesAfter)
+	fmt.Fprintf(&b, "- The server's own p99 (its /metrics histograms): %s from routing to the answer, sheds included; %s in the engine and the store, admitted only. The rest of the %s from the send is socket queues, the scheduler and the generator on the same cores. A ready goroutine waited %s on average for one of the %d Ps (`/sched/latencies`); adaptive writes limit lowest %d of %d.\n",
+		ms(o.ServerReserveP99), ms(o.EngineReserveP99), ms(o.AdmittedSentP99), ms(o.SchedWaitMean), o.ServerProcs, o.LimitLowest, o.LimitMax)
+	fmt.Fprintf(&b, "- Go heap in use: %d MiB before, %d MiB after; heap freed but not yet returned to the OS: %d MiB before, %d MiB after. Goroutines: %d before, %d at peak, %d after.\n\n", o.HeapInuseBeforeKiB>>10, o.HeapInuseAfterKiB>>10, o.HeapIdleBeforeKiB>>10, o.HeapIdleAfterKiB>>10, o.GoroutinesBefore, o.GoroutinesPeak, o.GoroutinesAfter)
 	return b.String()
 }
 

@@ -69,8 +69,7 @@ PASS
 		"| MemoryReserve/uncontended-reused | 510 | 4 | 0 |",
 		"| PebbleReserve/conc=256 | 7789 | 576 | 11 | 10440 cpu-ns/op, 7783 floor-ns/op, 136780 reserves/s, 0.939 x-floor |",
 		"## Latency under open-model load\n\nnot run",
-		"## External (wrk)\n\nnot run",
-		"## What limits each figure",
+		"## How each figure is measured, and what limits it",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("page lacks %q:\n%s", want, md)
@@ -147,7 +146,7 @@ func TestPageBeforeAfter(t *testing.T) {
 	}
 	md := res.Markdown()
 	for _, want := range []string{
-		"### Before and after (wrk)\n\nThe same measurement of 2f267fc,",
+		"### Before and after (wrk)\n\nThe same wrk measurement of 2f267fc,",
 		"| flash reserve, memory backend | 60.0 req/s | 0.60 | 70.0 req/s | 0.70 |",
 		"| flash reserve, redis backend | not run | not run | 40.0 req/s | 0.40 |",
 	} {
@@ -174,23 +173,55 @@ func TestPageOrdersMySQL(t *testing.T) {
 	}
 }
 
-// TestPageRefused: a closed-loop HTTP table whose rows counted their
-// requests shows the Surge side's refusals next to the ratio; a table
-// that counted none keeps its four columns.
+// TestPageRefused: the summary says which HTTP rows had requests refused
+// on Surge's side (in process and through wrk), or that none had.
 func TestPageRefused(t *testing.T) {
 	res := &Results{Tables: []Table{
 		{Title: "HTTP", Rows: []Row{
 			{Key: "http/reserve-pebble", Scenario: "flash reserve, pebble", Surge: 500, Floor: 1000, Unit: "req/s", Sent: 20, Refused: 5},
+			{Key: "http/store-page", Scenario: "store page", Surge: 900, Floor: 1000, Unit: "req/s", Sent: 20},
 			{Key: "http/reserve-redis-keyed", Scenario: "keyed", Surge: 900, Floor: 1000, Unit: "req/s"},
 		}},
 		{Title: "Pebble", Rows: []Row{{Key: "pebble/reserve-1", Scenario: "reserve, 1 callers", Surge: 1, Floor: 2, Unit: "ops/s"}}},
-	}}
+	}, External: &External{Rows: []ExternalRow{
+		{Row: Row{Key: "wrk/reserve-redis", Scenario: "flash reserve, redis", Surge: 4, Floor: 10, Unit: "req/s"}, SurgeStats: WrkStats{Non2xx: 3, SocketErrors: 1}},
+		{Row: Row{Key: "wrk/reserve-memory", Scenario: "flash reserve, memory", Surge: 7, Floor: 10, Unit: "req/s"}},
+	}}}
 	md := res.Markdown()
 	for _, want := range []string{
-		"| scenario | Surge | floor | ratio | Surge refused (shed, non-2xx) |",
-		"| flash reserve, pebble | 500 req/s | 1000 req/s | 0.50 | 5 of 20 (25%) |",
-		"| keyed | 900 req/s | 1000 req/s | 0.90 |  |",
-		"| reserve, 1 callers | 1.00 ops/s | 2.00 ops/s | 0.50 |\n",
+		"Refused in process (shed or non-2xx): flash reserve, pebble: 5 of 20 (25%). Through wrk: flash reserve, redis: 3 non-2xx, 1 socket errors.",
+		"| HTTP flash reserve, redis (wrk) | 4.00 req/s | 10.0 req/s | 0.40 | ≥ 0.50 | **no** |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "store page: ") || strings.Contains(md, "flash reserve, memory: ") {
+		t.Errorf("page names a row that refused nothing:\n%s", md)
+	}
+	res.Tables[0].Rows[0].Refused = 0
+	res.External.Rows[0].SurgeStats = WrkStats{}
+	if md := res.Markdown(); !strings.Contains(md, "In process, Surge refused none of the HTTP requests (no shed, no non-2xx). Through wrk, no non-2xx answer and no socket error.") {
+		t.Errorf("page without refusals does not say so:\n%s", md)
+	}
+}
+
+// TestPageMethods: the last section names each closed-loop table's floor
+// and the external run's settings, and the Redis line carries the
+// INCR-floor ratio when it was measured.
+func TestPageMethods(t *testing.T) {
+	res := &Results{Tables: []Table{
+		{Title: "Redis: reservations", Floor: "raw EVALSHA", Rows: []Row{
+			{Key: "redis/reserve-256", Scenario: "reserve, 256 callers, vs `return 1`", Surge: 80, Floor: 100, Unit: "ops/s"},
+			{Key: "redis/reserve-256-incr", Scenario: "reserve, 256 callers, vs one-key INCR script", Surge: 150, Floor: 100, Unit: "ops/s"},
+		}},
+	}, External: &External{Wrk: "wrk 4.1", Conns: 128, Label: "abc1234", Slice: 3 * time.Second, Users: 1000}}
+	md := res.Markdown()
+	for _, want := range []string{
+		"- **Redis: reservations.** Floor: raw EVALSHA; floor and Surge alternate in 4 slices each. The `return 1` floor",
+		"the reserve at 256 callers does 1.50x its floor (150 ops/s against 100 ops/s).",
+		"- **External (wrk).** wrk 4.1, 1 thread, 128 connections, keep-alive over loopback, against `surge serve` from abc1234",
+		"4 slices of 3s per side",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("page lacks %q:\n%s", want, md)

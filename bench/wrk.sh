@@ -3,8 +3,8 @@
 # against `surge serve` in its own process (memory, pebble and redis backends;
 # redis-server on a free loopback port, never 6379), alternating with a bare
 # fasthttp floor server in its own process, in the same run. Prints the
-# "External (wrk)" section (markdown, pasteable into BENCHMARKS.md); the page
-# generator runs the same measurement with `surge bench --wrk`.
+# measurement as markdown; the page generator runs the same measurement with
+# `surge bench --wrk` and folds its rows into the page's summary.
 #
 #   bench/wrk.sh                                   # measure this tree
 #   bench/wrk.sh -s /tmp/surge-before -l 2f267fc -o bench/history/wrk-before-2f267fc.md
