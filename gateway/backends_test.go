@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/surge-retail/surge/engine"
+	"github.com/surge-retail/surge/internal/redistest"
 )
 
 // Broken backends through the real gateway over loopback HTTP, with a real
@@ -173,7 +175,9 @@ func TestRedisHungCircuit(t *testing.T) {
 	a := h.login("u1")
 	h.wantCode(CodeOK, "POST", "/api/v1/flash-sales/fs1/reservations", reserveBody(1), a)
 
-	if err := h.redis.Freeze(); err != nil {
+	if err := h.redis.Freeze(); errors.Is(err, redistest.ErrNoFreeze) {
+		t.Skip(err) // no SIGSTOP on this platform: no way to hang a server
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	thawed := false

@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,11 @@ import (
 	"testing"
 	"time"
 )
+
+// ErrNoFreeze is Freeze's and Thaw's error on a platform without SIGSTOP:
+// there is no other way to hold a process's connections open while it
+// answers nothing. A test that needs a hung server skips on it.
+var ErrNoFreeze = errors.New("redistest: cannot freeze a server on this platform (no SIGSTOP)")
 
 // Server is a running redis-server owned by one test.
 type Server struct {
