@@ -184,7 +184,7 @@ func shardsFor(procs int) int {
 }
 
 // shardOf returns the shard of a record.
-func (m *Memory) shardOf(rec *record) *recShard { return &m.recs[rec.hash&m.shardMask] }
+func (m *Memory) shardOf(rec *record) *recShard { return &m.recs[rec.hash()&m.shardMask] }
 
 // shardOfHash returns the shard of the id whose hash is h.
 func (m *Memory) shardOfHash(h uint64) *recShard { return &m.recs[h&m.shardMask] }
@@ -230,11 +230,18 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if m.closed.Load() {
 		return Reservation{}, ErrClosed
 	}
+	var h uint64
+	var sh *recShard
+	if len(req.ID) <= IDLenMax {
+		// Hash first (Validate refuses longer ids), so that the index
+		// line is fetched while the request is validated.
+		h = maphash.String(m.recSeed, req.ID)
+		sh = m.shardOfHash(h)
+		sh.prefetchIndex(h)
+	}
 	if err := req.Validate(m.opts.MaxQuantity); err != nil {
 		return Reservation{}, err
 	}
-	h := maphash.String(m.recSeed, req.ID)
-	sh := m.shardOfHash(h)
 	var pos int
 	// readEvicts is the shard's evictions of ids like req.ID (evicted)
 	// when the disk said req.ID is not there (diskRead).

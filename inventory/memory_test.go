@@ -160,7 +160,7 @@ func TestRecShardIndexCollisions(t *testing.T) {
 	check := func(gone map[int]bool) {
 		t.Helper()
 		for i, r := range recs {
-			got, _, _ := sh.find(r.hash, id(i))
+			got, _, _ := sh.find(r.hash(), id(i))
 			if gone[i] {
 				if got != nil {
 					t.Fatalf("find(%q) after forget = %p; want nil", id(i), got)
@@ -174,11 +174,11 @@ func TestRecShardIndexCollisions(t *testing.T) {
 	gone := map[int]bool{}
 	for _, i := range []int{100, 0, 199, 57, 58, 150} {
 		r := recs[i]
-		h := r.hash
+		fp := r.fp
 		r.mu.Lock()
 		sh.forget(r)
 		r.mu.Unlock()
-		r.hash = h // the slot keeps its fields; find must not match it
+		r.fp = fp // the slot keeps its fields; find must not match it
 		gone[i] = true
 		check(gone)
 	}
@@ -215,7 +215,7 @@ func TestRecShardIndexWraps(t *testing.T) {
 			if o.state == stateFree {
 				continue
 			}
-			if got, _, _ := sh.find(o.hash, fmt.Sprintf("s:w%d", i)); got != o {
+			if got, _, _ := sh.find(o.hash(), fmt.Sprintf("s:w%d", i)); got != o {
 				t.Fatalf("after %d forgets, find(s:w%d) = %p; want %p", k+1, i, got, o)
 			}
 		}

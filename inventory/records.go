@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Record states besides the public ones.
@@ -37,20 +38,26 @@ type record struct {
 }
 
 // recFields are a record's fields but its mutex: rebuild copies them.
+// With the mutex they take 64 bytes, one cache line (recSize): a reserve
+// writes a record whose line is usually not in cache, and a record that
+// straddled two lines cost two misses. Line 0's limit lives in the blob
+// (blobSize) to make room.
 type recFields struct {
-	state     State
-	refunded  bool
-	gen       uint32
-	hash      uint64 // of the id, under Memory.recSeed
+	gen uint32
+	// fp and hashLo are the high 32 and low 8 bits of the id's hash
+	// under Memory.recSeed (see hash): the index fingerprint and the
+	// shard bits.
+	fp        uint32
 	createdMs int64
 	expiresMs int64
 	qty0      int64 // line 0
-	limit0    int64
 	pool0     uint32
 	blobChunk uint32 // arena chunk and offset of the blob
-	blobOff   uint32
 	slot      uint32 // in its shard
+	blobOff   uint16 // < arenaChunkSize
 	metaLen   uint16
+	state     State
+	refunded  bool
 	idLen     uint8
 	userLen   uint8
 	nLines    uint8
@@ -58,15 +65,38 @@ type recFields struct {
 	// an entry for this record (gen). Guarded by the shard's mu.
 	inExp   bool
 	inPurge bool
+	hashLo  uint8
 }
+
+// recSize is a record's size: one cache line. Record chunks
+// ([recChunk]record) are 16 KiB, a size class whose blocks start at
+// multiples of 8 KiB, so no record straddles two lines.
+const recSize = 64
+
+var (
+	_ [recSize - unsafe.Sizeof(record{})]struct{}
+	_ [unsafe.Sizeof(record{}) - recSize]struct{}
+	// hashLo holds every shard bit (Memory.shardMask < recShardsMax).
+	_ [256 - recShardsMax]struct{}
+	// blobOff holds every offset in a chunk.
+	_ [1<<16 - arenaChunkSize]struct{}
+)
+
+// hash returns the bits of rec's id hash that anything reads: the
+// fingerprint (high 32) and the shard bits (low 8).
+func (rec *record) hash() uint64 { return uint64(rec.fp)<<32 | uint64(rec.hashLo) }
 
 // lineBytes is the size of a line after the first in the blob: pool index
 // (4), quantity (8), limit (8).
 const lineBytes = 20
 
-// blobSize is the arena space of a record: id, user, meta, then lines 1..n-1.
+// limitBytes is the size of line 0's limit in the blob.
+const limitBytes = 8
+
+// blobSize is the arena space of a record: id, user, meta, line 0's limit,
+// then lines 1..n-1.
 func blobSize(id, user string, meta []byte, nLines int) int {
-	return len(id) + len(user) + len(meta) + (nLines-1)*lineBytes
+	return len(id) + len(user) + len(meta) + limitBytes + (nLines-1)*lineBytes
 }
 
 const (
@@ -79,14 +109,14 @@ const (
 	// indexSlotsMin is a shard's index size before it first grows.
 	indexSlotsMin = 256
 	// arenaChunkSize is a shard's arena allocation unit: at least the
-	// largest blob (IDLenMax*2 + MetaLenMax + (LinesMax-1)*lineBytes).
+	// largest blob (IDLenMax*2 + MetaLenMax + limitBytes + (LinesMax-1)*lineBytes).
 	arenaChunkSize = 16 << 10
 	// arenaSpareMax bounds the empty arena chunks a shard keeps for reuse.
 	arenaSpareMax = 2
 )
 
 // Compile-time check that a blob always fits a chunk.
-var _ [arenaChunkSize - (2*IDLenMax + MetaLenMax + (LinesMax-1)*lineBytes)]struct{}
+var _ [arenaChunkSize - (2*IDLenMax + MetaLenMax + limitBytes + (LinesMax-1)*lineBytes)]struct{}
 
 type arenaChunk [arenaChunkSize]byte
 
@@ -101,6 +131,9 @@ type recShard struct {
 	// full; deletion shifts entries back, so there are no tombstones.
 	index []uint64
 	n     int // entries in index
+	// indexView is index as of its last replacement (setIndex), read
+	// without mu by prefetchIndex only.
+	indexView atomic.Pointer[[]uint64]
 	// chunks hold the record slots: slot s is chunks[s/recChunk][s%recChunk].
 	chunks []*[recChunk]record
 	slots  uint32 // slots handed out so far
@@ -154,7 +187,7 @@ type recShard struct {
 }
 
 func (s *recShard) init() {
-	s.index = make([]uint64, indexSlotsMin)
+	s.setIndex(make([]uint64, indexSlotsMin))
 	s.expMax, s.purgeMax = math.MinInt64, math.MinInt64
 	s.arena.cur = -1
 }
@@ -165,14 +198,38 @@ func (s *recShard) rec(slot uint32) *record {
 	return &s.chunks[slot/recChunk][slot%recChunk]
 }
 
+// setIndex replaces the index. Requires mu.
+func (s *recShard) setIndex(index []uint64) {
+	s.index = index
+	s.indexView.Store(&index)
+}
+
+// prefetchIndex starts fetching, for writing, the index line where the
+// probe of the id whose hash is h starts: a reserve calls it before it
+// validates its request and takes mu, so that the line (usually not in
+// cache) is on its way meanwhile. Without mu: the index may be replaced
+// since, and the hint is then wasted, never wrong.
+func (s *recShard) prefetchIndex(h uint64) {
+	if p := s.indexView.Load(); p != nil {
+		ix := *p
+		prefetchw(unsafe.Pointer(&ix[int(h>>32)&(len(ix)-1)]))
+	}
+}
+
+// prefetchRec starts fetching the lines of the record in slot, which
+// exists, for writing. Requires mu.
+func (s *recShard) prefetchRec(slot uint32) {
+	prefetchw(unsafe.Pointer(s.rec(slot))) // one line (recSize)
+}
+
 // blob returns rec's blob. Requires mu, or rec.mu with gen checked.
 func (s *recShard) blob(rec *record) []byte {
 	c := (*s.arena.tab.Load())[rec.blobChunk]
-	return c[rec.blobOff : rec.blobOff+uint32(blobSize0(rec))]
+	return c[rec.blobOff : int(rec.blobOff)+blobSize0(rec)]
 }
 
 func blobSize0(rec *record) int {
-	return int(rec.idLen) + int(rec.userLen) + int(rec.metaLen) + (int(rec.nLines)-1)*lineBytes
+	return int(rec.idLen) + int(rec.userLen) + int(rec.metaLen) + limitBytes + (int(rec.nLines)-1)*lineBytes
 }
 
 func (s *recShard) idBytes(rec *record) []byte { return s.blob(rec)[:rec.idLen] }
@@ -189,10 +246,11 @@ func (s *recShard) metaBytes(rec *record) []byte {
 // line returns line i's pool index, quantity and limit. Requires what blob
 // requires.
 func (s *recShard) line(rec *record, i int) (pool uint32, qty, limit int64) {
+	o := int(rec.idLen) + int(rec.userLen) + int(rec.metaLen)
 	if i == 0 {
-		return rec.pool0, rec.qty0, rec.limit0
+		return rec.pool0, rec.qty0, int64(binary.LittleEndian.Uint64(s.blob(rec)[o : o+limitBytes]))
 	}
-	o := int(rec.idLen) + int(rec.userLen) + int(rec.metaLen) + (i-1)*lineBytes
+	o += limitBytes + (i-1)*lineBytes
 	b := s.blob(rec)[o : o+lineBytes]
 	return binary.LittleEndian.Uint32(b), int64(binary.LittleEndian.Uint64(b[4:])), int64(binary.LittleEndian.Uint64(b[12:]))
 }
@@ -317,7 +375,7 @@ func (s *recShard) overflowDisk() {
 		size *= 2
 	}
 	old := s.index
-	s.index = make([]uint64, size)
+	s.setIndex(make([]uint64, size))
 	for _, e := range old {
 		if e != 0 && uint32(e) != onDisk {
 			s.place(s.index, e)
@@ -336,6 +394,12 @@ func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []ui
 		f := s.free[n-1]
 		slot, gen = uint32(f), uint32(f>>32)
 		s.free = s.free[:n-1]
+		if n > 1 {
+			// The next record of the shard goes into free[n-2]: its line
+			// is usually not in cache, so start fetching it now, for
+			// writing, rather than wait for it then.
+			s.prefetchRec(uint32(s.free[n-2]))
+		}
 	} else {
 		if s.slots%recChunk == 0 {
 			s.chunks = append(s.chunks, new([recChunk]record))
@@ -345,16 +409,18 @@ func (s *recShard) newRecord(h uint64, id, user string, lines []Line, pools []ui
 	}
 	r := s.rec(slot)
 	r.slot = slot
-	r.hash = h
+	r.fp, r.hashLo = uint32(h>>32), uint8(h)
 	r.createdMs = createdMs
 	r.expiresMs = expiresMs
-	r.pool0, r.qty0, r.limit0 = pools[0], lines[0].Quantity, lines[0].Limit
+	r.pool0, r.qty0 = pools[0], lines[0].Quantity
 	r.idLen, r.userLen, r.metaLen, r.nLines = uint8(len(id)), uint8(len(user)), uint16(len(meta)), uint8(len(lines))
-	var b []byte
-	r.blobChunk, r.blobOff, b = s.arena.alloc(blobSize(id, user, meta, len(lines)))
+	chunk, off, b := s.arena.alloc(blobSize(id, user, meta, len(lines)))
+	r.blobChunk, r.blobOff = chunk, uint16(off)
 	o := copy(b, id)
 	o += copy(b[o:], user)
 	o += copy(b[o:], meta)
+	binary.LittleEndian.PutUint64(b[o:], uint64(lines[0].Limit))
+	o += limitBytes
 	for i := 1; i < len(lines); i++ {
 		binary.LittleEndian.PutUint32(b[o:], pools[i])
 		binary.LittleEndian.PutUint64(b[o+4:], uint64(lines[i].Quantity))
@@ -389,7 +455,7 @@ func (s *recShard) publish(e uint64, pos int) {
 	s.n++
 }
 
-func indexEntry(rec *record) uint64 { return entryOf(rec.hash, rec.slot) }
+func indexEntry(rec *record) uint64 { return entryOf(rec.hash(), rec.slot) }
 
 // entryOf is the index entry of the record in slot whose id hash is h.
 func entryOf(h uint64, slot uint32) uint64 { return h>>32<<32 | uint64(slot+1) }
@@ -411,7 +477,7 @@ func (s *recShard) grow() {
 			s.place(bigger, e)
 		}
 	}
-	s.index = bigger
+	s.setIndex(bigger)
 }
 
 // forget frees rec's slot: out of the index, blob back to the arena, gen
@@ -428,11 +494,11 @@ func (s *recShard) forget(rec *record) {
 // bound of disk entries (diskFull) only drops rec's entry: its probe
 // reports every absent id as possibly on disk. Requires mu and rec.mu.
 func (s *recShard) evict(rec *record) {
-	s.noteEvict(rec.hash)
+	s.noteEvict(rec.hash())
 	if s.diskFull() {
 		s.unindex(indexEntry(rec))
 	} else {
-		s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash)
+		s.index[s.indexOf(indexEntry(rec))] = diskEntry(rec.hash())
 		s.disk++
 	}
 	s.free1(rec)
@@ -596,9 +662,9 @@ func (s *recShard) rebuild() bool {
 		r.recFields = old.recFields
 		r.slot, r.gen = slot, 0
 		size := blobSize0(old)
-		var b []byte
-		r.blobChunk, r.blobOff, b = s.arena.alloc(size)
-		copy(b, oldTab[old.blobChunk][old.blobOff:old.blobOff+uint32(size)])
+		chunk, off, b := s.arena.alloc(size)
+		r.blobChunk, r.blobOff = chunk, uint16(off)
+		copy(b, oldTab[old.blobChunk][old.blobOff:int(old.blobOff)+size])
 		r.inExp, r.inPurge = false, false
 		switch r.state {
 		case StateHeld, statePending:
@@ -610,7 +676,7 @@ func (s *recShard) rebuild() bool {
 			r.inPurge = true
 			s.purgeMax = max(s.purgeMax, r.expiresMs)
 		}
-		s.index[m.entry] = entryOf(r.hash, slot)
+		s.index[m.entry] = entryOf(r.hash(), slot)
 		old.gen++
 		old.state, old.refunded = stateFree, false
 	}
@@ -637,7 +703,7 @@ func (s *recShard) resizeIndex() {
 			s.place(index, e)
 		}
 	}
-	s.index = index
+	s.setIndex(index)
 }
 
 // popDue pops h's entries due at or before ms, up to max, skipping stale
