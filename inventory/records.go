@@ -810,6 +810,11 @@ func (a *arena) alloc(n int) (chunk, off uint32, b []byte) {
 	off = uint32(a.off)
 	a.off += n
 	a.live[a.cur]++
+	if next := a.off + 64; uint32(a.off)/64 != off/64 && next < arenaChunkSize {
+		// This blob reached a new line: fetch the one after it, which
+		// the shard's next blobs take, while it is not needed yet.
+		prefetchw(unsafe.Pointer(&c[next]))
+	}
 	return uint32(a.cur), off, c[off : off+uint32(n)]
 }
 
@@ -890,6 +895,11 @@ func (h *expHeap) pushAfter(e expEntry, maxMs *int64) {
 	if e.ms >= *maxMs {
 		*maxMs = e.ms
 		*h = append(*h, e)
+		if n := len(*h); n%4 == 0 && n+4 <= cap(*h) {
+			// Every fourth entry (a line's worth), fetch the line
+			// that the next appends write.
+			prefetchw(unsafe.Pointer(&(*h)[:n+4][n+3]))
+		}
 		return
 	}
 	h.push(e)
