@@ -30,8 +30,9 @@ import (
 //
 // Memory keeps every reservation until it is forgotten (Forget, Purge):
 // Scan and Reservation read released ones too. A reservation costs about
-// 130 bytes (record, index entry, heap entries) plus its id, user and meta;
-// slots and arena space of forgotten ones are reused.
+// 120 bytes (a 64-byte record, index entry, heap entries, line 0's limit)
+// plus its id, user and meta; slots and arena space of forgotten ones are
+// reused.
 //
 // As the memory layer of a durable store (Pebble) it keeps only held and
 // paid reservations: a released one is evicted once its release is on
