@@ -94,7 +94,7 @@ own process; see "surge bench wrk"). The page of record:
 		if err != nil {
 			return err
 		}
-		res.Command = "surge " + strings.Join(os.Args[1:], " ")
+		res.Command = commandLine(os.Args[1:])
 		res.Commit = bench.Commit(benchOpts.srcDir)
 		if slices.Contains(groups, "packages") {
 			res.Packages = bench.RunPackages(ctx, benchOpts.srcDir, "", os.Stderr)
@@ -257,4 +257,20 @@ func init() {
 
 	benchCmd.AddCommand(benchWrkCmd, benchFloorCmd)
 	rootCmd.AddCommand(benchCmd)
+}
+
+// commandLine is `surge ARGS` as a shell would take it back: an argument
+// with a space or a shell character is single-quoted.
+func commandLine(args []string) string {
+	var b strings.Builder
+	b.WriteString("surge")
+	for _, a := range args {
+		b.WriteByte(' ')
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`&|;<>()*?[]#~!{}") {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	return b.String()
 }

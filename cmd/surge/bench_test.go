@@ -30,3 +30,12 @@ func TestBenchOnlyUnknownGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchCommandLine: the page's command line can be pasted back into a
+// shell: an argument with a space or a quote is quoted, others are not.
+func TestBenchCommandLine(t *testing.T) {
+	got := commandLine([]string{"bench", "--wrk-before-label", "2f267fc (before)", "--x", "it's", "--empty", ""})
+	if want := `surge bench --wrk-before-label '2f267fc (before)' --x 'it'\''s' --empty ''`; got != want {
+		t.Errorf("commandLine = %s; want %s", got, want)
+	}
+}
