@@ -415,7 +415,7 @@ func (r *Results) limits(family string) string {
 	case "pebble":
 		return "Surge's store warms its WAL files and waits briefly for more commits when many are waiting, which is why it can exceed the floor; the disk's fsync latency bounds both."
 	case "redis":
-		s := "The `return 1` floor writes nothing, so it never waits for the AOF fsync that every reserve pays."
+		s := "The gap to `return 1` is mostly durability: every reserve waits for Redis's AOF fsync."
 		// The INCR row of the most callers (rows go by callers, fewest first).
 		var incr *Row
 		for _, t := range r.Tables {
@@ -437,4 +437,4 @@ func (r *Results) limits(family string) string {
 }
 
 // wrkLimits is what bounds the external figures.
-const wrkLimits = "The Redis reserve is the hardest of them here: per request, Surge's process, redis-server and wrk together use about twice the CPU that the floor server and wrk use (from /proc: Surge 35–40 µs, redis-server 12–15 µs, wrk 16 µs, against the floor server's 18 µs and wrk's 16 µs), and Redis's fsync cycle (one `fdatasync` per turn of its event loop) leaves about a sixth of the two cores idle."
+const wrkLimits = "The Redis reserve is the hardest of them here. Per request, Surge's process, redis-server and wrk together use about twice the CPU of the floor server and wrk (Surge about 30 µs, 7 more than on the memory backend; redis-server 12–15 µs; wrk 16 µs; the floor server 18 µs), and each turn of Redis's event loop waits for one `fdatasync` (0.7 ms here), so the loop idles part of the time: with Redis's fsync taken out of the loop (`appendfsync everysec`, which Surge does not allow) the same server did about a sixth more. Both halves would have to shrink to reach 0.5 on these two cores."

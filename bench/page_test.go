@@ -218,7 +218,7 @@ func TestPageMethods(t *testing.T) {
 	}, External: &External{Wrk: "wrk 4.1", Conns: 128, Label: "abc1234", Slice: 3 * time.Second, Users: 1000}}
 	md := res.Markdown()
 	for _, want := range []string{
-		"- **Redis: reservations.** Floor: raw EVALSHA; floor and Surge alternate in 4 slices each. The `return 1` floor",
+		"- **Redis: reservations.** Floor: raw EVALSHA; floor and Surge alternate in 4 slices each. The gap to `return 1` is mostly durability",
 		"the reserve at 256 callers does 1.50x its floor (150 ops/s against 100 ops/s).",
 		"- **External (wrk).** wrk 4.1, 1 thread, 128 connections, keep-alive over loopback, against `surge serve` from abc1234",
 		"4 slices of 3s per side",
