@@ -366,21 +366,11 @@ func (s *recShard) overflowDisk() {
 		return
 	}
 	// The records' entries are placed again, in an index of their size
-	// (as resizeIndex sizes it): the dropped entries would leave holes in
+	// (indexSizeFor): the dropped entries would leave holes in
 	// their probe runs.
 	s.n -= s.disk
 	s.disk = 0
-	size := indexSlotsMin
-	for size < 4*s.n {
-		size *= 2
-	}
-	old := s.index
-	s.setIndex(make([]uint64, size))
-	for _, e := range old {
-		if e != 0 && uint32(e) != onDisk {
-			s.place(s.index, e)
-		}
-	}
+	s.reindex(indexSizeFor(s.n), true)
 }
 
 // newRecord takes a free slot and fills it with a reservation; lines[i]'s
@@ -470,14 +460,27 @@ func (s *recShard) place(index []uint64, e uint64) {
 	}
 }
 
-func (s *recShard) grow() {
-	bigger := make([]uint64, len(s.index)*2)
+func (s *recShard) grow() { s.reindex(len(s.index)*2, false) }
+
+// indexSizeFor is the index size for n entries: at most a quarter full.
+func indexSizeFor(n int) int {
+	size := indexSlotsMin
+	for size < 4*n {
+		size *= 2
+	}
+	return size
+}
+
+// reindex places the index's entries again in a new index of size slots,
+// without the disk entries when dropDisk. Requires mu.
+func (s *recShard) reindex(size int, dropDisk bool) {
+	index := make([]uint64, size)
 	for _, e := range s.index {
-		if e != 0 {
-			s.place(bigger, e)
+		if e != 0 && !(dropDisk && uint32(e) == onDisk) {
+			s.place(index, e)
 		}
 	}
-	s.setIndex(bigger)
+	s.setIndex(index)
 }
 
 // forget frees rec's slot: out of the index, blob back to the arena, gen
@@ -690,20 +693,9 @@ func (s *recShard) rebuild() bool {
 // resizeIndex rebuilds the index at the size its entries need: at most a
 // quarter full, at least indexSlotsMin. Requires mu.
 func (s *recShard) resizeIndex() {
-	size := indexSlotsMin
-	for size < 4*s.n {
-		size *= 2
+	if size := indexSizeFor(s.n); size != len(s.index) {
+		s.reindex(size, false)
 	}
-	if size == len(s.index) {
-		return
-	}
-	index := make([]uint64, size)
-	for _, e := range s.index {
-		if e != 0 {
-			s.place(index, e)
-		}
-	}
-	s.setIndex(index)
 }
 
 // popDue pops h's entries due at or before ms, up to max, skipping stale
