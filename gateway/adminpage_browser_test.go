@@ -267,3 +267,45 @@ func TestAdminPageCreatesASale(t *testing.T) {
 	}
 	b.NoConsoleErrors()
 }
+
+// TestAdminPageListOlderThanAction: a list read that was in flight while
+// the operator paused a sale answers after the pause's own answer; its
+// older status ("active") must not overwrite the page's "paused". The test
+// holds the page's list response (a wrapper of fetch) until the pause is
+// shown, then lets it through.
+func TestAdminPageListOlderThanAction(t *testing.T) {
+	h := newHarness(t, "memory")
+	h.loadCatalog()
+	h.createSale("f1", 10, 0)
+	b := browsertest.New(t, browsertest.Options{Width: 1280, Height: 900, Desktop: true})
+	b.Do(chromedp.Navigate(h.base + "/admin/"))
+	browsertest.Eval[bool](b, `(function () {
+  var orig = window.fetch;
+  window.__hold = false;
+  window.__held = [];
+  window.fetch = function (url, opts) {
+    var p = orig.apply(this, arguments);
+    if (window.__hold && String(url).indexOf('/admin/v1/flash-sales') >= 0 && opts && opts.method === 'GET') {
+      return p.then(function (r) { return new Promise(function (res) { window.__held.push(function () { res(r); }); }); });
+    }
+    return p;
+  };
+  return true;
+})()`)
+	enterToken(b, testAdminToken)
+	b.Do(chromedp.WaitVisible(chromedp.CSS(f1Card)),
+		pollJS(cardJS(f1Card, ".status")+`.indexOf("active") >= 0`))
+	// The next list read (every few seconds) is held with "active" in it.
+	browsertest.Eval[bool](b, `window.__hold = true`)
+	b.Do(pollJS(`window.__held.length > 0`))
+	confirmAction(b, f1Card, "pause")
+	b.Do(pollJS(cardJS(f1Card, ".status") + `.indexOf("paused") >= 0`))
+	browsertest.Eval[bool](b, `window.__hold = false; window.__held.splice(0).forEach(function (f) { f(); }); true`)
+	// The held list is applied or dropped within a few milliseconds; the
+	// next list read is seconds away.
+	time.Sleep(500 * time.Millisecond)
+	if s := browsertest.Eval[string](b, cardJS(f1Card, ".status")); !strings.Contains(s, "paused") {
+		t.Fatalf("after an older list read arrived, the card shows %q; want paused (the sale is paused)", s)
+	}
+	b.NoConsoleErrors()
+}

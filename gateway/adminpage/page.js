@@ -19,6 +19,7 @@
     items: {},     // "flash/<id>" or "group/<id>" -> item
     order: [],
     listsAt: 0, listsBusy: false,
+    acts: 0,       // bumped when an action is sent and when it is answered
     attribAt: 0, attribBusy: false, attribOn: true
   };
 
@@ -157,8 +158,13 @@
     if (st.listsBusy || Date.now() - st.listsAt < LISTS_MS) return;
     st.listsAt = Date.now();
     st.listsBusy = true;
+    var acts = st.acts;
     Promise.all([api('GET', '/admin/v1/flash-sales'), api('GET', '/admin/v1/group-buys')]).then(function (rs) {
       if (gen !== st.gen) return;
+      // A pause, resume or end sent or answered while the lists were
+      // read: they may be older than its answer, which is on the page
+      // already. Drop them; the next refresh reads again.
+      if (acts !== st.acts) { st.listsAt = 0; return; }
       var truncated = false;
       for (var i = 0; i < rs.length; i++) {
         var a = rs[i];
@@ -550,7 +556,9 @@
     var path = '/admin/v1/' + (kind === 'group' ? 'group-buys' : 'flash-sales') + '/' + encodeURIComponent(id) + '/' + act;
     var gen = st.gen;
     setMsg(ACT_ZH[act] + ' ' + id + ' …', '');
+    st.acts++;
     api('POST', path).then(function (a) {
+      st.acts++;
       if (gen !== st.gen) return;
       if (a.env && a.env.code === 0 && a.env.data) {
         setMeta(a.env.data);
