@@ -17,9 +17,14 @@ import (
 // bench's loopback crowd), they all queue on that one shard's lock. Here a
 // hit is a lock-free read (xsync.Map) and at most one atomic store of the
 // entry's last-used stamp, only when the stamp moved. Memory stays bounded
-// as the LRU's: an insert past max entries evicts the least recently used
-// eighth (by stamp: a cut found from a sample of the stamps), so one
-// eviction's scan is paid for by the max/8 inserts that follow it.
+// as the LRU's: an insert past max entries has the least recently used
+// eighth evicted (by stamp: a cut found from a sample of the stamps), so
+// one eviction's scan is paid for by the max/8 inserts that follow it. The
+// scan runs in a goroutine of its own (one at a time): a full map of the
+// risk hook's default size takes milliseconds to scan, and the insert that
+// passed the bound, with every insert behind it, would wait that long.
+// Inserts wait only when the map reaches max plus an eighth (hardMax):
+// the evictions fell behind.
 
 // touchSampleMax bounds the stamps one eviction sorts to find its cut.
 const touchSampleMax = 1024
@@ -28,8 +33,9 @@ type touchMap[K comparable, V any] struct {
 	m   *xsync.Map[K, *touchEntry[V]]
 	n   atomic.Int64 // entries (an insert adds one, a delete takes one)
 	max int
-	// evictMu lets one eviction run at a time; inserts past max wait for
-	// it, so the map never holds more than max plus the inserts in flight.
+	// evictMu lets one eviction run at a time. Inserts past hardMax wait
+	// for it, so the map never holds more than hardMax plus the inserts
+	// in flight.
 	evictMu sync.Mutex
 }
 
@@ -90,18 +96,46 @@ func (t *touchMap[K, V]) Add(key K, v V, now int64) {
 	}
 }
 
-// added counts an insert and evicts when the map went past max.
+// added counts an insert. Past max it starts an eviction in the
+// background unless one runs; past hardMax it evicts itself, after the
+// one that runs.
 func (t *touchMap[K, V]) added() {
-	if t.n.Add(1) > int64(t.max) {
+	n := t.n.Add(1)
+	switch {
+	case n <= int64(t.max):
+	case n > t.hardMax():
 		t.evict()
+	case t.evictMu.TryLock():
+		go t.evictBackground()
+	}
+}
+
+// hardMax is the size at which inserts wait for an eviction.
+func (t *touchMap[K, V]) hardMax() int64 { return int64(t.max) + int64(max(1, t.max/8)) }
+
+// evictBackground evicts with evictMu held (taken by its starter), and
+// again while inserts that found it held took the map past max.
+func (t *touchMap[K, V]) evictBackground() {
+	for {
+		t.evictLocked()
+		t.evictMu.Unlock()
+		if t.n.Load() <= int64(t.max) || !t.evictMu.TryLock() {
+			return
+		}
 	}
 }
 
 // evict drops the least recently used entries until the map holds at most
-// 7/8 of max (one eighth at least one entry).
+// 7/8 of max (one eighth at least one entry), after any eviction that
+// runs.
 func (t *touchMap[K, V]) evict() {
 	t.evictMu.Lock()
 	defer t.evictMu.Unlock()
+	t.evictLocked()
+}
+
+// evictLocked is evict with evictMu held.
+func (t *touchMap[K, V]) evictLocked() {
 	// Three rounds at most: the first by the sampled cut, the next ones
 	// (when the sample misjudged, or inserts raced in) whatever comes.
 	for round := 0; round < 3; round++ {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestTouchMapEvictsLeastRecentlyUsed: past max, the entries used longest
@@ -23,6 +24,7 @@ func TestTouchMapEvictsLeastRecentlyUsed(t *testing.T) {
 		}
 	}
 	m.Add("new", -1, 1001)
+	m.evict() // waits for the eviction the insert started, which leaves nothing to do
 	if n := m.Len(); n != max+1-(1+max/8) || n != m.m.Size() {
 		t.Fatalf("Len = %d (map %d) after one insert past %d; want %d", n, m.m.Size(), max, max+1-(1+max/8))
 	}
@@ -45,8 +47,9 @@ func TestTouchMapEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 // TestTouchMapBoundedConcurrent: goroutines adding new keys and reading
-// hot ones at once never take the map past max plus the inserts in
-// flight, and its count stays exact.
+// hot ones at once never take the map past hardMax plus the inserts in
+// flight, its count stays exact, and once they stop and the evictions
+// end it is back within max.
 func TestTouchMapBoundedConcurrent(t *testing.T) {
 	const max, workers, keys = 512, 8, 5000
 	m := newTouchMap[string, int](max)
@@ -72,10 +75,52 @@ func TestTouchMapBoundedConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	m.evict() // after the background ones
 	if n, size := m.Len(), m.m.Size(); n != size || n > max {
 		t.Fatalf("Len = %d, map holds %d; want equal and at most %d", n, size, max)
 	}
-	if p := peak.Load(); p > max+workers {
-		t.Fatalf("map held %d entries at its peak; want at most %d", p, max+workers)
+	if p := peak.Load(); p > m.hardMax()+workers {
+		t.Fatalf("map held %d entries at its peak; want at most %d", p, m.hardMax()+workers)
+	}
+}
+
+// TestTouchMapInsertsDoNotWaitForEviction: while an eviction runs (its
+// lock held here), inserts past max return at once; the insert past
+// hardMax waits for it and then brings the map back within max.
+func TestTouchMapInsertsDoNotWaitForEviction(t *testing.T) {
+	const max = 64
+	m := newTouchMap[string, int](max)
+	for i := range max {
+		m.Add(fmt.Sprint("k", i), i, int64(i))
+	}
+	m.evictMu.Lock() // an eviction in progress
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range int(m.hardMax()) - max {
+			m.Add(fmt.Sprint("n", i), i, 1000)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second): // only if they block
+		m.evictMu.Unlock()
+		t.Fatal("inserts past max, within hardMax, waited for the eviction in progress")
+	}
+	if n := m.Len(); n != int(m.hardMax()) {
+		t.Fatalf("Len = %d with an eviction in progress; want hardMax %d", n, m.hardMax())
+	}
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		m.Add("last", 0, 2000) // past hardMax: waits, then evicts
+	}()
+	m.evictMu.Unlock()
+	<-waited
+	if n := m.Len(); n > max {
+		t.Fatalf("Len = %d after the insert past hardMax; want at most %d", n, max)
+	}
+	if _, ok := m.Get("last", 0); !ok {
+		t.Fatal("the newest entry was evicted")
 	}
 }
