@@ -76,19 +76,7 @@ func checkReplays(t *testing.T, s inventory.Store, want map[int]inventory.Reserv
 	t.Helper()
 	ctx := context.Background()
 	for i, w := range want {
-		got, err := s.Reservation(ctx, w.ID)
-		if err != nil || !sameRes(got, w) {
-			t.Fatalf("%s: Reservation(%s) = %+v, %v; want %+v", when, w.ID, got, err, w)
-		}
-		again, err := s.Reserve(ctx, diskReq(i))
-		if err != nil || !again.Existed || !sameRes(again, w) {
-			t.Fatalf("%s: Reserve(%s) again = %+v, %v; want it as stored, Existed", when, w.ID, again, err)
-		}
-		other := diskReq(i)
-		other.User = "someone-else"
-		if _, err := s.Reserve(ctx, other); !errors.Is(err, inventory.ErrIDConflict) {
-			t.Fatalf("%s: Reserve(%s) by another user = %v; want ErrIDConflict", when, w.ID, err)
-		}
+		checkStored(t, s, w, diskReq(i), when)
 		if _, err := s.Confirm(ctx, w.ID); !errors.Is(err, inventory.ErrBadState) {
 			t.Fatalf("%s: Confirm(%s) = %v; want ErrBadState", when, w.ID, err)
 		}

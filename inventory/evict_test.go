@@ -115,24 +115,12 @@ func TestPebbleReleasedLeaveMemory(t *testing.T) {
 		}
 		released := 0
 		for i, w := range want {
-			got, err := s.Reservation(ctx, w.ID)
-			if err != nil || !sameRes(got, w) {
-				t.Fatalf("%s: Reservation(%s) = %+v, %v; want %+v", when, w.ID, got, err, w)
-			}
-			again, err := s.Reserve(ctx, evictReq(i))
-			if err != nil || !again.Existed || !sameRes(again, w) {
-				t.Fatalf("%s: Reserve(%s) again = %+v, %v; want it as it is", when, w.ID, again, err)
-			}
-			other := evictReq(i)
-			other.User = "someone-else"
-			if _, err := s.Reserve(ctx, other); !errors.Is(err, inventory.ErrIDConflict) {
-				t.Fatalf("%s: Reserve(%s) by another user = %v; want ErrIDConflict", when, w.ID, err)
-			}
+			checkStored(t, s, w, evictReq(i), when)
 			if w.State != inventory.StateReleased {
 				continue
 			}
 			released++
-			got, err = s.Confirm(ctx, w.ID) // a late payment notification
+			got, err := s.Confirm(ctx, w.ID) // a late payment notification
 			if !errors.Is(err, inventory.ErrBadState) || !sameRes(got, w) {
 				t.Fatalf("%s: Confirm(%s) = %+v, %v; want it released and ErrBadState", when, w.ID, got, err)
 			}
@@ -225,6 +213,27 @@ func purgeAll(t *testing.T, s interface {
 }
 
 // sameRes compares the reservations' contents (not Existed).
+// checkStored checks that reservation w, made by req, answers as stored:
+// Reservation, a replayed Reserve (the same id never creates a second
+// reservation) and a Reserve of its id by another user (ErrIDConflict).
+func checkStored(t *testing.T, s inventory.Store, w inventory.Reservation, req inventory.ReserveRequest, when string) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.Reservation(ctx, w.ID)
+	if err != nil || !sameRes(got, w) {
+		t.Fatalf("%s: Reservation(%s) = %+v, %v; want %+v", when, w.ID, got, err, w)
+	}
+	again, err := s.Reserve(ctx, req)
+	if err != nil || !again.Existed || !sameRes(again, w) {
+		t.Fatalf("%s: Reserve(%s) again = %+v, %v; want it as stored, Existed", when, w.ID, again, err)
+	}
+	other := req
+	other.User = "someone-else"
+	if _, err := s.Reserve(ctx, other); !errors.Is(err, inventory.ErrIDConflict) {
+		t.Fatalf("%s: Reserve(%s) by another user = %v; want ErrIDConflict", when, w.ID, err)
+	}
+}
+
 func sameRes(a, b inventory.Reservation) bool {
 	return a.ID == b.ID && a.User == b.User && fmt.Sprint(a.Lines) == fmt.Sprint(b.Lines) && a.State == b.State &&
 		a.Refunded == b.Refunded && string(a.Meta) == string(b.Meta) && a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
