@@ -243,6 +243,21 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 	if err := req.Validate(m.opts.MaxQuantity); err != nil {
 		return Reservation{}, err
 	}
+	// Resolve the pools before taking the shard's mu (the table is read
+	// without locks, and pools are never removed): the index line is on
+	// its way meanwhile. A missing pool is answered only for a new id,
+	// after the probe, as if it had been looked up there.
+	var poolsBuf [LinesMax]*pool
+	var idxBuf [LinesMax]uint32
+	missing := -1
+	for i := range req.Lines {
+		p := m.pools.get(req.Lines[i].Pool)
+		if p == nil {
+			missing = i
+			break
+		}
+		poolsBuf[i], idxBuf[i] = p, p.idx
+	}
 	var pos int
 	// readEvicts is the shard's evictions of ids like req.ID (evicted)
 	// when the disk said req.ID is not there (diskRead).
@@ -305,16 +320,11 @@ func (m *Memory) Reserve(ctx context.Context, req ReserveRequest) (Reservation, 
 		return res, nil
 	}
 
-	// sh.mu is held. Resolve the pools before creating anything.
-	var poolsBuf [LinesMax]*pool
-	var idxBuf [LinesMax]uint32
-	for i := range req.Lines {
-		p := m.pools.get(req.Lines[i].Pool)
-		if p == nil {
-			sh.mu.Unlock()
-			return Reservation{}, fmt.Errorf("cannot reserve from %q: %w", req.Lines[i].Pool, ErrPoolNotFound)
-		}
-		poolsBuf[i], idxBuf[i] = p, p.idx
+	// sh.mu is held: a new id. Refuse a missing pool before creating
+	// anything.
+	if missing >= 0 {
+		sh.mu.Unlock()
+		return Reservation{}, fmt.Errorf("cannot reserve from %q: %w", req.Lines[missing].Pool, ErrPoolNotFound)
 	}
 	pools := poolsBuf[:len(req.Lines)]
 	if m.dur == nil {

@@ -283,6 +283,16 @@ func testUnknownPool(t *testing.T, f Factory) {
 	h.want("s1:a", 10, 0, 0)
 	_, err = h.s.Reservation(h.ctx, "s1:r1")
 	wantErr(t, "Reservation(refused)", err, inventory.ErrReservationNotFound)
+	// The id is looked up before the pools: an existing id asked again
+	// with an unknown pool is another request (a conflict), and the same
+	// request is a replay.
+	h.mustReserve(req("s1:r2", "u1", line("s1:a", 1, 0)))
+	_, err = h.reserve(req("s1:r2", "u1", line("s1:nope", 1, 0)))
+	wantErr(t, "Reserve(existing id, unknown pool)", err, inventory.ErrIDConflict)
+	if r, err := h.reserve(req("s1:r2", "u1", line("s1:a", 1, 0))); err != nil || !r.Existed {
+		t.Fatalf("Reserve(replay) = %+v, %v; want the reservation, Existed", r, err)
+	}
+	h.want("s1:a", 9, 1, 0)
 }
 
 func testIdempotent(t *testing.T, f Factory) {
