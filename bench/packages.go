@@ -20,13 +20,23 @@ type PackageBench struct {
 	// Bench and Skip select the benchmarks (go test -bench, -skip);
 	// Bench "" means all.
 	Bench, Skip string
+	// Runs is how many times the command runs, one after another (0
+	// means once); the results of every run are kept, in order.
+	Runs int
 }
+
+// times is how many times b's command runs.
+func (b PackageBench) times() int { return max(1, b.Runs) }
 
 // PackageBenches are the commands the page runs, in order: the memory,
 // Pebble and Redis reserves and their floors, the engine, the gateway's
 // routes over loopback.
 var PackageBenches = []PackageBench{
-	{Pkg: "./inventory/", Benchtime: "2s"},
+	{Pkg: "./inventory/", Benchtime: "2s", Skip: memoryPairBench},
+	// The memory reserve and its floor, whose ratio is a target: a run of
+	// the pair, five times, so that the page can take the median run (see
+	// memoryReservePairs).
+	{Pkg: "./inventory/", Benchtime: "1s", Bench: memoryPairBench, Runs: memoryPairRuns},
 	{Pkg: "./inventory/redisinv/", Benchtime: "10000x"},
 	{Pkg: "./engine/", Benchtime: "1s"},
 	{Pkg: "./gateway/", Benchtime: "20000x", Skip: "NotifyPay"},
@@ -50,13 +60,23 @@ func (b PackageBench) bench() string {
 	return b.Bench
 }
 
-// Command is b as a shell command.
+// Command is b as a shell command (run b.Runs times when it is more
+// than one).
 func (b PackageBench) Command() string {
-	cmd := "go test -run '^$' -bench " + b.bench() + " -benchmem -benchtime " + b.Benchtime
+	cmd := "go test -run '^$' -bench " + shellWord(b.bench()) + " -benchmem -benchtime " + b.Benchtime
 	if b.Skip != "" {
-		cmd += " -skip " + b.Skip
+		cmd += " -skip " + shellWord(b.Skip)
 	}
 	return cmd + " " + b.Pkg
+}
+
+// shellWord quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./=:, (a benchmark pattern holds | and $).
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // PackageRun is what one PackageBench measured.
@@ -107,17 +127,21 @@ func RunPackages(ctx context.Context, dir, goBin string, log io.Writer) []Packag
 	}
 	var runs []PackageRun
 	for _, b := range PackageBenches {
-		fmt.Fprintf(log, "bench: %s\n", b.Command())
 		start := time.Now()
-		cmd := exec.CommandContext(ctx, goBin, b.Args()...)
-		cmd.Dir = dir
-		var out strings.Builder
-		cmd.Stdout = io.MultiWriter(&out, log)
-		cmd.Stderr = log
-		err := cmd.Run()
-		run := PackageRun{Bench: b, Results: ParseBench(strings.NewReader(out.String()))}
-		if err != nil {
-			run.Err = err.Error()
+		run := PackageRun{Bench: b}
+		for i := range b.times() {
+			fmt.Fprintf(log, "bench: %s (run %d of %d)\n", b.Command(), i+1, b.times())
+			cmd := exec.CommandContext(ctx, goBin, b.Args()...)
+			cmd.Dir = dir
+			var out strings.Builder
+			cmd.Stdout = io.MultiWriter(&out, log)
+			cmd.Stderr = log
+			err := cmd.Run()
+			run.Results = append(run.Results, ParseBench(strings.NewReader(out.String()))...)
+			if err != nil {
+				run.Err = err.Error()
+				break
+			}
 		}
 		fmt.Fprintf(log, "bench: %s: %d results in %v\n", b.Pkg, len(run.Results), time.Since(start).Round(time.Second))
 		runs = append(runs, run)
@@ -172,6 +196,23 @@ func parseBenchLine(line string) (BenchResult, bool) {
 		}
 	}
 	return res, res.NsOp >= 0
+}
+
+// findBenches returns every result named name in the runs of pkg, in
+// order.
+func findBenches(runs []PackageRun, pkg, name string) []BenchResult {
+	var out []BenchResult
+	for _, r := range runs {
+		if r.Bench.Pkg != pkg {
+			continue
+		}
+		for _, b := range r.Results {
+			if b.Name == name {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
 }
 
 // find returns the result named name in the run of pkg.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,60 @@ func TestPageMethods(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("page lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestPageMemoryReserveMedian: the summary takes the run of median ratio
+// among the runs of the pair (run k of the reserve with run k of its
+// floor), and 0 allocs/op from every run.
+func TestPageMemoryReserveMedian(t *testing.T) {
+	run := func(nsReserve, nsFloor, allocs float64) []BenchResult {
+		return []BenchResult{{Name: memoryReserveBench, NsOp: nsReserve, Alloc: allocs}, {Name: memoryFloorBench, NsOp: nsFloor, Alloc: 0}}
+	}
+	var results []BenchResult
+	// Ratios 3.0, 5.0, 3.4, 4.0, 2.9: the median is 3.4.
+	for _, r := range [][2]float64{{300, 100}, {250, 50}, {170, 50}, {200, 50}, {290, 100}} {
+		results = append(results, run(r[0], r[1], 0)...)
+	}
+	pair := PackageBench{Pkg: "./inventory/", Benchtime: "1s", Bench: memoryPairBench, Runs: 5}
+	res := &Results{Packages: []PackageRun{{Bench: pair, Results: results}}}
+	md := res.Markdown()
+	if got, want := summaryLine(t, md, keyMemoryReserve), "| 170 ns/op, 0 allocs/op | 50.0 ns/op | 3.40 | ≤ 3.50, 0 allocs/op | yes |"; !strings.HasSuffix(got, want) {
+		t.Errorf("memory reserve line = %q; want it to end with %q", got, want)
+	}
+	for _, want := range []string{"`, 5 runs one after another", "the run of median ratio out of 5 runs of the pair"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	// One run that allocated fails the target, whichever run is the median.
+	results[6].Alloc = 1
+	if got, want := summaryLine(t, res.Markdown(), keyMemoryReserve), "| 170 ns/op, 1 allocs/op | 50.0 ns/op | 3.40 | ≤ 3.50, 0 allocs/op | **no** |"; !strings.HasSuffix(got, want) {
+		t.Errorf("memory reserve line with an allocating run = %q; want it to end with %q", got, want)
+	}
+}
+
+// TestPackageCommandQuoting: the page's commands can be pasted into a
+// shell: a pattern with |, $ or a quote comes out of sh as it went in.
+func TestPackageCommandQuoting(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	for _, w := range []string{memoryPairBench, "NotifyPay", "a'b", "x y", "^$"} {
+		out, err := exec.Command(sh, "-c", "printf '%s' "+shellWord(w)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != w {
+			t.Errorf("sh read %q as %q", shellWord(w), out)
+		}
+	}
+	if got := shellWord("NotifyPay"); got != "NotifyPay" {
+		t.Errorf("shellWord(NotifyPay) = %q; want it bare", got)
+	}
+	b := PackageBench{Pkg: "./inventory/", Benchtime: "1s", Bench: memoryPairBench}
+	if want := "go test -run '^$' -bench '" + memoryPairBench + "' -benchmem -benchtime 1s ./inventory/"; b.Command() != want {
+		t.Errorf("Command = %q; want %q", b.Command(), want)
 	}
 }
