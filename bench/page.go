@@ -146,10 +146,8 @@ func (r *Results) measurements() map[string]measured {
 			m[keyOrdersMySQL] = measured{row: Row{Key: keyOrdersMySQL, Scenario: "OrderWriterMySQL", Surge: surge, Floor: floor, Unit: "orders/s"}, allocs: -1}
 		}
 	}
-	if nb, ok := findBench(r.Packages, "./gateway/", "NotifyPay"); ok {
-		if floor, ok := nb.metric("floor-ns/op"); ok {
-			m[keyNotifyPay] = measured{row: Row{Key: keyNotifyPay, Scenario: "NotifyPay", Surge: nb.NsOp, Floor: floor, Unit: "ns/op"}, allocs: nb.Alloc}
-		}
+	if nb, floor, ok := medianNotifyPay(r.Packages); ok {
+		m[keyNotifyPay] = measured{row: Row{Key: keyNotifyPay, Scenario: "NotifyPay", Surge: nb.NsOp, Floor: floor, Unit: "ns/op"}, allocs: nb.Alloc}
 	}
 	return m
 }
@@ -177,6 +175,27 @@ func memoryReservePairs(runs []PackageRun) (reserve, floor BenchResult, allocs f
 	sort.SliceStable(idx, func(a, b int) bool { return ratio(idx[a]) < ratio(idx[b]) })
 	mid := idx[(n-1)/2]
 	return rs[mid], fs[mid], allocs, true
+}
+
+// medianNotifyPay returns the NotifyPay run of median ratio to its own
+// floor (floor-ns/op, measured in the same benchmark) and that floor.
+func medianNotifyPay(runs []PackageRun) (nb BenchResult, floor float64, ok bool) {
+	type run struct {
+		res   BenchResult
+		floor float64
+	}
+	var rs []run
+	for _, res := range findBenches(runs, "./gateway/", "NotifyPay") {
+		if f, ok := res.metric("floor-ns/op"); ok && f > 0 {
+			rs = append(rs, run{res, f})
+		}
+	}
+	if len(rs) == 0 {
+		return BenchResult{}, 0, false
+	}
+	sort.SliceStable(rs, func(a, b int) bool { return rs[a].res.NsOp/rs[a].floor < rs[b].res.NsOp/rs[b].floor })
+	mid := rs[(len(rs)-1)/2]
+	return mid.res, mid.floor, true
 }
 
 // Markdown renders the whole page, BENCHMARKS.md: heading, the summary
@@ -438,7 +457,7 @@ func (r *Results) writeMethods(b *strings.Builder) {
 		b.WriteString("- **Latency.** Open-model runs at 50% and 90% of the closed-loop maximum, counted from each request's intended send time (no coordinated omission); near 90% these 2 cores are close to saturated and the generator itself sends late.\n")
 	}
 	if len(r.Packages) > 0 {
-		b.WriteString("- **Package benchmarks.** The order writer's floor is raw multi-row INSERTs of the same rows into the same MariaDB; `NotifyPay`'s is a bare RSA-SHA256 verify and AES-256-GCM open of the same notifications, so its ratio is the cost of the payment's business.\n")
+		b.WriteString("- **Package benchmarks.** The order writer's floor is raw multi-row INSERTs of the same rows into the same MariaDB; `NotifyPay`'s is a bare RSA-SHA256 verify and AES-256-GCM open of the same notifications, so its ratio is the cost of the payment's business (the summary gives the run of median ratio of three).\n")
 	}
 	b.WriteString("\n")
 }

@@ -284,3 +284,18 @@ func TestPackageCommandQuoting(t *testing.T) {
 		t.Errorf("Command = %q; want %q", b.Command(), want)
 	}
 }
+
+// TestPageNotifyPayMedian: the summary gives the NotifyPay run of median
+// ratio to its own floor.
+func TestPageNotifyPayMedian(t *testing.T) {
+	run := func(ns, floor float64) BenchResult {
+		return BenchResult{Name: "NotifyPay", NsOp: ns, Alloc: 40, Extra: []Metric{{floor, "floor-ns/op"}}}
+	}
+	res := &Results{Packages: []PackageRun{{
+		Bench:   PackageBench{Pkg: "./gateway/", Benchtime: "1000x", Bench: "NotifyPay", Runs: 3},
+		Results: []BenchResult{run(90000, 40000), run(70000, 40000), run(80000, 50000)}, // 2.25, 1.75, 1.60
+	}}}
+	if got, want := summaryLine(t, res.Markdown(), keyNotifyPay), "| 70000 ns/op | 40000 ns/op | 1.75 | ≤ 2.00 | yes |"; !strings.HasSuffix(got, want) {
+		t.Errorf("NotifyPay line = %q; want it to end with %q", got, want)
+	}
+}
