@@ -64,16 +64,16 @@ func (b PackageBench) bench() string {
 // Command is b as a shell command (run b.Runs times when it is more
 // than one).
 func (b PackageBench) Command() string {
-	cmd := "go test -run '^$' -bench " + shellWord(b.bench()) + " -benchmem -benchtime " + b.Benchtime
+	cmd := "go test -run '^$' -bench " + ShellWord(b.bench()) + " -benchmem -benchtime " + b.Benchtime
 	if b.Skip != "" {
-		cmd += " -skip " + shellWord(b.Skip)
+		cmd += " -skip " + ShellWord(b.Skip)
 	}
 	return cmd + " " + b.Pkg
 }
 
-// shellWord quotes s for a POSIX shell when it holds anything but
+// ShellWord quotes s for a POSIX shell when it holds anything but
 // letters, digits and -_./=:, (a benchmark pattern holds | and $).
-func shellWord(s string) string {
+func ShellWord(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,") == "" {
 		return s
 	}

@@ -166,15 +166,22 @@ func memoryReservePairs(runs []PackageRun) (reserve, floor BenchResult, allocs f
 	if n == 0 {
 		return BenchResult{}, BenchResult{}, 0, false
 	}
+	for i := range n {
+		allocs = max(allocs, rs[i].Alloc)
+	}
+	mid := medianIndex(n, func(i int) float64 { return rs[i].NsOp / fs[i].NsOp })
+	return rs[mid], fs[mid], allocs, true
+}
+
+// medianIndex returns the index, among 0..n-1 (n > 0), of the median
+// ratio(i) (the lower one of the middle two when n is even).
+func medianIndex(n int, ratio func(i int) float64) int {
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
-		allocs = max(allocs, rs[i].Alloc)
 	}
-	ratio := func(i int) float64 { return rs[i].NsOp / fs[i].NsOp }
 	sort.SliceStable(idx, func(a, b int) bool { return ratio(idx[a]) < ratio(idx[b]) })
-	mid := idx[(n-1)/2]
-	return rs[mid], fs[mid], allocs, true
+	return idx[(n-1)/2]
 }
 
 // medianNotifyPay returns the NotifyPay run of median ratio to its own
@@ -193,8 +200,7 @@ func medianNotifyPay(runs []PackageRun) (nb BenchResult, floor float64, ok bool)
 	if len(rs) == 0 {
 		return BenchResult{}, 0, false
 	}
-	sort.SliceStable(rs, func(a, b int) bool { return rs[a].res.NsOp/rs[a].floor < rs[b].res.NsOp/rs[b].floor })
-	mid := rs[(len(rs)-1)/2]
+	mid := rs[medianIndex(len(rs), func(i int) float64 { return rs[i].res.NsOp / rs[i].floor })]
 	return mid.res, mid.floor, true
 }
 

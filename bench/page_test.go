@@ -268,16 +268,16 @@ func TestPackageCommandQuoting(t *testing.T) {
 		t.Skip("no sh")
 	}
 	for _, w := range []string{memoryPairBench, "NotifyPay", "a'b", "x y", "^$"} {
-		out, err := exec.Command(sh, "-c", "printf '%s' "+shellWord(w)).Output()
+		out, err := exec.Command(sh, "-c", "printf '%s' "+ShellWord(w)).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(out) != w {
-			t.Errorf("sh read %q as %q", shellWord(w), out)
+			t.Errorf("sh read %q as %q", ShellWord(w), out)
 		}
 	}
-	if got := shellWord("NotifyPay"); got != "NotifyPay" {
-		t.Errorf("shellWord(NotifyPay) = %q; want it bare", got)
+	if got := ShellWord("NotifyPay"); got != "NotifyPay" {
+		t.Errorf("ShellWord(NotifyPay) = %q; want it bare", got)
 	}
 	b := PackageBench{Pkg: "./inventory/", Benchtime: "1s", Bench: memoryPairBench}
 	if want := "go test -run '^$' -bench '" + memoryPairBench + "' -benchmem -benchtime 1s ./inventory/"; b.Command() != want {

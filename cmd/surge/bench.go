@@ -259,18 +259,12 @@ func init() {
 	rootCmd.AddCommand(benchCmd)
 }
 
-// commandLine is `surge ARGS` as a shell would take it back: an argument
-// with a space or a shell character is single-quoted.
+// commandLine is `surge ARGS` as a shell would take it back
+// (bench.ShellWord quotes each argument that needs it).
 func commandLine(args []string) string {
-	var b strings.Builder
-	b.WriteString("surge")
+	words := []string{"surge"}
 	for _, a := range args {
-		b.WriteByte(' ')
-		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`&|;<>()*?[]#~!{}") {
-			b.WriteString(a)
-			continue
-		}
-		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		words = append(words, bench.ShellWord(a))
 	}
-	return b.String()
+	return strings.Join(words, " ")
 }
