@@ -86,6 +86,17 @@ func TestUnknownGroup(t *testing.T) {
 	}
 }
 
+// TestExternalBackends: an unknown or repeated backend is refused before
+// anything starts (no wrk, no server).
+func TestExternalBackends(t *testing.T) {
+	for _, bs := range [][]string{{"mysql"}, {"redis", "redis"}, {"memory", ""}, {"Redis"}} {
+		_, err := RunExternal(context.Background(), ExternalOptions{Surge: "/nonexistent/surge", FloorCommand: []string{"/nonexistent/floor"}, Backends: bs})
+		if err == nil || !strings.Contains(err.Error(), "unknown or repeated") {
+			t.Errorf("RunExternal(Backends: %q) = %v; want it refused as unknown or repeated", bs, err)
+		}
+	}
+}
+
 // TestAlternateRounds: each side runs once a round, in turn (a first in
 // even rounds, b first in odd ones), and the row's ratio is the median of
 // the rounds' ratios of requests per CPU-second, with each side's

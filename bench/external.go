@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -143,6 +144,11 @@ func (o ExternalOptions) withDefaults() (ExternalOptions, error) {
 	}
 	if len(o.Backends) == 0 {
 		o.Backends = []string{"memory", "pebble", "redis"}
+	}
+	for i, b := range o.Backends {
+		if !slices.Contains([]string{"memory", "pebble", "redis"}, b) || slices.Contains(o.Backends[:i], b) {
+			return o, fmt.Errorf("bench: external run: backend %q is unknown or repeated (memory, pebble, redis)", b)
+		}
 	}
 	if o.Log == nil {
 		o.Log = io.Discard

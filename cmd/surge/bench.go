@@ -137,10 +137,11 @@ own process; see "surge bench wrk"). The page of record:
 }
 
 var wrkOpts struct {
-	surge string
-	label string
-	slice time.Duration
-	out   string
+	surge    string
+	label    string
+	slice    time.Duration
+	out      string
+	backends []string
 }
 
 var benchWrkCmd = &cobra.Command{
@@ -157,7 +158,7 @@ alternating with a bare fasthttp floor server (this binary's hidden
 	RunE: func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		ext, err := runWrk(ctx, wrkOpts.surge, wrkOpts.label, wrkOpts.slice)
+		ext, err := runWrk(ctx, wrkOpts.surge, wrkOpts.label, wrkOpts.slice, wrkOpts.backends...)
 		if err != nil {
 			return err
 		}
@@ -167,7 +168,8 @@ alternating with a bare fasthttp floor server (this binary's hidden
 
 // runWrk runs the external measurement of surge (default: this binary),
 // with this binary as the floor server.
-func runWrk(ctx context.Context, surge, label string, slice time.Duration) (*bench.External, error) {
+// backends are the flash reserve's (default all three).
+func runWrk(ctx context.Context, surge, label string, slice time.Duration, backends ...string) (*bench.External, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find this binary: %w", err)
@@ -183,6 +185,7 @@ func runWrk(ctx context.Context, surge, label string, slice time.Duration) (*ben
 		Label:        label,
 		FloorCommand: []string{self, "bench", "floor-server"},
 		Slice:        slice,
+		Backends:     backends,
 		Log:          os.Stderr,
 	})
 }
@@ -250,6 +253,7 @@ func init() {
 	w.StringVar(&wrkOpts.label, "label", "", "how the page names the measured binary, e.g. its commit")
 	w.DurationVar(&wrkOpts.slice, "slice", 3*time.Second, "length of one wrk run (4 per side per scenario)")
 	w.StringVar(&wrkOpts.out, "out", "", "write the section to this file")
+	w.StringSliceVar(&wrkOpts.backends, "backend", nil, "measure the flash reserve on these backends only (memory, pebble, redis; the guide page on the first), e.g. to compare settings of one")
 
 	fl := benchFloorCmd.Flags()
 	fl.StringVar(&floorOpts.addr, "addr", "127.0.0.1:0", "listen address (loopback)")
