@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/surge-retail/surge/internal/cputime"
 	"github.com/surge-retail/surge/internal/redistest"
 )
 
@@ -102,6 +103,12 @@ type WrkStats struct {
 	Non2xx       int64 // responses with a status outside 2xx/3xx
 	SocketErrors int64 // connect, read, write errors and timeouts
 	Elapsed      time.Duration
+	// CPU time used during the runs (zero where it cannot be read: /proc
+	// is Linux's): by the measured server (Surge or the floor server), by
+	// redis-server (Surge on the redis backend only), by wrk, and by the
+	// whole machine (MachineBusy out of MachineAll, all CPUs).
+	ServerCPU, RedisCPU, WrkCPU time.Duration
+	MachineBusy, MachineAll     time.Duration
 }
 
 // PerSecond is successful (2xx/3xx) responses per second.
@@ -112,8 +119,30 @@ func (w WrkStats) PerSecond() float64 {
 	return float64(w.Requests-w.Non2xx) / w.Elapsed.Seconds()
 }
 
+// PerRequest is d per successful response, in µs (0 if none).
+func (w WrkStats) PerRequest(d time.Duration) float64 {
+	ok := w.Requests - w.Non2xx
+	if ok <= 0 {
+		return 0
+	}
+	return float64(d) / float64(time.Microsecond) / float64(ok)
+}
+
+// HasCPU reports whether the runs' CPU times were read.
+func (w WrkStats) HasCPU() bool { return w.MachineAll > 0 && w.ServerCPU > 0 && w.WrkCPU > 0 }
+
+// Busy is the share of the machine's CPU time that was busy (0..1).
+func (w WrkStats) Busy() float64 {
+	if w.MachineAll <= 0 {
+		return 0
+	}
+	return float64(w.MachineBusy) / float64(w.MachineAll)
+}
+
 func (w WrkStats) add(o WrkStats) WrkStats {
-	return WrkStats{Requests: w.Requests + o.Requests, Non2xx: w.Non2xx + o.Non2xx, SocketErrors: w.SocketErrors + o.SocketErrors, Elapsed: w.Elapsed + o.Elapsed}
+	return WrkStats{Requests: w.Requests + o.Requests, Non2xx: w.Non2xx + o.Non2xx, SocketErrors: w.SocketErrors + o.SocketErrors, Elapsed: w.Elapsed + o.Elapsed,
+		ServerCPU: w.ServerCPU + o.ServerCPU, RedisCPU: w.RedisCPU + o.RedisCPU, WrkCPU: w.WrkCPU + o.WrkCPU,
+		MachineBusy: w.MachineBusy + o.MachineBusy, MachineAll: w.MachineAll + o.MachineAll}
 }
 
 func (o ExternalOptions) withDefaults() (ExternalOptions, error) {
@@ -195,12 +224,14 @@ func externalBackend(ctx context.Context, o ExternalOptions, wrkPath, dir, backe
 		return nil, err
 	}
 	args := []string{"serve", "--backend", backend, "--data", filepath.Join(dir, "data"), "--log-level", "warn"}
+	redisPID := 0
 	if backend == "redis" {
 		srv, err := redistest.Launch(dir)
 		if err != nil {
 			return nil, fmt.Errorf("cannot start redis-server: %w", err)
 		}
 		defer srv.Stop()
+		redisPID = srv.PID()
 		args = append(args, "--redis", srv.Addr)
 	}
 	surge, err := startProcess(ctx, o.Surge, args, filepath.Join(dir, "surge.log"), "--addr", surgeEnv())
@@ -251,11 +282,11 @@ func externalBackend(ctx context.Context, o ExternalOptions, wrkPath, dir, backe
 		var fs, ss WrkStats
 		for seg := 0; seg < alternateSegments && err == nil; seg++ {
 			var f, su WrkStats
-			if f, err = runWrk(ctx, wrkPath, o, script, "http://"+floor.addr+s.path); err != nil {
+			if f, err = runWrk(ctx, wrkPath, o, script, "http://"+floor.addr+s.path, floor.pid(), 0); err != nil {
 				err = fmt.Errorf("floor: %w", err)
 				break
 			}
-			if su, err = runWrk(ctx, wrkPath, o, script, base+s.path); err != nil {
+			if su, err = runWrk(ctx, wrkPath, o, script, base+s.path, surge.pid(), redisPID); err != nil {
 				break
 			}
 			fs, ss = fs.add(f), ss.add(su)
@@ -367,6 +398,9 @@ func (p *process) waitReady(ctx context.Context) error {
 
 // stop sends SIGTERM (surge drains and closes its stores) and kills the
 // process if it has not exited within 30 seconds.
+// pid is the process's id.
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
 func (p *process) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -525,11 +559,15 @@ end
 	return b.String()
 }
 
-func runWrk(ctx context.Context, wrkPath string, o ExternalOptions, script, url string) (WrkStats, error) {
+// runWrk runs wrk once against url. server and redis are the pids whose
+// CPU time the run records (redis 0: none).
+func runWrk(ctx context.Context, wrkPath string, o ExternalOptions, script, url string, server, redis int) (WrkStats, error) {
 	secs := int(o.Slice / time.Second)
 	cmd := exec.CommandContext(ctx, wrkPath, "-t", strconv.Itoa(externalThreads), "-c", strconv.Itoa(o.Conns),
 		"-d", strconv.Itoa(secs)+"s", "--timeout", "10s", "-s", script, url)
+	before := sampleCPU(server, redis)
 	out, err := cmd.CombinedOutput()
+	after := sampleCPU(server, redis)
 	if err != nil {
 		return WrkStats{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
@@ -540,7 +578,32 @@ func runWrk(ctx context.Context, wrkPath string, o ExternalOptions, script, url 
 	if st.Requests-st.Non2xx <= 0 {
 		return st, fmt.Errorf("wrk: no successful request against %s: %s", url, out)
 	}
+	if before.ok && after.ok && cmd.ProcessState != nil {
+		st.ServerCPU, st.RedisCPU = after.server-before.server, after.redis-before.redis
+		st.WrkCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		st.MachineBusy, st.MachineAll = after.busy-before.busy, after.all-before.all
+	}
 	return st, nil
+}
+
+// cpuSample is the CPU time of a run's processes and machine at one
+// moment; ok is false if any of them could not be read.
+type cpuSample struct {
+	server, redis, busy, all time.Duration
+	ok                       bool
+}
+
+func sampleCPU(server, redis int) cpuSample {
+	var c cpuSample
+	var ok1, ok2, ok3 bool
+	c.server, ok1 = cputime.PID(server)
+	c.redis, ok2 = time.Duration(0), true
+	if redis > 0 {
+		c.redis, ok2 = cputime.PID(redis)
+	}
+	c.busy, c.all, ok3 = cputime.Machine()
+	c.ok = ok1 && ok2 && ok3
+	return c
 }
 
 // ParseWrk reads the WRK-RESULT line that wrkDoneLua prints.
@@ -587,7 +650,69 @@ func (e *External) body() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %d / %d |\n", r.Scenario, value(r.Surge, r.Unit), value(r.Floor, r.Unit), r.Ratio(), target, met, r.SurgeStats.Non2xx, r.SurgeStats.SocketErrors)
 	}
 	b.WriteString("\n")
+	e.writeCPU(&b, "###")
+	fmt.Fprintf(&b, "%s\n\n", e.limits())
 	return b.String()
+}
+
+// writeCPU is the table of CPU time per request of each side, under a
+// heading of level h; nothing when the run could not read CPU times.
+func (e *External) writeCPU(b *strings.Builder, h string) {
+	var rows []ExternalRow
+	for _, r := range e.Rows {
+		if r.SurgeStats.HasCPU() && r.FloorStats.HasCPU() {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "%s CPU per request (wrk)\n\n", h)
+	b.WriteString("CPU time per successful response in the same wrk runs, in µs, read from /proc before and after each run: the measured server's process (Surge or the floor server), redis-server (Surge on the redis backend), wrk, their sum, and the share of the whole machine's CPU time that was busy. Each process's figure includes the kernel's work done on its behalf (the loopback network's sending side mostly); what the machine did beyond the three is the rest of the kernel's network work and other tenants.\n\n")
+	b.WriteString("| scenario | side | server µs | redis-server µs | wrk µs | all three µs | machine busy |\n|---|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		for _, side := range []struct {
+			name string
+			st   WrkStats
+		}{{"Surge", r.SurgeStats}, {"floor", r.FloorStats}} {
+			st := side.st
+			redis := "—"
+			if side.name == "Surge" && r.Backend == "redis" {
+				redis = fmt.Sprintf("%.1f", st.PerRequest(st.RedisCPU))
+			}
+			fmt.Fprintf(b, "| %s | %s | %.1f | %s | %.1f | %.1f | %.0f%% |\n", r.Scenario, side.name, st.PerRequest(st.ServerCPU), redis, st.PerRequest(st.WrkCPU), st.cpuPerRequest(), 100*st.Busy())
+		}
+	}
+	b.WriteString("\n")
+}
+
+// cpuPerRequest is the server's, redis-server's and wrk's CPU time per
+// successful response, in µs.
+func (w WrkStats) cpuPerRequest() float64 {
+	return w.PerRequest(w.ServerCPU + w.RedisCPU + w.WrkCPU)
+}
+
+// limits says what bounds the external figures, from the run's CPU times
+// where it has them: for each scenario, how much of the ratio is CPU per
+// request and how much is the machine idling. Throughput is busy CPU over
+// CPU per request, so the ratio is the floor's CPU per request over
+// Surge's, times Surge's busy share over the floor's.
+func (e *External) limits() string {
+	var parts []string
+	for _, r := range e.Rows {
+		s, f := r.SurgeStats, r.FloorStats
+		if !s.HasCPU() || !f.HasCPU() || s.cpuPerRequest() <= 0 || f.Busy() <= 0 {
+			continue
+		}
+		cpu := f.cpuPerRequest() / s.cpuPerRequest()
+		idle := s.Busy() / f.Busy()
+		parts = append(parts, fmt.Sprintf("%s: %.2f for CPU per request (%.1f µs against %.1f) times %.2f for the machine's busy share (%.0f%% against %.0f%%)", r.Scenario, cpu, s.cpuPerRequest(), f.cpuPerRequest(), idle, 100*s.Busy(), 100*f.Busy()))
+	}
+	const fsync = "On Redis each turn of the event loop writes and fsyncs the AOF (`appendfsync always`) before it answers, and the requests of that turn wait for it; on Pebble each yes waits for a synced WAL write. While requests wait on a disk, the machine idles unless other requests fill it."
+	if len(parts) == 0 {
+		return "The run could not read CPU times (they come from Linux's /proc), so it cannot say how much of each ratio is CPU per request and how much is idling. " + fsync
+	}
+	return "Each ratio splits into what the CPU per request costs (the floor's over Surge's, wrk included on both sides) and what idling costs (Surge's busy share of the machine over the floor's): " + strings.Join(parts, "; ") + ". " + fsync
 }
 
 // method says how the external run measures, for the page and the

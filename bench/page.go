@@ -221,6 +221,9 @@ func (r *Results) Markdown() string {
 
 	r.writeSummary(&b)
 	r.writeBeforeAfter(&b)
+	if r.External != nil {
+		r.External.writeCPU(&b, "###")
+	}
 	r.writeLatency(&b)
 	r.writeMemory(&b)
 	b.WriteString("## Overload: 5x capacity, pays beside, memory after\n\n")
@@ -457,7 +460,7 @@ func (r *Results) writeMethods(b *strings.Builder) {
 		fmt.Fprintf(b, "- **%s.** Floor: %s; floor and Surge alternate in %d slices each. %s\n", t.Title, t.Floor, alternateSegments, r.limits(family))
 	}
 	if e := r.External; e != nil {
-		fmt.Fprintf(b, "- **External (wrk).** %s %s\n", e.method(), wrkLimits)
+		fmt.Fprintf(b, "- **External (wrk).** %s %s\n", e.method(), e.limits())
 	}
 	if len(r.Latency) > 0 {
 		b.WriteString("- **Latency.** Open-model runs at 50% and 90% of the closed-loop maximum, counted from each request's intended send time (no coordinated omission); near 90% these 2 cores are close to saturated and the generator itself sends late.\n")
@@ -496,6 +499,3 @@ func (r *Results) limits(family string) string {
 	}
 	return ""
 }
-
-// wrkLimits is what bounds the external figures.
-const wrkLimits = "The Redis reserve is the hardest of them here. Per request, Surge's process, redis-server and wrk together use about 1.7 times the CPU of the floor server and wrk (Surge about 30 µs, 7 more than on the memory backend; redis-server 12–15 µs; wrk 16 µs; the floor server 18 µs), and each turn of Redis's event loop waits for one `fdatasync` (0.7–0.8 ms here), so the loop idles part of the time: with Redis's fsync taken out of the loop (`appendfsync everysec`, which Surge does not allow) the same server did about a sixth more. Both halves would have to shrink to reach 0.5 on these two cores."

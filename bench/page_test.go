@@ -230,6 +230,38 @@ func TestPageMethods(t *testing.T) {
 	}
 }
 
+// TestPageWrkCPU: the external run's CPU times give a table of CPU per
+// request for each side and split each ratio into CPU per request and the
+// machine's busy share; a run without CPU times says it cannot.
+func TestPageWrkCPU(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	// 10 s each side, 2 CPUs: 20 s of machine. Surge: 400k requests (10k
+	// non-2xx), server 9.75 s, redis 3.9 s, wrk 4.29 s, machine busy 17 s.
+	// Floor: 800k requests, server 11.2 s, wrk 8 s, busy 19.6 s.
+	surge := WrkStats{Requests: 400_000, Non2xx: 10_000, Elapsed: 10 * time.Second, ServerCPU: ms(9750), RedisCPU: ms(3900), WrkCPU: ms(4290), MachineBusy: ms(17000), MachineAll: ms(20000)}
+	floor := WrkStats{Requests: 800_000, Elapsed: 10 * time.Second, ServerCPU: ms(11200), WrkCPU: ms(8000), MachineBusy: ms(19600), MachineAll: ms(20000)}
+	res := &Results{External: &External{Wrk: "wrk 4.1", Conns: 128, Slice: 3 * time.Second, Users: 1000, Rows: []ExternalRow{
+		{Row: Row{Key: "wrk/reserve-redis", Scenario: "flash reserve, redis backend", Surge: surge.PerSecond(), Floor: floor.PerSecond(), Unit: "req/s"}, Backend: "redis", SurgeStats: surge, FloorStats: floor},
+	}}}
+	for name, md := range map[string]string{"page": res.Markdown(), "fragment": res.External.Markdown()} {
+		for _, want := range []string{
+			"### CPU per request (wrk)",
+			"| flash reserve, redis backend | Surge | 25.0 | 10.0 | 11.0 | 46.0 | 85% |",
+			"| flash reserve, redis backend | floor | 14.0 | — | 10.0 | 24.0 | 98% |",
+			"flash reserve, redis backend: 0.52 for CPU per request (46.0 µs against 24.0) times 0.87 for the machine's busy share (85% against 98%)",
+		} {
+			if !strings.Contains(md, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, md)
+			}
+		}
+	}
+	res.External.Rows[0].SurgeStats.MachineAll = 0
+	md := res.Markdown()
+	if strings.Contains(md, "CPU per request (wrk)") || !strings.Contains(md, "The run could not read CPU times") {
+		t.Errorf("a run without CPU times has a CPU table or does not say it has none:\n%s", md)
+	}
+}
+
 // TestPageMemoryReserveMedian: the summary takes the run of median ratio
 // among the runs of the pair (run k of the reserve with run k of its
 // floor), and 0 allocs/op from every run.

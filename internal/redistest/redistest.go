@@ -103,6 +103,14 @@ func start(bin, dir string, port int, extra []string) (*Server, error) {
 	return nil, fmt.Errorf("redis-server did not answer on %s: %s", addr, strings.TrimSpace(string(log)))
 }
 
+// PID is the server's process id (0 once stopped).
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop kills the server and waits for it.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
