@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -283,10 +284,21 @@ func TestAdminPageListOlderThanAction(t *testing.T) {
   var orig = window.fetch;
   window.__hold = false;
   window.__held = [];
+  window.__read = 0;
   window.fetch = function (url, opts) {
     var p = orig.apply(this, arguments);
     if (window.__hold && String(url).indexOf('/admin/v1/flash-sales') >= 0 && opts && opts.method === 'GET') {
-      return p.then(function (r) { return new Promise(function (res) { window.__held.push(function () { res(r); }); }); });
+      return p.then(function (r) {
+        // Count the held body read, one task later: the page's handling
+        // of the list (promise callbacks, all microtasks) has run by then.
+        var text = r.text.bind(r);
+        r.text = function () {
+          var q = text();
+          q.then(function () { setTimeout(function () { window.__read++; }, 0); });
+          return q;
+        };
+        return new Promise(function (res) { window.__held.push(function () { res(r); }); });
+      });
     }
     return p;
   };
@@ -300,10 +312,15 @@ func TestAdminPageListOlderThanAction(t *testing.T) {
 	b.Do(pollJS(`window.__held.length > 0`))
 	confirmAction(b, f1Card, "pause")
 	b.Do(pollJS(cardJS(f1Card, ".status") + `.indexOf("paused") >= 0`))
-	browsertest.Eval[bool](b, `window.__hold = false; window.__held.splice(0).forEach(function (f) { f(); }); true`)
-	// The held list is applied or dropped within a few milliseconds; the
-	// next list read is seconds away.
-	time.Sleep(500 * time.Millisecond)
+	n := browsertest.Eval[int](b, `(function () {
+  window.__hold = false;
+  var held = window.__held.splice(0);
+  held.forEach(function (f) { f(); });
+  return held.length;
+})()`)
+	// Wait until the page has handled every held list (applied or
+	// dropped it); the next list read is seconds away.
+	b.Do(pollJS(fmt.Sprintf(`window.__read >= %d`, n)))
 	if s := browsertest.Eval[string](b, cardJS(f1Card, ".status")); !strings.Contains(s, "paused") {
 		t.Fatalf("after an older list read arrived, the card shows %q; want paused (the sale is paused)", s)
 	}
