@@ -595,14 +595,15 @@ type cpuSample struct {
 
 func sampleCPU(server, redis int) cpuSample {
 	var c cpuSample
-	var ok1, ok2, ok3 bool
-	c.server, ok1 = cputime.PID(server)
-	c.redis, ok2 = time.Duration(0), true
+	var okServer, okMachine bool
+	c.server, okServer = cputime.PID(server)
+	c.busy, c.all, okMachine = cputime.Machine()
+	c.ok = okServer && okMachine
 	if redis > 0 {
-		c.redis, ok2 = cputime.PID(redis)
+		var okRedis bool
+		c.redis, okRedis = cputime.PID(redis)
+		c.ok = c.ok && okRedis
 	}
-	c.busy, c.all, ok3 = cputime.Machine()
-	c.ok = ok1 && ok2 && ok3
 	return c
 }
 
