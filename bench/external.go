@@ -49,6 +49,10 @@ const (
 	externalAdminToken     = "wrk-admin-token-0123456789abcdef"
 )
 
+// externalBackends are the backends the flash reserve can be measured on,
+// in the default order.
+var externalBackends = []string{"memory", "pebble", "redis"}
+
 // ExternalOptions configures RunExternal.
 type ExternalOptions struct {
 	// Surge is the binary whose `serve` is measured. Required.
@@ -172,10 +176,10 @@ func (o ExternalOptions) withDefaults() (ExternalOptions, error) {
 		return o, fmt.Errorf("bench: external run: users %d (max %d) or conns %d (max 4096) out of range", o.Users, externalUsersMax, o.Conns)
 	}
 	if len(o.Backends) == 0 {
-		o.Backends = []string{"memory", "pebble", "redis"}
+		o.Backends = slices.Clone(externalBackends)
 	}
 	for i, b := range o.Backends {
-		if !slices.Contains([]string{"memory", "pebble", "redis"}, b) || slices.Contains(o.Backends[:i], b) {
+		if !slices.Contains(externalBackends, b) || slices.Contains(o.Backends[:i], b) {
 			return o, fmt.Errorf("bench: external run: backend %q is unknown or repeated (memory, pebble, redis)", b)
 		}
 	}
@@ -396,11 +400,11 @@ func (p *process) waitReady(ctx context.Context) error {
 	return fmt.Errorf("%s did not answer on %s within %v: %s", filepath.Base(p.cmd.Path), p.addr, externalStartTimeout, tail(p.log))
 }
 
-// stop sends SIGTERM (surge drains and closes its stores) and kills the
-// process if it has not exited within 30 seconds.
 // pid is the process's id.
 func (p *process) pid() int { return p.cmd.Process.Pid }
 
+// stop sends SIGTERM (surge drains and closes its stores) and kills the
+// process if it has not exited within 30 seconds.
 func (p *process) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -216,17 +216,10 @@ func findBenches(runs []PackageRun, pkg, name string) []BenchResult {
 	return out
 }
 
-// find returns the result named name in the run of pkg.
+// findBench returns the first result named name in the runs of pkg.
 func findBench(runs []PackageRun, pkg, name string) (BenchResult, bool) {
-	for _, r := range runs {
-		if r.Bench.Pkg != pkg {
-			continue
-		}
-		for _, b := range r.Results {
-			if b.Name == name {
-				return b, true
-			}
-		}
+	if bs := findBenches(runs, pkg, name); len(bs) > 0 {
+		return bs[0], true
 	}
 	return BenchResult{}, false
 }

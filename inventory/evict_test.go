@@ -212,7 +212,6 @@ func purgeAll(t *testing.T, s interface {
 	}
 }
 
-// sameRes compares the reservations' contents (not Existed).
 // checkStored checks that reservation w, made by req, answers as stored:
 // Reservation, a replayed Reserve (the same id never creates a second
 // reservation) and a Reserve of its id by another user (ErrIDConflict).
@@ -234,6 +233,7 @@ func checkStored(t *testing.T, s inventory.Store, w inventory.Reservation, req i
 	}
 }
 
+// sameRes compares the reservations' contents (not Existed).
 func sameRes(a, b inventory.Reservation) bool {
 	return a.ID == b.ID && a.User == b.User && fmt.Sprint(a.Lines) == fmt.Sprint(b.Lines) && a.State == b.State &&
 		a.Refunded == b.Refunded && string(a.Meta) == string(b.Meta) && a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
