@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,69 +124,6 @@ func TestParseReserveBody(t *testing.T) {
 		if err != nil || qty != c.qty || guide != c.guide {
 			t.Errorf("%q: %d %q %v; want %d %q", c.body, qty, guide, err, c.qty, c.guide)
 		}
-	}
-}
-
-// TestLazyDeadline: the request context ends at its deadline or when
-// cancelled, whether or not somebody asked for Done first; no test here
-// waits on a clock, the deadlines are in the past or far away.
-func TestLazyDeadline(t *testing.T) {
-	far := time.Now().Add(time.Hour)
-	c := &lazyDeadline{deadline: far}
-	if d, ok := c.Deadline(); !ok || !d.Equal(far) {
-		t.Fatalf("Deadline = %v %v", d, ok)
-	}
-	if c.Err() != nil || c.Value("k") != nil {
-		t.Fatal("fresh context ended or has values")
-	}
-	c.cancel()
-	if !errors.Is(c.Err(), context.Canceled) {
-		t.Fatalf("Err after cancel = %v", c.Err())
-	}
-	<-c.Done() // made after the cancel: already closed
-
-	c = &lazyDeadline{deadline: far}
-	done := c.Done()
-	select {
-	case <-done:
-		t.Fatal("Done closed early")
-	default:
-	}
-	c.cancel()
-	<-done
-	if !errors.Is(c.Err(), context.Canceled) {
-		t.Fatalf("Err after cancel = %v", c.Err())
-	}
-
-	past := &lazyDeadline{deadline: time.Now().Add(-time.Second)}
-	if !errors.Is(past.Err(), context.DeadlineExceeded) {
-		t.Fatalf("Err past the deadline = %v", past.Err())
-	}
-	<-past.Done()
-	if !errors.Is(past.Err(), context.DeadlineExceeded) {
-		t.Fatalf("Err past the deadline after Done = %v", past.Err())
-	}
-	child, cancel := context.WithCancel(past)
-	defer cancel()
-	<-child.Done()
-	past.cancel()
-
-	// Contexts derived from a live one end with it, and hang on its timer
-	// context rather than each starting a goroutine to watch it.
-	parent := &lazyDeadline{deadline: far}
-	before := runtime.NumGoroutine()
-	var children []context.Context
-	for i := 0; i < 100; i++ {
-		c, cancel := context.WithTimeout(parent, time.Hour)
-		defer cancel()
-		children = append(children, c)
-	}
-	if n := runtime.NumGoroutine() - before; n > 10 {
-		t.Errorf("100 derived contexts started %d goroutines", n)
-	}
-	parent.cancel()
-	for _, c := range children {
-		<-c.Done()
 	}
 }
 

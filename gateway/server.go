@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/surge-retail/surge/engine"
 	"github.com/surge-retail/surge/internal/wechatpay"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -39,6 +38,8 @@ type Server struct {
 	sess    sessions
 	login   loginer
 	trusted []netip.Prefix
+	// deadlines ends the engine contexts of requests that wait on Done.
+	deadlines deadlineList
 	// adminFails throttles clients that send wrong admin tokens;
 	// loginFails, clients whose login codes the provider refuses.
 	adminFails *failBuckets
@@ -624,95 +625,6 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, r routeID, code int, msg s
 func (s *Server) engineCtx(rc *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
 	c := s.newEngineCtx(rc)
 	return c, c.cancel
-}
-
-// newEngineCtx is engineCtx for the hot routes: one allocation, and no
-// timer unless somebody waits on Done.
-func (s *Server) newEngineCtx(rc *fasthttp.RequestCtx) *lazyDeadline {
-	return s.newEngineCtxAt(rc, time.Now())
-}
-
-// newEngineCtxAt is newEngineCtx for a caller that has just read the clock
-// (the hot route times its engine call from the same reading).
-func (s *Server) newEngineCtxAt(rc *fasthttp.RequestCtx, now time.Time) *lazyDeadline {
-	c := &lazyDeadline{deadline: now.Add(s.o.EngineTimeout)}
-	c.ridLen = uint8(copy(c.rid[:], rc.Response.Header.PeekBytes(headerRequestID)))
-	return c
-}
-
-// lazyDeadline is a context that ends at deadline (or when cancelled). Its
-// timer is made only when Done is first called: the memory and Pebble
-// backends read Err at most, and a context.WithTimeout per request costs a
-// timer-heap insertion and removal and four allocations. A Redis backend
-// (or any caller) that waits on Done gets a real timer, as before.
-type lazyDeadline struct {
-	deadline time.Time
-	mu       sync.Mutex
-	inner    context.Context // made by Done
-	stop     context.CancelFunc
-	canceled bool
-	// rid is the request id (X-Request-Id), for the engine's log lines
-	// (engine.RequestIDKey); copied, not converted, so that a request
-	// whose engine call logs nothing makes no string of it.
-	rid    [ridLenMax]byte
-	ridLen uint8
-}
-
-var _ context.Context = (*lazyDeadline)(nil)
-
-func (c *lazyDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
-
-// Value answers from the timer context once Done made it: that lets a
-// context derived from this one (context.WithTimeout in a risk hook, say)
-// find the cancelCtx behind Done and hang itself on it, instead of the
-// context package starting a goroutine to watch a foreign Done channel.
-func (c *lazyDeadline) Value(key any) any {
-	if _, ok := key.(engine.RequestIDKey); ok {
-		return string(c.rid[:c.ridLen])
-	}
-	c.mu.Lock()
-	inner := c.inner
-	c.mu.Unlock()
-	if inner != nil {
-		return inner.Value(key)
-	}
-	return nil
-}
-
-func (c *lazyDeadline) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inner == nil {
-		c.inner, c.stop = context.WithDeadline(context.Background(), c.deadline)
-		if c.canceled {
-			c.stop()
-		}
-	}
-	return c.inner.Done()
-}
-
-func (c *lazyDeadline) Err() error {
-	c.mu.Lock()
-	inner, canceled := c.inner, c.canceled
-	c.mu.Unlock()
-	switch {
-	case inner != nil:
-		return inner.Err()
-	case canceled:
-		return context.Canceled
-	case !time.Now().Before(c.deadline):
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-func (c *lazyDeadline) cancel() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.canceled = true
-	if c.stop != nil {
-		c.stop()
-	}
 }
 
 // observeEngine records the time of an engine call that started at t0.
