@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,7 @@ type reserveCall struct {
 	id, user, rkey, rec string
 	expMs               int64
 	lines               []callLine
+	line1               [1]callLine // lines of a request of one line
 	bytes               int
 	// deadline of the caller's context; hasDeadline false if none.
 	deadline    time.Time
@@ -107,6 +109,8 @@ func signal(c *reserveCall) {
 
 // Reserve implements inventory.Store. Concurrent calls of one tag are
 // combined into one script call (see doc.go); each is decided on its own.
+// A new reservation's Lines and Meta are the request's own slices; a
+// replayed one's are parsed from its record.
 func (s *Store) Reserve(ctx context.Context, req inventory.ReserveRequest) (inventory.Reservation, error) {
 	if s.closed.Load() {
 		return inventory.Reservation{}, inventory.ErrClosed
@@ -154,26 +158,59 @@ func (c *reserveCall) result(req *inventory.ReserveRequest, nowMs, expMs int64) 
 	r := inventory.Reservation{
 		ID:        req.ID,
 		User:      req.User,
-		Lines:     append([]inventory.Line(nil), req.Lines...),
+		Lines:     req.Lines,
 		State:     inventory.StateHeld,
 		CreatedAt: time.UnixMilli(nowMs),
 		ExpiresAt: time.UnixMilli(expMs),
 	}
 	if len(req.Meta) > 0 {
-		r.Meta = append([]byte(nil), req.Meta...)
+		r.Meta = req.Meta
 	}
 	return r, nil
 }
 
-// newCall returns the call of a valid request made at nowMs.
+// newCall returns the call of a valid request made at nowMs. Its strings
+// (the record key, the record, each line's quantity and limit) are slices
+// of one.
 func (s *Store) newCall(req *inventory.ReserveRequest, nowMs, expMs int64) *reserveCall {
 	tag := inventory.Tag(req.ID)
-	rec, _ := encodeRecord(req, nowMs, expMs)
-	c := &reserveCall{tag: tag, id: req.ID, user: req.User, rkey: s.opts.Prefix + ":{" + tagKey(tag) + "}:r:" + req.ID, rec: rec,
-		expMs: expMs, lines: make([]callLine, len(req.Lines))}
-	c.bytes = 3*len(req.ID) + len(req.User) + len(c.rkey) + len(rec) + 40
+	c := &reserveCall{tag: tag, id: req.ID, user: req.User, expMs: expMs}
+	if len(req.Lines) == 1 {
+		c.lines = c.line1[:]
+	} else {
+		c.lines = make([]callLine, len(req.Lines))
+	}
+	tk := tagKey(tag)
+	n := len(s.opts.Prefix) + 2 + len(tk) + 4 + len(req.ID) + recordLen(req, nowMs, expMs)
+	for i := range req.Lines {
+		n += intLen(req.Lines[i].Quantity) + intLen(req.Lines[i].Limit)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(s.opts.Prefix)
+	b.WriteString(":{")
+	b.WriteString(tk)
+	b.WriteString("}:r:")
+	b.WriteString(req.ID)
+	rkeyEnd := b.Len()
+	writeRecord(&b, req, nowMs, expMs)
+	recEnd := b.Len()
+	ends := make([]int, 0, 2*4)
+	for i := range req.Lines {
+		writeInt(&b, req.Lines[i].Quantity)
+		ends = append(ends, b.Len())
+		writeInt(&b, req.Lines[i].Limit)
+		ends = append(ends, b.Len())
+	}
+	all := b.String()
+	c.rkey, c.rec = all[:rkeyEnd], all[rkeyEnd:recEnd]
+	at := recEnd
 	for i, l := range req.Lines {
-		c.lines[i] = callLine{pool: l.Pool, qty: strconv.FormatInt(l.Quantity, 10), limit: strconv.FormatInt(l.Limit, 10)}
+		c.lines[i] = callLine{pool: l.Pool, qty: all[at:ends[2*i]], limit: all[ends[2*i]:ends[2*i+1]]}
+		at = ends[2*i+1]
+	}
+	c.bytes = 3*len(req.ID) + len(req.User) + len(c.rkey) + len(c.rec) + 40
+	for _, l := range req.Lines {
 		c.bytes += 2*len(l.Pool) + len(req.User) + 40
 	}
 	return c

@@ -24,36 +24,55 @@ import (
 // encodeRecord returns the record of a new held reservation and the length
 // of its "L ' ' ident" part.
 func encodeRecord(req *inventory.ReserveRequest, createdMs, expiresMs int64) (rec string, plen int) {
-	identLen := len(req.User) + 1 + intLen(int64(len(req.Lines))) + 1
+	var b strings.Builder
+	b.Grow(recordLen(req, createdMs, expiresMs))
+	plen = writeRecord(&b, req, createdMs, expiresMs)
+	return b.String(), plen
+}
+
+// identLen is the length of req's ident.
+func identLen(req *inventory.ReserveRequest) int {
+	n := len(req.User) + 1 + intLen(int64(len(req.Lines))) + 1
 	for i := range req.Lines {
 		l := &req.Lines[i]
-		identLen += len(l.Pool) + 1 + intLen(l.Quantity) + 1 + intLen(l.Limit) + 1
+		n += len(l.Pool) + 1 + intLen(l.Quantity) + 1 + intLen(l.Limit) + 1
 	}
-	var b strings.Builder
-	b.Grow(2 + intLen(int64(identLen)) + 1 + identLen + 40 + len(req.Meta))
+	return n
+}
+
+// recordLen is the length of the record that writeRecord writes.
+func recordLen(req *inventory.ReserveRequest, createdMs, expiresMs int64) int {
+	il := identLen(req)
+	return 2 + intLen(int64(il)) + 1 + il + intLen(createdMs) + 1 + intLen(expiresMs) + 1 + len(req.Meta)
+}
+
+// writeRecord writes the record of a new held reservation to b and returns
+// the length of its "L ' ' ident" part.
+func writeRecord(b *strings.Builder, req *inventory.ReserveRequest, createdMs, expiresMs int64) (plen int) {
+	start := b.Len()
 	b.WriteString("10")
-	writeInt(&b, int64(identLen))
+	writeInt(b, int64(identLen(req)))
 	b.WriteByte(' ')
 	b.WriteString(req.User)
 	b.WriteByte(' ')
-	writeInt(&b, int64(len(req.Lines)))
+	writeInt(b, int64(len(req.Lines)))
 	b.WriteByte(' ')
 	for i := range req.Lines {
 		l := &req.Lines[i]
 		b.WriteString(l.Pool)
 		b.WriteByte(' ')
-		writeInt(&b, l.Quantity)
+		writeInt(b, l.Quantity)
 		b.WriteByte(' ')
-		writeInt(&b, l.Limit)
+		writeInt(b, l.Limit)
 		b.WriteByte(' ')
 	}
-	plen = b.Len() - 2
-	writeInt(&b, createdMs)
+	plen = b.Len() - start - 2
+	writeInt(b, createdMs)
 	b.WriteByte(' ')
-	writeInt(&b, expiresMs)
+	writeInt(b, expiresMs)
 	b.WriteByte(' ')
 	b.Write(req.Meta)
-	return b.String(), plen
+	return plen
 }
 
 // writeInt writes n in decimal without allocating.
