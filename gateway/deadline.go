@@ -78,13 +78,11 @@ func (c *lazyDeadline) Done() <-chan struct{} {
 	defer c.mu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		switch {
-		case c.err != nil:
+		if c.err != nil {
 			close(c.done)
-		case !time.Now().Before(c.deadline):
-			c.err = context.DeadlineExceeded
-			close(c.done)
-		default:
+		} else {
+			// Past its deadline already, it is first in the list and
+			// the timer fires at once: no clock read here.
 			l := c.list
 			if l == nil {
 				l = &orphans
