@@ -648,11 +648,12 @@ func (e *External) body() string {
 	fmt.Fprintf(&b, "Run at %s on %s. %s\n\n", e.Started.UTC().Format(time.RFC3339), e.Machine, e.method())
 	b.WriteString("| scenario | Surge | floor | ratio | target | met | Surge non-2xx / socket errors |\n|---|---:|---:|---:|---:|---|---:|\n")
 	for _, r := range e.Rows {
-		target, met := "—", "—"
+		ratio, target, met := fmt.Sprintf("%.2f", r.Ratio()), "—", "—"
 		if t, ok := targetOf(r.Key); ok {
-			target, met = t.String(), yesNo(t.met(r.Row, -1))
+			ok := t.met(r.Row, -1)
+			ratio, target, met = t.ratioText(r.Ratio(), ok), t.String(), yesNo(ok)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %d / %d |\n", r.Scenario, value(r.Surge, r.Unit), value(r.Floor, r.Unit), r.Ratio(), target, met, r.SurgeStats.Non2xx, r.SurgeStats.SocketErrors)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d / %d |\n", r.Scenario, value(r.Surge, r.Unit), value(r.Floor, r.Unit), ratio, target, met, r.SurgeStats.Non2xx, r.SurgeStats.SocketErrors)
 	}
 	b.WriteString("\n")
 	e.writeCPU(&b, "###")

@@ -52,7 +52,8 @@ func TestFairnessSection(t *testing.T) {
 	for _, want := range []string{
 		"| 60.0% won | 50.0% won | 1.20 | ≤ 0.50 | **no** |",
 		"| 60 units | 400 units | 0.15 | ≤ 0.10 | **no** |",
-		"| 9 humans | 800 humans | 0.01 | ≤ 0.01 | **no** |",
+		// 9/800 = 0.01125 misses ≤ 0.01: a third decimal shows it.
+		"| 9 humans | 800 humans | 0.011 | ≤ 0.01 | **no** |",
 		"**The load test's invariants failed**: oversell sale s1: 3 over.",
 	} {
 		if !strings.Contains(md, want) {

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,15 +97,40 @@ func (t summaryTarget) String() string {
 
 // met says whether r (and allocs, -1 if unknown) meets t.
 func (t summaryTarget) met(r Row, allocs float64) bool {
-	ratio := r.Ratio()
-	if r.Floor <= 0 || r.Surge < 0 || r.Surge == 0 && !t.ZeroMeets {
+	if r.Floor <= 0 || r.Surge < 0 || r.Surge == 0 && !t.ZeroMeets || !t.within(r.Ratio()) {
 		return false
 	}
-	if t.Max > 0 {
-		if ratio > t.Max || ratio < t.Min {
-			return false
+	return t.Max <= 0 || !t.ZeroAllocs || allocs == 0
+}
+
+// ratioText is ratio with two decimals as the tables show it next to t.
+// A ratio that misses t but would round onto its right side gets as many
+// more decimals as it takes to show it missed (0.6997 against ≥ 0.70
+// shows 0.6997, not 0.70 next to "no"), at most four, and is then rounded
+// away from t; every other ratio is rounded as usual.
+func (t summaryTarget) ratioText(ratio float64, met bool) string {
+	text := fmt.Sprintf("%.2f", ratio)
+	if shown, _ := strconv.ParseFloat(text, 64); met || !t.within(shown) || t.within(ratio) {
+		// Met; or missed and shown missed; or missed only for its
+		// allocations, which the Surge cell shows.
+		return text
+	}
+	for prec := 3; prec <= 4; prec++ {
+		text = strconv.FormatFloat(ratio, 'f', prec, 64)
+		if shown, _ := strconv.ParseFloat(text, 64); !t.within(shown) {
+			return text
 		}
-		return !t.ZeroAllocs || allocs == 0
+	}
+	if t.Max > 0 && ratio > t.Max {
+		return strconv.FormatFloat(math.Ceil(ratio*1e4)/1e4, 'f', 4, 64)
+	}
+	return strconv.FormatFloat(math.Floor(ratio*1e4)/1e4, 'f', 4, 64)
+}
+
+// within says whether ratio is within t's bounds.
+func (t summaryTarget) within(ratio float64) bool {
+	if t.Max > 0 && ratio > t.Max {
+		return false
 	}
 	return ratio >= t.Min
 }
@@ -255,11 +282,12 @@ func (r *Results) writeBeforeAfter(b *strings.Builder) {
 	fmt.Fprintf(b, "### Before and after (wrk)\n\nThe same wrk measurement of %s, run just before this build's in the same session (each ratio against its own floor slices).\n\n", orNotRecorded(r.ExternalBefore.Label))
 	b.WriteString("| scenario | before: Surge | before: ratio | after: Surge | after: ratio |\n|---|---:|---:|---:|---:|\n")
 	for _, row := range r.External.Rows {
+		t, _ := targetOf(row.Key) // zero (no bounds) when the row has none
 		bs, br := notRun, notRun
 		if old, ok := before[row.Key]; ok {
-			bs, br = value(old.Surge, old.Unit), fmt.Sprintf("%.2f", old.Ratio())
+			bs, br = value(old.Surge, old.Unit), t.ratioText(old.Ratio(), t.met(old.Row, -1))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %.2f |\n", row.Scenario, bs, br, value(row.Surge, row.Unit), row.Ratio())
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", row.Scenario, bs, br, value(row.Surge, row.Unit), t.ratioText(row.Ratio(), t.met(row.Row, -1)))
 	}
 	b.WriteString("\n")
 }
@@ -286,7 +314,8 @@ func (r *Results) writeSummary(b *strings.Builder) {
 		if t.ZeroAllocs {
 			surge += ", " + allocs(got.allocs) + " allocs/op"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %.2f | %s | %s |\n", t.Label, surge, value(got.row.Floor, got.row.Unit), got.row.Ratio(), t, yesNo(t.met(got.row, got.allocs)))
+		met := t.met(got.row, got.allocs)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", t.Label, surge, value(got.row.Floor, got.row.Unit), t.ratioText(got.row.Ratio(), met), t, yesNo(met))
 	}
 	b.WriteString("\n")
 	r.writeRefusals(b)

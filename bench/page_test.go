@@ -331,3 +331,42 @@ func TestPageNotifyPayMedian(t *testing.T) {
 		t.Errorf("NotifyPay line = %q; want it to end with %q", got, want)
 	}
 }
+
+// TestRatioText: a ratio that misses its target but would round onto its
+// right side gets the decimals that show it missed (rounded away from the
+// bound at the fourth), so that the table never shows a figure within a
+// bound next to "no"; every other ratio has two.
+func TestRatioText(t *testing.T) {
+	min70 := summaryTarget{Min: 0.70}
+	max35 := summaryTarget{Max: 3.5, ZeroAllocs: true}
+	band := summaryTarget{Min: 0.25, Max: 0.42}
+	for _, c := range []struct {
+		t     summaryTarget
+		ratio float64
+		want  string
+	}{
+		{min70, 0.6997, "0.6997"},
+		{min70, 0.70, "0.70"},
+		{min70, 0.7049, "0.70"},
+		{min70, 0.7051, "0.71"},
+		{max35, 3.503, "3.503"},
+		{max35, 3.4996, "3.50"},
+		{max35, 2.961, "2.96"},
+		{band, 0.4201, "0.4201"},
+		{band, 0.2496, "0.2496"},
+		{band, 0.3349, "0.33"},
+		{summaryTarget{Min: 0.5}, 0.3977, "0.40"}, // missed, and shown missed
+		{summaryTarget{}, 0.6997, "0.70"},         // no target
+		{min70, 0.699999, "0.6999"},               // four decimals at most, then away
+		{max35, 3.500001, "3.5001"},
+	} {
+		met := c.t.met(Row{Surge: c.ratio, Floor: 1}, 0)
+		if got := c.t.ratioText(c.ratio, met); got != c.want {
+			t.Errorf("%v: ratio %v (met %v) shows %q; want %q", c.t, c.ratio, met, got, c.want)
+		}
+	}
+	// Missed for its allocations only: the ratio is shown as it is.
+	if met := max35.met(Row{Surge: 3.4996, Floor: 1}, 2); met || max35.ratioText(3.4996, met) != "3.50" {
+		t.Errorf("3.4996 with 2 allocs: met %v, shows %q; want no, 3.50", met, max35.ratioText(3.4996, met))
+	}
+}
