@@ -301,7 +301,7 @@ func orNotRecorded(s string) string {
 
 func (r *Results) writeSummary(b *strings.Builder) {
 	fmt.Fprintf(b, "## %s\n\n", summaryTargetsTitle)
-	b.WriteString("Ratio is Surge / floor. For throughput (req/s, ops/s) higher is better and the target is a minimum; for time per op (ns/op) lower is better and the target is a maximum. The overload targets are absolute (no floor) and have their own table below.\n\n")
+	b.WriteString("Ratio is Surge / floor. For throughput (req/s, ops/s) higher is better and the target is a minimum; for time per op (ns/op) lower is better and the target is a maximum. A ratio has two decimals, or more where two would round a missed target onto its right side. The overload targets are absolute (no floor) and have their own table below.\n\n")
 	b.WriteString("| scenario | Surge | floor | ratio | target | met |\n|---|---:|---:|---:|---:|---|\n")
 	m := r.measurements()
 	for _, t := range summaryTargets {
