@@ -83,11 +83,7 @@ func (c *lazyDeadline) Done() <-chan struct{} {
 		} else {
 			// Past its deadline already, it is first in the list and
 			// the timer fires at once: no clock read here.
-			l := c.list
-			if l == nil {
-				l = &orphans
-			}
-			l.add(c)
+			c.deadlines().add(c)
 		}
 	}
 	return c.done
@@ -135,12 +131,16 @@ func (c *lazyDeadline) AfterFunc(f func()) (stop func() bool) {
 // cancel ends the context (if it has not ended) and takes it off its list.
 func (c *lazyDeadline) cancel() {
 	if c.end(context.Canceled) {
-		l := c.list
-		if l == nil {
-			l = &orphans
-		}
-		l.remove(c)
+		c.deadlines().remove(c)
 	}
+}
+
+// deadlines is the list c goes into when waited on.
+func (c *lazyDeadline) deadlines() *deadlineList {
+	if c.list == nil {
+		return &orphans
+	}
+	return c.list
 }
 
 // end ends the context with err unless it has ended, and reports whether
