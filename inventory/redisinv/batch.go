@@ -180,8 +180,8 @@ func (s *Store) newCall(req *inventory.ReserveRequest, nowMs, expMs int64) *rese
 	} else {
 		c.lines = make([]callLine, len(req.Lines))
 	}
-	tk := tagKey(tag)
-	n := len(s.opts.Prefix) + 2 + len(tk) + 4 + len(req.ID) + recordLen(req, nowMs, expMs)
+	tk, il := tagKey(tag), identLen(req)
+	n := len(s.opts.Prefix) + 2 + len(tk) + 4 + len(req.ID) + recordLen(req, il, nowMs, expMs)
 	for i := range req.Lines {
 		n += intLen(req.Lines[i].Quantity) + intLen(req.Lines[i].Limit)
 	}
@@ -193,7 +193,7 @@ func (s *Store) newCall(req *inventory.ReserveRequest, nowMs, expMs int64) *rese
 	b.WriteString("}:r:")
 	b.WriteString(req.ID)
 	rkeyEnd := b.Len()
-	writeRecord(&b, req, nowMs, expMs)
+	writeRecord(&b, req, il, nowMs, expMs)
 	recEnd := b.Len()
 	ends := make([]int, 0, 2*4)
 	for i := range req.Lines {

@@ -24,9 +24,10 @@ import (
 // encodeRecord returns the record of a new held reservation and the length
 // of its "L ' ' ident" part.
 func encodeRecord(req *inventory.ReserveRequest, createdMs, expiresMs int64) (rec string, plen int) {
+	il := identLen(req)
 	var b strings.Builder
-	b.Grow(recordLen(req, createdMs, expiresMs))
-	plen = writeRecord(&b, req, createdMs, expiresMs)
+	b.Grow(recordLen(req, il, createdMs, expiresMs))
+	plen = writeRecord(&b, req, il, createdMs, expiresMs)
 	return b.String(), plen
 }
 
@@ -40,18 +41,18 @@ func identLen(req *inventory.ReserveRequest) int {
 	return n
 }
 
-// recordLen is the length of the record that writeRecord writes.
-func recordLen(req *inventory.ReserveRequest, createdMs, expiresMs int64) int {
-	il := identLen(req)
+// recordLen is the length of the record that writeRecord writes; il is
+// identLen(req).
+func recordLen(req *inventory.ReserveRequest, il int, createdMs, expiresMs int64) int {
 	return 2 + intLen(int64(il)) + 1 + il + intLen(createdMs) + 1 + intLen(expiresMs) + 1 + len(req.Meta)
 }
 
 // writeRecord writes the record of a new held reservation to b and returns
-// the length of its "L ' ' ident" part.
-func writeRecord(b *strings.Builder, req *inventory.ReserveRequest, createdMs, expiresMs int64) (plen int) {
+// the length of its "L ' ' ident" part; il is identLen(req).
+func writeRecord(b *strings.Builder, req *inventory.ReserveRequest, il int, createdMs, expiresMs int64) (plen int) {
 	start := b.Len()
 	b.WriteString("10")
-	writeInt(b, int64(identLen(req)))
+	writeInt(b, int64(il))
 	b.WriteByte(' ')
 	b.WriteString(req.User)
 	b.WriteByte(' ')
